@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package zerohop needs to build, test and run.
+# Idempotent: when everything is present it only runs dpkg-query and exits.
+set -euo pipefail
+
+packages=(
+    build-essential pkg-config meson ninja-build python3
+    clang libclang-rt-14-dev
+    libabsl-dev librocksdb-dev
+    libgtest-dev libgmock-dev libbenchmark-dev
+    liburing-dev libfuse3-dev fuse3
+    libhiredis-dev redis-server
+    util-linux procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
