@@ -1,0 +1,176 @@
+#include "embedded/internal/records.h"
+
+#include "absl/strings/str_format.h"
+#include "zerohop/codec.h"
+
+namespace zerohop::embedded {
+
+namespace {
+
+constexpr uint8_t kEntryVersion = 1;
+
+std::string KeyWithId(char tag, uint64_t id) {
+    std::string k(1, tag);
+    ByteWriter(&k).PutBigEndian64(id);
+    return k;
+}
+
+absl::Status Corrupt(std::string_view what) {
+    return absl::DataLossError(absl::StrFormat("embedded store: corrupt %s record", what));
+}
+
+}  // namespace
+
+std::string EntryKey(uint64_t parent, std::string_view name) {
+    std::string k = KeyWithId('D', parent);
+    k.append(name.data(), name.size());
+    return k;
+}
+
+std::string EntryPrefix(uint64_t parent, std::string_view name_prefix) { return EntryKey(parent, name_prefix); }
+std::string FileKey(uint64_t data_id) { return KeyWithId('F', data_id); }
+std::string ShardStateKey(uint64_t shard_id) { return KeyWithId('Q', shard_id); }
+
+std::string DataKey(uint64_t object_id) {
+    std::string k;
+    ByteWriter(&k).PutBigEndian64(object_id);
+    return k;
+}
+
+std::string RecordKey(uint64_t shard_id, uint64_t sequence) {
+    std::string k;
+    ByteWriter w(&k);
+    w.PutBigEndian64(shard_id);
+    w.PutBigEndian64(sequence);
+    return k;
+}
+
+std::string EncodeEntry(const Entry& e) {
+    std::string out;
+    out.reserve(64 + e.attributes.size());
+    ByteWriter w(&out);
+    w.PutU8(kEntryVersion);
+    w.PutU8(static_cast<uint8_t>(e.info.type));
+    w.PutVarint(e.info.id);
+    w.PutVarint(e.info.size);
+    w.PutVarint(e.info.mode);
+    w.PutVarint(e.info.uid);
+    w.PutVarint(e.info.gid);
+    w.PutFixed64(static_cast<uint64_t>(e.info.mtime.ToNanos()));
+    w.PutFixed64(static_cast<uint64_t>(e.info.ctime.ToNanos()));
+    w.PutVarint(e.data_id);
+    switch (e.info.type) {
+        case ObjectType::kSymlink: w.PutBytes(e.info.symlink_target); break;
+        case ObjectType::kStream:
+            w.PutVarint(e.shard_count);
+            w.PutVarint(static_cast<uint64_t>(e.retention_secs));
+            break;
+        default: break;
+    }
+    out.append(e.attributes);
+    return out;
+}
+
+absl::Status DecodeEntryHeader(std::string_view bytes, Entry* e, std::string_view* attributes) {
+    ByteReader r(bytes);
+    uint8_t version, type;
+    uint64_t id, size, mode, uid, gid, mtime, ctime, data_id;
+    if (!r.GetU8(&version) || version != kEntryVersion || !r.GetU8(&type) || type > 4 || !r.GetVarint(&id) ||
+        !r.GetVarint(&size) || !r.GetVarint(&mode) || !r.GetVarint(&uid) || !r.GetVarint(&gid) ||
+        !r.GetFixed64(&mtime) || !r.GetFixed64(&ctime) || !r.GetVarint(&data_id)) {
+        return Corrupt("entry");
+    }
+    e->info.type = static_cast<ObjectType>(type);
+    e->info.id = id;
+    e->info.size = size;
+    e->info.mode = static_cast<uint32_t>(mode);
+    e->info.uid = static_cast<uint32_t>(uid);
+    e->info.gid = static_cast<uint32_t>(gid);
+    e->info.mtime = Timestamp::FromNanos(static_cast<int64_t>(mtime));
+    e->info.ctime = Timestamp::FromNanos(static_cast<int64_t>(ctime));
+    e->data_id = data_id;
+    if (e->info.type == ObjectType::kSymlink) {
+        std::string_view target;
+        if (!r.GetBytes(&target)) {
+            return Corrupt("symlink entry");
+        }
+        e->info.symlink_target.assign(target.data(), target.size());
+    } else if (e->info.type == ObjectType::kStream) {
+        uint64_t shards, retention;
+        if (!r.GetVarint(&shards) || !r.GetVarint(&retention)) {
+            return Corrupt("stream entry");
+        }
+        e->shard_count = static_cast<uint32_t>(shards);
+        e->retention_secs = static_cast<int64_t>(retention);
+    }
+    *attributes = r.rest();
+    return absl::OkStatus();
+}
+
+absl::StatusOr<Entry> DecodeEntry(std::string_view bytes) {
+    Entry e;
+    std::string_view attrs;
+    if (absl::Status s = DecodeEntryHeader(bytes, &e, &attrs); !s.ok()) {
+        return s;
+    }
+    e.attributes.assign(attrs.data(), attrs.size());
+    return e;
+}
+
+std::string EncodeShardState(const ShardState& s) {
+    std::string out;
+    ByteWriter w(&out);
+    w.PutVarint(s.first_sequence);
+    w.PutVarint(s.last_sequence);
+    w.PutFixed64(static_cast<uint64_t>(s.last_arrival_ns));
+    w.PutVarint(static_cast<uint64_t>(s.retention_secs));
+    return out;
+}
+
+absl::StatusOr<ShardState> DecodeShardState(std::string_view bytes) {
+    ByteReader r(bytes);
+    ShardState s;
+    uint64_t arrival, retention;
+    if (!r.GetVarint(&s.first_sequence) || !r.GetVarint(&s.last_sequence) || !r.GetFixed64(&arrival) ||
+        !r.GetVarint(&retention)) {
+        return Corrupt("shard state");
+    }
+    s.last_arrival_ns = static_cast<int64_t>(arrival);
+    s.retention_secs = static_cast<int64_t>(retention);
+    return s;
+}
+
+std::string EncodeRecord(int64_t arrival_ns, std::string_view partition_key, std::string_view client_info,
+                         std::string_view data) {
+    std::string out;
+    out.reserve(16 + partition_key.size() + client_info.size() + data.size());
+    ByteWriter w(&out);
+    w.PutFixed64(static_cast<uint64_t>(arrival_ns));
+    w.PutBytes(partition_key);
+    w.PutBytes(client_info);
+    out.append(data.data(), data.size());
+    return out;
+}
+
+absl::Status DecodeRecord(std::string_view bytes, int64_t* arrival_ns, std::string_view* partition_key,
+                          std::string_view* client_info, std::string_view* data) {
+    ByteReader r(bytes);
+    uint64_t arrival;
+    if (!r.GetFixed64(&arrival) || !r.GetBytes(partition_key) || !r.GetBytes(client_info)) {
+        return Corrupt("stream record");
+    }
+    *arrival_ns = static_cast<int64_t>(arrival);
+    *data = r.rest();
+    return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> DecodeRecordArrival(std::string_view bytes) {
+    ByteReader r(bytes);
+    uint64_t arrival;
+    if (!r.GetFixed64(&arrival)) {
+        return Corrupt("stream record");
+    }
+    return static_cast<int64_t>(arrival);
+}
+
+}  // namespace zerohop::embedded

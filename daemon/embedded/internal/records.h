@@ -1,0 +1,71 @@
+#pragma once
+// The embedded store's RocksDB layout.
+//
+// Column family "default" (metadata):
+//   "M" "next_id"                 -> fixed64: ids below this may have been handed out
+//   "D" be64(parent id) name      -> Entry: a directory entry holding the whole entry
+//                                    (no hard links, so the entry lives with its name)
+//   "F" be64(data id)             -> "": the object file objects/<data id> is referenced
+//   "Q" be64(shard id)            -> ShardState: a shard's sequence numbers and retention
+// Column family "data": be64(object id) -> the bytes of an inline object.
+// Column family "records": be64(shard id) be64(sequence) -> Record.
+//
+// Container roots are entries under parent id 0. Entries below a directory are keyed by
+// the directory's id, so renaming a directory rewrites one key.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "zerohop/object.h"
+#include "zerohop/value.h"
+
+namespace zerohop::embedded {
+
+inline constexpr char kNextIdKey[] = "Mnext_id";
+
+std::string EntryKey(uint64_t parent, std::string_view name);
+// The prefix of every entry below `parent`, followed by `name_prefix`.
+std::string EntryPrefix(uint64_t parent, std::string_view name_prefix = {});
+std::string FileKey(uint64_t data_id);
+std::string ShardStateKey(uint64_t shard_id);
+std::string DataKey(uint64_t object_id);
+std::string RecordKey(uint64_t shard_id, uint64_t sequence);
+
+// One directory entry.
+struct Entry {
+    ObjectInfo info;            // info.id, type, size, mode, owner, times, symlink target
+    uint64_t data_id = 0;       // objects: 0 = bytes inline in "data", else objects/<data_id>
+    uint32_t shard_count = 0;   // streams
+    int64_t retention_secs = 0; // streams
+    std::string attributes;     // encoded AttributeMap
+
+    bool is_dir_like() const {
+        return info.type == ObjectType::kDirectory || info.type == ObjectType::kStream;
+    }
+};
+
+std::string EncodeEntry(const Entry& e);
+absl::StatusOr<Entry> DecodeEntry(std::string_view bytes);
+// Decodes everything but the attributes, which stay as a view into `bytes`. For scans.
+absl::Status DecodeEntryHeader(std::string_view bytes, Entry* e, std::string_view* attributes);
+
+struct ShardState {
+    uint64_t first_sequence = 1;  // records below this were reclaimed
+    uint64_t last_sequence = 0;   // 0: empty
+    int64_t last_arrival_ns = 0;
+    int64_t retention_secs = 0;
+};
+
+std::string EncodeShardState(const ShardState& s);
+absl::StatusOr<ShardState> DecodeShardState(std::string_view bytes);
+
+std::string EncodeRecord(int64_t arrival_ns, std::string_view partition_key, std::string_view client_info,
+                         std::string_view data);
+absl::Status DecodeRecord(std::string_view bytes, int64_t* arrival_ns, std::string_view* partition_key,
+                          std::string_view* client_info, std::string_view* data);
+// Just the arrival time, for binary searches by time.
+absl::StatusOr<int64_t> DecodeRecordArrival(std::string_view bytes);
+
+}  // namespace zerohop::embedded

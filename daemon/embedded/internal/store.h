@@ -1,0 +1,189 @@
+#pragma once
+// The synchronous engine behind EmbeddedBackend.
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "embedded/embedded_backend.h"
+#include "embedded/internal/lock_table.h"
+#include "embedded/internal/records.h"
+#include "rocksdb/db.h"
+#include "absl/strings/str_format.h"
+#include "shmring/unique_fd.h"
+
+namespace zerohop {
+
+class EmbeddedBackend::Store {
+public:
+    static absl::StatusOr<std::unique_ptr<Store>> Open(EmbeddedOptions options);
+    ~Store();
+
+    absl::StatusOr<std::vector<std::string>> ListContainers();
+    absl::StatusOr<ObjectInfo> Stat(const Path& path);
+    absl::StatusOr<ListResult> List(const ListRequest& req);
+    absl::StatusOr<ObjectInfo> Mkdir(const MkdirRequest& req);
+    absl::Status Rmdir(const Path& path);
+    absl::Status Rename(const RenameRequest& req);
+    absl::StatusOr<ObjectInfo> Symlink(const SymlinkRequest& req);
+    absl::StatusOr<std::string> Readlink(const Path& path);
+    absl::Status Delete(const DeleteRequest& req);
+    absl::StatusOr<ObjectInfo> SetMetadata(const SetMetadataRequest& req);
+
+    absl::StatusOr<GetObjectResult> GetObject(const GetObjectRequest& req);
+    absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req);
+    // Writes at `offset`, or at the end when `offset` is empty (append).
+    absl::StatusOr<ObjectInfo> WriteAt(const Path& path, std::optional<uint64_t> offset, std::string_view data);
+    absl::StatusOr<ObjectInfo> Truncate(const TruncateRequest& req);
+
+    absl::StatusOr<Item> GetItem(const GetItemRequest& req);
+    absl::StatusOr<GetItemsResult> GetItems(const GetItemsRequest& req);
+    absl::StatusOr<ObjectInfo> PutItem(const PutItemRequest& req);
+    absl::StatusOr<ObjectInfo> UpdateItem(const UpdateItemRequest& req);
+
+    absl::StatusOr<ObjectInfo> CreateStream(const CreateStreamRequest& req);
+    absl::StatusOr<StreamDescription> DescribeStream(const Path& path);
+    absl::Status DeleteStream(const Path& path);
+    absl::StatusOr<std::vector<RecordResult>> PutRecords(const PutRecordsRequest& req);
+    absl::StatusOr<StreamLocation> Seek(const SeekRequest& req);
+    absl::StatusOr<GetRecordsResult> GetRecords(const GetRecordsRequest& req);
+    absl::Status Maintain();
+
+    absl::Status Sync();
+
+private:
+    using Entry = embedded::Entry;
+    using ShardState = embedded::ShardState;
+
+    // Where a path's last component lives: the directory `parent` (an entry named
+    // `parent_name` in `grandparent`) and the ids of every directory from the container
+    // root down to `parent`.
+    struct Location {
+        uint64_t grandparent = 0;
+        std::string parent_name;
+        uint64_t parent = 0;
+        ObjectType parent_type = ObjectType::kDirectory;
+        std::vector<uint64_t> chain;
+    };
+
+    // A stream shard's state in memory; `mu` orders appends to the shard.
+    struct ShardSlot {
+        absl::Mutex mu;
+        bool loaded = false;
+        ShardState state;
+    };
+
+    explicit Store(EmbeddedOptions options);
+    absl::Status OpenDb();
+    absl::Status CreateContainers();
+    absl::Status CollectOrphanFiles();
+    void MaintenanceLoop();
+
+    Timestamp Now() const { return options_.clock ? options_.clock() : Timestamp::Now(); }
+    // `count` consecutive fresh ids; returns the first.
+    absl::StatusOr<uint64_t> NewIds(uint64_t count);
+    absl::StatusOr<uint64_t> NewId() { return NewIds(1); }
+
+    // Resolution and entries.
+    absl::StatusOr<Location> Locate(const Path& path);
+    absl::StatusOr<std::optional<Entry>> GetEntry(uint64_t parent, std::string_view name);
+    absl::StatusOr<Entry> GetExisting(const Path& path, const Location& loc);
+    // Whether `loc.parent` is still the entry it was when located (after taking locks).
+    absl::StatusOr<bool> StillThere(const Location& loc);
+    absl::StatusOr<ObjectInfo> InfoOf(const Entry& e);
+    absl::Status CheckCondition(const Path& path, const std::string& condition, const std::optional<Entry>& e);
+    absl::Status CheckWritableParent(const Path& path, const Location& loc);
+
+    // Runs `body(loc)` with the entry of `path` locked for change and its parent held, retrying
+    // when a concurrent rename moves the parent between lookup and lock.
+    template <typename Body>
+    auto WithEntryLocked(const Path& path, Body&& body) -> decltype(body(std::declval<const Location&>()));
+
+    absl::Status Commit(rocksdb::WriteBatch* batch);
+    absl::Status FromRocks(const rocksdb::Status& s, std::string_view what);
+
+    // Object files.
+    std::string FilePath(uint64_t data_id) const;
+    absl::StatusOr<shmring::UniqueFd> CreateFile(uint64_t data_id);
+    absl::StatusOr<shmring::UniqueFd> OpenFile(uint64_t data_id, int flags);
+    absl::Status WriteFully(int fd, const char* data, size_t n, uint64_t offset, uint64_t data_id);
+    void RemoveFile(uint64_t data_id);
+    absl::StatusOr<std::string> ReadInline(uint64_t object_id);
+
+    // Items.
+    absl::StatusOr<AttributeMap> ProjectAttributes(std::string_view encoded, const std::vector<std::string>& names,
+                                                   std::string_view name, const ObjectInfo& info);
+    absl::StatusOr<ObjectInfo> WriteItem(const Path& path, const Caller& caller,
+                                         const std::function<absl::Status(const std::optional<Entry>& old,
+                                                                          AttributeMap* attrs)>& change);
+
+    // Streams.
+    absl::StatusOr<Entry> GetStream(const Path& path);
+    ShardSlot* Slot(uint64_t shard_id);
+    absl::Status LoadSlot(uint64_t shard_id, ShardSlot* slot);
+    absl::StatusOr<uint64_t> FirstRetained(uint64_t shard_id, const ShardState& st);
+    absl::StatusOr<uint64_t> ShardIdOf(const Entry& stream, uint32_t shard);
+    absl::Status ReclaimShard(uint64_t shard_id);
+
+    EmbeddedOptions options_;
+    std::unique_ptr<rocksdb::DB> db_;
+    rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+    rocksdb::ColumnFamilyHandle* data_ = nullptr;
+    rocksdb::ColumnFamilyHandle* records_ = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+    rocksdb::WriteOptions write_options_;
+
+    embedded::LockTable locks_;
+    absl::Mutex rename_mu_;  // renames run one at a time, so cycle checks see a still tree
+
+    absl::Mutex id_mu_;
+    uint64_t next_id_ ABSL_GUARDED_BY(id_mu_) = 0;
+    uint64_t reserved_id_ ABSL_GUARDED_BY(id_mu_) = 0;
+
+    absl::flat_hash_map<std::string, uint64_t> container_roots_;  // fixed after Open
+
+    absl::Mutex shards_mu_;
+    absl::flat_hash_map<uint64_t, std::unique_ptr<ShardSlot>> shards_ ABSL_GUARDED_BY(shards_mu_);
+    std::atomic<uint64_t> round_robin_{0};
+
+    std::atomic<bool> needs_resume_{false};
+
+    absl::Mutex stop_mu_;
+    bool stop_ ABSL_GUARDED_BY(stop_mu_) = false;
+    std::thread maintenance_;
+};
+
+inline constexpr int kMaxLocateRetries = 16;
+
+template <typename Body>
+auto EmbeddedBackend::Store::WithEntryLocked(const Path& path, Body&& body)
+    -> decltype(body(std::declval<const Location&>())) {
+    if (path.depth() < 2) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "%s: containers are configured in the daemon, not created or changed through the API", path.str()));
+    }
+    for (int attempt = 0; attempt < kMaxLocateRetries; ++attempt) {
+        auto loc = Locate(path);
+        if (!loc.ok()) {
+            return loc.status();
+        }
+        embedded::LockSet locks(&locks_, {{loc->parent, path.name(), embedded::LockMode::kExclusive},
+                                {loc->grandparent, loc->parent_name, embedded::LockMode::kShared}});
+        auto there = StillThere(*loc);
+        if (!there.ok()) {
+            return there.status();
+        }
+        if (*there) {
+            return body(*loc);
+        }
+    }
+    return absl::UnavailableError(
+        absl::StrFormat("%s: the parent directory kept moving under concurrent renames; retry", path.str()));
+}
+
+}  // namespace zerohop

@@ -1,0 +1,270 @@
+// The embedded store: item operations (objects seen through their attributes).
+
+#include "absl/strings/str_format.h"
+#include "embedded/internal/store.h"
+#include "expr/expression.h"
+#include "rocksdb/write_batch.h"
+#include "zerohop/status.h"
+
+namespace zerohop {
+
+using embedded::EncodeEntry;
+using embedded::EntryKey;
+using embedded::EntryPrefix;
+
+namespace {
+
+constexpr size_t kMaxScanPerPage = 20000;
+constexpr size_t kMaxPageBytes = 16 << 20;
+
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+absl::Status ValidateAttributes(const Path& path, const AttributeMap& attrs) {
+    for (const auto& [name, value] : attrs) {
+        if (absl::Status s = ValidateAttributeName(name); !s.ok()) {
+            return absl::InvalidArgumentError(absl::StrFormat("%s: %s", path.str(), s.message()));
+        }
+    }
+    return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<AttributeMap> EmbeddedBackend::Store::ProjectAttributes(std::string_view encoded,
+                                                                       const std::vector<std::string>& names,
+                                                                       std::string_view name, const ObjectInfo& info) {
+    EncodedAttributes attrs(encoded);
+    if (absl::Status s = attrs.Validate(); !s.ok()) {
+        return s;
+    }
+    AttributeMap out;
+    bool all_user = names.empty();
+    bool all_system = false;
+    for (const std::string& n : names) {
+        all_user |= n == "*" || n == "**";
+        all_system |= n == "**";
+    }
+    if (all_user) {
+        attrs.ForEach([&](std::string_view n, ValueView v) {
+            out.insert_or_assign(std::string(n), v.ToValue());
+            return true;
+        });
+    }
+    if (all_system) {
+        for (std::string_view n : kSystemAttributeNames) {
+            if (auto v = SystemAttribute(n, name, info)) {
+                out.insert_or_assign(std::string(n), v->ToValue());
+            }
+        }
+    }
+    for (const std::string& n : names) {
+        if (n == "*" || n == "**") {
+            continue;
+        }
+        std::optional<ValueView> v =
+            IsSystemAttributeName(n) ? SystemAttribute(n, name, info) : attrs.Find(n);
+        if (v) {
+            out.insert_or_assign(n, v->ToValue());
+        }
+    }
+    return out;
+}
+
+absl::StatusOr<Item> EmbeddedBackend::Store::GetItem(const GetItemRequest& req) {
+    auto loc = Locate(req.path);
+    if (!loc.ok()) {
+        return loc.status();
+    }
+    auto e = GetExisting(req.path, *loc);
+    if (!e.ok()) {
+        return e.status();
+    }
+    auto info = InfoOf(*e);
+    if (!info.ok()) {
+        return info.status();
+    }
+    auto attrs = ProjectAttributes(e->attributes, req.attributes, req.path.name(), *info);
+    if (!attrs.ok()) {
+        return attrs.status();
+    }
+    return Item{std::string(req.path.name()), *info, std::move(*attrs)};
+}
+
+absl::StatusOr<GetItemsResult> EmbeddedBackend::Store::GetItems(const GetItemsRequest& req) {
+    if (req.total_segments == 0 || req.segment >= req.total_segments) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: segment %d of %d: the segment must be below the segment count", req.path.str(), req.segment,
+            req.total_segments));
+    }
+    auto filter = expr::Condition::Parse(req.filter);
+    if (!filter.ok()) {
+        return filter.status();
+    }
+    uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
+    if (req.path.is_root()) {
+        return absl::InvalidArgumentError("get_items needs a table (a directory), not the root");
+    }
+    auto loc = Locate(req.path);
+    if (!loc.ok()) {
+        return loc.status();
+    }
+    auto dir = GetExisting(req.path, *loc);
+    if (!dir.ok()) {
+        return dir.status();
+    }
+    if (dir->info.type != ObjectType::kDirectory) {
+        return absl::FailedPreconditionError(absl::StrFormat("%s is not a table (a directory)", req.path.str()));
+    }
+    uint64_t dir_id = dir->info.id;
+
+    GetItemsResult out;
+    std::string prefix = EntryPrefix(dir_id);
+    std::string start = prefix;
+    if (!req.marker.empty()) {
+        start = EntryKey(dir_id, req.marker);
+        start.push_back('\0');
+    }
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    size_t scanned = 0, bytes = 0;
+    it->Seek(start);
+    for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        if (out.items.size() == limit || scanned == kMaxScanPerPage || bytes >= kMaxPageBytes) {
+            return out;  // more may follow: done stays false
+        }
+        ++scanned;
+        std::string_view name = ToView(it->key()).substr(prefix.size());
+        out.next_marker = std::string(name);
+        // Segments split a table by a hash of the item name that every process computes alike.
+        if (req.total_segments > 1 && ShardForPartitionKey(name, req.total_segments) != req.segment) {
+            continue;
+        }
+        Entry e;
+        std::string_view encoded;
+        if (absl::Status s = embedded::DecodeEntryHeader(ToView(it->value()), &e, &encoded); !s.ok()) {
+            return s;
+        }
+        if (e.info.type != ObjectType::kObject) {
+            continue;
+        }
+        EncodedAttributes attrs(encoded);
+        if (absl::Status s = attrs.Validate(); !s.ok()) {
+            return s;
+        }
+        expr::EncodedItemAttributes item(attrs, name, &e.info);
+        if (!filter->Matches(item)) {
+            continue;
+        }
+        auto projected = ProjectAttributes(encoded, req.attributes, name, e.info);
+        if (!projected.ok()) {
+            return projected.status();
+        }
+        bytes += encoded.size() + name.size();
+        out.items.push_back(Item{std::string(name), e.info, std::move(*projected)});
+    }
+    if (!it->status().ok()) {
+        return FromRocks(it->status(), "get_items");
+    }
+    out.done = true;
+    return out;
+}
+
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteItem(
+    const Path& path, const Caller& caller,
+    const std::function<absl::Status(const std::optional<Entry>& old, AttributeMap* attrs)>& change) {
+    return WithEntryLocked(path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
+        if (absl::Status s = CheckWritableParent(path, loc); !s.ok()) {
+            return s;
+        }
+        auto old = GetEntry(loc.parent, path.name());
+        if (!old.ok()) {
+            return old.status();
+        }
+        if (*old && (*old)->info.type != ObjectType::kObject) {
+            return absl::FailedPreconditionError(absl::StrFormat("%s is a %s, not an item", path.str(),
+                                                                 ObjectTypeName((*old)->info.type)));
+        }
+        AttributeMap attrs;
+        if (*old) {
+            auto decoded = DecodeAttributes((*old)->attributes);
+            if (!decoded.ok()) {
+                return decoded.status();
+            }
+            attrs = std::move(*decoded);
+        }
+        if (absl::Status s = change(*old, &attrs); !s.ok()) {
+            return s;
+        }
+        Entry e;
+        if (*old) {
+            e = std::move(**old);
+        } else {
+            auto id = NewId();
+            if (!id.ok()) {
+                return id.status();
+            }
+            e.info.type = ObjectType::kObject;
+            e.info.id = *id;
+            e.info.mode = 0644;
+            e.info.uid = caller.uid;
+            e.info.gid = caller.gid;
+        }
+        e.attributes.clear();
+        EncodeAttributes(attrs, &e.attributes);
+        if (e.attributes.size() > kMaxItemAttributeBytes) {
+            return absl::InvalidArgumentError(absl::StrFormat("%s: attributes take %d bytes, the limit is %d",
+                                                              path.str(), e.attributes.size(), kMaxItemAttributeBytes));
+        }
+        e.info.mtime = e.info.ctime = Now();
+        rocksdb::WriteBatch batch;
+        batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(e));
+        if (absl::Status s = Commit(&batch); !s.ok()) {
+            return s;
+        }
+        return e.info;
+    });
+}
+
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutItem(const PutItemRequest& req) {
+    if (absl::Status s = ValidateAttributes(req.path, req.attributes); !s.ok()) {
+        return s;
+    }
+    return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
+        if (absl::Status s = CheckCondition(req.path, req.condition, old); !s.ok()) {
+            return s;
+        }
+        *attrs = req.attributes;
+        return absl::OkStatus();
+    });
+}
+
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::UpdateItem(const UpdateItemRequest& req) {
+    auto update = expr::Update::Parse(req.update);
+    if (!update.ok()) {
+        return update.status();
+    }
+    auto condition = expr::Condition::Parse(req.condition);
+    if (!condition.ok()) {
+        return condition.status();
+    }
+    std::optional<expr::Update> otherwise;
+    if (!req.else_update.empty()) {
+        auto e = expr::Update::Parse(req.else_update);
+        if (!e.ok()) {
+            return e.status();
+        }
+        otherwise.emplace(std::move(*e));
+    }
+    return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
+        const ObjectInfo* info = old ? &old->info : nullptr;
+        expr::MapAttributes item(attrs, req.path.name(), info);
+        if (condition->Matches(item)) {
+            return update->Apply(attrs, req.path.name(), info);
+        }
+        if (otherwise) {
+            return otherwise->Apply(attrs, req.path.name(), info);
+        }
+        return ConditionFailedError(req.path.str());
+    });
+}
+
+}  // namespace zerohop

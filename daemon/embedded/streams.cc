@@ -1,0 +1,512 @@
+// The embedded store: streams, their shards and records, and retention.
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "embedded/internal/store.h"
+#include "rocksdb/write_batch.h"
+#include "zerohop/status.h"
+
+namespace zerohop {
+
+using embedded::EncodeEntry;
+using embedded::EntryKey;
+using embedded::LockMode;
+using embedded::LockSet;
+using embedded::RecordKey;
+using embedded::ShardStateKey;
+
+namespace {
+
+constexpr int64_t kMaxRetentionSecs = int64_t{10} * 366 * 24 * 3600;
+constexpr size_t kMaxPartitionKeyBytes = 256;
+constexpr size_t kMaxClientInfoBytes = 4096;
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+}  // namespace
+
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::CreateStream(const CreateStreamRequest& req) {
+    if (req.shard_count == 0 || req.shard_count > kMaxShards) {
+        return absl::InvalidArgumentError(absl::StrFormat("%s: shard count %d must be 1..%d", req.path.str(),
+                                                          req.shard_count, kMaxShards));
+    }
+    if (req.retention_secs <= 0 || req.retention_secs > kMaxRetentionSecs) {
+        return absl::InvalidArgumentError(absl::StrFormat("%s: retention %d s must be 1..%d seconds", req.path.str(),
+                                                          req.retention_secs, kMaxRetentionSecs));
+    }
+    return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
+        if (absl::Status s = CheckWritableParent(req.path, loc); !s.ok()) {
+            return s;
+        }
+        auto existing = GetEntry(loc.parent, req.path.name());
+        if (!existing.ok()) {
+            return existing.status();
+        }
+        if (*existing) {
+            return absl::AlreadyExistsError(absl::StrFormat("%s already exists", req.path.str()));
+        }
+        // The stream's id is followed by its shards' ids: shard k is id + 1 + k.
+        auto base = NewIds(uint64_t{req.shard_count} + 1);
+        if (!base.ok()) {
+            return base.status();
+        }
+        Timestamp now = Now();
+        Entry stream;
+        stream.info.type = ObjectType::kStream;
+        stream.info.id = *base;
+        stream.info.mode = 0755;
+        stream.info.uid = req.caller.uid;
+        stream.info.gid = req.caller.gid;
+        stream.info.mtime = stream.info.ctime = now;
+        stream.shard_count = req.shard_count;
+        stream.retention_secs = req.retention_secs;
+        rocksdb::WriteBatch batch;
+        batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(stream));
+        for (uint32_t k = 0; k < req.shard_count; ++k) {
+            Entry shard;
+            shard.info.type = ObjectType::kShard;
+            shard.info.id = *base + 1 + k;
+            shard.info.mode = 0644;
+            shard.info.uid = req.caller.uid;
+            shard.info.gid = req.caller.gid;
+            shard.info.mtime = shard.info.ctime = now;
+            batch.Put(meta_, EntryKey(*base, absl::StrCat(k)), EncodeEntry(shard));
+            ShardState st;
+            st.retention_secs = req.retention_secs;
+            batch.Put(meta_, ShardStateKey(shard.info.id), embedded::EncodeShardState(st));
+        }
+        if (absl::Status s = Commit(&batch); !s.ok()) {
+            return s;
+        }
+        return stream.info;
+    });
+}
+
+absl::StatusOr<embedded::Entry> EmbeddedBackend::Store::GetStream(const Path& path) {
+    auto loc = Locate(path);
+    if (!loc.ok()) {
+        return loc.status();
+    }
+    auto e = GetExisting(path, *loc);
+    if (!e.ok()) {
+        return e.status();
+    }
+    if (e->info.type != ObjectType::kStream) {
+        return absl::FailedPreconditionError(
+            absl::StrFormat("%s is a %s, not a stream", path.str(), ObjectTypeName(e->info.type)));
+    }
+    return e;
+}
+
+absl::StatusOr<uint64_t> EmbeddedBackend::Store::ShardIdOf(const Entry& stream, uint32_t shard) {
+    if (shard >= stream.shard_count) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("shard %d does not exist; the stream has shards 0..%d", shard, stream.shard_count - 1));
+    }
+    return stream.info.id + 1 + shard;
+}
+
+absl::StatusOr<StreamDescription> EmbeddedBackend::Store::DescribeStream(const Path& path) {
+    auto e = GetStream(path);
+    if (!e.ok()) {
+        return e.status();
+    }
+    return StreamDescription{e->shard_count, e->retention_secs};
+}
+
+absl::Status EmbeddedBackend::Store::DeleteStream(const Path& path) {
+    uint64_t first_shard = 0, shard_count = 0;
+    absl::Status s = WithEntryLocked(path, [&](const Location& loc) -> absl::Status {
+        auto e = GetExisting(path, loc);
+        if (!e.ok()) {
+            return e.status();
+        }
+        if (e->info.type != ObjectType::kStream) {
+            return absl::FailedPreconditionError(
+                absl::StrFormat("%s is a %s, not a stream", path.str(), ObjectTypeName(e->info.type)));
+        }
+        rocksdb::WriteBatch batch;
+        batch.Delete(meta_, EntryKey(loc.parent, path.name()));
+        first_shard = e->info.id + 1;
+        shard_count = e->shard_count;
+        for (uint32_t k = 0; k < e->shard_count; ++k) {
+            uint64_t sid = first_shard + k;
+            batch.Delete(meta_, EntryKey(e->info.id, absl::StrCat(k)));
+            batch.Delete(meta_, ShardStateKey(sid));
+        }
+        batch.DeleteRange(records_, RecordKey(first_shard, 0), RecordKey(first_shard + shard_count, 0));
+        return Commit(&batch);
+    });
+    if (!s.ok()) {
+        return s;
+    }
+    {
+        absl::MutexLock lock(&shards_mu_);
+        for (uint64_t k = 0; k < shard_count; ++k) {
+            shards_.erase(first_shard + k);
+        }
+    }
+    std::string begin = RecordKey(first_shard, 0), end = RecordKey(first_shard + shard_count, 0);
+    rocksdb::Slice b(begin), e(end);
+    (void)db_->CompactRange(rocksdb::CompactRangeOptions(), records_, &b, &e);  // reclaim space now; best effort
+    return absl::OkStatus();
+}
+
+EmbeddedBackend::Store::ShardSlot* EmbeddedBackend::Store::Slot(uint64_t shard_id) {
+    absl::MutexLock lock(&shards_mu_);
+    auto& slot = shards_[shard_id];
+    if (!slot) {
+        slot = std::make_unique<ShardSlot>();
+    }
+    return slot.get();
+}
+
+absl::Status EmbeddedBackend::Store::LoadSlot(uint64_t shard_id, ShardSlot* slot) {
+    if (slot->loaded) {
+        return absl::OkStatus();
+    }
+    std::string bytes;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, ShardStateKey(shard_id), &bytes);
+    if (s.IsNotFound()) {
+        return absl::NotFoundError("the stream shard no longer exists (the stream was deleted)");
+    }
+    if (!s.ok()) {
+        return FromRocks(s, "read shard state");
+    }
+    auto st = embedded::DecodeShardState(bytes);
+    if (!st.ok()) {
+        return st.status();
+    }
+    slot->state = *st;
+    slot->loaded = true;
+    return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> EmbeddedBackend::Store::FirstRetained(uint64_t shard_id, const ShardState& st) {
+    if (st.last_sequence < st.first_sequence) {
+        return st.first_sequence;
+    }
+    int64_t cutoff = Now().ToNanos() - st.retention_secs * 1'000'000'000;
+    auto arrival = [&](uint64_t seq) -> absl::StatusOr<int64_t> {
+        rocksdb::PinnableSlice v;
+        rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, ToSlice(RecordKey(shard_id, seq)), &v);
+        if (!s.ok()) {
+            return FromRocks(s, "read stream record");
+        }
+        return embedded::DecodeRecordArrival(ToView(v));
+    };
+    // Arrival times never decrease along a shard, so the expired records are a prefix.
+    auto first = arrival(st.first_sequence);
+    if (!first.ok()) {
+        return first.status();
+    }
+    if (*first >= cutoff) {
+        return st.first_sequence;
+    }
+    uint64_t lo = st.first_sequence + 1, hi = st.last_sequence + 1;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        auto a = arrival(mid);
+        if (!a.ok()) {
+            return a.status();
+        }
+        if (*a >= cutoff) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return lo;
+}
+
+absl::StatusOr<std::vector<RecordResult>> EmbeddedBackend::Store::PutRecords(const PutRecordsRequest& req) {
+    auto loc = Locate(req.path);
+    if (!loc.ok()) {
+        return loc.status();
+    }
+    // Held shared: the stream cannot be deleted while its records go in.
+    LockSet stream_lock(&locks_, {{loc->parent, req.path.name(), LockMode::kShared}});
+    auto stream = GetExisting(req.path, *loc);
+    if (!stream.ok()) {
+        return stream.status();
+    }
+    if (stream->info.type != ObjectType::kStream) {
+        return absl::FailedPreconditionError(
+            absl::StrFormat("%s is a %s, not a stream", req.path.str(), ObjectTypeName(stream->info.type)));
+    }
+    std::vector<RecordResult> results(req.records.size());
+    std::vector<uint32_t> used;  // shards this batch touches, ascending
+    for (size_t i = 0; i < req.records.size(); ++i) {
+        const RecordInput& r = req.records[i];
+        RecordResult& out = results[i];
+        if (r.data.size() > kMaxRecordBytes) {
+            out.status = absl::InvalidArgumentError(
+                absl::StrFormat("record %d: %d bytes, the limit is %d", i, r.data.size(), kMaxRecordBytes));
+            continue;
+        }
+        if (r.partition_key.size() > kMaxPartitionKeyBytes || r.client_info.size() > kMaxClientInfoBytes) {
+            out.status = absl::InvalidArgumentError(absl::StrFormat(
+                "record %d: partition key (limit %d bytes) or client info (limit %d bytes) too long", i,
+                kMaxPartitionKeyBytes, kMaxClientInfoBytes));
+            continue;
+        }
+        if (r.shard) {
+            if (*r.shard >= stream->shard_count) {
+                out.status = absl::InvalidArgumentError(absl::StrFormat(
+                    "record %d: shard %d does not exist; the stream has shards 0..%d", i, *r.shard,
+                    stream->shard_count - 1));
+                continue;
+            }
+            out.shard = *r.shard;
+        } else if (!r.partition_key.empty()) {
+            out.shard = ShardForPartitionKey(r.partition_key, stream->shard_count);
+        } else {
+            out.shard = static_cast<uint32_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) %
+                                              stream->shard_count);
+        }
+        used.push_back(out.shard);
+    }
+    std::sort(used.begin(), used.end());
+    used.erase(std::unique(used.begin(), used.end()), used.end());
+
+    // Lock the shards in ascending order: sequence numbers stay dense and in commit order.
+    std::vector<ShardSlot*> slots;
+    slots.reserve(used.size());
+    for (uint32_t k : used) {
+        slots.push_back(Slot(stream->info.id + 1 + k));
+    }
+    for (ShardSlot* slot : slots) {
+        slot->mu.Lock();
+    }
+    auto unlock = [&] {
+        for (auto it = slots.rbegin(); it != slots.rend(); ++it) {
+            (*it)->mu.Unlock();
+        }
+    };
+    std::vector<ShardState> next(used.size());
+    for (size_t j = 0; j < used.size(); ++j) {
+        if (absl::Status s = LoadSlot(stream->info.id + 1 + used[j], slots[j]); !s.ok()) {
+            unlock();
+            return s;
+        }
+        next[j] = slots[j]->state;
+    }
+    int64_t now = Now().ToNanos();
+    rocksdb::WriteBatch batch;
+    for (size_t i = 0; i < req.records.size(); ++i) {
+        RecordResult& out = results[i];
+        if (!out.status.ok()) {
+            continue;
+        }
+        size_t j = static_cast<size_t>(std::lower_bound(used.begin(), used.end(), out.shard) - used.begin());
+        ShardState& st = next[j];
+        st.last_arrival_ns = std::max(now, st.last_arrival_ns);
+        out.sequence = ++st.last_sequence;
+        const RecordInput& r = req.records[i];
+        batch.Put(records_, RecordKey(stream->info.id + 1 + out.shard, out.sequence),
+                  embedded::EncodeRecord(st.last_arrival_ns, r.partition_key, r.client_info, r.data));
+    }
+    for (size_t j = 0; j < used.size(); ++j) {
+        batch.Put(meta_, ShardStateKey(stream->info.id + 1 + used[j]), embedded::EncodeShardState(next[j]));
+    }
+    absl::Status committed = Commit(&batch);
+    if (committed.ok()) {
+        for (size_t j = 0; j < used.size(); ++j) {
+            slots[j]->state = next[j];
+        }
+    }
+    unlock();
+    if (!committed.ok()) {
+        return committed;
+    }
+    return results;
+}
+
+absl::StatusOr<StreamLocation> EmbeddedBackend::Store::Seek(const SeekRequest& req) {
+    auto stream = GetStream(req.path);
+    if (!stream.ok()) {
+        return stream.status();
+    }
+    auto sid = ShardIdOf(*stream, req.shard);
+    if (!sid.ok()) {
+        return sid.status();
+    }
+    ShardSlot* slot = Slot(*sid);
+    ShardState st;
+    {
+        absl::MutexLock lock(&slot->mu);
+        if (absl::Status s = LoadSlot(*sid, slot); !s.ok()) {
+            return s;
+        }
+        st = slot->state;
+    }
+    auto first = FirstRetained(*sid, st);
+    if (!first.ok()) {
+        return first.status();
+    }
+    StreamLocation loc{req.shard, *first};
+    switch (req.type) {
+        case SeekType::kEarliest: break;
+        case SeekType::kLatest: loc.sequence = st.last_sequence + 1; break;
+        case SeekType::kSequence:
+            if (req.sequence == 0 || req.sequence > st.last_sequence + 1) {
+                return absl::InvalidArgumentError(absl::StrFormat(
+                    "%s shard %d: sequence %d is outside 1..%d (the next one to be written)", req.path.str(),
+                    req.shard, req.sequence, st.last_sequence + 1));
+            }
+            loc.sequence = std::max(req.sequence, *first);
+            break;
+        case SeekType::kTime: {
+            // The first record that arrived at or after the time: binary search, since arrival
+            // times never decrease along a shard.
+            int64_t t = req.time.ToNanos();
+            uint64_t lo = *first, hi = st.last_sequence + 1;
+            while (lo < hi) {
+                uint64_t mid = lo + (hi - lo) / 2;
+                rocksdb::PinnableSlice v;
+                rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, ToSlice(RecordKey(*sid, mid)), &v);
+                if (!s.ok()) {
+                    return FromRocks(s, "read stream record");
+                }
+                auto a = embedded::DecodeRecordArrival(ToView(v));
+                if (!a.ok()) {
+                    return a.status();
+                }
+                if (*a >= t) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            loc.sequence = lo;
+            break;
+        }
+        default:
+            return absl::InvalidArgumentError(absl::StrFormat("%s: unknown seek type %d", req.path.str(),
+                                                              static_cast<int>(req.type)));
+    }
+    return loc;
+}
+
+absl::StatusOr<GetRecordsResult> EmbeddedBackend::Store::GetRecords(const GetRecordsRequest& req) {
+    auto stream = GetStream(req.path);
+    if (!stream.ok()) {
+        return stream.status();
+    }
+    auto sid = ShardIdOf(*stream, req.location.shard);
+    if (!sid.ok()) {
+        return sid.status();
+    }
+    ShardSlot* slot = Slot(*sid);
+    ShardState st;
+    {
+        absl::MutexLock lock(&slot->mu);
+        if (absl::Status s = LoadSlot(*sid, slot); !s.ok()) {
+            return s;
+        }
+        st = slot->state;
+    }
+    auto first = FirstRetained(*sid, st);
+    if (!first.ok()) {
+        return first.status();
+    }
+    GetRecordsResult out;
+    uint64_t seq = std::max(req.location.sequence, *first);
+    uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
+    uint64_t bytes = 0;
+    if (seq <= st.last_sequence) {
+        std::string upper = RecordKey(*sid, st.last_sequence + 1);
+        rocksdb::Slice upper_slice(upper);
+        rocksdb::ReadOptions ro;
+        ro.iterate_upper_bound = &upper_slice;
+        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, records_));
+        for (it->Seek(RecordKey(*sid, seq)); it->Valid(); it->Next()) {
+            if (out.records.size() == limit) {
+                break;
+            }
+            int64_t arrival;
+            std::string_view pk, ci, data;
+            if (absl::Status s = embedded::DecodeRecord(ToView(it->value()), &arrival, &pk, &ci, &data); !s.ok()) {
+                return s;
+            }
+            if (!out.records.empty() && bytes + data.size() > req.max_bytes) {
+                break;
+            }
+            StreamRecord r;
+            r.shard = req.location.shard;
+            r.sequence = seq;
+            r.arrival = Timestamp::FromNanos(arrival);
+            r.data.assign(data.data(), data.size());
+            r.partition_key.assign(pk.data(), pk.size());
+            r.client_info.assign(ci.data(), ci.size());
+            bytes += data.size();
+            out.records.push_back(std::move(r));
+            ++seq;
+        }
+        if (!it->status().ok()) {
+            return FromRocks(it->status(), "get_records");
+        }
+    }
+    out.next = StreamLocation{req.location.shard, seq};
+    out.behind = st.last_sequence >= seq ? st.last_sequence - seq + 1 : 0;
+    return out;
+}
+
+absl::Status EmbeddedBackend::Store::ReclaimShard(uint64_t shard_id) {
+    ShardSlot* slot = Slot(shard_id);
+    uint64_t from = 0, to = 0;
+    {
+        absl::MutexLock lock(&slot->mu);
+        if (absl::Status s = LoadSlot(shard_id, slot); !s.ok()) {
+            return s;
+        }
+        auto first = FirstRetained(shard_id, slot->state);
+        if (!first.ok()) {
+            return first.status();
+        }
+        if (*first <= slot->state.first_sequence) {
+            return absl::OkStatus();
+        }
+        ShardState next = slot->state;
+        from = next.first_sequence;
+        to = next.first_sequence = *first;
+        rocksdb::WriteBatch batch;
+        batch.DeleteRange(records_, RecordKey(shard_id, from), RecordKey(shard_id, to));
+        batch.Put(meta_, ShardStateKey(shard_id), embedded::EncodeShardState(next));
+        if (absl::Status s = Commit(&batch); !s.ok()) {
+            return s;
+        }
+        slot->state = next;
+    }
+    std::string b = RecordKey(shard_id, from), e = RecordKey(shard_id, to);
+    rocksdb::Slice bs(b), es(e);
+    return FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), records_, &bs, &es), "reclaim records");
+}
+
+absl::Status EmbeddedBackend::Store::Maintain() {
+    std::vector<uint64_t> shard_ids;
+    {
+        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+        for (it->Seek("Q"); it->Valid() && it->key().starts_with("Q"); it->Next()) {
+            ByteReader r(ToView(it->key()).substr(1));
+            uint64_t id;
+            if (r.GetBigEndian64(&id)) {
+                shard_ids.push_back(id);
+            }
+        }
+        if (!it->status().ok()) {
+            return FromRocks(it->status(), "list shards");
+        }
+    }
+    absl::Status first_error;
+    for (uint64_t id : shard_ids) {
+        absl::Status s = ReclaimShard(id);
+        if (!s.ok() && !absl::IsNotFound(s) && first_error.ok()) {
+            first_error = s;  // carry on with the other shards
+        }
+    }
+    return first_error;
+}
+
+}  // namespace zerohop
