@@ -11,6 +11,23 @@
 #include "absl/strings/str_cat.h"
 
 namespace zerohop::testing {
+
+void BackendConformance::SetUp() {
+    BackendUnderTest made = GetParam().make();
+    backend_ = std::move(made.backend);
+    cleanup_ = std::move(made.cleanup);
+    ASSERT_NE(backend_, nullptr);
+    b_ = std::make_unique<SyncBackend>(backend_.get());
+}
+
+void BackendConformance::TearDown() {
+    b_.reset();
+    backend_.reset();
+    if (cleanup_) {
+        cleanup_();
+    }
+}
+
 namespace {
 
 using ::testing::ElementsAre;

@@ -1,4 +1,6 @@
-#include "conformance/backend_conformance.h"
+#include "conformance/sync_backend.h"
+
+#include <gtest/gtest.h>
 
 namespace zerohop::testing {
 
@@ -134,22 +136,6 @@ absl::StatusOr<GetRecordsResult> SyncBackend::GetRecords(std::string_view path, 
 }
 absl::Status SyncBackend::Sync() {
     return AwaitStatus([&](auto done) { b_->Sync(std::move(done)); });
-}
-
-void BackendConformance::SetUp() {
-    BackendUnderTest made = GetParam().make();
-    backend_ = std::move(made.backend);
-    cleanup_ = std::move(made.cleanup);
-    ASSERT_NE(backend_, nullptr);
-    b_ = std::make_unique<SyncBackend>(backend_.get());
-}
-
-void BackendConformance::TearDown() {
-    b_.reset();
-    backend_.reset();
-    if (cleanup_) {
-        cleanup_();
-    }
 }
 
 }  // namespace zerohop::testing
