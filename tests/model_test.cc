@@ -2,6 +2,8 @@
 
 #include <errno.h>
 
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "zerohop/object.h"
@@ -148,6 +150,14 @@ TEST(Timestamp, NanosRoundTripIncludingNegative) {
         EXPECT_EQ(Timestamp::FromNanos(ns).ToNanos(), ns);
         EXPECT_GE(Timestamp::FromNanos(ns).nsecs, 0);
     }
+}
+
+TEST(Timestamp, NanosSaturateInsteadOfOverflowing) {
+    EXPECT_EQ((Timestamp{std::numeric_limits<int64_t>::max(), 0}).ToNanos(), std::numeric_limits<int64_t>::max());
+    EXPECT_EQ((Timestamp{std::numeric_limits<int64_t>::min() / 1'000'000'000 - 1, 0}).ToNanos(),
+              std::numeric_limits<int64_t>::min());
+    EXPECT_FALSE((Timestamp{std::numeric_limits<int64_t>::max(), 0}).InNanosRange());
+    EXPECT_TRUE((Timestamp{1700000000, 5}).InNanosRange());
 }
 
 TEST(SystemAttributes, ExposeObjectInfo) {

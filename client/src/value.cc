@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -28,6 +29,19 @@ Timestamp Timestamp::Now() {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return Timestamp{ts.tv_sec, static_cast<int32_t>(ts.tv_nsec)};
+}
+
+int64_t Timestamp::ToNanos() const {
+    int64_t ns;
+    if (__builtin_mul_overflow(secs, int64_t{1'000'000'000}, &ns) || __builtin_add_overflow(ns, int64_t{nsecs}, &ns)) {
+        return secs < 0 ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+    }
+    return ns;
+}
+
+bool Timestamp::InNanosRange() const {
+    int64_t ns;
+    return !__builtin_mul_overflow(secs, int64_t{1'000'000'000}, &ns) && !__builtin_add_overflow(ns, int64_t{nsecs}, &ns);
 }
 
 Timestamp Timestamp::FromNanos(int64_t ns) {

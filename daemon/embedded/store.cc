@@ -791,6 +791,11 @@ absl::Status EmbeddedBackend::Store::Delete(const DeleteRequest& req) {
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::SetMetadata(const SetMetadataRequest& req) {
+    if (req.mtime && (!req.mtime->InNanosRange() || req.mtime->nsecs < 0 || req.mtime->nsecs >= 1'000'000'000)) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: mtime %d.%09d is outside the years 1678..2262 that the store keeps", req.path.str(), req.mtime->secs,
+            req.mtime->nsecs));
+    }
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
         auto e = GetExisting(req.path, loc);
         if (!e.ok()) {

@@ -234,6 +234,8 @@ TEST_P(BackendConformance, SetMetadataChangesModeOwnerAndTimes) {
     EXPECT_EQ(st->gid, 100u);
     EXPECT_EQ(st->mtime, (Timestamp{1234567890, 42}));
     EXPECT_CODE(b_->SetMetadata({.path = P("/c1/none"), .mode = 0600}), kNotFound);
+    EXPECT_CODE(b_->SetMetadata({.path = P("/c1/f"), .mtime = Timestamp{std::numeric_limits<int64_t>::max(), 0}}),
+                kInvalidArgument);
 }
 
 // ---- objects --------------------------------------------------------------------------

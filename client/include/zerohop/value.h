@@ -48,7 +48,10 @@ struct Timestamp {
     int32_t nsecs = 0;  // 0..999'999'999
 
     static Timestamp Now();
-    int64_t ToNanos() const { return secs * 1'000'000'000 + nsecs; }
+    // Saturates outside the int64 nanosecond range (years -1677..2262).
+    int64_t ToNanos() const;
+    // Whether ToNanos is exact.
+    bool InNanosRange() const;
     static Timestamp FromNanos(int64_t ns);
     friend auto operator<=>(const Timestamp&, const Timestamp&) = default;
 };
