@@ -1,5 +1,7 @@
 #include "zerohop/path.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 
@@ -92,6 +94,13 @@ std::string_view Path::key() const {
         return {};
     }
     return std::string_view(text_).substr(ends_[0] + 1);
+}
+
+std::string_view Path::Prefix(size_t n) const {
+    if (n == 0) {
+        return std::string_view(text_).substr(0, 1);
+    }
+    return std::string_view(text_).substr(0, ends_[std::min(n, ends_.size()) - 1]);
 }
 
 Path Path::Parent() const {

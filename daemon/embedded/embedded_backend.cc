@@ -19,6 +19,7 @@ EmbeddedBackend::EmbeddedBackend(std::unique_ptr<Store> store) : store_(std::mov
 EmbeddedBackend::~EmbeddedBackend() = default;
 
 absl::Status EmbeddedBackend::Maintain() { return store_->Maintain(); }
+absl::Status EmbeddedBackend::Flush() { return store_->Flush(); }
 
 void EmbeddedBackend::ListContainers(Done<std::vector<std::string>> done) { std::move(done)(store_->ListContainers()); }
 void EmbeddedBackend::Stat(Path path, Done<ObjectInfo> done) { std::move(done)(store_->Stat(path)); }

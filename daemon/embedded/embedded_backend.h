@@ -34,6 +34,8 @@ struct EmbeddedOptions {
     size_t inline_max_bytes = 64 * 1024;  // objects up to this size live inside RocksDB
     bool sync_writes = false;             // fsync before acknowledging (power-loss durable)
     size_t block_cache_bytes = 256 << 20;
+    // Caches point lookups of settled (flushed) entries: a hot get_item skips the SST search.
+    size_t row_cache_bytes = 64 << 20;
     // How often expired stream records are reclaimed in the background; zero: never (call
     // Maintain() yourself).
     absl::Duration maintenance_interval = absl::Seconds(30);
@@ -48,6 +50,9 @@ public:
 
     // Reclaims the space of expired stream records now.
     absl::Status Maintain();
+    // Writes what is in memory tables to table files now (RocksDB does this on its own as
+    // they fill); for a settled store in benchmarks and before copying the directory.
+    absl::Status Flush();
 
     std::string_view kind() const override { return "embedded"; }
 

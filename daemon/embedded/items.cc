@@ -75,19 +75,21 @@ absl::StatusOr<Item> EmbeddedBackend::Store::GetItem(const GetItemRequest& req) 
     if (!loc.ok()) {
         return loc.status();
     }
-    auto e = GetExisting(req.path, *loc);
-    if (!e.ok()) {
-        return e.status();
+    rocksdb::PinnableSlice value;
+    Entry e;
+    std::string_view encoded;
+    if (absl::Status s = GetEntryView(req.path, loc->parent, &value, &e, &encoded); !s.ok()) {
+        return s;
     }
-    auto info = InfoOf(*e);
+    auto info = InfoOf(e);
     if (!info.ok()) {
         return info.status();
     }
-    auto attrs = ProjectAttributes(e->attributes, req.attributes, req.path.name(), *info);
+    auto attrs = ProjectAttributes(encoded, req.attributes, req.path.name(), *info);
     if (!attrs.ok()) {
         return attrs.status();
     }
-    return Item{std::string(req.path.name()), *info, std::move(*attrs)};
+    return Item{std::string(req.path.name()), std::move(*info), std::move(*attrs)};
 }
 
 absl::StatusOr<GetItemsResult> EmbeddedBackend::Store::GetItems(const GetItemsRequest& req) {

@@ -112,12 +112,17 @@ absl::Status EmbeddedBackend::Store::OpenDb() {
     opts.bytes_per_sync = 1 << 20;
     opts.max_open_files = 512;
     opts.keep_log_file_num = 4;
+    if (options_.row_cache_bytes > 0) {
+        opts.row_cache = rocksdb::NewLRUCache(options_.row_cache_bytes);
+    }
 
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     table.cache_index_and_filter_blocks = true;
     table.pin_l0_filter_and_index_blocks_in_cache = true;
+    // Point lookups dominate: a hash index inside each data block saves the binary search.
+    table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
     rocksdb::ColumnFamilyOptions cf(opts);
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
@@ -134,6 +139,7 @@ absl::Status EmbeddedBackend::Store::OpenDb() {
     data_ = handles_[1];
     records_ = handles_[2];
     write_options_.sync = options_.sync_writes;
+    read_options_ = rocksdb::ReadOptions();
 
     std::string next;
     s = db_->Get(rocksdb::ReadOptions(), meta_, embedded::kNextIdKey, &next);
@@ -295,12 +301,19 @@ absl::Status EmbeddedBackend::Store::Sync() {
     return absl::OkStatus();
 }
 
+absl::Status EmbeddedBackend::Store::Flush() {
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    return FromRocks(db_->Flush(fo, handles_), "flush");
+}
+
 // ---- resolution -----------------------------------------------------------------------
 
 absl::StatusOr<std::optional<embedded::Entry>> EmbeddedBackend::Store::GetEntry(uint64_t parent,
                                                                                  std::string_view name) {
     rocksdb::PinnableSlice value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, ToSlice(EntryKey(parent, name)), &value);
+    embedded::EntryKeyBuffer key(parent, name);
+    rocksdb::Status s = db_->Get(read_options_, meta_, ToSlice(key.view()), &value);
     if (s.IsNotFound()) {
         return std::optional<Entry>();
     }
@@ -322,16 +335,23 @@ absl::StatusOr<EmbeddedBackend::Store::Location> EmbeddedBackend::Store::Locate(
     if (path.depth() == 1) {
         return loc;  // a container root: an entry of parent 0
     }
+    size_t parent_depth = path.depth() - 1;
+    loc.parent_name = path.component(parent_depth - 1);
+    if (auto hit = dirs_.Find(path.Prefix(parent_depth))) {
+        loc.grandparent = hit->grandparent;
+        loc.parent = hit->id;
+        loc.parent_type = hit->type;
+        return loc;
+    }
+    uint64_t epoch = dirs_.epoch();
     auto root = container_roots_.find(absl::string_view(path.container().data(), path.container().size()));
     if (root == container_roots_.end()) {
         return absl::NotFoundError(absl::StrFormat("%s: container \"%s\" does not exist in this store", path.str(),
                                                    path.container()));
     }
     loc.grandparent = 0;
-    loc.parent_name = std::string(path.container());
     loc.parent = root->second;
-    loc.chain.push_back(root->second);
-    for (size_t i = 1; i + 1 < path.depth(); ++i) {
+    for (size_t i = 1; i < parent_depth; ++i) {
         std::string_view name = path.component(i);
         auto e = GetEntry(loc.parent, name);
         if (!e.ok()) {
@@ -342,15 +362,51 @@ absl::StatusOr<EmbeddedBackend::Store::Location> EmbeddedBackend::Store::Locate(
         }
         if (!(*e)->is_dir_like()) {
             return absl::FailedPreconditionError(
-                absl::StrFormat("%s: %s is not a directory", path.str(), path.Parent().str()));
+                absl::StrFormat("%s: %s is not a directory", path.str(), path.Prefix(i + 1)));
         }
         loc.grandparent = loc.parent;
-        loc.parent_name = std::string(name);
         loc.parent = (*e)->info.id;
         loc.parent_type = (*e)->info.type;
-        loc.chain.push_back(loc.parent);
+        dirs_.Insert(path.Prefix(i + 1), {loc.grandparent, loc.parent, loc.parent_type}, epoch);
     }
     return loc;
+}
+
+absl::StatusOr<bool> EmbeddedBackend::Store::IsAncestor(uint64_t id, const Path& path) {
+    auto root = container_roots_.find(absl::string_view(path.container().data(), path.container().size()));
+    if (root == container_roots_.end()) {
+        return false;
+    }
+    uint64_t at = root->second;
+    for (size_t i = 1;; ++i) {
+        if (at == id) {
+            return true;
+        }
+        if (i + 1 >= path.depth()) {
+            return false;
+        }
+        auto e = GetEntry(at, path.component(i));
+        if (!e.ok()) {
+            return e.status();
+        }
+        if (!*e) {
+            return false;
+        }
+        at = (*e)->info.id;
+    }
+}
+
+absl::Status EmbeddedBackend::Store::GetEntryView(const Path& path, uint64_t parent, rocksdb::PinnableSlice* value,
+                                                  Entry* e, std::string_view* attributes) {
+    embedded::EntryKeyBuffer key(parent, path.name());
+    rocksdb::Status s = db_->Get(read_options_, meta_, ToSlice(key.view()), value);
+    if (s.IsNotFound()) {
+        return PathNotFoundError(path.str());
+    }
+    if (!s.ok()) {
+        return FromRocks(s, "read entry");
+    }
+    return embedded::DecodeEntryHeader(ToView(*value), e, attributes);
 }
 
 absl::StatusOr<embedded::Entry> EmbeddedBackend::Store::GetExisting(const Path& path, const Location& loc) {
@@ -372,7 +428,7 @@ absl::StatusOr<bool> EmbeddedBackend::Store::StillThere(const Location& loc) {
     if (!e.ok()) {
         return e.status();
     }
-    return *e && (*e)->info.id == loc.parent;
+    return *e && (*e)->info.id == loc.parent;  // else moved or removed since it was located
 }
 
 absl::Status EmbeddedBackend::Store::CheckWritableParent(const Path& path, const Location& loc) {
@@ -586,7 +642,11 @@ absl::Status EmbeddedBackend::Store::Rmdir(const Path& path) {
         }
         rocksdb::WriteBatch batch;
         batch.Delete(meta_, EntryKey(loc.parent, path.name()));
-        return Commit(&batch);
+        absl::Status committed = Commit(&batch);
+        if (committed.ok()) {
+            dirs_.Invalidate();
+        }
+        return committed;
     });
 }
 
@@ -640,10 +700,15 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
             return absl::OkStatus();
         }
         // A directory may not move below itself (checked by id: paths may alias through renames).
-        if (src->is_dir_like() &&
-            std::find(dst_loc->chain.begin(), dst_loc->chain.end(), src->info.id) != dst_loc->chain.end()) {
-            return absl::InvalidArgumentError(
-                absl::StrFormat("rename %s -> %s: cannot move a directory inside itself", from.str(), to.str()));
+        if (src->is_dir_like()) {
+            auto inside = IsAncestor(src->info.id, to);
+            if (!inside.ok()) {
+                return inside.status();
+            }
+            if (*inside) {
+                return absl::InvalidArgumentError(
+                    absl::StrFormat("rename %s -> %s: cannot move a directory inside itself", from.str(), to.str()));
+            }
         }
         auto dst = GetEntry(dst_loc->parent, to.name());
         if (!dst.ok()) {
@@ -691,6 +756,9 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
         batch.Put(meta_, EntryKey(dst_loc->parent, to.name()), EncodeEntry(moved));
         if (absl::Status s = Commit(&batch); !s.ok()) {
             return s;
+        }
+        if (src->is_dir_like() || (*dst && (*dst)->is_dir_like())) {
+            dirs_.Invalidate();
         }
         if (replaced_file != 0) {
             RemoveFile(replaced_file);

@@ -136,7 +136,11 @@ absl::Status EmbeddedBackend::Store::DeleteStream(const Path& path) {
             batch.Delete(meta_, ShardStateKey(sid));
         }
         batch.DeleteRange(records_, RecordKey(first_shard, 0), RecordKey(first_shard + shard_count, 0));
-        return Commit(&batch);
+        absl::Status committed = Commit(&batch);
+        if (committed.ok()) {
+            dirs_.Invalidate();  // the stream was a directory of shards
+        }
+        return committed;
     });
     if (!s.ok()) {
         return s;

@@ -1,6 +1,6 @@
 // Lexer and recursive-descent parser for conditions and updates.
 
-#include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <limits>
 
@@ -21,8 +21,32 @@ enum class Tok : uint8_t {
     kPlus, kMinus, kStar, kSlash, kAmp, kPipe, kCaret, kShl, kShr, kTilde,
 };
 
+enum class Kw : uint8_t { kNone, kAnd, kOr, kNot, kIn, kSet, kRemove, kTrue, kFalse };
+
+// Keywords are case-insensitive; classified once when the identifier is lexed.
+Kw Classify(std::string_view w) {
+    struct Entry {
+        std::string_view text;
+        Kw kw;
+    };
+    static constexpr Entry kKeywords[] = {{"and", Kw::kAnd}, {"or", Kw::kOr},         {"not", Kw::kNot},
+                                          {"in", Kw::kIn},   {"set", Kw::kSet},       {"remove", Kw::kRemove},
+                                          {"true", Kw::kTrue}, {"false", Kw::kFalse}};
+    if (w.size() > 6) {
+        return Kw::kNone;
+    }
+    for (const Entry& e : kKeywords) {
+        if (e.text.size() == w.size() &&
+            absl::EqualsIgnoreCase(absl::string_view(w.data(), w.size()), absl::string_view(e.text.data(), e.text.size()))) {
+            return e.kw;
+        }
+    }
+    return Kw::kNone;
+}
+
 struct Token {
     Tok kind = Tok::kEnd;
+    Kw kw = Kw::kNone;
     uint32_t pos = 0;
     std::string_view text;  // the raw token
     std::string str;        // unescaped string literal
@@ -97,6 +121,9 @@ private:
                 "expression is %d bytes, the limit is %d", src_.size(), kMaxExpressionBytes));
         }
         p_->text.assign(src_.data(), src_.size());
+        // A node per few bytes is typical: avoid regrowing the vectors while parsing.
+        p_->nodes.reserve(src_.size() / 4 + 4);
+        p_->consts.reserve(src_.size() / 16 + 2);
         if (!Next()) {
             return error_;
         }
@@ -118,9 +145,11 @@ private:
         }
         return false;
     }
-    bool Expect(Tok kind, std::string_view what) {
+    // Consumes the closing bracket of the one opened at `open`; the message is built only on failure.
+    bool ExpectClose(Tok kind, uint32_t open) {
         if (tok_.kind != kind) {
-            return Fail(tok_.pos, what);
+            return Fail(tok_.pos, kind == Tok::kRParen ? absl::StrFormat("')' to close '(' at byte %d", open)
+                                                       : absl::StrFormat("']' to close '[' at byte %d", open));
         }
         return Next();
     }
@@ -131,7 +160,9 @@ private:
         while (i < src_.size() && absl::ascii_isspace(static_cast<unsigned char>(src_[i]))) {
             ++i;
         }
-        tok_ = Token();
+        tok_.kind = Tok::kEnd;
+        tok_.kw = Kw::kNone;
+        tok_.text = {};
         tok_.pos = static_cast<uint32_t>(i);
         if (i >= src_.size()) {
             tok_.kind = Tok::kEnd;
@@ -151,7 +182,9 @@ private:
             while (j < src_.size() && IsIdentChar(src_[j])) {
                 ++j;
             }
-            return single(Tok::kIdent, j - i);
+            single(Tok::kIdent, j - i);
+            tok_.kw = Classify(tok_.text);
+            return true;
         }
         if (absl::ascii_isdigit(static_cast<unsigned char>(c)) ||
             (c == '.' && absl::ascii_isdigit(static_cast<unsigned char>(n)))) {
@@ -252,21 +285,33 @@ private:
             return FailMsg(static_cast<uint32_t>(i), "malformed number");
         }
         tok_.text = src_.substr(i, j - i);
-        std::string buf(tok_.text);
-        errno = 0;
-        char* end = nullptr;
+        const char* first = tok_.text.data();
+        const char* last = first + tok_.text.size();
         if (is_double) {
             tok_.kind = Tok::kDouble;
-            tok_.d = std::strtod(buf.c_str(), &end);
+            // from_chars does not take a leading '.', which the lexer allows (".5").
+            std::string_view t = tok_.text;
+            std::string padded;
+            if (t[0] == '.') {
+                padded = "0" + std::string(t);
+                first = padded.data();
+                last = first + padded.size();
+            }
+            auto r = std::from_chars(first, last, tok_.d);
+            if (r.ec == std::errc::result_out_of_range) {
+                return FailMsg(static_cast<uint32_t>(i), "number out of the double range");
+            }
         } else {
             tok_.kind = Tok::kInt;
-            unsigned long long v = std::strtoull(buf.c_str(), &end, 10);
+            uint64_t v = 0;
+            auto r = std::from_chars(first, last, v);
             // 9223372036854775808 is allowed only to be negated; the parser checks that.
-            if (errno == ERANGE || v > static_cast<unsigned long long>(std::numeric_limits<int64_t>::max()) + 1) {
+            if (r.ec == std::errc::result_out_of_range ||
+                v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) + 1) {
                 return FailMsg(static_cast<uint32_t>(i), "integer literal out of the int64 range");
             }
             tok_.i = static_cast<int64_t>(v);
-            big_int_ = v > static_cast<unsigned long long>(std::numeric_limits<int64_t>::max());
+            big_int_ = v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
         }
         pos_ = j;
         return true;
@@ -322,10 +367,7 @@ private:
         return true;
     }
 
-    bool IsKeyword(std::string_view kw) const {
-        return tok_.kind == Tok::kIdent && absl::EqualsIgnoreCase(absl::string_view(tok_.text.data(), tok_.text.size()),
-                                                                 absl::string_view(kw.data(), kw.size()));
-    }
+    bool IsKeyword(Kw kw) const { return tok_.kind == Tok::kIdent && tok_.kw == kw; }
 
     // --- tree building --------------------------------------------------------
     uint32_t Add(Node n) {
@@ -378,7 +420,7 @@ private:
         if (!And(out)) {
             return false;
         }
-        while (IsKeyword("or")) {
+        while (IsKeyword(Kw::kOr)) {
             uint32_t pos = tok_.pos;
             uint32_t rhs;
             if (!Next() || !And(&rhs)) {
@@ -393,7 +435,7 @@ private:
         if (!Not(out)) {
             return false;
         }
-        while (IsKeyword("and")) {
+        while (IsKeyword(Kw::kAnd)) {
             uint32_t pos = tok_.pos;
             uint32_t rhs;
             if (!Next() || !Not(&rhs)) {
@@ -409,7 +451,7 @@ private:
         if (!CheckDepth()) {
             return false;
         }
-        if (IsKeyword("not")) {
+        if (IsKeyword(Kw::kNot)) {
             uint32_t pos = tok_.pos;
             uint32_t operand;
             if (!Next() || !Not(&operand)) {
@@ -436,7 +478,7 @@ private:
             case Tok::kAssign:
                 return FailMsg(tok_.pos, "'=' is assignment; compare with '=='");
             default:
-                if (IsKeyword("in")) {
+                if (IsKeyword(Kw::kIn)) {
                     return In(out);
                 }
                 return true;
@@ -593,7 +635,7 @@ private:
             } else {
                 *out = Binary(Op::kIndex, pos, *out, first);
             }
-            if (!Expect(Tok::kRBracket, absl::StrFormat("']' to close '[' at byte %d", pos))) {
+            if (!ExpectClose(Tok::kRBracket, pos)) {
                 return false;
             }
         }
@@ -640,7 +682,7 @@ private:
                 if (!Next() || !Expr(out)) {
                     return false;
                 }
-                return Expect(Tok::kRParen, absl::StrFormat("')' to close '(' at byte %d", pos));
+                return ExpectClose(Tok::kRParen, pos);
             }
             case Tok::kName: {
                 auto [off, len] = AddName();
@@ -656,14 +698,12 @@ private:
             default:
                 return Fail(pos, "a value, an attribute name, a function call or '('");
         }
-        if (IsKeyword("true") || IsKeyword("false")) {
-            *out = AddConst(Value::Bool(IsKeyword("true")), pos);
+        if (IsKeyword(Kw::kTrue) || IsKeyword(Kw::kFalse)) {
+            *out = AddConst(Value::Bool(IsKeyword(Kw::kTrue)), pos);
             return Next();
         }
-        for (std::string_view kw : {"and", "or", "not", "in", "set", "remove"}) {
-            if (IsKeyword(kw)) {
-                return Fail(pos, "a value, an attribute name, a function call or '('");
-            }
+        if (tok_.kw != Kw::kNone) {
+            return Fail(pos, "a value, an attribute name, a function call or '('");
         }
         std::string_view ident = tok_.text;
         auto [off, len] = AddName();
@@ -759,7 +799,7 @@ private:
             if (!Next() || !Expr(&st->index)) {
                 return false;
             }
-            if (!Expect(Tok::kRBracket, absl::StrFormat("']' to close '[' at byte %d", open))) {
+            if (!ExpectClose(Tok::kRBracket, open)) {
                 return false;
             }
         }
@@ -767,7 +807,7 @@ private:
     }
 
     bool Statement() {
-        if (IsKeyword("remove")) {
+        if (IsKeyword(Kw::kRemove)) {
             if (!Next()) {
                 return false;
             }
@@ -789,7 +829,7 @@ private:
                 }
             }
         }
-        if (IsKeyword("set")) {
+        if (IsKeyword(Kw::kSet)) {
             if (!Next()) {
                 return false;
             }

@@ -50,6 +50,8 @@ public:
 
     // The root's parent is the root.
     Path Parent() const;
+    // The text of the first `n` components ("/" for n == 0), without building a Path.
+    std::string_view Prefix(size_t n) const;
     absl::StatusOr<Path> Child(std::string_view name) const;
     // True when `other` is this path or lies below it.
     bool Contains(const Path& other) const;

@@ -1,5 +1,8 @@
 #include "embedded/internal/records.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "absl/strings/str_format.h"
 #include "zerohop/codec.h"
 
@@ -25,6 +28,15 @@ std::string EntryKey(uint64_t parent, std::string_view name) {
     std::string k = KeyWithId('D', parent);
     k.append(name.data(), name.size());
     return k;
+}
+
+EntryKeyBuffer::EntryKeyBuffer(uint64_t parent, std::string_view name) {
+    buf_[0] = 'D';
+    for (int i = 0; i < 8; ++i) {
+        buf_[1 + i] = static_cast<char>(parent >> (56 - 8 * i));
+    }
+    size_ = 9 + std::min(name.size(), sizeof buf_ - 9);  // names are at most 255 bytes
+    std::memcpy(buf_ + 9, name.data(), size_ - 9);
 }
 
 std::string EntryPrefix(uint64_t parent, std::string_view name_prefix) { return EntryKey(parent, name_prefix); }

@@ -26,6 +26,16 @@ namespace zerohop::embedded {
 inline constexpr char kNextIdKey[] = "Mnext_id";
 
 std::string EntryKey(uint64_t parent, std::string_view name);
+// The same key in a buffer on the stack, for reads on the hot path.
+class EntryKeyBuffer {
+public:
+    EntryKeyBuffer(uint64_t parent, std::string_view name);
+    std::string_view view() const { return std::string_view(buf_, size_); }
+
+private:
+    char buf_[1 + 8 + 255];
+    size_t size_;
+};
 // The prefix of every entry below `parent`, followed by `name_prefix`.
 std::string EntryPrefix(uint64_t parent, std::string_view name_prefix = {});
 std::string FileKey(uint64_t data_id);

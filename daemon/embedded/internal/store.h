@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "embedded/embedded_backend.h"
+#include "embedded/internal/dir_cache.h"
 #include "embedded/internal/lock_table.h"
 #include "embedded/internal/records.h"
 #include "rocksdb/db.h"
@@ -55,20 +56,19 @@ public:
     absl::Status Maintain();
 
     absl::Status Sync();
+    absl::Status Flush();
 
 private:
     using Entry = embedded::Entry;
     using ShardState = embedded::ShardState;
 
-    // Where a path's last component lives: the directory `parent` (an entry named
-    // `parent_name` in `grandparent`) and the ids of every directory from the container
-    // root down to `parent`.
+    // Where a path's last component lives: the directory `parent`, an entry named
+    // `parent_name` (a view into the located path) in `grandparent`.
     struct Location {
         uint64_t grandparent = 0;
-        std::string parent_name;
+        std::string_view parent_name;
         uint64_t parent = 0;
         ObjectType parent_type = ObjectType::kDirectory;
-        std::vector<uint64_t> chain;
     };
 
     // A stream shard's state in memory; `mu` orders appends to the shard.
@@ -92,6 +92,11 @@ private:
     // Resolution and entries.
     absl::StatusOr<Location> Locate(const Path& path);
     absl::StatusOr<std::optional<Entry>> GetEntry(uint64_t parent, std::string_view name);
+    // Reads an entry without copying its attributes: they stay in `value`. NotFound if absent.
+    absl::Status GetEntryView(const Path& path, uint64_t parent, rocksdb::PinnableSlice* value, Entry* e,
+                              std::string_view* attributes);
+    // Whether the directory `id` is `path`'s parent or one of its ancestors.
+    absl::StatusOr<bool> IsAncestor(uint64_t id, const Path& path);
     absl::StatusOr<Entry> GetExisting(const Path& path, const Location& loc);
     // Whether `loc.parent` is still the entry it was when located (after taking locks).
     absl::StatusOr<bool> StillThere(const Location& loc);
@@ -137,8 +142,10 @@ private:
     rocksdb::ColumnFamilyHandle* records_ = nullptr;
     std::vector<rocksdb::ColumnFamilyHandle*> handles_;
     rocksdb::WriteOptions write_options_;
+    rocksdb::ReadOptions read_options_;
 
     embedded::LockTable locks_;
+    embedded::DirCache dirs_;
     absl::Mutex rename_mu_;  // renames run one at a time, so cycle checks see a still tree
 
     absl::Mutex id_mu_;

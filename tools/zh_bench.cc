@@ -1,0 +1,434 @@
+// zh-bench: benchmarks with their baselines run side by side in the same process.
+//
+//   zh-bench                       # every suite, a table
+//   zh-bench --suite embedded --json
+//   zh-bench --suite expr --duration-ms 500
+//
+// Each workload reports ops/s and p50/p99/p999 latency; where a baseline exists (raw
+// RocksDB for the embedded store, memcpy for object bytes) it runs in the same process
+// right after, and `ratio` is ours / baseline for throughput (higher is better).
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "embedded/embedded_backend.h"
+#include "expr/expression.h"
+#include "rocksdb/db.h"
+
+namespace zerohop {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Result {
+    std::string name;
+    std::string unit = "op";  // what one operation is
+    double ops_per_s = 0;
+    double p50_us = 0, p99_us = 0, p999_us = 0;
+    double bytes_per_op = 0;
+};
+
+struct Comparison {
+    Result ours;
+    std::optional<Result> baseline;
+    std::string baseline_name;
+};
+
+// Runs `op` repeatedly for about `duration`, timing each call.
+Result Measure(const std::string& name, std::chrono::milliseconds duration, const std::function<void()>& op,
+               double bytes_per_op = 0) {
+    std::vector<double> samples;
+    samples.reserve(1 << 20);
+    for (int i = 0; i < 100; ++i) {
+        op();  // warm up
+    }
+    auto start = Clock::now();
+    auto deadline = start + duration;
+    Clock::time_point now = start;
+    while (now < deadline) {
+        // Time batches of 16 to keep the clock's cost out of sub-microsecond operations.
+        auto t0 = Clock::now();
+        for (int i = 0; i < 16; ++i) {
+            op();
+        }
+        now = Clock::now();
+        double per = std::chrono::duration<double, std::micro>(now - t0).count() / 16;
+        for (int i = 0; i < 16; ++i) {
+            samples.push_back(per);
+        }
+    }
+    double secs = std::chrono::duration<double>(now - start).count();
+    std::sort(samples.begin(), samples.end());
+    auto pct = [&](double p) { return samples[std::min(samples.size() - 1, static_cast<size_t>(p * samples.size()))]; };
+    Result r;
+    r.name = name;
+    r.ops_per_s = samples.size() / secs;
+    r.p50_us = pct(0.50);
+    r.p99_us = pct(0.99);
+    r.p999_us = pct(0.999);
+    r.bytes_per_op = bytes_per_op;
+    return r;
+}
+
+// Times single operations: for ones slow enough (>10 us) that the clock's cost is noise.
+Result MeasureEach(const std::string& name, std::chrono::milliseconds duration, const std::function<void()>& op,
+                   double bytes_per_op = 0) {
+    std::vector<double> samples;
+    samples.reserve(1 << 18);
+    for (int i = 0; i < 5; ++i) {
+        op();
+    }
+    auto start = Clock::now();
+    auto deadline = start + duration;
+    Clock::time_point now = start;
+    while (now < deadline || samples.size() < 20) {
+        auto t0 = Clock::now();
+        op();
+        now = Clock::now();
+        samples.push_back(std::chrono::duration<double, std::micro>(now - t0).count());
+    }
+    double secs = std::chrono::duration<double>(now - start).count();
+    std::sort(samples.begin(), samples.end());
+    auto pct = [&](double p) { return samples[std::min(samples.size() - 1, static_cast<size_t>(p * samples.size()))]; };
+    Result r;
+    r.name = name;
+    r.ops_per_s = samples.size() / secs;
+    r.p50_us = pct(0.50);
+    r.p99_us = pct(0.99);
+    r.p999_us = pct(0.999);
+    r.bytes_per_op = bytes_per_op;
+    return r;
+}
+
+void Check(const absl::Status& s, const char* what) {
+    if (!s.ok()) {
+        std::cerr << "zh-bench: " << what << ": " << s << "\n";
+        std::exit(1);
+    }
+}
+
+std::string ResultJson(const Result& r) {
+    std::string s = absl::StrFormat(R"("ops_per_s": %.1f, "p50_us": %.3f, "p99_us": %.3f, "p999_us": %.3f)",
+                                    r.ops_per_s, r.p50_us, r.p99_us, r.p999_us);
+    if (r.bytes_per_op > 0) {
+        absl::StrAppendFormat(&s, R"(, "mb_per_s": %.1f)", r.ops_per_s * r.bytes_per_op / 1e6);
+    }
+    return s;
+}
+
+void Print(const Comparison& c, bool json) {
+    const Result& r = c.ours;
+    if (json) {
+        std::string line = absl::StrFormat(R"({"name": "%s", %s)", r.name, ResultJson(r));
+        if (c.baseline) {
+            absl::StrAppendFormat(&line, R"(, "baseline": {"name": "%s", %s}, "ratio": %.3f)", c.baseline_name,
+                                  ResultJson(*c.baseline), r.ops_per_s / c.baseline->ops_per_s);
+        }
+        std::cout << line << "}\n";
+        return;
+    }
+    auto row = [](const std::string& name, const Result& x) {
+        std::string mb = x.bytes_per_op > 0 ? absl::StrFormat("%9.1f MB/s", x.ops_per_s * x.bytes_per_op / 1e6) : "";
+        std::cout << absl::StrFormat("%-34s %12.0f ops/s  p50 %9.3f us  p99 %9.3f us  p999 %9.3f us %s\n", name,
+                                     x.ops_per_s, x.p50_us, x.p99_us, x.p999_us, mb);
+    };
+    row(r.name, r);
+    if (c.baseline) {
+        row("  baseline: " + c.baseline_name, *c.baseline);
+        std::cout << absl::StrFormat("  ratio (ours / baseline throughput): %.3f\n", r.ops_per_s / c.baseline->ops_per_s);
+    }
+}
+
+// ---- expressions ---------------------------------------------------------------------
+
+std::vector<Comparison> ExprSuite(std::chrono::milliseconds d) {
+    std::vector<Comparison> out;
+    std::string big;
+    for (int i = 0; big.size() < 4000; ++i) {
+        absl::StrAppend(&big, i ? " OR " : "", "(attr", i, " >= ", i * 7, " AND starts(name", i, ", 'prefix",
+                        i, "'))");
+    }
+    out.push_back({Measure(absl::StrCat("expr_parse_", big.size(), "B"), d, [&] {
+        auto c = expr::Condition::Parse(big);
+        if (!c.ok()) {
+            std::abort();
+        }
+    })});
+    out.push_back({Measure("expr_parse_typical", d, [&] {
+        auto c = expr::Condition::Parse("(bugs < 15) AND starts(Product_Name, 'Car')");
+        if (!c.ok()) {
+            std::abort();
+        }
+    })});
+
+    AttributeMap attrs{{"bugs", Value::Int64(10)},
+                       {"Product_Name", Value::String("Car-X-2000")},
+                       {"State", Value::String("NY")},
+                       {"age", Value::Int64(40)},
+                       {"price", Value::Double(9.5)},
+                       {"tags", Value::Int64Array({1, 2, 3, 4})}};
+    std::string encoded;
+    EncodeAttributes(attrs, &encoded);
+    ObjectInfo info;
+    auto cond = expr::Condition::Parse("(bugs < 15) AND starts(Product_Name, 'Car') AND NOT(State IN ('AZ','MA'))");
+    Check(cond.status(), "parse");
+    volatile bool sink = false;
+    expr::MapAttributes map_item(&attrs, "item", &info);
+    out.push_back({Measure("expr_eval_map_item", d, [&] { sink = cond->Matches(map_item); })});
+    expr::EncodedItemAttributes enc_item(EncodedAttributes(encoded), "item", &info);
+    out.push_back({Measure("expr_eval_encoded_item", d, [&] { sink = cond->Matches(enc_item); })});
+    auto update = expr::Update::Parse("SET bugs = bugs + 1; visits = if_not_exists(visits, 0) + 1");
+    Check(update.status(), "parse update");
+    out.push_back({Measure("expr_update_apply", d, [&] {
+        AttributeMap copy = attrs;
+        Check(update->Apply(&copy, "item", &info), "apply");
+    })});
+    (void)sink;
+    return out;
+}
+
+// ---- embedded store --------------------------------------------------------------------
+
+class RawRocks {
+public:
+    explicit RawRocks(const std::string& dir) {
+        rocksdb::Options o;
+        o.create_if_missing = true;
+        rocksdb::DB* raw = nullptr;
+        Check(rocksdb::DB::Open(o, dir, &raw).ok() ? absl::OkStatus() : absl::InternalError("open raw rocksdb"),
+              "baseline");
+        db_.reset(raw);
+    }
+    rocksdb::DB* db() { return db_.get(); }
+
+private:
+    std::unique_ptr<rocksdb::DB> db_;
+};
+
+std::vector<Comparison> EmbeddedSuite(std::chrono::milliseconds d, const std::string& dir) {
+    std::vector<Comparison> out;
+    EmbeddedOptions opts;
+    opts.dir = dir + "/store";
+    opts.containers = {"bench"};
+    opts.maintenance_interval = absl::ZeroDuration();
+    auto opened = EmbeddedBackend::Open(opts);
+    Check(opened.status(), "open store");
+    EmbeddedBackend& b = **opened;
+    RawRocks raw(dir + "/raw");
+
+    constexpr int kItems = 100000;
+    const std::string value100(100, 'v');
+    Check(AwaitStatus([&](auto done) {
+              b.Mkdir({.path = *Path::Parse("/bench/t")},
+                      [done = std::move(done)](absl::StatusOr<ObjectInfo> r) mutable { std::move(done)(r.status()); });
+          }),
+          "mkdir");
+    std::vector<Path> keys;
+    keys.reserve(kItems);
+    for (int i = 0; i < kItems; ++i) {
+        keys.push_back(*Path::Parse(absl::StrCat("/bench/t/item", i)));
+        AttributeMap attrs{{"v", Value::String(value100)}};
+        absl::Status s;
+        b.PutItem({.path = keys.back(), .attributes = attrs}, [&](absl::StatusOr<ObjectInfo> r) { s = r.status(); });
+        Check(s, "load");
+        raw.db()->Put(rocksdb::WriteOptions(), absl::StrCat("item", i), value100);
+    }
+    std::mt19937_64 rng(42);
+    auto pick = [&] { return rng() % kItems; };
+
+    // get_item: the embedded backend called directly, its completion inline. First from
+    // the memory table (just written), then from a settled store (flushed to table files).
+    auto get_item = [&](const std::string& name) {
+        Comparison c;
+        GetItemRequest req;
+        c.ours = Measure(name, d, [&] {
+            req.path = keys[pick()];
+            b.GetItem(req, [](absl::StatusOr<Item> r) {
+                if (!r.ok()) {
+                    std::abort();
+                }
+            });
+        });
+        std::string v;
+        c.baseline = Measure("rocksdb_get_100B", d, [&] {
+            if (!raw.db()->Get(rocksdb::ReadOptions(), absl::StrCat("item", pick()), &v).ok()) {
+                std::abort();
+            }
+        });
+        c.baseline_name = "raw RocksDB Get (default options), same value";
+        out.push_back(std::move(c));
+    };
+    get_item("embedded_get_item_100B_memtable");
+    Check(b.Flush(), "flush");
+    Check(raw.db()->Flush(rocksdb::FlushOptions()).ok() ? absl::OkStatus() : absl::InternalError("flush"), "flush");
+    get_item("embedded_get_item_100B_settled");
+    {
+        Comparison c;
+        int n = 0;
+        c.ours = Measure("embedded_put_item_100B", d, [&] {
+            AttributeMap attrs{{"v", Value::String(value100)}, {"n", Value::Int64(n++)}};
+            b.PutItem({.path = keys[pick()], .attributes = std::move(attrs)}, [](absl::StatusOr<ObjectInfo> r) {
+                if (!r.ok()) {
+                    std::abort();
+                }
+            });
+        });
+        c.baseline = Measure("rocksdb_put_100B", d, [&] {
+            if (!raw.db()->Put(rocksdb::WriteOptions(), absl::StrCat("item", pick()), value100).ok()) {
+                std::abort();
+            }
+        });
+        c.baseline_name = "raw RocksDB Put, same value";
+        out.push_back(std::move(c));
+    }
+    {
+        Comparison c;
+        c.ours = Measure("embedded_update_item_counter", d, [&] {
+            b.UpdateItem({.path = keys[pick()], .update = "n = if_not_exists(n, 0) + 1"},
+                         [](absl::StatusOr<ObjectInfo> r) {
+                             if (!r.ok()) {
+                                 std::abort();
+                             }
+                         });
+        });
+        out.push_back(std::move(c));
+    }
+    // get_items: one page of up to 1000 items through a filter that keeps about half.
+    {
+        Comparison c;
+        c.ours = MeasureEach("embedded_get_items_page1000_filter", d, [&] {
+            b.GetItems({.path = *Path::Parse("/bench/t"), .filter = "n >= 0 OR length(v) == 100",
+                        .marker = absl::StrCat("item", pick()), .limit = 1000},
+                       [](absl::StatusOr<GetItemsResult> r) {
+                           if (!r.ok()) {
+                               std::abort();
+                           }
+                       });
+        });
+        c.ours.unit = "page of 1000";
+        out.push_back(std::move(c));
+    }
+    // Streams.
+    {
+        Path stream = *Path::Parse("/bench/s");
+        b.CreateStream({.path = stream, .shard_count = 4}, [](absl::StatusOr<ObjectInfo> r) { Check(r.status(), "stream"); });
+        Comparison put;
+        put.ours = Measure("embedded_put_records_1x100B", d, [&] {
+            b.PutRecords({.path = stream, .records = {{.data = value100}}}, [](auto r) {
+                if (!r.ok()) {
+                    std::abort();
+                }
+            });
+        });
+        out.push_back(std::move(put));
+        Comparison get;
+        uint64_t seq = 1;
+        get.ours = Measure("embedded_get_records_100x100B", d, [&] {
+            b.GetRecords({.path = stream, .location = {0, seq}, .limit = 100}, [&](absl::StatusOr<GetRecordsResult> r) {
+                if (!r.ok()) {
+                    std::abort();
+                }
+                seq = r->records.empty() ? 1 : r->next.sequence;
+            });
+        });
+        get.ours.unit = "page of 100";
+        out.push_back(std::move(get));
+    }
+    // 1 MiB objects: files, read into memory through the sink; baseline memcpy of 1 MiB.
+    {
+        constexpr size_t kMiB = 1 << 20;
+        std::string data(kMiB, 'x');
+        Path obj = *Path::Parse("/bench/obj1m");
+        Comparison put;
+        put.ours = MeasureEach("embedded_put_object_1MiB", d, [&] {
+            StringSource src(data);
+            b.PutObject({.path = obj, .data = &src}, [](absl::StatusOr<ObjectInfo> r) {
+                if (!r.ok()) {
+                    std::abort();
+                }
+            });
+        }, kMiB);
+        std::string dst(kMiB, '\0');
+        put.baseline = MeasureEach("memcpy_1MiB", d, [&] {
+            std::memcpy(dst.data(), data.data(), kMiB);
+            asm volatile("" : : "r"(dst.data()) : "memory");
+        }, kMiB);
+        put.baseline_name = "memcpy 1 MiB";
+        out.push_back(std::move(put));
+        Comparison get;
+        std::string buf;
+        buf.reserve(kMiB);
+        get.ours = MeasureEach("embedded_get_object_1MiB", d, [&] {
+            buf.clear();
+            StringSink sink(&buf);
+            b.GetObject({.path = obj, .sink = &sink}, [](absl::StatusOr<GetObjectResult> r) {
+                if (!r.ok()) {
+                    std::abort();
+                }
+            });
+        }, kMiB);
+        get.baseline = put.baseline;
+        get.baseline_name = "memcpy 1 MiB";
+        out.push_back(std::move(get));
+    }
+    return out;
+}
+
+}  // namespace
+}  // namespace zerohop
+
+int main(int argc, char** argv) {
+    std::string suite = "all";
+    bool json = false;
+    int duration_ms = 2000;
+    std::string dir;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--suite" && i + 1 < argc) {
+            suite = argv[++i];
+        } else if (a == "--json") {
+            json = true;
+        } else if (a == "--duration-ms" && i + 1 < argc) {
+            duration_ms = std::atoi(argv[++i]);
+        } else if (a == "--dir" && i + 1 < argc) {
+            dir = argv[++i];
+        } else {
+            std::cout << "usage: zh-bench [--suite all|expr|embedded] [--json] [--duration-ms N] [--dir DIR]\n"
+                         "  Runs each workload for N ms (default 2000) with its baseline in the same run.\n";
+            return a == "--help" || a == "-h" ? 0 : 2;
+        }
+    }
+    bool own_dir = dir.empty();
+    if (own_dir) {
+        char tmpl[] = "/tmp/zh-bench-XXXXXX";
+        dir = mkdtemp(tmpl);
+    }
+    auto d = std::chrono::milliseconds(duration_ms);
+    std::vector<zerohop::Comparison> results;
+    if (suite == "all" || suite == "expr") {
+        for (auto& c : zerohop::ExprSuite(d)) {
+            zerohop::Print(c, json);
+        }
+    }
+    if (suite == "all" || suite == "embedded") {
+        for (auto& c : zerohop::EmbeddedSuite(d, dir)) {
+            zerohop::Print(c, json);
+        }
+    }
+    if (own_dir) {
+        std::filesystem::remove_all(dir);
+    }
+    return 0;
+}
