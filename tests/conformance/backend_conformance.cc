@@ -3,6 +3,7 @@
 #include "conformance/backend_conformance.h"
 
 #include <algorithm>
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -193,6 +194,53 @@ TEST_P(BackendConformance, RenameMovesWholeDirectories) {
     EXPECT_EQ(*b_->Get("/c1/empty/moved/deep/f"), "payload");
     EXPECT_CODE(b_->Rename("/c1/empty", "/c1/full/f"), kFailedPrecondition);
     EXPECT_CODE(b_->Rename("/c1/full/f", "/c1/empty"), kFailedPrecondition);
+}
+
+TEST_P(BackendConformance, RecreatedDirectoriesStartEmpty) {
+    ASSERT_OK(b_->Mkdir("/c1/d"));
+    ASSERT_OK(b_->Put("/c1/d/x", "old"));
+    ASSERT_OK(b_->Delete("/c1/d/x"));
+    ASSERT_OK(b_->Rmdir("/c1/d"));
+    EXPECT_CODE(b_->Put("/c1/d/x", "nowhere"), kNotFound);
+    ASSERT_OK(b_->Mkdir("/c1/d"));
+    ASSERT_OK(b_->Put("/c1/d/y", "new"));
+    auto list = b_->List({.path = P("/c1/d")});
+    ASSERT_OK(list);
+    EXPECT_THAT(Names(*list), ElementsAre("y"));
+    EXPECT_CODE(b_->Get("/c1/d/x"), kNotFound);
+    ASSERT_OK(b_->Rename("/c1/d", "/c1/e"));
+    EXPECT_CODE(b_->Get("/c1/d/y"), kNotFound);
+    EXPECT_EQ(*b_->Get("/c1/e/y"), "new");
+}
+
+TEST_P(BackendConformance, WritesRacingDirectoryRenamesAreNeverLost) {
+    ASSERT_OK(b_->Mkdir("/c1/a"));
+    std::atomic<bool> stop{false};
+    std::thread renamer([&] {
+        for (int i = 0; i < 200; ++i) {
+            ASSERT_TRUE(b_->Rename("/c1/a", "/c1/b").ok());
+            ASSERT_TRUE(b_->Rename("/c1/b", "/c1/a").ok());
+        }
+        stop = true;
+    });
+    std::vector<std::string> written;
+    for (int i = 0; !stop; ++i) {
+        std::string name = absl::StrCat("x", i);
+        absl::Status st = b_->PutItem("/c1/a/" + name, {{"i", Value::Int64(i)}}).status();
+        if (st.ok()) {
+            written.push_back(name);
+        } else {
+            ASSERT_TRUE(absl::IsNotFound(st) || absl::IsUnavailable(st)) << st;
+        }
+    }
+    renamer.join();
+    ASSERT_FALSE(written.empty());
+    for (const std::string& name : written) {
+        ASSERT_OK(b_->GetItem("/c1/a/" + name));
+    }
+    auto list = b_->List({.path = P("/c1/a"), .limit = kMaxListLimit});
+    ASSERT_OK(list);
+    EXPECT_EQ(list->entries.size(), written.size()) << "a write landed outside the directory";
 }
 
 TEST_P(BackendConformance, SymlinksStoreTheirTarget) {
