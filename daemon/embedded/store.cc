@@ -337,11 +337,13 @@ absl::StatusOr<EmbeddedBackend::Store::Location> EmbeddedBackend::Store::Locate(
     }
     size_t parent_depth = path.depth() - 1;
     loc.parent_name = path.component(parent_depth - 1);
-    if (auto hit = dirs_.Find(path.Prefix(parent_depth))) {
-        loc.grandparent = hit->grandparent;
-        loc.parent = hit->id;
-        loc.parent_type = hit->type;
-        return loc;
+    if (parent_depth > 1) {
+        if (auto hit = dirs_.Find(path.Prefix(parent_depth))) {
+            loc.grandparent = hit->grandparent;
+            loc.parent = hit->id;
+            loc.parent_type = hit->type;
+            return loc;
+        }
     }
     uint64_t epoch = dirs_.epoch();
     auto root = container_roots_.find(absl::string_view(path.container().data(), path.container().size()));
@@ -724,13 +726,14 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
             if (d.info.id == src->info.id) {
                 return absl::OkStatus();
             }
-            if (d.is_dir_like() != src->is_dir_like() || d.info.type == ObjectType::kStream ||
-                src->info.type == ObjectType::kStream) {
-                if (d.is_dir_like() || src->is_dir_like()) {
-                    return absl::FailedPreconditionError(absl::StrFormat(
-                        "rename %s -> %s: cannot replace a %s with a %s", from.str(), to.str(),
-                        ObjectTypeName(d.info.type), ObjectTypeName(src->info.type)));
-                }
+            // Files replace files; an (empty) directory only a directory; streams nothing.
+            bool replaceable = d.is_dir_like()
+                                   ? d.info.type == ObjectType::kDirectory && src->info.type == ObjectType::kDirectory
+                                   : !src->is_dir_like();
+            if (!replaceable) {
+                return absl::FailedPreconditionError(absl::StrFormat("rename %s -> %s: cannot replace a %s with a %s",
+                                                                     from.str(), to.str(), ObjectTypeName(d.info.type),
+                                                                     ObjectTypeName(src->info.type)));
             }
             if (d.info.type == ObjectType::kDirectory) {
                 std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
