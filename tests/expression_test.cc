@@ -1,8 +1,29 @@
 // The expression language of DESIGN.md section 4: conditions, filters and updates.
 
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
 #include <gtest/gtest.h>
 
 #include "expr/expression.h"
+
+// Counts heap allocations made while `g_counting` is set, to hold the evaluator to its
+// promise of not allocating.
+static std::atomic<bool> g_counting{false};
+static std::atomic<long> g_allocations{0};
+
+void* operator new(std::size_t n) {
+    if (g_counting.load(std::memory_order_relaxed)) {
+        g_allocations.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (void* p = std::malloc(n == 0 ? 1 : n)) {
+        return p;
+    }
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace zerohop::expr {
 namespace {
@@ -181,6 +202,26 @@ TEST_F(ExpressionTest, DeepNestingIsAnErrorNotACrash) {
 TEST_F(ExpressionTest, OversizedExpressionIsRejected) {
     std::string big = "a == '" + std::string(kMaxExpressionBytes, 'x') + "'";
     EXPECT_EQ(ParseError(big).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ExpressionTest, EvaluationDoesNotAllocate) {
+    auto c = Condition::Parse(
+        "(bugs < 15) AND starts(Product_Name, 'Car') AND NOT(State IN ('AZ','MA')) AND length(arr[1..2]) == 2 "
+        "AND max(arr) > price - 2 AND `my attr` != 'x' AND __size > 0 AND contains(Product_Name, '-') "
+        "AND if_not_exists(missing, 3) == 3");
+    ASSERT_TRUE(c.ok()) << c.status();
+    std::string bytes;
+    EncodeAttributes(attrs_, &bytes);
+    EncodedItemAttributes encoded(EncodedAttributes(bytes), "item1", &info_);
+    MapAttributes mapped(&attrs_, "item1", &info_);
+    g_allocations = 0;
+    g_counting = true;
+    bool a = c->Matches(encoded);
+    bool b = c->Matches(mapped);
+    g_counting = false;
+    EXPECT_TRUE(a);
+    EXPECT_TRUE(b);
+    EXPECT_EQ(g_allocations.load(), 0);
 }
 
 TEST_F(ExpressionTest, EncodedItemsEvaluateLikeMaps) {
