@@ -333,7 +333,7 @@ TEST(EmbeddedFiles, HugeObjectsStreamWithoutBeingHeldInMemory) {
     size_t rss_before = RssBytes();
     Generated source(size);
     auto put = Await<ObjectInfo>([&](auto done) {
-        b->PutObject({.path = P("/c1/huge"), .data = &source}, std::move(done));
+        b->PutObject({.path = P("/c1/huge")}, &source, std::move(done));
     });
     ASSERT_TRUE(put.ok()) << put.status();
     EXPECT_EQ(put->size, size);
@@ -341,7 +341,7 @@ TEST(EmbeddedFiles, HugeObjectsStreamWithoutBeingHeldInMemory) {
 
     Checker all(0);
     auto got = Await<GetObjectResult>([&](auto done) {
-        b->GetObject({.path = P("/c1/huge"), .sink = &all}, std::move(done));
+        b->GetObject({.path = P("/c1/huge")}, &all, std::move(done));
     });
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_EQ(got->bytes, size);
@@ -351,8 +351,7 @@ TEST(EmbeddedFiles, HugeObjectsStreamWithoutBeingHeldInMemory) {
     // Ranged reads and writes at the far end.
     Checker tail(size - 4096);
     auto ranged = Await<GetObjectResult>([&](auto done) {
-        b->GetObject({.path = P("/c1/huge"), .offset = size - 4096, .length = 1 << 20, .sink = &tail},
-                     std::move(done));
+        b->GetObject({.path = P("/c1/huge"), .offset = size - 4096, .length = 1 << 20}, &tail, std::move(done));
     });
     ASSERT_TRUE(ranged.ok());
     EXPECT_EQ(ranged->bytes, 4096u);

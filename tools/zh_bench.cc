@@ -364,7 +364,7 @@ std::vector<Comparison> EmbeddedSuite(std::chrono::milliseconds d, const std::st
         Comparison put;
         put.ours = MeasureEach("embedded_put_object_1MiB", d, [&] {
             StringSource src(data);
-            b.PutObject({.path = obj, .data = &src}, [](absl::StatusOr<ObjectInfo> r) {
+            b.PutObject({.path = obj}, &src, [](absl::StatusOr<ObjectInfo> r) {
                 if (!r.ok()) {
                     std::abort();
                 }
@@ -383,7 +383,7 @@ std::vector<Comparison> EmbeddedSuite(std::chrono::milliseconds d, const std::st
         get.ours = MeasureEach("embedded_get_object_1MiB", d, [&] {
             buf.clear();
             StringSink sink(&buf);
-            b.GetObject({.path = obj, .sink = &sink}, [](absl::StatusOr<GetObjectResult> r) {
+            b.GetObject({.path = obj}, &sink, [](absl::StatusOr<GetObjectResult> r) {
                 if (!r.ok()) {
                     std::abort();
                 }

@@ -166,7 +166,7 @@ public:
             private:
                 FILE* f_;
             } source(in);
-            auto r = Await<ObjectInfo>([&](auto d) { b_->PutObject({.path = *p, .data = &source}, std::move(d)); });
+            auto r = Await<ObjectInfo>([&](auto d) { b_->PutObject({.path = *p}, &source, std::move(d)); });
             if (in != stdin) {
                 std::fclose(in);
             }
@@ -187,7 +187,7 @@ public:
                 }
             } sink;
             return Report(
-                Await<GetObjectResult>([&](auto d) { b_->GetObject({.path = *p, .sink = &sink}, std::move(d)); })
+                Await<GetObjectResult>([&](auto d) { b_->GetObject({.path = *p}, &sink, std::move(d)); })
                     .status());
         }
         if (cmd == "kv-put" && need(1)) {

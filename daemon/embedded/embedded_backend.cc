@@ -34,10 +34,12 @@ void EmbeddedBackend::SetMetadata(SetMetadataRequest req, Done<ObjectInfo> done)
     std::move(done)(store_->SetMetadata(req));
 }
 
-void EmbeddedBackend::GetObject(GetObjectRequest req, Done<GetObjectResult> done) {
-    std::move(done)(store_->GetObject(req));
+void EmbeddedBackend::GetObject(GetObjectRequest req, DataSink* sink, Done<GetObjectResult> done) {
+    std::move(done)(store_->GetObject(req, sink));
 }
-void EmbeddedBackend::PutObject(PutObjectRequest req, Done<ObjectInfo> done) { std::move(done)(store_->PutObject(req)); }
+void EmbeddedBackend::PutObject(PutObjectRequest req, DataSource* data, Done<ObjectInfo> done) {
+    std::move(done)(store_->PutObject(req, data));
+}
 void EmbeddedBackend::WriteObject(WriteObjectRequest req, Done<ObjectInfo> done) {
     std::move(done)(store_->WriteAt(req.path, req.offset, req.data));
 }

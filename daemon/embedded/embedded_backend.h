@@ -67,8 +67,8 @@ public:
     void Delete(DeleteRequest req, DoneStatus done) override;
     void SetMetadata(SetMetadataRequest req, Done<ObjectInfo> done) override;
 
-    void GetObject(GetObjectRequest req, Done<GetObjectResult> done) override;
-    void PutObject(PutObjectRequest req, Done<ObjectInfo> done) override;
+    void GetObject(GetObjectRequest req, DataSink* sink, Done<GetObjectResult> done) override;
+    void PutObject(PutObjectRequest req, DataSource* data, Done<ObjectInfo> done) override;
     void WriteObject(WriteObjectRequest req, Done<ObjectInfo> done) override;
     void Append(AppendRequest req, Done<ObjectInfo> done) override;
     void Truncate(TruncateRequest req, Done<ObjectInfo> done) override;

@@ -952,8 +952,8 @@ absl::StatusOr<std::string> EmbeddedBackend::Store::ReadInline(uint64_t object_i
 
 // ---- objects --------------------------------------------------------------------------
 
-absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjectRequest& req) {
-    if (req.sink == nullptr) {
+absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjectRequest& req, DataSink* sink) {
+    if (sink == nullptr) {
         return absl::InvalidArgumentError("get: no sink for the bytes");
     }
     auto loc = Locate(req.path);
@@ -1000,7 +1000,7 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjec
     if (!fd.valid()) {
         std::string_view all(inline_bytes);
         std::string_view part = begin < all.size() ? all.substr(begin, end - begin) : std::string_view();
-        if (absl::Status s = req.sink->Write(part); !s.ok()) {
+        if (absl::Status s = sink->Write(part); !s.ok()) {
             return s;
         }
         out.bytes = part.size();
@@ -1022,7 +1022,7 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjec
             std::memset(buf.data(), 0, want);
             r = static_cast<ssize_t>(want);
         }
-        if (absl::Status s = req.sink->Write(std::string_view(buf.data(), static_cast<size_t>(r))); !s.ok()) {
+        if (absl::Status s = sink->Write(std::string_view(buf.data(), static_cast<size_t>(r))); !s.ok()) {
             return s;
         }
         pos += static_cast<uint64_t>(r);
@@ -1031,7 +1031,7 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjec
     return out;
 }
 
-absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequest& req) {
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequest& req, DataSource* data) {
     std::string encoded;
     for (const auto& [name, value] : req.attributes) {
         if (absl::Status s = ValidateAttributeName(name); !s.ok()) {
@@ -1057,7 +1057,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
             RemoveFile(data_id);
         }
     };
-    if (req.data != nullptr) {
+    if (data != nullptr) {
         std::string chunk(kFileChunk, '\0');
         while (true) {
             size_t cap = fd.valid() ? chunk.size() : options_.inline_max_bytes + 1 - head.size();
@@ -1067,7 +1067,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
                 head.resize(old + cap);
                 dst = head.data() + old;
             }
-            auto n = req.data->Read(dst, cap);
+            auto n = data->Read(dst, cap);
             if (!fd.valid()) {
                 head.resize(head.size() - cap + (n.ok() ? *n : 0));
             }

@@ -52,7 +52,7 @@ absl::StatusOr<std::string> SyncBackend::Get(std::string_view path, uint64_t off
     std::string out;
     StringSink sink(&out);
     auto r = Await<GetObjectResult>([&](auto done) {
-        b_->GetObject({.path = P(path), .offset = offset, .length = length, .sink = &sink}, std::move(done));
+        b_->GetObject({.path = P(path), .offset = offset, .length = length}, &sink, std::move(done));
     });
     if (!r.ok()) {
         return r.status();
@@ -66,7 +66,7 @@ absl::StatusOr<ObjectInfo> SyncBackend::Put(std::string_view path, std::string_v
                                             std::string condition) {
     StringSource source(data);
     return Await<ObjectInfo>([&](auto done) {
-        b_->PutObject({.path = P(path), .data = &source, .attributes = std::move(attrs), .condition = std::move(condition)},
+        b_->PutObject({.path = P(path), .attributes = std::move(attrs), .condition = std::move(condition)}, &source,
                       std::move(done));
     });
 }

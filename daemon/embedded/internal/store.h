@@ -36,8 +36,8 @@ public:
     absl::Status Delete(const DeleteRequest& req);
     absl::StatusOr<ObjectInfo> SetMetadata(const SetMetadataRequest& req);
 
-    absl::StatusOr<GetObjectResult> GetObject(const GetObjectRequest& req);
-    absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req);
+    absl::StatusOr<GetObjectResult> GetObject(const GetObjectRequest& req, DataSink* sink);
+    absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req, DataSource* data);
     // Writes at `offset`, or at the end when `offset` is empty (append).
     absl::StatusOr<ObjectInfo> WriteAt(const Path& path, std::optional<uint64_t> offset, std::string_view data);
     absl::StatusOr<ObjectInfo> Truncate(const TruncateRequest& req);
