@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "zerohop/codec.h"
@@ -224,11 +225,18 @@ void EncodeValue(ValueView v, std::string* out) {
 }
 
 void EncodeAttributes(const AttributeMap& attrs, std::string* out) {
+    // Sorted by name: equal maps always encode to equal bytes, whatever the hash order.
+    absl::InlinedVector<const AttributeMap::value_type*, 16> sorted;
+    sorted.reserve(attrs.size());
+    for (const auto& entry : attrs) {
+        sorted.push_back(&entry);
+    }
+    std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
     ByteWriter w(out);
     w.PutVarint(attrs.size());
-    for (const auto& [name, value] : attrs) {
-        w.PutBytes(name);
-        EncodeValue(value.view(), out);
+    for (const auto* entry : sorted) {
+        w.PutBytes(entry->first);
+        EncodeValue(entry->second.view(), out);
     }
 }
 

@@ -175,7 +175,8 @@ using AttributeMap = absl::flat_hash_map<std::string, Value>;
 // system attributes).
 absl::Status ValidateAttributeName(std::string_view name);
 
-// Encoding: varint count, then per attribute: name (varint length + bytes), type byte, payload.
+// Encoding: varint count, then per attribute, in name order: name (varint length + bytes),
+// type byte, payload. Equal maps encode to equal bytes.
 void EncodeValue(ValueView v, std::string* out);
 void EncodeAttributes(const AttributeMap& attrs, std::string* out);
 absl::StatusOr<AttributeMap> DecodeAttributes(std::string_view bytes);
