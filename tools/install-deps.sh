@@ -10,6 +10,7 @@ packages=(
     libgtest-dev libgmock-dev libbenchmark-dev
     liburing-dev libfuse3-dev fuse3
     libhiredis-dev redis-server
+    libyaml-cpp-dev
     util-linux procps
 )
 

@@ -1,0 +1,64 @@
+#pragma once
+// zerohopd's configuration: one YAML document (a Kubernetes ConfigMap carries it as is).
+//
+//   listen: /run/zerohop/zerohop.sock
+//   workers: 2                      # default: one per core
+//   metrics_port: 9464              # on 127.0.0.1; 0 disables
+//   log_level: info                 # debug | info | warning | error
+//   limits: {max_in_flight: 256, max_client_bytes: 64Mi, max_daemon_bytes: 64Mi, max_sessions: 4096}
+//   mounts:
+//     - {container: demo, backend: embedded, options: {dir: /var/lib/zerohop}}
+//   credentials:
+//     - {key: dev-key, containers: {demo: rw}, uids: [0, 1000]}   # uids: optional
+//
+// A bad file stops start-up with an error that names the key and the problem:
+//   config /etc/zerohop/zerohopd.yaml: mounts[1].backend: unknown backend "s3" (known: embedded)
+//
+//   auto cfg = LoadConfig("/etc/zerohop/zerohopd.yaml");
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace zerohop {
+
+inline constexpr uint32_t kRightRead = 1;
+inline constexpr uint32_t kRightWrite = 2;
+
+struct MountConfig {
+    std::string container;
+    std::string backend;                        // "embedded"
+    std::map<std::string, std::string> options;  // embedded: dir, sync_writes, inline_max_bytes
+};
+
+struct CredentialConfig {
+    std::string key;
+    std::map<std::string, uint32_t> containers;  // container -> kRightRead | kRightWrite
+    std::vector<uint32_t> uids;                  // peers allowed to use the key; empty: any
+};
+
+struct LimitsConfig {
+    uint32_t max_in_flight = 256;             // requests per session
+    uint64_t max_client_bytes = 64 << 20;     // client buffer region per session
+    uint64_t max_daemon_bytes = 64 << 20;     // daemon buffer region per session
+    uint32_t max_sessions = 4096;
+};
+
+struct DaemonConfig {
+    std::string listen = "/run/zerohop/zerohop.sock";
+    uint32_t workers = 0;  // 0: one per core
+    uint16_t metrics_port = 9464;
+    std::string log_level = "info";
+    LimitsConfig limits;
+    std::vector<MountConfig> mounts;
+    std::vector<CredentialConfig> credentials;
+};
+
+absl::StatusOr<DaemonConfig> ParseConfig(std::string_view yaml, std::string_view source);
+absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path);
+
+}  // namespace zerohop

@@ -1,0 +1,87 @@
+// zerohopd's configuration: good files load, bad ones name the key and the problem.
+
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+
+namespace zerohop {
+namespace {
+
+constexpr char kGood[] = R"(
+listen: /tmp/zh.sock
+workers: 3
+metrics_port: 0
+log_level: debug
+limits: {max_in_flight: 64, max_client_bytes: 8Mi, max_daemon_bytes: 16Mi}
+mounts:
+  - {container: demo, backend: embedded, options: {dir: /var/lib/zh, sync_writes: "true"}}
+  - {container: logs, options: {dir: /var/lib/zh}}
+credentials:
+  - {key: dev, containers: {demo: rw, logs: r}}
+  - {key: ro, containers: {logs: r}, uids: [1000, 1001]}
+)";
+
+TEST(Config, LoadsEveryKey) {
+    auto c = ParseConfig(kGood, "test.yaml");
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->listen, "/tmp/zh.sock");
+    EXPECT_EQ(c->workers, 3u);
+    EXPECT_EQ(c->metrics_port, 0);
+    EXPECT_EQ(c->limits.max_in_flight, 64u);
+    EXPECT_EQ(c->limits.max_client_bytes, 8u << 20);
+    EXPECT_EQ(c->limits.max_daemon_bytes, 16u << 20);
+    ASSERT_EQ(c->mounts.size(), 2u);
+    EXPECT_EQ(c->mounts[1].backend, "embedded");
+    EXPECT_EQ(c->mounts[0].options.at("sync_writes"), "true");
+    ASSERT_EQ(c->credentials.size(), 2u);
+    EXPECT_EQ(c->credentials[0].containers.at("demo"), kRightRead | kRightWrite);
+    EXPECT_EQ(c->credentials[0].containers.at("logs"), kRightRead);
+    EXPECT_EQ(c->credentials[1].uids, (std::vector<uint32_t>{1000, 1001}));
+}
+
+TEST(Config, BadFilesNameTheKey) {
+    struct Case {
+        std::string yaml;
+        std::string want;
+    };
+    const std::string mounts = "mounts: [{container: demo, options: {dir: /d}}]\n";
+    const std::string creds = "credentials: [{key: k, containers: {demo: rw}}]\n";
+    for (const Case& c : std::vector<Case>{
+             {"", "(top level): the file is empty"},
+             {"listn: /x\n" + mounts + creds, "listn: unknown key"},
+             {"listen: relative\n" + mounts + creds, "listen: must be an absolute socket path"},
+             {"workers: 0\n" + mounts + creds, "workers: \"0\" is not a number in 1..256"},
+             {"workers: many\n" + mounts + creds, "workers: \"many\" is not a number"},
+             {"log_level: loud\n" + mounts + creds, "log_level: \"loud\" is not one of"},
+             {creds, "mounts: at least one container"},
+             {"mounts: [{container: demo, backend: s3, options: {dir: /d}}]\n" + creds,
+              "mounts[0].backend: unknown backend \"s3\" (known: embedded)"},
+             {"mounts: [{container: demo}]\n" + creds, "mounts[0].options.dir: the embedded backend needs"},
+             {"mounts: [{container: 'a/b', options: {dir: /d}}]\n" + creds, "mounts[0].container: invalid name"},
+             {"mounts: [{container: demo, options: {dir: /d}}, {container: demo, options: {dir: /e}}]\n" + creds,
+              "mounts[1].container: \"demo\" is mounted twice"},
+             {mounts, "credentials: at least one access key"},
+             {mounts + "credentials: [{key: k, containers: {other: rw}}]\n",
+              "credentials[0].containers.other: no such container"},
+             {mounts + "credentials: [{key: k, containers: {demo: write}}]\n",
+              "credentials[0].containers.demo: \"write\" is not r or rw"},
+             {mounts + "credentials: [{key: k, containers: {demo: r}}, {key: k, containers: {demo: r}}]\n",
+              "credentials[1].key: the same key is listed twice"},
+             {mounts + "limits: {max_in_flight: -1}\n" + creds, "limits.max_in_flight"},
+             {mounts + creds + "mounts: [\n", "line"},
+         }) {
+        auto r = ParseConfig(c.yaml, "bad.yaml");
+        ASSERT_FALSE(r.ok()) << c.yaml;
+        EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+        EXPECT_NE(std::string(r.status().message()).find(c.want), std::string::npos)
+            << "for:\n" << c.yaml << "\ngot: " << r.status().message();
+        EXPECT_NE(std::string(r.status().message()).find("bad.yaml"), std::string::npos);
+    }
+}
+
+TEST(Config, MissingFileIsNotFound) {
+    EXPECT_EQ(LoadConfig("/nonexistent/zerohopd.yaml").status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace zerohop
