@@ -1,0 +1,428 @@
+#include "zerohop/client.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "shmring/arena.h"
+#include "shmring/doorbell.h"
+#include "shmring/fd_passing.h"
+#include "shmring/segment.h"
+
+namespace zerohop {
+
+using protocol::Descriptor;
+using protocol::Op;
+
+class Client::Impl {
+public:
+    Impl(ClientOptions o, shmring::UniqueFd sock, shmring::Segment seg, shmring::EventFd bell, uint64_t session)
+        : options_(std::move(o)),
+          sock_(std::move(sock)),
+          segment_(std::move(seg)),
+          doorbell_(std::move(bell)),
+          session_id_(session),
+          submit_(segment_.submit_ring()),
+          complete_(segment_.complete_ring()),
+          alloc_(segment_.layout().client_region.size) {}
+
+    uint64_t session_id() const { return session_id_; }
+    uint64_t daemon_bytes() const { return segment_.layout().daemon_region.size; }
+    uint64_t client_bytes() const { return segment_.layout().client_region.size; }
+
+    // Returns the request id (0 if the request failed before it was sent).
+    uint64_t Submit(Op op, std::string_view body, RawDone done) {
+        std::optional<uint64_t> off;
+        if (!body.empty()) {
+            for (int attempt = 0;; ++attempt) {
+                {
+                    absl::MutexLock lock(&alloc_mu_);
+                    off = alloc_.Allocate(body.size());
+                }
+                if (off || body.size() > client_bytes()) {
+                    break;
+                }
+                // Room comes back as requests complete.
+                if (Poll() == 0) {
+                    std::this_thread::yield();
+                }
+                if (attempt > 1000000) {
+                    break;
+                }
+            }
+            if (!off) {
+                std::move(done)(absl::ResourceExhaustedError(absl::StrFormat(
+                                    "a %d-byte request does not fit the %d-byte client buffer region", body.size(),
+                                    client_bytes())),
+                                {});
+                return 0;
+            }
+            std::memcpy(segment_.client_region() + *off, body.data(), body.size());
+        }
+        Descriptor d;
+        d.op = static_cast<uint16_t>(op);
+        d.request_id = next_id_.fetch_add(1, std::memory_order_relaxed);
+        d.offset = off.value_or(0);
+        d.length = static_cast<uint32_t>(body.size());
+        {
+            absl::MutexLock lock(&pending_mu_);
+            pending_.emplace(d.request_id, Pending{std::move(done), off});
+        }
+        Push(d);
+        return d.request_id;
+    }
+
+    size_t Poll() {
+        size_t n = 0;
+        Descriptor c;
+        shmring::SegmentHeader* h = segment_.header();
+        while (complete_.PopShared(&h->complete_head, &c)) {
+            ++n;
+            std::optional<Pending> p;
+            {
+                absl::MutexLock lock(&pending_mu_);
+                auto it = pending_.find(c.request_id);
+                if (it != pending_.end()) {
+                    p.emplace(std::move(it->second));
+                    pending_.erase(it);
+                }
+            }
+            std::string_view body;
+            uint64_t region = daemon_bytes();
+            if (c.length > 0 && c.offset <= region && c.length <= region - c.offset) {
+                body = std::string_view(segment_.daemon_region() + c.offset, c.length);
+            }
+            if (p) {
+                if (p->client_offset) {
+                    absl::MutexLock lock(&alloc_mu_);
+                    alloc_.Free(*p->client_offset);
+                }
+                absl::Status status;
+                if (c.status != 0) {
+                    auto wire = protocol::Decode<protocol::WireStatus>(body);
+                    status = wire.ok() ? wire->status
+                                       : absl::Status(static_cast<absl::StatusCode>(c.status), "zerohopd: request failed");
+                    body = {};
+                }
+                std::move(p->done)(status, body);
+            }
+            if (c.length > 0) {
+                Descriptor r;
+                r.op = static_cast<uint16_t>(Op::kRelease);
+                r.offset = c.offset;
+                Push(r);
+            }
+        }
+        return n;
+    }
+
+    size_t WaitAndPoll(absl::Duration timeout) {
+        size_t n = Poll();
+        if (n > 0) {
+            return n;
+        }
+        shmring::SegmentHeader* h = segment_.header();
+        shmring::WaitForCreator(h, [&] { return complete_.ReadyShared(&h->complete_head); }, options_.spin, timeout);
+        return Poll();
+    }
+
+    // Submits and waits; `decode` turns the result body into the caller's value.
+    template <typename T, typename Decode>
+    absl::StatusOr<T> Call(Op op, std::string_view body, Decode decode) {
+        struct Slot {
+            std::atomic<bool> done{false};
+            absl::StatusOr<T> result = absl::UnknownError("no completion");
+        } slot;
+        uint64_t id = Submit(op, body, [&slot, &decode](absl::Status st, std::string_view b) {
+            slot.result = st.ok() ? decode(b) : absl::StatusOr<T>(st);
+            slot.done.store(true, std::memory_order_release);
+        });
+        absl::Time deadline = absl::Now() + options_.timeout;
+        shmring::SegmentHeader* h = segment_.header();
+        while (!slot.done.load(std::memory_order_acquire)) {
+            if (Poll() > 0) {
+                continue;
+            }
+            absl::Time now = absl::Now();
+            if (now >= deadline) {
+                if (Abandon(id)) {
+                    return absl::DeadlineExceededError(absl::StrFormat(
+                        "zerohopd did not answer %s within %s; the outcome is unknown", protocol::OpName(op),
+                        absl::FormatDuration(options_.timeout)));
+                }
+                continue;  // it is completing right now
+            }
+            shmring::WaitForCreator(
+                h, [&] { return slot.done.load(std::memory_order_acquire) || complete_.ReadyShared(&h->complete_head); },
+                options_.spin, std::min(deadline - now, absl::Milliseconds(200)));
+        }
+        return std::move(slot.result);
+    }
+
+    template <typename T>
+    absl::StatusOr<T> CallDecoded(Op op, std::string_view body) {
+        return Call<T>(op, body, [](std::string_view b) { return protocol::Decode<T>(b); });
+    }
+
+    absl::Status CallStatus(Op op, std::string_view body) {
+        struct Empty {};
+        return Call<Empty>(op, body, [](std::string_view) { return absl::StatusOr<Empty>(Empty{}); }).status();
+    }
+
+private:
+    struct Pending {
+        RawDone done;
+        std::optional<uint64_t> client_offset;
+    };
+
+    void Push(const Descriptor& d) {
+        shmring::SegmentHeader* h = segment_.header();
+        while (!submit_.PushShared(&h->submit_tail, &d)) {
+            // Full: the daemon is behind. Make sure it is awake, and help drain completions.
+            shmring::NotifyCreator(h, doorbell_);
+            if (Poll() == 0) {
+                std::this_thread::yield();
+            }
+        }
+        shmring::NotifyCreator(h, doorbell_);
+    }
+
+    // Forgets a request whose caller gives up; false if its completion already ran or is
+    // running on another thread (then the caller waits for it).
+    bool Abandon(uint64_t id) {
+        absl::MutexLock lock(&pending_mu_);
+        return pending_.erase(id) == 1;
+    }
+
+    ClientOptions options_;
+    shmring::UniqueFd sock_;
+    shmring::Segment segment_;
+    shmring::EventFd doorbell_;
+    uint64_t session_id_;
+    shmring::RingSlots submit_;
+    shmring::RingSlots complete_;
+    absl::Mutex alloc_mu_;
+    shmring::RegionAllocator alloc_ ABSL_GUARDED_BY(alloc_mu_);
+    absl::Mutex pending_mu_;
+    absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(pending_mu_);
+    std::atomic<uint64_t> next_id_{1};
+};
+
+// ---- connecting -----------------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
+    if (options.socket_path.empty()) {
+        const char* env = std::getenv("ZEROHOP_SOCKET");
+        options.socket_path = env != nullptr ? env : "/run/zerohop/zerohop.sock";
+    }
+    if (options.access_key.empty()) {
+        const char* env = std::getenv("ZEROHOP_ACCESS_KEY");
+        options.access_key = env != nullptr ? env : "";
+    }
+    shmring::UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    if (options.socket_path.size() >= sizeof addr.sun_path) {
+        return absl::InvalidArgumentError(absl::StrFormat("socket path %s is too long", options.socket_path));
+    }
+    std::memcpy(addr.sun_path, options.socket_path.data(), options.socket_path.size());
+    if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        return absl::UnavailableError(absl::StrFormat("cannot reach zerohopd at %s: %s (is it running? set ZEROHOP_SOCKET)",
+                                                      options.socket_path, strerror(errno)));
+    }
+    protocol::Hello hello;
+    hello.access_key = options.access_key;
+    hello.submit_entries = options.submit_entries;
+    hello.complete_entries = options.complete_entries;
+    hello.client_bytes = options.client_bytes;
+    hello.daemon_bytes = options.daemon_bytes;
+    std::string body = protocol::Encode(hello);
+    std::string framed(4, '\0');
+    uint32_t len = static_cast<uint32_t>(body.size());
+    std::memcpy(framed.data(), &len, 4);
+    framed += body;
+    if (absl::Status s = shmring::SendWithFds(sock.get(), framed, {}); !s.ok()) {
+        return absl::UnavailableError(absl::StrFormat("zerohopd at %s: %s", options.socket_path, s.message()));
+    }
+    std::vector<shmring::UniqueFd> fds;
+    char head[4];
+    size_t got = 0;
+    while (got < 4) {
+        auto n = shmring::ReceiveWithFds(sock.get(), head + got, 4 - got, &fds);
+        if (!n.ok() || *n == 0) {
+            return absl::UnavailableError(absl::StrFormat("zerohopd at %s closed the connection during hello",
+                                                          options.socket_path));
+        }
+        got += *n;
+    }
+    std::memcpy(&len, head, 4);
+    if (len == 0 || len > 4096) {
+        return absl::DataLossError("zerohopd sent a malformed welcome");
+    }
+    std::string welcome_bytes(len, '\0');
+    if (::recv(sock.get(), welcome_bytes.data(), len, MSG_WAITALL) != static_cast<ssize_t>(len)) {
+        return absl::UnavailableError("zerohopd closed the connection during hello");
+    }
+    auto welcome = protocol::Decode<protocol::Welcome>(welcome_bytes);
+    if (!welcome.ok()) {
+        return absl::DataLossError("zerohopd sent a malformed welcome");
+    }
+    if (!welcome->status.ok()) {
+        return absl::Status(welcome->status.code(),
+                            absl::StrFormat("zerohopd refused the session: %s", welcome->status.message()));
+    }
+    if (fds.size() != 2) {
+        return absl::DataLossError("zerohopd did not pass the session segment and doorbell");
+    }
+    auto segment = shmring::Segment::Map(std::move(fds[0]));
+    if (!segment.ok()) {
+        return segment.status();
+    }
+    auto impl = std::make_unique<Impl>(std::move(options), std::move(sock), std::move(*segment),
+                                       shmring::EventFd(std::move(fds[1])), welcome->session_id);
+    return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+uint64_t Client::session_id() const { return impl_->session_id(); }
+
+// ---- operations -------------------------------------------------------------------------------
+
+using protocol::Encode;
+
+absl::StatusOr<std::vector<std::string>> Client::ListContainers() {
+    return impl_->CallDecoded<std::vector<std::string>>(Op::kListContainers, {});
+}
+absl::StatusOr<ObjectInfo> Client::Stat(const Path& p) { return impl_->CallDecoded<ObjectInfo>(Op::kStat, Encode(p)); }
+absl::StatusOr<ListResult> Client::List(const ListRequest& r) {
+    return impl_->CallDecoded<ListResult>(Op::kList, Encode(r));
+}
+absl::StatusOr<ObjectInfo> Client::Mkdir(const MkdirRequest& r) {
+    return impl_->CallDecoded<ObjectInfo>(Op::kMkdir, Encode(r));
+}
+absl::Status Client::Rmdir(const Path& p) { return impl_->CallStatus(Op::kRmdir, Encode(p)); }
+absl::Status Client::Rename(const RenameRequest& r) { return impl_->CallStatus(Op::kRename, Encode(r)); }
+absl::StatusOr<ObjectInfo> Client::Symlink(const SymlinkRequest& r) {
+    return impl_->CallDecoded<ObjectInfo>(Op::kSymlink, Encode(r));
+}
+absl::StatusOr<std::string> Client::Readlink(const Path& p) {
+    return impl_->CallDecoded<std::string>(Op::kReadlink, Encode(p));
+}
+absl::Status Client::Delete(const DeleteRequest& r) { return impl_->CallStatus(Op::kDelete, Encode(r)); }
+absl::StatusOr<ObjectInfo> Client::SetMetadata(const SetMetadataRequest& r) {
+    return impl_->CallDecoded<ObjectInfo>(Op::kSetMetadata, Encode(r));
+}
+
+absl::StatusOr<std::string> Client::GetObject(const GetObjectRequest& req, ObjectInfo* info) {
+    // Ranges of at most a quarter of the daemon region, so that results always fit.
+    const uint64_t chunk = impl_->daemon_bytes() / 4;
+    std::string out;
+    GetObjectRequest part = req;
+    uint64_t left = req.length;
+    for (;;) {
+        part.length = std::min(left, chunk);
+        auto r = impl_->Call<GetObjectResult>(Op::kGetObject, Encode(part), [&out](std::string_view b) {
+            std::string_view rest;
+            auto res = protocol::DecodePrefix<GetObjectResult>(b, &rest);
+            if (res.ok()) {
+                if (rest.size() != res->bytes) {
+                    return absl::StatusOr<GetObjectResult>(absl::DataLossError("get: byte count mismatch"));
+                }
+                out.append(rest.data(), rest.size());
+            }
+            return res;
+        });
+        if (!r.ok()) {
+            return r.status();
+        }
+        if (info != nullptr) {
+            *info = r->info;
+        }
+        left -= r->bytes;
+        part.offset += r->bytes;
+        if (r->bytes < part.length || left == 0) {
+            return out;
+        }
+    }
+}
+
+absl::StatusOr<ObjectInfo> Client::PutObject(const PutObjectRequest& req, std::string_view data) {
+    std::string body = Encode(req);
+    if (body.size() + data.size() > impl_->client_bytes() / 2) {
+        return absl::UnimplementedError(absl::StrFormat(
+            "%s: a put of %d bytes is larger than half the client buffer region (%d bytes); chunked puts are not "
+            "implemented yet", req.path.str(), data.size(), impl_->client_bytes()));
+    }
+    body.append(data.data(), data.size());
+    return impl_->CallDecoded<ObjectInfo>(Op::kPutObject, body);
+}
+absl::StatusOr<ObjectInfo> Client::WriteObject(const WriteObjectRequest& r) {
+    return impl_->CallDecoded<ObjectInfo>(Op::kWriteObject, Encode(r));
+}
+absl::StatusOr<ObjectInfo> Client::Append(const AppendRequest& r) {
+    return impl_->CallDecoded<ObjectInfo>(Op::kAppend, Encode(r));
+}
+absl::StatusOr<ObjectInfo> Client::Truncate(const TruncateRequest& r) {
+    return impl_->CallDecoded<ObjectInfo>(Op::kTruncate, Encode(r));
+}
+absl::StatusOr<Item> Client::GetItem(const GetItemRequest& r) { return impl_->CallDecoded<Item>(Op::kGetItem, Encode(r)); }
+absl::StatusOr<GetItemsResult> Client::GetItems(const GetItemsRequest& r) {
+    return impl_->CallDecoded<GetItemsResult>(Op::kGetItems, Encode(r));
+}
+absl::StatusOr<ObjectInfo> Client::PutItem(const PutItemRequest& r) {
+    return impl_->CallDecoded<ObjectInfo>(Op::kPutItem, Encode(r));
+}
+absl::StatusOr<std::vector<absl::Status>> Client::PutItems(const std::vector<PutItemRequest>& r) {
+    return impl_->CallDecoded<std::vector<absl::Status>>(Op::kPutItems, Encode(r));
+}
+absl::StatusOr<ObjectInfo> Client::UpdateItem(const UpdateItemRequest& r) {
+    return impl_->CallDecoded<ObjectInfo>(Op::kUpdateItem, Encode(r));
+}
+absl::StatusOr<ObjectInfo> Client::CreateStream(const CreateStreamRequest& r) {
+    return impl_->CallDecoded<ObjectInfo>(Op::kCreateStream, Encode(r));
+}
+absl::StatusOr<StreamDescription> Client::DescribeStream(const Path& p) {
+    return impl_->CallDecoded<StreamDescription>(Op::kDescribeStream, Encode(p));
+}
+absl::Status Client::DeleteStream(const Path& p) { return impl_->CallStatus(Op::kDeleteStream, Encode(p)); }
+absl::StatusOr<std::vector<RecordResult>> Client::PutRecords(const PutRecordsRequest& r) {
+    return impl_->CallDecoded<std::vector<RecordResult>>(Op::kPutRecords, Encode(r));
+}
+absl::StatusOr<StreamLocation> Client::Seek(const SeekRequest& r) {
+    return impl_->CallDecoded<StreamLocation>(Op::kSeek, Encode(r));
+}
+absl::StatusOr<GetRecordsResult> Client::GetRecords(const GetRecordsRequest& r) {
+    return impl_->CallDecoded<GetRecordsResult>(Op::kGetRecords, Encode(r));
+}
+absl::Status Client::Sync() { return impl_->CallStatus(Op::kSync, {}); }
+absl::Status Client::Nop() { return impl_->CallStatus(Op::kNop, {}); }
+
+void Client::GetItemAsync(const GetItemRequest& req, absl::AnyInvocable<void(absl::StatusOr<Item>) &&> done) {
+    impl_->Submit(Op::kGetItem, Encode(req), [done = std::move(done)](absl::Status st, std::string_view b) mutable {
+        std::move(done)(st.ok() ? protocol::Decode<Item>(b) : absl::StatusOr<Item>(st));
+    });
+}
+void Client::PutItemAsync(const PutItemRequest& req, absl::AnyInvocable<void(absl::StatusOr<ObjectInfo>) &&> done) {
+    impl_->Submit(Op::kPutItem, Encode(req), [done = std::move(done)](absl::Status st, std::string_view b) mutable {
+        std::move(done)(st.ok() ? protocol::Decode<ObjectInfo>(b) : absl::StatusOr<ObjectInfo>(st));
+    });
+}
+void Client::NopAsync(absl::AnyInvocable<void(absl::Status) &&> done) {
+    impl_->Submit(Op::kNop, {}, [done = std::move(done)](absl::Status st, std::string_view) mutable {
+        std::move(done)(st);
+    });
+}
+void Client::Submit(protocol::Op op, std::string body, RawDone done) { (void)impl_->Submit(op, body, std::move(done)); }
+size_t Client::Poll() { return impl_->Poll(); }
+size_t Client::WaitAndPoll(absl::Duration timeout) { return impl_->WaitAndPoll(timeout); }
+
+}  // namespace zerohop

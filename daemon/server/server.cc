@@ -1,0 +1,941 @@
+// zerohopd's core: listener, workers, sessions and request dispatch.
+
+#include "server/server.h"
+
+#include <errno.h>
+#include <immintrin.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <deque>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "backend/backend.h"
+#include "embedded/embedded_backend.h"
+#include "server/log.h"
+#include "shmring/arena.h"
+#include "shmring/doorbell.h"
+#include "shmring/fd_passing.h"
+#include "shmring/segment.h"
+#include "zerohop/protocol.h"
+
+namespace zerohop {
+
+using protocol::Descriptor;
+using protocol::Op;
+
+namespace {
+
+constexpr size_t kMaxHelloBytes = 4096;
+constexpr int kDescriptorsPerTurn = 64;       // per session per worker turn: fairness
+constexpr uint32_t kMaxBadDescriptors = 1000;  // then the session is closed
+constexpr absl::Duration kSpinBeforeSleep = absl::Microseconds(50);
+
+uint32_t ClampEntries(uint32_t want) {
+    uint32_t e = 16;
+    while (e < want && e < 4096) {
+        e <<= 1;
+    }
+    return e;
+}
+
+absl::Status Errno(std::string_view what) {
+    return absl::InternalError(absl::StrFormat("%s: %s", what, strerror(errno)));
+}
+
+// Writes a u32 length and the bytes, the first byte carrying `fds`.
+absl::Status SendFramed(int sock, const std::string& body, std::initializer_list<int> fds) {
+    std::string framed(4, '\0');
+    uint32_t n = static_cast<uint32_t>(body.size());
+    std::memcpy(framed.data(), &n, 4);
+    framed += body;
+    return shmring::SendWithFds(sock, framed, fds);
+}
+
+}  // namespace
+
+// ---- sessions -------------------------------------------------------------------------------
+
+struct Session {
+    uint64_t id = 0;
+    shmring::UniqueFd sock;
+    shmring::Segment segment;
+    shmring::EventFd doorbell;
+    uint32_t uid = 0, gid = 0;
+    pid_t pid = 0;
+    const CredentialConfig* credential = nullptr;
+    uint32_t max_in_flight = 0;
+
+    // Private state: never read back from shared memory.
+    shmring::RingSlots submit;
+    shmring::RingSlots complete;
+    uint64_t submit_head = 0;
+    uint64_t complete_tail = 0;
+    uint64_t client_bytes = 0;
+    shmring::RegionAllocator daemon_alloc;
+    std::deque<Descriptor> overflow;  // completions waiting for room in the ring
+    uint32_t in_flight = 0;
+    uint32_t bad_descriptors = 0;
+    bool closed = false;
+
+    Session(shmring::Segment seg, shmring::EventFd bell)
+        : segment(std::move(seg)),
+          doorbell(std::move(bell)),
+          submit(segment.submit_ring()),
+          complete(segment.complete_ring()),
+          client_bytes(segment.layout().client_region.size),
+          daemon_alloc(segment.layout().daemon_region.size) {}
+};
+
+class Worker;
+
+class Server::Impl {
+public:
+    explicit Impl(DaemonConfig config) : config_(std::move(config)) {}
+    ~Impl() { Stop(); }
+
+    absl::Status Open();
+    void Stop();
+    ServerStats stats() const;
+    const std::string& socket_path() const { return config_.listen; }
+
+    // Routing and rights.
+    absl::StatusOr<Backend*> Route(const Path& path) const;
+    absl::Status Allow(const Session& s, const Path& path, bool write) const;
+    std::vector<std::string> GrantedContainers(const Session& s) const;
+
+    std::atomic<uint64_t> requests{0}, request_errors{0}, bad_descriptors{0};
+
+private:
+    void AcceptLoop();
+    void Handshake(shmring::UniqueFd sock);
+
+    DaemonConfig config_;
+    std::vector<std::unique_ptr<Backend>> backends_;
+    absl::flat_hash_map<std::string, Backend*> mounts_;
+    absl::flat_hash_map<std::string, const CredentialConfig*> keys_;
+    shmring::UniqueFd listener_;
+    std::optional<shmring::EventFd> stop_bell_;
+    std::thread acceptor_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::atomic<uint64_t> next_session_{1};
+    std::atomic<uint64_t> sessions_total_{0}, sessions_refused_{0};
+    std::atomic<bool> stopped_{false};
+    size_t next_worker_ = 0;
+};
+
+// ---- workers --------------------------------------------------------------------------------
+
+class Worker {
+public:
+    explicit Worker(Server::Impl* server) : server_(server) {}
+
+    absl::Status Start() {
+        epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+        if (!epoll_.valid()) {
+            return Errno("epoll_create1");
+        }
+        auto bell = shmring::EventFd::Create();
+        if (!bell.ok()) {
+            return bell.status();
+        }
+        wake_.emplace(std::move(*bell));
+        struct epoll_event ev = {};
+        ev.events = EPOLLIN;
+        ev.data.ptr = nullptr;  // the worker's own bell
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_->fd(), &ev) != 0) {
+            return Errno("epoll_ctl");
+        }
+        thread_ = std::thread([this] { Loop(); });
+        return absl::OkStatus();
+    }
+
+    void Add(std::shared_ptr<Session> s) {
+        {
+            absl::MutexLock lock(&mu_);
+            incoming_.push_back(std::move(s));
+        }
+        wake_->Signal();
+    }
+
+    void Stop() {
+        {
+            absl::MutexLock lock(&mu_);
+            stopping_ = true;
+        }
+        if (wake_) {
+            wake_->Signal();
+        }
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+    }
+
+    size_t open_sessions() const { return open_.load(); }
+
+private:
+    void Loop();
+    void Adopt();
+    bool Serve(Session& s);
+    void Close(Session& s, std::string_view why);
+    void Dispatch(Session& s, const Descriptor& d);
+    void Complete(Session& s, const Descriptor& d, const absl::Status& status, std::string_view body);
+    bool FlushOverflow(Session& s);
+    void Reject(Session& s, const Descriptor& d, std::string_view why);
+
+    template <typename Req>
+    absl::StatusOr<Req> DecodeBody(const std::string& body) {
+        return protocol::Decode<Req>(body);
+    }
+
+    Server::Impl* server_;
+    shmring::UniqueFd epoll_;
+    std::optional<shmring::EventFd> wake_;
+    std::thread thread_;
+    absl::Mutex mu_;
+    std::vector<std::shared_ptr<Session>> incoming_ ABSL_GUARDED_BY(mu_);
+    bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+    std::vector<std::shared_ptr<Session>> sessions_;
+    std::atomic<size_t> open_{0};
+};
+
+void Worker::Adopt() {
+    std::vector<std::shared_ptr<Session>> fresh;
+    {
+        absl::MutexLock lock(&mu_);
+        fresh.swap(incoming_);
+    }
+    for (auto& s : fresh) {
+        struct epoll_event ev = {};
+        ev.events = EPOLLIN;
+        ev.data.ptr = s.get();
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s->doorbell.fd(), &ev);
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s->sock.get(), &ev);
+        sessions_.push_back(std::move(s));
+        open_.fetch_add(1);
+    }
+}
+
+void Worker::Close(Session& s, std::string_view why) {
+    if (s.closed) {
+        return;
+    }
+    s.closed = true;
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s.doorbell.fd(), nullptr);
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s.sock.get(), nullptr);
+    Log(LogLevel::kInfo, "session closed", "session", s.id, "pid", s.pid, "why", why);
+}
+
+void Worker::Loop() {
+    absl::Time idle_since = absl::Now();
+    std::vector<struct epoll_event> events(64);
+    for (;;) {
+        {
+            absl::MutexLock lock(&mu_);
+            if (stopping_) {
+                break;
+            }
+        }
+        Adopt();
+        bool progress = false;
+        for (auto& s : sessions_) {
+            if (!s->closed) {
+                progress |= Serve(*s);
+            }
+        }
+        // Reclaim closed sessions: in-flight work of the embedded backend completes inline,
+        // so nothing refers to them any more.
+        size_t before = sessions_.size();
+        sessions_.erase(std::remove_if(sessions_.begin(), sessions_.end(),
+                                       [](const std::shared_ptr<Session>& s) { return s->closed; }),
+                        sessions_.end());
+        open_.fetch_sub(before - sessions_.size());
+        if (progress) {
+            idle_since = absl::Now();
+            continue;
+        }
+        if (absl::Now() - idle_since < kSpinBeforeSleep) {
+            _mm_pause();
+            continue;
+        }
+        // Sleep: announce it on every session, look once more, then block.
+        for (auto& s : sessions_) {
+            std::atomic_ref<uint32_t>(s->segment.header()->creator_sleeping).store(1, std::memory_order_seq_cst);
+        }
+        bool ready = false;
+        for (auto& s : sessions_) {
+            ready |= s->submit.ReadyAt(s->submit_head);
+        }
+        int n = ready ? 0 : ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), 1000);
+        for (auto& s : sessions_) {
+            std::atomic_ref<uint32_t>(s->segment.header()->creator_sleeping).store(0, std::memory_order_seq_cst);
+        }
+        for (int i = 0; i < n; ++i) {
+            auto* s = static_cast<Session*>(events[i].data.ptr);
+            if (s == nullptr) {
+                wake_->Drain();
+                continue;
+            }
+            if (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                Close(*s, "the client closed its socket");
+                continue;
+            }
+            if (events[i].data.ptr == s) {
+                s->doorbell.Drain();
+                char junk[64];
+                // Data on the socket after the hello is a protocol error; EOF is the client leaving.
+                ssize_t r = ::recv(s->sock.get(), junk, sizeof junk, MSG_DONTWAIT);
+                if (r == 0) {
+                    Close(*s, "the client closed its socket");
+                } else if (r > 0) {
+                    Close(*s, "unexpected bytes on the session socket");
+                }
+            }
+        }
+        idle_since = absl::Now() - kSpinBeforeSleep;  // woke up: serve, then spin again briefly
+        if (n > 0) {
+            idle_since = absl::Now();
+        }
+    }
+    for (auto& s : sessions_) {
+        Close(*s, "the daemon is stopping");
+    }
+    open_.store(0);
+    sessions_.clear();
+}
+
+bool Worker::Serve(Session& s) {
+    bool progress = FlushOverflow(s);
+    for (int i = 0; i < kDescriptorsPerTurn; ++i) {
+        Descriptor d;
+        if (!s.submit.PopPrivate(&s.submit_head, &d)) {  // copied out of shared memory, once
+            break;
+        }
+        progress = true;
+        Dispatch(s, d);
+        if (s.closed) {
+            break;
+        }
+    }
+    return progress;
+}
+
+void Worker::Reject(Session& s, const Descriptor& d, std::string_view why) {
+    server_->bad_descriptors.fetch_add(1, std::memory_order_relaxed);
+    if (++s.bad_descriptors > kMaxBadDescriptors) {
+        Close(s, "too many malformed descriptors");
+        return;
+    }
+    Complete(s, d, absl::InvalidArgumentError(std::string(why)), {});
+}
+
+bool Worker::FlushOverflow(Session& s) {
+    bool pushed = false;
+    while (!s.overflow.empty() && s.complete.PushPrivate(&s.complete_tail, &s.overflow.front())) {
+        s.overflow.pop_front();
+        pushed = true;
+    }
+    if (pushed) {
+        shmring::NotifyPeer(s.segment.header());
+    }
+    return pushed;
+}
+
+void Worker::Complete(Session& s, const Descriptor& req, const absl::Status& status, std::string_view body) {
+    Descriptor c;
+    c.op = req.op;
+    c.request_id = req.request_id;
+    c.status = static_cast<int32_t>(status.code());
+    std::string err;
+    if (!status.ok()) {
+        err = protocol::Encode(protocol::WireStatus{status});
+        body = err;
+        server_->request_errors.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!body.empty()) {
+        auto off = s.daemon_alloc.Allocate(body.size());
+        if (!off) {
+            // The client holds too many results: it must release some.
+            err = protocol::Encode(protocol::WireStatus{absl::ResourceExhaustedError(absl::StrFormat(
+                "session %d: the daemon buffer region is full (%d of %d bytes held by unreleased results)", s.id,
+                s.daemon_alloc.used(), s.daemon_alloc.capacity()))});
+            c.status = static_cast<int32_t>(absl::StatusCode::kResourceExhausted);
+            off = s.daemon_alloc.Allocate(err.size());
+            body = off ? std::string_view(err) : std::string_view();
+        }
+        if (off) {
+            std::memcpy(s.segment.daemon_region() + *off, body.data(), body.size());
+            c.offset = *off;
+            c.length = static_cast<uint32_t>(body.size());
+        }
+    }
+    if (s.in_flight > 0) {
+        --s.in_flight;
+    }
+    if (!s.overflow.empty() || !s.complete.PushPrivate(&s.complete_tail, &c)) {
+        s.overflow.push_back(c);  // bounded by max_in_flight
+        return;
+    }
+    shmring::NotifyPeer(s.segment.header());
+}
+
+void Worker::Dispatch(Session& s, const Descriptor& d) {
+    if (d.version != protocol::kProtocolVersion) {
+        return Reject(s, d, absl::StrFormat("descriptor version %d; this daemon speaks %d", d.version,
+                                            protocol::kProtocolVersion));
+    }
+    if (!protocol::IsKnownOp(d.op)) {
+        return Reject(s, d, absl::StrFormat("unknown operation %d", d.op));
+    }
+    Op op = static_cast<Op>(d.op);
+    if (op == Op::kRelease) {
+        if (!s.daemon_alloc.Free(d.offset)) {
+            server_->bad_descriptors.fetch_add(1, std::memory_order_relaxed);
+            if (++s.bad_descriptors > kMaxBadDescriptors) {
+                Close(s, "too many bad releases");
+            }
+        }
+        return;  // releases are not answered
+    }
+    if (d.offset > s.client_bytes || d.length > s.client_bytes - d.offset) {
+        return Reject(s, d, absl::StrFormat("payload [%d, +%d) lies outside the %d-byte client region", d.offset,
+                                            d.length, s.client_bytes));
+    }
+    if (s.in_flight >= s.max_in_flight) {
+        return Complete(s, d,
+                        absl::ResourceExhaustedError(
+                            absl::StrFormat("session %d: %d requests in flight, the limit", s.id, s.max_in_flight)),
+                        {});
+    }
+    ++s.in_flight;
+    server_->requests.fetch_add(1, std::memory_order_relaxed);
+    if (op == Op::kNop) {
+        return Complete(s, d, absl::OkStatus(), {});
+    }
+    // Copy the body out once: nothing below reads shared memory again.
+    std::string body(s.segment.client_region() + d.offset, d.length);
+    Caller caller{s.uid, s.gid};
+
+    auto fail = [&](const absl::Status& st) { Complete(s, d, st, {}); };
+    auto status_done = [&](absl::Status st) { Complete(s, d, st, {}); };
+    // Completions of the embedded backend run before the call returns, on this thread.
+    auto reply = [&](auto result) {
+        if (!result.ok()) {
+            Complete(s, d, result.status(), {});
+        } else {
+            Complete(s, d, absl::OkStatus(), protocol::Encode(*result));
+        }
+    };
+    // One path, checked and routed.
+    auto routed = [&](const Path& p, bool write) -> absl::StatusOr<Backend*> {
+        if (absl::Status a = server_->Allow(s, p, write); !a.ok()) {
+            return a;
+        }
+        return server_->Route(p);
+    };
+
+#define ZH_DECODE(Type, var)                 \
+    auto var##_or = DecodeBody<Type>(body);  \
+    if (!var##_or.ok()) {                    \
+        return fail(var##_or.status());      \
+    }                                        \
+    Type var = std::move(*var##_or)
+#define ZH_ROUTE(var, path, write)       \
+    auto var##_or = routed(path, write); \
+    if (!var##_or.ok()) {                \
+        return fail(var##_or.status());  \
+    }                                    \
+    Backend* var = *var##_or
+
+    switch (op) {
+        case Op::kListContainers:
+            return Complete(s, d, absl::OkStatus(), protocol::Encode(server_->GrantedContainers(s)));
+        case Op::kStat: {
+            ZH_DECODE(Path, p);
+            if (p.is_root()) {
+                ObjectInfo root;
+                root.type = ObjectType::kDirectory;
+                root.mode = 0555;
+                return reply(absl::StatusOr<ObjectInfo>(root));
+            }
+            ZH_ROUTE(b, p, false);
+            return b->Stat(p, reply);
+        }
+        case Op::kList: {
+            ZH_DECODE(ListRequest, r);
+            if (r.path.is_root()) {
+                ListResult out;
+                for (const std::string& c : server_->GrantedContainers(s)) {
+                    if (c.compare(0, r.prefix.size(), r.prefix) == 0 && (r.marker.empty() || c > r.marker)) {
+                        DirEntry e;
+                        e.name = c;
+                        e.info.type = ObjectType::kDirectory;
+                        e.info.mode = 0755;
+                        out.entries.push_back(std::move(e));
+                    }
+                }
+                return reply(absl::StatusOr<ListResult>(std::move(out)));
+            }
+            ZH_ROUTE(b, r.path, false);
+            return b->List(std::move(r), reply);
+        }
+        case Op::kMkdir: {
+            ZH_DECODE(MkdirRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            r.caller = caller;
+            return b->Mkdir(std::move(r), reply);
+        }
+        case Op::kRmdir: {
+            ZH_DECODE(Path, p);
+            ZH_ROUTE(b, p, true);
+            return b->Rmdir(p, status_done);
+        }
+        case Op::kRename: {
+            ZH_DECODE(RenameRequest, r);
+            ZH_ROUTE(from, r.from, true);
+            ZH_ROUTE(to, r.to, true);
+            if (from != to) {
+                return fail(absl::UnimplementedError(absl::StrFormat(
+                    "rename %s -> %s: the containers live on different backends", r.from.str(), r.to.str())));
+            }
+            return from->Rename(std::move(r), status_done);
+        }
+        case Op::kSymlink: {
+            ZH_DECODE(SymlinkRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            r.caller = caller;
+            return b->Symlink(std::move(r), reply);
+        }
+        case Op::kReadlink: {
+            ZH_DECODE(Path, p);
+            ZH_ROUTE(b, p, false);
+            return b->Readlink(p, reply);
+        }
+        case Op::kDelete: {
+            ZH_DECODE(DeleteRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            return b->Delete(std::move(r), status_done);
+        }
+        case Op::kSetMetadata: {
+            ZH_DECODE(SetMetadataRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            return b->SetMetadata(std::move(r), reply);
+        }
+        case Op::kGetObject: {
+            ZH_DECODE(GetObjectRequest, r);
+            ZH_ROUTE(b, r.path, false);
+            // The result must fit the daemon region; libzerohop reads large objects in ranges.
+            uint64_t cap = s.daemon_alloc.capacity() / 2;
+            r.length = std::min(r.length, cap);
+            std::string data;
+            StringSink sink(&data);
+            return b->GetObject(std::move(r), &sink, [&](absl::StatusOr<GetObjectResult> res) {
+                if (!res.ok()) {
+                    return Complete(s, d, res.status(), {});
+                }
+                std::string out = protocol::Encode(*res);
+                out += data;
+                Complete(s, d, absl::OkStatus(), out);
+            });
+        }
+        case Op::kPutObject: {
+            std::string_view rest;
+            auto r = protocol::DecodePrefix<PutObjectRequest>(body, &rest);
+            if (!r.ok()) {
+                return fail(r.status());
+            }
+            ZH_ROUTE(b, r->path, true);
+            r->caller = caller;
+            StringSource source(rest);
+            return b->PutObject(std::move(*r), &source, reply);
+        }
+        case Op::kWriteObject: {
+            ZH_DECODE(WriteObjectRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            return b->WriteObject(std::move(r), reply);
+        }
+        case Op::kAppend: {
+            ZH_DECODE(AppendRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            return b->Append(std::move(r), reply);
+        }
+        case Op::kTruncate: {
+            ZH_DECODE(TruncateRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            return b->Truncate(std::move(r), reply);
+        }
+        case Op::kGetItem: {
+            ZH_DECODE(GetItemRequest, r);
+            ZH_ROUTE(b, r.path, false);
+            return b->GetItem(std::move(r), reply);
+        }
+        case Op::kGetItems: {
+            ZH_DECODE(GetItemsRequest, r);
+            ZH_ROUTE(b, r.path, false);
+            return b->GetItems(std::move(r), reply);
+        }
+        case Op::kPutItem: {
+            ZH_DECODE(PutItemRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            r.caller = caller;
+            return b->PutItem(std::move(r), reply);
+        }
+        case Op::kPutItems: {
+            ZH_DECODE(std::vector<PutItemRequest>, items);
+            // Each item is checked and routed on its own; each gets its own status.
+            std::vector<absl::Status> results(items.size());
+            for (size_t i = 0; i < items.size(); ++i) {
+                auto b = routed(items[i].path, true);
+                if (!b.ok()) {
+                    results[i] = b.status();
+                    continue;
+                }
+                items[i].caller = caller;
+                (*b)->PutItem(std::move(items[i]),
+                              [&results, i](absl::StatusOr<ObjectInfo> r) { results[i] = r.status(); });
+            }
+            return reply(absl::StatusOr<std::vector<absl::Status>>(std::move(results)));
+        }
+        case Op::kUpdateItem: {
+            ZH_DECODE(UpdateItemRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            r.caller = caller;
+            return b->UpdateItem(std::move(r), reply);
+        }
+        case Op::kCreateStream: {
+            ZH_DECODE(CreateStreamRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            r.caller = caller;
+            return b->CreateStream(std::move(r), reply);
+        }
+        case Op::kDescribeStream: {
+            ZH_DECODE(Path, p);
+            ZH_ROUTE(b, p, false);
+            return b->DescribeStream(p, reply);
+        }
+        case Op::kDeleteStream: {
+            ZH_DECODE(Path, p);
+            ZH_ROUTE(b, p, true);
+            return b->DeleteStream(p, status_done);
+        }
+        case Op::kPutRecords: {
+            ZH_DECODE(PutRecordsRequest, r);
+            ZH_ROUTE(b, r.path, true);
+            return b->PutRecords(std::move(r), reply);
+        }
+        case Op::kSeek: {
+            ZH_DECODE(SeekRequest, r);
+            ZH_ROUTE(b, r.path, false);
+            return b->Seek(std::move(r), reply);
+        }
+        case Op::kGetRecords: {
+            ZH_DECODE(GetRecordsRequest, r);
+            ZH_ROUTE(b, r.path, false);
+            r.max_bytes = std::min<uint64_t>(r.max_bytes, s.daemon_alloc.capacity() / 4);
+            return b->GetRecords(std::move(r), reply);
+        }
+        case Op::kSync: {
+            // Every backend the session may write to.
+            absl::Status result;
+            for (const std::string& c : server_->GrantedContainers(s)) {
+                auto b = server_->Route(*Path().Child(c));
+                if (b.ok()) {
+                    absl::Status st = AwaitStatus([&](auto done) { (*b)->Sync(std::move(done)); });
+                    if (!st.ok() && result.ok()) {
+                        result = st;
+                    }
+                }
+            }
+            return status_done(result);
+        }
+        case Op::kNop:
+        case Op::kRelease:
+            break;
+    }
+#undef ZH_DECODE
+#undef ZH_ROUTE
+    fail(absl::InternalError("unhandled operation"));
+}
+
+// ---- the server -----------------------------------------------------------------------------
+
+absl::StatusOr<Backend*> Server::Impl::Route(const Path& path) const {
+    auto it = mounts_.find(absl::string_view(path.container().data(), path.container().size()));
+    if (it == mounts_.end()) {
+        return absl::NotFoundError(absl::StrFormat("%s: container \"%s\" is not mounted", path.str(), path.container()));
+    }
+    return it->second;
+}
+
+absl::Status Server::Impl::Allow(const Session& s, const Path& path, bool write) const {
+    auto it = s.credential->containers.find(std::string(path.container()));
+    uint32_t need = write ? kRightWrite : kRightRead;
+    if (path.is_root() || it == s.credential->containers.end() || (it->second & need) == 0) {
+        return absl::PermissionDeniedError(absl::StrFormat("%s: this access key does not grant %s on container \"%s\"",
+                                                           path.str(), write ? "write" : "read", path.container()));
+    }
+    return absl::OkStatus();
+}
+
+std::vector<std::string> Server::Impl::GrantedContainers(const Session& s) const {
+    std::vector<std::string> out;
+    for (const auto& [name, rights] : s.credential->containers) {
+        if (rights & kRightRead) {
+            out.push_back(name);
+        }
+    }
+    return out;
+}
+
+absl::Status Server::Impl::Open() {
+    SetLogLevel(config_.log_level);
+    // One embedded store per directory, serving every container mounted on it.
+    std::map<std::string, EmbeddedOptions> stores;
+    for (const MountConfig& m : config_.mounts) {
+        EmbeddedOptions& o = stores[m.options.at("dir")];
+        o.dir = m.options.at("dir");
+        o.containers.push_back(m.container);
+        if (auto it = m.options.find("sync_writes"); it != m.options.end()) {
+            o.sync_writes = it->second == "true";
+        }
+        if (auto it = m.options.find("inline_max_bytes"); it != m.options.end()) {
+            size_t v;
+            if (!absl::SimpleAtoi(it->second, &v)) {
+                return absl::InvalidArgumentError(absl::StrFormat(
+                    "mount %s: inline_max_bytes \"%s\" is not a number", m.container, it->second));
+            }
+            o.inline_max_bytes = v;
+        }
+    }
+    for (auto& [dir, opts] : stores) {
+        auto b = EmbeddedBackend::Open(opts);
+        if (!b.ok()) {
+            return b.status();
+        }
+        for (const std::string& c : opts.containers) {
+            mounts_[c] = b->get();
+        }
+        backends_.push_back(std::move(*b));
+    }
+    for (const CredentialConfig& c : config_.credentials) {
+        keys_[c.key] = &c;
+    }
+    // The socket: a stale one from a dead daemon is replaced; a live one is an error.
+    struct sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, config_.listen.data(), config_.listen.size());
+    listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!listener_.valid()) {
+        return Errno("socket");
+    }
+    {
+        shmring::UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+            return absl::AlreadyExistsError(
+                absl::StrFormat("%s: another zerohopd is serving this socket", config_.listen));
+        }
+    }
+    ::unlink(config_.listen.c_str());
+    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        return absl::FailedPreconditionError(
+            absl::StrFormat("cannot listen on %s: %s (does its directory exist?)", config_.listen, strerror(errno)));
+    }
+    ::chmod(config_.listen.c_str(), 0666);  // access is decided by the key and the peer's uid
+    if (::listen(listener_.get(), 1024) != 0) {
+        return Errno("listen");
+    }
+    auto bell = shmring::EventFd::Create();
+    if (!bell.ok()) {
+        return bell.status();
+    }
+    stop_bell_.emplace(std::move(*bell));
+    for (uint32_t i = 0; i < config_.workers; ++i) {
+        auto w = std::make_unique<Worker>(this);
+        if (absl::Status s = w->Start(); !s.ok()) {
+            return s;
+        }
+        workers_.push_back(std::move(w));
+    }
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+    Log(LogLevel::kInfo, "zerohopd listening", "socket", config_.listen, "workers", config_.workers, "containers",
+        mounts_.size());
+    return absl::OkStatus();
+}
+
+void Server::Impl::AcceptLoop() {
+    struct pollfd_like {
+        int fd;
+        short events;
+        short revents;
+    };
+    for (;;) {
+        fd_set set;
+        FD_ZERO(&set);
+        FD_SET(listener_.get(), &set);
+        FD_SET(stop_bell_->fd(), &set);
+        int maxfd = std::max(listener_.get(), stop_bell_->fd());
+        if (::select(maxfd + 1, &set, nullptr, nullptr, nullptr) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            Log(LogLevel::kError, "accept loop failed", "error", strerror(errno));
+            return;
+        }
+        if (stopped_.load()) {
+            return;
+        }
+        if (FD_ISSET(listener_.get(), &set)) {
+            shmring::UniqueFd sock(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+            if (sock.valid()) {
+                Handshake(std::move(sock));
+            }
+        }
+    }
+}
+
+void Server::Impl::Handshake(shmring::UniqueFd sock) {
+    struct timeval tv = {2, 0};  // a client that does not say hello does not hold the acceptor
+    ::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    auto refuse = [&](const absl::Status& why) {
+        sessions_refused_.fetch_add(1);
+        protocol::Welcome w;
+        w.status = why;
+        (void)SendFramed(sock.get(), protocol::Encode(w), {});
+        Log(LogLevel::kWarning, "session refused", "why", std::string(why.message()));
+    };
+    uint32_t len = 0;
+    if (::recv(sock.get(), &len, 4, MSG_WAITALL) != 4 || len == 0 || len > kMaxHelloBytes) {
+        return refuse(absl::InvalidArgumentError("expected a framed hello of 1..4096 bytes"));
+    }
+    std::string body(len, '\0');
+    if (::recv(sock.get(), body.data(), len, MSG_WAITALL) != static_cast<ssize_t>(len)) {
+        return refuse(absl::InvalidArgumentError("the hello was cut short"));
+    }
+    auto hello = protocol::Decode<protocol::Hello>(body);
+    if (!hello.ok()) {
+        return refuse(absl::InvalidArgumentError("malformed hello"));
+    }
+    if (hello->version != protocol::kProtocolVersion) {
+        return refuse(absl::FailedPreconditionError(absl::StrFormat(
+            "the client speaks protocol version %d, this daemon speaks %d", hello->version, protocol::kProtocolVersion)));
+    }
+    struct ucred cred = {};
+    socklen_t cred_len = sizeof cred;
+    if (::getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
+        return refuse(absl::InternalError("cannot read the peer's credentials"));
+    }
+    auto key = keys_.find(hello->access_key);
+    if (key == keys_.end()) {
+        return refuse(absl::PermissionDeniedError("unknown access key"));
+    }
+    const CredentialConfig* credential = key->second;
+    if (!credential->uids.empty() &&
+        std::find(credential->uids.begin(), credential->uids.end(), cred.uid) == credential->uids.end()) {
+        return refuse(absl::PermissionDeniedError(
+            absl::StrFormat("this access key may not be used by uid %d", cred.uid)));
+    }
+    size_t open = 0;
+    for (const auto& w : workers_) {
+        open += w->open_sessions();
+    }
+    if (open >= config_.limits.max_sessions) {
+        return refuse(absl::ResourceExhaustedError(
+            absl::StrFormat("%d sessions are open, the daemon's limit", config_.limits.max_sessions)));
+    }
+    auto layout = shmring::SegmentLayout::Compute(
+        {.submit_entries = ClampEntries(hello->submit_entries),
+         .complete_entries = ClampEntries(hello->complete_entries),
+         .slot_payload = protocol::kDescriptorSize,
+         .client_bytes = std::clamp<uint64_t>(hello->client_bytes, 1 << 16, config_.limits.max_client_bytes),
+         .daemon_bytes = std::clamp<uint64_t>(hello->daemon_bytes, 1 << 16, config_.limits.max_daemon_bytes)});
+    if (!layout.ok()) {
+        return refuse(layout.status());
+    }
+    auto segment = shmring::Segment::Create(*layout, "zerohop-session");
+    if (!segment.ok()) {
+        return refuse(segment.status());
+    }
+    auto bell = shmring::EventFd::Create();
+    if (!bell.ok()) {
+        return refuse(bell.status());
+    }
+    auto s = std::make_shared<Session>(std::move(*segment), std::move(*bell));
+    s->id = next_session_.fetch_add(1);
+    s->uid = cred.uid;
+    s->gid = cred.gid;
+    s->pid = cred.pid;
+    s->credential = credential;
+    s->max_in_flight = std::min<uint32_t>(config_.limits.max_in_flight, layout->complete.capacity);
+    protocol::Welcome w;
+    w.session_id = s->id;
+    w.max_in_flight = s->max_in_flight;
+    if (absl::Status st = SendFramed(sock.get(), protocol::Encode(w), {s->segment.fd(), s->doorbell.fd()}); !st.ok()) {
+        Log(LogLevel::kWarning, "hello answer failed", "error", std::string(st.message()));
+        return;
+    }
+    s->sock = std::move(sock);
+    sessions_total_.fetch_add(1);
+    Log(LogLevel::kInfo, "session opened", "session", s->id, "pid", cred.pid, "uid", cred.uid);
+    workers_[next_worker_++ % workers_.size()]->Add(std::move(s));
+}
+
+void Server::Impl::Stop() {
+    if (stopped_.exchange(true)) {
+        return;
+    }
+    if (stop_bell_) {
+        stop_bell_->Signal();
+    }
+    if (acceptor_.joinable()) {
+        acceptor_.join();
+    }
+    for (auto& w : workers_) {
+        w->Stop();
+    }
+    workers_.clear();
+    if (listener_.valid()) {
+        ::unlink(config_.listen.c_str());
+    }
+    backends_.clear();  // closes the stores: everything acknowledged is in their logs
+}
+
+ServerStats Server::Impl::stats() const {
+    ServerStats st;
+    for (const auto& w : workers_) {
+        st.sessions_open += w->open_sessions();
+    }
+    st.sessions_total = sessions_total_.load();
+    st.sessions_refused = sessions_refused_.load();
+    st.requests = requests.load();
+    st.request_errors = request_errors.load();
+    st.bad_descriptors = bad_descriptors.load();
+    return st;
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const DaemonConfig& config) {
+    auto impl = std::make_unique<Impl>(config);
+    if (absl::Status s = impl->Open(); !s.ok()) {
+        return s;
+    }
+    return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() { Stop(); }
+void Server::Stop() { impl_->Stop(); }
+ServerStats Server::stats() const { return impl_->stats(); }
+const std::string& Server::socket_path() const { return impl_->socket_path(); }
+
+}  // namespace zerohop
