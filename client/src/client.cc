@@ -1,6 +1,7 @@
 #include "zerohop/client.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -163,6 +164,10 @@ public:
             shmring::WaitForCreator(
                 h, [&] { return slot.done.load(std::memory_order_acquire) || complete_.ReadyShared(&h->complete_head); },
                 options_.spin, std::min(deadline - now, absl::Milliseconds(200)));
+            if (!slot.done.load(std::memory_order_acquire) && DaemonGone() && Abandon(id)) {
+                return absl::UnavailableError(absl::StrFormat(
+                    "zerohopd closed the session (did it exit?); the outcome of %s is unknown", protocol::OpName(op)));
+            }
         }
         return std::move(slot.result);
     }
@@ -193,6 +198,12 @@ private:
             }
         }
         shmring::NotifyCreator(h, doorbell_);
+    }
+
+    // Whether the daemon's end of the session socket is gone. Only on the slow path.
+    bool DaemonGone() const {
+        struct pollfd p = {sock_.get(), POLLRDHUP, 0};
+        return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
     }
 
     // Forgets a request whose caller gives up; false if its completion already ran or is

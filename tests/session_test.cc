@@ -1,0 +1,467 @@
+// zerohopd and libzerohop end to end: a real daemon process, real sessions.
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "shmring/fd_passing.h"
+#include "shmring/segment.h"
+#include "shmring/doorbell.h"
+#include "zerohop/client.h"
+#include "zerohop/protocol.h"
+
+namespace zerohop {
+namespace {
+
+using protocol::Descriptor;
+using protocol::Op;
+
+Path P(std::string_view s) { return *Path::Parse(s); }
+
+// A zerohopd child process on a temporary store and socket.
+class Daemon {
+public:
+    explicit Daemon(std::string dir) : dir_(std::move(dir)) {
+        socket_ = dir_ + "/zh.sock";
+        std::ofstream(dir_ + "/zerohopd.yaml") << "listen: " << socket_ << "\n"
+                                               << "workers: 2\nlog_level: warning\n"
+                                               << "limits: {max_in_flight: 64, max_client_bytes: 4Mi, "
+                                                  "max_daemon_bytes: 4Mi}\n"
+                                               << "mounts:\n"
+                                               << "  - {container: demo, options: {dir: " << dir_ << "/store}}\n"
+                                               << "  - {container: other, options: {dir: " << dir_ << "/store}}\n"
+                                               << "credentials:\n"
+                                               << "  - {key: rw-key, containers: {demo: rw}}\n"
+                                               << "  - {key: ro-key, containers: {demo: r}}\n"
+                                               << "  - {key: other-key, containers: {other: rw}}\n";
+    }
+    ~Daemon() { Kill(SIGTERM); }
+
+    void Start() {
+        const char* bin = getenv("ZEROHOPD");
+        ASSERT_NE(bin, nullptr) << "ZEROHOPD must name the zerohopd binary";
+        pid_ = fork();
+        ASSERT_GE(pid_, 0);
+        if (pid_ == 0) {
+            std::string cfg = dir_ + "/zerohopd.yaml";
+            execl(bin, "zerohopd", "--config", cfg.c_str(), static_cast<char*>(nullptr));
+            _exit(127);
+        }
+        for (int i = 0; i < 500; ++i) {
+            if (Connect("rw-key").ok()) {
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        FAIL() << "zerohopd did not come up";
+    }
+
+    void Kill(int sig) {
+        if (pid_ > 0) {
+            kill(pid_, sig);
+            int status = 0;
+            waitpid(pid_, &status, 0);
+            pid_ = -1;
+            if (sig == SIGTERM) {
+                // A clean stop: exit 0, and no sanitizer report (those abort).
+                EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "zerohopd ended with status " << status;
+            }
+        }
+    }
+
+    absl::StatusOr<std::unique_ptr<Client>> Connect(std::string key, ClientOptions o = {}) {
+        o.socket_path = socket_;
+        o.access_key = std::move(key);
+        o.client_bytes = 2 << 20;
+        o.daemon_bytes = 2 << 20;
+        o.timeout = absl::Seconds(20);
+        return Client::Connect(o);
+    }
+
+    size_t OpenFds() const {
+        size_t n = 0;
+        DIR* d = opendir(absl::StrCat("/proc/", pid_, "/fd").c_str());
+        if (d == nullptr) {
+            return 0;
+        }
+        while (readdir(d) != nullptr) {
+            ++n;
+        }
+        closedir(d);
+        return n;
+    }
+
+    pid_t pid() const { return pid_; }
+    const std::string& socket() const { return socket_; }
+
+private:
+    std::string dir_;
+    std::string socket_;
+    pid_t pid_ = -1;
+};
+
+class SessionTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/zh-session-XXXXXX";
+        dir_ = mkdtemp(tmpl);
+        daemon_ = std::make_unique<Daemon>(dir_);
+        daemon_->Start();
+        auto c = daemon_->Connect("rw-key");
+        ASSERT_TRUE(c.ok()) << c.status();
+        client_ = std::move(*c);
+    }
+    void TearDown() override {
+        client_.reset();
+        daemon_.reset();
+        std::filesystem::remove_all(dir_);
+    }
+
+    std::string dir_;
+    std::unique_ptr<Daemon> daemon_;
+    std::unique_ptr<Client> client_;
+};
+
+#define ASSERT_OK(expr)                                          \
+    do {                                                         \
+        const auto& _r = (expr);                                 \
+        ASSERT_TRUE(_r.ok()) << #expr << ": " << _r.status();    \
+    } while (0)
+#define ASSERT_OK_STATUS(expr)                         \
+    do {                                               \
+        absl::Status _s = (expr);                      \
+        ASSERT_TRUE(_s.ok()) << #expr << ": " << _s;   \
+    } while (0)
+
+TEST_F(SessionTest, EveryOperationWorksThroughTheRings) {
+    Client& c = *client_;
+    ASSERT_OK_STATUS(c.Nop());
+    auto containers = c.ListContainers();
+    ASSERT_OK(containers);
+    EXPECT_EQ(*containers, std::vector<std::string>{"demo"}) << "a key sees only its containers";
+    ASSERT_OK(c.Mkdir({.path = P("/demo/dir")}));
+    ASSERT_OK(c.PutObject({.path = P("/demo/dir/obj"), .attributes = {{"v", Value::Int64(1)}}}, "hello world"));
+    EXPECT_EQ(*c.GetObject({.path = P("/demo/dir/obj")}), "hello world");
+    EXPECT_EQ(*c.GetObject({.path = P("/demo/dir/obj"), .offset = 6, .length = 3}), "wor");
+    ASSERT_OK(c.WriteObject({.path = P("/demo/dir/obj"), .offset = 0, .data = "HELLO"}));
+    auto appended = c.Append({.path = P("/demo/dir/obj"), .data = "!"});
+    ASSERT_OK(appended);
+    EXPECT_EQ(appended->size, 12u);
+    ASSERT_OK(c.Truncate({.path = P("/demo/dir/obj"), .size = 5}));
+    EXPECT_EQ(*c.GetObject({.path = P("/demo/dir/obj")}), "HELLO");
+    // An object larger than the daemon's buffer region comes back in ranges.
+    std::string big(1 << 20, 'b');
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_OK(c.Append({.path = P("/demo/dir/obj"), .data = big}));
+    }
+    auto whole = c.GetObject({.path = P("/demo/dir/obj")});
+    ASSERT_OK(whole);
+    EXPECT_EQ(whole->size(), 5u + 5 * (1u << 20));
+    auto st = c.Stat(P("/demo/dir/obj"));
+    ASSERT_OK(st);
+    EXPECT_EQ(st->type, ObjectType::kObject);
+    auto list = c.List({.path = P("/demo/dir")});
+    ASSERT_OK(list);
+    ASSERT_EQ(list->entries.size(), 1u);
+    ASSERT_OK_STATUS(c.Rename({.from = P("/demo/dir/obj"), .to = P("/demo/dir/moved")}));
+    ASSERT_OK(c.Symlink({.path = P("/demo/link"), .target = "dir/moved"}));
+    EXPECT_EQ(*c.Readlink(P("/demo/link")), "dir/moved");
+    ASSERT_OK(c.SetMetadata({.path = P("/demo/dir/moved"), .mode = 0600}));
+    EXPECT_EQ(c.Stat(P("/demo/dir/moved"))->mode, 0600u);
+    ASSERT_OK_STATUS(c.Delete({.path = P("/demo/dir/moved")}));
+    ASSERT_OK_STATUS(c.Rmdir(P("/demo/dir")));
+    EXPECT_EQ(c.Stat(P("/demo/dir")).status().code(), absl::StatusCode::kNotFound);
+
+    ASSERT_OK(c.Mkdir({.path = P("/demo/people")}));
+    ASSERT_OK(c.PutItem({.path = P("/demo/people/alice"), .attributes = {{"age", Value::Int64(40)}}}));
+    auto batch = c.PutItems({{.path = P("/demo/people/bob"), .attributes = {{"age", Value::Int64(29)}}},
+                             {.path = P("/demo/nodir/x"), .attributes = {}}});
+    ASSERT_OK(batch);
+    EXPECT_TRUE((*batch)[0].ok());
+    EXPECT_EQ((*batch)[1].code(), absl::StatusCode::kNotFound);
+    ASSERT_OK(c.UpdateItem({.path = P("/demo/people/alice"), .update = "visits = if_not_exists(visits, 0) + 1"}));
+    auto alice = c.GetItem({.path = P("/demo/people/alice"), .attributes = {"age", "visits", "__name"}});
+    ASSERT_OK(alice);
+    EXPECT_EQ(alice->attributes.at("visits"), Value::Int64(1));
+    auto scan = c.GetItems({.path = P("/demo/people"), .filter = "age > 30"});
+    ASSERT_OK(scan);
+    ASSERT_EQ(scan->items.size(), 1u);
+    EXPECT_EQ(scan->items[0].name, "alice");
+    auto bad = c.UpdateItem({.path = P("/demo/people/alice"), .update = "a = ("});
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(bad.status().message()).find("byte"), std::string::npos) << "errors keep their message";
+
+    ASSERT_OK(c.CreateStream({.path = P("/demo/s"), .shard_count = 2, .retention_secs = 60}));
+    EXPECT_EQ(c.DescribeStream(P("/demo/s"))->shard_count, 2u);
+    auto put = c.PutRecords({.path = P("/demo/s"), .records = {{.data = "r1", .shard = 1}, {.data = "r2", .shard = 1}}});
+    ASSERT_OK(put);
+    auto loc = c.Seek({.path = P("/demo/s"), .shard = 1, .type = SeekType::kEarliest});
+    ASSERT_OK(loc);
+    auto recs = c.GetRecords({.path = P("/demo/s"), .location = *loc});
+    ASSERT_OK(recs);
+    ASSERT_EQ(recs->records.size(), 2u);
+    EXPECT_EQ(recs->records[1].data, "r2");
+    ASSERT_OK_STATUS(c.DeleteStream(P("/demo/s")));
+    ASSERT_OK_STATUS(c.Sync());
+}
+
+TEST_F(SessionTest, AsyncCompletionsArriveThroughPoll) {
+    constexpr int kOps = 2000;
+    std::atomic<int> ok{0};
+    ASSERT_OK(client_->PutItem({.path = P("/demo/k"), .attributes = {{"v", Value::Int64(7)}}}));
+    for (int i = 0; i < kOps; ++i) {
+        client_->GetItemAsync({.path = P("/demo/k")}, [&](absl::StatusOr<Item> r) {
+            if (r.ok() && r->attributes.at("v") == Value::Int64(7)) {
+                ok.fetch_add(1);
+            }
+        });
+        if (i % 32 == 31) {
+            client_->Poll();
+        }
+    }
+    auto deadline = absl::Now() + absl::Seconds(20);
+    while (ok.load() < kOps && absl::Now() < deadline) {
+        client_->WaitAndPoll(absl::Milliseconds(100));
+    }
+    EXPECT_EQ(ok.load(), kOps);
+}
+
+TEST_F(SessionTest, KeysAreScopedToTheirContainersAndRights) {
+    auto ro = daemon_->Connect("ro-key");
+    ASSERT_OK(ro);
+    ASSERT_OK(client_->PutItem({.path = P("/demo/x"), .attributes = {{"v", Value::Int64(1)}}}));
+    EXPECT_TRUE((*ro)->GetItem({.path = P("/demo/x")}).ok());
+    auto denied = (*ro)->PutItem({.path = P("/demo/x"), .attributes = {}});
+    EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
+    auto other = daemon_->Connect("other-key");
+    ASSERT_OK(other);
+    EXPECT_EQ((*other)->GetItem({.path = P("/demo/x")}).status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ((*other)->Rename({.from = P("/other/a"), .to = P("/demo/a")}).code(),
+              absl::StatusCode::kPermissionDenied);
+    auto none = daemon_->Connect("no-such-key");
+    EXPECT_EQ(none.status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_NE(std::string(none.status().message()).find("unknown access key"), std::string::npos);
+}
+
+// A raw session, without libzerohop: what a hostile or broken client can do.
+struct RawSession {
+    shmring::UniqueFd sock;
+    std::optional<shmring::Segment> segment;
+    std::optional<shmring::EventFd> bell;
+    absl::Status refused;
+};
+
+RawSession OpenRaw(const std::string& socket, protocol::Hello hello) {
+    RawSession rs;
+    rs.sock.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, socket.data(), socket.size());
+    if (::connect(rs.sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        rs.refused = absl::UnavailableError("connect");
+        return rs;
+    }
+    std::string body = protocol::Encode(hello);
+    uint32_t len = static_cast<uint32_t>(body.size());
+    std::string framed(reinterpret_cast<char*>(&len), 4);
+    framed += body;
+    (void)shmring::SendWithFds(rs.sock.get(), framed, {});
+    std::vector<shmring::UniqueFd> fds;
+    char head[4];
+    auto n = shmring::ReceiveWithFds(rs.sock.get(), head, 4, &fds);
+    if (!n.ok() || *n != 4) {
+        rs.refused = absl::UnavailableError("no welcome");
+        return rs;
+    }
+    std::memcpy(&len, head, 4);
+    std::string w(len, '\0');
+    ::recv(rs.sock.get(), w.data(), len, MSG_WAITALL);
+    auto welcome = protocol::Decode<protocol::Welcome>(w);
+    if (!welcome.ok() || !welcome->status.ok()) {
+        rs.refused = welcome.ok() ? welcome->status : welcome.status();
+        return rs;
+    }
+    rs.segment.emplace(std::move(*shmring::Segment::Map(std::move(fds[0]))));
+    rs.bell.emplace(std::move(fds[1]));
+    return rs;
+}
+
+TEST_F(SessionTest, ProtocolVersionMismatchNamesBothVersions) {
+    protocol::Hello hello;
+    hello.version = 99;
+    hello.access_key = "rw-key";
+    RawSession rs = OpenRaw(daemon_->socket(), hello);
+    EXPECT_EQ(rs.refused.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_NE(std::string(rs.refused.message()).find("version 99"), std::string::npos) << rs.refused;
+    EXPECT_NE(std::string(rs.refused.message()).find("speaks 1"), std::string::npos) << rs.refused;
+}
+
+TEST_F(SessionTest, AHostileClientCannotHurtAWellBehavedOne) {
+    protocol::Hello hello;
+    hello.access_key = "rw-key";
+    RawSession evil = OpenRaw(daemon_->socket(), hello);
+    ASSERT_TRUE(evil.refused.ok()) << evil.refused;
+    ASSERT_OK(client_->PutItem({.path = P("/demo/good"), .attributes = {{"n", Value::Int64(0)}}}));
+
+    std::atomic<bool> stop{false};
+    std::thread attacker([&] {
+        std::mt19937_64 rng(99);
+        shmring::Segment& seg = *evil.segment;
+        shmring::RingSlots sq = seg.submit_ring();
+        uint64_t region = seg.layout().client_region.size;
+        uint64_t tail = 0;  // the attacker's own position; it may make its ring unusable to itself
+        for (int round = 0; !stop; ++round) {
+            Descriptor d;
+            switch (round % 6) {
+                case 0:  // garbage bytes
+                    for (auto& w : d.reserved) {
+                        w = rng();
+                    }
+                    std::memcpy(&d, &d.reserved, sizeof d.reserved);
+                    d.op = static_cast<uint16_t>(rng());
+                    break;
+                case 1:  // a payload outside the region
+                    d.op = static_cast<uint16_t>(Op::kGetItem);
+                    d.offset = region - 10;
+                    d.length = 1000;
+                    break;
+                case 2:  // a length that wraps
+                    d.op = static_cast<uint16_t>(Op::kPutItem);
+                    d.offset = rng();
+                    d.length = 0xffffffff;
+                    break;
+                case 3:  // releasing buffers it never got, or twice
+                    d.op = static_cast<uint16_t>(Op::kRelease);
+                    d.offset = rng() % (4 << 20);
+                    break;
+                case 4: {  // a well-formed header over random body bytes
+                    d.op = static_cast<uint16_t>(Op::kUpdateItem);
+                    d.offset = 0;
+                    d.length = 200;
+                    for (int i = 0; i < 200; ++i) {
+                        seg.client_region()[i] = static_cast<char>(rng());
+                    }
+                    break;
+                }
+                default:  // scribble over the ring's sequence words
+                    for (int i = 0; i < 8; ++i) {
+                        reinterpret_cast<uint64_t*>(seg.base() + seg.layout().submit.offset)[rng() % 64] = rng();
+                    }
+                    continue;
+            }
+            if (!sq.PushPrivate(&tail, &d)) {  // floods: a full (or scribbled) ring just refuses
+                tail += rng() % 3;             // ... and a confused producer skips slots
+            }
+            shmring::NotifyCreator(seg.header(), *evil.bell);
+        }
+    });
+    for (int i = 1; i <= 3000; ++i) {
+        auto u = client_->UpdateItem({.path = P("/demo/good"), .update = "n = n + 1"});
+        ASSERT_TRUE(u.ok()) << "the good client failed at " << i << ": " << u.status();
+    }
+    stop = true;
+    attacker.join();
+    auto item = client_->GetItem({.path = P("/demo/good")});
+    ASSERT_OK(item);
+    EXPECT_EQ(item->attributes.at("n"), Value::Int64(3000));
+    EXPECT_EQ(kill(daemon_->pid(), 0), 0) << "the daemon died";
+}
+
+TEST_F(SessionTest, ManySessionsAndThreadsAtOnce) {
+    constexpr int kSessions = 4, kThreads = 3, kEach = 300;
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < kSessions; ++i) {
+        auto c = daemon_->Connect("rw-key");
+        ASSERT_OK(c);
+        clients.push_back(std::move(*c));
+    }
+    std::vector<std::thread> threads;
+    for (int s = 0; s < kSessions; ++s) {
+        for (int t = 0; t < kThreads; ++t) {
+            threads.emplace_back([&, s] {
+                for (int i = 0; i < kEach; ++i) {
+                    ASSERT_TRUE(clients[s]->UpdateItem({.path = P("/demo/counter"), .update = "n = if_not_exists(n, 0) + 1"}).ok());
+                }
+            });
+        }
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(client_->GetItem({.path = P("/demo/counter")})->attributes.at("n"),
+              Value::Int64(kSessions * kThreads * kEach));
+}
+
+TEST_F(SessionTest, KilledClientsLeaveNothingBehind) {
+    // Warm up one session so that lazily created daemon state is not counted as a leak.
+    { auto c = daemon_->Connect("rw-key"); ASSERT_OK(c); ASSERT_OK_STATUS((*c)->Nop()); }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    size_t fds_before = daemon_->OpenFds();
+    constexpr int kClients = 100;
+    for (int i = 0; i < kClients; ++i) {
+        pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            auto c = daemon_->Connect("rw-key");
+            if (!c.ok()) {
+                _exit(3);
+            }
+            for (;;) {
+                (void)(*c)->UpdateItem({.path = P("/demo/victim"), .update = "n = if_not_exists(n, 0) + 1"});
+            }
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(i % 5));
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+    }
+    size_t fds_after = 0;
+    for (int i = 0; i < 100; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        fds_after = daemon_->OpenFds();
+        if (fds_after <= fds_before) {
+            break;
+        }
+    }
+    EXPECT_LE(fds_after, fds_before) << "the daemon kept descriptors of dead clients";
+    ASSERT_OK(client_->GetItem({.path = P("/demo/victim")}));
+}
+
+TEST_F(SessionTest, ADeadDaemonFailsCallsPromptlyWithUnavailable) {
+    daemon_->Kill(SIGKILL);
+    auto start = absl::Now();
+    auto r = client_->GetItem({.path = P("/demo/x")});
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+    EXPECT_NE(std::string(r.status().message()).find("outcome"), std::string::npos);
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST_F(SessionTest, AcknowledgedWritesSurviveADaemonKill) {
+    for (int i = 0; i < 200; ++i) {
+        ASSERT_OK(client_->PutItem({.path = P(absl::StrCat("/demo/k", i)), .attributes = {{"i", Value::Int64(i)}}}));
+    }
+    client_.reset();
+    daemon_->Kill(SIGKILL);
+    daemon_->Start();
+    auto c = daemon_->Connect("rw-key");
+    ASSERT_OK(c);
+    for (int i = 0; i < 200; ++i) {
+        auto item = (*c)->GetItem({.path = P(absl::StrCat("/demo/k", i))});
+        ASSERT_OK(item);
+        EXPECT_EQ(item->attributes.at("i"), Value::Int64(i));
+    }
+}
+
+}  // namespace
+}  // namespace zerohop
