@@ -26,130 +26,11 @@
 #include "embedded/embedded_backend.h"
 #include "expr/expression.h"
 #include "rocksdb/db.h"
+#include "bench_harness.h"
+#include "bench_shm.h"
 
 namespace zerohop {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-struct Result {
-    std::string name;
-    std::string unit = "op";  // what one operation is
-    double ops_per_s = 0;
-    double p50_us = 0, p99_us = 0, p999_us = 0;
-    double bytes_per_op = 0;
-};
-
-struct Comparison {
-    Result ours;
-    std::optional<Result> baseline;
-    std::string baseline_name;
-};
-
-// Runs `op` repeatedly for about `duration`, timing each call.
-Result Measure(const std::string& name, std::chrono::milliseconds duration, const std::function<void()>& op,
-               double bytes_per_op = 0) {
-    std::vector<double> samples;
-    samples.reserve(1 << 20);
-    for (int i = 0; i < 100; ++i) {
-        op();  // warm up
-    }
-    auto start = Clock::now();
-    auto deadline = start + duration;
-    Clock::time_point now = start;
-    while (now < deadline) {
-        // Time batches of 16 to keep the clock's cost out of sub-microsecond operations.
-        auto t0 = Clock::now();
-        for (int i = 0; i < 16; ++i) {
-            op();
-        }
-        now = Clock::now();
-        double per = std::chrono::duration<double, std::micro>(now - t0).count() / 16;
-        for (int i = 0; i < 16; ++i) {
-            samples.push_back(per);
-        }
-    }
-    double secs = std::chrono::duration<double>(now - start).count();
-    std::sort(samples.begin(), samples.end());
-    auto pct = [&](double p) { return samples[std::min(samples.size() - 1, static_cast<size_t>(p * samples.size()))]; };
-    Result r;
-    r.name = name;
-    r.ops_per_s = samples.size() / secs;
-    r.p50_us = pct(0.50);
-    r.p99_us = pct(0.99);
-    r.p999_us = pct(0.999);
-    r.bytes_per_op = bytes_per_op;
-    return r;
-}
-
-// Times single operations: for ones slow enough (>10 us) that the clock's cost is noise.
-Result MeasureEach(const std::string& name, std::chrono::milliseconds duration, const std::function<void()>& op,
-                   double bytes_per_op = 0) {
-    std::vector<double> samples;
-    samples.reserve(1 << 18);
-    for (int i = 0; i < 5; ++i) {
-        op();
-    }
-    auto start = Clock::now();
-    auto deadline = start + duration;
-    Clock::time_point now = start;
-    while (now < deadline || samples.size() < 20) {
-        auto t0 = Clock::now();
-        op();
-        now = Clock::now();
-        samples.push_back(std::chrono::duration<double, std::micro>(now - t0).count());
-    }
-    double secs = std::chrono::duration<double>(now - start).count();
-    std::sort(samples.begin(), samples.end());
-    auto pct = [&](double p) { return samples[std::min(samples.size() - 1, static_cast<size_t>(p * samples.size()))]; };
-    Result r;
-    r.name = name;
-    r.ops_per_s = samples.size() / secs;
-    r.p50_us = pct(0.50);
-    r.p99_us = pct(0.99);
-    r.p999_us = pct(0.999);
-    r.bytes_per_op = bytes_per_op;
-    return r;
-}
-
-void Check(const absl::Status& s, const char* what) {
-    if (!s.ok()) {
-        std::cerr << "zh-bench: " << what << ": " << s << "\n";
-        std::exit(1);
-    }
-}
-
-std::string ResultJson(const Result& r) {
-    std::string s = absl::StrFormat(R"("ops_per_s": %.1f, "p50_us": %.3f, "p99_us": %.3f, "p999_us": %.3f)",
-                                    r.ops_per_s, r.p50_us, r.p99_us, r.p999_us);
-    if (r.bytes_per_op > 0) {
-        absl::StrAppendFormat(&s, R"(, "mb_per_s": %.1f)", r.ops_per_s * r.bytes_per_op / 1e6);
-    }
-    return s;
-}
-
-void Print(const Comparison& c, bool json) {
-    const Result& r = c.ours;
-    if (json) {
-        std::string line = absl::StrFormat(R"({"name": "%s", %s)", r.name, ResultJson(r));
-        if (c.baseline) {
-            absl::StrAppendFormat(&line, R"(, "baseline": {"name": "%s", %s}, "ratio": %.3f)", c.baseline_name,
-                                  ResultJson(*c.baseline), r.ops_per_s / c.baseline->ops_per_s);
-        }
-        std::cout << line << "}\n";
-        return;
-    }
-    auto row = [](const std::string& name, const Result& x) {
-        std::string mb = x.bytes_per_op > 0 ? absl::StrFormat("%9.1f MB/s", x.ops_per_s * x.bytes_per_op / 1e6) : "";
-        std::cout << absl::StrFormat("%-34s %12.0f ops/s  p50 %9.3f us  p99 %9.3f us  p999 %9.3f us %s\n", name,
-                                     x.ops_per_s, x.p50_us, x.p99_us, x.p999_us, mb);
-    };
-    row(r.name, r);
-    if (c.baseline) {
-        row("  baseline: " + c.baseline_name, *c.baseline);
-        std::cout << absl::StrFormat("  ratio (ours / baseline throughput): %.3f\n", r.ops_per_s / c.baseline->ops_per_s);
-    }
-}
 
 // ---- expressions ---------------------------------------------------------------------
 
@@ -415,7 +296,7 @@ int main(int argc, char** argv) {
         } else if (a == "--dir" && i + 1 < argc) {
             dir = argv[++i];
         } else {
-            std::cout << "usage: zh-bench [--suite all|expr|embedded] [--json] [--duration-ms N] [--dir DIR]\n"
+            std::cout << "usage: zh-bench [--suite all|expr|embedded|shm] [--json] [--duration-ms N] [--dir DIR]\n"
                          "  Runs each workload for N ms (default 2000) with its baseline in the same run.\n";
             return a == "--help" || a == "-h" ? 0 : 2;
         }
@@ -429,6 +310,11 @@ int main(int argc, char** argv) {
     std::vector<zerohop::Comparison> results;
     if (suite == "all" || suite == "expr") {
         for (auto& c : zerohop::ExprSuite(d)) {
+            zerohop::Print(c, json);
+        }
+    }
+    if (suite == "all" || suite == "shm") {
+        for (auto& c : zerohop::ShmSuite(d, dir, json)) {
             zerohop::Print(c, json);
         }
     }

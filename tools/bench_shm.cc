@@ -1,0 +1,283 @@
+// zh-bench --suite shm: the shared-memory path against its baselines, in one run.
+//
+// Starts its own zerohopd (on a temporary embedded store) and its own redis-server on
+// loopback, then measures the same workloads through both.
+
+#include "bench_shm.h"
+
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "zerohop/client.h"
+
+namespace zerohop {
+
+namespace {
+
+class Child {
+public:
+    Child() = default;
+    explicit Child(std::vector<std::string> argv) {
+        pid_ = fork();
+        if (pid_ == 0) {
+            std::vector<char*> args;
+            for (auto& a : argv) {
+                args.push_back(a.data());
+            }
+            args.push_back(nullptr);
+            int null = ::open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            dup2(null, 2);
+            execvp(args[0], args.data());
+            _exit(127);
+        }
+    }
+    ~Child() {
+        if (pid_ > 0) {
+            kill(pid_, SIGTERM);
+            waitpid(pid_, nullptr, 0);
+        }
+    }
+    pid_t pid() const { return pid_; }
+
+private:
+    pid_t pid_ = -1;
+};
+
+std::string FindZerohopd() {
+    if (const char* env = getenv("ZEROHOPD")) {
+        return env;
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        std::string dir(self);
+        dir = dir.substr(0, dir.rfind('/'));
+        for (std::string candidate : {dir + "/../daemon/zerohopd", dir + "/zerohopd"}) {
+            if (access(candidate.c_str(), X_OK) == 0) {
+                return candidate;
+            }
+        }
+    }
+    return "zerohopd";
+}
+
+// user+system CPU seconds of a process so far.
+double CpuSeconds(pid_t pid) {
+    std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+    std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<std::string> fields = absl::StrSplit(all.substr(all.rfind(')') + 2), ' ');
+    return (std::stod(fields[11]) + std::stod(fields[12])) / sysconf(_SC_CLK_TCK);
+}
+
+double RssBytes(pid_t pid) {
+    std::ifstream f(absl::StrCat("/proc/", pid, "/statm"));
+    double pages = 0, rss = 0;
+    f >> pages >> rss;
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+}  // namespace
+
+std::vector<Comparison> ShmSuite(std::chrono::milliseconds d, const std::string& dir, bool json) {
+    std::vector<Comparison> out;
+    std::string socket = dir + "/zh.sock";
+    std::ofstream(dir + "/zerohopd.yaml") << "listen: " << socket << "\nworkers: 1\nmetrics_port: 0\n"
+                                          << "log_level: warning\nlimits: {max_sessions: 2000}\n"
+                                          << "mounts: [{container: bench, options: {dir: " << dir << "/shm-store}}]\n"
+                                          << "credentials: [{key: bench, containers: {bench: rw}}]\n";
+    Child daemon({FindZerohopd(), "--config", dir + "/zerohopd.yaml"});
+    int port = 20000 + getpid() % 20000;
+    Child redis({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no"});
+    ClientOptions opts;
+    opts.socket_path = socket;
+    opts.access_key = "bench";
+    std::unique_ptr<Client> client;
+    for (int i = 0; i < 500 && !client; ++i) {
+        auto c = Client::Connect(opts);
+        if (c.ok()) {
+            client = std::move(*c);
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+    if (!client) {
+        Check(absl::UnavailableError("zerohopd did not start (set ZEROHOPD to its path)"), "shm suite");
+    }
+    redisContext* rc = nullptr;
+    for (int i = 0; i < 500; ++i) {
+        rc = redisConnect("127.0.0.1", port);
+        if (rc != nullptr && rc->err == 0) {
+            break;
+        }
+        if (rc != nullptr) {
+            redisFree(rc);
+            rc = nullptr;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (rc == nullptr) {
+        Check(absl::UnavailableError("redis-server did not start"), "shm suite");
+    }
+    const std::string value(100, 'v');
+    Path key = *Path::Parse("/bench/item");
+    Check(client->PutItem({.path = key, .attributes = {{"v", Value::String(value)}}}).status(), "put");
+    freeReplyObject(redisCommand(rc, "SET item %b", value.data(), value.size()));
+
+    // 1. get_item, one thread, synchronous, against GET over loopback.
+    {
+        Comparison c;
+        c.ours = MeasureEach("shm_get_item_100B_sync", d, [&] {
+            if (!client->GetItem({.path = key}).ok()) {
+                std::abort();
+            }
+        });
+        c.baseline = MeasureEach("redis_get_100B_sync", d, [&] {
+            auto* r = static_cast<redisReply*>(redisCommand(rc, "GET item"));
+            if (r == nullptr || r->type != REDIS_REPLY_STRING) {
+                std::abort();
+            }
+            freeReplyObject(r);
+        });
+        c.baseline_name = "Redis GET over loopback TCP (hiredis)";
+        out.push_back(std::move(c));
+    }
+    // 2. a no-op through the rings, asynchronous, one thread, 64 in flight.
+    {
+        Comparison c;
+        constexpr int kDepth = 64;
+        c.ours = Measure("shm_nop_async_depth64", d, [&] {
+            int done = 0;
+            for (int i = 0; i < kDepth; ++i) {
+                client->NopAsync([&done](absl::Status) { ++done; });
+            }
+            while (done < kDepth) {
+                if (client->Poll() == 0) {
+                    client->WaitAndPoll(absl::Milliseconds(10));
+                }
+            }
+        });
+        c.ours.ops_per_s *= kDepth;
+        c.ours.unit = "op (timed per batch of 64)";
+        out.push_back(std::move(c));
+    }
+    // 3. get_item with 16 in flight against Redis pipelining at the same depth.
+    {
+        Comparison c;
+        constexpr int kDepth = 16;
+        c.ours = Measure("shm_get_item_100B_async_depth16", d, [&] {
+            int done = 0;
+            for (int i = 0; i < kDepth; ++i) {
+                client->GetItemAsync({.path = key}, [&done](absl::StatusOr<Item> r) {
+                    if (!r.ok()) {
+                        std::abort();
+                    }
+                    ++done;
+                });
+            }
+            while (done < kDepth) {
+                if (client->Poll() == 0) {
+                    client->WaitAndPoll(absl::Milliseconds(10));
+                }
+            }
+        });
+        c.ours.ops_per_s *= kDepth;
+        c.baseline = Measure("redis_get_100B_pipelined_depth16", d, [&] {
+            for (int i = 0; i < kDepth; ++i) {
+                redisAppendCommand(rc, "GET item");
+            }
+            for (int i = 0; i < kDepth; ++i) {
+                void* r = nullptr;
+                if (redisGetReply(rc, &r) != REDIS_OK) {
+                    std::abort();
+                }
+                freeReplyObject(r);
+            }
+        });
+        c.baseline->ops_per_s *= kDepth;
+        c.baseline_name = "Redis GET pipelined 16 deep (hiredis)";
+        out.push_back(std::move(c));
+    }
+    // 4. get of a 1 MiB object against memcpy of 1 MiB.
+    {
+        constexpr size_t kMiB = 1 << 20;
+        std::string data(kMiB, 'o');
+        Path obj = *Path::Parse("/bench/obj1m");
+        Check(client->PutObject({.path = obj}, data).status(), "put 1 MiB");
+        Comparison c;
+        c.ours = MeasureEach("shm_get_object_1MiB", d, [&] {
+            auto r = client->GetObject({.path = obj});
+            if (!r.ok() || r->size() != kMiB) {
+                std::abort();
+            }
+        }, kMiB);
+        std::string dst(kMiB, '\0');
+        c.baseline = MeasureEach("memcpy_1MiB", d, [&] {
+            std::memcpy(dst.data(), data.data(), kMiB);
+            asm volatile("" : : "r"(dst.data()) : "memory");
+        }, kMiB);
+        c.baseline_name = "memcpy 1 MiB, one thread";
+        out.push_back(std::move(c));
+    }
+    // 5. attach: connect, hello, map, first get.
+    {
+        Comparison c;
+        ClientOptions small = opts;
+        small.client_bytes = 1 << 20;
+        small.daemon_bytes = 1 << 20;
+        c.ours = MeasureEach("shm_attach_and_first_get", d, [&] {
+            auto fresh = Client::Connect(small);
+            if (!fresh.ok() || !(*fresh)->GetItem({.path = key}).ok()) {
+                std::abort();
+            }
+        });
+        out.push_back(std::move(c));
+    }
+    // 6. idle sessions: the daemon's CPU while 1,000 sessions sit idle, and memory per session.
+    {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        double rss_before = RssBytes(daemon.pid());
+        ClientOptions tiny = opts;
+        tiny.submit_entries = 16;
+        tiny.complete_entries = 16;
+        tiny.client_bytes = 64 << 10;
+        tiny.daemon_bytes = 64 << 10;
+        std::vector<std::unique_ptr<Client>> idle;
+        for (int i = 0; i < 1000; ++i) {
+            auto c = Client::Connect(tiny);
+            Check(c.status(), "idle session");
+            Check((*c)->Nop(), "idle session nop");
+            idle.push_back(std::move(*c));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        double rss_after = RssBytes(daemon.pid());
+        double cpu0 = CpuSeconds(daemon.pid());
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+        double cpu = (CpuSeconds(daemon.pid()) - cpu0) / 2;
+        std::string line = absl::StrFormat(
+            R"({"name": "shm_idle_sessions_1000", "sessions": 1000, "daemon_cpu_percent": %.2f, "daemon_rss_per_session_bytes": %.0f})",
+            cpu * 100, (rss_after - rss_before) / 1000);
+        if (json) {
+            std::cout << line << "\n";
+        } else {
+            std::cout << absl::StrFormat("%-34s daemon CPU %.2f%% of a core; daemon RSS %.0f bytes per session\n",
+                                         "shm_idle_sessions_1000", cpu * 100, (rss_after - rss_before) / 1000);
+        }
+    }
+    redisFree(rc);
+    return out;
+}
+
+}  // namespace zerohop
