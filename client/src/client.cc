@@ -39,8 +39,18 @@ public:
     uint64_t daemon_bytes() const { return segment_.layout().daemon_region.size; }
     uint64_t client_bytes() const { return segment_.layout().client_region.size; }
 
-    // Returns the request id (0 if the request failed before it was sent).
+    // A completion that may keep the result buffer (returns true): it must Release it later.
+    using KeepingDone = absl::AnyInvocable<bool(absl::Status, std::string_view body, uint64_t buffer) &&>;
+
     uint64_t Submit(Op op, std::string_view body, RawDone done) {
+        return SubmitKeeping(op, body, [d = std::move(done)](absl::Status st, std::string_view b, uint64_t) mutable {
+            std::move(d)(st, b);
+            return false;
+        });
+    }
+
+    // Returns the request id (0 if the request failed before it was sent).
+    uint64_t SubmitKeeping(Op op, std::string_view body, KeepingDone done) {
         std::optional<uint64_t> off;
         if (!body.empty()) {
             for (int attempt = 0;; ++attempt) {
@@ -60,10 +70,10 @@ public:
                 }
             }
             if (!off) {
-                std::move(done)(absl::ResourceExhaustedError(absl::StrFormat(
-                                    "a %d-byte request does not fit the %d-byte client buffer region", body.size(),
-                                    client_bytes())),
-                                {});
+                (void)std::move(done)(absl::ResourceExhaustedError(absl::StrFormat(
+                                          "a %d-byte request does not fit the %d-byte client buffer region",
+                                          body.size(), client_bytes())),
+                                      {}, 0);
                 return 0;
             }
             std::memcpy(segment_.client_region() + *off, body.data(), body.size());
@@ -101,6 +111,7 @@ public:
             if (c.length > 0 && c.offset <= region && c.length <= region - c.offset) {
                 body = std::string_view(segment_.daemon_region() + c.offset, c.length);
             }
+            bool kept = false;
             if (p) {
                 if (p->client_offset) {
                     absl::MutexLock lock(&alloc_mu_);
@@ -113,13 +124,10 @@ public:
                                        : absl::Status(static_cast<absl::StatusCode>(c.status), "zerohopd: request failed");
                     body = {};
                 }
-                std::move(p->done)(status, body);
+                kept = std::move(p->done)(status, body, c.arg0) && c.status == 0 && c.length > 0;
             }
-            if (c.length > 0) {
-                Descriptor r;
-                r.op = static_cast<uint16_t>(Op::kRelease);
-                r.offset = c.offset;
-                Push(r);
+            if (c.length > 0 && !kept) {
+                Release(c.arg0);
             }
         }
         return n;
@@ -146,30 +154,26 @@ public:
             slot.result = st.ok() ? decode(b) : absl::StatusOr<T>(st);
             slot.done.store(true, std::memory_order_release);
         });
-        absl::Time deadline = absl::Now() + options_.timeout;
-        shmring::SegmentHeader* h = segment_.header();
-        while (!slot.done.load(std::memory_order_acquire)) {
-            if (Poll() > 0) {
-                continue;
-            }
-            absl::Time now = absl::Now();
-            if (now >= deadline) {
-                if (Abandon(id)) {
-                    return absl::DeadlineExceededError(absl::StrFormat(
-                        "zerohopd did not answer %s within %s; the outcome is unknown", protocol::OpName(op),
-                        absl::FormatDuration(options_.timeout)));
-                }
-                continue;  // it is completing right now
-            }
-            shmring::WaitForCreator(
-                h, [&] { return slot.done.load(std::memory_order_acquire) || complete_.ReadyShared(&h->complete_head); },
-                options_.spin, std::min(deadline - now, absl::Milliseconds(200)));
-            if (!slot.done.load(std::memory_order_acquire) && DaemonGone() && Abandon(id)) {
-                return absl::UnavailableError(absl::StrFormat(
-                    "zerohopd closed the session (did it exit?); the outcome of %s is unknown", protocol::OpName(op)));
-            }
+        absl::Status waited = WaitFor(op, id, [&] { return slot.done.load(std::memory_order_acquire); });
+        if (!waited.ok()) {
+            return waited;
         }
         return std::move(slot.result);
+    }
+
+    // Submits with a keeping completion and waits for it; the completion fills the caller's
+    // state. OK once the completion ran (whatever its status).
+    template <typename Fn>
+    absl::Status CallRaw(Op op, std::string_view body, Fn fn) {
+        struct Done {
+            std::atomic<bool> ran{false};
+        } done;
+        uint64_t id = SubmitKeeping(op, body, [&done, &fn](absl::Status st, std::string_view b, uint64_t buf) {
+            bool keep = fn(st, b, buf);
+            done.ran.store(true, std::memory_order_release);
+            return keep;
+        });
+        return WaitFor(op, id, [&] { return done.ran.load(std::memory_order_acquire); });
     }
 
     template <typename T>
@@ -182,9 +186,19 @@ public:
         return Call<Empty>(op, body, [](std::string_view) { return absl::StatusOr<Empty>(Empty{}); }).status();
     }
 
+    // Hands a result buffer back to the daemon.
+    void Release(uint64_t buffer) {
+        Descriptor r;
+        r.op = static_cast<uint16_t>(Op::kRelease);
+        r.offset = buffer;
+        Push(r);
+    }
+
+    char* daemon_region() const { return segment_.daemon_region(); }
+
 private:
     struct Pending {
-        RawDone done;
+        KeepingDone done;
         std::optional<uint64_t> client_offset;
     };
 
@@ -198,6 +212,35 @@ private:
             }
         }
         shmring::NotifyCreator(h, doorbell_);
+    }
+
+    // Polls (and sleeps) until `done()`; gives up on a timeout or a dead daemon by forgetting
+    // request `id`, unless its completion is already running.
+    template <typename DoneFn>
+    absl::Status WaitFor(Op op, uint64_t id, DoneFn done) {
+        absl::Time deadline = absl::Now() + options_.timeout;
+        shmring::SegmentHeader* h = segment_.header();
+        while (!done()) {
+            if (Poll() > 0) {
+                continue;
+            }
+            absl::Time now = absl::Now();
+            if (now >= deadline) {
+                if (Abandon(id)) {
+                    return absl::DeadlineExceededError(absl::StrFormat(
+                        "zerohopd did not answer %s within %s; the outcome is unknown", protocol::OpName(op),
+                        absl::FormatDuration(options_.timeout)));
+                }
+                continue;  // it is completing right now
+            }
+            shmring::WaitForCreator(h, [&] { return done() || complete_.ReadyShared(&h->complete_head); },
+                                    options_.spin, std::min(deadline - now, absl::Milliseconds(200)));
+            if (!done() && DaemonGone() && Abandon(id)) {
+                return absl::UnavailableError(absl::StrFormat(
+                    "zerohopd closed the session (did it exit?); the outcome of %s is unknown", protocol::OpName(op)));
+            }
+        }
+        return absl::OkStatus();
     }
 
     // Whether the daemon's end of the session socket is gone. Only on the slow path.
@@ -333,6 +376,63 @@ absl::StatusOr<ObjectInfo> Client::SetMetadata(const SetMetadataRequest& r) {
     return impl_->CallDecoded<ObjectInfo>(Op::kSetMetadata, Encode(r));
 }
 
+ObjectView::ObjectView(ObjectView&& o) noexcept
+    : owner_(std::exchange(o.owner_, nullptr)), buffer_(o.buffer_), data_(o.data_), info_(std::move(o.info_)) {}
+
+ObjectView& ObjectView::operator=(ObjectView&& o) noexcept {
+    if (this != &o) {
+        Reset();
+        owner_ = std::exchange(o.owner_, nullptr);
+        buffer_ = o.buffer_;
+        data_ = o.data_;
+        info_ = std::move(o.info_);
+    }
+    return *this;
+}
+
+ObjectView::~ObjectView() { Reset(); }
+
+void ObjectView::Reset() {
+    if (owner_ != nullptr) {
+        owner_->Release(buffer_);
+        owner_ = nullptr;
+    }
+    data_ = {};
+}
+
+absl::StatusOr<ObjectView> Client::GetObjectView(const GetObjectRequest& req) {
+    struct Slot {
+        std::atomic<bool> done{false};
+        absl::Status status;
+        std::string_view body;
+        uint64_t buffer = 0;
+    } slot;
+    auto wait = impl_->CallRaw(Op::kGetObject, Encode(req), [&slot](absl::Status st, std::string_view b, uint64_t buf) {
+        slot.status = st;
+        slot.body = b;
+        slot.buffer = buf;
+        slot.done.store(true, std::memory_order_release);
+        return st.ok();  // keep the buffer: the view releases it
+    });
+    if (!wait.ok()) {
+        return wait;
+    }
+    if (!slot.status.ok()) {
+        return slot.status;
+    }
+    ObjectView view;
+    view.owner_ = impl_.get();
+    view.buffer_ = slot.buffer;
+    std::string_view rest;
+    auto res = protocol::DecodePrefix<GetObjectResult>(slot.body, &rest);
+    if (!res.ok() || rest.size() != res->bytes) {
+        return absl::DataLossError("get: malformed result from zerohopd");  // the view releases the buffer
+    }
+    view.info_ = res->info;
+    view.data_ = rest;
+    return view;
+}
+
 absl::StatusOr<std::string> Client::GetObject(const GetObjectRequest& req, ObjectInfo* info) {
     // Ranges of at most a quarter of the daemon region, so that results always fit.
     const uint64_t chunk = impl_->daemon_bytes() / 4;
@@ -341,26 +441,18 @@ absl::StatusOr<std::string> Client::GetObject(const GetObjectRequest& req, Objec
     uint64_t left = req.length;
     for (;;) {
         part.length = std::min(left, chunk);
-        auto r = impl_->Call<GetObjectResult>(Op::kGetObject, Encode(part), [&out](std::string_view b) {
-            std::string_view rest;
-            auto res = protocol::DecodePrefix<GetObjectResult>(b, &rest);
-            if (res.ok()) {
-                if (rest.size() != res->bytes) {
-                    return absl::StatusOr<GetObjectResult>(absl::DataLossError("get: byte count mismatch"));
-                }
-                out.append(rest.data(), rest.size());
-            }
-            return res;
-        });
-        if (!r.ok()) {
-            return r.status();
+        auto view = GetObjectView(part);
+        if (!view.ok()) {
+            return view.status();
         }
         if (info != nullptr) {
-            *info = r->info;
+            *info = view->info();
         }
-        left -= r->bytes;
-        part.offset += r->bytes;
-        if (r->bytes < part.length || left == 0) {
+        out.append(view->data().data(), view->data().size());
+        uint64_t got = view->data().size();
+        left -= got;
+        part.offset += got;
+        if (got < part.length || left == 0) {
             return out;
         }
     }

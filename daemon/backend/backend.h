@@ -37,6 +37,10 @@ using DoneStatus = absl::AnyInvocable<void(absl::Status) &&>;
 class DataSink {
 public:
     virtual ~DataSink() = default;
+    // Called once before the first Write with the exact number of bytes that will follow,
+    // so that a sink can place them without growing (the daemon writes them straight into
+    // shared memory).
+    virtual absl::Status Expect(uint64_t bytes) { return absl::OkStatus(); }
     virtual absl::Status Write(std::string_view chunk) = 0;
 };
 

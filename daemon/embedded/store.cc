@@ -997,6 +997,9 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjec
     uint64_t size = out.info.size;
     uint64_t begin = std::min(req.offset, size);
     uint64_t end = begin + std::min(req.length, size - begin);
+    if (absl::Status s = sink->Expect(end - begin); !s.ok()) {
+        return s;
+    }
     if (!fd.valid()) {
         std::string_view all(inline_bytes);
         std::string_view part = begin < all.size() ? all.substr(begin, end - begin) : std::string_view();

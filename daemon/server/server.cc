@@ -97,6 +97,44 @@ struct Session {
           daemon_alloc(segment.layout().daemon_region.size) {}
 };
 
+// A get's bytes, written straight into a buffer of the session's daemon region after
+// room for the result header.
+class RegionSink : public DataSink {
+public:
+    explicit RegionSink(Session& s) : s_(s) {}
+    absl::Status Expect(uint64_t bytes) override {
+        auto off = s_.daemon_alloc.Allocate(kHeaderRoom + bytes);
+        if (!off) {
+            return absl::ResourceExhaustedError(absl::StrFormat(
+                "session %d: no room for %d bytes in the daemon buffer region (%d of %d held by "
+                "unreleased results)",
+                s_.id, bytes, s_.daemon_alloc.used(), s_.daemon_alloc.capacity()));
+        }
+        buffer_ = *off;
+        cursor_ = *off + kHeaderRoom;
+        end_ = cursor_ + bytes;
+        return absl::OkStatus();
+    }
+    absl::Status Write(std::string_view chunk) override {
+        if (!buffer_ || chunk.size() > end_ - cursor_) {
+            return absl::InternalError("backend wrote more than it announced");
+        }
+        std::memcpy(s_.segment.daemon_region() + cursor_, chunk.data(), chunk.size());
+        cursor_ += chunk.size();
+        return absl::OkStatus();
+    }
+    void Abandon() {
+        if (buffer_) {
+            s_.daemon_alloc.Free(*buffer_);
+            buffer_.reset();
+        }
+    }
+    static constexpr uint64_t kHeaderRoom = 256;
+    Session& s_;
+    std::optional<uint64_t> buffer_;
+    uint64_t cursor_ = 0, end_ = 0;
+};
+
 class Worker;
 
 class Server::Impl {
@@ -190,6 +228,10 @@ private:
     void Close(Session& s, std::string_view why);
     void Dispatch(Session& s, const Descriptor& d);
     void Complete(Session& s, const Descriptor& d, const absl::Status& status, std::string_view body);
+    // Completes with a result already placed in the daemon region: [payload, +length) inside
+    // the allocation at `buffer`.
+    void CompleteInPlace(Session& s, const Descriptor& d, uint64_t buffer, uint64_t payload, uint32_t length);
+    void Push(Session& s, const Descriptor& c);
     bool FlushOverflow(Session& s);
     void Reject(Session& s, const Descriptor& d, std::string_view why);
 
@@ -378,8 +420,23 @@ void Worker::Complete(Session& s, const Descriptor& req, const absl::Status& sta
             std::memcpy(s.segment.daemon_region() + *off, body.data(), body.size());
             c.offset = *off;
             c.length = static_cast<uint32_t>(body.size());
+            c.arg0 = *off;  // the buffer the client releases
         }
     }
+    Push(s, c);
+}
+
+void Worker::CompleteInPlace(Session& s, const Descriptor& req, uint64_t buffer, uint64_t payload, uint32_t length) {
+    Descriptor c;
+    c.op = req.op;
+    c.request_id = req.request_id;
+    c.offset = payload;
+    c.length = length;
+    c.arg0 = buffer;
+    Push(s, c);
+}
+
+void Worker::Push(Session& s, const Descriptor& c) {
     if (s.in_flight > 0) {
         --s.in_flight;
     }
@@ -535,18 +592,20 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
         case Op::kGetObject: {
             ZH_DECODE(GetObjectRequest, r);
             ZH_ROUTE(b, r.path, false);
-            // The result must fit the daemon region; libzerohop reads large objects in ranges.
-            uint64_t cap = s.daemon_alloc.capacity() / 2;
-            r.length = std::min(r.length, cap);
-            std::string data;
-            StringSink sink(&data);
+            // The bytes go straight into a daemon-region buffer, after room for the result
+            // header; libzerohop reads objects larger than half the region in ranges.
+            r.length = std::min(r.length, s.daemon_alloc.capacity() / 2);
+            RegionSink sink(s);
             return b->GetObject(std::move(r), &sink, [&](absl::StatusOr<GetObjectResult> res) {
-                if (!res.ok()) {
-                    return Complete(s, d, res.status(), {});
+                std::string header = res.ok() ? protocol::Encode(*res) : std::string();
+                if (!res.ok() || !sink.buffer_ || header.size() > RegionSink::kHeaderRoom) {
+                    sink.Abandon();
+                    return Complete(s, d, res.ok() ? absl::InternalError("get: no result buffer") : res.status(), {});
                 }
-                std::string out = protocol::Encode(*res);
-                out += data;
-                Complete(s, d, absl::OkStatus(), out);
+                uint64_t data_at = *sink.buffer_ + RegionSink::kHeaderRoom;
+                uint64_t payload = data_at - header.size();
+                std::memcpy(s.segment.daemon_region() + payload, header.data(), header.size());
+                CompleteInPlace(s, d, *sink.buffer_, payload, static_cast<uint32_t>(header.size() + res->bytes));
             });
         }
         case Op::kPutObject: {

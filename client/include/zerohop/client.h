@@ -10,7 +10,7 @@
 //   if (!client.ok()) return client.status();
 //   auto item = (*client)->GetItem({.path = *zerohop::Path::Parse("/demo/people/alice")});
 //
-// Not yet (issue 3): zero-copy buffer handles, chunked puts beyond half the client buffer
+// Not yet (issue 3): zero-copy put buffers, chunked puts beyond half the client buffer
 // region, transparent reconnect.
 
 #include <atomic>
@@ -39,6 +39,8 @@ struct ClientOptions {
     absl::Duration timeout = absl::Seconds(30);    // a synchronous call gives up after this
 };
 
+class ObjectView;
+
 class Client {
 public:
     // The raw completion of one request: its status and the result body (a view into the
@@ -62,7 +64,10 @@ public:
     absl::Status Delete(const DeleteRequest& req);
     absl::StatusOr<ObjectInfo> SetMetadata(const SetMetadataRequest& req);
 
-    // Objects. GetObject reads large objects in ranges that fit the daemon buffer region.
+    // Objects. GetObjectView gives the bytes in place (at most half the daemon buffer
+    // region per call: read larger objects in ranges); GetObject copies them out and reads
+    // large objects in ranges itself.
+    absl::StatusOr<ObjectView> GetObjectView(const GetObjectRequest& req);
     absl::StatusOr<std::string> GetObject(const GetObjectRequest& req, ObjectInfo* info = nullptr);
     absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req, std::string_view data);
     absl::StatusOr<ObjectInfo> WriteObject(const WriteObjectRequest& req);
@@ -105,6 +110,28 @@ public:
 private:
     explicit Client(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
+};
+
+// The bytes of a get, in place in the daemon's buffer region (no copy), released back to
+// the daemon when the view is destroyed. It must not outlive its Client.
+class ObjectView {
+public:
+    ObjectView() = default;
+    ObjectView(ObjectView&& o) noexcept;
+    ObjectView& operator=(ObjectView&& o) noexcept;
+    ~ObjectView();
+
+    std::string_view data() const { return data_; }
+    const ObjectInfo& info() const { return info_; }
+
+private:
+    friend class Client;
+    void Reset();
+
+    Client::Impl* owner_ = nullptr;
+    uint64_t buffer_ = 0;
+    std::string_view data_;
+    ObjectInfo info_;
 };
 
 }  // namespace zerohop
