@@ -1,12 +1,13 @@
-// zh-store: use an embedded store directly from the shell, without a daemon.
+// zh: every zerohop operation from the shell, through libzerohop and the node's zerohopd.
 //
-//   zh-store --dir /var/lib/zerohop ls /users
-//   echo hello | zh-store --dir D put /users/greeting
-//   zh-store --dir D kv-put /users/people/alice age=40 name=Alice
-//   zh-store --dir D scan /users/people --filter "age > 30" --attrs name,age
-//   zh-store --dir D demo
+//   export ZEROHOP_SOCKET=/run/zerohop/zerohop.sock ZEROHOP_ACCESS_KEY=...
+//   zh ls /users
+//   echo hello | zh put /users/greeting
+//   zh kv-put /users/people/alice age=40 name=Alice
+//   zh scan /users/people --filter "age > 30" --attrs name,age --json
 //
-// Until the daemon and zh exist (issue 3) this is the way to look into a store.
+// Exit status: 0 ok, 2 bad usage or argument, 3 not found, 4 permission denied,
+// 5 exists / condition false / not empty, 6 daemon unavailable, 1 anything else.
 
 #include <unistd.h>
 
@@ -19,12 +20,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "embedded/embedded_backend.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_format.h"
+#include "zerohop/client.h"
 
 namespace zerohop {
 namespace {
 
-constexpr char kUsage[] = R"(usage: zh-store --dir DIR [--container NAME]... COMMAND [ARGS]
+constexpr char kUsage[] = R"(usage: zh [--socket PATH] [--key KEY] [--json] COMMAND [ARGS]
 
 Commands:
   ls PATH                         list a directory (or / for the containers)
@@ -40,11 +43,60 @@ Commands:
   stream-put PATH DATA [--key PARTITION_KEY]
   stream-get PATH SHARD [FROM_SEQ]
   demo                            run a short tour of every kind of data
-Containers default to "demo"; exit status 1 on an error, 2 on bad usage.)";
+--socket and --key default to $ZEROHOP_SOCKET and $ZEROHOP_ACCESS_KEY; `zh COMMAND --help`
+shows one command. Exit status: 0 ok, 2 usage, 3 not found, 4 permission denied,
+5 exists/condition false/not empty, 6 daemon unavailable, 1 other errors.)";
 
 int Fail(const absl::Status& s) {
-    std::cerr << "zh-store: " << s << "\n";
-    return 1;
+    std::cerr << "zh: " << s.message() << "\n";
+    switch (s.code()) {
+        case absl::StatusCode::kInvalidArgument: return 2;
+        case absl::StatusCode::kNotFound: return 3;
+        case absl::StatusCode::kPermissionDenied: return 4;
+        case absl::StatusCode::kAlreadyExists:
+        case absl::StatusCode::kFailedPrecondition: return 5;
+        case absl::StatusCode::kUnavailable:
+        case absl::StatusCode::kDeadlineExceeded: return 6;
+        default: return 1;
+    }
+}
+
+std::string JsonString(std::string_view s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            out += absl::StrFormat("\\u%04x", c);
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
+}
+
+std::string JsonValue(const Value& v) {
+    switch (v.type()) {
+        case ValueType::kBool: return v.as_bool() ? "true" : "false";
+        case ValueType::kInt64: return absl::StrCat(v.as_int64());
+        case ValueType::kDouble: return absl::StrFormat("%.17g", v.as_double());
+        case ValueType::kString: return JsonString(v.as_string());
+        default: return JsonString(v.DebugString());
+    }
+}
+
+std::string JsonAttributes(const AttributeMap& attrs) {
+    std::vector<std::string> names;
+    for (const auto& [n, v] : attrs) {
+        names.push_back(n);
+    }
+    std::sort(names.begin(), names.end());
+    std::string out = "{";
+    for (size_t i = 0; i < names.size(); ++i) {
+        absl::StrAppend(&out, i ? ", " : "", JsonString(names[i]), ": ", JsonValue(attrs.at(names[i])));
+    }
+    return out + "}";
 }
 
 absl::StatusOr<Path> ParsePath(const std::string& s) { return Path::Parse(s); }
@@ -75,9 +127,23 @@ void PrintAttributes(const AttributeMap& attrs) {
     }
 }
 
+// `zh COMMAND --help`: the usage line of that command.
+int CommandHelp(const std::string& cmd) {
+    for (absl::string_view line : absl::StrSplit(kUsage, '\n')) {
+        absl::string_view stripped = absl::StripLeadingAsciiWhitespace(line);
+        std::string_view t(stripped.data(), stripped.size());
+        if (t.substr(0, cmd.size()) == cmd && (t.size() == cmd.size() || t[cmd.size()] == ' ')) {
+            std::cout << "usage: zh [--socket PATH] [--key KEY] [--json] " << t << "\n";
+            return 0;
+        }
+    }
+    std::cerr << "zh: unknown command " << cmd << "\n" << kUsage << "\n";
+    return 2;
+}
+
 class Cli {
 public:
-    explicit Cli(Backend* b) : b_(b) {}
+    Cli(Client* c, bool json) : c_(c), json_(json) {}
 
     int Run(const std::vector<std::string>& a) {
         if (a.empty()) {
@@ -96,13 +162,19 @@ public:
             ZH_PATH(p, 1);
             std::string marker;
             while (true) {
-                auto r = Await<ListResult>([&](auto d) { b_->List({.path = *p, .marker = marker}, std::move(d)); });
+                auto r = c_->List({.path = *p, .marker = marker});
                 if (!r.ok()) {
                     return Fail(r.status());
                 }
                 for (const DirEntry& e : r->entries) {
-                    std::printf("%-9s %10llu  %s\n", std::string(ObjectTypeName(e.info.type)).c_str(),
-                                static_cast<unsigned long long>(e.info.size), e.name.c_str());
+                    if (json_) {
+                        std::printf("{\"name\": %s, \"type\": \"%s\", \"size\": %llu}\n", JsonString(e.name).c_str(),
+                                    std::string(ObjectTypeName(e.info.type)).c_str(),
+                                    static_cast<unsigned long long>(e.info.size));
+                    } else {
+                        std::printf("%-9s %10llu  %s\n", std::string(ObjectTypeName(e.info.type)).c_str(),
+                                    static_cast<unsigned long long>(e.info.size), e.name.c_str());
+                    }
                 }
                 if (!r->truncated) {
                     return 0;
@@ -112,39 +184,33 @@ public:
         }
         if (cmd == "stat" && need(1)) {
             ZH_PATH(p, 1);
-            auto item = Await<Item>([&](auto d) { b_->GetItem({.path = *p, .attributes = {"**"}}, std::move(d)); });
-            if (item.ok()) {
-                PrintAttributes(item->attributes);
-                return 0;
+            auto item = c_->GetItem({.path = *p, .attributes = {"**"}});
+            if (!item.ok()) {
+                return Fail(item.status());
             }
-            auto info = Await<ObjectInfo>([&](auto d) { b_->Stat(*p, std::move(d)); });
-            if (!info.ok()) {
-                return Fail(info.status());
-            }
-            std::cout << "  type = " << ObjectTypeName(info->type) << "\n  size = " << info->size << "\n";
+            Print(item->attributes);
             return 0;
         }
         if (cmd == "mkdir" && need(1)) {
             ZH_PATH(p, 1);
-            return Report(Await<ObjectInfo>([&](auto d) { b_->Mkdir({.path = *p}, std::move(d)); }).status());
+            return Report(c_->Mkdir({.path = *p}).status());
         }
         if (cmd == "rmdir" && need(1)) {
             ZH_PATH(p, 1);
-            return Report(AwaitStatus([&](auto d) { b_->Rmdir(*p, std::move(d)); }));
+            return Report(c_->Rmdir(*p));
         }
         if (cmd == "rm" && need(1)) {
             ZH_PATH(p, 1);
-            return Report(AwaitStatus([&](auto d) { b_->Delete({.path = *p}, std::move(d)); }));
+            return Report(c_->Delete({.path = *p}));
         }
         if (cmd == "mv" && need(2)) {
             ZH_PATH(from, 1);
             ZH_PATH(to, 2);
-            return Report(AwaitStatus([&](auto d) { b_->Rename({.from = *from, .to = *to}, std::move(d)); }));
+            return Report(c_->Rename({.from = *from, .to = *to}));
         }
         if (cmd == "ln" && need(3) && a[1] == "-s") {
             ZH_PATH(p, 3);
-            return Report(
-                Await<ObjectInfo>([&](auto d) { b_->Symlink({.path = *p, .target = a[2]}, std::move(d)); }).status());
+            return Report(c_->Symlink({.path = *p, .target = a[2]}).status());
         }
         if (cmd == "put" && need(1)) {
             ZH_PATH(p, 1);
@@ -152,24 +218,20 @@ public:
             if (in == nullptr) {
                 return Fail(absl::NotFoundError(absl::StrCat("cannot open ", a[2])));
             }
-            class FileSource : public DataSource {
-            public:
-                explicit FileSource(FILE* f) : f_(f) {}
-                absl::StatusOr<size_t> Read(char* buf, size_t cap) override {
-                    size_t n = std::fread(buf, 1, cap, f_);
-                    if (n == 0 && std::ferror(f_)) {
-                        return absl::DataLossError("read error on input");
-                    }
-                    return n;
-                }
-
-            private:
-                FILE* f_;
-            } source(in);
-            auto r = Await<ObjectInfo>([&](auto d) { b_->PutObject({.path = *p}, &source, std::move(d)); });
+            std::string data;
+            char buf[1 << 16];
+            size_t n;
+            while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) {
+                data.append(buf, n);
+            }
+            bool failed = std::ferror(in);
             if (in != stdin) {
                 std::fclose(in);
             }
+            if (failed) {
+                return Fail(absl::DataLossError("read error on the input"));
+            }
+            auto r = c_->PutObject({.path = *p}, data);
             if (!r.ok()) {
                 return Fail(r.status());
             }
@@ -178,17 +240,22 @@ public:
         }
         if (cmd == "get" && need(1)) {
             ZH_PATH(p, 1);
-            class StdoutSink : public DataSink {
-            public:
-                absl::Status Write(std::string_view c) override {
-                    return std::fwrite(c.data(), 1, c.size(), stdout) == c.size()
-                               ? absl::OkStatus()
-                               : absl::UnavailableError("write to stdout failed");
+            // In ranges of views: the bytes go from the daemon's buffer straight to stdout.
+            GetObjectRequest req{.path = *p};
+            for (;;) {
+                auto view = c_->GetObjectView(req);
+                if (!view.ok()) {
+                    return Fail(view.status());
                 }
-            } sink;
-            return Report(
-                Await<GetObjectResult>([&](auto d) { b_->GetObject({.path = *p}, &sink, std::move(d)); })
-                    .status());
+                std::string_view bytes = view->data();
+                if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size()) {
+                    return Fail(absl::UnavailableError("write to stdout failed"));
+                }
+                if (bytes.empty() || req.offset + bytes.size() >= view->info().size) {
+                    return 0;
+                }
+                req.offset += bytes.size();
+            }
         }
         if (cmd == "kv-put" && need(1)) {
             ZH_PATH(p, 1);
@@ -200,26 +267,22 @@ public:
                 }
                 attrs[a[i].substr(0, eq)] = ParseValue(a[i].substr(eq + 1));
             }
-            return Report(
-                Await<ObjectInfo>([&](auto d) { b_->PutItem({.path = *p, .attributes = attrs}, std::move(d)); })
-                    .status());
+            return Report(c_->PutItem({.path = *p, .attributes = attrs}).status());
         }
         if (cmd == "kv-get" && need(1)) {
             ZH_PATH(p, 1);
             std::vector<std::string> names(a.begin() + 2, a.end());
-            auto item = Await<Item>([&](auto d) { b_->GetItem({.path = *p, .attributes = names}, std::move(d)); });
+            auto item = c_->GetItem({.path = *p, .attributes = names});
             if (!item.ok()) {
                 return Fail(item.status());
             }
-            PrintAttributes(item->attributes);
+            Print(item->attributes);
             return 0;
         }
         if (cmd == "kv-update" && need(2)) {
             ZH_PATH(p, 1);
             std::string cond = a.size() > 4 && a[3] == "--if" ? a[4] : "";
-            return Report(Await<ObjectInfo>([&](auto d) {
-                              b_->UpdateItem({.path = *p, .update = a[2], .condition = cond}, std::move(d));
-                          }).status());
+            return Report(c_->UpdateItem({.path = *p, .update = a[2], .condition = cond}).status());
         }
         if (cmd == "scan" && need(1)) {
             ZH_PATH(p, 1);
@@ -232,13 +295,18 @@ public:
                 }
             }
             while (true) {
-                auto page = Await<GetItemsResult>([&](auto d) { b_->GetItems(req, std::move(d)); });
+                auto page = c_->GetItems(req);
                 if (!page.ok()) {
                     return Fail(page.status());
                 }
                 for (const Item& it : page->items) {
-                    std::cout << it.name << "\n";
-                    PrintAttributes(it.attributes);
+                    if (json_) {
+                        std::cout << "{\"name\": " << JsonString(it.name) << ", \"attributes\": "
+                                  << JsonAttributes(it.attributes) << "}\n";
+                    } else {
+                        std::cout << it.name << "\n";
+                        PrintAttributes(it.attributes);
+                    }
                 }
                 if (page->done) {
                     return 0;
@@ -253,10 +321,7 @@ public:
             if (!absl::SimpleAtoi(a[2], &shards) || (a.size() > 3 && !absl::SimpleAtoi(a[3], &retention))) {
                 return Fail(absl::InvalidArgumentError("SHARDS and RETENTION_SECS are numbers"));
             }
-            return Report(Await<ObjectInfo>([&](auto d) {
-                              b_->CreateStream({.path = *p, .shard_count = shards, .retention_secs = retention},
-                                               std::move(d));
-                          }).status());
+            return Report(c_->CreateStream({.path = *p, .shard_count = shards, .retention_secs = retention}).status());
         }
         if (cmd == "stream-put" && need(2)) {
             ZH_PATH(p, 1);
@@ -264,8 +329,7 @@ public:
             if (a.size() > 4 && a[3] == "--key") {
                 rec.partition_key = a[4];
             }
-            auto r = Await<std::vector<RecordResult>>(
-                [&](auto d) { b_->PutRecords({.path = *p, .records = {rec}}, std::move(d)); });
+            auto r = c_->PutRecords({.path = *p, .records = {rec}});
             if (!r.ok()) {
                 return Fail(r.status());
             }
@@ -281,12 +345,17 @@ public:
             if (!absl::SimpleAtoi(a[2], &loc.shard) || (a.size() > 3 && !absl::SimpleAtoi(a[3], &loc.sequence))) {
                 return Fail(absl::InvalidArgumentError("SHARD and FROM_SEQ are numbers"));
             }
-            auto r = Await<GetRecordsResult>([&](auto d) { b_->GetRecords({.path = *p, .location = loc}, std::move(d)); });
+            auto r = c_->GetRecords({.path = *p, .location = loc});
             if (!r.ok()) {
                 return Fail(r.status());
             }
             for (const StreamRecord& rec : r->records) {
-                std::cout << rec.sequence << "\t" << rec.data << "\n";
+                if (json_) {
+                    std::cout << "{\"sequence\": " << rec.sequence << ", \"data\": " << JsonString(rec.data)
+                              << ", \"partition_key\": " << JsonString(rec.partition_key) << "}\n";
+                } else {
+                    std::cout << rec.sequence << "\t" << rec.data << "\n";
+                }
             }
             return 0;
         }
@@ -299,6 +368,13 @@ public:
 
 private:
     int Report(const absl::Status& s) { return s.ok() ? 0 : Fail(s); }
+    void Print(const AttributeMap& attrs) {
+        if (json_) {
+            std::cout << JsonAttributes(attrs) << "\n";
+        } else {
+            PrintAttributes(attrs);
+        }
+    }
 
     int Demo() {
         std::vector<std::vector<std::string>> steps = {
@@ -316,12 +392,11 @@ private:
         };
         for (const auto& step : steps) {
             if (step[0] == "mkdir" || step[0] == "stream-create") {
-                auto exists = Await<ObjectInfo>([&](auto d) { b_->Stat(*Path::Parse(step[1]), std::move(d)); });
-                if (exists.ok()) {
+                if (c_->Stat(*Path::Parse(step[1])).ok()) {
                     continue;  // a second run of the demo on the same store
                 }
             }
-            std::cout << "$ zh-store " << absl::StrJoin(step, " ") << "\n";
+            std::cout << "$ zh " << absl::StrJoin(step, " ") << "\n";
             int rc = Run(step);
             if (rc != 0) {
                 return rc;
@@ -330,37 +405,40 @@ private:
         return 0;
     }
 
-    Backend* b_;
+    Client* c_;
+    bool json_;
 };
 
 }  // namespace
 }  // namespace zerohop
 
 int main(int argc, char** argv) {
-    zerohop::EmbeddedOptions opts;
+    zerohop::ClientOptions opts;
+    bool json = false;
     std::vector<std::string> args;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if ((a == "--dir" || a == "--container") && i + 1 < argc) {
-            (a == "--dir" ? opts.dir : opts.containers.emplace_back()) = argv[++i];
+        if ((a == "--socket" || a == "--key") && i + 1 < argc) {
+            (a == "--socket" ? opts.socket_path : opts.access_key) = argv[++i];
+        } else if (a == "--json") {
+            json = true;
         } else if (a == "--help" || a == "-h") {
+            if (!args.empty()) {
+                return zerohop::CommandHelp(args[0]);
+            }
             std::cout << zerohop::kUsage << "\n";
             return 0;
         } else {
             args.push_back(a);
         }
     }
-    if (opts.dir.empty()) {
-        std::cerr << "zh-store: --dir is required\n" << zerohop::kUsage << "\n";
+    if (args.empty()) {
+        std::cerr << zerohop::kUsage << "\n";
         return 2;
     }
-    if (opts.containers.empty()) {
-        opts.containers = {"demo"};
+    auto client = zerohop::Client::Connect(opts);
+    if (!client.ok()) {
+        return zerohop::Fail(client.status());
     }
-    opts.maintenance_interval = absl::ZeroDuration();
-    auto backend = zerohop::EmbeddedBackend::Open(opts);
-    if (!backend.ok()) {
-        return zerohop::Fail(backend.status());
-    }
-    return zerohop::Cli(backend->get()).Run(args);
+    return zerohop::Cli(client->get(), json).Run(args);
 }
