@@ -1,6 +1,8 @@
 // zerohopd and libzerohop end to end: a real daemon process, real sessions.
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -30,12 +32,28 @@ using protocol::Op;
 
 Path P(std::string_view s) { return *Path::Parse(s); }
 
+// A loopback port nobody listens on now (the kernel's pick).
+int FreeLoopbackPort() {
+    shmring::UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        return 0;  // metrics off
+    }
+    return ntohs(addr.sin_port);
+}
+
 // A zerohopd child process on a temporary store and socket.
 class Daemon {
 public:
     explicit Daemon(std::string dir) : dir_(std::move(dir)) {
         socket_ = dir_ + "/zh.sock";
+        metrics_port_ = FreeLoopbackPort();
         std::ofstream(dir_ + "/zerohopd.yaml") << "listen: " << socket_ << "\n"
+                                               << "metrics_port: " << metrics_port_ << "\n"
                                                << "workers: 2\nlog_level: warning\n"
                                                << "limits: {max_in_flight: 64, max_client_bytes: 4Mi, "
                                                   "max_daemon_bytes: 4Mi}\n"
@@ -106,9 +124,31 @@ public:
     pid_t pid() const { return pid_; }
     const std::string& socket() const { return socket_; }
 
+    // GET /metrics over loopback.
+    std::string Metrics() const {
+        shmring::UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        struct sockaddr_in addr = {};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(static_cast<uint16_t>(metrics_port_));
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+            return "";
+        }
+        std::string req = "GET /metrics HTTP/1.0\r\n\r\n";
+        (void)::send(s.get(), req.data(), req.size(), 0);
+        std::string out;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::recv(s.get(), buf, sizeof buf, 0)) > 0) {
+            out.append(buf, n);
+        }
+        return out;
+    }
+
 private:
     std::string dir_;
     std::string socket_;
+    int metrics_port_ = 0;
     pid_t pid_ = -1;
 };
 
@@ -436,6 +476,22 @@ TEST_F(SessionTest, KilledClientsLeaveNothingBehind) {
     }
     EXPECT_LE(fds_after, fds_before) << "the daemon kept descriptors of dead clients";
     ASSERT_OK(client_->GetItem({.path = P("/demo/victim")}));
+}
+
+TEST_F(SessionTest, MetricsCountRequestsErrorsAndSessions) {
+    ASSERT_OK(client_->PutItem({.path = P("/demo/m"), .attributes = {{"v", Value::Int64(1)}}}));
+    for (int i = 0; i < 10; ++i) {
+        ASSERT_OK(client_->GetItem({.path = P("/demo/m")}));
+    }
+    EXPECT_FALSE(client_->GetItem({.path = P("/demo/missing")}).ok());
+    std::string m = daemon_->Metrics();
+    ASSERT_NE(m.find("HTTP/1.0 200 OK"), std::string::npos) << m;
+    EXPECT_NE(m.find("zerohop_requests_total{op=\"get_item\",backend=\"embedded\"} 11"), std::string::npos) << m;
+    EXPECT_NE(m.find("zerohop_request_errors_total{op=\"get_item\",backend=\"embedded\",code=\"NOT_FOUND\"} 1"),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("zerohop_request_duration_seconds_count{op=\"put_item\"} 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("zerohop_sessions_open "), std::string::npos) << m;
 }
 
 TEST_F(SessionTest, ADeadDaemonFailsCallsPromptlyWithUnavailable) {

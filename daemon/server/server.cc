@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -23,6 +24,7 @@
 #include "backend/backend.h"
 #include "embedded/embedded_backend.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "shmring/arena.h"
 #include "shmring/doorbell.h"
 #include "shmring/fd_passing.h"
@@ -153,6 +155,7 @@ public:
     std::vector<std::string> GrantedContainers(const Session& s) const;
 
     std::atomic<uint64_t> requests{0}, request_errors{0}, bad_descriptors{0};
+    Metrics metrics;
 
 private:
     void AcceptLoop();
@@ -166,6 +169,7 @@ private:
     std::optional<shmring::EventFd> stop_bell_;
     std::thread acceptor_;
     std::vector<std::unique_ptr<Worker>> workers_;
+    MetricsEndpoint metrics_endpoint_;
     std::atomic<uint64_t> next_session_{1};
     std::atomic<uint64_t> sessions_total_{0}, sessions_refused_{0};
     std::atomic<bool> stopped_{false};
@@ -249,6 +253,9 @@ private:
     bool stopping_ ABSL_GUARDED_BY(mu_) = false;
     std::vector<std::shared_ptr<Session>> sessions_;
     std::atomic<size_t> open_{0};
+    // What the request being dispatched completed with, for the metrics.
+    int completed_code_ = 0;
+    uint64_t completed_bytes_ = 0;
 };
 
 void Worker::Adopt() {
@@ -333,22 +340,18 @@ void Worker::Loop() {
                 Close(*s, "the client closed its socket");
                 continue;
             }
-            if (events[i].data.ptr == s) {
-                s->doorbell.Drain();
-                char junk[64];
-                // Data on the socket after the hello is a protocol error; EOF is the client leaving.
-                ssize_t r = ::recv(s->sock.get(), junk, sizeof junk, MSG_DONTWAIT);
-                if (r == 0) {
-                    Close(*s, "the client closed its socket");
-                } else if (r > 0) {
-                    Close(*s, "unexpected bytes on the session socket");
-                }
+            // The doorbell or the socket (both carry the session): drain the one, and check
+            // the other, where bytes after the hello are a protocol error and EOF is the end.
+            s->doorbell.Drain();
+            char junk[64];
+            ssize_t r = ::recv(s->sock.get(), junk, sizeof junk, MSG_DONTWAIT);
+            if (r == 0) {
+                Close(*s, "the client closed its socket");
+            } else if (r > 0) {
+                Close(*s, "unexpected bytes on the session socket");
             }
         }
-        idle_since = absl::Now() - kSpinBeforeSleep;  // woke up: serve, then spin again briefly
-        if (n > 0) {
-            idle_since = absl::Now();
-        }
+        idle_since = absl::Now();  // woke up: serve, then spin again briefly before sleeping
     }
     for (auto& s : sessions_) {
         Close(*s, "the daemon is stopping");
@@ -365,7 +368,16 @@ bool Worker::Serve(Session& s) {
             break;
         }
         progress = true;
+        auto start = std::chrono::steady_clock::now();
+        completed_bytes_ = 0;
+        completed_code_ = 0;
         Dispatch(s, d);
+        if (d.op != static_cast<uint16_t>(Op::kRelease)) {
+            // The embedded backend completes inline, so the request's whole time is here.
+            server_->metrics.Record(d.op, completed_code_,
+                                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                                    d.length, completed_bytes_);
+        }
         if (s.closed) {
             break;
         }
@@ -437,6 +449,8 @@ void Worker::CompleteInPlace(Session& s, const Descriptor& req, uint64_t buffer,
 }
 
 void Worker::Push(Session& s, const Descriptor& c) {
+    completed_code_ = c.status;
+    completed_bytes_ = c.length;
     if (s.in_flight > 0) {
         --s.in_flight;
     }
@@ -826,6 +840,16 @@ absl::Status Server::Impl::Open() {
         }
         workers_.push_back(std::move(w));
     }
+    if (config_.metrics_port != 0) {
+        absl::Status st = metrics_endpoint_.Start(config_.metrics_port, [this] {
+            ServerStats st = stats();
+            return metrics.Render({st.sessions_open, st.sessions_total, st.sessions_refused, st.bad_descriptors},
+                                  "embedded");
+        });
+        if (!st.ok()) {
+            return st;
+        }
+    }
     acceptor_ = std::thread([this] { AcceptLoop(); });
     Log(LogLevel::kInfo, "zerohopd listening", "socket", config_.listen, "workers", config_.workers, "containers",
         mounts_.size());
@@ -833,11 +857,6 @@ absl::Status Server::Impl::Open() {
 }
 
 void Server::Impl::AcceptLoop() {
-    struct pollfd_like {
-        int fd;
-        short events;
-        short revents;
-    };
     for (;;) {
         fd_set set;
         FD_ZERO(&set);
@@ -960,6 +979,7 @@ void Server::Impl::Stop() {
     if (acceptor_.joinable()) {
         acceptor_.join();
     }
+    metrics_endpoint_.Stop();
     for (auto& w : workers_) {
         w->Stop();
     }

@@ -1,0 +1,139 @@
+#include "server/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "zerohop/protocol.h"
+
+namespace zerohop {
+
+void Metrics::Record(uint16_t op, int code, double seconds, uint64_t bytes_in, uint64_t bytes_out) {
+    PerOp& m = ops_[op % kOps];
+    m.count.fetch_add(1, std::memory_order_relaxed);
+    if (code != 0) {
+        m.errors[static_cast<size_t>(code) % kCodes].fetch_add(1, std::memory_order_relaxed);
+    }
+    for (size_t b = 0; b < kBuckets.size(); ++b) {
+        if (seconds <= kBuckets[b]) {
+            m.buckets[b].fetch_add(1, std::memory_order_relaxed);
+            break;
+        }
+    }
+    m.sum_ns.fetch_add(static_cast<uint64_t>(seconds * 1e9), std::memory_order_relaxed);
+    m.bytes_in.fetch_add(bytes_in, std::memory_order_relaxed);
+    m.bytes_out.fetch_add(bytes_out, std::memory_order_relaxed);
+}
+
+std::string Metrics::Render(const Sessions& s, const std::string& backend) const {
+    std::string out;
+    absl::StrAppend(&out, "# TYPE zerohop_sessions_open gauge\nzerohop_sessions_open ", s.open, "\n");
+    absl::StrAppend(&out, "# TYPE zerohop_sessions_total counter\nzerohop_sessions_total ", s.total, "\n");
+    absl::StrAppend(&out, "# TYPE zerohop_sessions_refused_total counter\nzerohop_sessions_refused_total ",
+                    s.refused, "\n");
+    absl::StrAppend(&out, "# TYPE zerohop_bad_descriptors_total counter\nzerohop_bad_descriptors_total ",
+                    s.bad_descriptors, "\n");
+    std::string requests = "# TYPE zerohop_requests_total counter\n";
+    std::string errors = "# TYPE zerohop_request_errors_total counter\n";
+    std::string bytes = "# TYPE zerohop_request_bytes_total counter\n";
+    std::string hist = "# TYPE zerohop_request_duration_seconds histogram\n";
+    for (size_t op = 0; op < kOps; ++op) {
+        const PerOp& m = ops_[op];
+        uint64_t count = m.count.load(std::memory_order_relaxed);
+        if (count == 0 || !protocol::IsKnownOp(static_cast<uint16_t>(op))) {
+            continue;
+        }
+        std::string name(protocol::OpName(static_cast<protocol::Op>(op)));
+        absl::StrAppendFormat(&requests, "zerohop_requests_total{op=\"%s\",backend=\"%s\"} %d\n", name, backend, count);
+        for (size_t c = 1; c < kCodes; ++c) {
+            uint64_t e = m.errors[c].load(std::memory_order_relaxed);
+            if (e != 0) {
+                absl::StrAppendFormat(&errors, "zerohop_request_errors_total{op=\"%s\",backend=\"%s\",code=\"%s\"} %d\n",
+                                      name, backend, absl::StatusCodeToString(static_cast<absl::StatusCode>(c)), e);
+            }
+        }
+        absl::StrAppendFormat(&bytes, "zerohop_request_bytes_total{op=\"%s\",direction=\"in\"} %d\n", name,
+                              m.bytes_in.load(std::memory_order_relaxed));
+        absl::StrAppendFormat(&bytes, "zerohop_request_bytes_total{op=\"%s\",direction=\"out\"} %d\n", name,
+                              m.bytes_out.load(std::memory_order_relaxed));
+        uint64_t cumulative = 0;
+        for (size_t b = 0; b < kBuckets.size(); ++b) {
+            cumulative += m.buckets[b].load(std::memory_order_relaxed);
+            absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %d\n", name,
+                                  kBuckets[b], cumulative);
+        }
+        absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %d\n", name,
+                              count);
+        absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_sum{op=\"%s\"} %.9f\n", name,
+                              m.sum_ns.load(std::memory_order_relaxed) / 1e9);
+        absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_count{op=\"%s\"} %d\n", name, count);
+    }
+    return out + requests + errors + bytes + hist;
+}
+
+MetricsEndpoint::~MetricsEndpoint() { Stop(); }
+
+absl::Status MetricsEndpoint::Start(uint16_t port, std::function<std::string()> render) {
+    render_ = std::move(render);
+    listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // metrics never leave the node
+    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listener_.get(), 16) != 0) {
+        return absl::FailedPreconditionError(
+            absl::StrFormat("metrics_port %d: cannot listen on 127.0.0.1: %s", port, strerror(errno)));
+    }
+    stop_.reset(::eventfd(0, EFD_CLOEXEC));
+    thread_ = std::thread([this] { Loop(); });
+    return absl::OkStatus();
+}
+
+void MetricsEndpoint::Stop() {
+    if (thread_.joinable()) {
+        uint64_t one = 1;
+        (void)!::write(stop_.get(), &one, sizeof one);
+        thread_.join();
+    }
+}
+
+void MetricsEndpoint::Loop() {
+    for (;;) {
+        struct pollfd p[2] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return;
+        }
+        if (p[1].revents) {
+            return;
+        }
+        shmring::UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!conn.valid()) {
+            continue;
+        }
+        struct timeval tv = {1, 0};
+        ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char req[1024];
+        (void)::recv(conn.get(), req, sizeof req, 0);  // any request gets the metrics
+        std::string body = render_();
+        std::string resp = absl::StrFormat(
+            "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %d\r\n\r\n", body.size());
+        resp += body;
+        (void)::send(conn.get(), resp.data(), resp.size(), MSG_NOSIGNAL);
+    }
+}
+
+}  // namespace zerohop

@@ -1,0 +1,67 @@
+#pragma once
+// Prometheus text metrics of zerohopd, served on 127.0.0.1:<metrics_port>/metrics.
+//
+//   zerohop_requests_total{op="get_item",backend="embedded"} 1234
+//   zerohop_request_errors_total{op="get_item",backend="embedded",code="NOT_FOUND"} 3
+//   zerohop_request_bytes_total{op="get_object",direction="out"} 1048576
+//   zerohop_request_duration_seconds_bucket{op="get_item",le="2e-06"} 1200   (and _sum, _count)
+//   zerohop_sessions_open 12, zerohop_sessions_total 40, zerohop_sessions_refused_total 1,
+//   zerohop_bad_descriptors_total 0
+//
+// Counters are relaxed atomics, bumped by the workers; rendering reads them as they are.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "shmring/unique_fd.h"
+
+namespace zerohop {
+
+class Metrics {
+public:
+    static constexpr size_t kOps = 64;  // protocol op numbers are below this
+    static constexpr size_t kCodes = 17;
+    static constexpr std::array<double, 14> kBuckets = {1e-6, 2e-6,   5e-6, 1e-5, 2e-5, 5e-5, 1e-4,
+                                                        2e-4, 5e-4,   1e-3, 1e-2, 1e-1, 1.0,  10.0};
+
+    void Record(uint16_t op, int code, double seconds, uint64_t bytes_in, uint64_t bytes_out);
+
+    // The gauges and totals the server keeps itself.
+    struct Sessions {
+        uint64_t open = 0, total = 0, refused = 0, bad_descriptors = 0;
+    };
+    std::string Render(const Sessions& sessions, const std::string& backend) const;
+
+private:
+    struct PerOp {
+        std::atomic<uint64_t> count{0};
+        std::array<std::atomic<uint64_t>, kCodes> errors{};
+        std::array<std::atomic<uint64_t>, kBuckets.size()> buckets{};
+        std::atomic<uint64_t> sum_ns{0};
+        std::atomic<uint64_t> bytes_in{0}, bytes_out{0};
+    };
+    std::array<PerOp, kOps> ops_;
+};
+
+// A minimal HTTP/1.0 endpoint on 127.0.0.1 that answers every request with `render()`.
+class MetricsEndpoint {
+public:
+    ~MetricsEndpoint();
+    absl::Status Start(uint16_t port, std::function<std::string()> render);
+    void Stop();
+
+private:
+    void Loop();
+
+    shmring::UniqueFd listener_;
+    shmring::UniqueFd stop_;
+    std::function<std::string()> render_;
+    std::thread thread_;
+};
+
+}  // namespace zerohop
