@@ -433,6 +433,20 @@ absl::StatusOr<bool> EmbeddedBackend::Store::StillThere(const Location& loc) {
     return *e && (*e)->info.id == loc.parent;  // else moved or removed since it was located
 }
 
+absl::StatusOr<uint64_t> EmbeddedBackend::Store::PrepareCreate(const Path& path, const Location& loc, uint64_t ids) {
+    if (absl::Status s = CheckWritableParent(path, loc); !s.ok()) {
+        return s;
+    }
+    auto existing = GetEntry(loc.parent, path.name());
+    if (!existing.ok()) {
+        return existing.status();
+    }
+    if (*existing) {
+        return absl::AlreadyExistsError(absl::StrFormat("%s already exists", path.str()));
+    }
+    return NewIds(ids);
+}
+
 absl::Status EmbeddedBackend::Store::CheckWritableParent(const Path& path, const Location& loc) {
     if (loc.parent_type != ObjectType::kDirectory) {
         return absl::FailedPreconditionError(absl::StrFormat(
@@ -589,17 +603,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Mkdir(const MkdirRequest& req
         }
     }
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
-        if (absl::Status s = CheckWritableParent(req.path, loc); !s.ok()) {
-            return s;
-        }
-        auto existing = GetEntry(loc.parent, req.path.name());
-        if (!existing.ok()) {
-            return existing.status();
-        }
-        if (*existing) {
-            return absl::AlreadyExistsError(absl::StrFormat("%s already exists", req.path.str()));
-        }
-        auto id = NewId();
+        auto id = PrepareCreate(req.path, loc, 1);
         if (!id.ok()) {
             return id.status();
         }
@@ -779,17 +783,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Symlink(const SymlinkRequest&
             "%s: symlink target must be 1..%d bytes without NUL", req.path.str(), kMaxSymlinkTargetBytes));
     }
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
-        if (absl::Status s = CheckWritableParent(req.path, loc); !s.ok()) {
-            return s;
-        }
-        auto existing = GetEntry(loc.parent, req.path.name());
-        if (!existing.ok()) {
-            return existing.status();
-        }
-        if (*existing) {
-            return absl::AlreadyExistsError(absl::StrFormat("%s already exists", req.path.str()));
-        }
-        auto id = NewId();
+        auto id = PrepareCreate(req.path, loc, 1);
         if (!id.ok()) {
             return id.status();
         }

@@ -36,18 +36,8 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::CreateStream(const CreateStre
                                                           req.retention_secs, kMaxRetentionSecs));
     }
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
-        if (absl::Status s = CheckWritableParent(req.path, loc); !s.ok()) {
-            return s;
-        }
-        auto existing = GetEntry(loc.parent, req.path.name());
-        if (!existing.ok()) {
-            return existing.status();
-        }
-        if (*existing) {
-            return absl::AlreadyExistsError(absl::StrFormat("%s already exists", req.path.str()));
-        }
         // The stream's id is followed by its shards' ids: shard k is id + 1 + k.
-        auto base = NewIds(uint64_t{req.shard_count} + 1);
+        auto base = PrepareCreate(req.path, loc, uint64_t{req.shard_count} + 1);
         if (!base.ok()) {
             return base.status();
         }
@@ -327,29 +317,43 @@ absl::StatusOr<std::vector<RecordResult>> EmbeddedBackend::Store::PutRecords(con
     return results;
 }
 
-absl::StatusOr<StreamLocation> EmbeddedBackend::Store::Seek(const SeekRequest& req) {
-    auto stream = GetStream(req.path);
+absl::StatusOr<EmbeddedBackend::Store::OpenedShard> EmbeddedBackend::Store::OpenShard(const Path& path,
+                                                                                      uint32_t shard) {
+    auto stream = GetStream(path);
     if (!stream.ok()) {
         return stream.status();
     }
-    auto sid = ShardIdOf(*stream, req.shard);
+    auto sid = ShardIdOf(*stream, shard);
     if (!sid.ok()) {
         return sid.status();
     }
+    OpenedShard out;
+    out.id = *sid;
     ShardSlot* slot = Slot(*sid);
-    ShardState st;
     {
         absl::MutexLock lock(&slot->mu);
         if (absl::Status s = LoadSlot(*sid, slot); !s.ok()) {
             return s;
         }
-        st = slot->state;
+        out.state = slot->state;
     }
-    auto first = FirstRetained(*sid, st);
+    auto first = FirstRetained(*sid, out.state);
     if (!first.ok()) {
         return first.status();
     }
-    StreamLocation loc{req.shard, *first};
+    out.first_retained = *first;
+    return out;
+}
+
+absl::StatusOr<StreamLocation> EmbeddedBackend::Store::Seek(const SeekRequest& req) {
+    auto shard = OpenShard(req.path, req.shard);
+    if (!shard.ok()) {
+        return shard.status();
+    }
+    const uint64_t sid = shard->id;
+    const ShardState& st = shard->state;
+    const uint64_t first = shard->first_retained;
+    StreamLocation loc{req.shard, first};
     switch (req.type) {
         case SeekType::kEarliest: break;
         case SeekType::kLatest: loc.sequence = st.last_sequence + 1; break;
@@ -359,17 +363,17 @@ absl::StatusOr<StreamLocation> EmbeddedBackend::Store::Seek(const SeekRequest& r
                     "%s shard %d: sequence %d is outside 1..%d (the next one to be written)", req.path.str(),
                     req.shard, req.sequence, st.last_sequence + 1));
             }
-            loc.sequence = std::max(req.sequence, *first);
+            loc.sequence = std::max(req.sequence, first);
             break;
         case SeekType::kTime: {
             // The first record that arrived at or after the time: binary search, since arrival
             // times never decrease along a shard.
             int64_t t = req.time.ToNanos();
-            uint64_t lo = *first, hi = st.last_sequence + 1;
+            uint64_t lo = first, hi = st.last_sequence + 1;
             while (lo < hi) {
                 uint64_t mid = lo + (hi - lo) / 2;
                 rocksdb::PinnableSlice v;
-                rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, ToSlice(RecordKey(*sid, mid)), &v);
+                rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, ToSlice(RecordKey(sid, mid)), &v);
                 if (!s.ok()) {
                     return FromRocks(s, "read stream record");
                 }
@@ -394,38 +398,24 @@ absl::StatusOr<StreamLocation> EmbeddedBackend::Store::Seek(const SeekRequest& r
 }
 
 absl::StatusOr<GetRecordsResult> EmbeddedBackend::Store::GetRecords(const GetRecordsRequest& req) {
-    auto stream = GetStream(req.path);
-    if (!stream.ok()) {
-        return stream.status();
+    auto shard = OpenShard(req.path, req.location.shard);
+    if (!shard.ok()) {
+        return shard.status();
     }
-    auto sid = ShardIdOf(*stream, req.location.shard);
-    if (!sid.ok()) {
-        return sid.status();
-    }
-    ShardSlot* slot = Slot(*sid);
-    ShardState st;
-    {
-        absl::MutexLock lock(&slot->mu);
-        if (absl::Status s = LoadSlot(*sid, slot); !s.ok()) {
-            return s;
-        }
-        st = slot->state;
-    }
-    auto first = FirstRetained(*sid, st);
-    if (!first.ok()) {
-        return first.status();
-    }
+    const uint64_t sid = shard->id;
+    const ShardState& st = shard->state;
+    const uint64_t first = shard->first_retained;
     GetRecordsResult out;
-    uint64_t seq = std::max(req.location.sequence, *first);
+    uint64_t seq = std::max(req.location.sequence, first);
     uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
     uint64_t bytes = 0;
     if (seq <= st.last_sequence) {
-        std::string upper = RecordKey(*sid, st.last_sequence + 1);
+        std::string upper = RecordKey(sid, st.last_sequence + 1);
         rocksdb::Slice upper_slice(upper);
         rocksdb::ReadOptions ro;
         ro.iterate_upper_bound = &upper_slice;
         std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, records_));
-        for (it->Seek(RecordKey(*sid, seq)); it->Valid(); it->Next()) {
+        for (it->Seek(RecordKey(sid, seq)); it->Valid(); it->Next()) {
             if (out.records.size() == limit) {
                 break;
             }

@@ -103,6 +103,8 @@ private:
     absl::StatusOr<ObjectInfo> InfoOf(const Entry& e);
     absl::Status CheckCondition(const Path& path, const std::string& condition, const std::optional<Entry>& e);
     absl::Status CheckWritableParent(const Path& path, const Location& loc);
+    // For a create: the parent takes new entries and `path` is free; then `ids` fresh ids.
+    absl::StatusOr<uint64_t> PrepareCreate(const Path& path, const Location& loc, uint64_t ids);
 
     // Runs `body(loc)` with the entry of `path` locked for change and its parent held, retrying
     // when a concurrent rename moves the parent between lookup and lock.
@@ -133,6 +135,13 @@ private:
     absl::Status LoadSlot(uint64_t shard_id, ShardSlot* slot);
     absl::StatusOr<uint64_t> FirstRetained(uint64_t shard_id, const ShardState& st);
     absl::StatusOr<uint64_t> ShardIdOf(const Entry& stream, uint32_t shard);
+    // A shard of the stream at `path`, with a copy of its state and its first retained record.
+    struct OpenedShard {
+        uint64_t id = 0;
+        ShardState state;
+        uint64_t first_retained = 0;
+    };
+    absl::StatusOr<OpenedShard> OpenShard(const Path& path, uint32_t shard);
     absl::Status ReclaimShard(uint64_t shard_id);
 
     EmbeddedOptions options_;
