@@ -83,6 +83,7 @@ TEST(Protocol, EveryMessageRoundTrips) {
     RoundTrip(std::vector<RecordResult>{{absl::OkStatus(), 1, 5}, {absl::InvalidArgumentError("big"), 0, 0}});
     RoundTrip(SeekRequest{.path = P("/c/s"), .shard = 2, .type = SeekType::kTime, .time = {9, 8}});
     RoundTrip(StreamLocation{3, 17});
+    RoundTrip(DaemonStatus{.workers = 2, .sessions_open = 3, .requests = 99, .containers = {"a", "b"}});
     RoundTrip(GetRecordsRequest{.path = P("/c/s"), .location = {1, 2}, .limit = 10, .max_bytes = 100});
     RoundTrip(GetRecordsResult{.records = {{.shard = 1, .sequence = 2, .arrival = {3, 4}, .data = "x"}},
                                .next = {1, 3},

@@ -273,6 +273,12 @@ TEST_F(SessionTest, EveryOperationWorksThroughTheRings) {
     EXPECT_EQ(recs->records[1].data, "r2");
     ASSERT_OK_STATUS(c.DeleteStream(P("/demo/s")));
     ASSERT_OK_STATUS(c.Sync());
+    auto status = c.Status();
+    ASSERT_OK(status);
+    EXPECT_EQ(status->workers, 2u);
+    EXPECT_GE(status->sessions_open, 1u);
+    EXPECT_GT(status->requests, 10u);
+    EXPECT_EQ(status->containers, std::vector<std::string>{"demo"});
 }
 
 TEST_F(SessionTest, AsyncCompletionsArriveThroughPoll) {

@@ -42,6 +42,7 @@ Commands:
   stream-create PATH SHARDS [RETENTION_SECS]
   stream-put PATH DATA [--key PARTITION_KEY]
   stream-get PATH SHARD [FROM_SEQ]
+  status                          the daemon: sessions, workers, counters, your containers
   demo                            run a short tour of every kind of data
 --socket and --key default to $ZEROHOP_SOCKET and $ZEROHOP_ACCESS_KEY; `zh COMMAND --help`
 shows one command. Exit status: 0 ok, 2 usage, 3 not found, 4 permission denied,
@@ -356,6 +357,29 @@ public:
                 } else {
                     std::cout << rec.sequence << "\t" << rec.data << "\n";
                 }
+            }
+            return 0;
+        }
+        if (cmd == "status") {
+            auto st = c_->Status();
+            if (!st.ok()) {
+                return Fail(st.status());
+            }
+            if (json_) {
+                std::printf("{\"protocol\": %u, \"workers\": %u, \"sessions_open\": %llu, \"sessions_total\": %llu, "
+                            "\"sessions_refused\": %llu, \"requests\": %llu, \"request_errors\": %llu, "
+                            "\"bad_descriptors\": %llu, \"session\": %llu}\n",
+                            st->version, st->workers, (unsigned long long)st->sessions_open,
+                            (unsigned long long)st->sessions_total, (unsigned long long)st->sessions_refused,
+                            (unsigned long long)st->requests, (unsigned long long)st->request_errors,
+                            (unsigned long long)st->bad_descriptors, (unsigned long long)c_->session_id());
+            } else {
+                std::printf("protocol      %u\nworkers       %u\nsessions      %llu open, %llu total, %llu refused\n"
+                            "requests      %llu (%llu errors, %llu malformed descriptors)\ncontainers    %s\n",
+                            st->version, st->workers, (unsigned long long)st->sessions_open,
+                            (unsigned long long)st->sessions_total, (unsigned long long)st->sessions_refused,
+                            (unsigned long long)st->requests, (unsigned long long)st->request_errors,
+                            (unsigned long long)st->bad_descriptors, absl::StrJoin(st->containers, ", ").c_str());
             }
             return 0;
         }

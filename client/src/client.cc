@@ -507,6 +507,9 @@ absl::StatusOr<GetRecordsResult> Client::GetRecords(const GetRecordsRequest& r) 
     return impl_->CallDecoded<GetRecordsResult>(Op::kGetRecords, Encode(r));
 }
 absl::Status Client::Sync() { return impl_->CallStatus(Op::kSync, {}); }
+absl::StatusOr<protocol::DaemonStatus> Client::Status() {
+    return impl_->CallDecoded<protocol::DaemonStatus>(Op::kStatus, {});
+}
 absl::Status Client::Nop() { return impl_->CallStatus(Op::kNop, {}); }
 
 void Client::GetItemAsync(const GetItemRequest& req, absl::AnyInvocable<void(absl::StatusOr<Item>) &&> done) {

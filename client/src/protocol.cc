@@ -13,6 +13,7 @@ bool IsKnownOp(uint16_t op) {
         case Op::kAppend: case Op::kTruncate: case Op::kGetItem: case Op::kGetItems: case Op::kPutItem:
         case Op::kPutItems: case Op::kUpdateItem: case Op::kCreateStream: case Op::kDescribeStream:
         case Op::kDeleteStream: case Op::kPutRecords: case Op::kSeek: case Op::kGetRecords: case Op::kSync:
+        case Op::kStatus:
         case Op::kRelease:
             return true;
     }
@@ -49,6 +50,7 @@ std::string_view OpName(Op op) {
         case Op::kSeek: return "seek";
         case Op::kGetRecords: return "get_records";
         case Op::kSync: return "sync";
+        case Op::kStatus: return "status";
         case Op::kRelease: return "release";
     }
     return "unknown";
@@ -79,6 +81,8 @@ void Put(ByteWriter& w, const Welcome& m);
 bool Get(ByteReader& r, Welcome* m);
 void Put(ByteWriter& w, const WireStatus& m);
 bool Get(ByteReader& r, WireStatus* m);
+void Put(ByteWriter& w, const DaemonStatus& m);
+bool Get(ByteReader& r, DaemonStatus* m);
 void Put(ByteWriter& w, const ListRequest& m);
 bool Get(ByteReader& r, ListRequest* m);
 void Put(ByteWriter& w, const ListResult& m);
@@ -377,6 +381,22 @@ void Put(ByteWriter& w, const Welcome& m) {
 bool Get(ByteReader& r, Welcome* m) {
     return Get(r, &m->status) && Get(r, &m->version) && Get(r, &m->session_id) && Get(r, &m->max_in_flight);
 }
+void Put(ByteWriter& w, const DaemonStatus& s) {
+    Put(w, uint64_t{s.version});
+    Put(w, uint64_t{s.workers});
+    Put(w, s.sessions_open);
+    Put(w, s.sessions_total);
+    Put(w, s.sessions_refused);
+    Put(w, s.requests);
+    Put(w, s.request_errors);
+    Put(w, s.bad_descriptors);
+    Put(w, s.containers);
+}
+bool Get(ByteReader& r, DaemonStatus* s) {
+    return Get(r, &s->version) && Get(r, &s->workers) && Get(r, &s->sessions_open) && Get(r, &s->sessions_total) &&
+           Get(r, &s->sessions_refused) && Get(r, &s->requests) && Get(r, &s->request_errors) &&
+           Get(r, &s->bad_descriptors) && Get(r, &s->containers);
+}
 void Put(ByteWriter& w, const WireStatus& s) { Put(w, s.status); }
 bool Get(ByteReader& r, WireStatus* s) { return Get(r, &s->status); }
 
@@ -604,6 +624,7 @@ absl::StatusOr<T> Decode(std::string_view bytes) {
 ZH_PROTOCOL_MESSAGE(Hello)
 ZH_PROTOCOL_MESSAGE(Welcome)
 ZH_PROTOCOL_MESSAGE(WireStatus)
+ZH_PROTOCOL_MESSAGE(DaemonStatus)
 ZH_PROTOCOL_MESSAGE(Path)
 ZH_PROTOCOL_MESSAGE(std::string)
 ZH_PROTOCOL_MESSAGE(std::vector<std::string>)

@@ -148,6 +148,7 @@ public:
     void Stop();
     ServerStats stats() const;
     const std::string& socket_path() const { return config_.listen; }
+    uint32_t worker_count() const { return config_.workers; }
 
     // Routing and rights.
     absl::StatusOr<Backend*> Route(const Path& path) const;
@@ -731,6 +732,19 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
                 }
             }
             return status_done(result);
+        }
+        case Op::kStatus: {
+            ServerStats st = server_->stats();
+            protocol::DaemonStatus out;
+            out.workers = server_->worker_count();
+            out.sessions_open = st.sessions_open;
+            out.sessions_total = st.sessions_total;
+            out.sessions_refused = st.sessions_refused;
+            out.requests = st.requests;
+            out.request_errors = st.request_errors;
+            out.bad_descriptors = st.bad_descriptors;
+            out.containers = server_->GrantedContainers(s);
+            return reply(absl::StatusOr<protocol::DaemonStatus>(std::move(out)));
         }
         case Op::kNop:
         case Op::kRelease:

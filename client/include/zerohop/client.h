@@ -90,6 +90,8 @@ public:
     absl::StatusOr<GetRecordsResult> GetRecords(const GetRecordsRequest& req);
 
     absl::Status Sync();
+    // The daemon's counters, and the containers this key can read.
+    absl::StatusOr<protocol::DaemonStatus> Status();
     // A request that does nothing: measures the rings.
     absl::Status Nop();
 

@@ -62,6 +62,7 @@ enum class Op : uint16_t {
     kSeek = 44,
     kGetRecords = 45,
     kSync = 50,
+    kStatus = 51,  // the daemon's counters (zh status)
     kRelease = 60,  // the client hands a daemon-region buffer back
 };
 
@@ -100,6 +101,19 @@ struct Welcome {
     uint32_t version = kProtocolVersion;
     uint64_t session_id = 0;
     uint32_t max_in_flight = 0;
+};
+
+// What `zh status` shows: the daemon as a whole.
+struct DaemonStatus {
+    uint32_t version = kProtocolVersion;
+    uint32_t workers = 0;
+    uint64_t sessions_open = 0;
+    uint64_t sessions_total = 0;
+    uint64_t sessions_refused = 0;
+    uint64_t requests = 0;
+    uint64_t request_errors = 0;
+    uint64_t bad_descriptors = 0;
+    std::vector<std::string> containers;  // those this session's key can read
 };
 
 // A status on the wire: code and message.
