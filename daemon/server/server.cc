@@ -208,14 +208,12 @@ public:
             absl::MutexLock lock(&mu_);
             incoming_.push_back(std::move(s));
         }
+        has_incoming_.store(true, std::memory_order_release);
         wake_->Signal();
     }
 
     void Stop() {
-        {
-            absl::MutexLock lock(&mu_);
-            stopping_ = true;
-        }
+        stopping_.store(true, std::memory_order_release);
         if (wake_) {
             wake_->Signal();
         }
@@ -251,7 +249,9 @@ private:
     std::thread thread_;
     absl::Mutex mu_;
     std::vector<std::shared_ptr<Session>> incoming_ ABSL_GUARDED_BY(mu_);
-    bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+    // Checked on every turn of the loop: atomics, so that a spinning worker takes no lock.
+    std::atomic<bool> has_incoming_{false};
+    std::atomic<bool> stopping_{false};
     std::vector<std::shared_ptr<Session>> sessions_;
     std::atomic<size_t> open_{0};
     // What the request being dispatched completed with, for the metrics.
@@ -264,6 +264,7 @@ void Worker::Adopt() {
     {
         absl::MutexLock lock(&mu_);
         fresh.swap(incoming_);
+        has_incoming_.store(false, std::memory_order_release);
     }
     for (auto& s : fresh) {
         struct epoll_event ev = {};
@@ -290,14 +291,10 @@ void Worker::Close(Session& s, std::string_view why) {
 void Worker::Loop() {
     absl::Time idle_since = absl::Now();
     std::vector<struct epoll_event> events(64);
-    for (;;) {
-        {
-            absl::MutexLock lock(&mu_);
-            if (stopping_) {
-                break;
-            }
+    while (!stopping_.load(std::memory_order_acquire)) {
+        if (has_incoming_.load(std::memory_order_acquire)) {
+            Adopt();
         }
-        Adopt();
         bool progress = false;
         for (auto& s : sessions_) {
             if (!s->closed) {
