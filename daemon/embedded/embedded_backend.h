@@ -36,6 +36,8 @@ struct EmbeddedOptions {
     size_t block_cache_bytes = 256 << 20;
     // Caches point lookups of settled (flushed) entries: a hot get_item skips the SST search.
     size_t row_cache_bytes = 64 << 20;
+    // Caches recently read entries in front of RocksDB (hot items skip it); 0 disables.
+    size_t entry_cache_bytes = 64 << 20;
     // How often expired stream records are reclaimed in the background; zero: never (call
     // Maintain() yourself).
     absl::Duration maintenance_interval = absl::Seconds(30);

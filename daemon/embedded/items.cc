@@ -75,7 +75,7 @@ absl::StatusOr<Item> EmbeddedBackend::Store::GetItem(const GetItemRequest& req) 
     if (!loc.ok()) {
         return loc.status();
     }
-    rocksdb::PinnableSlice value;
+    std::string value;
     Entry e;
     std::string_view encoded;
     if (absl::Status s = GetEntryView(req.path, loc->parent, &value, &e, &encoded); !s.ok()) {

@@ -56,7 +56,8 @@ absl::Status NotDirectory(const Path& p) {
 
 // ---- opening ------------------------------------------------------------------------
 
-EmbeddedBackend::Store::Store(EmbeddedOptions options) : options_(std::move(options)) {}
+EmbeddedBackend::Store::Store(EmbeddedOptions options)
+    : options_(std::move(options)), entries_(options_.entry_cache_bytes) {}
 
 EmbeddedBackend::Store::~Store() {
     {
@@ -285,7 +286,47 @@ absl::Status EmbeddedBackend::Store::Commit(rocksdb::WriteBatch* batch) {
             needs_resume_ = false;
         }
     }
-    return FromRocks(db_->Write(write_options_, batch), "write");
+    absl::Status s = FromRocks(db_->Write(write_options_, batch), "write");
+    if (entries_.enabled()) {
+        // Whatever the outcome, entries this batch touched may have changed: drop them.
+        struct Invalidator : rocksdb::WriteBatch::Handler {
+            explicit Invalidator(embedded::EntryCache* c) : cache(c) {}
+            rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice&) override {
+                return Drop(cf, key);
+            }
+            rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override { return Drop(cf, key); }
+            rocksdb::Status DeleteRangeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+                return rocksdb::Status::OK();  // only stream records are range-deleted
+            }
+            rocksdb::Status Drop(uint32_t cf, const rocksdb::Slice& key) {
+                if (cf == 0 && !key.empty() && key[0] == 'D') {
+                    cache->Invalidate(ToView(key));
+                }
+                return rocksdb::Status::OK();
+            }
+            embedded::EntryCache* cache;
+        } invalidator(&entries_);
+        (void)batch->Iterate(&invalidator);
+    }
+    return s;
+}
+
+absl::StatusOr<bool> EmbeddedBackend::Store::ReadEntry(std::string_view key, std::string* value) {
+    if (entries_.enabled() && entries_.Find(key, value)) {
+        return true;
+    }
+    uint64_t generation = entries_.enabled() ? entries_.Generation(key) : 0;
+    rocksdb::Status s = db_->Get(read_options_, meta_, ToSlice(key), value);
+    if (s.IsNotFound()) {
+        return false;
+    }
+    if (!s.ok()) {
+        return FromRocks(s, "read entry");
+    }
+    if (entries_.enabled()) {
+        entries_.Insert(key, *value, generation);
+    }
+    return true;
 }
 
 absl::Status EmbeddedBackend::Store::Sync() {
@@ -311,16 +352,16 @@ absl::Status EmbeddedBackend::Store::Flush() {
 
 absl::StatusOr<std::optional<embedded::Entry>> EmbeddedBackend::Store::GetEntry(uint64_t parent,
                                                                                  std::string_view name) {
-    rocksdb::PinnableSlice value;
+    std::string value;
     embedded::EntryKeyBuffer key(parent, name);
-    rocksdb::Status s = db_->Get(read_options_, meta_, ToSlice(key.view()), &value);
-    if (s.IsNotFound()) {
+    auto found = ReadEntry(key.view(), &value);
+    if (!found.ok()) {
+        return found.status();
+    }
+    if (!*found) {
         return std::optional<Entry>();
     }
-    if (!s.ok()) {
-        return FromRocks(s, "read entry");
-    }
-    auto e = embedded::DecodeEntry(ToView(value));
+    auto e = embedded::DecodeEntry(value);
     if (!e.ok()) {
         return e.status();
     }
@@ -398,17 +439,17 @@ absl::StatusOr<bool> EmbeddedBackend::Store::IsAncestor(uint64_t id, const Path&
     }
 }
 
-absl::Status EmbeddedBackend::Store::GetEntryView(const Path& path, uint64_t parent, rocksdb::PinnableSlice* value,
-                                                  Entry* e, std::string_view* attributes) {
+absl::Status EmbeddedBackend::Store::GetEntryView(const Path& path, uint64_t parent, std::string* value, Entry* e,
+                                                  std::string_view* attributes) {
     embedded::EntryKeyBuffer key(parent, path.name());
-    rocksdb::Status s = db_->Get(read_options_, meta_, ToSlice(key.view()), value);
-    if (s.IsNotFound()) {
+    auto found = ReadEntry(key.view(), value);
+    if (!found.ok()) {
+        return found.status();
+    }
+    if (!*found) {
         return PathNotFoundError(path.str());
     }
-    if (!s.ok()) {
-        return FromRocks(s, "read entry");
-    }
-    return embedded::DecodeEntryHeader(ToView(*value), e, attributes);
+    return embedded::DecodeEntryHeader(*value, e, attributes);
 }
 
 absl::StatusOr<embedded::Entry> EmbeddedBackend::Store::GetExisting(const Path& path, const Location& loc) {

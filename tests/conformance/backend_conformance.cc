@@ -503,6 +503,34 @@ TEST_P(BackendConformance, UpdateItemAppliesExpressionsInOrder) {
     EXPECT_CODE(b_->UpdateItem("/c1/u", "a = 1", "a =="), kInvalidArgument);
 }
 
+TEST_P(BackendConformance, ReadsNeverGoBackInTime) {
+    ASSERT_OK(b_->PutItem("/c1/clock", {{"n", Value::Int64(0)}}));
+    constexpr int64_t kWrites = 2000;
+    std::atomic<bool> done{false};
+    std::vector<std::thread> readers;
+    for (int r = 0; r < 3; ++r) {
+        readers.emplace_back([&] {
+            int64_t last = 0;
+            while (!done.load()) {
+                auto item = b_->GetItem("/c1/clock", {"n"});
+                ASSERT_TRUE(item.ok());
+                int64_t n = item->attributes.at("n").as_int64();
+                ASSERT_GE(n, last) << "a read saw an older value after a newer one";
+                last = n;
+            }
+        });
+    }
+    for (int64_t i = 1; i <= kWrites; ++i) {
+        ASSERT_OK(b_->PutItem("/c1/clock", {{"n", Value::Int64(i)}}));
+        // Once acknowledged, every later read sees it.
+        ASSERT_EQ(b_->GetItem("/c1/clock", {"n"})->attributes.at("n"), Value::Int64(i));
+    }
+    done = true;
+    for (auto& t : readers) {
+        t.join();
+    }
+}
+
 TEST_P(BackendConformance, ConcurrentCounterUpdatesLoseNothing) {
     constexpr int kThreads = 8, kEach = 100;
     std::vector<std::thread> threads;

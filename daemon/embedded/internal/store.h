@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "embedded/embedded_backend.h"
 #include "embedded/internal/dir_cache.h"
+#include "embedded/internal/entry_cache.h"
 #include "embedded/internal/lock_table.h"
 #include "embedded/internal/records.h"
 #include "rocksdb/db.h"
@@ -93,7 +94,7 @@ private:
     absl::StatusOr<Location> Locate(const Path& path);
     absl::StatusOr<std::optional<Entry>> GetEntry(uint64_t parent, std::string_view name);
     // Reads an entry without copying its attributes: they stay in `value`. NotFound if absent.
-    absl::Status GetEntryView(const Path& path, uint64_t parent, rocksdb::PinnableSlice* value, Entry* e,
+    absl::Status GetEntryView(const Path& path, uint64_t parent, std::string* value, Entry* e,
                               std::string_view* attributes);
     // Whether the directory `id` is `path`'s parent or one of its ancestors.
     absl::StatusOr<bool> IsAncestor(uint64_t id, const Path& path);
@@ -112,6 +113,8 @@ private:
     auto WithEntryLocked(const Path& path, Body&& body) -> decltype(body(std::declval<const Location&>()));
 
     absl::Status Commit(rocksdb::WriteBatch* batch);
+    // Reads the entry key into `value` through the entry cache; false if absent.
+    absl::StatusOr<bool> ReadEntry(std::string_view key, std::string* value);
     absl::Status FromRocks(const rocksdb::Status& s, std::string_view what);
 
     // Object files.
@@ -155,6 +158,7 @@ private:
 
     embedded::LockTable locks_;
     embedded::DirCache dirs_;
+    embedded::EntryCache entries_;
     absl::Mutex rename_mu_;  // renames run one at a time, so cycle checks see a still tree
 
     absl::Mutex id_mu_;
