@@ -324,7 +324,8 @@ void Worker::Loop() {
         for (auto& s : sessions_) {
             ready |= s->submit.ReadyAt(s->submit_head);
         }
-        int n = ready ? 0 : ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), 1000);
+        // No timeout: a new session, a stop or a doorbell wakes us; idle sessions cost nothing.
+        int n = ready ? 0 : ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
         for (auto& s : sessions_) {
             std::atomic_ref<uint32_t>(s->segment.header()->creator_sleeping).store(0, std::memory_order_seq_cst);
         }
