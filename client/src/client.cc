@@ -50,7 +50,7 @@ public:
     }
 
     // Returns the request id (0 if the request failed before it was sent).
-    uint64_t SubmitKeeping(Op op, std::string_view body, KeepingDone done) {
+    uint64_t SubmitKeeping(Op op, std::string_view body, KeepingDone done, uint32_t flags = 0, uint64_t arg0 = 0) {
         std::optional<uint64_t> off;
         if (!body.empty()) {
             for (int attempt = 0;; ++attempt) {
@@ -80,6 +80,8 @@ public:
         }
         Descriptor d;
         d.op = static_cast<uint16_t>(op);
+        d.flags = flags;
+        d.arg0 = arg0;
         d.request_id = next_id_.fetch_add(1, std::memory_order_relaxed);
         d.offset = off.value_or(0);
         d.length = static_cast<uint32_t>(body.size());
@@ -186,6 +188,111 @@ public:
         return Call<Empty>(op, body, [](std::string_view) { return absl::StatusOr<Empty>(Empty{}); }).status();
     }
 
+    // A put in chunks of a quarter of the client region, at most two in flight: the first
+    // descriptor carries the request and is answered with the result; each further chunk is
+    // answered when the daemon has taken its bytes.
+    absl::StatusOr<ObjectInfo> PutStreamed(const PutObjectRequest& req,
+                                          const std::function<absl::StatusOr<size_t>(char*, size_t)>& read) {
+        const size_t chunk = client_bytes() / 4;
+        std::string buf(chunk, '\0');
+        auto fill = [&](std::string* out) -> absl::StatusOr<bool> {  // true at the end of the data
+            size_t have = 0;
+            while (have < chunk) {
+                auto n = read(buf.data() + have, chunk - have);
+                if (!n.ok()) {
+                    return n.status();
+                }
+                if (*n == 0) {
+                    out->append(buf.data(), have);
+                    return true;
+                }
+                have += *n;
+            }
+            out->append(buf.data(), have);
+            return false;
+        };
+        std::string first = protocol::Encode(req);
+        auto end = fill(&first);
+        if (!end.ok()) {
+            return end.status();
+        }
+        // Shared with the completions, which may run after an early return.
+        struct State {
+            absl::Mutex mu;
+            std::atomic<bool> done{false};
+            std::atomic<int> in_flight{0};
+            absl::StatusOr<ObjectInfo> value = absl::UnknownError("no result");
+            absl::Status chunk_error;
+        };
+        auto state = std::make_shared<State>();
+        uint64_t id = Submit(
+            Op::kPutObject, first,
+            [state](absl::Status st, std::string_view b) {
+                {
+                    absl::MutexLock lock(&state->mu);
+                    state->value = st.ok() ? protocol::Decode<ObjectInfo>(b) : absl::StatusOr<ObjectInfo>(st);
+                }
+                state->done.store(true, std::memory_order_release);
+            },
+            *end ? 0 : protocol::kFlagMore);
+        while (!*end && !state->done.load(std::memory_order_acquire)) {
+            std::string next;
+            end = fill(&next);
+            if (!end.ok()) {
+                // Abandon the upload, so that the daemon fails the put and changes nothing.
+                Descriptor abort;
+                abort.op = static_cast<uint16_t>(Op::kPutObject);
+                abort.flags = protocol::kFlagChunk;
+                abort.arg0 = id;
+                abort.arg1 = protocol::kAbortUpload;
+                abort.request_id = next_id_.fetch_add(1, std::memory_order_relaxed);
+                Push(abort);
+                (void)WaitFor(Op::kPutObject, id, [&] { return state->done.load(std::memory_order_acquire); });
+                return end.status();
+            }
+            // Pace: at most two chunks in the daemon's hands at once.
+            absl::Status waited = WaitFor(Op::kPutObject, id, [&] {
+                return state->in_flight.load(std::memory_order_acquire) < 2 || state->done.load(std::memory_order_acquire);
+            });
+            if (!waited.ok()) {
+                return waited;
+            }
+            state->in_flight.fetch_add(1);
+            Submit(
+                Op::kPutObject, next,
+                [state](absl::Status st, std::string_view) {
+                    if (!st.ok()) {
+                        absl::MutexLock lock(&state->mu);
+                        if (state->chunk_error.ok()) {
+                            state->chunk_error = st;
+                        }
+                    }
+                    state->in_flight.fetch_sub(1, std::memory_order_release);
+                },
+                protocol::kFlagChunk | (*end ? 0 : protocol::kFlagMore), id);
+        }
+        absl::Status waited = WaitFor(Op::kPutObject, id, [&] {
+            return state->done.load(std::memory_order_acquire) && state->in_flight.load(std::memory_order_acquire) == 0;
+        });
+        if (!waited.ok()) {
+            return waited;
+        }
+        absl::MutexLock lock(&state->mu);
+        if (!state->chunk_error.ok() && state->value.ok()) {
+            return state->chunk_error;
+        }
+        return state->value;
+    }
+
+    uint64_t Submit(Op op, std::string_view body, RawDone done, uint32_t flags, uint64_t arg0 = 0) {
+        return SubmitKeeping(
+            op, body,
+            [d = std::move(done)](absl::Status st, std::string_view b, uint64_t) mutable {
+                std::move(d)(st, b);
+                return false;
+            },
+            flags, arg0);
+    }
     // Hands a result buffer back to the daemon.
     void Release(uint64_t buffer) {
         Descriptor r;
@@ -460,14 +567,23 @@ absl::StatusOr<std::string> Client::GetObject(const GetObjectRequest& req, Objec
 
 absl::StatusOr<ObjectInfo> Client::PutObject(const PutObjectRequest& req, std::string_view data) {
     std::string body = Encode(req);
-    if (body.size() + data.size() > impl_->client_bytes() / 2) {
-        return absl::UnimplementedError(absl::StrFormat(
-            "%s: a put of %d bytes is larger than half the client buffer region (%d bytes); chunked puts are not "
-            "implemented yet", req.path.str(), data.size(), impl_->client_bytes()));
+    if (body.size() + data.size() <= impl_->client_bytes() / 2) {
+        body.append(data.data(), data.size());
+        return impl_->CallDecoded<ObjectInfo>(Op::kPutObject, body);
     }
-    body.append(data.data(), data.size());
-    return impl_->CallDecoded<ObjectInfo>(Op::kPutObject, body);
+    return PutObjectFrom(req, [data](char* buf, size_t cap) mutable -> absl::StatusOr<size_t> {
+        size_t n = std::min(cap, data.size());
+        std::memcpy(buf, data.data(), n);
+        data.remove_prefix(n);
+        return n;
+    });
 }
+
+absl::StatusOr<ObjectInfo> Client::PutObjectFrom(const PutObjectRequest& req,
+                                                 std::function<absl::StatusOr<size_t>(char*, size_t)> read) {
+    return impl_->PutStreamed(req, std::move(read));
+}
+
 absl::StatusOr<ObjectInfo> Client::WriteObject(const WriteObjectRequest& r) {
     return impl_->CallDecoded<ObjectInfo>(Op::kWriteObject, Encode(r));
 }

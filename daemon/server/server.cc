@@ -68,6 +68,17 @@ absl::Status SendFramed(int sock, const std::string& body, std::initializer_list
 
 // ---- sessions -------------------------------------------------------------------------------
 
+// A put streaming in chunks: the worker queues the bytes it copies out of the ring, a
+// thread of its own feeds them to the backend (which may block on disk), so the worker
+// never waits.
+struct Upload {
+    absl::Mutex mu;
+    std::deque<std::pair<std::string, std::optional<Descriptor>>> chunks ABSL_GUARDED_BY(mu);  // bytes, ack
+    bool finished ABSL_GUARDED_BY(mu) = false;   // the last chunk is queued
+    bool cancelled ABSL_GUARDED_BY(mu) = false;  // the session went away
+    size_t queued_bytes ABSL_GUARDED_BY(mu) = 0;
+};
+
 struct Session {
     uint64_t id = 0;
     shmring::UniqueFd sock;
@@ -86,6 +97,7 @@ struct Session {
     uint64_t client_bytes = 0;
     shmring::RegionAllocator daemon_alloc;
     std::deque<Descriptor> overflow;  // completions waiting for room in the ring
+    absl::flat_hash_map<uint64_t, std::shared_ptr<Upload>> uploads;  // by the first request id
     uint32_t in_flight = 0;
     uint32_t bad_descriptors = 0;
     bool closed = false;
@@ -212,6 +224,16 @@ public:
         wake_->Signal();
     }
 
+    // Runs `task` on the worker's thread (for work finished elsewhere, like uploads).
+    void Post(std::function<void()> task) {
+        {
+            absl::MutexLock lock(&mu_);
+            posted_.push_back(std::move(task));
+        }
+        has_posted_.store(true, std::memory_order_release);
+        wake_->Signal();
+    }
+
     void Stop() {
         stopping_.store(true, std::memory_order_release);
         if (wake_) {
@@ -219,6 +241,10 @@ public:
         }
         if (thread_.joinable()) {
             thread_.join();
+        }
+        // Uploads were cancelled when their sessions closed; wait for their threads to end.
+        while (live_uploads_.load(std::memory_order_acquire) > 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
     }
 
@@ -235,6 +261,9 @@ private:
     // the allocation at `buffer`.
     void CompleteInPlace(Session& s, const Descriptor& d, uint64_t buffer, uint64_t payload, uint32_t length);
     void Push(Session& s, const Descriptor& c);
+    void StartUpload(const std::shared_ptr<Session>& s, const Descriptor& d, const std::string& body);
+    void AddChunk(Session& s, const Descriptor& d);
+    std::shared_ptr<Session> Find(Session* s);
     bool FlushOverflow(Session& s);
     void Reject(Session& s, const Descriptor& d, std::string_view why);
 
@@ -252,6 +281,9 @@ private:
     // Checked on every turn of the loop: atomics, so that a spinning worker takes no lock.
     std::atomic<bool> has_incoming_{false};
     std::atomic<bool> stopping_{false};
+    std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
+    std::atomic<bool> has_posted_{false};
+    std::atomic<int> live_uploads_{0};
     std::vector<std::shared_ptr<Session>> sessions_;
     std::atomic<size_t> open_{0};
     // What the request being dispatched completed with, for the metrics.
@@ -283,6 +315,11 @@ void Worker::Close(Session& s, std::string_view why) {
         return;
     }
     s.closed = true;
+    for (auto& [id, up] : s.uploads) {
+        absl::MutexLock lock(&up->mu);
+        up->cancelled = true;
+    }
+    s.uploads.clear();
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s.doorbell.fd(), nullptr);
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s.sock.get(), nullptr);
     Log(LogLevel::kInfo, "session closed", "session", s.id, "pid", s.pid, "why", why);
@@ -294,6 +331,17 @@ void Worker::Loop() {
     while (!stopping_.load(std::memory_order_acquire)) {
         if (has_incoming_.load(std::memory_order_acquire)) {
             Adopt();
+        }
+        if (has_posted_.load(std::memory_order_acquire)) {
+            std::vector<std::function<void()>> tasks;
+            {
+                absl::MutexLock lock(&mu_);
+                tasks.swap(posted_);
+                has_posted_.store(false, std::memory_order_release);
+            }
+            for (auto& t : tasks) {
+                t();
+            }
         }
         bool progress = false;
         for (auto& s : sessions_) {
@@ -448,6 +496,9 @@ void Worker::CompleteInPlace(Session& s, const Descriptor& req, uint64_t buffer,
 }
 
 void Worker::Push(Session& s, const Descriptor& c) {
+    if (s.closed) {
+        return;  // a completion finished after its session went away
+    }
     completed_code_ = c.status;
     completed_bytes_ = c.length;
     if (s.in_flight > 0) {
@@ -622,6 +673,16 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
             });
         }
         case Op::kPutObject: {
+            if (d.flags & protocol::kFlagChunk) {
+                return AddChunk(s, d);
+            }
+            if (d.flags & protocol::kFlagMore) {
+                auto self = Find(&s);
+                if (!self) {
+                    return fail(absl::InternalError("session not found"));
+                }
+                return StartUpload(self, d, body);
+            }
             std::string_view rest;
             auto r = protocol::DecodePrefix<PutObjectRequest>(body, &rest);
             if (!r.ok()) {
@@ -751,6 +812,118 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
 #undef ZH_DECODE
 #undef ZH_ROUTE
     fail(absl::InternalError("unhandled operation"));
+}
+
+std::shared_ptr<Session> Worker::Find(Session* s) {
+    for (auto& p : sessions_) {
+        if (p.get() == s) {
+            return p;
+        }
+    }
+    return nullptr;
+}
+
+constexpr size_t kMaxUploadsPerSession = 4;
+
+void Worker::StartUpload(const std::shared_ptr<Session>& s, const Descriptor& d, const std::string& body) {
+    std::string_view rest;
+    auto req = protocol::DecodePrefix<PutObjectRequest>(body, &rest);
+    if (!req.ok()) {
+        return Complete(*s, d, req.status(), {});
+    }
+    if (absl::Status a = server_->Allow(*s, req->path, true); !a.ok()) {
+        return Complete(*s, d, a, {});
+    }
+    auto backend = server_->Route(req->path);
+    if (!backend.ok()) {
+        return Complete(*s, d, backend.status(), {});
+    }
+    if (s->uploads.size() >= kMaxUploadsPerSession || s->uploads.contains(d.request_id)) {
+        return Complete(*s, d,
+                        absl::ResourceExhaustedError(absl::StrFormat(
+                            "session %d: %d streamed puts at once is the limit", s->id, kMaxUploadsPerSession)),
+                        {});
+    }
+    req->caller = Caller{s->uid, s->gid};
+    auto up = std::make_shared<Upload>();
+    {
+        absl::MutexLock lock(&up->mu);
+        up->chunks.emplace_back(std::string(rest), std::nullopt);  // answered by the result
+        up->queued_bytes = rest.size();
+    }
+    s->uploads[d.request_id] = up;
+    live_uploads_.fetch_add(1, std::memory_order_acq_rel);
+    std::thread([this, s, up, d, req = std::move(*req), b = *backend]() mutable {
+        // Feeds the backend from the queue; blocks this thread, never the worker.
+        class QueueSource : public DataSource {
+        public:
+            QueueSource(Worker* w, std::shared_ptr<Session> s, std::shared_ptr<Upload> up)
+                : w_(w), s_(std::move(s)), up_(std::move(up)) {}
+            absl::StatusOr<size_t> Read(char* buf, size_t cap) override {
+                absl::MutexLock lock(&up_->mu);
+                up_->mu.Await(absl::Condition(
+                    +[](Upload* u) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                        return !u->chunks.empty() || u->finished || u->cancelled;
+                    },
+                    up_.get()));
+                if (up_->cancelled) {
+                    return absl::CancelledError("the client went away during the put");
+                }
+                if (up_->chunks.empty()) {
+                    return 0;  // finished
+                }
+                auto& [bytes, ack] = up_->chunks.front();
+                size_t n = std::min(cap, bytes.size() - offset_);
+                std::memcpy(buf, bytes.data() + offset_, n);
+                offset_ += n;
+                if (offset_ == bytes.size()) {
+                    if (ack) {
+                        Descriptor a = *ack;
+                        w_->Post([w = w_, s = s_, a] { w->Complete(*s, a, absl::OkStatus(), {}); });
+                    }
+                    up_->queued_bytes -= bytes.size();
+                    up_->chunks.pop_front();
+                    offset_ = 0;
+                }
+                return n;
+            }
+
+        private:
+            Worker* w_;
+            std::shared_ptr<Session> s_;
+            std::shared_ptr<Upload> up_;
+            size_t offset_ = 0;
+        } source(this, s, up);
+        b->PutObject(std::move(req), &source, [this, s, d](absl::StatusOr<ObjectInfo> r) {
+            std::string out = r.ok() ? protocol::Encode(*r) : std::string();
+            absl::Status st = r.status();
+            Post([this, s, d, st, out = std::move(out)] {
+                s->uploads.erase(d.request_id);
+                Complete(*s, d, st, out);
+            });
+        });
+        live_uploads_.fetch_sub(1, std::memory_order_acq_rel);
+    }).detach();
+}
+
+void Worker::AddChunk(Session& s, const Descriptor& d) {
+    auto it = s.uploads.find(d.arg0);
+    if (it == s.uploads.end()) {
+        return Reject(s, d, absl::StrFormat("put chunk for unknown upload %d", d.arg0));
+    }
+    std::shared_ptr<Upload> up = it->second;
+    absl::MutexLock lock(&up->mu);
+    if (d.arg1 == protocol::kAbortUpload) {
+        up->cancelled = true;  // the client gave up: the put fails and changes nothing
+        return Complete(s, d, absl::OkStatus(), {});
+    }
+    if (up->finished) {
+        return Reject(s, d, absl::StrFormat("put chunk after the last one of upload %d", d.arg0));
+    }
+    // Copied out of the ring; acknowledged once the backend has taken it, which paces the client.
+    up->chunks.emplace_back(std::string(s.segment.client_region() + d.offset, d.length), d);
+    up->queued_bytes += d.length;
+    up->finished = (d.flags & protocol::kFlagMore) == 0;
 }
 
 // ---- the server -----------------------------------------------------------------------------

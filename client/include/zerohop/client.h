@@ -10,11 +10,11 @@
 //   if (!client.ok()) return client.status();
 //   auto item = (*client)->GetItem({.path = *zerohop::Path::Parse("/demo/people/alice")});
 //
-// Not yet (issue 3): zero-copy put buffers, chunked puts beyond half the client buffer
-// region, transparent reconnect.
+// Not yet (issue 3): zero-copy put buffers, transparent reconnect.
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -69,7 +69,13 @@ public:
     // large objects in ranges itself.
     absl::StatusOr<ObjectView> GetObjectView(const GetObjectRequest& req);
     absl::StatusOr<std::string> GetObject(const GetObjectRequest& req, ObjectInfo* info = nullptr);
+    // Puts larger than half the client buffer region stream through it in chunks; the object
+    // is replaced atomically when the last chunk is in (condition checked then).
     absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req, std::string_view data);
+    // The same, pulling the bytes from `read` (returns 0 at the end): objects of any size
+    // with a buffer region of any size.
+    absl::StatusOr<ObjectInfo> PutObjectFrom(const PutObjectRequest& req,
+                                             std::function<absl::StatusOr<size_t>(char*, size_t)> read);
     absl::StatusOr<ObjectInfo> WriteObject(const WriteObjectRequest& req);
     absl::StatusOr<ObjectInfo> Append(const AppendRequest& req);
     absl::StatusOr<ObjectInfo> Truncate(const TruncateRequest& req);

@@ -70,7 +70,14 @@ enum class Op : uint16_t {
 bool IsKnownOp(uint16_t op);
 std::string_view OpName(Op op);
 
-inline constexpr uint32_t kFlagMore = 1;  // more payload chunks of this request follow
+// Puts larger than a buffer region stream in chunks. The first descriptor (a put_object
+// with kFlagMore) carries the request and the first bytes and is answered with the put's
+// result at the end; each further chunk is a put_object with kFlagChunk, arg0 = the first
+// descriptor's request id, kFlagMore on all but the last, answered once its bytes are taken.
+inline constexpr uint32_t kFlagMore = 1;
+inline constexpr uint32_t kFlagChunk = 2;
+// arg1 of a chunk that abandons its upload: the put fails and changes nothing.
+inline constexpr uint64_t kAbortUpload = 1;
 
 // One ring slot's payload. Little-endian, fixed layout.
 struct Descriptor {
