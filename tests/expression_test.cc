@@ -199,6 +199,22 @@ TEST_F(ExpressionTest, DeepNestingIsAnErrorNotACrash) {
     EXPECT_TRUE(Condition::Parse(ok).ok());
 }
 
+TEST_F(ExpressionTest, LongOperatorChainsAreLimitedNotStackOverflows) {
+    std::string chain = "a";
+    for (int i = 0; i < 5000; ++i) {
+        chain += "+a";  // 10 KB: within the length limit, far beyond the height limit
+    }
+    absl::Status s = ParseError(chain + " == 1");
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(s.message()).find("operators deep"), std::string::npos) << s;
+    EXPECT_EQ(Update::Parse("x = " + chain).status().code(), absl::StatusCode::kInvalidArgument);
+    std::string ors = "bugs == 0";
+    for (int i = 1; i < 500; ++i) {
+        ors += " OR bugs == " + std::to_string(i);
+    }
+    EXPECT_TRUE(Match(ors)) << "500 clauses stay well inside the limit";
+}
+
 TEST_F(ExpressionTest, OversizedExpressionIsRejected) {
     std::string big = "a == '" + std::string(kMaxExpressionBytes, 'x') + "'";
     EXPECT_EQ(ParseError(big).code(), absl::StatusCode::kInvalidArgument);

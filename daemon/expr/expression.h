@@ -44,6 +44,8 @@ namespace zerohop::expr {
 
 inline constexpr size_t kMaxExpressionBytes = 64 * 1024;
 inline constexpr int kMaxNesting = 128;
+// Evaluation recurses once per level of the tree, chains of operators included.
+inline constexpr uint32_t kMaxTreeHeight = 1024;
 inline constexpr int64_t kMaxInitArray = 1 << 20;
 
 // What an expression reads: attributes by name, user and system alike.

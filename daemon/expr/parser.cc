@@ -86,7 +86,7 @@ public:
         }
         p_->root = root;
         p_->has_root = true;
-        return absl::OkStatus();
+        return CheckHeight();
     }
 
     absl::Status ParseUpdate() {
@@ -111,7 +111,7 @@ public:
         if (p_->statements.empty()) {
             return absl::InvalidArgumentError("update expression is empty: expected at least one assignment");
         }
-        return absl::OkStatus();
+        return CheckHeight();
     }
 
 private:
@@ -370,9 +370,49 @@ private:
     bool IsKeyword(Kw kw) const { return tok_.kind == Tok::kIdent && tok_.kw == kw; }
 
     // --- tree building --------------------------------------------------------
+    // Adds a node, tracking the height of the tree it tops: evaluation recurses that deep,
+    // so a long chain of operators (a + a + ... + a) is as limited as deep parentheses.
     uint32_t Add(Node n) {
+        uint32_t h = 0;
+        auto child = [&](uint32_t i) { h = std::max(h, heights_[i]); };
+        switch (n.op) {
+            case Op::kConst:
+            case Op::kAttr: break;
+            case Op::kNeg:
+            case Op::kBitNot:
+            case Op::kNot: child(n.a); break;
+            case Op::kSlice:
+                child(n.a);
+                child(n.b);
+                child(n.c);
+                break;
+            case Op::kIn:
+                child(n.a);
+                [[fallthrough]];
+            case Op::kCall:
+                for (uint32_t i = 0; i < n.nargs; ++i) {
+                    child(p_->args[n.first_arg + i]);
+                }
+                break;
+            default:
+                child(n.a);
+                child(n.b);
+                break;
+        }
+        heights_.push_back(h + 1);
+        if (h + 1 > kMaxTreeHeight && too_deep_at_ < 0) {
+            too_deep_at_ = static_cast<int64_t>(n.pos);
+        }
         p_->nodes.push_back(n);
         return static_cast<uint32_t>(p_->nodes.size() - 1);
+    }
+    absl::Status CheckHeight() const {
+        if (too_deep_at_ >= 0) {
+            return absl::InvalidArgumentError(absl::StrFormat(
+                "bad expression at byte %d: more than %d operators deep (split long chains of operators)",
+                too_deep_at_, kMaxTreeHeight));
+        }
+        return absl::OkStatus();
     }
     uint32_t AddConst(Value v, uint32_t pos) {
         p_->consts.push_back(std::move(v));
@@ -857,6 +897,8 @@ private:
 
     std::string_view src_;
     Program* p_;
+    std::vector<uint32_t> heights_;  // per node
+    int64_t too_deep_at_ = -1;
     size_t pos_ = 0;
     Token tok_;
     bool big_int_ = false;
