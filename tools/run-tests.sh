@@ -10,6 +10,9 @@ top=$(pwd)
 tools/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 fuzz_seconds=${ZH_FUZZ_SECONDS:-60}
+# A fixed seed keeps the test command repeatable; longer runs with other seeds find more
+# (ZH_FUZZ_SEED=0 asks libFuzzer for a random one).
+fuzz_seed=${ZH_FUZZ_SEED:-1}
 jobs=$(nproc)
 
 build() {  # dir, then meson options
@@ -63,7 +66,7 @@ for target in build-san/tests/fuzz/*_fuzzer; do
     corpus=$(mktemp -d)
     seeds="$top/tests/fuzz/corpus/${name%_fuzzer}"
     [ -d "$seeds" ] || seeds=""
-    if "$target" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+    if "$target" -max_total_time="$fuzz_seconds" -seed="$fuzz_seed" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
         -artifact_prefix="build-san/$name-" \
         "$corpus" $seeds >"build-san/$name.log" 2>&1; then
         ok=true
