@@ -9,6 +9,8 @@
 namespace zerohop {
 
 using embedded::EncodeEntry;
+using embedded::ToSlice;
+using embedded::ToView;
 using embedded::EntryKey;
 using embedded::EntryPrefix;
 
@@ -17,7 +19,6 @@ namespace {
 constexpr size_t kMaxScanPerPage = 20000;
 constexpr size_t kMaxPageBytes = 16 << 20;
 
-std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
 absl::Status ValidateAttributes(const Path& path, const AttributeMap& attrs) {
     for (const auto& [name, value] : attrs) {
@@ -204,11 +205,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteItem(
             if (!id.ok()) {
                 return id.status();
             }
-            e.info.type = ObjectType::kObject;
-            e.info.id = *id;
-            e.info.mode = 0644;
-            e.info.uid = caller.uid;
-            e.info.gid = caller.gid;
+            e = embedded::NewEntry(ObjectType::kObject, *id, 0644, caller.uid, caller.gid, Now());
         }
         e.attributes.clear();
         EncodeAttributes(attrs, &e.attributes);

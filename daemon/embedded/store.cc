@@ -23,6 +23,8 @@ namespace zerohop {
 
 using embedded::DataKey;
 using embedded::EncodeEntry;
+using embedded::ToSlice;
+using embedded::ToView;
 using embedded::EntryKey;
 using embedded::EntryPrefix;
 using embedded::FileKey;
@@ -34,8 +36,6 @@ namespace {
 constexpr uint64_t kIdReserveBlock = 4096;
 constexpr size_t kFileChunk = 1 << 20;
 
-rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
-std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
 absl::Status ErrnoStatus(int err, std::string_view what) {
     if (err == ENOSPC || err == EDQUOT) {
@@ -192,11 +192,7 @@ absl::Status EmbeddedBackend::Store::CreateContainers() {
         if (!id.ok()) {
             return id.status();
         }
-        Entry e;
-        e.info.type = ObjectType::kDirectory;
-        e.info.id = *id;
-        e.info.mode = 0755;
-        e.info.mtime = e.info.ctime = Now();
+        Entry e = embedded::NewEntry(ObjectType::kDirectory, *id, 0755, 0, 0, Now());
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(0, c), EncodeEntry(e));
         if (absl::Status s = Commit(&batch); !s.ok()) {
@@ -648,13 +644,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Mkdir(const MkdirRequest& req
         if (!id.ok()) {
             return id.status();
         }
-        Entry e;
-        e.info.type = ObjectType::kDirectory;
-        e.info.id = *id;
-        e.info.mode = req.mode & 07777;
-        e.info.uid = req.caller.uid;
-        e.info.gid = req.caller.gid;
-        e.info.mtime = e.info.ctime = Now();
+        Entry e = embedded::NewEntry(ObjectType::kDirectory, *id, req.mode, req.caller.uid, req.caller.gid, Now());
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
         if (absl::Status s = Commit(&batch); !s.ok()) {
@@ -828,15 +818,9 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Symlink(const SymlinkRequest&
         if (!id.ok()) {
             return id.status();
         }
-        Entry e;
-        e.info.type = ObjectType::kSymlink;
-        e.info.id = *id;
-        e.info.mode = 0777;
-        e.info.uid = req.caller.uid;
-        e.info.gid = req.caller.gid;
+        Entry e = embedded::NewEntry(ObjectType::kSymlink, *id, 0777, req.caller.uid, req.caller.gid, Now());
         e.info.size = req.target.size();
         e.info.symlink_target = req.target;
-        e.info.mtime = e.info.ctime = Now();
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
         if (absl::Status s = Commit(&batch); !s.ok()) {
@@ -1177,10 +1161,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
             if (!id.ok()) {
                 return id.status();
             }
-            e.info.id = *id;
-            e.info.mode = 0644;
-            e.info.uid = req.caller.uid;
-            e.info.gid = req.caller.gid;
+            e = embedded::NewEntry(ObjectType::kObject, *id, 0644, req.caller.uid, req.caller.gid, now);
         }
         if (req.mode) {
             e.info.mode = *req.mode & 07777;

@@ -9,6 +9,8 @@
 namespace zerohop {
 
 using embedded::EncodeEntry;
+using embedded::ToSlice;
+using embedded::ToView;
 using embedded::EntryKey;
 using embedded::LockMode;
 using embedded::LockSet;
@@ -21,8 +23,6 @@ constexpr int64_t kMaxRetentionSecs = int64_t{10} * 366 * 24 * 3600;
 constexpr size_t kMaxPartitionKeyBytes = 256;
 constexpr size_t kMaxClientInfoBytes = 4096;
 
-rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
-std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
 }  // namespace
 
@@ -42,25 +42,14 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::CreateStream(const CreateStre
             return base.status();
         }
         Timestamp now = Now();
-        Entry stream;
-        stream.info.type = ObjectType::kStream;
-        stream.info.id = *base;
-        stream.info.mode = 0755;
-        stream.info.uid = req.caller.uid;
-        stream.info.gid = req.caller.gid;
-        stream.info.mtime = stream.info.ctime = now;
+        Entry stream = embedded::NewEntry(ObjectType::kStream, *base, 0755, req.caller.uid, req.caller.gid, now);
         stream.shard_count = req.shard_count;
         stream.retention_secs = req.retention_secs;
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(stream));
         for (uint32_t k = 0; k < req.shard_count; ++k) {
-            Entry shard;
-            shard.info.type = ObjectType::kShard;
-            shard.info.id = *base + 1 + k;
-            shard.info.mode = 0644;
-            shard.info.uid = req.caller.uid;
-            shard.info.gid = req.caller.gid;
-            shard.info.mtime = shard.info.ctime = now;
+            Entry shard =
+                embedded::NewEntry(ObjectType::kShard, *base + 1 + k, 0644, req.caller.uid, req.caller.gid, now);
             batch.Put(meta_, EntryKey(*base, absl::StrCat(k)), EncodeEntry(shard));
             ShardState st;
             st.retention_secs = req.retention_secs;

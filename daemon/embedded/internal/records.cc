@@ -57,6 +57,17 @@ std::string RecordKey(uint64_t shard_id, uint64_t sequence) {
     return k;
 }
 
+Entry NewEntry(ObjectType type, uint64_t id, uint32_t mode, uint32_t uid, uint32_t gid, Timestamp now) {
+    Entry e;
+    e.info.type = type;
+    e.info.id = id;
+    e.info.mode = mode & 07777;
+    e.info.uid = uid;
+    e.info.gid = gid;
+    e.info.mtime = e.info.ctime = now;
+    return e;
+}
+
 std::string EncodeEntry(const Entry& e) {
     std::string out;
     out.reserve(64 + e.attributes.size());

@@ -56,6 +56,9 @@ struct Entry {
     }
 };
 
+// A fresh entry: created now (mtime = ctime), owned by uid/gid.
+Entry NewEntry(ObjectType type, uint64_t id, uint32_t mode, uint32_t uid, uint32_t gid, Timestamp now);
+
 std::string EncodeEntry(const Entry& e);
 absl::StatusOr<Entry> DecodeEntry(std::string_view bytes);
 // Decodes everything but the attributes, which stay as a view into `bytes`. For scans.

@@ -21,6 +21,11 @@
 
 namespace zerohop {
 
+namespace embedded {
+inline rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+inline std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+}  // namespace embedded
+
 class EmbeddedBackend::Store {
 public:
     static absl::StatusOr<std::unique_ptr<Store>> Open(EmbeddedOptions options);
