@@ -412,6 +412,21 @@ RawSession OpenRaw(const std::string& socket, protocol::Hello hello) {
     return rs;
 }
 
+TEST_F(SessionTest, AClientThatNeverSaysHelloDelaysNobody) {
+    std::vector<shmring::UniqueFd> silent;
+    for (int i = 0; i < 5; ++i) {
+        silent.emplace_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        struct sockaddr_un addr = {};
+        addr.sun_family = AF_UNIX;
+        std::memcpy(addr.sun_path, daemon_->socket().data(), daemon_->socket().size());
+        ASSERT_EQ(::connect(silent.back().get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    }
+    auto start = absl::Now();
+    auto c = daemon_->Connect("rw-key");
+    ASSERT_OK(c);
+    EXPECT_LT(absl::Now() - start, absl::Milliseconds(500)) << "a silent connection held up the handshake";
+}
+
 TEST_F(SessionTest, ProtocolVersionMismatchNamesBothVersions) {
     protocol::Hello hello;
     hello.version = 99;

@@ -186,7 +186,10 @@ private:
     std::atomic<uint64_t> next_session_{1};
     std::atomic<uint64_t> sessions_total_{0}, sessions_refused_{0};
     std::atomic<bool> stopped_{false};
-    size_t next_worker_ = 0;
+    std::atomic<size_t> next_worker_{0};
+    // Hellos run on threads of their own, so a client that never says hello delays nobody.
+    std::atomic<int> handshakes_{0};
+    static constexpr int kMaxHandshakes = 64;
 };
 
 // ---- workers --------------------------------------------------------------------------------
@@ -1061,7 +1064,15 @@ void Server::Impl::AcceptLoop() {
         if (FD_ISSET(listener_.get(), &set)) {
             shmring::UniqueFd sock(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
             if (sock.valid()) {
-                Handshake(std::move(sock));
+                if (handshakes_.load() >= kMaxHandshakes) {
+                    sessions_refused_.fetch_add(1);  // too many half-open connections: shed this one
+                    continue;
+                }
+                handshakes_.fetch_add(1);
+                std::thread([this, sock = std::move(sock)]() mutable {
+                    Handshake(std::move(sock));
+                    handshakes_.fetch_sub(1);
+                }).detach();
             }
         }
     }
@@ -1151,7 +1162,7 @@ void Server::Impl::Handshake(shmring::UniqueFd sock) {
     s->sock = std::move(sock);
     sessions_total_.fetch_add(1);
     Log(LogLevel::kInfo, "session opened", "session", s->id, "pid", cred.pid, "uid", cred.uid);
-    workers_[next_worker_++ % workers_.size()]->Add(std::move(s));
+    workers_[next_worker_.fetch_add(1) % workers_.size()]->Add(std::move(s));
 }
 
 void Server::Impl::Stop() {
@@ -1163,6 +1174,9 @@ void Server::Impl::Stop() {
     }
     if (acceptor_.joinable()) {
         acceptor_.join();
+    }
+    while (handshakes_.load() > 0) {  // each ends within its 2 s socket timeout
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     metrics_endpoint_.Stop();
     for (auto& w : workers_) {
