@@ -33,6 +33,22 @@ struct Comparison {
     std::string baseline_name;
 };
 
+// Throughput and latency percentiles of per-operation samples (microseconds) taken over `secs`.
+inline Result Summarize(const std::string& name, std::vector<double>* samples, double secs, double bytes_per_op) {
+    std::sort(samples->begin(), samples->end());
+    auto pct = [&](double p) {
+        return (*samples)[std::min(samples->size() - 1, static_cast<size_t>(p * samples->size()))];
+    };
+    Result r;
+    r.name = name;
+    r.ops_per_s = samples->size() / secs;
+    r.p50_us = pct(0.50);
+    r.p99_us = pct(0.99);
+    r.p999_us = pct(0.999);
+    r.bytes_per_op = bytes_per_op;
+    return r;
+}
+
 // Runs `op` repeatedly for about `duration`, timing each call.
 inline Result Measure(const std::string& name, std::chrono::milliseconds duration, const std::function<void()>& op,
                double bytes_per_op = 0) {
@@ -56,17 +72,7 @@ inline Result Measure(const std::string& name, std::chrono::milliseconds duratio
             samples.push_back(per);
         }
     }
-    double secs = std::chrono::duration<double>(now - start).count();
-    std::sort(samples.begin(), samples.end());
-    auto pct = [&](double p) { return samples[std::min(samples.size() - 1, static_cast<size_t>(p * samples.size()))]; };
-    Result r;
-    r.name = name;
-    r.ops_per_s = samples.size() / secs;
-    r.p50_us = pct(0.50);
-    r.p99_us = pct(0.99);
-    r.p999_us = pct(0.999);
-    r.bytes_per_op = bytes_per_op;
-    return r;
+    return Summarize(name, &samples, std::chrono::duration<double>(now - start).count(), bytes_per_op);
 }
 
 // Times single operations: for ones slow enough (>10 us) that the clock's cost is noise.
@@ -86,17 +92,7 @@ inline Result MeasureEach(const std::string& name, std::chrono::milliseconds dur
         now = Clock::now();
         samples.push_back(std::chrono::duration<double, std::micro>(now - t0).count());
     }
-    double secs = std::chrono::duration<double>(now - start).count();
-    std::sort(samples.begin(), samples.end());
-    auto pct = [&](double p) { return samples[std::min(samples.size() - 1, static_cast<size_t>(p * samples.size()))]; };
-    Result r;
-    r.name = name;
-    r.ops_per_s = samples.size() / secs;
-    r.p50_us = pct(0.50);
-    r.p99_us = pct(0.99);
-    r.p999_us = pct(0.999);
-    r.bytes_per_op = bytes_per_op;
-    return r;
+    return Summarize(name, &samples, std::chrono::duration<double>(now - start).count(), bytes_per_op);
 }
 
 inline void Check(const absl::Status& s, const char* what) {
