@@ -919,7 +919,12 @@ std::string EmbeddedBackend::Store::FilePath(uint64_t data_id) const {
     return absl::StrFormat("%s/objects/%016x", options_.dir, data_id);
 }
 
-absl::StatusOr<shmring::UniqueFd> EmbeddedBackend::Store::CreateFile(uint64_t data_id) {
+absl::StatusOr<shmring::UniqueFd> EmbeddedBackend::Store::CreateFile(uint64_t* data_id_out) {
+    auto id = NewId();
+    if (!id.ok()) {
+        return id.status();
+    }
+    uint64_t data_id = *data_id_out = *id;
     shmring::UniqueFd fd(::open(FilePath(data_id).c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0640));
     if (!fd.valid()) {
         return ErrnoStatus(errno, absl::StrFormat("create object file %s", FilePath(data_id)));
@@ -1113,12 +1118,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
                     absl::StrFormat("%s: object larger than the limit of %d bytes", req.path.str(), kMaxObjectBytes));
             }
             if (!fd.valid() && head.size() > options_.inline_max_bytes) {
-                auto id = NewId();
-                if (!id.ok()) {
-                    return id.status();
-                }
-                data_id = *id;
-                auto f = CreateFile(data_id);
+                auto f = CreateFile(&data_id);
                 if (!f.ok()) {
                     return f.status();
                 }
@@ -1234,12 +1234,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
             if (!bytes.ok()) {
                 return bytes.status();
             }
-            auto id = NewId();
-            if (!id.ok()) {
-                return id.status();
-            }
-            new_file = *id;
-            auto fd = CreateFile(new_file);
+            auto fd = CreateFile(&new_file);
             if (!fd.ok()) {
                 return fd.status();
             }
@@ -1317,15 +1312,11 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Truncate(const TruncateReques
                 if (!bytes.ok()) {
                     return bytes.status();
                 }
-                auto id = NewId();
-                if (!id.ok()) {
-                    return id.status();
-                }
-                new_file = data_id = *id;
-                auto f = CreateFile(data_id);
+                auto f = CreateFile(&data_id);
                 if (!f.ok()) {
                     return f.status();
                 }
+                new_file = data_id;
                 fd = std::move(*f);
                 if (absl::Status s = WriteFully(fd.get(), bytes->data(), bytes->size(), 0, data_id); !s.ok()) {
                     return s;

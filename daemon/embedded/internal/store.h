@@ -124,7 +124,8 @@ private:
 
     // Object files.
     std::string FilePath(uint64_t data_id) const;
-    absl::StatusOr<shmring::UniqueFd> CreateFile(uint64_t data_id);
+    // A new object file under a fresh data id (stored in *data_id, also on failure to create).
+    absl::StatusOr<shmring::UniqueFd> CreateFile(uint64_t* data_id);
     absl::StatusOr<shmring::UniqueFd> OpenFile(uint64_t data_id, int flags);
     absl::Status WriteFully(int fd, const char* data, size_t n, uint64_t offset, uint64_t data_id);
     void RemoveFile(uint64_t data_id);
