@@ -10,6 +10,8 @@
 #include <gmock/gmock.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace zerohop::testing {
 
@@ -215,9 +217,13 @@ TEST_P(BackendConformance, RecreatedDirectoriesStartEmpty) {
 
 TEST_P(BackendConformance, WritesRacingDirectoryRenamesAreNeverLost) {
     ASSERT_OK(b_->Mkdir("/c1/a"));
+    // The renamer keeps going until both sides have done enough work to race: on a loaded
+    // two-core machine it could otherwise finish before a single write got in.
     std::atomic<bool> stop{false};
+    std::atomic<int> writes{0};
     std::thread renamer([&] {
-        for (int i = 0; i < 200; ++i) {
+        const absl::Time deadline = absl::Now() + absl::Seconds(60);
+        for (int i = 0; (i < 200 || writes.load() < 50) && absl::Now() < deadline; ++i) {
             ASSERT_TRUE(b_->Rename("/c1/a", "/c1/b").ok());
             ASSERT_TRUE(b_->Rename("/c1/b", "/c1/a").ok());
         }
@@ -229,6 +235,7 @@ TEST_P(BackendConformance, WritesRacingDirectoryRenamesAreNeverLost) {
         absl::Status st = b_->PutItem("/c1/a/" + name, {{"i", Value::Int64(i)}}).status();
         if (st.ok()) {
             written.push_back(name);
+            writes.fetch_add(1);
         } else {
             ASSERT_TRUE(absl::IsNotFound(st) || absl::IsUnavailable(st)) << st;
         }
