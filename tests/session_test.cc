@@ -17,7 +17,9 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "shmring/fd_passing.h"
 #include "shmring/segment.h"
 #include "shmring/doorbell.h"
@@ -352,6 +354,104 @@ TEST_F(SessionTest, AsyncCompletionsArriveThroughPoll) {
     EXPECT_EQ(ok.load(), kOps);
 }
 
+TEST_F(SessionTest, EveryOperationHasAnAsyncForm) {
+    int pending = 0;
+    std::vector<std::string> errors;
+    auto ok = [](const auto&) { return true; };
+    auto drain = [&] {
+        auto deadline = absl::Now() + absl::Seconds(10);
+        while (pending > 0 && absl::Now() < deadline) {
+            client_->WaitAndPoll(absl::Milliseconds(100));
+        }
+        ASSERT_EQ(pending, 0);
+    };
+    // Each completion checks its result (an absl::Status or absl::StatusOr); drain() waits
+    // until all have run.
+    int issued = 0;
+    auto s_expect = [&](auto check) {
+        ++pending;
+        return [&, check, n = ++issued](auto r) mutable {
+            --pending;
+            absl::Status st = [&] {
+                if constexpr (std::is_same_v<std::decay_t<decltype(r)>, absl::Status>) {
+                    return r;
+                } else {
+                    return r.status();
+                }
+            }();
+            if (!st.ok()) {
+                errors.push_back(absl::StrCat("request ", n, ": ", st.ToString()));
+            } else if (!check(r)) {
+                errors.push_back(absl::StrCat("request ", n, ": unexpected result"));
+            }
+        };
+    };
+    client_->MkdirAsync({.path = P("/demo/d")}, s_expect(ok));
+    client_->PutObjectAsync({.path = P("/demo/d/o")}, "hello", s_expect(ok));
+    client_->CreateStreamAsync({.path = P("/demo/s"), .shard_count = 2}, s_expect(ok));
+    client_->PutItemAsync({.path = P("/demo/d/i"), .attributes = {{"v", Value::Int64(1)}}}, s_expect(ok));
+    drain();
+    client_->ListContainersAsync(s_expect([](const auto& r) { return r->size() == 1; }));
+    client_->StatAsync(P("/demo/d/o"), s_expect([](const auto& r) { return r->size == 5; }));
+    client_->ListAsync({.path = P("/demo/d")}, s_expect([](const auto& r) { return r->entries.size() == 2; }));
+    client_->GetObjectAsync({.path = P("/demo/d/o")}, s_expect([](const auto& r) { return r->data() == "hello"; }));
+    client_->AppendAsync({.path = P("/demo/d/o"), .data = "!"}, s_expect([](const auto& r) { return r->size == 6; }));
+    client_->GetItemAsync({.path = P("/demo/d/i")}, s_expect(ok));
+    client_->GetItemsAsync({.path = P("/demo/d")}, s_expect([](const auto& r) { return !r->items.empty(); }));
+    client_->UpdateItemAsync({.path = P("/demo/d/i"), .update = "v = v + 1"}, s_expect(ok));
+    client_->PutItemsAsync({{.path = P("/demo/d/j"), .attributes = {{"v", Value::Int64(2)}}}},
+                           s_expect([](const auto& r) { return r->size() == 1 && (*r)[0].ok(); }));
+    client_->SymlinkAsync({.path = P("/demo/d/l"), .target = "o"}, s_expect(ok));
+    client_->DescribeStreamAsync(P("/demo/s"), s_expect([](const auto& r) { return r->shard_count == 2; }));
+    client_->PutRecordsAsync({.path = P("/demo/s"), .records = {{.data = "r1", .shard = 0}}},
+                             s_expect([](const auto& r) { return r->size() == 1; }));
+    client_->SyncAsync(s_expect(ok));
+    client_->StatusAsync(s_expect(ok));
+    client_->NopAsync(s_expect(ok));
+    drain();
+    client_->ReadlinkAsync(P("/demo/d/l"), s_expect([](const auto& r) { return *r == "o"; }));
+    client_->WriteObjectAsync({.path = P("/demo/d/o"), .offset = 0, .data = "J"}, s_expect(ok));
+    client_->TruncateAsync({.path = P("/demo/d/o"), .size = 2}, s_expect([](const auto& r) { return r->size == 2; }));
+    client_->SetMetadataAsync({.path = P("/demo/d/o"), .mode = 0600}, s_expect(ok));
+    client_->SeekAsync({.path = P("/demo/s"), .shard = 0, .type = SeekType::kEarliest}, s_expect(ok));
+    client_->GetRecordsAsync({.path = P("/demo/s"), .location = {.shard = 0, .sequence = 1}},
+                             s_expect([](const auto& r) { return r->records.size() == 1; }));
+    drain();
+    client_->RenameAsync({.from = P("/demo/d/o"), .to = P("/demo/d/p")}, s_expect(ok));
+    client_->DeleteAsync({.path = P("/demo/d/l")}, s_expect(ok));
+    client_->DeleteStreamAsync(P("/demo/s"), s_expect(ok));
+    drain();
+    client_->DeleteAsync({.path = P("/demo/d/p")}, s_expect(ok));
+    client_->DeleteAsync({.path = P("/demo/d/i")}, s_expect(ok));
+    client_->DeleteAsync({.path = P("/demo/d/j")}, s_expect(ok));
+    drain();
+    client_->RmdirAsync(P("/demo/d"), s_expect(ok));
+    drain();
+    EXPECT_TRUE(errors.empty()) << absl::StrJoin(errors, "; ");
+}
+
+TEST_F(SessionTest, PutBuffersAreWrittenInPlace) {
+    auto buf = client_->AllocatePutBuffer(100000);
+    ASSERT_OK(buf);
+    std::string expect(100000, '\0');
+    for (size_t i = 0; i < expect.size(); ++i) {
+        expect[i] = static_cast<char>('a' + i % 26);
+    }
+    std::memcpy(buf->data(), expect.data(), expect.size());
+    ASSERT_OK(client_->PutObject({.path = P("/demo/buffered")}, std::move(*buf), 99999));
+    EXPECT_EQ(*client_->GetObject({.path = P("/demo/buffered")}), expect.substr(0, 99999));
+    // Too large for a buffer, too large for its capacity, and a dropped buffer frees its room.
+    EXPECT_EQ(client_->AllocatePutBuffer(64 << 20).status().code(), absl::StatusCode::kInvalidArgument);
+    auto small = client_->AllocatePutBuffer(10);
+    ASSERT_OK(small);
+    EXPECT_EQ(client_->PutObject({.path = P("/demo/b2")}, std::move(*small), 11).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    for (int i = 0; i < 100; ++i) {
+        auto b = client_->AllocatePutBuffer(512 << 10);
+        ASSERT_OK(b);
+    }
+}
+
 TEST_F(SessionTest, KeysAreScopedToTheirContainersAndRights) {
     auto ro = daemon_->Connect("ro-key");
     ASSERT_OK(ro);
@@ -599,12 +699,92 @@ TEST_F(SessionTest, MetricsCountRequestsErrorsAndSessions) {
 }
 
 TEST_F(SessionTest, ADeadDaemonFailsCallsPromptlyWithUnavailable) {
+    auto c = daemon_->Connect("rw-key", {.reconnect_timeout = absl::Milliseconds(300)});
+    ASSERT_OK(c);
     daemon_->Kill(SIGKILL);
     auto start = absl::Now();
-    auto r = client_->GetItem({.path = P("/demo/x")});
+    auto r = (*c)->GetItem({.path = P("/demo/x")});
     EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
-    EXPECT_NE(std::string(r.status().message()).find("outcome"), std::string::npos);
+    EXPECT_NE(std::string(r.status().message()).find("did not come back"), std::string::npos) << r.status();
     EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+    // A write in flight when the daemon goes says that its outcome is unknown.
+    auto w = (*c)->PutItem({.path = P("/demo/y"), .attributes = {{"v", Value::Int64(1)}}});
+    EXPECT_EQ(w.status().code(), absl::StatusCode::kUnavailable) << w.status();
+}
+
+TEST_F(SessionTest, ADaemonRestartedUnderLoadLosesNoAcknowledgedWriteAndClientsCarryOn) {
+    ASSERT_OK(client_->PutItem({.path = P("/demo/fixed"), .attributes = {{"v", Value::Int64(7)}}}));
+    constexpr int kThreads = 4;
+    std::atomic<bool> stop{false};
+    std::atomic<bool> restarted{false};
+    struct Outcome {
+        std::vector<int> acked;
+        int unknown = 0;          // writes that failed with "outcome unknown"
+        int after_restart = 0;    // acknowledged writes after the restart
+        int failed_reads = 0;
+        std::string unexpected;   // the first error that should not happen
+        uint64_t reconnects = 0;
+    };
+    std::vector<Outcome> outcomes(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            Outcome& out = outcomes[t];
+            auto c = daemon_->Connect("rw-key");
+            if (!c.ok()) {
+                out.unexpected = std::string(c.status().message());
+                return;
+            }
+            for (int i = 0; !stop.load(); ++i) {
+                auto w = (*c)->PutItem(
+                    {.path = P(absl::StrCat("/demo/t", t, "-", i)), .attributes = {{"i", Value::Int64(i)}}});
+                if (w.ok()) {
+                    out.acked.push_back(i);
+                    out.after_restart += restarted.load() ? 1 : 0;
+                } else if (absl::IsUnavailable(w.status()) &&
+                           absl::StrContains(w.status().message(), "outcome is unknown")) {
+                    ++out.unknown;
+                } else if (out.unexpected.empty()) {
+                    out.unexpected = w.status().ToString();
+                }
+                // Reads are safe to repeat: a restart never fails them.
+                auto r = (*c)->GetItem({.path = P("/demo/fixed")});
+                if (!r.ok() || r->attributes.at("v") != Value::Int64(7)) {
+                    ++out.failed_reads;
+                    if (out.unexpected.empty()) {
+                        out.unexpected = r.status().ToString();
+                    }
+                }
+            }
+            out.reconnects = (*c)->reconnects();
+        });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    daemon_->Kill(SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    daemon_->Start();
+    restarted = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop = true;
+    for (auto& th : threads) {
+        th.join();
+    }
+    auto c = daemon_->Connect("rw-key");
+    ASSERT_OK(c);
+    for (int t = 0; t < kThreads; ++t) {
+        const Outcome& out = outcomes[t];
+        EXPECT_EQ(out.unexpected, "") << "thread " << t;
+        EXPECT_EQ(out.failed_reads, 0) << "thread " << t;
+        EXPECT_EQ(out.reconnects, 1u) << "thread " << t;
+        EXPECT_GT(out.after_restart, 0) << "thread " << t << " did not carry on after the restart";
+        for (int i : out.acked) {
+            auto item = (*c)->GetItem({.path = P(absl::StrCat("/demo/t", t, "-", i))});
+            ASSERT_OK(item);
+            EXPECT_EQ(item->attributes.at("i"), Value::Int64(i));
+        }
+        std::cout << "thread " << t << ": " << out.acked.size() << " acknowledged writes (" << out.after_restart
+                  << " after the restart), " << out.unknown << " with an unknown outcome\n";
+    }
 }
 
 TEST_F(SessionTest, AcknowledgedWritesSurviveADaemonKill) {

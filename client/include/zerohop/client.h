@@ -2,15 +2,18 @@
 // libzerohop: a session with the node's zerohopd over shared-memory rings.
 //
 // Every operation has a synchronous form, and an asynchronous one that takes a completion;
-// completions run on whichever thread calls Poll() (a synchronous call polls while it
-// waits). Thread-safe: many threads may submit at once.
+// completions run on whichever thread calls Poll() or WaitAndPoll() (a synchronous call
+// polls while it waits). Thread-safe: many threads may submit at once.
 //
 //   zerohop::ClientOptions opts;              // ZEROHOP_SOCKET, ZEROHOP_ACCESS_KEY by default
 //   auto client = zerohop::Client::Connect(opts);
 //   if (!client.ok()) return client.status();
 //   auto item = (*client)->GetItem({.path = *zerohop::Path::Parse("/demo/people/alice")});
 //
-// Not yet (issue 3): zero-copy put buffers, transparent reconnect.
+// When zerohopd restarts, the client reconnects by itself (within `reconnect_timeout`).
+// Requests in flight at that moment that are safe to repeat (reads, stat, list, sync, ...)
+// are sent again on the new session; any other fails with Unavailable and a message saying
+// that its outcome is unknown, so nothing is ever applied twice without the caller knowing.
 
 #include <atomic>
 #include <cstdint>
@@ -37,9 +40,19 @@ struct ClientOptions {
     uint64_t daemon_bytes = 16 << 20;
     absl::Duration spin = absl::Microseconds(50);  // how long a waiter spins before sleeping
     absl::Duration timeout = absl::Seconds(30);    // a synchronous call gives up after this
+    // How long the client keeps trying to reach a restarting daemon; zero: never reconnect.
+    absl::Duration reconnect_timeout = absl::Seconds(10);
 };
 
+template <typename T>
+using Callback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+using StatusCallback = absl::AnyInvocable<void(absl::Status) &&>;
+
 class ObjectView;
+class PutBuffer;
+namespace client_internal {
+class Connection;
+}
 
 class Client {
 public:
@@ -50,7 +63,10 @@ public:
     static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options = {});
     ~Client();
 
+    // The daemon's id of the current session (it changes when the client reconnects).
     uint64_t session_id() const;
+    // How many times the client has reconnected to a restarted daemon.
+    uint64_t reconnects() const;
 
     // Namespace.
     absl::StatusOr<std::vector<std::string>> ListContainers();
@@ -76,6 +92,10 @@ public:
     // with a buffer region of any size.
     absl::StatusOr<ObjectInfo> PutObjectFrom(const PutObjectRequest& req,
                                              std::function<absl::StatusOr<size_t>(char*, size_t)> read);
+    // Zero-copy puts: write the bytes straight into a buffer of the shared region, then put
+    // it (the first `size` bytes). At most half the client region.
+    absl::StatusOr<PutBuffer> AllocatePutBuffer(size_t capacity);
+    absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req, PutBuffer buffer, size_t size);
     absl::StatusOr<ObjectInfo> WriteObject(const WriteObjectRequest& req);
     absl::StatusOr<ObjectInfo> Append(const AppendRequest& req);
     absl::StatusOr<ObjectInfo> Truncate(const TruncateRequest& req);
@@ -101,11 +121,40 @@ public:
     // A request that does nothing: measures the rings.
     absl::Status Nop();
 
-    // Asynchronous forms: `done` runs from Poll() (or a waiting synchronous call).
-    void GetItemAsync(const GetItemRequest& req, absl::AnyInvocable<void(absl::StatusOr<Item>) &&> done);
-    void PutItemAsync(const PutItemRequest& req, absl::AnyInvocable<void(absl::StatusOr<ObjectInfo>) &&> done);
-    void NopAsync(absl::AnyInvocable<void(absl::Status) &&> done);
-    // Any operation, with its encoded body; for operations without a typed async form yet.
+    // Asynchronous forms: `done` runs from Poll() or WaitAndPoll() (or a waiting synchronous
+    // call), exactly once.
+    void ListContainersAsync(Callback<std::vector<std::string>> done);
+    void StatAsync(const Path& path, Callback<ObjectInfo> done);
+    void ListAsync(const ListRequest& req, Callback<ListResult> done);
+    void MkdirAsync(const MkdirRequest& req, Callback<ObjectInfo> done);
+    void RmdirAsync(const Path& path, StatusCallback done);
+    void RenameAsync(const RenameRequest& req, StatusCallback done);
+    void SymlinkAsync(const SymlinkRequest& req, Callback<ObjectInfo> done);
+    void ReadlinkAsync(const Path& path, Callback<std::string> done);
+    void DeleteAsync(const DeleteRequest& req, StatusCallback done);
+    void SetMetadataAsync(const SetMetadataRequest& req, Callback<ObjectInfo> done);
+    // At most half the daemon region per get, as GetObjectView.
+    void GetObjectAsync(const GetObjectRequest& req, Callback<ObjectView> done);
+    // At most half the client region; larger puts stream with PutObject/PutObjectFrom.
+    void PutObjectAsync(const PutObjectRequest& req, std::string_view data, Callback<ObjectInfo> done);
+    void WriteObjectAsync(const WriteObjectRequest& req, Callback<ObjectInfo> done);
+    void AppendAsync(const AppendRequest& req, Callback<ObjectInfo> done);
+    void TruncateAsync(const TruncateRequest& req, Callback<ObjectInfo> done);
+    void GetItemAsync(const GetItemRequest& req, Callback<Item> done);
+    void GetItemsAsync(const GetItemsRequest& req, Callback<GetItemsResult> done);
+    void PutItemAsync(const PutItemRequest& req, Callback<ObjectInfo> done);
+    void PutItemsAsync(const std::vector<PutItemRequest>& reqs, Callback<std::vector<absl::Status>> done);
+    void UpdateItemAsync(const UpdateItemRequest& req, Callback<ObjectInfo> done);
+    void CreateStreamAsync(const CreateStreamRequest& req, Callback<ObjectInfo> done);
+    void DescribeStreamAsync(const Path& path, Callback<StreamDescription> done);
+    void DeleteStreamAsync(const Path& path, StatusCallback done);
+    void PutRecordsAsync(const PutRecordsRequest& req, Callback<std::vector<RecordResult>> done);
+    void SeekAsync(const SeekRequest& req, Callback<StreamLocation> done);
+    void GetRecordsAsync(const GetRecordsRequest& req, Callback<GetRecordsResult> done);
+    void SyncAsync(StatusCallback done);
+    void StatusAsync(Callback<protocol::DaemonStatus> done);
+    void NopAsync(StatusCallback done);
+    // Any operation, with its encoded body.
     void Submit(protocol::Op op, std::string body, RawDone done);
 
     // Runs the completions that have arrived; returns how many.
@@ -117,11 +166,18 @@ public:
 
 private:
     explicit Client(std::unique_ptr<Impl> impl);
+    template <typename T>
+    void CallAsync(protocol::Op op, std::string body, Callback<T> done);
+    void CallStatusAsync(protocol::Op op, std::string body, StatusCallback done);
+    // A get's result (header, then the bytes) as a view that releases the buffer.
+    static absl::StatusOr<ObjectView> ViewOf(std::string_view body, uint64_t buffer,
+                                             const std::shared_ptr<client_internal::Connection>& conn);
+
     std::unique_ptr<Impl> impl_;
 };
 
 // The bytes of a get, in place in the daemon's buffer region (no copy), released back to
-// the daemon when the view is destroyed. It must not outlive its Client.
+// the daemon when the view is destroyed.
 class ObjectView {
 public:
     ObjectView() = default;
@@ -136,10 +192,32 @@ private:
     friend class Client;
     void Reset();
 
-    Client::Impl* owner_ = nullptr;
+    std::shared_ptr<client_internal::Connection> owner_;  // keeps the segment mapped
     uint64_t buffer_ = 0;
     std::string_view data_;
     ObjectInfo info_;
+};
+
+// Room in the client's shared region for a put's bytes, written in place. Freed when
+// destroyed unless handed to PutObject.
+class PutBuffer {
+public:
+    PutBuffer() = default;
+    PutBuffer(PutBuffer&& o) noexcept;
+    PutBuffer& operator=(PutBuffer&& o) noexcept;
+    ~PutBuffer();
+
+    char* data() const { return data_; }
+    size_t capacity() const { return capacity_; }
+
+private:
+    friend class Client;
+    void Reset();
+
+    std::shared_ptr<client_internal::Connection> owner_;
+    uint64_t offset_ = 0;  // of the allocation, which starts with room for the request
+    char* data_ = nullptr;
+    size_t capacity_ = 0;
 };
 
 }  // namespace zerohop
