@@ -10,6 +10,7 @@ namespace {
 constexpr char kGood[] = R"(
 listen: /tmp/zh.sock
 workers: 3
+wait_with: epoll
 metrics_port: 0
 log_level: debug
 limits: {max_in_flight: 64, max_client_bytes: 8Mi, max_daemon_bytes: 16Mi}
@@ -26,6 +27,7 @@ TEST(Config, LoadsEveryKey) {
     ASSERT_TRUE(c.ok()) << c.status();
     EXPECT_EQ(c->listen, "/tmp/zh.sock");
     EXPECT_EQ(c->workers, 3u);
+    EXPECT_EQ(c->wait_with, "epoll");
     EXPECT_EQ(c->metrics_port, 0);
     EXPECT_EQ(c->limits.max_in_flight, 64u);
     EXPECT_EQ(c->limits.max_client_bytes, 8u << 20);
@@ -53,6 +55,9 @@ TEST(Config, BadFilesNameTheKey) {
              {"workers: 0\n" + mounts + creds, "workers: \"0\" is not a number in 1..256"},
              {"workers: many\n" + mounts + creds, "workers: \"many\" is not a number"},
              {"log_level: loud\n" + mounts + creds, "log_level: \"loud\" is not one of"},
+             {"wait_with: select\n" + mounts + creds, "wait_with: \"select\" is not one of auto, io_uring, epoll"},
+             {"mounts: [{container: demo, options: {dir: /d, io_threads: four}}]\n" + creds,
+              "mounts[0].options.io_threads: expected a whole number"},
              {creds, "mounts: at least one container"},
              {"mounts: [{container: demo, backend: s3, options: {dir: /d}}]\n" + creds,
               "mounts[0].backend: unknown backend \"s3\" (known: embedded)"},

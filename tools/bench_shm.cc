@@ -93,7 +93,7 @@ double RssBytes(pid_t pid) {
 std::vector<Comparison> ShmSuite(std::chrono::milliseconds d, const std::string& dir, bool json) {
     std::vector<Comparison> out;
     std::string socket = dir + "/zh.sock";
-    std::ofstream(dir + "/zerohopd.yaml") << "listen: " << socket << "\nworkers: 1\nmetrics_port: 0\n"
+    std::ofstream(dir + "/zerohopd.yaml") << "listen: " << socket << "\nworkers: 1\nmetrics_port: 0\n" << (getenv("ZH_BENCH_WAIT_WITH") ? absl::StrCat("wait_with: ", getenv("ZH_BENCH_WAIT_WITH"), "\n") : std::string())
                                           << "log_level: warning\nlimits: {max_sessions: 2000}\n"
                                           << "mounts: [{container: bench, options: {dir: " << dir << "/shm-store}}]\n"
                                           << "credentials: [{key: bench, containers: {bench: rw}}]\n";

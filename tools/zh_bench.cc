@@ -104,6 +104,7 @@ std::vector<Comparison> EmbeddedSuite(std::chrono::milliseconds d, const std::st
     opts.dir = dir + "/store";
     opts.containers = {"bench"};
     opts.maintenance_interval = absl::ZeroDuration();
+    opts.io_threads = 0;  // the engine itself, on this thread: every completion runs inline
     auto opened = EmbeddedBackend::Open(opts);
     Check(opened.status(), "open store");
     EmbeddedBackend& b = **opened;

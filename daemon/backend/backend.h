@@ -2,9 +2,10 @@
 // The backend interface: every operation of DESIGN.md section 3, for every storage engine.
 //
 // Asynchronous in shape: each call takes a request and a completion, and the completion
-// runs exactly once, either before the call returns (the embedded store) or later on
-// another thread (remote backends). Buffers a request names (DataSource, DataSink and
-// string views) must stay valid until its completion has run.
+// runs exactly once, either before the call returns (quick calls of the embedded store) or
+// later on another thread (its scans, large reads and writes and fsyncs; remote backends).
+// Buffers a request names (DataSource, DataSink and string views) must stay valid until
+// its completion has run, and a sink or source may be used from any thread meanwhile.
 //
 // Every single-object operation is atomic, condition and change together; a caller reads
 // its own writes; errors follow zerohop/status.h.
@@ -42,6 +43,9 @@ public:
     // shared memory).
     virtual absl::Status Expect(uint64_t bytes) { return absl::OkStatus(); }
     virtual absl::Status Write(std::string_view chunk) = 0;
+    // After Expect(n): memory for exactly those n bytes when the sink has it (the daemon's
+    // shared region), so that a backend reads straight into it instead of calling Write.
+    virtual char* Placement() { return nullptr; }
 };
 
 // Where a put's bytes come from. Read returns 0 at the end.
@@ -49,6 +53,8 @@ class DataSource {
 public:
     virtual ~DataSource() = default;
     virtual absl::StatusOr<size_t> Read(char* buf, size_t capacity) = 0;
+    // How many bytes Read will give in all, when that is known up front.
+    virtual std::optional<uint64_t> size() const { return std::nullopt; }
 };
 
 // A DataSource over bytes in memory.
@@ -56,6 +62,7 @@ class StringSource : public DataSource {
 public:
     explicit StringSource(std::string_view data) : data_(data) {}
     absl::StatusOr<size_t> Read(char* buf, size_t capacity) override;
+    std::optional<uint64_t> size() const override { return data_.size(); }
 
 private:
     std::string_view data_;

@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "zerohop/path.h"
@@ -82,8 +83,8 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
     if (root.IsNull()) {
         return p.Error("(top level)", "the file is empty");
     }
-    if (absl::Status s = p.OnlyKeys(root, "", {"listen", "workers", "metrics_port", "log_level", "limits", "mounts",
-                                               "credentials"});
+    if (absl::Status s = p.OnlyKeys(root, "", {"listen", "workers", "wait_with", "metrics_port", "log_level", "limits",
+                                               "mounts", "credentials"});
         !s.ok()) {
         return s;
     }
@@ -97,6 +98,13 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
     if (root["workers"]) {
         ZH_TRY(workers, p.Number(root["workers"], "workers", 1, 256));
         cfg.workers = static_cast<uint32_t>(workers);
+    }
+    if (root["wait_with"]) {
+        ZH_TRY(how, p.String(root["wait_with"], "wait_with"));
+        if (how != "auto" && how != "io_uring" && how != "epoll") {
+            return p.Error("wait_with", absl::StrFormat("\"%s\" is not one of auto, io_uring, epoll", how));
+        }
+        cfg.wait_with = how;
     }
     if (root["metrics_port"]) {
         ZH_TRY(port, p.Number(root["metrics_port"], "metrics_port", 0, 65535));
@@ -161,7 +169,8 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
             }
             mc.backend = backend;
             if (const YAML::Node o = m["options"]) {
-                if (absl::Status s = p.OnlyKeys(o, where + ".options", {"dir", "sync_writes", "inline_max_bytes"}); !s.ok()) {
+                if (absl::Status s = p.OnlyKeys(o, where + ".options", {"dir", "sync_writes", "inline_max_bytes", "io_threads"});
+                    !s.ok()) {
                     return s;
                 }
                 for (const auto& kv : o) {
@@ -176,6 +185,12 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
             if (mc.options.count("sync_writes") && mc.options["sync_writes"] != "true" &&
                 mc.options["sync_writes"] != "false") {
                 return p.Error(where + ".options.sync_writes", "expected true or false");
+            }
+            for (const char* number : {"inline_max_bytes", "io_threads"}) {
+                size_t v;
+                if (mc.options.count(number) && !absl::SimpleAtoi(mc.options[number], &v)) {
+                    return p.Error(absl::StrCat(where, ".options.", number), "expected a whole number");
+                }
             }
             cfg.mounts.push_back(std::move(mc));
         }

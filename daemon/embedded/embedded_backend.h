@@ -6,8 +6,11 @@
 // under <dir>/objects/, one per object version, so that a file range can serve them later
 // (FUSE passthrough) and a multi-GiB object is never held in memory.
 //
-// Every operation runs on the caller's thread and completes before the call returns.
-// Thread-safe. Acknowledged writes survive a crash of the process (the RocksDB WAL and
+// Quick operations (point reads and writes of items and small objects, stat, mkdir, ...)
+// run on the caller's thread and complete before the call returns; slow ones (listings and
+// scans, reads of large objects, large writes, sync, and with `sync_writes` every write)
+// run on the backend's own I/O threads and complete there, so that a caller serving many
+// clients is never held up. Thread-safe. Acknowledged writes survive a crash of the process (the RocksDB WAL and
 // object files are written before the acknowledgement); with `sync_writes` they also
 // survive power loss, and Sync() makes everything acknowledged so far power-loss durable.
 //
@@ -25,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "backend/backend.h"
+#include "backend/task_pool.h"
 
 namespace zerohop {
 
@@ -41,6 +45,10 @@ struct EmbeddedOptions {
     // How often expired stream records are reclaimed in the background; zero: never (call
     // Maintain() yourself).
     absl::Duration maintenance_interval = absl::Seconds(30);
+    // Threads for slow operations; zero runs everything on the caller's thread.
+    size_t io_threads = 4;
+    // Reads of file-backed objects longer than this go to the I/O threads.
+    size_t inline_read_max_bytes = 256 * 1024;
     // The time source for mtimes and record arrival; tests replace it.
     std::function<Timestamp()> clock;
 };
@@ -93,8 +101,15 @@ public:
     class Store;
 
 private:
-    explicit EmbeddedBackend(std::unique_ptr<Store> store);
+    explicit EmbeddedBackend(std::unique_ptr<Store> store, const EmbeddedOptions& options);
+    // Runs `fn` on an I/O thread when `slow`, else right here.
+    void Maybe(bool slow, absl::AnyInvocable<void() &&> fn);
+
     std::unique_ptr<Store> store_;
+    bool sync_writes_;
+    size_t inline_max_bytes_;
+    size_t inline_read_max_bytes_;
+    std::unique_ptr<TaskPool> io_;  // declared last: drained and joined before the store goes
 };
 
 }  // namespace zerohop

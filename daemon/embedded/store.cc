@@ -976,17 +976,13 @@ absl::StatusOr<std::string> EmbeddedBackend::Store::ReadInline(uint64_t object_i
 
 // ---- objects --------------------------------------------------------------------------
 
-absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjectRequest& req, DataSink* sink) {
-    if (sink == nullptr) {
-        return absl::InvalidArgumentError("get: no sink for the bytes");
-    }
+absl::StatusOr<EmbeddedBackend::Store::ObjectRead> EmbeddedBackend::Store::OpenObject(const GetObjectRequest& req) {
     auto loc = Locate(req.path);
     if (!loc.ok()) {
         return loc.status();
     }
-    GetObjectResult out;
-    std::string inline_bytes;
-    shmring::UniqueFd fd;
+    ObjectRead out;
+    out.path = req.path;
     {
         // Shared: the entry and its bytes are read as one version.
         LockSet locks(&locks_, {{loc->parent, req.path.name(), LockMode::kShared}});
@@ -1008,54 +1004,80 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjec
             if (!bytes.ok()) {
                 return bytes.status();
             }
-            inline_bytes = std::move(*bytes);
+            out.inline_bytes = std::move(*bytes);
         } else {
             // An open fd keeps this version readable even if a put replaces it meanwhile.
             auto f = OpenFile(e->data_id, O_RDONLY);
             if (!f.ok()) {
                 return f.status();
             }
-            fd = std::move(*f);
+            out.fd = std::move(*f);
         }
     }
     uint64_t size = out.info.size;
-    uint64_t begin = std::min(req.offset, size);
-    uint64_t end = begin + std::min(req.length, size - begin);
-    if (absl::Status s = sink->Expect(end - begin); !s.ok()) {
-        return s;
-    }
-    if (!fd.valid()) {
-        std::string_view all(inline_bytes);
-        std::string_view part = begin < all.size() ? all.substr(begin, end - begin) : std::string_view();
+    out.begin = std::min(req.offset, size);
+    out.end = out.begin + std::min(req.length, size - out.begin);
+    return out;
+}
+
+absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::ReadObject(const ObjectRead& read, DataSink* sink) {
+    GetObjectResult out;
+    out.info = read.info;
+    out.bytes = read.end - read.begin;
+    if (!read.fd.valid()) {
+        std::string_view all(read.inline_bytes);
+        std::string_view part = read.begin < all.size() ? all.substr(read.begin, read.end - read.begin)
+                                                        : std::string_view();
         if (absl::Status s = sink->Write(part); !s.ok()) {
             return s;
         }
         out.bytes = part.size();
         return out;
     }
-    std::string buf(static_cast<size_t>(std::min<uint64_t>(kFileChunk, std::max<uint64_t>(end - begin, 1))), '\0');
-    uint64_t pos = begin;
-    while (pos < end) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - pos));
-        ssize_t r = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(pos));
+    // Straight into the sink's memory when it has some (the daemon's shared region).
+    char* placed = sink->Placement();
+    std::string buf;
+    if (placed == nullptr) {
+        buf.resize(static_cast<size_t>(std::min<uint64_t>(kFileChunk, std::max<uint64_t>(read.end - read.begin, 1))));
+    }
+    uint64_t pos = read.begin;
+    while (pos < read.end) {
+        char* into = placed != nullptr ? placed + (pos - read.begin) : buf.data();
+        size_t want = static_cast<size_t>(placed != nullptr ? read.end - pos : std::min<uint64_t>(buf.size(), read.end - pos));
+        ssize_t r = ::pread(read.fd.get(), into, want, static_cast<off_t>(pos));
         if (r < 0) {
             if (errno == EINTR) {
                 continue;
             }
-            return ErrnoStatus(errno, absl::StrFormat("read %s", req.path.str()));
+            return ErrnoStatus(errno, absl::StrFormat("read %s", read.path.str()));
         }
         if (r == 0) {
             // A short file (after a failed write or truncate) reads as zeros up to the size.
-            std::memset(buf.data(), 0, want);
+            std::memset(into, 0, want);
             r = static_cast<ssize_t>(want);
         }
-        if (absl::Status s = sink->Write(std::string_view(buf.data(), static_cast<size_t>(r))); !s.ok()) {
-            return s;
+        if (placed == nullptr) {
+            if (absl::Status s = sink->Write(std::string_view(into, static_cast<size_t>(r))); !s.ok()) {
+                return s;
+            }
         }
         pos += static_cast<uint64_t>(r);
     }
-    out.bytes = end - begin;
     return out;
+}
+
+absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjectRequest& req, DataSink* sink) {
+    if (sink == nullptr) {
+        return absl::InvalidArgumentError("get: no sink for the bytes");
+    }
+    auto read = OpenObject(req);
+    if (!read.ok()) {
+        return read.status();
+    }
+    if (absl::Status s = sink->Expect(read->end - read->begin); !s.ok()) {
+        return s;
+    }
+    return ReadObject(*read, sink);
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequest& req, DataSource* data) {

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <immintrin.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +24,7 @@
 #include "embedded/embedded_backend.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/poller.h"
 #include "shmring/arena.h"
 #include "shmring/doorbell.h"
 #include "shmring/fd_passing.h"
@@ -75,7 +75,8 @@ struct Upload {
     absl::Mutex mu;
     std::deque<std::pair<std::string, std::optional<Descriptor>>> chunks ABSL_GUARDED_BY(mu);  // bytes, ack
     bool finished ABSL_GUARDED_BY(mu) = false;   // the last chunk is queued
-    bool cancelled ABSL_GUARDED_BY(mu) = false;  // the session went away
+    bool cancelled ABSL_GUARDED_BY(mu) = false;  // the session or the client gave up
+    bool ended ABSL_GUARDED_BY(mu) = false;      // the backend took its last byte, or failed
     size_t queued_bytes ABSL_GUARDED_BY(mu) = 0;
 };
 
@@ -89,13 +90,12 @@ struct Session {
     const CredentialConfig* credential = nullptr;
     uint32_t max_in_flight = 0;
 
-    // Private state: never read back from shared memory.
+    // Private state of the owning worker: never read back from shared memory.
     shmring::RingSlots submit;
     shmring::RingSlots complete;
     uint64_t submit_head = 0;
     uint64_t complete_tail = 0;
     uint64_t client_bytes = 0;
-    shmring::RegionAllocator daemon_alloc;
     std::deque<Descriptor> overflow;  // completions waiting for room in the ring
     absl::flat_hash_map<uint64_t, std::shared_ptr<Upload>> uploads;  // by the first request id
     uint32_t in_flight = 0;
@@ -108,21 +108,41 @@ struct Session {
           submit(segment.submit_ring()),
           complete(segment.complete_ring()),
           client_bytes(segment.layout().client_region.size),
-          daemon_alloc(segment.layout().daemon_region.size) {}
+          daemon_alloc_(segment.layout().daemon_region.size) {}
+
+    // Result buffers in the daemon region: backends fill them from their own threads too.
+    std::optional<uint64_t> AllocateResult(uint64_t bytes) {
+        absl::MutexLock lock(&alloc_mu_);
+        return daemon_alloc_.Allocate(bytes);
+    }
+    bool FreeResult(uint64_t offset) {
+        absl::MutexLock lock(&alloc_mu_);
+        return daemon_alloc_.Free(offset).has_value();
+    }
+    uint64_t results_held() {
+        absl::MutexLock lock(&alloc_mu_);
+        return daemon_alloc_.used();
+    }
+    uint64_t daemon_bytes() const { return segment.layout().daemon_region.size; }
+
+private:
+    absl::Mutex alloc_mu_;
+    shmring::RegionAllocator daemon_alloc_ ABSL_GUARDED_BY(alloc_mu_);
 };
 
 // A get's bytes, written straight into a buffer of the session's daemon region after
 // room for the result header.
 class RegionSink : public DataSink {
 public:
-    explicit RegionSink(Session& s) : s_(s) {}
+    explicit RegionSink(std::shared_ptr<Session> s) : s_(std::move(s)) {}
+    ~RegionSink() override { Abandon(); }
     absl::Status Expect(uint64_t bytes) override {
-        auto off = s_.daemon_alloc.Allocate(kHeaderRoom + bytes);
+        auto off = s_->AllocateResult(kHeaderRoom + bytes);
         if (!off) {
             return absl::ResourceExhaustedError(absl::StrFormat(
                 "session %d: no room for %d bytes in the daemon buffer region (%d of %d held by "
                 "unreleased results)",
-                s_.id, bytes, s_.daemon_alloc.used(), s_.daemon_alloc.capacity()));
+                s_->id, bytes, s_->results_held(), s_->daemon_bytes()));
         }
         buffer_ = *off;
         cursor_ = *off + kHeaderRoom;
@@ -133,18 +153,24 @@ public:
         if (!buffer_ || chunk.size() > end_ - cursor_) {
             return absl::InternalError("backend wrote more than it announced");
         }
-        std::memcpy(s_.segment.daemon_region() + cursor_, chunk.data(), chunk.size());
+        std::memcpy(s_->segment.daemon_region() + cursor_, chunk.data(), chunk.size());
         cursor_ += chunk.size();
         return absl::OkStatus();
     }
+    char* Placement() override { return buffer_ ? s_->segment.daemon_region() + *buffer_ + kHeaderRoom : nullptr; }
+    // Frees the buffer unless Handed over to a completion.
     void Abandon() {
         if (buffer_) {
-            s_.daemon_alloc.Free(*buffer_);
+            s_->FreeResult(*buffer_);
             buffer_.reset();
         }
     }
+    std::optional<uint64_t> Handover() { return std::exchange(buffer_, std::nullopt); }
+
     static constexpr uint64_t kHeaderRoom = 256;
-    Session& s_;
+
+private:
+    std::shared_ptr<Session> s_;
     std::optional<uint64_t> buffer_;
     uint64_t cursor_ = 0, end_ = 0;
 };
@@ -194,29 +220,36 @@ private:
 
 // ---- workers --------------------------------------------------------------------------------
 
+// One request being served: where its answer goes and when it started.
+struct Call {
+    std::shared_ptr<Session> s;
+    Descriptor d;
+    std::chrono::steady_clock::time_point start;
+};
+
 class Worker {
 public:
     explicit Worker(Server::Impl* server) : server_(server) {}
 
-    absl::Status Start() {
-        epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
-        if (!epoll_.valid()) {
-            return Errno("epoll_create1");
+    absl::Status Start(Poller::Kind wait_with) {
+        auto poller = Poller::Create(wait_with);
+        if (!poller.ok()) {
+            return poller.status();
         }
+        poller_ = std::move(*poller);
         auto bell = shmring::EventFd::Create();
         if (!bell.ok()) {
             return bell.status();
         }
         wake_.emplace(std::move(*bell));
-        struct epoll_event ev = {};
-        ev.events = EPOLLIN;
-        ev.data.ptr = nullptr;  // the worker's own bell
-        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_->fd(), &ev) != 0) {
-            return Errno("epoll_ctl");
+        if (absl::Status s = poller_->Add(wake_->fd(), kWakeKey); !s.ok()) {
+            return s;
         }
         thread_ = std::thread([this] { Loop(); });
         return absl::OkStatus();
     }
+
+    std::string_view poller_name() const { return poller_ ? poller_->name() : "none"; }
 
     void Add(std::shared_ptr<Session> s) {
         {
@@ -227,8 +260,9 @@ public:
         wake_->Signal();
     }
 
-    // Runs `task` on the worker's thread (for work finished elsewhere, like uploads).
-    void Post(std::function<void()> task) {
+    // Runs `task` on the worker's thread (for work finished elsewhere: backends' own
+    // threads, uploads).
+    void Post(absl::AnyInvocable<void() &&> task) {
         {
             absl::MutexLock lock(&mu_);
             posted_.push_back(std::move(task));
@@ -237,6 +271,8 @@ public:
         wake_->Signal();
     }
 
+    // Stops taking requests, lets those in flight finish and answers them (for at most
+    // kDrainTime), then closes every session and returns.
     void Stop() {
         stopping_.store(true, std::memory_order_release);
         if (wake_) {
@@ -253,30 +289,59 @@ public:
 
     size_t open_sessions() const { return open_.load(); }
 
-private:
-    void Loop();
-    void Adopt();
-    bool Serve(Session& s);
-    void Close(Session& s, std::string_view why);
-    void Dispatch(Session& s, const Descriptor& d);
-    void Complete(Session& s, const Descriptor& d, const absl::Status& status, std::string_view body);
-    // Completes with a result already placed in the daemon region: [payload, +length) inside
-    // the allocation at `buffer`.
-    void CompleteInPlace(Session& s, const Descriptor& d, uint64_t buffer, uint64_t payload, uint32_t length);
-    void Push(Session& s, const Descriptor& c);
-    void StartUpload(const std::shared_ptr<Session>& s, const Descriptor& d, const std::string& body);
-    void AddChunk(Session& s, const Descriptor& d);
-    std::shared_ptr<Session> Find(Session* s);
-    bool FlushOverflow(Session& s);
-    void Reject(Session& s, const Descriptor& d, std::string_view why);
-
-    template <typename Req>
-    absl::StatusOr<Req> DecodeBody(const std::string& body) {
-        return protocol::Decode<Req>(body);
+    // Completes a call from any thread: here at once on the worker, else posted to it.
+    void Finish(Call call, absl::Status status, std::string body) {
+        if (tls_worker_ == this) {
+            return Complete(call, status, body);
+        }
+        Post([this, call = std::move(call), status = std::move(status), body = std::move(body)]() mutable {
+            Complete(call, status, body);
+        });
     }
 
+    template <typename T>
+    Done<T> Reply(const Call& call) {
+        return [this, call](absl::StatusOr<T> r) {
+            if (!r.ok()) {
+                return Finish(call, r.status(), {});
+            }
+            Finish(call, absl::OkStatus(), protocol::Encode(*r));
+        };
+    }
+    DoneStatus ReplyStatus(const Call& call) {
+        return [this, call](absl::Status st) { Finish(call, std::move(st), {}); };
+    }
+
+private:
+    static constexpr uint64_t kWakeKey = 1;
+    static constexpr absl::Duration kDrainTime = absl::Seconds(10);
+    // Poller keys: two per session (doorbell, socket), never reused.
+    static uint64_t DoorbellKey(const Session& s) { return s.id * 2; }
+    static uint64_t SocketKey(const Session& s) { return s.id * 2 + 1; }
+
+    void Loop();
+    void Adopt();
+    bool Serve(const std::shared_ptr<Session>& s);
+    void Close(Session& s, std::string_view why);
+    void CancelUploads(Session& s);
+    void Woken(uint64_t key);
+    void Dispatch(const std::shared_ptr<Session>& s, const Descriptor& d);
+    void Reject(const Call& call, std::string_view why);
+    void Complete(const Call& call, const absl::Status& status, std::string_view body);
+    // Completes with a result already placed in the daemon region: [payload, +length) inside
+    // the allocation at `buffer`.
+    void CompleteInPlace(const Call& call, uint64_t buffer, uint64_t payload, uint32_t length);
+    void Push(Session& s, const Descriptor& c);
+    void Record(const Call& call, int code, uint64_t out_bytes);
+    void GetObject(const Call& call, GetObjectRequest req, Backend* b);
+    void StartUpload(const Call& call, const std::string& body);
+    void AddChunk(const Call& call);
+    bool FlushOverflow(Session& s);
+
+    static thread_local Worker* tls_worker_;
+
     Server::Impl* server_;
-    shmring::UniqueFd epoll_;
+    std::unique_ptr<Poller> poller_;
     std::optional<shmring::EventFd> wake_;
     std::thread thread_;
     absl::Mutex mu_;
@@ -284,15 +349,15 @@ private:
     // Checked on every turn of the loop: atomics, so that a spinning worker takes no lock.
     std::atomic<bool> has_incoming_{false};
     std::atomic<bool> stopping_{false};
-    std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(mu_);
+    std::vector<absl::AnyInvocable<void() &&>> posted_ ABSL_GUARDED_BY(mu_);
     std::atomic<bool> has_posted_{false};
     std::atomic<int> live_uploads_{0};
     std::vector<std::shared_ptr<Session>> sessions_;
+    absl::flat_hash_map<uint64_t, Session*> by_key_;  // poller key -> session
     std::atomic<size_t> open_{0};
-    // What the request being dispatched completed with, for the metrics.
-    int completed_code_ = 0;
-    uint64_t completed_bytes_ = 0;
 };
+
+thread_local Worker* Worker::tls_worker_ = nullptr;
 
 void Worker::Adopt() {
     std::vector<std::shared_ptr<Session>> fresh;
@@ -302,14 +367,24 @@ void Worker::Adopt() {
         has_incoming_.store(false, std::memory_order_release);
     }
     for (auto& s : fresh) {
-        struct epoll_event ev = {};
-        ev.events = EPOLLIN;
-        ev.data.ptr = s.get();
-        ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s->doorbell.fd(), &ev);
-        ev.events = EPOLLIN | EPOLLRDHUP;
-        ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s->sock.get(), &ev);
+        absl::Status a = poller_->Add(s->doorbell.fd(), DoorbellKey(*s));
+        absl::Status b = a.ok() ? poller_->Add(s->sock.get(), SocketKey(*s)) : a;
+        if (!b.ok()) {
+            poller_->Remove(s->doorbell.fd(), DoorbellKey(*s));
+            Log(LogLevel::kError, "cannot watch a session", "session", s->id, "error", std::string(b.message()));
+            continue;  // dropping it closes its socket: the client sees the daemon go
+        }
+        by_key_[DoorbellKey(*s)] = s.get();
+        by_key_[SocketKey(*s)] = s.get();
         sessions_.push_back(std::move(s));
         open_.fetch_add(1);
+    }
+}
+
+void Worker::CancelUploads(Session& s) {
+    for (auto& [id, up] : s.uploads) {
+        absl::MutexLock lock(&up->mu);
+        up->cancelled = true;
     }
 }
 
@@ -318,42 +393,83 @@ void Worker::Close(Session& s, std::string_view why) {
         return;
     }
     s.closed = true;
-    for (auto& [id, up] : s.uploads) {
-        absl::MutexLock lock(&up->mu);
-        up->cancelled = true;
-    }
+    CancelUploads(s);
     s.uploads.clear();
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s.doorbell.fd(), nullptr);
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s.sock.get(), nullptr);
+    poller_->Remove(s.doorbell.fd(), DoorbellKey(s));
+    poller_->Remove(s.sock.get(), SocketKey(s));
+    by_key_.erase(DoorbellKey(s));
+    by_key_.erase(SocketKey(s));
     Log(LogLevel::kInfo, "session closed", "session", s.id, "pid", s.pid, "why", why);
 }
 
+// The doorbell or the socket of a session woke the worker: drain the one, and check the
+// other, where bytes after the hello are a protocol error and EOF is the end.
+void Worker::Woken(uint64_t key) {
+    if (key == kWakeKey) {
+        wake_->Drain();
+        return;
+    }
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) {
+        return;  // a session closed meanwhile
+    }
+    Session& s = *it->second;
+    s.doorbell.Drain();
+    char junk[64];
+    ssize_t r = ::recv(s.sock.get(), junk, sizeof junk, MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        Close(s, "the client closed its socket");
+    } else if (r > 0) {
+        Close(s, "unexpected bytes on the session socket");
+    }
+}
+
 void Worker::Loop() {
+    tls_worker_ = this;
     absl::Time idle_since = absl::Now();
-    std::vector<struct epoll_event> events(64);
-    while (!stopping_.load(std::memory_order_acquire)) {
+    std::optional<absl::Time> drain_until;
+    std::vector<uint64_t> ready;
+    for (;;) {
+        bool stopping = stopping_.load(std::memory_order_acquire);
+        if (stopping && !drain_until) {
+            drain_until = absl::Now() + kDrainTime;
+            for (auto& s : sessions_) {
+                CancelUploads(*s);  // they fail and change nothing; their requests drain below
+            }
+        }
+        if (stopping) {
+            uint32_t in_flight = 0;
+            for (auto& s : sessions_) {
+                in_flight += s->closed ? 0 : s->in_flight;
+            }
+            if (in_flight == 0 || absl::Now() >= *drain_until) {
+                break;
+            }
+        }
         if (has_incoming_.load(std::memory_order_acquire)) {
             Adopt();
         }
         if (has_posted_.load(std::memory_order_acquire)) {
-            std::vector<std::function<void()>> tasks;
+            std::vector<absl::AnyInvocable<void() &&>> tasks;
             {
                 absl::MutexLock lock(&mu_);
                 tasks.swap(posted_);
                 has_posted_.store(false, std::memory_order_release);
             }
             for (auto& t : tasks) {
-                t();
+                std::move(t)();
             }
+            idle_since = absl::Now();
         }
         bool progress = false;
         for (auto& s : sessions_) {
             if (!s->closed) {
-                progress |= Serve(*s);
+                // While stopping, only answers go out: no new request is taken.
+                progress |= stopping ? FlushOverflow(*s) : Serve(s);
             }
         }
-        // Reclaim closed sessions: in-flight work of the embedded backend completes inline,
-        // so nothing refers to them any more.
+        // Closed sessions leave the list; calls still running elsewhere hold their own
+        // reference, and their answers are dropped.
         size_t before = sessions_.size();
         sessions_.erase(std::remove_if(sessions_.begin(), sessions_.end(),
                                        [](const std::shared_ptr<Session>& s) { return s->closed; }),
@@ -371,35 +487,19 @@ void Worker::Loop() {
         for (auto& s : sessions_) {
             std::atomic_ref<uint32_t>(s->segment.header()->creator_sleeping).store(1, std::memory_order_seq_cst);
         }
-        bool ready = false;
+        bool pending = has_posted_.load(std::memory_order_acquire) || has_incoming_.load(std::memory_order_acquire);
         for (auto& s : sessions_) {
-            ready |= s->submit.ReadyAt(s->submit_head);
+            pending |= s->submit.ReadyAt(s->submit_head);
         }
-        // No timeout: a new session, a stop or a doorbell wakes us; idle sessions cost nothing.
-        int n = ready ? 0 : ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
+        // No timeout: a new session, a posted completion, a stop or a doorbell wakes us;
+        // idle sessions cost nothing. While draining, look again every millisecond.
+        ready.clear();
+        poller_->Wait(&ready, pending ? 0 : (stopping ? 1 : -1));
         for (auto& s : sessions_) {
             std::atomic_ref<uint32_t>(s->segment.header()->creator_sleeping).store(0, std::memory_order_seq_cst);
         }
-        for (int i = 0; i < n; ++i) {
-            auto* s = static_cast<Session*>(events[i].data.ptr);
-            if (s == nullptr) {
-                wake_->Drain();
-                continue;
-            }
-            if (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-                Close(*s, "the client closed its socket");
-                continue;
-            }
-            // The doorbell or the socket (both carry the session): drain the one, and check
-            // the other, where bytes after the hello are a protocol error and EOF is the end.
-            s->doorbell.Drain();
-            char junk[64];
-            ssize_t r = ::recv(s->sock.get(), junk, sizeof junk, MSG_DONTWAIT);
-            if (r == 0) {
-                Close(*s, "the client closed its socket");
-            } else if (r > 0) {
-                Close(*s, "unexpected bytes on the session socket");
-            }
+        for (uint64_t key : ready) {
+            Woken(key);
         }
         idle_since = absl::Now();  // woke up: serve, then spin again briefly before sleeping
     }
@@ -408,40 +508,40 @@ void Worker::Loop() {
     }
     open_.store(0);
     sessions_.clear();
+    tls_worker_ = nullptr;
 }
 
-bool Worker::Serve(Session& s) {
-    bool progress = FlushOverflow(s);
+bool Worker::Serve(const std::shared_ptr<Session>& s) {
+    bool progress = FlushOverflow(*s);
     for (int i = 0; i < kDescriptorsPerTurn; ++i) {
         Descriptor d;
-        if (!s.submit.PopPrivate(&s.submit_head, &d)) {  // copied out of shared memory, once
+        if (!s->submit.PopPrivate(&s->submit_head, &d)) {  // copied out of shared memory, once
             break;
         }
         progress = true;
-        auto start = std::chrono::steady_clock::now();
-        completed_bytes_ = 0;
-        completed_code_ = 0;
         Dispatch(s, d);
-        if (d.op != static_cast<uint16_t>(Op::kRelease)) {
-            // The embedded backend completes inline, so the request's whole time is here.
-            server_->metrics.Record(d.op, completed_code_,
-                                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-                                    d.length, completed_bytes_);
-        }
-        if (s.closed) {
+        if (s->closed) {
             break;
         }
     }
     return progress;
 }
 
-void Worker::Reject(Session& s, const Descriptor& d, std::string_view why) {
+void Worker::Record(const Call& call, int code, uint64_t out_bytes) {
+    server_->metrics.Record(
+        call.d.op, code,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - call.start).count(), call.d.length,
+        out_bytes);
+}
+
+void Worker::Reject(const Call& call, std::string_view why) {
     server_->bad_descriptors.fetch_add(1, std::memory_order_relaxed);
-    if (++s.bad_descriptors > kMaxBadDescriptors) {
-        Close(s, "too many malformed descriptors");
+    ++call.s->in_flight;  // answered like any request: Push counts it out again
+    if (++call.s->bad_descriptors > kMaxBadDescriptors) {
+        Close(*call.s, "too many malformed descriptors");
         return;
     }
-    Complete(s, d, absl::InvalidArgumentError(std::string(why)), {});
+    Complete(call, absl::InvalidArgumentError(std::string(why)), {});
 }
 
 bool Worker::FlushOverflow(Session& s) {
@@ -456,10 +556,11 @@ bool Worker::FlushOverflow(Session& s) {
     return pushed;
 }
 
-void Worker::Complete(Session& s, const Descriptor& req, const absl::Status& status, std::string_view body) {
+void Worker::Complete(const Call& call, const absl::Status& status, std::string_view body) {
+    Session& s = *call.s;
     Descriptor c;
-    c.op = req.op;
-    c.request_id = req.request_id;
+    c.op = call.d.op;
+    c.request_id = call.d.request_id;
     c.status = static_cast<int32_t>(status.code());
     std::string err;
     if (!status.ok()) {
@@ -467,15 +568,15 @@ void Worker::Complete(Session& s, const Descriptor& req, const absl::Status& sta
         body = err;
         server_->request_errors.fetch_add(1, std::memory_order_relaxed);
     }
-    if (!body.empty()) {
-        auto off = s.daemon_alloc.Allocate(body.size());
+    if (!body.empty() && !s.closed) {
+        auto off = s.AllocateResult(body.size());
         if (!off) {
             // The client holds too many results: it must release some.
             err = protocol::Encode(protocol::WireStatus{absl::ResourceExhaustedError(absl::StrFormat(
                 "session %d: the daemon buffer region is full (%d of %d bytes held by unreleased results)", s.id,
-                s.daemon_alloc.used(), s.daemon_alloc.capacity()))});
+                s.results_held(), s.daemon_bytes()))});
             c.status = static_cast<int32_t>(absl::StatusCode::kResourceExhausted);
-            off = s.daemon_alloc.Allocate(err.size());
+            off = s.AllocateResult(err.size());
             body = off ? std::string_view(err) : std::string_view();
         }
         if (off) {
@@ -485,25 +586,28 @@ void Worker::Complete(Session& s, const Descriptor& req, const absl::Status& sta
             c.arg0 = *off;  // the buffer the client releases
         }
     }
+    Record(call, c.status, c.length);
     Push(s, c);
 }
 
-void Worker::CompleteInPlace(Session& s, const Descriptor& req, uint64_t buffer, uint64_t payload, uint32_t length) {
+void Worker::CompleteInPlace(const Call& call, uint64_t buffer, uint64_t payload, uint32_t length) {
     Descriptor c;
-    c.op = req.op;
-    c.request_id = req.request_id;
+    c.op = call.d.op;
+    c.request_id = call.d.request_id;
     c.offset = payload;
     c.length = length;
     c.arg0 = buffer;
-    Push(s, c);
+    Record(call, 0, length);
+    Push(*call.s, c);
 }
 
 void Worker::Push(Session& s, const Descriptor& c) {
     if (s.closed) {
+        if (c.length > 0) {
+            s.FreeResult(c.arg0);  // nobody will release it
+        }
         return;  // a completion finished after its session went away
     }
-    completed_code_ = c.status;
-    completed_bytes_ = c.length;
     if (s.in_flight > 0) {
         --s.in_flight;
     }
@@ -514,17 +618,43 @@ void Worker::Push(Session& s, const Descriptor& c) {
     shmring::NotifyPeer(s.segment.header());
 }
 
-void Worker::Dispatch(Session& s, const Descriptor& d) {
+void Worker::GetObject(const Call& call, GetObjectRequest req, Backend* b) {
+    // The bytes go straight into a daemon-region buffer, after room for the result header;
+    // libzerohop reads objects larger than half the region in ranges.
+    req.length = std::min(req.length, call.s->daemon_bytes() / 2);
+    auto sink = std::make_shared<RegionSink>(call.s);
+    // The completion may run on a backend thread: it fills in the header there (the buffer
+    // is this call's alone) and hands the answer to the worker.
+    b->GetObject(std::move(req), sink.get(), [this, call, sink](absl::StatusOr<GetObjectResult> res) {
+        std::string header = res.ok() ? protocol::Encode(*res) : std::string();
+        std::optional<uint64_t> buffer = res.ok() && header.size() <= RegionSink::kHeaderRoom ? sink->Handover()
+                                                                                               : std::nullopt;
+        if (!buffer) {
+            return Finish(call, res.ok() ? absl::InternalError("get: no result buffer") : res.status(), {});
+        }
+        uint64_t payload = *buffer + RegionSink::kHeaderRoom - header.size();
+        std::memcpy(call.s->segment.daemon_region() + payload, header.data(), header.size());
+        auto length = static_cast<uint32_t>(header.size() + res->bytes);
+        if (tls_worker_ == this) {
+            return CompleteInPlace(call, *buffer, payload, length);
+        }
+        Post([this, call, b = *buffer, payload, length] { CompleteInPlace(call, b, payload, length); });
+    });
+}
+
+void Worker::Dispatch(const std::shared_ptr<Session>& sp, const Descriptor& d) {
+    Session& s = *sp;
+    Call call{sp, d, std::chrono::steady_clock::now()};
     if (d.version != protocol::kProtocolVersion) {
-        return Reject(s, d, absl::StrFormat("descriptor version %d; this daemon speaks %d", d.version,
+        return Reject(call, absl::StrFormat("descriptor version %d; this daemon speaks %d", d.version,
                                             protocol::kProtocolVersion));
     }
     if (!protocol::IsKnownOp(d.op)) {
-        return Reject(s, d, absl::StrFormat("unknown operation %d", d.op));
+        return Reject(call, absl::StrFormat("unknown operation %d", d.op));
     }
     Op op = static_cast<Op>(d.op);
     if (op == Op::kRelease) {
-        if (!s.daemon_alloc.Free(d.offset)) {
+        if (!s.FreeResult(d.offset)) {
             server_->bad_descriptors.fetch_add(1, std::memory_order_relaxed);
             if (++s.bad_descriptors > kMaxBadDescriptors) {
                 Close(s, "too many bad releases");
@@ -533,11 +663,12 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
         return;  // releases are not answered
     }
     if (d.offset > s.client_bytes || d.length > s.client_bytes - d.offset) {
-        return Reject(s, d, absl::StrFormat("payload [%d, +%d) lies outside the %d-byte client region", d.offset,
+        return Reject(call, absl::StrFormat("payload [%d, +%d) lies outside the %d-byte client region", d.offset,
                                             d.length, s.client_bytes));
     }
     if (s.in_flight >= s.max_in_flight) {
-        return Complete(s, d,
+        ++s.in_flight;  // Complete counts the answer out again
+        return Complete(call,
                         absl::ResourceExhaustedError(
                             absl::StrFormat("session %d: %d requests in flight, the limit", s.id, s.max_in_flight)),
                         {});
@@ -545,22 +676,13 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
     ++s.in_flight;
     server_->requests.fetch_add(1, std::memory_order_relaxed);
     if (op == Op::kNop) {
-        return Complete(s, d, absl::OkStatus(), {});
+        return Complete(call, absl::OkStatus(), {});
     }
     // Copy the body out once: nothing below reads shared memory again.
     std::string body(s.segment.client_region() + d.offset, d.length);
     Caller caller{s.uid, s.gid};
 
-    auto fail = [&](const absl::Status& st) { Complete(s, d, st, {}); };
-    auto status_done = [&](absl::Status st) { Complete(s, d, st, {}); };
-    // Completions of the embedded backend run before the call returns, on this thread.
-    auto reply = [&](auto result) {
-        if (!result.ok()) {
-            Complete(s, d, result.status(), {});
-        } else {
-            Complete(s, d, absl::OkStatus(), protocol::Encode(*result));
-        }
-    };
+    auto fail = [&](const absl::Status& st) { Complete(call, st, {}); };
     // One path, checked and routed.
     auto routed = [&](const Path& p, bool write) -> absl::StatusOr<Backend*> {
         if (absl::Status a = server_->Allow(s, p, write); !a.ok()) {
@@ -569,11 +691,11 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
         return server_->Route(p);
     };
 
-#define ZH_DECODE(Type, var)                 \
-    auto var##_or = DecodeBody<Type>(body);  \
-    if (!var##_or.ok()) {                    \
-        return fail(var##_or.status());      \
-    }                                        \
+#define ZH_DECODE(Type, var)                                \
+    auto var##_or = protocol::Decode<Type>(body);           \
+    if (!var##_or.ok()) {                                   \
+        return fail(var##_or.status());                     \
+    }                                                       \
     Type var = std::move(*var##_or)
 #define ZH_ROUTE(var, path, write)       \
     auto var##_or = routed(path, write); \
@@ -584,17 +706,17 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
 
     switch (op) {
         case Op::kListContainers:
-            return Complete(s, d, absl::OkStatus(), protocol::Encode(server_->GrantedContainers(s)));
+            return Complete(call, absl::OkStatus(), protocol::Encode(server_->GrantedContainers(s)));
         case Op::kStat: {
             ZH_DECODE(Path, p);
             if (p.is_root()) {
                 ObjectInfo root;
                 root.type = ObjectType::kDirectory;
                 root.mode = 0555;
-                return reply(absl::StatusOr<ObjectInfo>(root));
+                return Complete(call, absl::OkStatus(), protocol::Encode(root));
             }
             ZH_ROUTE(b, p, false);
-            return b->Stat(p, reply);
+            return b->Stat(p, Reply<ObjectInfo>(call));
         }
         case Op::kList: {
             ZH_DECODE(ListRequest, r);
@@ -609,21 +731,21 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
                         out.entries.push_back(std::move(e));
                     }
                 }
-                return reply(absl::StatusOr<ListResult>(std::move(out)));
+                return Complete(call, absl::OkStatus(), protocol::Encode(out));
             }
             ZH_ROUTE(b, r.path, false);
-            return b->List(std::move(r), reply);
+            return b->List(std::move(r), Reply<ListResult>(call));
         }
         case Op::kMkdir: {
             ZH_DECODE(MkdirRequest, r);
             ZH_ROUTE(b, r.path, true);
             r.caller = caller;
-            return b->Mkdir(std::move(r), reply);
+            return b->Mkdir(std::move(r), Reply<ObjectInfo>(call));
         }
         case Op::kRmdir: {
             ZH_DECODE(Path, p);
             ZH_ROUTE(b, p, true);
-            return b->Rmdir(p, status_done);
+            return b->Rmdir(p, ReplyStatus(call));
         }
         case Op::kRename: {
             ZH_DECODE(RenameRequest, r);
@@ -633,167 +755,206 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
                 return fail(absl::UnimplementedError(absl::StrFormat(
                     "rename %s -> %s: the containers live on different backends", r.from.str(), r.to.str())));
             }
-            return from->Rename(std::move(r), status_done);
+            return from->Rename(std::move(r), ReplyStatus(call));
         }
         case Op::kSymlink: {
             ZH_DECODE(SymlinkRequest, r);
             ZH_ROUTE(b, r.path, true);
             r.caller = caller;
-            return b->Symlink(std::move(r), reply);
+            return b->Symlink(std::move(r), Reply<ObjectInfo>(call));
         }
         case Op::kReadlink: {
             ZH_DECODE(Path, p);
             ZH_ROUTE(b, p, false);
-            return b->Readlink(p, reply);
+            return b->Readlink(p, Reply<std::string>(call));
         }
         case Op::kDelete: {
             ZH_DECODE(DeleteRequest, r);
             ZH_ROUTE(b, r.path, true);
-            return b->Delete(std::move(r), status_done);
+            return b->Delete(std::move(r), ReplyStatus(call));
         }
         case Op::kSetMetadata: {
             ZH_DECODE(SetMetadataRequest, r);
             ZH_ROUTE(b, r.path, true);
-            return b->SetMetadata(std::move(r), reply);
+            return b->SetMetadata(std::move(r), Reply<ObjectInfo>(call));
         }
         case Op::kGetObject: {
             ZH_DECODE(GetObjectRequest, r);
             ZH_ROUTE(b, r.path, false);
-            // The bytes go straight into a daemon-region buffer, after room for the result
-            // header; libzerohop reads objects larger than half the region in ranges.
-            r.length = std::min(r.length, s.daemon_alloc.capacity() / 2);
-            RegionSink sink(s);
-            return b->GetObject(std::move(r), &sink, [&](absl::StatusOr<GetObjectResult> res) {
-                std::string header = res.ok() ? protocol::Encode(*res) : std::string();
-                if (!res.ok() || !sink.buffer_ || header.size() > RegionSink::kHeaderRoom) {
-                    sink.Abandon();
-                    return Complete(s, d, res.ok() ? absl::InternalError("get: no result buffer") : res.status(), {});
-                }
-                uint64_t data_at = *sink.buffer_ + RegionSink::kHeaderRoom;
-                uint64_t payload = data_at - header.size();
-                std::memcpy(s.segment.daemon_region() + payload, header.data(), header.size());
-                CompleteInPlace(s, d, *sink.buffer_, payload, static_cast<uint32_t>(header.size() + res->bytes));
-            });
+            return GetObject(call, std::move(r), b);
         }
         case Op::kPutObject: {
             if (d.flags & protocol::kFlagChunk) {
-                return AddChunk(s, d);
+                return AddChunk(call);
             }
             if (d.flags & protocol::kFlagMore) {
-                auto self = Find(&s);
-                if (!self) {
-                    return fail(absl::InternalError("session not found"));
-                }
-                return StartUpload(self, d, body);
+                return StartUpload(call, body);
             }
+            // The request's bytes stay in `owned` until the backend is done with them.
+            auto owned = std::make_shared<std::string>(std::move(body));
             std::string_view rest;
-            auto r = protocol::DecodePrefix<PutObjectRequest>(body, &rest);
+            auto r = protocol::DecodePrefix<PutObjectRequest>(*owned, &rest);
             if (!r.ok()) {
                 return fail(r.status());
             }
             ZH_ROUTE(b, r->path, true);
             r->caller = caller;
-            StringSource source(rest);
-            return b->PutObject(std::move(*r), &source, reply);
+            auto source = std::make_shared<StringSource>(rest);
+            return b->PutObject(std::move(*r), source.get(),
+                                [reply = Reply<ObjectInfo>(call), owned, source](absl::StatusOr<ObjectInfo> r) mutable {
+                                    std::move(reply)(std::move(r));
+                                });
         }
-        case Op::kWriteObject: {
-            ZH_DECODE(WriteObjectRequest, r);
-            ZH_ROUTE(b, r.path, true);
-            return b->WriteObject(std::move(r), reply);
-        }
+        case Op::kWriteObject:
         case Op::kAppend: {
-            ZH_DECODE(AppendRequest, r);
-            ZH_ROUTE(b, r.path, true);
-            return b->Append(std::move(r), reply);
+            // Both name their bytes inside the body: it lives until the backend is done.
+            auto owned = std::make_shared<std::string>(std::move(body));
+            auto reply = [reply = Reply<ObjectInfo>(call), owned](absl::StatusOr<ObjectInfo> r) mutable {
+                std::move(reply)(std::move(r));
+            };
+            if (op == Op::kWriteObject) {
+                auto r = protocol::Decode<WriteObjectRequest>(*owned);
+                if (!r.ok()) {
+                    return fail(r.status());
+                }
+                ZH_ROUTE(b, r->path, true);
+                return b->WriteObject(std::move(*r), std::move(reply));
+            }
+            auto r = protocol::Decode<AppendRequest>(*owned);
+            if (!r.ok()) {
+                return fail(r.status());
+            }
+            ZH_ROUTE(b, r->path, true);
+            return b->Append(std::move(*r), std::move(reply));
         }
         case Op::kTruncate: {
             ZH_DECODE(TruncateRequest, r);
             ZH_ROUTE(b, r.path, true);
-            return b->Truncate(std::move(r), reply);
+            return b->Truncate(std::move(r), Reply<ObjectInfo>(call));
         }
         case Op::kGetItem: {
             ZH_DECODE(GetItemRequest, r);
             ZH_ROUTE(b, r.path, false);
-            return b->GetItem(std::move(r), reply);
+            return b->GetItem(std::move(r), Reply<Item>(call));
         }
         case Op::kGetItems: {
             ZH_DECODE(GetItemsRequest, r);
             ZH_ROUTE(b, r.path, false);
-            return b->GetItems(std::move(r), reply);
+            return b->GetItems(std::move(r), Reply<GetItemsResult>(call));
         }
         case Op::kPutItem: {
             ZH_DECODE(PutItemRequest, r);
             ZH_ROUTE(b, r.path, true);
             r.caller = caller;
-            return b->PutItem(std::move(r), reply);
+            return b->PutItem(std::move(r), Reply<ObjectInfo>(call));
         }
         case Op::kPutItems: {
             ZH_DECODE(std::vector<PutItemRequest>, items);
-            // Each item is checked and routed on its own; each gets its own status.
-            std::vector<absl::Status> results(items.size());
+            // Each item is checked and routed on its own and gets its own status; the answer
+            // goes when the last one is done, wherever that is.
+            struct Batch {
+                std::vector<absl::Status> results;
+                std::atomic<size_t> left;
+                Done<std::vector<absl::Status>> reply;
+            };
+            auto batch = std::make_shared<Batch>();
+            batch->results.resize(items.size());
+            batch->left = items.size() + 1;  // + this loop
+            batch->reply = Reply<std::vector<absl::Status>>(call);
+            auto one_done = [batch] {
+                if (batch->left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                    std::move(batch->reply)(std::move(batch->results));
+                }
+            };
             for (size_t i = 0; i < items.size(); ++i) {
                 auto b = routed(items[i].path, true);
                 if (!b.ok()) {
-                    results[i] = b.status();
+                    batch->results[i] = b.status();
+                    one_done();
                     continue;
                 }
                 items[i].caller = caller;
-                (*b)->PutItem(std::move(items[i]),
-                              [&results, i](absl::StatusOr<ObjectInfo> r) { results[i] = r.status(); });
+                (*b)->PutItem(std::move(items[i]), [batch, i, one_done](absl::StatusOr<ObjectInfo> r) {
+                    batch->results[i] = r.status();
+                    one_done();
+                });
             }
-            return reply(absl::StatusOr<std::vector<absl::Status>>(std::move(results)));
+            return one_done();
         }
         case Op::kUpdateItem: {
             ZH_DECODE(UpdateItemRequest, r);
             ZH_ROUTE(b, r.path, true);
             r.caller = caller;
-            return b->UpdateItem(std::move(r), reply);
+            return b->UpdateItem(std::move(r), Reply<ObjectInfo>(call));
         }
         case Op::kCreateStream: {
             ZH_DECODE(CreateStreamRequest, r);
             ZH_ROUTE(b, r.path, true);
             r.caller = caller;
-            return b->CreateStream(std::move(r), reply);
+            return b->CreateStream(std::move(r), Reply<ObjectInfo>(call));
         }
         case Op::kDescribeStream: {
             ZH_DECODE(Path, p);
             ZH_ROUTE(b, p, false);
-            return b->DescribeStream(p, reply);
+            return b->DescribeStream(p, Reply<StreamDescription>(call));
         }
         case Op::kDeleteStream: {
             ZH_DECODE(Path, p);
             ZH_ROUTE(b, p, true);
-            return b->DeleteStream(p, status_done);
+            return b->DeleteStream(p, ReplyStatus(call));
         }
         case Op::kPutRecords: {
             ZH_DECODE(PutRecordsRequest, r);
             ZH_ROUTE(b, r.path, true);
-            return b->PutRecords(std::move(r), reply);
+            return b->PutRecords(std::move(r), Reply<std::vector<RecordResult>>(call));
         }
         case Op::kSeek: {
             ZH_DECODE(SeekRequest, r);
             ZH_ROUTE(b, r.path, false);
-            return b->Seek(std::move(r), reply);
+            return b->Seek(std::move(r), Reply<StreamLocation>(call));
         }
         case Op::kGetRecords: {
             ZH_DECODE(GetRecordsRequest, r);
             ZH_ROUTE(b, r.path, false);
-            r.max_bytes = std::min<uint64_t>(r.max_bytes, s.daemon_alloc.capacity() / 4);
-            return b->GetRecords(std::move(r), reply);
+            r.max_bytes = std::min<uint64_t>(r.max_bytes, s.daemon_bytes() / 4);
+            return b->GetRecords(std::move(r), Reply<GetRecordsResult>(call));
         }
         case Op::kSync: {
-            // Every backend the session may write to.
-            absl::Status result;
+            // Every backend the session may write to; the answer carries the first error.
+            std::vector<Backend*> targets;
             for (const std::string& c : server_->GrantedContainers(s)) {
                 auto b = server_->Route(*Path().Child(c));
-                if (b.ok()) {
-                    absl::Status st = AwaitStatus([&](auto done) { (*b)->Sync(std::move(done)); });
-                    if (!st.ok() && result.ok()) {
-                        result = st;
-                    }
+                if (b.ok() && std::find(targets.begin(), targets.end(), *b) == targets.end()) {
+                    targets.push_back(*b);
                 }
             }
-            return status_done(result);
+            struct Syncs {
+                absl::Mutex mu;
+                absl::Status first ABSL_GUARDED_BY(mu);
+                std::atomic<size_t> left;
+                DoneStatus reply;
+            };
+            auto syncs = std::make_shared<Syncs>();
+            syncs->left = targets.size() + 1;
+            syncs->reply = ReplyStatus(call);
+            auto one_done = [syncs](absl::Status st) {
+                if (!st.ok()) {
+                    absl::MutexLock lock(&syncs->mu);
+                    syncs->first.Update(st);
+                }
+                if (syncs->left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                    absl::Status result;
+                    {
+                        absl::MutexLock lock(&syncs->mu);
+                        result = syncs->first;
+                    }
+                    std::move(syncs->reply)(result);
+                }
+            };
+            for (Backend* b : targets) {
+                b->Sync(one_done);
+            }
+            return one_done(absl::OkStatus());
         }
         case Op::kStatus: {
             ServerStats st = server_->stats();
@@ -806,7 +967,7 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
             out.request_errors = st.request_errors;
             out.bad_descriptors = st.bad_descriptors;
             out.containers = server_->GrantedContainers(s);
-            return reply(absl::StatusOr<protocol::DaemonStatus>(std::move(out)));
+            return Complete(call, absl::OkStatus(), protocol::Encode(out));
         }
         case Op::kNop:
         case Op::kRelease:
@@ -817,51 +978,43 @@ void Worker::Dispatch(Session& s, const Descriptor& d) {
     fail(absl::InternalError("unhandled operation"));
 }
 
-std::shared_ptr<Session> Worker::Find(Session* s) {
-    for (auto& p : sessions_) {
-        if (p.get() == s) {
-            return p;
-        }
-    }
-    return nullptr;
-}
-
 constexpr size_t kMaxUploadsPerSession = 4;
 
-void Worker::StartUpload(const std::shared_ptr<Session>& s, const Descriptor& d, const std::string& body) {
+void Worker::StartUpload(const Call& call, const std::string& body) {
+    Session& s = *call.s;
     std::string_view rest;
     auto req = protocol::DecodePrefix<PutObjectRequest>(body, &rest);
     if (!req.ok()) {
-        return Complete(*s, d, req.status(), {});
+        return Complete(call, req.status(), {});
     }
-    if (absl::Status a = server_->Allow(*s, req->path, true); !a.ok()) {
-        return Complete(*s, d, a, {});
+    if (absl::Status a = server_->Allow(s, req->path, true); !a.ok()) {
+        return Complete(call, a, {});
     }
     auto backend = server_->Route(req->path);
     if (!backend.ok()) {
-        return Complete(*s, d, backend.status(), {});
+        return Complete(call, backend.status(), {});
     }
-    if (s->uploads.size() >= kMaxUploadsPerSession || s->uploads.contains(d.request_id)) {
-        return Complete(*s, d,
+    if (s.uploads.size() >= kMaxUploadsPerSession || s.uploads.contains(call.d.request_id)) {
+        return Complete(call,
                         absl::ResourceExhaustedError(absl::StrFormat(
-                            "session %d: %d streamed puts at once is the limit", s->id, kMaxUploadsPerSession)),
+                            "session %d: %d streamed puts at once is the limit", s.id, kMaxUploadsPerSession)),
                         {});
     }
-    req->caller = Caller{s->uid, s->gid};
+    req->caller = Caller{s.uid, s.gid};
     auto up = std::make_shared<Upload>();
     {
         absl::MutexLock lock(&up->mu);
         up->chunks.emplace_back(std::string(rest), std::nullopt);  // answered by the result
         up->queued_bytes = rest.size();
     }
-    s->uploads[d.request_id] = up;
+    s.uploads[call.d.request_id] = up;
     live_uploads_.fetch_add(1, std::memory_order_acq_rel);
-    std::thread([this, s, up, d, req = std::move(*req), b = *backend]() mutable {
+    std::thread([this, call, up, req = std::move(*req), b = *backend]() mutable {
         // Feeds the backend from the queue; blocks this thread, never the worker.
         class QueueSource : public DataSource {
         public:
-            QueueSource(Worker* w, std::shared_ptr<Session> s, std::shared_ptr<Upload> up)
-                : w_(w), s_(std::move(s)), up_(std::move(up)) {}
+            QueueSource(Worker* w, const Call& call, std::shared_ptr<Upload> up)
+                : w_(w), call_(call), up_(std::move(up)) {}
             absl::StatusOr<size_t> Read(char* buf, size_t cap) override {
                 absl::MutexLock lock(&up_->mu);
                 up_->mu.Await(absl::Condition(
@@ -881,8 +1034,7 @@ void Worker::StartUpload(const std::shared_ptr<Session>& s, const Descriptor& d,
                 offset_ += n;
                 if (offset_ == bytes.size()) {
                     if (ack) {
-                        Descriptor a = *ack;
-                        w_->Post([w = w_, s = s_, a] { w->Complete(*s, a, absl::OkStatus(), {}); });
+                        w_->Finish(Call{call_.s, *ack, std::chrono::steady_clock::now()}, absl::OkStatus(), {});
                     }
                     up_->queued_bytes -= bytes.size();
                     up_->chunks.pop_front();
@@ -893,35 +1045,53 @@ void Worker::StartUpload(const std::shared_ptr<Session>& s, const Descriptor& d,
 
         private:
             Worker* w_;
-            std::shared_ptr<Session> s_;
+            Call call_;
             std::shared_ptr<Upload> up_;
             size_t offset_ = 0;
-        } source(this, s, up);
-        b->PutObject(std::move(req), &source, [this, s, d](absl::StatusOr<ObjectInfo> r) {
-            std::string out = r.ok() ? protocol::Encode(*r) : std::string();
-            absl::Status st = r.status();
-            Post([this, s, d, st, out = std::move(out)] {
-                s->uploads.erase(d.request_id);
-                Complete(*s, d, st, out);
-            });
+        } source(this, call, up);
+        // The source has no size: the backend runs the put on this thread.
+        absl::StatusOr<ObjectInfo> result = Await<ObjectInfo>(
+            [&](auto done) { b->PutObject(std::move(req), &source, std::move(done)); });
+        {
+            // Chunks the backend never took (the put failed or was abandoned) are answered
+            // too, so that none stays in flight; later ones are answered by AddChunk.
+            absl::MutexLock lock(&up->mu);
+            up->ended = true;
+            for (auto& [bytes, ack] : up->chunks) {
+                if (ack) {
+                    Finish(Call{call.s, *ack, std::chrono::steady_clock::now()},
+                           absl::CancelledError("the put ended before this chunk was used"), {});
+                }
+            }
+            up->chunks.clear();
+        }
+        std::string out = result.ok() ? protocol::Encode(*result) : std::string();
+        Post([this, call, st = result.status(), out = std::move(out)] {
+            call.s->uploads.erase(call.d.request_id);
+            Complete(call, st, out);
         });
         live_uploads_.fetch_sub(1, std::memory_order_acq_rel);
     }).detach();
 }
 
-void Worker::AddChunk(Session& s, const Descriptor& d) {
+void Worker::AddChunk(const Call& call) {
+    Session& s = *call.s;
+    const Descriptor& d = call.d;
     auto it = s.uploads.find(d.arg0);
     if (it == s.uploads.end()) {
-        return Reject(s, d, absl::StrFormat("put chunk for unknown upload %d", d.arg0));
+        return Reject(call, absl::StrFormat("put chunk for unknown upload %d", d.arg0));
     }
     std::shared_ptr<Upload> up = it->second;
     absl::MutexLock lock(&up->mu);
     if (d.arg1 == protocol::kAbortUpload) {
         up->cancelled = true;  // the client gave up: the put fails and changes nothing
-        return Complete(s, d, absl::OkStatus(), {});
+        return Complete(call, absl::OkStatus(), {});
     }
     if (up->finished) {
-        return Reject(s, d, absl::StrFormat("put chunk after the last one of upload %d", d.arg0));
+        return Reject(call, absl::StrFormat("put chunk after the last one of upload %d", d.arg0));
+    }
+    if (up->cancelled || up->ended) {
+        return Complete(call, absl::CancelledError("the put already ended"), {});
     }
     // Copied out of the ring; acknowledged once the backend has taken it, which paces the client.
     up->chunks.emplace_back(std::string(s.segment.client_region() + d.offset, d.length), d);
@@ -970,13 +1140,12 @@ absl::Status Server::Impl::Open() {
         if (auto it = m.options.find("sync_writes"); it != m.options.end()) {
             o.sync_writes = it->second == "true";
         }
+        // Numbers were checked with the configuration.
         if (auto it = m.options.find("inline_max_bytes"); it != m.options.end()) {
-            size_t v;
-            if (!absl::SimpleAtoi(it->second, &v)) {
-                return absl::InvalidArgumentError(absl::StrFormat(
-                    "mount %s: inline_max_bytes \"%s\" is not a number", m.container, it->second));
-            }
-            o.inline_max_bytes = v;
+            (void)absl::SimpleAtoi(it->second, &o.inline_max_bytes);
+        }
+        if (auto it = m.options.find("io_threads"); it != m.options.end()) {
+            (void)absl::SimpleAtoi(it->second, &o.io_threads);
         }
     }
     for (auto& [dir, opts] : stores) {
@@ -1023,7 +1192,10 @@ absl::Status Server::Impl::Open() {
     stop_bell_.emplace(std::move(*bell));
     for (uint32_t i = 0; i < config_.workers; ++i) {
         auto w = std::make_unique<Worker>(this);
-        if (absl::Status s = w->Start(); !s.ok()) {
+        Poller::Kind kind = config_.wait_with == "io_uring" ? Poller::Kind::kUring
+                            : config_.wait_with == "epoll"  ? Poller::Kind::kEpoll
+                                                            : Poller::Kind::kAuto;
+        if (absl::Status s = w->Start(kind); !s.ok()) {
             return s;
         }
         workers_.push_back(std::move(w));
@@ -1039,8 +1211,8 @@ absl::Status Server::Impl::Open() {
         }
     }
     acceptor_ = std::thread([this] { AcceptLoop(); });
-    Log(LogLevel::kInfo, "zerohopd listening", "socket", config_.listen, "workers", config_.workers, "containers",
-        mounts_.size());
+    Log(LogLevel::kInfo, "zerohopd listening", "socket", config_.listen, "workers", config_.workers, "waiting_with",
+        workers_.front()->poller_name(), "containers", mounts_.size());
     return absl::OkStatus();
 }
 
@@ -1180,13 +1352,15 @@ void Server::Impl::Stop() {
     }
     metrics_endpoint_.Stop();
     for (auto& w : workers_) {
-        w->Stop();
+        w->Stop();  // answers what is in flight, then closes its sessions
     }
-    workers_.clear();
     if (listener_.valid()) {
         ::unlink(config_.listen.c_str());
     }
-    backends_.clear();  // closes the stores: everything acknowledged is in their logs
+    // Closes the stores (everything acknowledged is in their logs). Their threads finish
+    // what they hold first; answers still posted to the workers are dropped with them.
+    backends_.clear();
+    workers_.clear();
 }
 
 ServerStats Server::Impl::stats() const {

@@ -43,6 +43,17 @@ public:
     absl::StatusOr<ObjectInfo> SetMetadata(const SetMetadataRequest& req);
 
     absl::StatusOr<GetObjectResult> GetObject(const GetObjectRequest& req, DataSink* sink);
+    // A get in two steps: OpenObject pins the version and the range (quick), ReadObject
+    // copies its bytes into a sink that has Expect()ed them (long for large objects).
+    struct ObjectRead {
+        Path path;
+        ObjectInfo info;
+        std::string inline_bytes;  // inline objects
+        shmring::UniqueFd fd;      // file-backed ones
+        uint64_t begin = 0, end = 0;
+    };
+    absl::StatusOr<ObjectRead> OpenObject(const GetObjectRequest& req);
+    absl::StatusOr<GetObjectResult> ReadObject(const ObjectRead& read, DataSink* sink);
     absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req, DataSource* data);
     // Writes at `offset`, or at the end when `offset` is empty (append).
     absl::StatusOr<ObjectInfo> WriteAt(const Path& path, std::optional<uint64_t> offset, std::string_view data);
