@@ -23,6 +23,7 @@
 #include "shmring/fd_passing.h"
 #include "shmring/segment.h"
 #include "shmring/doorbell.h"
+#include "daemon_fixture.h"
 #include "zerohop/client.h"
 #include "zerohop/protocol.h"
 
@@ -31,146 +32,9 @@ namespace {
 
 using protocol::Descriptor;
 using protocol::Op;
+using testing::Daemon;
 
 Path P(std::string_view s) { return *Path::Parse(s); }
-
-// A loopback port nobody listens on now (the kernel's pick).
-int FreeLoopbackPort() {
-    shmring::UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    struct sockaddr_in addr = {};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-        return 0;  // metrics off
-    }
-    return ntohs(addr.sin_port);
-}
-
-// A zerohopd child process on a temporary store and socket.
-class Daemon {
-public:
-    explicit Daemon(std::string dir, int workers = 2) : dir_(std::move(dir)) {
-        socket_ = dir_ + "/zh.sock";
-        metrics_port_ = FreeLoopbackPort();
-        std::ofstream(dir_ + "/zerohopd.yaml") << "listen: " << socket_ << "\n"
-                                               << "metrics_port: " << metrics_port_ << "\n"
-                                               << "workers: " << workers << "\nlog_level: warning\n"
-                                               << "limits: {max_in_flight: 64, max_client_bytes: 4Mi, "
-                                                  "max_daemon_bytes: 4Mi}\n"
-                                               << "mounts:\n"
-                                               << "  - {container: demo, options: {dir: " << dir_ << "/store}}\n"
-                                               << "  - {container: other, options: {dir: " << dir_ << "/store}}\n"
-                                               << "credentials:\n"
-                                               << "  - {key: rw-key, containers: {demo: rw}}\n"
-                                               << "  - {key: ro-key, containers: {demo: r}}\n"
-                                               << "  - {key: other-key, containers: {other: rw}}\n";
-    }
-    ~Daemon() { Kill(SIGTERM); }
-
-    void Start() {
-        const char* bin = getenv("ZEROHOPD");
-        ASSERT_NE(bin, nullptr) << "ZEROHOPD must name the zerohopd binary";
-        pid_ = fork();
-        ASSERT_GE(pid_, 0);
-        if (pid_ == 0) {
-            std::string cfg = dir_ + "/zerohopd.yaml";
-            execl(bin, "zerohopd", "--config", cfg.c_str(), static_cast<char*>(nullptr));
-            _exit(127);
-        }
-        for (int i = 0; i < 500; ++i) {
-            if (Connect("rw-key").ok()) {
-                return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        FAIL() << "zerohopd did not come up";
-    }
-
-    void Kill(int sig) {
-        if (pid_ > 0) {
-            kill(pid_, sig);
-            int status = 0;
-            waitpid(pid_, &status, 0);
-            pid_ = -1;
-            if (sig == SIGTERM) {
-                // A clean stop: exit 0, and no sanitizer report (those abort).
-                EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "zerohopd ended with status " << status;
-            }
-        }
-    }
-
-    absl::StatusOr<std::unique_ptr<Client>> Connect(std::string key, ClientOptions o = {}) {
-        o.socket_path = socket_;
-        o.access_key = std::move(key);
-        o.client_bytes = 2 << 20;
-        o.daemon_bytes = 2 << 20;
-        o.timeout = absl::Seconds(20);
-        return Client::Connect(o);
-    }
-
-    // Descriptors a session holds: its socket, memfd and eventfd (the store's files, which
-    // RocksDB opens and closes as it compacts, are not counted).
-    size_t SessionFds() const {
-        size_t n = 0;
-        std::string dir = absl::StrCat("/proc/", pid_, "/fd");
-        DIR* d = opendir(dir.c_str());
-        if (d == nullptr) {
-            return 0;
-        }
-        while (struct dirent* e = readdir(d)) {
-            char target[256];
-            ssize_t len = readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
-            if (len <= 0) {
-                continue;
-            }
-            std::string_view t(target, static_cast<size_t>(len));
-            if (t.starts_with("socket:") || t.starts_with("/memfd:") || t == "anon_inode:[eventfd]") {
-                ++n;
-            }
-        }
-        closedir(d);
-        return n;
-    }
-
-    size_t RssBytes() const {
-        std::ifstream f(absl::StrCat("/proc/", pid_, "/statm"));
-        size_t pages = 0, rss = 0;
-        f >> pages >> rss;
-        return rss * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    }
-
-    pid_t pid() const { return pid_; }
-    const std::string& socket() const { return socket_; }
-
-    // GET /metrics over loopback.
-    std::string Metrics() const {
-        shmring::UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        struct sockaddr_in addr = {};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(static_cast<uint16_t>(metrics_port_));
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-            return "";
-        }
-        std::string req = "GET /metrics HTTP/1.0\r\n\r\n";
-        (void)::send(s.get(), req.data(), req.size(), 0);
-        std::string out;
-        char buf[4096];
-        ssize_t n;
-        while ((n = ::recv(s.get(), buf, sizeof buf, 0)) > 0) {
-            out.append(buf, n);
-        }
-        return out;
-    }
-
-private:
-    std::string dir_;
-    std::string socket_;
-    int metrics_port_ = 0;
-    pid_t pid_ = -1;
-};
 
 class SessionTest : public ::testing::Test {
 protected:
