@@ -5,6 +5,8 @@
 
 #include "bench_shm.h"
 
+#include "bench_procs.h"
+
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -22,115 +24,16 @@
 
 namespace zerohop {
 
-namespace {
-
-class Child {
-public:
-    Child() = default;
-    explicit Child(std::vector<std::string> argv) {
-        pid_ = fork();
-        if (pid_ == 0) {
-            std::vector<char*> args;
-            for (auto& a : argv) {
-                args.push_back(a.data());
-            }
-            args.push_back(nullptr);
-            int null = ::open("/dev/null", O_WRONLY);
-            dup2(null, 1);
-            dup2(null, 2);
-            execvp(args[0], args.data());
-            _exit(127);
-        }
-    }
-    ~Child() {
-        if (pid_ > 0) {
-            kill(pid_, SIGTERM);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    pid_t pid() const { return pid_; }
-
-private:
-    pid_t pid_ = -1;
-};
-
-std::string FindZerohopd() {
-    if (const char* env = getenv("ZEROHOPD")) {
-        return env;
-    }
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        std::string dir(self);
-        dir = dir.substr(0, dir.rfind('/'));
-        for (std::string candidate : {dir + "/../daemon/zerohopd", dir + "/zerohopd"}) {
-            if (access(candidate.c_str(), X_OK) == 0) {
-                return candidate;
-            }
-        }
-    }
-    return "zerohopd";
-}
-
-// user+system CPU seconds of a process so far.
-double CpuSeconds(pid_t pid) {
-    std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
-    std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    std::vector<std::string> fields = absl::StrSplit(all.substr(all.rfind(')') + 2), ' ');
-    return (std::stod(fields[11]) + std::stod(fields[12])) / sysconf(_SC_CLK_TCK);
-}
-
-double RssBytes(pid_t pid) {
-    std::ifstream f(absl::StrCat("/proc/", pid, "/statm"));
-    double pages = 0, rss = 0;
-    f >> pages >> rss;
-    return rss * sysconf(_SC_PAGESIZE);
-}
-
-}  // namespace
-
 std::vector<Comparison> ShmSuite(std::chrono::milliseconds d, const std::string& dir, bool json) {
     std::vector<Comparison> out;
-    std::string socket = dir + "/zh.sock";
-    std::ofstream(dir + "/zerohopd.yaml") << "listen: " << socket << "\nworkers: 1\nmetrics_port: 0\n" << (getenv("ZH_BENCH_WAIT_WITH") ? absl::StrCat("wait_with: ", getenv("ZH_BENCH_WAIT_WITH"), "\n") : std::string())
-                                          << "log_level: warning\nlimits: {max_sessions: 2000}\n"
-                                          << "mounts: [{container: bench, options: {dir: " << dir << "/shm-store}}]\n"
-                                          << "credentials: [{key: bench, containers: {bench: rw}}]\n";
-    Child daemon({FindZerohopd(), "--config", dir + "/zerohopd.yaml"});
-    int port = 20000 + getpid() % 20000;
-    Child redis({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no"});
-    ClientOptions opts;
-    opts.socket_path = socket;
-    opts.access_key = "bench";
-    std::unique_ptr<Client> client;
-    for (int i = 0; i < 500 && !client; ++i) {
-        auto c = Client::Connect(opts);
-        if (c.ok()) {
-            client = std::move(*c);
-        } else {
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-    }
-    if (!client) {
-        Check(absl::UnavailableError("zerohopd did not start (set ZEROHOPD to its path)"), "shm suite");
-    }
-    redisContext* rc = nullptr;
-    for (int i = 0; i < 500; ++i) {
-        rc = redisConnect("127.0.0.1", port);
-        if (rc != nullptr && rc->err == 0) {
-            break;
-        }
-        if (rc != nullptr) {
-            redisFree(rc);
-            rc = nullptr;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (rc == nullptr) {
-        Check(absl::UnavailableError("redis-server did not start"), "shm suite");
-    }
+    BenchDaemon daemon = StartBenchDaemon(
+        dir, 1,
+        "limits: {max_sessions: 2000}\n" +
+            (getenv("ZH_BENCH_WAIT_WITH") ? absl::StrCat("wait_with: ", getenv("ZH_BENCH_WAIT_WITH"), "\n") : ""));
+    BenchRedis redis = StartBenchRedis();
+    ClientOptions opts = daemon.options;
+    std::unique_ptr<Client> client = ConnectWaiting(opts);
+    redisContext* rc = ConnectRedis(redis.port);
     const std::string value(100, 'v');
     Path key = *Path::Parse("/bench/item");
     Check(client->PutItem({.path = key, .attributes = {{"v", Value::String(value)}}}).status(), "put");
@@ -264,7 +167,7 @@ std::vector<Comparison> ShmSuite(std::chrono::milliseconds d, const std::string&
     // 6. idle sessions: the daemon's CPU while 1,000 sessions sit idle, and memory per session.
     {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        double rss_before = RssBytes(daemon.pid());
+        double rss_before = RssBytes(daemon.process->pid());
         ClientOptions tiny = opts;
         tiny.submit_entries = 16;
         tiny.complete_entries = 16;
@@ -278,10 +181,10 @@ std::vector<Comparison> ShmSuite(std::chrono::milliseconds d, const std::string&
             idle.push_back(std::move(*c));
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        double rss_after = RssBytes(daemon.pid());
-        double cpu0 = CpuSeconds(daemon.pid());
+        double rss_after = RssBytes(daemon.process->pid());
+        double cpu0 = CpuSeconds(daemon.process->pid());
         std::this_thread::sleep_for(std::chrono::seconds(2));
-        double cpu = (CpuSeconds(daemon.pid()) - cpu0) / 2;
+        double cpu = (CpuSeconds(daemon.process->pid()) - cpu0) / 2;
         std::string line = absl::StrFormat(
             R"({"name": "shm_idle_sessions_1000", "sessions": 1000, "daemon_cpu_percent": %.2f, "daemon_rss_per_session_bytes": %.0f})",
             cpu * 100, (rss_after - rss_before) / 1000);

@@ -27,6 +27,7 @@
 #include "expr/expression.h"
 #include "rocksdb/db.h"
 #include "bench_harness.h"
+#include "bench_load.h"
 #include "bench_shm.h"
 
 namespace zerohop {
@@ -286,19 +287,50 @@ int main(int argc, char** argv) {
     bool json = false;
     int duration_ms = 2000;
     std::string dir;
+    bool load = false;
+    std::string workload_file;
+    std::vector<std::pair<std::string, std::string>> load_flags;  // applied over the file
+    const std::string usage =
+        "usage: zh-bench [--suite all|expr|embedded|shm] [--json] [--duration-ms N] [--dir DIR]\n"
+        "       zh-bench --load [--workload FILE] [--mix get_item=80,put_item=20] [--value-size N] [--keys N]\n"
+        "                [--threads N] [--depth N] [--duration-ms N] [--socket PATH --key KEY] [--no-baseline]\n"
+        "                [--json]\n"
+        "  Suites run each fixed workload for N ms (default 2000) with its baseline in the same run.\n"
+        "  --load drives a workload of your own (operations: get_item, put_item, update_item, get_object,\n"
+        "  put_object, nop) through libzerohop, then the same workload through Redis, and reports ops/s and\n"
+        "  p50/p99/p999 per operation and in total. Without --socket it starts its own zerohopd.\n";
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--suite" && i + 1 < argc) {
-            suite = argv[++i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::cerr << "zh-bench: " << a << " needs a value\n" << usage;
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--suite") {
+            suite = value();
         } else if (a == "--json") {
             json = true;
-        } else if (a == "--duration-ms" && i + 1 < argc) {
-            duration_ms = std::atoi(argv[++i]);
-        } else if (a == "--dir" && i + 1 < argc) {
-            dir = argv[++i];
+        } else if (a == "--duration-ms") {
+            duration_ms = std::atoi(value().c_str());
+            load_flags.emplace_back("duration_ms", std::to_string(duration_ms));
+        } else if (a == "--dir") {
+            dir = value();
+        } else if (a == "--load") {
+            load = true;
+        } else if (a == "--workload") {
+            load = true;
+            workload_file = value();
+        } else if (a == "--no-baseline") {
+            load_flags.emplace_back("baseline", "false");
+        } else if (a == "--mix" || a == "--value-size" || a == "--keys" || a == "--threads" || a == "--depth" ||
+                   a == "--socket" || a == "--key") {
+            std::string name = a.substr(2);
+            std::replace(name.begin(), name.end(), '-', '_');
+            load_flags.emplace_back(name, value());
         } else {
-            std::cout << "usage: zh-bench [--suite all|expr|embedded|shm] [--json] [--duration-ms N] [--dir DIR]\n"
-                         "  Runs each workload for N ms (default 2000) with its baseline in the same run.\n";
+            std::cout << usage;
             return a == "--help" || a == "-h" ? 0 : 2;
         }
     }
@@ -308,20 +340,40 @@ int main(int argc, char** argv) {
         dir = mkdtemp(tmpl);
     }
     auto d = std::chrono::milliseconds(duration_ms);
-    std::vector<zerohop::Comparison> results;
-    if (suite == "all" || suite == "expr") {
-        for (auto& c : zerohop::ExprSuite(d)) {
+    if (load) {
+        zerohop::LoadSpec spec;
+        if (!workload_file.empty()) {
+            auto read = zerohop::ReadLoadFile(workload_file, spec);
+            zerohop::Check(read.status(), "workload");
+            spec = *read;
+        }
+        for (const auto& [name, v] : load_flags) {
+            zerohop::Check(spec.Set(name, v), "flag");
+        }
+        zerohop::Check(spec.Validate(), "workload");
+        if (json) {
+            std::cout << "{\"workload\": \"" << spec.Describe() << "\"}\n";
+        } else {
+            std::cout << "workload: " << spec.Describe() << "\n";
+        }
+        for (auto& c : zerohop::RunLoad(spec, dir)) {
             zerohop::Print(c, json);
         }
-    }
-    if (suite == "all" || suite == "shm") {
-        for (auto& c : zerohop::ShmSuite(d, dir, json)) {
-            zerohop::Print(c, json);
+    } else {
+        if (suite == "all" || suite == "expr") {
+            for (auto& c : zerohop::ExprSuite(d)) {
+                zerohop::Print(c, json);
+            }
         }
-    }
-    if (suite == "all" || suite == "embedded") {
-        for (auto& c : zerohop::EmbeddedSuite(d, dir)) {
-            zerohop::Print(c, json);
+        if (suite == "all" || suite == "shm") {
+            for (auto& c : zerohop::ShmSuite(d, dir, json)) {
+                zerohop::Print(c, json);
+            }
+        }
+        if (suite == "all" || suite == "embedded") {
+            for (auto& c : zerohop::EmbeddedSuite(d, dir)) {
+                zerohop::Print(c, json);
+            }
         }
     }
     if (own_dir) {

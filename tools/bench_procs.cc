@@ -1,0 +1,124 @@
+#include "bench_procs.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "bench_harness.h"
+
+namespace zerohop {
+
+Child::Child(std::vector<std::string> argv) {
+    pid_ = fork();
+    if (pid_ == 0) {
+        std::vector<char*> args;
+        for (auto& a : argv) {
+            args.push_back(a.data());
+        }
+        args.push_back(nullptr);
+        int null = ::open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execvp(args[0], args.data());
+        _exit(127);
+    }
+}
+
+Child::~Child() {
+    if (pid_ > 0) {
+        kill(pid_, SIGTERM);
+        waitpid(pid_, nullptr, 0);
+    }
+}
+
+std::string FindZerohopd() {
+    if (const char* env = getenv("ZEROHOPD")) {
+        return env;
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        std::string dir(self);
+        dir = dir.substr(0, dir.rfind('/'));
+        for (std::string candidate : {dir + "/../daemon/zerohopd", dir + "/zerohopd"}) {
+            if (access(candidate.c_str(), X_OK) == 0) {
+                return candidate;
+            }
+        }
+    }
+    return "zerohopd";
+}
+
+double CpuSeconds(pid_t pid) {
+    std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+    std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<std::string> fields = absl::StrSplit(all.substr(all.rfind(')') + 2), ' ');
+    return (std::stod(fields[11]) + std::stod(fields[12])) / sysconf(_SC_CLK_TCK);
+}
+
+double RssBytes(pid_t pid) {
+    std::ifstream f(absl::StrCat("/proc/", pid, "/statm"));
+    double pages = 0, rss = 0;
+    f >> pages >> rss;
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+BenchDaemon StartBenchDaemon(const std::string& dir, int workers, const std::string& extra_yaml) {
+    BenchDaemon d;
+    d.options.socket_path = dir + "/zh.sock";
+    d.options.access_key = "bench";
+    std::ofstream(dir + "/zerohopd.yaml") << "listen: " << d.options.socket_path << "\nworkers: " << workers
+                                          << "\nmetrics_port: 0\nlog_level: warning\n"
+                                          << "mounts: [{container: bench, options: {dir: " << dir << "/shm-store}}]\n"
+                                          << "credentials: [{key: bench, containers: {bench: rw}}]\n"
+                                          << extra_yaml;
+    d.process = std::make_unique<Child>(std::vector<std::string>{FindZerohopd(), "--config", dir + "/zerohopd.yaml"});
+    return d;
+}
+
+std::unique_ptr<Client> ConnectWaiting(const ClientOptions& options) {
+    for (int i = 0; i < 500; ++i) {
+        auto c = Client::Connect(options);
+        if (c.ok()) {
+            return std::move(*c);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    Check(absl::UnavailableError("zerohopd did not start (set ZEROHOPD to its path)"), "connect");
+    return nullptr;
+}
+
+BenchRedis StartBenchRedis() {
+    // Ports of concurrent benches differ; 20000..39999 stays clear of the ephemeral range.
+    static std::atomic<int> next{0};
+    BenchRedis r;
+    r.port = 20000 + (getpid() * 7 + next.fetch_add(1)) % 20000;
+    r.process = std::make_unique<Child>(std::vector<std::string>{
+        "redis-server", "--port", std::to_string(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"});
+    return r;
+}
+
+redisContext* ConnectRedis(int port) {
+    for (int i = 0; i < 500; ++i) {
+        redisContext* rc = redisConnect("127.0.0.1", port);
+        if (rc != nullptr && rc->err == 0) {
+            return rc;
+        }
+        if (rc != nullptr) {
+            redisFree(rc);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    Check(absl::UnavailableError("redis-server did not start"), "redis");
+    return nullptr;
+}
+
+}  // namespace zerohop
