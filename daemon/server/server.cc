@@ -198,6 +198,7 @@ public:
 
 private:
     void AcceptLoop();
+    static bool HelloArrived(int sock);
     void Handshake(shmring::UniqueFd sock);
 
     DaemonConfig config_;
@@ -315,6 +316,7 @@ public:
 private:
     static constexpr uint64_t kWakeKey = 1;
     static constexpr absl::Duration kDrainTime = absl::Seconds(10);
+    static constexpr absl::Duration kSpinAfterAdopt = absl::Microseconds(300);
     // Poller keys: two per session (doorbell, socket), never reused.
     static uint64_t DoorbellKey(const Session& s) { return s.id * 2; }
     static uint64_t SocketKey(const Session& s) { return s.id * 2 + 1; }
@@ -376,6 +378,8 @@ void Worker::Adopt() {
         }
         by_key_[DoorbellKey(*s)] = s.get();
         by_key_[SocketKey(*s)] = s.get();
+        // Awake now; until this point the client rang the doorbell for everything it sent.
+        std::atomic_ref<uint32_t>(s->segment.header()->creator_sleeping).store(0, std::memory_order_seq_cst);
         sessions_.push_back(std::move(s));
         open_.fetch_add(1);
     }
@@ -428,6 +432,7 @@ void Worker::Loop() {
     tls_worker_ = this;
     absl::Time idle_since = absl::Now();
     std::optional<absl::Time> drain_until;
+    absl::Time stay_awake_until = absl::InfinitePast();
     std::vector<uint64_t> ready;
     for (;;) {
         bool stopping = stopping_.load(std::memory_order_acquire);
@@ -448,6 +453,9 @@ void Worker::Loop() {
         }
         if (has_incoming_.load(std::memory_order_acquire)) {
             Adopt();
+            // A new client sends its first request right away: be awake for it, rather than
+            // fall asleep and cost it a wake-up.
+            stay_awake_until = absl::Now() + kSpinAfterAdopt;
         }
         if (has_posted_.load(std::memory_order_acquire)) {
             std::vector<absl::AnyInvocable<void() &&>> tasks;
@@ -479,7 +487,8 @@ void Worker::Loop() {
             idle_since = absl::Now();
             continue;
         }
-        if (absl::Now() - idle_since < kSpinBeforeSleep) {
+        absl::Time now = absl::Now();
+        if (now - idle_since < kSpinBeforeSleep || now < stay_awake_until) {
             _mm_pause();
             continue;
         }
@@ -1236,6 +1245,10 @@ void Server::Impl::AcceptLoop() {
         if (FD_ISSET(listener_.get(), &set)) {
             shmring::UniqueFd sock(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
             if (sock.valid()) {
+                if (HelloArrived(sock.get())) {
+                    Handshake(std::move(sock));  // nothing to wait for: no thread needed
+                    continue;
+                }
                 if (handshakes_.load() >= kMaxHandshakes) {
                     sessions_refused_.fetch_add(1);  // too many half-open connections: shed this one
                     continue;
@@ -1248,6 +1261,19 @@ void Server::Impl::AcceptLoop() {
             }
         }
     }
+}
+
+// Whether the client's whole hello is already in the socket (a client sends it right after
+// connecting, so it usually is by the time the connection is accepted).
+bool Server::Impl::HelloArrived(int sock) {
+    char buf[4 + kMaxHelloBytes];
+    ssize_t n = ::recv(sock, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 4) {
+        return false;
+    }
+    uint32_t len;
+    std::memcpy(&len, buf, 4);
+    return len <= kMaxHelloBytes && static_cast<size_t>(n) >= 4 + size_t{len};
 }
 
 void Server::Impl::Handshake(shmring::UniqueFd sock) {
@@ -1318,6 +1344,8 @@ void Server::Impl::Handshake(shmring::UniqueFd sock) {
         return refuse(bell.status());
     }
     auto s = std::make_shared<Session>(std::move(*segment), std::move(*bell));
+    // Until a worker adopts the session, the client must ring for whatever it sends.
+    std::atomic_ref<uint32_t>(s->segment.header()->creator_sleeping).store(1, std::memory_order_seq_cst);
     s->id = next_session_.fetch_add(1);
     s->uid = cred.uid;
     s->gid = cred.gid;
