@@ -41,7 +41,8 @@ inline int FreeLoopbackPort() {
 // A zerohopd child process on a temporary store and socket.
 class Daemon {
 public:
-    explicit Daemon(std::string dir, int workers = 2) : dir_(std::move(dir)) {
+    // `store_options`: more options of the embedded store (", io_threads: 1", say).
+    explicit Daemon(std::string dir, int workers = 2, const std::string& store_options = "") : dir_(std::move(dir)) {
         socket_ = dir_ + "/zh.sock";
         metrics_port_ = FreeLoopbackPort();
         std::ofstream(dir_ + "/zerohopd.yaml") << "listen: " << socket_ << "\n"
@@ -50,8 +51,10 @@ public:
                                                << "limits: {max_in_flight: 64, max_client_bytes: 4Mi, "
                                                   "max_daemon_bytes: 4Mi}\n"
                                                << "mounts:\n"
-                                               << "  - {container: demo, options: {dir: " << dir_ << "/store}}\n"
-                                               << "  - {container: other, options: {dir: " << dir_ << "/store}}\n"
+                                               << "  - {container: demo, options: {dir: " << dir_ << "/store" << store_options
+                                               << "}}\n"
+                                               << "  - {container: other, options: {dir: " << dir_ << "/store"
+                                               << store_options << "}}\n"
                                                << "credentials:\n"
                                                << "  - {key: rw-key, containers: {demo: rw}}\n"
                                                << "  - {key: ro-key, containers: {demo: r}}\n"

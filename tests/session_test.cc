@@ -319,10 +319,11 @@ TEST_F(SessionTest, PutBuffersAreWrittenInPlace) {
 }
 
 TEST_F(SessionTest, ASlowScanDoesNotHoldUpOtherSessionsOfItsWorker) {
-    // One worker serves both sessions; the scans run on the store's own threads.
+    // One worker serves both sessions; the scans queue up on the store's one I/O thread, so
+    // that they take far longer than the gets whatever the machine's load.
     std::string dir = dir_ + "/one-worker";
     std::filesystem::create_directories(dir);
-    Daemon daemon(dir, /*workers=*/1);
+    Daemon daemon(dir, /*workers=*/1, ", io_threads: 1");
     daemon.Start();
     auto a = daemon.Connect("rw-key");
     auto b = daemon.Connect("rw-key");
