@@ -11,11 +11,14 @@
 #include <iostream>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "config/config.h"
 #include "server/log.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
+    // Debian builds abseil with the Mutex deadlock detector on: tens of ns per lock.
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     std::string config_path = "/etc/zerohop/zerohopd.yaml";
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];

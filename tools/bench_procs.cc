@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,8 @@ namespace zerohop {
 Child::Child(std::vector<std::string> argv) {
     pid_ = fork();
     if (pid_ == 0) {
+        // Gone with the bench, even when it exits on an error without unwinding.
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         std::vector<char*> args;
         for (auto& a : argv) {
             args.push_back(a.data());

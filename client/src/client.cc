@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -64,18 +65,18 @@ public:
     char* daemon_region() const { return segment_.daemon_region(); }
 
     std::optional<uint64_t> Allocate(size_t bytes) {
-        absl::MutexLock lock(&alloc_mu_);
+        std::lock_guard<std::mutex> lock(alloc_mu_);
         return alloc_.Allocate(bytes);
     }
     void Free(uint64_t offset) {
-        absl::MutexLock lock(&alloc_mu_);
+        std::lock_guard<std::mutex> lock(alloc_mu_);
         alloc_.Free(offset);
     }
 
     // Registers a request before it is pushed; false if the connection is dead (then
     // nothing was registered and `p` is untouched).
     bool Track(uint64_t id, Pending& p) {
-        absl::MutexLock lock(&pending_mu_);
+        std::lock_guard<std::mutex> lock(pending_mu_);
         if (dead_) {
             return false;
         }
@@ -86,13 +87,13 @@ public:
     // Forgets a request whose caller gives up; false if its completion already ran or is
     // running on another thread.
     bool Abandon(uint64_t id) {
-        absl::MutexLock lock(&pending_mu_);
+        std::lock_guard<std::mutex> lock(pending_mu_);
         return pending_.erase(id) == 1;
     }
 
     // Marks the connection dead and hands over every request still in flight.
     std::vector<std::pair<uint64_t, Pending>> Kill() {
-        absl::MutexLock lock(&pending_mu_);
+        std::lock_guard<std::mutex> lock(pending_mu_);
         dead_ = true;
         std::vector<std::pair<uint64_t, Pending>> out;
         out.reserve(pending_.size());
@@ -104,7 +105,7 @@ public:
     }
 
     bool dead() const {
-        absl::MutexLock lock(&pending_mu_);
+        std::lock_guard<std::mutex> lock(pending_mu_);
         return dead_;
     }
 
@@ -141,7 +142,7 @@ public:
             ++n;
             std::optional<Pending> p;
             {
-                absl::MutexLock lock(&pending_mu_);
+                std::lock_guard<std::mutex> lock(pending_mu_);
                 auto it = pending_.find(c.request_id);
                 if (it != pending_.end()) {
                     p.emplace(std::move(it->second));
@@ -199,11 +200,13 @@ private:
     uint64_t session_id_;
     shmring::RingSlots submit_;
     shmring::RingSlots complete_;
-    absl::Mutex alloc_mu_;
-    shmring::RegionAllocator alloc_ ABSL_GUARDED_BY(alloc_mu_);
-    mutable absl::Mutex pending_mu_;
-    absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(pending_mu_);
-    bool dead_ ABSL_GUARDED_BY(pending_mu_) = false;
+    // std::mutex on the per-request path: a distribution's absl::Mutex may be built with
+    // deadlock detection on, which costs every lock tens of nanoseconds.
+    std::mutex alloc_mu_;
+    shmring::RegionAllocator alloc_;  // under alloc_mu_
+    mutable std::mutex pending_mu_;
+    absl::flat_hash_map<uint64_t, Pending> pending_;  // under pending_mu_
+    bool dead_ = false;                               // under pending_mu_
 };
 
 }  // namespace client_internal
@@ -249,7 +252,7 @@ public:
     Impl(ClientOptions o, std::shared_ptr<Connection> conn) : options_(std::move(o)), conn_(std::move(conn)) {}
 
     std::shared_ptr<Connection> Current() const {
-        absl::ReaderMutexLock lock(&conn_mu_);
+        std::lock_guard<std::mutex> lock(conn_mu_);
         return conn_;
     }
     uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
@@ -362,7 +365,7 @@ public:
             auto c = Redial();
             if (c.ok()) {
                 fresh = std::move(*c);
-                absl::WriterMutexLock w(&conn_mu_);
+                std::lock_guard<std::mutex> w(conn_mu_);
                 conn_ = fresh;
                 reconnects_.fetch_add(1, std::memory_order_relaxed);
             } else {
@@ -656,8 +659,8 @@ private:
     }
 
     ClientOptions options_;
-    mutable absl::Mutex conn_mu_;
-    std::shared_ptr<Connection> conn_ ABSL_GUARDED_BY(conn_mu_);
+    mutable std::mutex conn_mu_;          // per request: see alloc_mu_
+    std::shared_ptr<Connection> conn_;  // under conn_mu_
     absl::Mutex recover_mu_;
     absl::Time last_failed_redial_ ABSL_GUARDED_BY(recover_mu_) = absl::InfinitePast();
     std::atomic<uint64_t> reconnects_{0};

@@ -16,24 +16,31 @@
 
 namespace zerohop {
 
+namespace {
+
+// A counter with one writer: a relaxed load and store, no read-modify-write.
+void Bump(std::atomic<uint64_t>& c, uint64_t n) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+
+}  // namespace
+
 void Metrics::Record(uint16_t op, int code, double seconds, uint64_t bytes_in, uint64_t bytes_out) {
     PerOp& m = ops_[op % kOps];
-    m.count.fetch_add(1, std::memory_order_relaxed);
+    Bump(m.count, 1);
     if (code != 0) {
-        m.errors[static_cast<size_t>(code) % kCodes].fetch_add(1, std::memory_order_relaxed);
+        Bump(m.errors[static_cast<size_t>(code) % kCodes], 1);
     }
     for (size_t b = 0; b < kBuckets.size(); ++b) {
         if (seconds <= kBuckets[b]) {
-            m.buckets[b].fetch_add(1, std::memory_order_relaxed);
+            Bump(m.buckets[b], 1);
             break;
         }
     }
-    m.sum_ns.fetch_add(static_cast<uint64_t>(seconds * 1e9), std::memory_order_relaxed);
-    m.bytes_in.fetch_add(bytes_in, std::memory_order_relaxed);
-    m.bytes_out.fetch_add(bytes_out, std::memory_order_relaxed);
+    Bump(m.sum_ns, static_cast<uint64_t>(seconds * 1e9));
+    Bump(m.bytes_in, bytes_in);
+    Bump(m.bytes_out, bytes_out);
 }
 
-std::string Metrics::Render(const Sessions& s, const std::string& backend) const {
+std::string Metrics::Render(const std::vector<const Metrics*>& shards, const Sessions& s, const std::string& backend) {
     std::string out;
     absl::StrAppend(&out, "# TYPE zerohop_sessions_open gauge\nzerohop_sessions_open ", s.open, "\n");
     absl::StrAppend(&out, "# TYPE zerohop_sessions_total counter\nzerohop_sessions_total ", s.total, "\n");
@@ -45,35 +52,41 @@ std::string Metrics::Render(const Sessions& s, const std::string& backend) const
     std::string errors = "# TYPE zerohop_request_errors_total counter\n";
     std::string bytes = "# TYPE zerohop_request_bytes_total counter\n";
     std::string hist = "# TYPE zerohop_request_duration_seconds histogram\n";
+    auto sum = [&](size_t op, auto field) {
+        uint64_t total = 0;
+        for (const Metrics* m : shards) {
+            total += field(m->ops_[op]).load(std::memory_order_relaxed);
+        }
+        return total;
+    };
     for (size_t op = 0; op < kOps; ++op) {
-        const PerOp& m = ops_[op];
-        uint64_t count = m.count.load(std::memory_order_relaxed);
+        uint64_t count = sum(op, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.count; });
         if (count == 0 || !protocol::IsKnownOp(static_cast<uint16_t>(op))) {
             continue;
         }
         std::string name(protocol::OpName(static_cast<protocol::Op>(op)));
         absl::StrAppendFormat(&requests, "zerohop_requests_total{op=\"%s\",backend=\"%s\"} %d\n", name, backend, count);
         for (size_t c = 1; c < kCodes; ++c) {
-            uint64_t e = m.errors[c].load(std::memory_order_relaxed);
+            uint64_t e = sum(op, [c](const PerOp& m) -> const std::atomic<uint64_t>& { return m.errors[c]; });
             if (e != 0) {
                 absl::StrAppendFormat(&errors, "zerohop_request_errors_total{op=\"%s\",backend=\"%s\",code=\"%s\"} %d\n",
                                       name, backend, absl::StatusCodeToString(static_cast<absl::StatusCode>(c)), e);
             }
         }
         absl::StrAppendFormat(&bytes, "zerohop_request_bytes_total{op=\"%s\",direction=\"in\"} %d\n", name,
-                              m.bytes_in.load(std::memory_order_relaxed));
+                              sum(op, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.bytes_in; }));
         absl::StrAppendFormat(&bytes, "zerohop_request_bytes_total{op=\"%s\",direction=\"out\"} %d\n", name,
-                              m.bytes_out.load(std::memory_order_relaxed));
+                              sum(op, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.bytes_out; }));
         uint64_t cumulative = 0;
         for (size_t b = 0; b < kBuckets.size(); ++b) {
-            cumulative += m.buckets[b].load(std::memory_order_relaxed);
+            cumulative += sum(op, [b](const PerOp& m) -> const std::atomic<uint64_t>& { return m.buckets[b]; });
             absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %d\n", name,
                                   kBuckets[b], cumulative);
         }
         absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %d\n", name,
                               count);
         absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_sum{op=\"%s\"} %.9f\n", name,
-                              m.sum_ns.load(std::memory_order_relaxed) / 1e9);
+                              sum(op, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.sum_ns; }) / 1e9);
         absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_count{op=\"%s\"} %d\n", name, count);
     }
     return out + requests + errors + bytes + hist;

@@ -8,7 +8,9 @@
 //   zerohop_sessions_open 12, zerohop_sessions_total 40, zerohop_sessions_refused_total 1,
 //   zerohop_bad_descriptors_total 0
 //
-// Counters are relaxed atomics, bumped by the workers; rendering reads them as they are.
+// Each worker keeps its own Metrics and is its only writer, so a bump is a plain add (no
+// locked instruction, no cache line shared between workers); rendering sums the workers'
+// counters as they are.
 
 #include <array>
 #include <atomic>
@@ -16,6 +18,7 @@
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "shmring/unique_fd.h"
@@ -29,13 +32,16 @@ public:
     static constexpr std::array<double, 14> kBuckets = {1e-6, 2e-6,   5e-6, 1e-5, 2e-5, 5e-5, 1e-4,
                                                         2e-4, 5e-4,   1e-3, 1e-2, 1e-1, 1.0,  10.0};
 
+    // One thread only (the owner).
     void Record(uint16_t op, int code, double seconds, uint64_t bytes_in, uint64_t bytes_out);
 
     // The gauges and totals the server keeps itself.
     struct Sessions {
         uint64_t open = 0, total = 0, refused = 0, bad_descriptors = 0;
     };
-    std::string Render(const Sessions& sessions, const std::string& backend) const;
+    // Any thread: the sum of `shards`.
+    static std::string Render(const std::vector<const Metrics*>& shards, const Sessions& sessions,
+                              const std::string& backend);
 
 private:
     struct PerOp {

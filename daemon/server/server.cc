@@ -194,7 +194,6 @@ public:
     std::vector<std::string> GrantedContainers(const Session& s) const;
 
     std::atomic<uint64_t> requests{0}, request_errors{0}, bad_descriptors{0};
-    Metrics metrics;
 
 private:
     void AcceptLoop();
@@ -289,6 +288,7 @@ public:
     }
 
     size_t open_sessions() const { return open_.load(); }
+    const Metrics& metrics() const { return metrics_; }
 
     // Completes a call from any thread: here at once on the worker, else posted to it.
     void Finish(Call call, absl::Status status, std::string body) {
@@ -357,6 +357,7 @@ private:
     std::vector<std::shared_ptr<Session>> sessions_;
     absl::flat_hash_map<uint64_t, Session*> by_key_;  // poller key -> session
     std::atomic<size_t> open_{0};
+    Metrics metrics_;  // this worker's requests; it is the only writer
 };
 
 thread_local Worker* Worker::tls_worker_ = nullptr;
@@ -537,7 +538,7 @@ bool Worker::Serve(const std::shared_ptr<Session>& s) {
 }
 
 void Worker::Record(const Call& call, int code, uint64_t out_bytes) {
-    server_->metrics.Record(
+    metrics_.Record(
         call.d.op, code,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - call.start).count(), call.d.length,
         out_bytes);
@@ -1212,8 +1213,12 @@ absl::Status Server::Impl::Open() {
     if (config_.metrics_port != 0) {
         absl::Status st = metrics_endpoint_.Start(config_.metrics_port, [this] {
             ServerStats st = stats();
-            return metrics.Render({st.sessions_open, st.sessions_total, st.sessions_refused, st.bad_descriptors},
-                                  "embedded");
+            std::vector<const Metrics*> shards;
+            for (const auto& w : workers_) {
+                shards.push_back(&w->metrics());
+            }
+            return Metrics::Render(shards, {st.sessions_open, st.sessions_total, st.sessions_refused, st.bad_descriptors},
+                                   "embedded");
         });
         if (!st.ok()) {
             return st;
