@@ -241,6 +241,9 @@ absl::Status LoadSpec::Set(const std::string& name, const std::string& value) {
     if (name == "keys") {
         return number(&keys);
     }
+    if (name == "spin_us" || name == "spin-us") {
+        return number(&spin_us);
+    }
     if (name == "threads") {
         return number(&threads);
     }
@@ -269,7 +272,7 @@ absl::Status LoadSpec::Set(const std::string& name, const std::string& value) {
         return absl::OkStatus();
     }
     return absl::InvalidArgumentError(absl::StrFormat(
-        "unknown setting \"%s\" (known: mix, value_size, keys, threads, depth, duration_ms, baseline, socket, key)",
+        "unknown setting \"%s\" (known: mix, value_size, keys, threads, depth, duration_ms, spin_us, baseline, socket, key)",
         name));
 }
 
@@ -291,8 +294,9 @@ absl::Status LoadSpec::Validate() const {
     if (sum <= 0) {
         return absl::InvalidArgumentError("mix: the weights add up to nothing");
     }
-    if (threads < 1 || threads > 256 || depth < 1 || depth > 4096 || keys < 1 || duration.count() < 1) {
-        return absl::InvalidArgumentError("threads 1..256, depth 1..4096, keys >= 1, duration_ms >= 1");
+    if (threads < 1 || threads > 256 || depth < 1 || depth > 4096 || keys < 1 || duration.count() < 1 ||
+        spin_us < 0) {
+        return absl::InvalidArgumentError("threads 1..256, depth 1..4096, keys >= 1, duration_ms >= 1, spin_us >= 0");
     }
     if (value_size > (64u << 20)) {
         return absl::InvalidArgumentError("value_size: at most 64 MiB");
@@ -305,8 +309,8 @@ std::string LoadSpec::Describe() const {
     for (const auto& [op, w] : mix) {
         parts.push_back(absl::StrCat(op, "=", w));
     }
-    return absl::StrFormat("mix=%s value_size=%d keys=%d threads=%d depth=%d duration_ms=%d", absl::StrJoin(parts, ","),
-                           value_size, keys, threads, depth, duration.count());
+    return absl::StrFormat("mix=%s value_size=%d keys=%d threads=%d depth=%d duration_ms=%d spin_us=%d",
+                           absl::StrJoin(parts, ","), value_size, keys, threads, depth, duration.count(), spin_us);
 }
 
 absl::StatusOr<LoadSpec> ReadLoadFile(const std::string& path, LoadSpec spec) {
@@ -340,7 +344,10 @@ std::vector<Comparison> RunLoad(const LoadSpec& spec, const std::string& dir) {
     uint64_t room = std::max<uint64_t>(16u << 20, 4 * static_cast<uint64_t>(spec.depth) * (spec.value_size + 8192));
     std::optional<BenchDaemon> daemon;
     if (spec.socket.empty()) {
-        daemon = StartBenchDaemon(dir, std::max(1, std::min(spec.threads, 4)),
+        // Workers spin while busy: never more of them than half the cores, so that the
+        // client threads keep theirs.
+        int cores = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
+        daemon = StartBenchDaemon(dir, std::clamp(spec.threads, 1, cores / 2),
                                   absl::StrFormat("limits: {max_client_bytes: %d, max_daemon_bytes: %d, "
                                                   "max_in_flight: 4096}\n",
                                                   room, room));
@@ -350,6 +357,7 @@ std::vector<Comparison> RunLoad(const LoadSpec& spec, const std::string& dir) {
         opts.access_key = spec.access_key;
     }
     opts.client_bytes = opts.daemon_bytes = room;
+    opts.spin = absl::Microseconds(spec.spin_us);
     opts.submit_entries = opts.complete_entries = static_cast<uint32_t>(std::max(256, 2 * spec.depth));
     std::vector<std::unique_ptr<Client>> clients;
     for (int t = 0; t < spec.threads; ++t) {
@@ -358,17 +366,20 @@ std::vector<Comparison> RunLoad(const LoadSpec& spec, const std::string& dir) {
     // The keys every read may hit.
     Client& c = *clients[0];
     const std::string value(spec.value_size, 'v');
-    bool objects = false;
+    bool objects = false, items = false;
     for (const auto& [op, w] : spec.mix) {
         objects |= op.ends_with("object");
+        items |= op == "get_item" || op == "put_item";
     }
     for (const char* dir_name : {"/bench/load", "/bench/load-objects"}) {
         absl::Status s = c.Mkdir({.path = *Path::Parse(dir_name)}).status();
         Check(absl::IsAlreadyExists(s) ? absl::OkStatus() : s, "mkdir");
     }
-    for (size_t k = 0; k < spec.keys; k += 1000) {
+    // Batches of items that fit a quarter of the region.
+    const size_t per_batch = std::clamp<size_t>(room / 4 / (spec.value_size + 256), 1, 1000);
+    for (size_t k = 0; items && k < spec.keys; k += per_batch) {
         std::vector<PutItemRequest> batch;
-        for (size_t i = k; i < std::min(spec.keys, k + 1000); ++i) {
+        for (size_t i = k; i < std::min(spec.keys, k + per_batch); ++i) {
             batch.push_back({.path = *Path::Parse(absl::StrCat("/bench/load/k", i)), .attributes = {{"v", Value::String(value)}}});
         }
         Check(c.PutItems(batch).status(), "preload items");

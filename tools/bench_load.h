@@ -12,6 +12,7 @@
 //   threads = 4
 //   depth = 16
 //   duration_ms = 5000
+//   spin_us = 50            # a waiting client spins this long, then sleeps
 
 #include <chrono>
 #include <string>
@@ -32,6 +33,7 @@ struct LoadSpec {
     int threads = 1;          // each with its own session
     int depth = 1;            // requests in flight per thread
     std::chrono::milliseconds duration{5000};
+    int spin_us = 50;         // how long a waiting client thread spins before it sleeps
     bool baseline = true;     // run the same workload against redis-server
     std::string socket;       // a running zerohopd; empty: start one on a temporary store
     std::string access_key;

@@ -296,8 +296,8 @@ int main(int argc, char** argv) {
     const std::string usage =
         "usage: zh-bench [--suite all|expr|embedded|shm] [--json] [--duration-ms N] [--dir DIR]\n"
         "       zh-bench --load [--workload FILE] [--mix get_item=80,put_item=20] [--value-size N] [--keys N]\n"
-        "                [--threads N] [--depth N] [--duration-ms N] [--socket PATH --key KEY] [--no-baseline]\n"
-        "                [--json]\n"
+        "                [--threads N] [--depth N] [--duration-ms N] [--spin-us N] [--socket PATH --key KEY]\n"
+        "                [--no-baseline] [--json]\n"
         "  Suites run each fixed workload for N ms (default 2000) with its baseline in the same run.\n"
         "  --load drives a workload of your own (operations: get_item, put_item, update_item, get_object,\n"
         "  put_object, nop) through libzerohop, then the same workload through Redis, and reports ops/s and\n"
@@ -328,7 +328,7 @@ int main(int argc, char** argv) {
         } else if (a == "--no-baseline") {
             load_flags.emplace_back("baseline", "false");
         } else if (a == "--mix" || a == "--value-size" || a == "--keys" || a == "--threads" || a == "--depth" ||
-                   a == "--socket" || a == "--key") {
+                   a == "--spin-us" || a == "--socket" || a == "--key") {
             std::string name = a.substr(2);
             std::replace(name.begin(), name.end(), '-', '_');
             load_flags.emplace_back(name, value());
