@@ -12,6 +12,7 @@ packages=(
     libhiredis-dev redis-server
     libyaml-cpp-dev
     util-linux procps
+    attr git sqlite3 rsync tar fio diffutils
 )
 
 missing=()

@@ -1,0 +1,937 @@
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+
+#include "fuse_fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse3/fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "node_table.h"
+#include "xattr_codec.h"
+#include "zerohop/status.h"
+
+namespace zerohop::fuse {
+
+namespace {
+
+// What a backend error means to a POSIX caller. The codes say most of it; for
+// FailedPrecondition the message says which rule was broken.
+int Errno(const absl::Status& s) {
+    absl::string_view m = s.message();
+    switch (s.code()) {
+        case absl::StatusCode::kOk:
+            return 0;
+        case absl::StatusCode::kNotFound:
+            return ENOENT;
+        case absl::StatusCode::kAlreadyExists:
+            return EEXIST;
+        case absl::StatusCode::kPermissionDenied:
+            return EACCES;
+        case absl::StatusCode::kInvalidArgument:
+            return absl::StrContains(m, "the limit is") ? ENAMETOOLONG : EINVAL;
+        case absl::StatusCode::kResourceExhausted:
+            return ENOSPC;
+        case absl::StatusCode::kUnimplemented:
+            return absl::StrContains(m, "different backends") ? EXDEV : EOPNOTSUPP;
+        case absl::StatusCode::kOutOfRange:
+            return EFBIG;
+        case absl::StatusCode::kDeadlineExceeded:
+            return ETIMEDOUT;
+        case absl::StatusCode::kFailedPrecondition:
+            if (absl::StrContains(m, "not empty")) {
+                return ENOTEMPTY;
+            }
+            if (absl::StrContains(m, "cannot replace a directory")) {
+                return EISDIR;
+            }
+            if (absl::StrContains(m, "with a directory") || absl::StrContains(m, "not a directory")) {
+                return ENOTDIR;
+            }
+            if (absl::StrContains(m, "is a directory")) {
+                return EISDIR;
+            }
+            if (absl::StrContains(m, "condition is false")) {
+                return EEXIST;  // our only conditions guard creates
+            }
+            return EPERM;
+        default:
+            return EIO;
+    }
+}
+
+mode_t TypeBits(ObjectType t) {
+    switch (t) {
+        case ObjectType::kDirectory:
+        case ObjectType::kStream:
+            return S_IFDIR;
+        case ObjectType::kSymlink:
+            return S_IFLNK;
+        case ObjectType::kObject:
+        case ObjectType::kShard:
+            return S_IFREG;
+    }
+    return S_IFREG;
+}
+
+struct stat ToStat(const ObjectInfo& info, Ino ino) {
+    struct stat st = {};
+    st.st_ino = ino;
+    st.st_mode = TypeBits(info.type) | (info.mode & 07777);
+    st.st_nlink = (st.st_mode & S_IFMT) == S_IFDIR ? 2 : 1;
+    st.st_uid = info.uid;
+    st.st_gid = info.gid;
+    st.st_size = static_cast<off_t>(info.type == ObjectType::kSymlink ? info.symlink_target.size() : info.size);
+    st.st_blksize = 4096;
+    st.st_blocks = (st.st_size + 511) / 512;
+    st.st_mtim = {info.mtime.secs, info.mtime.nsecs};
+    st.st_ctim = {info.ctime.secs, info.ctime.nsecs};
+    st.st_atim = st.st_mtim;
+    return st;
+}
+
+// An open directory: the listing taken at the first readdir, so that offsets stay
+// stable (entries added later are not seen through this handle, none is seen twice).
+struct DirHandle {
+    std::vector<DirEntry> entries;
+    bool loaded = false;
+};
+
+// An open file.
+struct FileHandle {
+    bool append = false;
+};
+
+constexpr std::string_view kCreateCondition = "NOT exists(__name)";
+
+}  // namespace
+
+class FuseFs::Impl {
+public:
+    explicit Impl(FuseOptions o) : options_(std::move(o)), nodes_(options_.root) {}
+
+    absl::Status Start() {
+        auto c = Client::Connect(options_.client);
+        if (!c.ok()) {
+            return c.status();
+        }
+        client_ = std::move(*c);
+        // The root must be a directory we can see.
+        auto root = Path::Parse(options_.root);
+        if (!root.ok()) {
+            return absl::InvalidArgumentError(absl::StrFormat("root %s: %s", options_.root, root.status().message()));
+        }
+        auto info = client_->Stat(*root);
+        if (!info.ok()) {
+            return absl::Status(info.status().code(),
+                                absl::StrFormat("root %s: %s", options_.root, info.status().message()));
+        }
+        if (TypeBits(info->type) != S_IFDIR) {
+            return absl::FailedPreconditionError(absl::StrFormat("root %s is not a directory", options_.root));
+        }
+
+        std::vector<std::string> argv = {"zerohop-fuse", "-o", "fsname=zerohop,subtype=zerohop,default_permissions"};
+        if (options_.allow_other) {
+            argv.push_back("-o");
+            argv.push_back("allow_other");
+        }
+        if (options_.debug) {
+            argv.push_back("-d");
+        }
+        std::vector<char*> cargv;
+        for (auto& a : argv) {
+            cargv.push_back(a.data());
+        }
+        struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
+        struct fuse_lowlevel_ops ops = Ops();
+        session_ = fuse_session_new(&args, &ops, sizeof ops, this);
+        fuse_opt_free_args(&args);
+        if (session_ == nullptr) {
+            return absl::InternalError("fuse_session_new failed (see the message above)");
+        }
+        if (fuse_session_mount(session_, options_.mountpoint.c_str()) != 0) {
+            fuse_session_destroy(session_);
+            session_ = nullptr;
+            return absl::FailedPreconditionError(absl::StrFormat(
+                "cannot mount on %s (does it exist? is /dev/fuse there? root or fusermount3 needed)",
+                options_.mountpoint));
+        }
+        mounted_ = true;
+        completions_ = std::thread([this] {
+            while (!stopping_.load(std::memory_order_acquire)) {
+                client_->WaitAndPoll(absl::Milliseconds(100));
+            }
+        });
+        return absl::OkStatus();
+    }
+
+    absl::Status Run() {
+        struct fuse_loop_config* cfg = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_max_threads(cfg, options_.max_threads);
+        fuse_loop_cfg_set_idle_threads(cfg, std::max(2u, options_.max_threads / 2));
+        int r = fuse_session_loop_mt(session_, cfg);
+        fuse_loop_cfg_destroy(cfg);
+        Shutdown();
+        return r == 0 ? absl::OkStatus() : absl::InternalError(absl::StrFormat("FUSE loop ended with %d", r));
+    }
+
+    void Stop() {
+        if (session_ != nullptr) {
+            fuse_session_exit(session_);
+            // Wake a thread blocked reading /dev/fuse: unmounting ends its read.
+            fuse_session_unmount(session_);
+        }
+    }
+
+    ~Impl() { Shutdown(); }
+
+private:
+    void Shutdown() {
+        if (session_ != nullptr && mounted_) {
+            fuse_session_unmount(session_);
+            mounted_ = false;
+        }
+        stopping_.store(true, std::memory_order_release);
+        if (completions_.joinable()) {
+            completions_.join();
+        }
+        if (session_ != nullptr) {
+            fuse_session_destroy(session_);
+            session_ = nullptr;
+        }
+    }
+
+    static Impl* Self(fuse_req_t req) { return static_cast<Impl*>(fuse_req_userdata(req)); }
+
+    std::optional<Path> PathOf(Ino ino) {
+        auto p = nodes_.PathOf(ino);
+        if (!p) {
+            return std::nullopt;
+        }
+        auto path = Path::Parse(*p);
+        return path.ok() ? std::optional<Path>(*path) : std::nullopt;
+    }
+
+    // The path of `name` in `parent`; replies the error itself when there is none.
+    std::optional<Path> ChildPath(fuse_req_t req, Ino parent, const char* name) {
+        auto p = nodes_.ChildPath(parent, name);
+        if (!p) {
+            fuse_reply_err(req, ESTALE);
+            return std::nullopt;
+        }
+        auto path = Path::Parse(*p);
+        if (!path.ok()) {
+            fuse_reply_err(req, Errno(path.status()));
+            return std::nullopt;
+        }
+        return *path;
+    }
+
+    std::optional<Path> PathOrReply(fuse_req_t req, Ino ino) {
+        auto p = PathOf(ino);
+        if (!p) {
+            fuse_reply_err(req, ESTALE);
+        }
+        return p;
+    }
+
+    fuse_entry_param Entry(Ino parent, const std::string& name, const ObjectInfo& info, uint64_t lookups = 1) {
+        fuse_entry_param e = {};
+        e.ino = nodes_.Lookup(parent, name, lookups);
+        e.generation = 1;
+        e.attr = ToStat(info, e.ino);
+        e.attr_timeout = options_.attr_timeout;
+        e.entry_timeout = options_.entry_timeout;
+        return e;
+    }
+
+    // After a create by `req`'s caller: the new entry belongs to the caller, not to us.
+    template <typename Reply>
+    void OwnThenReply(fuse_req_t req, const Path& path, const ObjectInfo& info, Reply reply) {
+        const fuse_ctx* ctx = fuse_req_ctx(req);
+        if (ctx->uid == info.uid && ctx->gid == info.gid) {
+            return reply(info);
+        }
+        client_->SetMetadataAsync({.path = path, .uid = ctx->uid, .gid = ctx->gid},
+                                  [req, reply](absl::StatusOr<ObjectInfo> r) mutable {
+                                      if (!r.ok()) {
+                                          return (void)fuse_reply_err(req, Errno(r.status()));
+                                      }
+                                      reply(*r);
+                                  });
+    }
+
+    // ---- the operations -------------------------------------------------------------
+
+    static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+        Impl* fs = Self(req);
+        auto path = fs->ChildPath(req, parent, name);
+        if (!path) {
+            return;
+        }
+        fs->client_->StatAsync(*path, [fs, req, parent, n = std::string(name)](absl::StatusOr<ObjectInfo> r) {
+            if (!r.ok()) {
+                return (void)fuse_reply_err(req, Errno(r.status()));
+            }
+            fuse_entry_param e = fs->Entry(parent, n, *r);
+            fuse_reply_entry(req, &e);
+        });
+    }
+
+    static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+        Self(req)->nodes_.Forget(ino, nlookup);
+        fuse_reply_none(req);
+    }
+
+    static void ForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+        for (size_t i = 0; i < count; ++i) {
+            Self(req)->nodes_.Forget(forgets[i].ino, forgets[i].nlookup);
+        }
+        fuse_reply_none(req);
+    }
+
+    static void GetAttr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*) {
+        Impl* fs = Self(req);
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        fs->client_->StatAsync(*path, [fs, req, ino](absl::StatusOr<ObjectInfo> r) {
+            if (!r.ok()) {
+                return (void)fuse_reply_err(req, Errno(r.status()));
+            }
+            struct stat st = ToStat(*r, ino);
+            fuse_reply_attr(req, &st, fs->options_.attr_timeout);
+        });
+    }
+
+    static void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, struct fuse_file_info*) {
+        Impl* fs = Self(req);
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        SetMetadataRequest meta{.path = *path};
+        if (to_set & FUSE_SET_ATTR_MODE) {
+            meta.mode = attr->st_mode & 07777;
+        }
+        if (to_set & FUSE_SET_ATTR_UID) {
+            meta.uid = attr->st_uid;
+        }
+        if (to_set & FUSE_SET_ATTR_GID) {
+            meta.gid = attr->st_gid;
+        }
+        if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+            meta.mtime = Timestamp::Now();
+        } else if (to_set & FUSE_SET_ATTR_MTIME) {
+            meta.mtime = Timestamp{attr->st_mtim.tv_sec, static_cast<int32_t>(attr->st_mtim.tv_nsec)};
+        }
+        bool has_meta = meta.mode || meta.uid || meta.gid || meta.mtime;
+        // Metadata after the size (a truncate sets the mtime; an explicit one wins).
+        auto finish = [fs, req, ino, meta, has_meta](absl::StatusOr<ObjectInfo> r) mutable {
+            if (!r.ok()) {
+                return (void)fuse_reply_err(req, Errno(r.status()));
+            }
+            if (!has_meta) {
+                struct stat st = ToStat(*r, ino);
+                return (void)fuse_reply_attr(req, &st, fs->options_.attr_timeout);
+            }
+            fs->client_->SetMetadataAsync(meta, [fs, req, ino](absl::StatusOr<ObjectInfo> r) {
+                if (!r.ok()) {
+                    return (void)fuse_reply_err(req, Errno(r.status()));
+                }
+                struct stat st = ToStat(*r, ino);
+                fuse_reply_attr(req, &st, fs->options_.attr_timeout);
+            });
+        };
+        if (to_set & FUSE_SET_ATTR_SIZE) {
+            fs->client_->TruncateAsync({.path = *path, .size = static_cast<uint64_t>(attr->st_size)}, std::move(finish));
+        } else if (has_meta) {
+            finish(ObjectInfo{});  // straight to the metadata
+        } else {
+            fs->client_->StatAsync(*path, std::move(finish));  // atime only: nothing to change
+        }
+    }
+
+    static void Readlink(fuse_req_t req, fuse_ino_t ino) {
+        Impl* fs = Self(req);
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        fs->client_->ReadlinkAsync(*path, [req](absl::StatusOr<std::string> r) {
+            if (!r.ok()) {
+                return (void)fuse_reply_err(req, Errno(r.status()));
+            }
+            fuse_reply_readlink(req, r->c_str());
+        });
+    }
+
+    static void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+        Impl* fs = Self(req);
+        auto path = fs->ChildPath(req, parent, name);
+        if (!path) {
+            return;
+        }
+        Path p = *path;
+        fs->client_->MkdirAsync(
+            {.path = p, .mode = static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask)},
+            [fs, req, parent, p, n = std::string(name)](absl::StatusOr<ObjectInfo> r) {
+                if (!r.ok()) {
+                    return (void)fuse_reply_err(req, Errno(r.status()));
+                }
+                fs->OwnThenReply(req, p, *r, [fs, req, parent, n](const ObjectInfo& info) {
+                    fuse_entry_param e = fs->Entry(parent, n, info);
+                    fuse_reply_entry(req, &e);
+                });
+            });
+    }
+
+    static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+        Impl* fs = Self(req);
+        auto path = fs->ChildPath(req, parent, name);
+        if (!path) {
+            return;
+        }
+        fs->client_->DeleteAsync({.path = *path}, [fs, req, parent, n = std::string(name)](absl::Status s) {
+            if (s.ok()) {
+                fs->nodes_.Unlink(parent, n);
+            }
+            fuse_reply_err(req, Errno(s));
+        });
+    }
+
+    static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+        Impl* fs = Self(req);
+        auto path = fs->ChildPath(req, parent, name);
+        if (!path) {
+            return;
+        }
+        fs->client_->RmdirAsync(*path, [fs, req, parent, n = std::string(name)](absl::Status s) {
+            if (s.ok()) {
+                fs->nodes_.Unlink(parent, n);
+            }
+            fuse_reply_err(req, Errno(s));
+        });
+    }
+
+    static void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+        Impl* fs = Self(req);
+        auto path = fs->ChildPath(req, parent, name);
+        if (!path) {
+            return;
+        }
+        Path p = *path;
+        fs->client_->SymlinkAsync({.path = p, .target = link},
+                                  [fs, req, parent, p, n = std::string(name)](absl::StatusOr<ObjectInfo> r) {
+                                      if (!r.ok()) {
+                                          return (void)fuse_reply_err(req, Errno(r.status()));
+                                      }
+                                      fs->OwnThenReply(req, p, *r, [fs, req, parent, n](const ObjectInfo& info) {
+                                          fuse_entry_param e = fs->Entry(parent, n, info);
+                                          fuse_reply_entry(req, &e);
+                                      });
+                                  });
+    }
+
+    static void Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) {
+        fuse_reply_err(req, EPERM);  // no hard links: link(2)'s answer for such file systems
+    }
+
+    static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+                       unsigned int flags) {
+        Impl* fs = Self(req);
+        if (flags & ~RENAME_NOREPLACE) {
+            return (void)fuse_reply_err(req, EINVAL);  // RENAME_EXCHANGE, RENAME_WHITEOUT
+        }
+        auto from = fs->ChildPath(req, parent, name);
+        if (!from) {
+            return;
+        }
+        auto to = fs->ChildPath(req, newparent, newname);
+        if (!to) {
+            return;
+        }
+        fs->client_->RenameAsync(
+            {.from = *from, .to = *to, .no_replace = (flags & RENAME_NOREPLACE) != 0},
+            [fs, req, parent, newparent, n = std::string(name), nn = std::string(newname)](absl::Status s) {
+                if (s.ok()) {
+                    fs->nodes_.Move(parent, n, newparent, nn);
+                }
+                fuse_reply_err(req, Errno(s));
+            });
+    }
+
+    static void Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+        Impl* fs = Self(req);
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        auto* h = new FileHandle{.append = (fi->flags & O_APPEND) != 0};
+        fi->fh = reinterpret_cast<uint64_t>(h);
+        fuse_file_info out = *fi;
+        if (fi->flags & O_TRUNC) {
+            fs->client_->TruncateAsync({.path = *path, .size = 0}, [req, out, h](absl::StatusOr<ObjectInfo> r) {
+                if (!r.ok()) {
+                    delete h;
+                    return (void)fuse_reply_err(req, Errno(r.status()));
+                }
+                fuse_reply_open(req, &out);
+            });
+            return;
+        }
+        fuse_reply_open(req, &out);
+    }
+
+    static void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi) {
+        Impl* fs = Self(req);
+        auto path = fs->ChildPath(req, parent, name);
+        if (!path) {
+            return;
+        }
+        Path p = *path;
+        auto* h = new FileHandle{.append = (fi->flags & O_APPEND) != 0};
+        fi->fh = reinterpret_cast<uint64_t>(h);
+        fuse_file_info out = *fi;
+        bool excl = (fi->flags & O_EXCL) != 0;
+        bool trunc = (fi->flags & O_TRUNC) != 0;
+        auto reply = [fs, req, parent, out, n = std::string(name)](const ObjectInfo& info) {
+            fuse_entry_param e = fs->Entry(parent, n, info);
+            fuse_reply_create(req, &e, &out);
+        };
+        // Only if nothing is there: an existing file is opened as it is (O_EXCL: EEXIST).
+        fs->client_->PutObjectAsync(
+            {.path = p,
+             .condition = std::string(kCreateCondition),
+             .mode = static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask)},
+            "", [fs, req, p, h, excl, trunc, reply](absl::StatusOr<ObjectInfo> r) {
+                if (r.ok()) {
+                    return fs->OwnThenReply(req, p, *r, reply);
+                }
+                if (Errno(r.status()) != EEXIST || excl) {
+                    delete h;
+                    return (void)fuse_reply_err(req, Errno(r.status()));
+                }
+                auto opened = [req, h, reply](absl::StatusOr<ObjectInfo> r) {
+                    if (!r.ok()) {
+                        delete h;
+                        return (void)fuse_reply_err(req, Errno(r.status()));
+                    }
+                    reply(*r);
+                };
+                if (trunc) {
+                    fs->client_->TruncateAsync({.path = p, .size = 0}, opened);
+                } else {
+                    fs->client_->StatAsync(p, opened);
+                }
+            });
+    }
+
+    static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info*) {
+        Impl* fs = Self(req);
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        fs->client_->GetObjectAsync(
+            {.path = *path, .offset = static_cast<uint64_t>(off), .length = size}, [req](absl::StatusOr<ObjectView> r) {
+                if (!r.ok()) {
+                    return (void)fuse_reply_err(req, Errno(r.status()));
+                }
+                // Straight from the shared region into the kernel; the view goes back after.
+                fuse_reply_buf(req, r->data().data(), r->data().size());
+            });
+    }
+
+    static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+                      struct fuse_file_info* fi) {
+        Impl* fs = Self(req);
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        auto* h = reinterpret_cast<FileHandle*>(fi->fh);
+        auto done = [req, size](absl::StatusOr<ObjectInfo> r) {
+            if (!r.ok()) {
+                return (void)fuse_reply_err(req, Errno(r.status()));
+            }
+            fuse_reply_write(req, size);
+        };
+        // The bytes are copied into the request before these return.
+        std::string_view data(buf, size);
+        if (h != nullptr && h->append) {
+            fs->client_->AppendAsync({.path = *path, .data = data}, done);
+        } else {
+            fs->client_->WriteObjectAsync({.path = *path, .offset = static_cast<uint64_t>(off), .data = data}, done);
+        }
+    }
+
+    static void Flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info*) {
+        fuse_reply_err(req, 0);  // every write is already in the backend
+    }
+
+    static void Release(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+        delete reinterpret_cast<FileHandle*>(fi->fh);
+        fuse_reply_err(req, 0);
+    }
+
+    static void Fsync(fuse_req_t req, fuse_ino_t, int, struct fuse_file_info*) {
+        // Durable in the backend: everything acknowledged so far survives power loss.
+        Self(req)->client_->SyncAsync([req](absl::Status s) { fuse_reply_err(req, Errno(s)); });
+    }
+
+    static void OpenDir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+        if (!Self(req)->PathOf(ino)) {
+            return (void)fuse_reply_err(req, ESTALE);
+        }
+        fi->fh = reinterpret_cast<uint64_t>(new DirHandle);
+        fuse_reply_open(req, fi);
+    }
+
+    static void ReleaseDir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+        delete reinterpret_cast<DirHandle*>(fi->fh);
+        fuse_reply_err(req, 0);
+    }
+
+    // Loads the whole listing into `d`, page by page, then calls `then`.
+    void LoadDir(fuse_req_t req, Path path, DirHandle* d, std::string marker, std::function<void()> then) {
+        client_->ListAsync({.path = path, .marker = marker, .limit = kMaxListLimit},
+                           [this, req, path, d, then](absl::StatusOr<ListResult> r) mutable {
+                               if (!r.ok()) {
+                                   return (void)fuse_reply_err(req, Errno(r.status()));
+                               }
+                               for (auto& e : r->entries) {
+                                   d->entries.push_back(std::move(e));
+                               }
+                               if (r->truncated && !r->next_marker.empty()) {
+                                   return LoadDir(req, path, d, r->next_marker, std::move(then));
+                               }
+                               d->loaded = true;
+                               then();
+                           });
+    }
+
+    static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
+        ReadDirCommon(req, ino, size, off, fi, false);
+    }
+    static void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
+        ReadDirCommon(req, ino, size, off, fi, true);
+    }
+
+    static void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi,
+                              bool plus) {
+        Impl* fs = Self(req);
+        auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+        auto serve = [fs, req, ino, size, off, d, plus] { fs->ServeDir(req, ino, size, off, d, plus); };
+        if (d->loaded && off != 0) {
+            return serve();
+        }
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        d->entries.clear();  // a rewind reads the directory again
+        d->loaded = false;
+        fs->LoadDir(req, *path, d, "", serve);
+    }
+
+    // Offsets: 1 and 2 for "." and "..", then 3 + the entry's index in the listing.
+    void ServeDir(fuse_req_t req, Ino ino, size_t size, off_t off, DirHandle* d, bool plus) {
+        std::string buf(size, '\0');
+        size_t used = 0;
+        auto add = [&](const std::string& name, const struct stat& st, off_t next, const ObjectInfo* info) {
+            char* at = buf.data() + used;
+            size_t room = size - used;
+            size_t need;
+            if (plus) {
+                need = fuse_add_direntry_plus(req, nullptr, 0, name.c_str(), nullptr, 0);
+                if (need > room) {
+                    return false;
+                }
+                fuse_entry_param e = {};
+                if (info != nullptr) {
+                    e = Entry(ino, name, *info);  // counts a lookup, as readdirplus must
+                } else {
+                    e.attr = st;  // "." and "..": no lookup counted
+                }
+                fuse_add_direntry_plus(req, at, room, name.c_str(), &e, next);
+            } else {
+                need = fuse_add_direntry(req, at, room, name.c_str(), &st, next);
+                if (need > room) {
+                    return false;
+                }
+            }
+            used += need;
+            return true;
+        };
+        struct stat dir = {};
+        dir.st_mode = S_IFDIR;
+        for (off_t i = off; i < 2 + static_cast<off_t>(d->entries.size()); ++i) {
+            bool fit;
+            if (i < 2) {
+                dir.st_ino = i == 0 ? ino : kRootIno;  // ".." needs some inode, or ls hides it
+                fit = add(i == 0 ? "." : "..", dir, i + 1, nullptr);
+            } else {
+                const DirEntry& e = d->entries[static_cast<size_t>(i - 2)];
+                // A plain readdir counts no lookup, so it names no node of ours; d_ino must
+                // not be 0 (readdir(3) callers skip those): the backend's id stands in.
+                struct stat st = ToStat(e.info, e.info.id != 0 ? e.info.id : kRootIno);
+                fit = add(e.name, st, i + 1, &e.info);
+            }
+            if (!fit) {
+                break;
+            }
+        }
+        fuse_reply_buf(req, buf.data(), used);
+    }
+
+    static void StatFs(fuse_req_t req, fuse_ino_t) {
+        // The backends do not report capacity: a large, mostly free file system.
+        struct statvfs st = {};
+        st.f_bsize = 4096;
+        st.f_frsize = 4096;
+        st.f_blocks = 1ull << 40;
+        st.f_bfree = st.f_blocks / 2;
+        st.f_bavail = st.f_bfree;
+        st.f_files = 1ull << 32;
+        st.f_ffree = st.f_files / 2;
+        st.f_favail = st.f_ffree;
+        st.f_namemax = kMaxAttributeNameBytes;
+        fuse_reply_statfs(req, &st);
+    }
+
+    // ---- xattrs: user.<name> is attribute <name> ----------------------------------------
+
+    static std::optional<std::string> AttrName(const char* xattr) {
+        std::string_view n(xattr);
+        if (!n.starts_with(kXattrPrefix) || n.size() == kXattrPrefix.size()) {
+            return std::nullopt;
+        }
+        return std::string(n.substr(kXattrPrefix.size()));
+    }
+
+    static void ReplyXattr(fuse_req_t req, const std::string& value, size_t size) {
+        if (size == 0) {
+            fuse_reply_xattr(req, value.size());
+        } else if (value.size() > size) {
+            fuse_reply_err(req, ERANGE);
+        } else {
+            fuse_reply_buf(req, value.data(), value.size());
+        }
+    }
+
+    static void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+        Impl* fs = Self(req);
+        auto attr = AttrName(name);
+        if (!attr) {
+            return (void)fuse_reply_err(req, ENODATA);  // security.*, system.*: none here
+        }
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        fs->client_->GetItemAsync({.path = *path, .attributes = {*attr}}, [req, size, a = *attr](absl::StatusOr<Item> r) {
+            if (!r.ok()) {
+                int e = Errno(r.status());
+                return (void)fuse_reply_err(req, e == EPERM || e == EISDIR ? ENODATA : e);
+            }
+            auto it = r->attributes.find(a);
+            if (it == r->attributes.end()) {
+                return (void)fuse_reply_err(req, ENODATA);
+            }
+            ReplyXattr(req, ValueToXattr(it->second), size);
+        });
+    }
+
+    static void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+        Impl* fs = Self(req);
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        fs->client_->GetItemAsync({.path = *path}, [req, size](absl::StatusOr<Item> r) {
+            std::string names;
+            if (r.ok()) {
+                std::vector<std::string> sorted;
+                for (const auto& [n, v] : r->attributes) {
+                    sorted.push_back(n);
+                }
+                std::sort(sorted.begin(), sorted.end());
+                for (const auto& n : sorted) {
+                    names.append(kXattrPrefix).append(n).push_back('\0');
+                }
+            } else if (Errno(r.status()) != EPERM && Errno(r.status()) != EISDIR) {
+                return (void)fuse_reply_err(req, Errno(r.status()));
+            }
+            ReplyXattr(req, names, size);
+        });
+    }
+
+    // A read-modify-write of the attribute map, guarded by the mtime it read: a concurrent
+    // change makes the put fail and the whole change is tried again.
+    void ChangeAttributes(fuse_req_t req, Path path, std::function<int(AttributeMap*)> change, int attempts) {
+        client_->GetItemAsync(
+            {.path = path, .attributes = {"*", "__mtime_secs", "__mtime_nsecs"}},
+            [this, req, path, change, attempts](absl::StatusOr<Item> r) {
+                if (!r.ok()) {
+                    return (void)fuse_reply_err(req, Errno(r.status()));
+                }
+                AttributeMap attrs;
+                int64_t secs = 0, nsecs = 0;
+                for (auto& [n, v] : r->attributes) {
+                    if (n == "__mtime_secs") {
+                        secs = v.as_int64();
+                    } else if (n == "__mtime_nsecs") {
+                        nsecs = v.as_int64();
+                    } else {
+                        attrs.emplace(n, v);
+                    }
+                }
+                if (int e = change(&attrs); e != 0) {
+                    return (void)fuse_reply_err(req, e);
+                }
+                client_->PutItemAsync(
+                    {.path = path,
+                     .attributes = std::move(attrs),
+                     .condition = absl::StrFormat("__mtime_secs == %d AND __mtime_nsecs == %d", secs, nsecs)},
+                    [this, req, path, change, attempts](absl::StatusOr<ObjectInfo> w) {
+                        if (w.ok()) {
+                            return (void)fuse_reply_err(req, 0);
+                        }
+                        if (absl::IsFailedPrecondition(w.status()) && attempts > 1) {
+                            return ChangeAttributes(req, path, change, attempts - 1);
+                        }
+                        fuse_reply_err(req, absl::IsFailedPrecondition(w.status()) ? EAGAIN : Errno(w.status()));
+                    });
+            });
+    }
+
+    static void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+        Impl* fs = Self(req);
+        auto attr = AttrName(name);
+        if (!attr) {
+            return (void)fuse_reply_err(req, EOPNOTSUPP);
+        }
+        if (absl::Status s = ValidateAttributeName(*attr); !s.ok()) {
+            return (void)fuse_reply_err(req, EINVAL);
+        }
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        std::string text(value, size);
+        fs->ChangeAttributes(
+            req, *path,
+            [a = *attr, text, flags](AttributeMap* attrs) {
+                auto it = attrs->find(a);
+                if ((flags & XATTR_CREATE) && it != attrs->end()) {
+                    return EEXIST;
+                }
+                if ((flags & XATTR_REPLACE) && it == attrs->end()) {
+                    return ENODATA;
+                }
+                std::optional<ValueType> current;
+                if (it != attrs->end()) {
+                    current = it->second.type();
+                }
+                attrs->insert_or_assign(a, XattrToValue(text, current));
+                return 0;
+            },
+            8);
+    }
+
+    static void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+        Impl* fs = Self(req);
+        auto attr = AttrName(name);
+        if (!attr) {
+            return (void)fuse_reply_err(req, ENODATA);
+        }
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        fs->ChangeAttributes(
+            req, *path, [a = *attr](AttributeMap* attrs) { return attrs->erase(a) == 1 ? 0 : ENODATA; }, 8);
+    }
+
+    static void Init(void*, struct fuse_conn_info* conn) {
+        conn->max_write = 1 << 20;
+        conn->max_readahead = 1 << 20;
+        conn->max_background = 64;
+        if (conn->capable & FUSE_CAP_READDIRPLUS) {
+            conn->want |= FUSE_CAP_READDIRPLUS;
+        }
+        conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // every write goes to the backend when made
+    }
+
+    static struct fuse_lowlevel_ops Ops() {
+        struct fuse_lowlevel_ops ops = {};
+        ops.init = Init;
+        ops.lookup = Lookup;
+        ops.forget = Forget;
+        ops.forget_multi = ForgetMulti;
+        ops.getattr = GetAttr;
+        ops.setattr = SetAttr;
+        ops.readlink = Readlink;
+        ops.mkdir = Mkdir;
+        ops.unlink = Unlink;
+        ops.rmdir = Rmdir;
+        ops.symlink = Symlink;
+        ops.link = Link;
+        ops.rename = Rename;
+        ops.open = Open;
+        ops.create = Create;
+        ops.read = Read;
+        ops.write = Write;
+        ops.flush = Flush;
+        ops.release = Release;
+        ops.fsync = Fsync;
+        ops.opendir = OpenDir;
+        ops.readdir = ReadDir;
+        ops.readdirplus = ReadDirPlus;
+        ops.releasedir = ReleaseDir;
+        ops.fsyncdir = Fsync;
+        ops.statfs = StatFs;
+        ops.setxattr = SetXattr;
+        ops.getxattr = GetXattr;
+        ops.listxattr = ListXattr;
+        ops.removexattr = RemoveXattr;
+        return ops;
+    }
+
+    FuseOptions options_;
+    NodeTable nodes_;
+    std::unique_ptr<Client> client_;
+    struct fuse_session* session_ = nullptr;
+    bool mounted_ = false;
+    std::atomic<bool> stopping_{false};
+    std::thread completions_;
+};
+
+absl::StatusOr<std::unique_ptr<FuseFs>> FuseFs::Mount(FuseOptions options) {
+    auto impl = std::make_unique<Impl>(std::move(options));
+    if (absl::Status s = impl->Start(); !s.ok()) {
+        return s;
+    }
+    return std::unique_ptr<FuseFs>(new FuseFs(std::move(impl)));
+}
+
+FuseFs::FuseFs(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FuseFs::~FuseFs() = default;
+absl::Status FuseFs::Run() { return impl_->Run(); }
+void FuseFs::Stop() { impl_->Stop(); }
+
+}  // namespace zerohop::fuse

@@ -1,0 +1,53 @@
+#pragma once
+// zerohop-fuse: the unified namespace as a POSIX file system, over libfuse3's low-level API.
+//
+// A client of zerohopd like any pod. FUSE threads only decode a request and submit it
+// through libzerohop; the answer goes back to the kernel from the request's completion
+// (on the completion thread), so no FUSE thread waits on the daemon and many requests are
+// in flight at once.
+//
+//   FuseOptions o;
+//   o.mountpoint = "/mnt/zerohop";
+//   auto fs = FuseFs::Mount(o);          // the mount is there when this returns
+//   if (!fs.ok()) return fs.status();
+//   (*fs)->Run();                         // until unmounted (fusermount3 -u) or Stop()
+//
+// What a file system call becomes is documented in docs/FUSE.md.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "zerohop/client.h"
+
+namespace zerohop::fuse {
+
+struct FuseOptions {
+    std::string mountpoint;
+    std::string root = "/";       // the namespace path the mount shows: "/" or "/<container>[/...]"
+    ClientOptions client;         // the daemon's socket and the access key
+    double attr_timeout = 1.0;    // seconds the kernel may cache attributes
+    double entry_timeout = 1.0;   // seconds the kernel may cache names
+    unsigned max_threads = 16;    // FUSE threads reading requests
+    bool allow_other = false;     // let other users in (needs user_allow_other or root)
+    bool debug = false;           // libfuse's request trace on stderr
+};
+
+class FuseFs {
+public:
+    static absl::StatusOr<std::unique_ptr<FuseFs>> Mount(FuseOptions options);
+    ~FuseFs();
+
+    // Serves requests until the file system is unmounted or Stop() is called; unmounts.
+    absl::Status Run();
+    // From any thread (a signal handler, say): makes Run() return.
+    void Stop();
+
+    class Impl;
+
+private:
+    explicit FuseFs(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zerohop::fuse

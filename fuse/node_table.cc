@@ -1,0 +1,115 @@
+#include "node_table.h"
+
+#include <vector>
+
+namespace zerohop::fuse {
+
+NodeTable::NodeTable(std::string root) : root_(root == "/" ? "" : std::move(root)) {
+    absl::MutexLock lock(&mu_);
+    nodes_[kRootIno] = Node{0, "", 1, true};  // the root is never forgotten
+}
+
+Ino NodeTable::Lookup(Ino parent, std::string_view name, uint64_t count) {
+    absl::MutexLock lock(&mu_);
+    Key key{parent, std::string(name)};
+    auto it = by_name_.find(key);
+    if (it != by_name_.end()) {
+        nodes_[it->second].lookups += count;
+        return it->second;
+    }
+    Ino ino = next_++;
+    nodes_[ino] = Node{parent, std::string(name), count, true};
+    by_name_.emplace(std::move(key), ino);
+    return ino;
+}
+
+void NodeTable::Forget(Ino ino, uint64_t count) {
+    if (ino == kRootIno) {
+        return;
+    }
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) {
+        return;
+    }
+    Node& n = it->second;
+    n.lookups = count >= n.lookups ? 0 : n.lookups - count;
+    if (n.lookups == 0) {
+        if (n.linked) {
+            by_name_.erase(Key{n.parent, n.name});
+        }
+        nodes_.erase(it);
+    }
+}
+
+std::optional<std::string> NodeTable::PathLocked(Ino ino) const {
+    std::vector<const std::string*> parts;
+    while (ino != kRootIno) {
+        auto it = nodes_.find(ino);
+        if (it == nodes_.end()) {
+            return std::nullopt;
+        }
+        parts.push_back(&it->second.name);
+        ino = it->second.parent;
+    }
+    std::string path = root_;
+    for (auto p = parts.rbegin(); p != parts.rend(); ++p) {
+        path += '/';
+        path += **p;
+    }
+    return path.empty() ? "/" : path;
+}
+
+std::optional<std::string> NodeTable::PathOf(Ino ino) const {
+    absl::ReaderMutexLock lock(&mu_);
+    return PathLocked(ino);
+}
+
+std::optional<std::string> NodeTable::ChildPath(Ino parent, std::string_view name) const {
+    absl::ReaderMutexLock lock(&mu_);
+    auto p = PathLocked(parent);
+    if (!p) {
+        return std::nullopt;
+    }
+    if (*p != "/") {
+        *p += '/';
+    }
+    p->append(name);
+    return p;
+}
+
+void NodeTable::Move(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name) {
+    absl::MutexLock lock(&mu_);
+    Key to{new_parent, std::string(new_name)};
+    if (auto old = by_name_.find(to); old != by_name_.end()) {
+        nodes_[old->second].linked = false;  // replaced: open handles keep it until forgotten
+        by_name_.erase(old);
+    }
+    auto it = by_name_.find(Key{parent, std::string(name)});
+    if (it == by_name_.end()) {
+        return;
+    }
+    Ino ino = it->second;
+    by_name_.erase(it);
+    Node& n = nodes_[ino];
+    n.parent = new_parent;
+    n.name = std::string(new_name);
+    by_name_.emplace(std::move(to), ino);
+}
+
+void NodeTable::Unlink(Ino parent, std::string_view name) {
+    absl::MutexLock lock(&mu_);
+    auto it = by_name_.find(Key{parent, std::string(name)});
+    if (it == by_name_.end()) {
+        return;
+    }
+    nodes_[it->second].linked = false;
+    by_name_.erase(it);
+}
+
+size_t NodeTable::size() const {
+    absl::ReaderMutexLock lock(&mu_);
+    return nodes_.size();
+}
+
+}  // namespace zerohop::fuse

@@ -1,0 +1,72 @@
+#pragma once
+// Inode numbers for the FUSE mount: each known entry is (parent inode, name), so a rename
+// moves a node and every descendant's path follows; the kernel's lookup counts decide when
+// a node is forgotten. Thread-safe.
+//
+//   NodeTable t("/demo");                       // inode 1 is the mount's root
+//   fuse_ino_t ino = t.Lookup(1, "dir");       // known or new; counts one kernel lookup
+//   std::string p = *t.PathOf(ino);            // "/demo/dir"
+//   t.Forget(ino, 1);
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+
+namespace zerohop::fuse {
+
+using Ino = uint64_t;
+inline constexpr Ino kRootIno = 1;
+
+class NodeTable {
+public:
+    // `root`: the namespace path the mount shows ("/" for everything).
+    explicit NodeTable(std::string root);
+
+    // The inode of `name` in `parent`, created if new; counts `count` kernel lookups.
+    Ino Lookup(Ino parent, std::string_view name, uint64_t count = 1);
+    // Drops `count` lookups; a node nobody knows any more (and not linked) is freed.
+    void Forget(Ino ino, uint64_t count);
+    // The namespace path of `ino`, or nullopt if it is unknown.
+    std::optional<std::string> PathOf(Ino ino) const;
+    // The path of `name` in `parent`.
+    std::optional<std::string> ChildPath(Ino parent, std::string_view name) const;
+    // After a rename: the node (if known) now lives at (new_parent, new_name); a node that
+    // was there is unlinked.
+    void Move(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name);
+    // After an unlink or rmdir: the name no longer leads to the node (which lives on until
+    // forgotten, for open files).
+    void Unlink(Ino parent, std::string_view name);
+
+    size_t size() const;
+
+private:
+    struct Node {
+        Ino parent = 0;
+        std::string name;
+        uint64_t lookups = 0;
+        bool linked = true;
+    };
+    struct Key {
+        Ino parent;
+        std::string name;
+        bool operator==(const Key& o) const { return parent == o.parent && name == o.name; }
+        template <typename H>
+        friend H AbslHashValue(H h, const Key& k) {
+            return H::combine(std::move(h), k.parent, k.name);
+        }
+    };
+
+    std::optional<std::string> PathLocked(Ino ino) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+    const std::string root_;
+    mutable absl::Mutex mu_;
+    absl::flat_hash_map<Ino, Node> nodes_ ABSL_GUARDED_BY(mu_);
+    absl::flat_hash_map<Key, Ino> by_name_ ABSL_GUARDED_BY(mu_);
+    Ino next_ ABSL_GUARDED_BY(mu_) = kRootIno + 1;
+};
+
+}  // namespace zerohop::fuse

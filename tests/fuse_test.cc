@@ -1,0 +1,471 @@
+// zerohop-fuse on a real mount: POSIX behaviour with its error cases, xattrs against the C++
+// API, and real programs (cp, diff, tar, rsync, git, sqlite3, fio) run on it.
+//
+// Needs root and /dev/fuse; skips without them, except in CI (CI=true), where it fails.
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "daemon_fixture.h"
+#include "zerohop/client.h"
+
+namespace zerohop {
+namespace {
+
+Path P(std::string_view s) { return *Path::Parse(s); }
+
+class FuseTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        bool ci = getenv("CI") != nullptr && std::string(getenv("CI")) == "true";
+        if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+            if (ci) {
+                FAIL() << "FUSE tests need root and /dev/fuse, and CI must run them";
+            }
+            GTEST_SKIP() << "needs root and /dev/fuse";
+        }
+        char tmpl[] = "/tmp/zh-fuse-XXXXXX";
+        dir_ = mkdtemp(tmpl);
+        mnt_ = dir_ + "/mnt";
+        std::filesystem::create_directories(mnt_);
+        daemon_ = std::make_unique<testing::Daemon>(dir_);
+        daemon_->Start();
+        auto c = daemon_->Connect("rw-key");
+        ASSERT_TRUE(c.ok()) << c.status();
+        client_ = std::move(*c);
+        StartFuse();
+        root_ = mnt_ + "/demo";
+    }
+
+    void TearDown() override {
+        StopFuse();
+        client_.reset();
+        daemon_.reset();
+        if (!dir_.empty()) {
+            std::filesystem::remove_all(dir_);
+        }
+    }
+
+    void StartFuse() {
+        const char* bin = getenv("ZEROHOP_FUSE");
+        ASSERT_NE(bin, nullptr) << "ZEROHOP_FUSE must name the zerohop-fuse binary";
+        fuse_pid_ = fork();
+        ASSERT_GE(fuse_pid_, 0);
+        if (fuse_pid_ == 0) {
+            execl(bin, "zerohop-fuse", "--socket", daemon_->socket().c_str(), "--key", "rw-key", "--attr-timeout",
+                  "0.2", "--entry-timeout", "0.2", mnt_.c_str(), static_cast<char*>(nullptr));
+            _exit(127);
+        }
+        for (int i = 0; i < 500; ++i) {
+            if (Mounted()) {
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        FAIL() << "zerohop-fuse did not mount " << mnt_;
+    }
+
+    void StopFuse() {
+        if (fuse_pid_ > 0) {
+            ::umount2(mnt_.c_str(), MNT_DETACH);
+            kill(fuse_pid_, SIGTERM);
+            int status = 0;
+            waitpid(fuse_pid_, &status, 0);
+            fuse_pid_ = -1;
+            // A clean stop: exit 0, so no sanitizer report (those exit non-zero).
+            EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "zerohop-fuse ended with status " << status;
+        }
+    }
+
+    bool Mounted() const {
+        std::ifstream m("/proc/self/mounts");
+        std::string line;
+        while (std::getline(m, line)) {
+            if (absl::StrContains(line, " " + mnt_ + " fuse.zerohop ")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    std::string F(const std::string& rel) const { return root_ + "/" + rel; }
+
+    // Runs a shell command in `cwd`; its exit status and output.
+    int Sh(const std::string& cmd, std::string* out = nullptr, const std::string& cwd = "") {
+        std::string full = "cd '" + (cwd.empty() ? root_ : cwd) + "' && (" + cmd + ") 2>&1";
+        FILE* f = popen(full.c_str(), "r");
+        std::string text;
+        char buf[4096];
+        size_t n;
+        while (f != nullptr && (n = fread(buf, 1, sizeof buf, f)) > 0) {
+            text.append(buf, n);
+        }
+        int status = f != nullptr ? pclose(f) : -1;
+        if (out != nullptr) {
+            *out = text;
+        }
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+
+    static std::string ReadAll(const std::string& path) {
+        std::ifstream f(path, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    }
+
+    std::string dir_, mnt_, root_;
+    std::unique_ptr<testing::Daemon> daemon_;
+    std::unique_ptr<Client> client_;
+    pid_t fuse_pid_ = -1;
+};
+
+#define EXPECT_ERRNO(call, err)                                                       \
+    do {                                                                              \
+        errno = 0;                                                                    \
+        EXPECT_EQ((call), -1) << #call;                                               \
+        EXPECT_EQ(errno, (err)) << #call << ": " << strerror(errno) << " instead of " \
+                                << strerror(err);                                     \
+    } while (0)
+
+TEST_F(FuseTest, TheMountShowsTheContainersOfTheKey) {
+    EXPECT_TRUE(Mounted());
+    std::set<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(mnt_)) {
+        names.insert(e.path().filename());
+    }
+    EXPECT_EQ(names, std::set<std::string>{"demo"}) << "the key grants demo only";
+    struct stat st;
+    ASSERT_EQ(stat(root_.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    struct statvfs vfs;
+    ASSERT_EQ(statvfs(root_.c_str(), &vfs), 0);
+    EXPECT_EQ(vfs.f_namemax, 255u);
+}
+
+TEST_F(FuseTest, FilesReadWriteAtOffsetsAppendAndTruncate) {
+    int fd = open(F("f").c_str(), O_CREAT | O_RDWR | O_EXCL, 0640);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    ASSERT_EQ(pwrite(fd, "hello world", 11, 0), 11);
+    ASSERT_EQ(pwrite(fd, "W", 1, 6), 1);
+    char buf[64] = {};
+    ASSERT_EQ(pread(fd, buf, sizeof buf, 0), 11);
+    EXPECT_EQ(std::string(buf, 11), "hello World");
+    ASSERT_EQ(pwrite(fd, "!", 1, 20), 1);  // past the end: a hole of zeros
+    struct stat st;
+    ASSERT_EQ(fstat(fd, &st), 0);
+    EXPECT_EQ(st.st_size, 21);
+    EXPECT_EQ(st.st_mode & 07777, 0640u & ~0u);
+    ASSERT_EQ(ftruncate(fd, 5), 0);
+    ASSERT_EQ(fstat(fd, &st), 0);
+    EXPECT_EQ(st.st_size, 5);
+    close(fd);
+    EXPECT_EQ(ReadAll(F("f")), "hello");
+
+    fd = open(F("f").c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, "+1", 2), 2);
+    ASSERT_EQ(write(fd, "+2", 2), 2);
+    close(fd);
+    EXPECT_EQ(ReadAll(F("f")), "hello+1+2");
+    fd = open(F("f").c_str(), O_WRONLY | O_TRUNC);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    EXPECT_EQ(ReadAll(F("f")), "");
+    EXPECT_ERRNO(open(F("f").c_str(), O_CREAT | O_EXCL | O_RDWR, 0644), EEXIST);
+    EXPECT_ERRNO(open(F("missing").c_str(), O_RDONLY), ENOENT);
+    EXPECT_ERRNO(open(F("missing/x").c_str(), O_CREAT | O_RDWR, 0644), ENOENT);
+
+    // A large file in 1 MiB writes, read back whole.
+    std::string big(5 << 20, '\0');
+    for (size_t i = 0; i < big.size(); ++i) {
+        big[i] = static_cast<char>(i * 13 >> 4);
+    }
+    { std::ofstream(F("big"), std::ios::binary).write(big.data(), static_cast<std::streamsize>(big.size())); }
+    EXPECT_TRUE(ReadAll(F("big")) == big);
+}
+
+TEST_F(FuseTest, DirectoriesAndTheirErrors) {
+    ASSERT_EQ(mkdir(F("d").c_str(), 0750), 0);
+    struct stat st;
+    ASSERT_EQ(stat(F("d").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_ERRNO(mkdir(F("d").c_str(), 0755), EEXIST);
+    EXPECT_ERRNO(mkdir(F("none/d").c_str(), 0755), ENOENT);
+    { std::ofstream(F("d/file")) << "x"; }
+    EXPECT_ERRNO(rmdir(F("d").c_str()), ENOTEMPTY);
+    EXPECT_ERRNO(rmdir(F("d/file").c_str()), ENOTDIR);
+    EXPECT_ERRNO(unlink(F("d").c_str()), EISDIR);
+    EXPECT_ERRNO(mkdir(F("d/file/sub").c_str(), 0755), ENOTDIR);
+    EXPECT_ERRNO(mkdir(F(std::string(256, 'n')).c_str(), 0755), ENAMETOOLONG);
+    ASSERT_EQ(unlink(F("d/file").c_str()), 0);
+    EXPECT_ERRNO(unlink(F("d/file").c_str()), ENOENT);
+    ASSERT_EQ(rmdir(F("d").c_str()), 0);
+    EXPECT_ERRNO(stat(F("d").c_str(), &st), ENOENT);
+    EXPECT_ERRNO(link(F("x").c_str(), F("y").c_str()), ENOENT);
+    { std::ofstream(F("x")) << "x"; }
+    EXPECT_ERRNO(link(F("x").c_str(), F("y").c_str()), EPERM) ;  // no hard links
+}
+
+TEST_F(FuseTest, ReaddirSeesEveryEntryOnceWhileTheDirectoryChanges) {
+    ASSERT_EQ(mkdir(F("many").c_str(), 0755), 0);
+    for (int i = 0; i < 300; ++i) {
+        std::ofstream(F("many/f" + std::to_string(i))) << i;
+    }
+    DIR* d = opendir(F("many").c_str());
+    ASSERT_NE(d, nullptr);
+    std::multiset<std::string> seen;
+    int n = 0;
+    while (struct dirent* e = readdir(d)) {
+        seen.insert(e->d_name);
+        if (++n == 50) {
+            // Changes during the walk: never an entry twice, never one of the old ones lost.
+            std::ofstream(F("many/new")) << "n";
+            unlink(F("many/f299").c_str());
+        }
+    }
+    closedir(d);
+    for (int i = 0; i < 299; ++i) {
+        EXPECT_EQ(seen.count("f" + std::to_string(i)), 1u) << i;
+    }
+    EXPECT_EQ(seen.count("."), 1u);
+    EXPECT_EQ(seen.count(".."), 1u);
+    for (const auto& name : seen) {
+        EXPECT_EQ(seen.count(name), 1u) << name;
+    }
+}
+
+TEST_F(FuseTest, RenameReplacesNoReplaceAndDirectories) {
+    { std::ofstream(F("a")) << "A"; }
+    { std::ofstream(F("b")) << "B"; }
+    ASSERT_EQ(rename(F("a").c_str(), F("b").c_str()), 0);  // replaces
+    EXPECT_EQ(ReadAll(F("b")), "A");
+    EXPECT_ERRNO(access(F("a").c_str(), F_OK), ENOENT);
+    { std::ofstream(F("c")) << "C"; }
+    EXPECT_ERRNO(renameat2(AT_FDCWD, F("c").c_str(), AT_FDCWD, F("b").c_str(), RENAME_NOREPLACE), EEXIST);
+    EXPECT_EQ(ReadAll(F("b")), "A");
+    // A directory moves with everything under it.
+    ASSERT_EQ(mkdir(F("d1").c_str(), 0755), 0);
+    ASSERT_EQ(mkdir(F("d1/sub").c_str(), 0755), 0);
+    { std::ofstream(F("d1/sub/deep")) << "deep"; }
+    ASSERT_EQ(rename(F("d1").c_str(), F("d2").c_str()), 0);
+    EXPECT_EQ(ReadAll(F("d2/sub/deep")), "deep");
+    ASSERT_EQ(mkdir(F("e").c_str(), 0755), 0);
+    EXPECT_ERRNO(rename(F("c").c_str(), F("e").c_str()), EISDIR);
+    EXPECT_ERRNO(rename(F("e").c_str(), F("c").c_str()), ENOTDIR);
+    EXPECT_ERRNO(rename(F("e").c_str(), F("d2").c_str()), ENOTEMPTY);
+    EXPECT_ERRNO(rename(F("missing").c_str(), F("z").c_str()), ENOENT);
+}
+
+TEST_F(FuseTest, SymlinksMetadataAndOwnership) {
+    ASSERT_EQ(symlink("target/path", F("l").c_str()), 0);
+    char buf[64] = {};
+    ASSERT_EQ(readlink(F("l").c_str(), buf, sizeof buf), 11);
+    EXPECT_EQ(std::string(buf), "target/path");
+    struct stat st;
+    ASSERT_EQ(lstat(F("l").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISLNK(st.st_mode));
+    EXPECT_EQ(st.st_size, 11);
+    { std::ofstream(F("m")) << "m"; }
+    ASSERT_EQ(chmod(F("m").c_str(), 0600), 0);
+    ASSERT_EQ(chown(F("m").c_str(), 1234, 5678), 0);
+    struct timespec times[2] = {{0, UTIME_OMIT}, {1000000000, 42}};
+    ASSERT_EQ(utimensat(AT_FDCWD, F("m").c_str(), times, 0), 0);
+    ASSERT_EQ(stat(F("m").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_EQ(st.st_uid, 1234u);
+    EXPECT_EQ(st.st_gid, 5678u);
+    EXPECT_EQ(st.st_mtim.tv_sec, 1000000000);
+    EXPECT_EQ(st.st_mtim.tv_nsec, 42);
+    // The same through the API.
+    auto info = client_->Stat(P("/demo/m"));
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->uid, 1234u);
+    EXPECT_EQ(info->mode, 0600u);
+}
+
+TEST_F(FuseTest, XattrsAreTheAttributesBothWays) {
+    ASSERT_TRUE(client_
+                    ->PutObject({.path = P("/demo/x"),
+                                 .attributes = {{"age", Value::Int64(40)},
+                                                {"name", Value::String("Ada")},
+                                                {"ok", Value::Bool(true)},
+                                                {"score", Value::Double(0.1)},
+                                                {"seen", Value::Time(Timestamp{1700000000, 42})},
+                                                {"v", Value::Int64Array({1, -2, 3})}}},
+                                "data")
+                    .ok());
+    auto get = [&](const char* name) {
+        char buf[256];
+        ssize_t n = getxattr(F("x").c_str(), name, buf, sizeof buf);
+        return n < 0 ? std::string("<") + strerror(errno) + ">" : std::string(buf, static_cast<size_t>(n));
+    };
+    EXPECT_EQ(get("user.age"), "40");
+    EXPECT_EQ(get("user.name"), "Ada");
+    EXPECT_EQ(get("user.ok"), "true");
+    EXPECT_EQ(get("user.score"), "0.1");
+    EXPECT_EQ(get("user.seen"), "1700000000.000000042");
+    EXPECT_EQ(get("user.v"), "[1,-2,3]");
+    EXPECT_EQ(get("user.none"), std::string("<") + strerror(ENODATA) + ">");
+    EXPECT_EQ(get("security.selinux"), std::string("<") + strerror(ENODATA) + ">");
+    char list[512];
+    ssize_t n = listxattr(F("x").c_str(), list, sizeof list);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(list, static_cast<size_t>(n)),
+              std::string("user.age\0user.name\0user.ok\0user.score\0user.seen\0user.v\0", 55));
+    EXPECT_ERRNO(getxattr(F("x").c_str(), "user.name", list, 1), ERANGE);
+
+    // Setting keeps the type when the text fits it; new ones are strings.
+    ASSERT_EQ(setxattr(F("x").c_str(), "user.age", "41", 2, 0), 0);
+    ASSERT_EQ(setxattr(F("x").c_str(), "user.city", "Haifa", 5, 0), 0);
+    ASSERT_EQ(setxattr(F("x").c_str(), "user.raw", "\xff\x00", 2, 0), 0);
+    EXPECT_ERRNO(setxattr(F("x").c_str(), "user.city", "x", 1, XATTR_CREATE), EEXIST);
+    EXPECT_ERRNO(setxattr(F("x").c_str(), "user.zip", "x", 1, XATTR_REPLACE), ENODATA);
+    EXPECT_ERRNO(setxattr(F("x").c_str(), "trusted.x", "x", 1, 0), EOPNOTSUPP);
+    ASSERT_EQ(removexattr(F("x").c_str(), "user.ok"), 0);
+    EXPECT_ERRNO(removexattr(F("x").c_str(), "user.ok"), ENODATA);
+    auto item = client_->GetItem({.path = P("/demo/x")});
+    ASSERT_TRUE(item.ok());
+    EXPECT_EQ(item->attributes.at("age"), Value::Int64(41));
+    EXPECT_EQ(item->attributes.at("city"), Value::String("Haifa"));
+    EXPECT_EQ(item->attributes.at("raw"), Value::Blob(std::string("\xff\x00", 2)));
+    EXPECT_EQ(item->attributes.count("ok"), 0u);
+    EXPECT_EQ(ReadAll(F("x")), "data") << "xattrs must not touch the bytes";
+}
+
+TEST_F(FuseTest, AChangeThroughTheApiIsSeenWithinTheTimeout) {
+    { std::ofstream(F("shared")) << "one"; }
+    EXPECT_EQ(ReadAll(F("shared")), "one");
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/shared")}, "two, longer").ok());
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/born")}, "new").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // the mount's timeouts are 0.2 s
+    EXPECT_EQ(ReadAll(F("shared")), "two, longer");
+    EXPECT_EQ(ReadAll(F("born")), "new");
+    ASSERT_TRUE(client_->Delete({.path = P("/demo/born")}).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    EXPECT_ERRNO(access(F("born").c_str(), F_OK), ENOENT);
+}
+
+TEST_F(FuseTest, ManyThreadsAndProcessesAtOnce) {
+    constexpr int kThreads = 8;
+    std::vector<std::thread> threads;
+    std::atomic<int> bad{0};
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            std::string dir = F("t" + std::to_string(t));
+            if (mkdir(dir.c_str(), 0755) != 0) {
+                ++bad;
+                return;
+            }
+            for (int i = 0; i < 40; ++i) {
+                std::string path = dir + "/f" + std::to_string(i);
+                std::string body = absl::StrCat("thread ", t, " file ", i, std::string(i * 100, 'x'));
+                { std::ofstream(path) << body; }
+                if (ReadAll(path) != body) {
+                    ++bad;
+                }
+                std::filesystem::directory_iterator it(dir);  // listings while others write
+            }
+        });
+    }
+    std::string out;
+    int rc = Sh("for p in 1 2 3 4; do (mkdir p$p && for i in $(seq 1 30); do echo $p-$i > p$p/$i; cat p$p/$i >/dev/null; "
+                "done) & done; wait; cat p*/* | wc -l",
+                &out);
+    for (auto& th : threads) {
+        th.join();
+    }
+    EXPECT_EQ(bad.load(), 0);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_EQ(out, "120\n");
+}
+
+TEST_F(FuseTest, CopyTarAndRsyncRoundTrip) {
+    const std::string src = std::string(getenv("ZH_SOURCE_ROOT") ? getenv("ZH_SOURCE_ROOT") : ".") + "/client";
+    std::string out;
+    EXPECT_EQ(Sh("cp -r '" + src + "' copy && diff -r '" + src + "' copy", &out), 0) << out;
+    EXPECT_EQ(Sh("tar cf '" + dir_ + "/a.tar' -C '" + src + "' . && mkdir untar && tar xf '" + dir_ +
+                     "/a.tar' -C untar && diff -r '" + src + "' untar && tar cf '" + dir_ + "/b.tar' -C untar .",
+                 &out),
+              0)
+        << out;
+    EXPECT_EQ(Sh("rsync -a '" + src + "/' synced/ && diff -r '" + src + "' synced && rsync -a --checksum -i '" + src +
+                     "/' synced/ | wc -l",
+                 &out),
+              0)
+        << out;
+    EXPECT_EQ(out, "0\n") << "a second rsync found differences";
+}
+
+TEST_F(FuseTest, GitRepositoriesWorkAndStayConsistent) {
+    const std::string src = std::string(getenv("ZH_SOURCE_ROOT") ? getenv("ZH_SOURCE_ROOT") : ".") + "/shmring";
+    std::string out;
+    int rc = Sh("git init -q repo && cd repo && git config user.email t@example.com && git config user.name t && "
+                "cp -r '" + src + "' . && git add -A && git commit -qm first && echo more >> shmring/meson.build && "
+                "git commit -qam second && git gc -q && git fsck --full --strict && git log --oneline | wc -l",
+                &out);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_TRUE(absl::EndsWith(out, "2\n")) << out;
+    rc = Sh("git clone -q repo clone && cd clone && git fsck --full && git diff --stat HEAD~1 | tail -1", &out);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_TRUE(absl::StrContains(out, "1 file changed")) << out;
+}
+
+TEST_F(FuseTest, Sqlite3KeepsItsDatabaseIntact) {
+    std::string out;
+    int rc = Sh("sqlite3 db.sqlite 'create table t(k integer primary key, v text);' && "
+                "for i in $(seq 1 20); do sqlite3 db.sqlite \"begin; insert into t(v) select hex(randomblob(100)) "
+                "from (select 1 union all select 2 union all select 3); commit;\"; done && "
+                "sqlite3 db.sqlite 'pragma integrity_check; select count(*) from t; vacuum; pragma integrity_check;'",
+                &out);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_EQ(out, "ok\n60\nok\n");
+}
+
+TEST_F(FuseTest, FioVerifiesWhatItWrote) {
+    std::string out;
+    int rc = Sh("fio --name=buffered --filename=fio.buffered --size=16M --rw=randwrite --bs=4k --verify=crc32c "
+                "--ioengine=psync --minimal && "
+                "fio --name=direct --filename=fio.direct --size=16M --rw=randrw --bs=64k --direct=1 --verify=md5 "
+                "--ioengine=psync --iodepth=1 --minimal",
+                &out);
+    EXPECT_EQ(rc, 0) << out;
+    // The fifth field of the terse format is the job's error number.
+    std::istringstream lines(out);
+    std::string line;
+    int jobs = 0;
+    while (std::getline(lines, line)) {
+        std::vector<std::string> f;
+        std::stringstream ls(line);
+        std::string field;
+        while (std::getline(ls, field, ';')) {
+            f.push_back(field);
+        }
+        if (f.size() > 4 && f[0] == "3") {
+            ++jobs;
+            EXPECT_EQ(f[4], "0") << line;
+        }
+    }
+    EXPECT_EQ(jobs, 2) << out;
+}
+
+}  // namespace
+}  // namespace zerohop
