@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -405,12 +406,35 @@ private:
         if (!path) {
             return;
         }
+        if (auto open = fs->nodes_.OpenAt(parent, name)) {
+            // Open here: hide it, so that its descriptors keep working; gone at the last close.
+            return fs->Hide(req, parent, *path, *open, [req](absl::Status s) { fuse_reply_err(req, Errno(s)); });
+        }
         fs->client_->DeleteAsync({.path = *path}, [fs, req, parent, n = std::string(name)](absl::Status s) {
             if (s.ok()) {
                 fs->nodes_.Unlink(parent, n);
             }
             fuse_reply_err(req, Errno(s));
         });
+    }
+
+    // Renames the open file `ino` at `path` to its hidden name; `then` gets the outcome.
+    void Hide(fuse_req_t, Ino parent, const Path& path, Ino ino, std::function<void(absl::Status)> then) {
+        std::string hidden = NodeTable::HiddenName(ino);
+        auto to = nodes_.ChildPath(parent, hidden);
+        auto target = to ? Path::Parse(*to) : absl::StatusOr<Path>(absl::NotFoundError("the directory is gone"));
+        if (!target.ok()) {
+            return then(target.status());
+        }
+        Path hidden_path = *target;
+        client_->RenameAsync({.from = path, .to = hidden_path},
+                             [this, ino, hidden, hidden_path, then](absl::Status s) {
+                                 if (s.ok() && !nodes_.Hide(ino, hidden)) {
+                                     // Closed meanwhile: nobody will remove it at a close.
+                                     client_->DeleteAsync({.path = hidden_path}, [](absl::Status) {});
+                                 }
+                                 then(s);
+                             });
     }
 
     static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -464,14 +488,26 @@ private:
         if (!to) {
             return;
         }
-        fs->client_->RenameAsync(
-            {.from = *from, .to = *to, .no_replace = (flags & RENAME_NOREPLACE) != 0},
-            [fs, req, parent, newparent, n = std::string(name), nn = std::string(newname)](absl::Status s) {
-                if (s.ok()) {
-                    fs->nodes_.Move(parent, n, newparent, nn);
-                }
-                fuse_reply_err(req, Errno(s));
-            });
+        auto rename = [fs, req, parent, newparent, from = *from, to = *to, no_replace = (flags & RENAME_NOREPLACE) != 0,
+                       n = std::string(name), nn = std::string(newname)](absl::Status hidden) {
+            if (!hidden.ok()) {
+                return (void)fuse_reply_err(req, Errno(hidden));
+            }
+            fs->client_->RenameAsync({.from = from, .to = to, .no_replace = no_replace},
+                                     [fs, req, parent, newparent, n, nn](absl::Status s) {
+                                         if (s.ok()) {
+                                             fs->nodes_.Move(parent, n, newparent, nn);
+                                         }
+                                         fuse_reply_err(req, Errno(s));
+                                     });
+        };
+        // A file open here that the rename would replace is hidden first, so that its
+        // descriptors keep the old bytes.
+        auto open = (flags & RENAME_NOREPLACE) ? std::nullopt : fs->nodes_.OpenAt(newparent, newname);
+        if (open && *open != fs->nodes_.OpenAt(parent, name).value_or(0)) {
+            return fs->Hide(req, newparent, *to, *open, rename);
+        }
+        rename(absl::OkStatus());
     }
 
     static void Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
@@ -483,10 +519,12 @@ private:
         auto* h = new FileHandle{.append = (fi->flags & O_APPEND) != 0};
         fi->fh = reinterpret_cast<uint64_t>(h);
         fuse_file_info out = *fi;
+        fs->nodes_.Opened(ino);
         if (fi->flags & O_TRUNC) {
-            fs->client_->TruncateAsync({.path = *path, .size = 0}, [req, out, h](absl::StatusOr<ObjectInfo> r) {
+            fs->client_->TruncateAsync({.path = *path, .size = 0}, [fs, req, ino, out, h](absl::StatusOr<ObjectInfo> r) {
                 if (!r.ok()) {
                     delete h;
+                    fs->nodes_.Closed(ino);
                     return (void)fuse_reply_err(req, Errno(r.status()));
                 }
                 fuse_reply_open(req, &out);
@@ -510,6 +548,7 @@ private:
         bool trunc = (fi->flags & O_TRUNC) != 0;
         auto reply = [fs, req, parent, out, n = std::string(name)](const ObjectInfo& info) {
             fuse_entry_param e = fs->Entry(parent, n, info);
+            fs->nodes_.Opened(e.ino);
             fuse_reply_create(req, &e, &out);
         };
         // Only if nothing is there: an existing file is opened as it is (O_EXCL: EEXIST).
@@ -583,8 +622,15 @@ private:
         fuse_reply_err(req, 0);  // every write is already in the backend
     }
 
-    static void Release(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+    static void Release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+        Impl* fs = Self(req);
         delete reinterpret_cast<FileHandle*>(fi->fh);
+        if (auto hidden = fs->nodes_.Closed(ino)) {
+            // The last close of a file unlinked while open: now it goes.
+            if (auto p = Path::Parse(*hidden); p.ok()) {
+                fs->client_->DeleteAsync({.path = *p}, [](absl::Status) {});
+            }
+        }
         fuse_reply_err(req, 0);
     }
 
@@ -614,7 +660,9 @@ private:
                                    return (void)fuse_reply_err(req, Errno(r.status()));
                                }
                                for (auto& e : r->entries) {
-                                   d->entries.push_back(std::move(e));
+                                   if (!NodeTable::IsHidden(e.name)) {
+                                       d->entries.push_back(std::move(e));
+                                   }
                                }
                                if (r->truncated && !r->next_marker.empty()) {
                                    return LoadDir(req, path, d, r->next_marker, std::move(then));

@@ -107,6 +107,56 @@ void NodeTable::Unlink(Ino parent, std::string_view name) {
     by_name_.erase(it);
 }
 
+void NodeTable::Opened(Ino ino) {
+    absl::MutexLock lock(&mu_);
+    if (auto it = nodes_.find(ino); it != nodes_.end()) {
+        ++it->second.opens;
+    }
+}
+
+std::optional<Ino> NodeTable::OpenAt(Ino parent, std::string_view name) const {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = by_name_.find(Key{parent, std::string(name)});
+    if (it == by_name_.end()) {
+        return std::nullopt;
+    }
+    auto n = nodes_.find(it->second);
+    return n != nodes_.end() && n->second.opens > 0 ? std::optional<Ino>(it->second) : std::nullopt;
+}
+
+bool NodeTable::Hide(Ino ino, std::string_view hidden) {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) {
+        return false;
+    }
+    Node& n = it->second;
+    if (n.linked) {
+        by_name_.erase(Key{n.parent, n.name});
+    }
+    n.name = std::string(hidden);
+    n.linked = true;
+    n.hidden = true;
+    by_name_[Key{n.parent, n.name}] = ino;
+    return n.opens > 0;
+}
+
+std::optional<std::string> NodeTable::Closed(Ino ino) {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end() || it->second.opens == 0) {
+        return std::nullopt;
+    }
+    if (--it->second.opens > 0 || !it->second.hidden) {
+        return std::nullopt;
+    }
+    return PathLocked(ino);
+}
+
+std::string NodeTable::HiddenName(Ino ino) { return ".zh-unlinked-" + std::to_string(ino); }
+
+bool NodeTable::IsHidden(std::string_view name) { return name.starts_with(".zh-unlinked-"); }
+
 size_t NodeTable::size() const {
     absl::ReaderMutexLock lock(&mu_);
     return nodes_.size();

@@ -41,6 +41,20 @@ public:
     // forgotten, for open files).
     void Unlink(Ino parent, std::string_view name);
 
+    // Open files. The backend names objects by path, so a file unlinked (or replaced by a
+    // rename) while open is first renamed to a hidden name in its directory and removed
+    // at its last close, as NFS does: the open descriptors keep reading and writing it.
+    void Opened(Ino ino);
+    // The inode of the open file at (parent, name), if it is open.
+    std::optional<Ino> OpenAt(Ino parent, std::string_view name) const;
+    // After the hidden rename: the node now answers to `hidden`, to be removed at its last
+    // close. False if it was closed meanwhile (then remove it now).
+    bool Hide(Ino ino, std::string_view hidden);
+    // At a close: the hidden path to remove now, if this was the last close of a hidden file.
+    std::optional<std::string> Closed(Ino ino);
+    static std::string HiddenName(Ino ino);
+    static bool IsHidden(std::string_view name);
+
     size_t size() const;
 
 private:
@@ -49,6 +63,8 @@ private:
         std::string name;
         uint64_t lookups = 0;
         bool linked = true;
+        uint32_t opens = 0;
+        bool hidden = false;  // unlinked while open: removed at the last close
     };
     struct Key {
         Ino parent;

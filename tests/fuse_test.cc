@@ -225,6 +225,44 @@ TEST_F(FuseTest, DirectoriesAndTheirErrors) {
     EXPECT_ERRNO(link(F("x").c_str(), F("y").c_str()), EPERM) ;  // no hard links
 }
 
+TEST_F(FuseTest, AFileUnlinkedOrReplacedWhileOpenKeepsWorkingUntilClosed) {
+    int fd = open(F("tmp").c_str(), O_CREAT | O_RDWR, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, "still here", 10), 10);
+    ASSERT_EQ(unlink(F("tmp").c_str()), 0);
+    EXPECT_ERRNO(access(F("tmp").c_str(), F_OK), ENOENT);
+    ASSERT_EQ(pwrite(fd, "STILL", 5, 0), 5);  // the descriptor keeps working
+    char buf[16] = {};
+    ASSERT_EQ(pread(fd, buf, sizeof buf, 0), 10);
+    EXPECT_EQ(std::string(buf, 10), "STILL here");
+    for (const auto& e : std::filesystem::directory_iterator(root_)) {
+        EXPECT_FALSE(absl::StartsWith(e.path().filename().string(), ".zh-unlinked-")) << e.path();
+    }
+    close(fd);
+    auto list = client_->List({.path = P("/demo")});
+    ASSERT_TRUE(list.ok());
+    for (const auto& e : list->entries) {
+        EXPECT_NE(e.name.rfind(".zh-unlinked-", 0), 0u) << "left behind after the last close: " << e.name;
+    }
+    // A rename over an open file: the descriptor keeps the old bytes.
+    { std::ofstream(F("old")) << "old bytes"; }
+    { std::ofstream(F("new")) << "new bytes"; }
+    fd = open(F("old").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(rename(F("new").c_str(), F("old").c_str()), 0);
+    ASSERT_EQ(pread(fd, buf, sizeof buf, 0), 9);
+    EXPECT_EQ(std::string(buf, 9), "old bytes");
+    close(fd);
+    EXPECT_EQ(ReadAll(F("old")), "new bytes");
+    // What Python's tempfile.TemporaryFile does when O_TMPFILE is not there.
+    std::string out;
+    EXPECT_EQ(Sh("python3 -c \"import tempfile; f = tempfile.TemporaryFile(dir='.'); f.write(b'x' * 100000); "
+                 "f.seek(0); assert f.read() == b'x' * 100000; print('ok')\"",
+                 &out),
+              0)
+        << out;
+}
+
 TEST_F(FuseTest, ReaddirSeesEveryEntryOnceWhileTheDirectoryChanges) {
     ASSERT_EQ(mkdir(F("many").c_str(), 0755), 0);
     for (int i = 0; i < 300; ++i) {
