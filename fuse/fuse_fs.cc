@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "node_table.h"
@@ -113,7 +114,23 @@ struct DirHandle {
 // An open file.
 struct FileHandle {
     bool append = false;
+    // A stream shard: reads yield its records framed (see ShardFrame), each write appends one.
+    bool shard = false;
+    Path stream;
+    uint32_t shard_no = 0;
+    uint64_t next_sequence = 0;  // the next record to fetch; 0: not positioned yet
+    uint64_t offset = 0;         // where `pending` starts in the framed bytes
+    std::string pending;         // framed bytes fetched and not dropped yet
+    bool at_end = false;         // the last fetch found no more records
 };
+
+// A record as a shard file shows it: a header line, the data, a newline.
+//   <sequence> <arrival secs>.<9-digit nanos> <data length>\n<data>\n
+void AppendFrame(const StreamRecord& r, std::string* out) {
+    absl::StrAppendFormat(out, "%d %d.%09d %d\n", r.sequence, r.arrival.secs, r.arrival.nsecs, r.data.size());
+    out->append(r.data);
+    out->push_back('\n');
+}
 
 constexpr std::string_view kCreateCondition = "NOT exists(__name)";
 
@@ -250,7 +267,7 @@ private:
 
     fuse_entry_param Entry(Ino parent, const std::string& name, const ObjectInfo& info, uint64_t lookups = 1) {
         fuse_entry_param e = {};
-        e.ino = nodes_.Lookup(parent, name, lookups);
+        e.ino = nodes_.Lookup(parent, name, lookups, info.type == ObjectType::kShard);
         e.generation = 1;
         e.attr = ToStat(info, e.ino);
         e.attr_timeout = options_.attr_timeout;
@@ -357,6 +374,9 @@ private:
                 fuse_reply_attr(req, &st, fs->options_.attr_timeout);
             });
         };
+        if ((to_set & FUSE_SET_ATTR_SIZE) && fs->nodes_.IsShard(ino)) {
+            to_set &= ~FUSE_SET_ATTR_SIZE;  // a shard's records are not truncated (`>` on it appends)
+        }
         if (to_set & FUSE_SET_ATTR_SIZE) {
             fs->client_->TruncateAsync({.path = *path, .size = static_cast<uint64_t>(attr->st_size)}, std::move(finish));
         } else if (has_meta) {
@@ -518,6 +538,19 @@ private:
         }
         auto* h = new FileHandle{.append = (fi->flags & O_APPEND) != 0};
         fi->fh = reinterpret_cast<uint64_t>(h);
+        if (fs->nodes_.IsShard(ino)) {
+            // Records, not bytes: read from the start, to the end, whatever st_size says.
+            auto shard_no = path->name();
+            if (!absl::SimpleAtoi(absl::string_view(shard_no.data(), shard_no.size()), &h->shard_no)) {
+                delete h;
+                return (void)fuse_reply_err(req, EINVAL);
+            }
+            h->shard = true;
+            h->stream = path->Parent();
+            fi->direct_io = 1;  // (not nonseekable: stream files get offset 0 on every read)
+            fs->nodes_.Opened(ino);
+            return (void)fuse_reply_open(req, fi);
+        }
         fuse_file_info out = *fi;
         fs->nodes_.Opened(ino);
         if (fi->flags & O_TRUNC) {
@@ -579,8 +612,63 @@ private:
             });
     }
 
-    static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info*) {
+    // Bytes [off, off + size) of a shard file's framed records. The handle keeps a window
+    // of framed bytes starting at `offset`, fetches records until the window covers the
+    // read (or the shard ends), and drops what lies before the read: readers go forward.
+    void ReadShard(fuse_req_t req, FileHandle* h, size_t size, off_t off) {
+        uint64_t at = static_cast<uint64_t>(off);
+        if (at < h->offset) {
+            if (at != 0) {
+                return (void)fuse_reply_err(req, EINVAL);  // shard files are read forward
+            }
+            h->next_sequence = 0;  // from the start again
+            h->offset = 0;
+            h->pending.clear();
+        }
+        if (h->next_sequence == 0) {
+            // First read: from the oldest record still retained.
+            return client_->SeekAsync({.path = h->stream, .shard = h->shard_no, .type = SeekType::kEarliest},
+                                      [this, req, h, size, off](absl::StatusOr<StreamLocation> r) {
+                                          if (!r.ok()) {
+                                              return (void)fuse_reply_err(req, Errno(r.status()));
+                                          }
+                                          h->next_sequence = r->sequence;
+                                          ReadShard(req, h, size, off);
+                                      });
+        }
+        uint64_t end = h->offset + h->pending.size();
+        if (end >= at + size || h->at_end) {
+            // Covered (or all there is): hand it over and forget what lies before it.
+            h->at_end = false;  // a later read looks for new records again
+            size_t from = static_cast<size_t>(std::min(at, end) - h->offset);
+            size_t n = std::min<size_t>(size, h->pending.size() - from);
+            fuse_reply_buf(req, h->pending.data() + from, n);
+            h->pending.erase(0, from);
+            h->offset += from;
+            return;
+        }
+        client_->GetRecordsAsync({.path = h->stream,
+                                  .location = {.shard = h->shard_no, .sequence = h->next_sequence},
+                                  .limit = 1000,
+                                  .max_bytes = std::max<uint64_t>(at + size - end, 64 << 10)},
+                                 [this, req, h, size, off](absl::StatusOr<GetRecordsResult> r) {
+                                     if (!r.ok()) {
+                                         return (void)fuse_reply_err(req, Errno(r.status()));
+                                     }
+                                     for (const StreamRecord& rec : r->records) {
+                                         AppendFrame(rec, &h->pending);
+                                     }
+                                     h->next_sequence = r->next.sequence;
+                                     h->at_end = r->records.empty();
+                                     ReadShard(req, h, size, off);
+                                 });
+    }
+
+    static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
         Impl* fs = Self(req);
+        if (auto* h = reinterpret_cast<FileHandle*>(fi->fh); h != nullptr && h->shard) {
+            return fs->ReadShard(req, h, size, off);
+        }
         auto path = fs->PathOrReply(req, ino);
         if (!path) {
             return;
@@ -603,6 +691,18 @@ private:
             return;
         }
         auto* h = reinterpret_cast<FileHandle*>(fi->fh);
+        if (h != nullptr && h->shard) {
+            // One write, one record, on this shard.
+            return fs->client_->PutRecordsAsync(
+                {.path = h->stream, .records = {{.data = std::string(buf, size), .shard = h->shard_no}}},
+                [req, size](absl::StatusOr<std::vector<RecordResult>> r) {
+                    absl::Status s = !r.ok() ? r.status() : r->empty() ? absl::InternalError("no result") : (*r)[0].status;
+                    if (!s.ok()) {
+                        return (void)fuse_reply_err(req, Errno(s));
+                    }
+                    fuse_reply_write(req, size);
+                });
+        }
         auto done = [req, size](absl::StatusOr<ObjectInfo> r) {
             if (!r.ok()) {
                 return (void)fuse_reply_err(req, Errno(r.status()));
@@ -922,7 +1022,13 @@ private:
         if (conn->capable & FUSE_CAP_READDIRPLUS) {
             conn->want |= FUSE_CAP_READDIRPLUS;
         }
+        if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) {
+            conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;  // O_TRUNC comes with the open: one request, not two
+        }
         conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // every write goes to the backend when made
+        // Direct reads in order, one request at a time: a shard file's bytes only exist
+        // from where its reader is.
+        conn->want &= ~FUSE_CAP_ASYNC_DIO;
     }
 
     static struct fuse_lowlevel_ops Ops() {

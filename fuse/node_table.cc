@@ -9,16 +9,20 @@ NodeTable::NodeTable(std::string root) : root_(root == "/" ? "" : std::move(root
     nodes_[kRootIno] = Node{0, "", 1, true};  // the root is never forgotten
 }
 
-Ino NodeTable::Lookup(Ino parent, std::string_view name, uint64_t count) {
+Ino NodeTable::Lookup(Ino parent, std::string_view name, uint64_t count, bool shard) {
     absl::MutexLock lock(&mu_);
     Key key{parent, std::string(name)};
     auto it = by_name_.find(key);
     if (it != by_name_.end()) {
-        nodes_[it->second].lookups += count;
+        Node& n = nodes_[it->second];
+        n.lookups += count;
+        n.shard = shard;
         return it->second;
     }
     Ino ino = next_++;
-    nodes_[ino] = Node{parent, std::string(name), count, true};
+    Node n{parent, std::string(name), count, true};
+    n.shard = shard;
+    nodes_[ino] = std::move(n);
     by_name_.emplace(std::move(key), ino);
     return ino;
 }
@@ -105,6 +109,12 @@ void NodeTable::Unlink(Ino parent, std::string_view name) {
     }
     nodes_[it->second].linked = false;
     by_name_.erase(it);
+}
+
+bool NodeTable::IsShard(Ino ino) const {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = nodes_.find(ino);
+    return it != nodes_.end() && it->second.shard;
 }
 
 void NodeTable::Opened(Ino ino) {

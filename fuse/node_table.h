@@ -26,8 +26,10 @@ public:
     // `root`: the namespace path the mount shows ("/" for everything).
     explicit NodeTable(std::string root);
 
-    // The inode of `name` in `parent`, created if new; counts `count` kernel lookups.
-    Ino Lookup(Ino parent, std::string_view name, uint64_t count = 1);
+    // The inode of `name` in `parent`, created if new; counts `count` kernel lookups and
+    // remembers whether it is a stream shard (whose file reads and writes are records).
+    Ino Lookup(Ino parent, std::string_view name, uint64_t count = 1, bool shard = false);
+    bool IsShard(Ino ino) const;
     // Drops `count` lookups; a node nobody knows any more (and not linked) is freed.
     void Forget(Ino ino, uint64_t count);
     // The namespace path of `ino`, or nullopt if it is unknown.
@@ -65,6 +67,7 @@ private:
         bool linked = true;
         uint32_t opens = 0;
         bool hidden = false;  // unlinked while open: removed at the last close
+        bool shard = false;
     };
     struct Key {
         Ino parent;

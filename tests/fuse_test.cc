@@ -26,6 +26,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "daemon_fixture.h"
 #include "zerohop/client.h"
 
@@ -239,11 +240,16 @@ TEST_F(FuseTest, AFileUnlinkedOrReplacedWhileOpenKeepsWorkingUntilClosed) {
         EXPECT_FALSE(absl::StartsWith(e.path().filename().string(), ".zh-unlinked-")) << e.path();
     }
     close(fd);
-    auto list = client_->List({.path = P("/demo")});
-    ASSERT_TRUE(list.ok());
-    for (const auto& e : list->entries) {
-        EXPECT_NE(e.name.rfind(".zh-unlinked-", 0), 0u) << "left behind after the last close: " << e.name;
+    // The kernel sends the release after close(2) returns: give it a moment.
+    bool left = true;
+    for (int i = 0; i < 200 && left; ++i) {
+        auto list = client_->List({.path = P("/demo")});
+        ASSERT_TRUE(list.ok());
+        left = std::any_of(list->entries.begin(), list->entries.end(),
+                           [](const DirEntry& e) { return e.name.rfind(".zh-unlinked-", 0) == 0; });
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    EXPECT_FALSE(left) << "the hidden file was left behind after the last close";
     // A rename over an open file: the descriptor keeps the old bytes.
     { std::ofstream(F("old")) << "old bytes"; }
     { std::ofstream(F("new")) << "new bytes"; }
@@ -387,6 +393,43 @@ TEST_F(FuseTest, XattrsAreTheAttributesBothWays) {
     EXPECT_EQ(item->attributes.at("raw"), Value::Blob(std::string("\xff\x00", 2)));
     EXPECT_EQ(item->attributes.count("ok"), 0u);
     EXPECT_EQ(ReadAll(F("x")), "data") << "xattrs must not touch the bytes";
+}
+
+TEST_F(FuseTest, StreamsAreDirectoriesOfShardFiles) {
+    ASSERT_TRUE(client_->CreateStream({.path = P("/demo/s"), .shard_count = 2}).ok());
+    ASSERT_TRUE(client_->PutRecords({.path = P("/demo/s"), .records = {{.data = "api", .shard = 1}}}).ok());
+    std::set<std::string> shards;
+    for (const auto& e : std::filesystem::directory_iterator(F("s"))) {
+        shards.insert(e.path().filename());
+        EXPECT_TRUE(e.is_regular_file());
+    }
+    EXPECT_EQ(shards, (std::set<std::string>{"0", "1"}));
+    // Each write is one record.
+    int fd = open(F("s/1").c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, "first\n", 6), 6);
+    ASSERT_EQ(write(fd, std::string(100000, 'b').data(), 100000), 100000);
+    close(fd);
+    auto got = client_->GetRecords({.path = P("/demo/s"), .location = {.shard = 1, .sequence = 1}});
+    ASSERT_TRUE(got.ok());
+    ASSERT_EQ(got->records.size(), 3u);
+    EXPECT_EQ(got->records[1].data, "first\n");
+    EXPECT_EQ(got->records[2].data.size(), 100000u);
+    // Reading yields the records framed: "<seq> <secs>.<nanos> <length>\n<data>\n".
+    std::string all = ReadAll(F("s/1"));
+    std::string expect;
+    for (const auto& r : got->records) {
+        expect += absl::StrFormat("%d %d.%09d %d\n", r.sequence, r.arrival.secs, r.arrival.nsecs, r.data.size()) +
+                  r.data + "\n";
+    }
+    EXPECT_TRUE(all == expect) << all.substr(0, 200);
+    EXPECT_EQ(ReadAll(F("s/0")), "");
+    struct stat st;
+    ASSERT_EQ(stat(F("s/1").c_str(), &st), 0);
+    EXPECT_EQ(st.st_size, 3) << "a shard file's size counts its records";
+    std::string out;
+    EXPECT_EQ(Sh("echo appended > s/0 && head -c 200 s/0", &out), 0) << out;
+    EXPECT_TRUE(absl::StrContains(out, " 9\nappended\n")) << out;
 }
 
 TEST_F(FuseTest, AChangeThroughTheApiIsSeenWithinTheTimeout) {
