@@ -12,7 +12,10 @@
 
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <functional>
+#include <mutex>
+#include <tuple>
 #include <string>
 #include <thread>
 #include <vector>
@@ -122,6 +125,11 @@ struct FileHandle {
     uint64_t offset = 0;         // where `pending` starts in the framed bytes
     std::string pending;         // framed bytes fetched and not dropped yet
     bool at_end = false;         // the last fetch found no more records
+    // One read at a time per handle (the kernel may send a large read as several requests
+    // at once); the others wait here, in arrival order.
+    std::mutex mu;
+    bool busy = false;
+    std::deque<std::tuple<fuse_req_t, size_t, off_t>> waiting;
 };
 
 // A record as a shard file shows it: a header line, the data, a newline.
@@ -614,12 +622,47 @@ private:
 
     // Bytes [off, off + size) of a shard file's framed records. The handle keeps a window
     // of framed bytes starting at `offset`, fetches records until the window covers the
-    // read (or the shard ends), and drops what lies before the read: readers go forward.
+    // read (or the shard ends), and drops what lies well before the read: readers go
+    // forward.
     void ReadShard(fuse_req_t req, FileHandle* h, size_t size, off_t off) {
+        {
+            std::lock_guard<std::mutex> lock(h->mu);
+            if (h->busy) {
+                h->waiting.emplace_back(req, size, off);
+                return;
+            }
+            h->busy = true;
+        }
+        ReadShardNow(req, h, size, off);
+    }
+
+    // Called when a shard read has been answered: the next waiting one, if any, goes on.
+    void ShardReadDone(FileHandle* h) {
+        std::tuple<fuse_req_t, size_t, off_t> next;
+        {
+            std::lock_guard<std::mutex> lock(h->mu);
+            if (h->waiting.empty()) {
+                h->busy = false;
+                return;
+            }
+            next = h->waiting.front();
+            h->waiting.pop_front();
+        }
+        ReadShardNow(std::get<0>(next), h, std::get<1>(next), std::get<2>(next));
+    }
+
+    // Reads of one handle may arrive out of order by this much and still be served.
+    static constexpr uint64_t kShardWindowBehind = 8 << 20;
+
+    void ReadShardNow(fuse_req_t req, FileHandle* h, size_t size, off_t off) {
+        auto fail = [this, req, h](int e) {
+            fuse_reply_err(req, e);
+            ShardReadDone(h);
+        };
         uint64_t at = static_cast<uint64_t>(off);
         if (at < h->offset) {
             if (at != 0) {
-                return (void)fuse_reply_err(req, EINVAL);  // shard files are read forward
+                return fail(EINVAL);  // shard files are read forward
             }
             h->next_sequence = 0;  // from the start again
             h->offset = 0;
@@ -628,12 +671,12 @@ private:
         if (h->next_sequence == 0) {
             // First read: from the oldest record still retained.
             return client_->SeekAsync({.path = h->stream, .shard = h->shard_no, .type = SeekType::kEarliest},
-                                      [this, req, h, size, off](absl::StatusOr<StreamLocation> r) {
+                                      [this, req, h, size, off, fail](absl::StatusOr<StreamLocation> r) {
                                           if (!r.ok()) {
-                                              return (void)fuse_reply_err(req, Errno(r.status()));
+                                              return fail(Errno(r.status()));
                                           }
                                           h->next_sequence = r->sequence;
-                                          ReadShard(req, h, size, off);
+                                          ReadShardNow(req, h, size, off);
                                       });
         }
         uint64_t end = h->offset + h->pending.size();
@@ -643,24 +686,28 @@ private:
             size_t from = static_cast<size_t>(std::min(at, end) - h->offset);
             size_t n = std::min<size_t>(size, h->pending.size() - from);
             fuse_reply_buf(req, h->pending.data() + from, n);
-            h->pending.erase(0, from);
-            h->offset += from;
-            return;
+            // Keep some bytes behind the read, for requests of the same read that come late.
+            if (from > kShardWindowBehind) {
+                size_t drop = from - kShardWindowBehind;
+                h->pending.erase(0, drop);
+                h->offset += drop;
+            }
+            return ShardReadDone(h);
         }
         client_->GetRecordsAsync({.path = h->stream,
                                   .location = {.shard = h->shard_no, .sequence = h->next_sequence},
                                   .limit = 1000,
                                   .max_bytes = std::max<uint64_t>(at + size - end, 64 << 10)},
-                                 [this, req, h, size, off](absl::StatusOr<GetRecordsResult> r) {
+                                 [this, req, h, size, off, fail](absl::StatusOr<GetRecordsResult> r) {
                                      if (!r.ok()) {
-                                         return (void)fuse_reply_err(req, Errno(r.status()));
+                                         return fail(Errno(r.status()));
                                      }
                                      for (const StreamRecord& rec : r->records) {
                                          AppendFrame(rec, &h->pending);
                                      }
                                      h->next_sequence = r->next.sequence;
                                      h->at_end = r->records.empty();
-                                     ReadShard(req, h, size, off);
+                                     ReadShardNow(req, h, size, off);
                                  });
     }
 
@@ -1026,9 +1073,6 @@ private:
             conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;  // O_TRUNC comes with the open: one request, not two
         }
         conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // every write goes to the backend when made
-        // Direct reads in order, one request at a time: a shard file's bytes only exist
-        // from where its reader is.
-        conn->want &= ~FUSE_CAP_ASYNC_DIO;
     }
 
     static struct fuse_lowlevel_ops Ops() {
