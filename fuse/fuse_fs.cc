@@ -568,11 +568,22 @@ private:
                     fs->nodes_.Closed(ino);
                     return (void)fuse_reply_err(req, Errno(r.status()));
                 }
+                fs->nodes_.SameVersion(ino, r->size, r->mtime.secs, r->mtime.nsecs);
                 fuse_reply_open(req, &out);
             });
             return;
         }
-        fuse_reply_open(req, &out);
+        // The kernel keeps its cached pages when the object is the version it cached them
+        // from (same size and mtime as at the previous open).
+        fs->client_->StatAsync(*path, [fs, req, ino, out, h](absl::StatusOr<ObjectInfo> r) mutable {
+            if (!r.ok()) {
+                delete h;
+                fs->nodes_.Closed(ino);
+                return (void)fuse_reply_err(req, Errno(r.status()));
+            }
+            out.keep_cache = fs->nodes_.SameVersion(ino, r->size, r->mtime.secs, r->mtime.nsecs) ? 1 : 0;
+            fuse_reply_open(req, &out);
+        });
     }
 
     static void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi) {

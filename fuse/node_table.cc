@@ -163,6 +163,18 @@ std::optional<std::string> NodeTable::Closed(Ino ino) {
     return PathLocked(ino);
 }
 
+bool NodeTable::SameVersion(Ino ino, uint64_t size, int64_t mtime_secs, int32_t mtime_nsecs) {
+    absl::MutexLock lock(&mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) {
+        return false;
+    }
+    auto now = std::make_tuple(size, mtime_secs, mtime_nsecs);
+    bool same = it->second.version == now;
+    it->second.version = now;
+    return same;
+}
+
 std::string NodeTable::HiddenName(Ino ino) { return ".zh-unlinked-" + std::to_string(ino); }
 
 bool NodeTable::IsHidden(std::string_view name) { return name.starts_with(".zh-unlinked-"); }

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
@@ -54,6 +55,9 @@ public:
     bool Hide(Ino ino, std::string_view hidden);
     // At a close: the hidden path to remove now, if this was the last close of a hidden file.
     std::optional<std::string> Closed(Ino ino);
+    // At an open: whether the object is the version (size, mtime) seen at the previous open,
+    // so that the kernel may keep its cached pages. Records this version.
+    bool SameVersion(Ino ino, uint64_t size, int64_t mtime_secs, int32_t mtime_nsecs);
     static std::string HiddenName(Ino ino);
     static bool IsHidden(std::string_view name);
 
@@ -68,6 +72,8 @@ private:
         uint32_t opens = 0;
         bool hidden = false;  // unlinked while open: removed at the last close
         bool shard = false;
+        // The version seen at the last open (size, mtime), for keep_cache.
+        std::optional<std::tuple<uint64_t, int64_t, int32_t>> version;
     };
     struct Key {
         Ino parent;
