@@ -29,6 +29,9 @@ struct FuseOptions {
     double attr_timeout = 1.0;    // seconds the kernel may cache attributes
     double entry_timeout = 1.0;   // seconds the kernel may cache names
     unsigned max_threads = 16;    // FUSE threads reading requests
+    // How long a FUSE thread polls for the answer to what it submitted before leaving it to
+    // the completion thread: saves a wake-up per request when there are cores to spin on.
+    unsigned assist_us = 0;
     bool allow_other = false;     // let other users in (needs user_allow_other or root)
     bool debug = false;           // libfuse's request trace on stderr
 };

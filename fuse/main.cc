@@ -1,7 +1,7 @@
 // zerohop-fuse: mounts the zerohop namespace (or a part of it) at a directory.
 //
 //   zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]
-//                [--attr-timeout S] [--entry-timeout S] [--allow-other] [--debug] MOUNTPOINT
+//                [--attr-timeout S] [--entry-timeout S] [--spin-us N] [--allow-other] [--debug] MOUNTPOINT
 //
 // Runs in the foreground until the mount goes away (fusermount3 -u MOUNTPOINT, umount) or
 // SIGINT/SIGTERM, which unmount.
@@ -30,11 +30,13 @@ void OnSignal(int) {
 int Usage(int code) {
     (code == 0 ? std::cout : std::cerr)
         << "usage: zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]\n"
-           "                    [--attr-timeout S] [--entry-timeout S] [--allow-other] [--debug] MOUNTPOINT\n"
+           "                    [--attr-timeout S] [--entry-timeout S] [--spin-us N] [--allow-other] [--debug]\n"
+           "                    MOUNTPOINT\n"
            "  Mounts the zerohop namespace at MOUNTPOINT (type fuse.zerohop) and serves it until unmounted.\n"
            "  --socket, --key: the daemon and access key (default $ZEROHOP_SOCKET, $ZEROHOP_ACCESS_KEY)\n"
            "  --root: show only this part of the namespace (default /: every container the key can read)\n"
-           "  --threads: FUSE threads (default 16); timeouts in seconds (default 1)\n";
+           "  --threads: FUSE threads (default 16); timeouts in seconds (default 1)\n"
+           "  --spin-us: how long a FUSE thread polls for its answer (default 0; worth it with cores to spare)\n";
     return code;
 }
 
@@ -70,6 +72,12 @@ int main(int argc, char** argv) {
             std::string v = value();
             if (!absl::SimpleAtoi(v, &o.max_threads) || o.max_threads < 1 || o.max_threads > 1024) {
                 std::cerr << "zerohop-fuse: --threads: \"" << v << "\" is not a number in 1..1024\n";
+                return 2;
+            }
+        } else if (a == "--spin-us") {
+            std::string v = value();
+            if (!absl::SimpleAtoi(v, &o.assist_us) || o.assist_us > 10000) {
+                std::cerr << "zerohop-fuse: --spin-us: \"" << v << "\" is not a number in 0..10000\n";
                 return 2;
             }
         } else if (a == "--attr-timeout") {
