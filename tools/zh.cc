@@ -445,7 +445,9 @@ int main(int argc, char** argv) {
     std::vector<std::string> args;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if ((a == "--socket" || a == "--key") && i + 1 < argc) {
+        // --socket and --key are zh's before the command; after it, --key is the command's
+        // (stream-put's partition key).
+        if ((a == "--socket" || a == "--key") && args.empty() && i + 1 < argc) {
             (a == "--socket" ? opts.socket_path : opts.access_key) = argv[++i];
         } else if (a == "--json") {
             json = true;
