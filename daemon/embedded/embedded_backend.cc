@@ -23,6 +23,7 @@ EmbeddedBackend::EmbeddedBackend(std::unique_ptr<Store> store, const EmbeddedOpt
       inline_read_max_bytes_(options.inline_read_max_bytes) {
     if (options.io_threads > 0) {
         io_ = std::make_unique<TaskPool>("zh-embedded-io", options.io_threads);
+        store_->SetFileReaper([io = io_.get()](absl::AnyInvocable<void() &&> unlink) { io->Run(std::move(unlink)); });
     }
 }
 
@@ -83,9 +84,9 @@ void EmbeddedBackend::Symlink(SymlinkRequest req, Done<ObjectInfo> done) {
     Maybe(sync_writes_,
           [this, req = std::move(req), done = std::move(done)]() mutable { std::move(done)(store_->Symlink(req)); });
 }
-// A delete may unlink a large file: the I/O threads take it too.
+// A delete commits here; the unlink of a large object's file goes to the I/O threads.
 void EmbeddedBackend::Delete(DeleteRequest req, DoneStatus done) {
-    Maybe(true,
+    Maybe(sync_writes_,
           [this, req = std::move(req), done = std::move(done)]() mutable { std::move(done)(store_->Delete(req)); });
 }
 void EmbeddedBackend::SetMetadata(SetMetadataRequest req, Done<ObjectInfo> done) {

@@ -960,7 +960,13 @@ absl::Status EmbeddedBackend::Store::WriteFully(int fd, const char* data, size_t
     return absl::OkStatus();
 }
 
-void EmbeddedBackend::Store::RemoveFile(uint64_t data_id) { ::unlink(FilePath(data_id).c_str()); }
+void EmbeddedBackend::Store::RemoveFile(uint64_t data_id) {
+    if (reaper_) {
+        reaper_([path = FilePath(data_id)] { ::unlink(path.c_str()); });
+    } else {
+        ::unlink(FilePath(data_id).c_str());
+    }
+}
 
 absl::StatusOr<std::string> EmbeddedBackend::Store::ReadInline(uint64_t object_id) {
     std::string bytes;

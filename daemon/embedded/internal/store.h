@@ -2,6 +2,7 @@
 // The synchronous engine behind EmbeddedBackend.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 #include "embedded/embedded_backend.h"
 #include "embedded/internal/dir_cache.h"
@@ -54,6 +56,8 @@ public:
     };
     absl::StatusOr<ObjectRead> OpenObject(const GetObjectRequest& req);
     absl::StatusOr<GetObjectResult> ReadObject(const ObjectRead& read, DataSink* sink);
+    // Where unlinks of unreferenced object files go (see RemoveFile); set once, before use.
+    void SetFileReaper(std::function<void(absl::AnyInvocable<void() &&>)> reaper) { reaper_ = std::move(reaper); }
     absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req, DataSource* data);
     // Writes at `offset`, or at the end when `offset` is empty (append).
     absl::StatusOr<ObjectInfo> WriteAt(const Path& path, std::optional<uint64_t> offset, std::string_view data);
@@ -139,7 +143,11 @@ private:
     absl::StatusOr<shmring::UniqueFd> CreateFile(uint64_t* data_id);
     absl::StatusOr<shmring::UniqueFd> OpenFile(uint64_t data_id, int flags);
     absl::Status WriteFully(int fd, const char* data, size_t n, uint64_t offset, uint64_t data_id);
+    // Unlinks an object file that nothing refers to any more: through the reaper when one
+    // is set (the unlink of a large file is slow, and the change is already committed),
+    // else here. A crash before it runs leaves an orphan that Open() removes.
     void RemoveFile(uint64_t data_id);
+    std::function<void(absl::AnyInvocable<void() &&>)> reaper_;
     absl::StatusOr<std::string> ReadInline(uint64_t object_id);
 
     // Items.
