@@ -117,7 +117,7 @@ struct DirHandle {
 // An open file.
 struct FileHandle {
     bool append = false;
-    // A stream shard: reads yield its records framed (see ShardFrame), each write appends one.
+    // A stream shard: reads yield its records framed (see AppendFrame), each write appends one.
     bool shard = false;
     Path stream;
     uint32_t shard_no = 0;
@@ -316,6 +316,30 @@ private:
                                   });
     }
 
+    // The completion of a call that made `name` in `parent`: the entry is given to the
+    // caller, then answered.
+    Callback<ObjectInfo> NewEntry(fuse_req_t req, Ino parent, const char* name, Path path) {
+        return [this, req, parent, n = std::string(name), path = std::move(path)](absl::StatusOr<ObjectInfo> r) {
+            if (!r.ok()) {
+                return (void)fuse_reply_err(req, Errno(r.status()));
+            }
+            OwnThenReply(req, path, *r, [this, req, parent, n](const ObjectInfo& info) {
+                fuse_entry_param e = Entry(parent, n, info);
+                fuse_reply_entry(req, &e);
+            });
+        };
+    }
+
+    // The completion of a call that removed `name` from `parent`.
+    StatusCallback Removed(fuse_req_t req, Ino parent, const char* name) {
+        return [this, req, parent, n = std::string(name)](absl::Status s) {
+            if (s.ok()) {
+                nodes_.Unlink(parent, n);
+            }
+            fuse_reply_err(req, Errno(s));
+        };
+    }
+
     // ---- the operations -------------------------------------------------------------
 
     static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -436,18 +460,8 @@ private:
         if (!path) {
             return;
         }
-        Path p = *path;
-        fs->client_->MkdirAsync(
-            {.path = p, .mode = static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask)},
-            [fs, req, parent, p, n = std::string(name)](absl::StatusOr<ObjectInfo> r) {
-                if (!r.ok()) {
-                    return (void)fuse_reply_err(req, Errno(r.status()));
-                }
-                fs->OwnThenReply(req, p, *r, [fs, req, parent, n](const ObjectInfo& info) {
-                    fuse_entry_param e = fs->Entry(parent, n, info);
-                    fuse_reply_entry(req, &e);
-                });
-            });
+        fs->client_->MkdirAsync({.path = *path, .mode = static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask)},
+                                fs->NewEntry(req, parent, name, *path));
     }
 
     static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -459,18 +473,13 @@ private:
         }
         if (auto open = fs->nodes_.OpenAt(parent, name)) {
             // Open here: hide it, so that its descriptors keep working; gone at the last close.
-            return fs->Hide(req, parent, *path, *open, [req](absl::Status s) { fuse_reply_err(req, Errno(s)); });
+            return fs->Hide(parent, *path, *open, [req](absl::Status s) { fuse_reply_err(req, Errno(s)); });
         }
-        fs->client_->DeleteAsync({.path = *path}, [fs, req, parent, n = std::string(name)](absl::Status s) {
-            if (s.ok()) {
-                fs->nodes_.Unlink(parent, n);
-            }
-            fuse_reply_err(req, Errno(s));
-        });
+        fs->client_->DeleteAsync({.path = *path}, fs->Removed(req, parent, name));
     }
 
     // Renames the open file `ino` at `path` to its hidden name; `then` gets the outcome.
-    void Hide(fuse_req_t, Ino parent, const Path& path, Ino ino, std::function<void(absl::Status)> then) {
+    void Hide(Ino parent, const Path& path, Ino ino, std::function<void(absl::Status)> then) {
         std::string hidden = NodeTable::HiddenName(ino);
         auto to = nodes_.ChildPath(parent, hidden);
         auto target = to ? Path::Parse(*to) : absl::StatusOr<Path>(absl::NotFoundError("the directory is gone"));
@@ -495,12 +504,7 @@ private:
         if (!path) {
             return;
         }
-        fs->client_->RmdirAsync(*path, [fs, req, parent, n = std::string(name)](absl::Status s) {
-            if (s.ok()) {
-                fs->nodes_.Unlink(parent, n);
-            }
-            fuse_reply_err(req, Errno(s));
-        });
+        fs->client_->RmdirAsync(*path, fs->Removed(req, parent, name));
     }
 
     static void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
@@ -510,17 +514,7 @@ private:
         if (!path) {
             return;
         }
-        Path p = *path;
-        fs->client_->SymlinkAsync({.path = p, .target = link},
-                                  [fs, req, parent, p, n = std::string(name)](absl::StatusOr<ObjectInfo> r) {
-                                      if (!r.ok()) {
-                                          return (void)fuse_reply_err(req, Errno(r.status()));
-                                      }
-                                      fs->OwnThenReply(req, p, *r, [fs, req, parent, n](const ObjectInfo& info) {
-                                          fuse_entry_param e = fs->Entry(parent, n, info);
-                                          fuse_reply_entry(req, &e);
-                                      });
-                                  });
+        fs->client_->SymlinkAsync({.path = *path, .target = link}, fs->NewEntry(req, parent, name, *path));
     }
 
     static void Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) {
@@ -559,7 +553,7 @@ private:
         // descriptors keep the old bytes.
         auto open = (flags & RENAME_NOREPLACE) ? std::nullopt : fs->nodes_.OpenAt(newparent, newname);
         if (open && *open != fs->nodes_.OpenAt(parent, name).value_or(0)) {
-            return fs->Hide(req, newparent, *to, *open, rename);
+            return fs->Hide(newparent, *to, *open, rename);
         }
         rename(absl::OkStatus());
     }

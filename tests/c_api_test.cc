@@ -37,17 +37,9 @@ protected:
     }
 
     // Runs a program with the session's socket and key in its environment; its output.
-    std::string Run(const std::string& command, int* status) {
-        std::string full = "ZEROHOP_SOCKET=" + daemon_->socket() + " ZEROHOP_ACCESS_KEY=rw-key " + command + " 2>&1";
-        FILE* f = popen(full.c_str(), "r");
-        std::string out;
-        char buf[4096];
-        size_t n;
-        while (f != nullptr && (n = fread(buf, 1, sizeof buf, f)) > 0) {
-            out.append(buf, n);
-        }
-        *status = f != nullptr ? pclose(f) : -1;
-        return out;
+    std::string Run(const std::string& command, int* exit_code) {
+        return testing::RunShell(
+            "ZEROHOP_SOCKET=" + daemon_->socket() + " ZEROHOP_ACCESS_KEY=rw-key " + command, exit_code);
     }
 
     std::string dir_;

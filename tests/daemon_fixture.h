@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -24,6 +25,21 @@
 #include "zerohop/client.h"
 
 namespace zerohop::testing {
+
+// Runs `command` with /bin/sh, stderr folded into stdout; its output, and its exit code in
+// *exit_code (-1 if it did not exit normally).
+inline std::string RunShell(const std::string& command, int* exit_code) {
+    FILE* f = popen((command + " 2>&1").c_str(), "r");
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while (f != nullptr && (n = fread(buf, 1, sizeof buf, f)) > 0) {
+        out.append(buf, n);
+    }
+    int status = f != nullptr ? pclose(f) : -1;
+    *exit_code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return out;
+}
 
 // A loopback port nobody listens on now (the kernel's pick).
 inline int FreeLoopbackPort() {

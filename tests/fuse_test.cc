@@ -113,19 +113,12 @@ protected:
 
     // Runs a shell command in `cwd`; its exit status and output.
     int Sh(const std::string& cmd, std::string* out = nullptr, const std::string& cwd = "") {
-        std::string full = "cd '" + (cwd.empty() ? root_ : cwd) + "' && (" + cmd + ") 2>&1";
-        FILE* f = popen(full.c_str(), "r");
-        std::string text;
-        char buf[4096];
-        size_t n;
-        while (f != nullptr && (n = fread(buf, 1, sizeof buf, f)) > 0) {
-            text.append(buf, n);
-        }
-        int status = f != nullptr ? pclose(f) : -1;
+        int code = -1;
+        std::string text = testing::RunShell("cd '" + (cwd.empty() ? root_ : cwd) + "' && (" + cmd + ")", &code);
         if (out != nullptr) {
             *out = text;
         }
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        return code;
     }
 
     static std::string ReadAll(const std::string& path) {
