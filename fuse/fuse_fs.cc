@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <fuse3/fuse_lowlevel.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -800,6 +801,40 @@ private:
         }
     }
 
+    // Reserving space: the backends have no preallocation, so mode 0 extends the size (the
+    // new bytes read as zeros) and FALLOC_FL_KEEP_SIZE succeeds without change; punching or
+    // collapsing ranges is EOPNOTSUPP.
+    static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                          struct fuse_file_info*) {
+        Impl* fs = Self(req);
+        Assist assist{fs};
+        if (mode & ~FALLOC_FL_KEEP_SIZE) {
+            return (void)fuse_reply_err(req, EOPNOTSUPP);
+        }
+        if (offset < 0 || length <= 0) {
+            return (void)fuse_reply_err(req, EINVAL);
+        }
+        auto path = fs->PathOrReply(req, ino);
+        if (!path) {
+            return;
+        }
+        if (mode & FALLOC_FL_KEEP_SIZE) {
+            return (void)fuse_reply_err(req, 0);
+        }
+        uint64_t end = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length);
+        fs->client_->StatAsync(*path, [fs, req, p = *path, end](absl::StatusOr<ObjectInfo> r) {
+            if (!r.ok()) {
+                return (void)fuse_reply_err(req, Errno(r.status()));
+            }
+            if (r->size >= end) {
+                return (void)fuse_reply_err(req, 0);
+            }
+            fs->client_->TruncateAsync({.path = p, .size = end}, [req](absl::StatusOr<ObjectInfo> t) {
+                fuse_reply_err(req, Errno(t.status()));
+            });
+        });
+    }
+
     static void Flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info*) {
         fuse_reply_err(req, 0);  // every write is already in the backend
     }
@@ -1136,6 +1171,7 @@ private:
         ops.read = Read;
         ops.write = Write;
         ops.flush = Flush;
+        ops.fallocate = Fallocate;
         ops.release = Release;
         ops.fsync = Fsync;
         ops.opendir = OpenDir;

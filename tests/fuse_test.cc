@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -195,6 +197,43 @@ TEST_F(FuseTest, FilesReadWriteAtOffsetsAppendAndTruncate) {
     }
     { std::ofstream(F("big"), std::ios::binary).write(big.data(), static_cast<std::streamsize>(big.size())); }
     EXPECT_TRUE(ReadAll(F("big")) == big);
+}
+
+TEST_F(FuseTest, LocksAreHeldAndFallocateExtends) {
+    // flock and POSIX record locks are the kernel's, across the processes of this node.
+    { std::ofstream(F("lk")) << "x"; }
+    int fd = open(F("lk").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(flock(fd, LOCK_EX), 0);
+    std::string out;
+    EXPECT_EQ(Sh("flock -n lk true", &out), 1) << "a second flock got the lock: " << out;
+    ASSERT_EQ(flock(fd, LOCK_UN), 0);
+    EXPECT_EQ(Sh("flock -n lk true", &out), 0) << out;
+    struct flock fl = {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    ASSERT_EQ(fcntl(fd, F_SETLK, &fl), 0);
+    EXPECT_EQ(Sh("python3 -c \"import fcntl; f = open('lk', 'r+'); fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\"",
+                 &out),
+              1)
+        << "a second POSIX lock got through: " << out;
+    close(fd);
+    // fallocate: mode 0 extends with zeros, KEEP_SIZE changes nothing, holes are refused.
+    fd = open(F("fa").c_str(), O_CREAT | O_RDWR, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, "abc", 3), 3);
+    ASSERT_EQ(fallocate(fd, 0, 0, 1 << 20), 0) << strerror(errno);
+    struct stat st;
+    ASSERT_EQ(fstat(fd, &st), 0);
+    EXPECT_EQ(st.st_size, 1 << 20);
+    ASSERT_EQ(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 2 << 20), 0);
+    ASSERT_EQ(fstat(fd, &st), 0);
+    EXPECT_EQ(st.st_size, 1 << 20);
+    EXPECT_ERRNO(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096), EOPNOTSUPP);
+    close(fd);
+    std::string bytes = ReadAll(F("fa"));
+    EXPECT_EQ(bytes.size(), 1u << 20);
+    EXPECT_EQ(bytes.substr(0, 4), std::string("abc\0", 4));
 }
 
 TEST_F(FuseTest, DirectoriesAndTheirErrors) {

@@ -625,8 +625,6 @@ public:
         return state->value;
     }
 
-    const ClientOptions& options() const { return options_; }
-
 private:
     // Polls (and sleeps) until `done()`. A dead daemon is noticed here and recovered from
     // (the request is then retried or failed, which makes `done()` true). On a timeout the
