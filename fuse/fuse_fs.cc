@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -317,6 +318,80 @@ private:
                                   });
     }
 
+    // ---- open handles ---------------------------------------------------------------
+    // The kernel keeps a number per open file, not a pointer: a successor process (after a
+    // restart) that does not know a number makes a fresh handle from the flags in its low
+    // bits instead of following a stale pointer.
+    static constexpr uint64_t kFhAppend = 1, kFhShard = 2, kFhFlags = 3;
+
+    // 0 if `ino` is a shard whose name is not a shard number.
+    uint64_t AddFile(Ino ino, bool append, bool shard) {
+        auto h = std::make_unique<FileHandle>();
+        h->append = append;
+        if (shard && !InitShard(ino, h.get())) {
+            return 0;
+        }
+        std::lock_guard<std::mutex> lock(handles_mu_);
+        uint64_t fh = (next_handle_++ << 2) | (append ? kFhAppend : 0) | (shard ? kFhShard : 0);
+        files_[fh] = std::move(h);
+        return fh;
+    }
+
+    FileHandle* File(Ino ino, uint64_t fh) {
+        std::lock_guard<std::mutex> lock(handles_mu_);
+        auto it = files_.find(fh);
+        if (it != files_.end()) {
+            return it->second.get();
+        }
+        // Opened by a predecessor.
+        auto h = std::make_unique<FileHandle>();
+        h->append = (fh & kFhAppend) != 0;
+        if ((fh & kFhShard) && !InitShard(ino, h.get())) {
+            return nullptr;
+        }
+        return (files_[fh] = std::move(h)).get();
+    }
+
+    void DropFile(uint64_t fh) {
+        std::lock_guard<std::mutex> lock(handles_mu_);
+        files_.erase(fh);
+    }
+
+    uint64_t AddDir() {
+        std::lock_guard<std::mutex> lock(handles_mu_);
+        uint64_t fh = next_handle_++ << 2;
+        dirs_[fh] = std::make_unique<DirHandle>();
+        return fh;
+    }
+
+    DirHandle* Dir(uint64_t fh) {
+        std::lock_guard<std::mutex> lock(handles_mu_);
+        auto& d = dirs_[fh];  // opened by a predecessor: a fresh listing
+        if (!d) {
+            d = std::make_unique<DirHandle>();
+        }
+        return d.get();
+    }
+
+    void DropDir(uint64_t fh) {
+        std::lock_guard<std::mutex> lock(handles_mu_);
+        dirs_.erase(fh);
+    }
+
+    bool InitShard(Ino ino, FileHandle* h) {
+        auto path = PathOf(ino);
+        if (!path) {
+            return false;
+        }
+        auto name = path->name();
+        if (!absl::SimpleAtoi(absl::string_view(name.data(), name.size()), &h->shard_no)) {
+            return false;
+        }
+        h->shard = true;
+        h->stream = path->Parent();
+        return true;
+    }
+
     // The completion of a call that made `name` in `parent`: the entry is given to the
     // caller, then answered.
     Callback<ObjectInfo> NewEntry(fuse_req_t req, Ino parent, const char* name, Path path) {
@@ -566,17 +641,14 @@ private:
         if (!path) {
             return;
         }
-        auto* h = new FileHandle{.append = (fi->flags & O_APPEND) != 0};
-        fi->fh = reinterpret_cast<uint64_t>(h);
-        if (fs->nodes_.IsShard(ino)) {
+        bool shard = fs->nodes_.IsShard(ino);
+        uint64_t fh = fs->AddFile(ino, (fi->flags & O_APPEND) != 0, shard);
+        if (fh == 0) {
+            return (void)fuse_reply_err(req, EINVAL);  // a shard file not named by its number
+        }
+        fi->fh = fh;
+        if (shard) {
             // Records, not bytes: read from the start, to the end, whatever st_size says.
-            auto shard_no = path->name();
-            if (!absl::SimpleAtoi(absl::string_view(shard_no.data(), shard_no.size()), &h->shard_no)) {
-                delete h;
-                return (void)fuse_reply_err(req, EINVAL);
-            }
-            h->shard = true;
-            h->stream = path->Parent();
             fi->direct_io = 1;  // (not nonseekable: stream files get offset 0 on every read)
             fs->nodes_.Opened(ino);
             return (void)fuse_reply_open(req, fi);
@@ -584,9 +656,9 @@ private:
         fuse_file_info out = *fi;
         fs->nodes_.Opened(ino);
         if (fi->flags & O_TRUNC) {
-            fs->client_->TruncateAsync({.path = *path, .size = 0}, [fs, req, ino, out, h](absl::StatusOr<ObjectInfo> r) {
+            fs->client_->TruncateAsync({.path = *path, .size = 0}, [fs, req, ino, out, fh](absl::StatusOr<ObjectInfo> r) {
                 if (!r.ok()) {
-                    delete h;
+                    fs->DropFile(fh);
                     fs->nodes_.Closed(ino);
                     return (void)fuse_reply_err(req, Errno(r.status()));
                 }
@@ -597,9 +669,9 @@ private:
         }
         // The kernel keeps its cached pages when the object is the version it cached them
         // from (same size and mtime as at the previous open).
-        fs->client_->StatAsync(*path, [fs, req, ino, out, h](absl::StatusOr<ObjectInfo> r) mutable {
+        fs->client_->StatAsync(*path, [fs, req, ino, out, fh](absl::StatusOr<ObjectInfo> r) mutable {
             if (!r.ok()) {
-                delete h;
+                fs->DropFile(fh);
                 fs->nodes_.Closed(ino);
                 return (void)fuse_reply_err(req, Errno(r.status()));
             }
@@ -616,8 +688,8 @@ private:
             return;
         }
         Path p = *path;
-        auto* h = new FileHandle{.append = (fi->flags & O_APPEND) != 0};
-        fi->fh = reinterpret_cast<uint64_t>(h);
+        uint64_t fh = fs->AddFile(0, (fi->flags & O_APPEND) != 0, false);
+        fi->fh = fh;
         fuse_file_info out = *fi;
         bool excl = (fi->flags & O_EXCL) != 0;
         bool trunc = (fi->flags & O_TRUNC) != 0;
@@ -631,17 +703,17 @@ private:
             {.path = p,
              .condition = std::string(kCreateCondition),
              .mode = static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask)},
-            "", [fs, req, p, h, excl, trunc, reply](absl::StatusOr<ObjectInfo> r) {
+            "", [fs, req, p, fh, excl, trunc, reply](absl::StatusOr<ObjectInfo> r) {
                 if (r.ok()) {
                     return fs->OwnThenReply(req, p, *r, reply);
                 }
                 if (Errno(r.status()) != EEXIST || excl) {
-                    delete h;
+                    fs->DropFile(fh);
                     return (void)fuse_reply_err(req, Errno(r.status()));
                 }
-                auto opened = [req, h, reply](absl::StatusOr<ObjectInfo> r) {
+                auto opened = [fs, req, fh, reply](absl::StatusOr<ObjectInfo> r) {
                     if (!r.ok()) {
-                        delete h;
+                        fs->DropFile(fh);
                         return (void)fuse_reply_err(req, Errno(r.status()));
                     }
                     reply(*r);
@@ -748,7 +820,7 @@ private:
     static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
         Impl* fs = Self(req);
         Assist assist{fs};
-        if (auto* h = reinterpret_cast<FileHandle*>(fi->fh); h != nullptr && h->shard) {
+        if (FileHandle* h = fs->File(ino, fi->fh); h != nullptr && h->shard) {
             return fs->ReadShard(req, h, size, off);
         }
         auto path = fs->PathOrReply(req, ino);
@@ -773,7 +845,7 @@ private:
         if (!path) {
             return;
         }
-        auto* h = reinterpret_cast<FileHandle*>(fi->fh);
+        FileHandle* h = fs->File(ino, fi->fh);
         if (h != nullptr && h->shard) {
             // One write, one record, on this shard.
             return fs->client_->PutRecordsAsync(
@@ -842,7 +914,7 @@ private:
     static void Release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         Impl* fs = Self(req);
         Assist assist{fs};
-        delete reinterpret_cast<FileHandle*>(fi->fh);
+        fs->DropFile(fi->fh);
         if (auto hidden = fs->nodes_.Closed(ino)) {
             // The last close of a file unlinked while open: now it goes.
             if (auto p = Path::Parse(*hidden); p.ok()) {
@@ -861,12 +933,12 @@ private:
         if (!Self(req)->PathOf(ino)) {
             return (void)fuse_reply_err(req, ESTALE);
         }
-        fi->fh = reinterpret_cast<uint64_t>(new DirHandle);
+        fi->fh = Self(req)->AddDir();
         fuse_reply_open(req, fi);
     }
 
     static void ReleaseDir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
-        delete reinterpret_cast<DirHandle*>(fi->fh);
+        Self(req)->DropDir(fi->fh);
         fuse_reply_err(req, 0);
     }
 
@@ -901,7 +973,7 @@ private:
                               bool plus) {
         Impl* fs = Self(req);
         Assist assist{fs};
-        auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+        DirHandle* d = fs->Dir(fi->fh);
         auto serve = [fs, req, ino, size, off, d, plus] { fs->ServeDir(req, ino, size, off, d, plus); };
         if (d->loaded && off != 0) {
             return serve();
@@ -1189,6 +1261,10 @@ private:
 
     FuseOptions options_;
     NodeTable nodes_;
+    std::mutex handles_mu_;
+    uint64_t next_handle_ = 1;  // under handles_mu_
+    absl::flat_hash_map<uint64_t, std::unique_ptr<FileHandle>> files_;  // under handles_mu_
+    absl::flat_hash_map<uint64_t, std::unique_ptr<DirHandle>> dirs_;    // under handles_mu_
     std::unique_ptr<Client> client_;
     struct fuse_session* session_ = nullptr;
     bool mounted_ = false;

@@ -1,6 +1,11 @@
 #include "node_table.h"
 
+#include <unistd.h>
+
+#include <cstring>
 #include <vector>
+
+#include "absl/strings/str_format.h"
 
 namespace zerohop::fuse {
 
@@ -23,6 +28,7 @@ Ino NodeTable::Lookup(Ino parent, std::string_view name, uint64_t count, bool sh
     Node n{parent, std::string(name), count, true};
     n.shard = shard;
     nodes_[ino] = std::move(n);
+    Log(shard ? 'S' : 'A', ino, parent, name);
     by_name_.emplace(std::move(key), ino);
     return ino;
 }
@@ -43,6 +49,7 @@ void NodeTable::Forget(Ino ino, uint64_t count) {
             by_name_.erase(Key{n.parent, n.name});
         }
         nodes_.erase(it);
+        Log('F', ino);
     }
 }
 
@@ -87,6 +94,7 @@ void NodeTable::Move(Ino parent, std::string_view name, Ino new_parent, std::str
     Key to{new_parent, std::string(new_name)};
     if (auto old = by_name_.find(to); old != by_name_.end()) {
         nodes_[old->second].linked = false;  // replaced: open handles keep it until forgotten
+        Log('U', old->second);
         by_name_.erase(old);
     }
     auto it = by_name_.find(Key{parent, std::string(name)});
@@ -99,6 +107,7 @@ void NodeTable::Move(Ino parent, std::string_view name, Ino new_parent, std::str
     n.parent = new_parent;
     n.name = std::string(new_name);
     by_name_.emplace(std::move(to), ino);
+    Log('M', ino, new_parent, new_name);
 }
 
 void NodeTable::Unlink(Ino parent, std::string_view name) {
@@ -108,6 +117,7 @@ void NodeTable::Unlink(Ino parent, std::string_view name) {
         return;
     }
     nodes_[it->second].linked = false;
+    Log('U', it->second);
     by_name_.erase(it);
 }
 
@@ -148,6 +158,7 @@ bool NodeTable::Hide(Ino ino, std::string_view hidden) {
     n.linked = true;
     n.hidden = true;
     by_name_[Key{n.parent, n.name}] = ino;
+    Log('M', ino, n.parent, n.name);
     return n.opens > 0;
 }
 
@@ -178,6 +189,93 @@ bool NodeTable::SameVersion(Ino ino, uint64_t size, int64_t mtime_secs, int32_t 
 std::string NodeTable::HiddenName(Ino ino) { return ".zh-unlinked-" + std::to_string(ino); }
 
 bool NodeTable::IsHidden(std::string_view name) { return name.starts_with(".zh-unlinked-"); }
+
+// A record: op (1 byte), inode (8), parent (8), name length (2), name.
+void NodeTable::Log(char op, Ino ino, Ino parent, std::string_view name) {
+    if (journal_ < 0) {
+        return;
+    }
+    char rec[19 + 256];
+    uint16_t len = static_cast<uint16_t>(std::min<size_t>(name.size(), 255));
+    rec[0] = op;
+    std::memcpy(rec + 1, &ino, 8);
+    std::memcpy(rec + 9, &parent, 8);
+    std::memcpy(rec + 17, &len, 2);
+    std::memcpy(rec + 19, name.data(), len);
+    // One write per record, appended under the table's lock: the journal stays in order.
+    (void)!::write(journal_, rec, 19 + len);
+}
+
+void NodeTable::SetJournal(int fd) {
+    absl::MutexLock lock(&mu_);
+    journal_ = fd;
+}
+
+absl::Status NodeTable::Replay(int fd) {
+    std::string all;
+    char buf[65536];
+    ssize_t n;
+    off_t at = 0;
+    while ((n = ::pread(fd, buf, sizeof buf, at)) > 0) {
+        all.append(buf, static_cast<size_t>(n));
+        at += n;
+    }
+    absl::MutexLock lock(&mu_);
+    size_t pos = 0;
+    while (pos + 19 <= all.size()) {
+        char op = all[pos];
+        Ino ino, parent;
+        uint16_t len;
+        std::memcpy(&ino, all.data() + pos + 1, 8);
+        std::memcpy(&parent, all.data() + pos + 9, 8);
+        std::memcpy(&len, all.data() + pos + 17, 2);
+        if (pos + 19 + len > all.size()) {
+            break;  // a record cut short by the predecessor's death: the journal ends there
+        }
+        std::string name(all.data() + pos + 19, len);
+        pos += 19 + len;
+        auto it = nodes_.find(ino);
+        switch (op) {
+            case 'A':
+            case 'S': {
+                Node node{parent, name, uint64_t{1} << 62, true};  // never dropped
+                node.shard = op == 'S';
+                nodes_[ino] = std::move(node);
+                by_name_[Key{parent, name}] = ino;
+                next_ = std::max(next_, ino + 1);
+                break;
+            }
+            case 'M':
+                if (it != nodes_.end()) {
+                    if (it->second.linked) {
+                        by_name_.erase(Key{it->second.parent, it->second.name});
+                    }
+                    it->second.parent = parent;
+                    it->second.name = name;
+                    it->second.linked = true;
+                    by_name_[Key{parent, name}] = ino;
+                }
+                break;
+            case 'U':
+                if (it != nodes_.end() && it->second.linked) {
+                    by_name_.erase(Key{it->second.parent, it->second.name});
+                    it->second.linked = false;
+                }
+                break;
+            case 'F':
+                if (it != nodes_.end()) {
+                    if (it->second.linked) {
+                        by_name_.erase(Key{it->second.parent, it->second.name});
+                    }
+                    nodes_.erase(it);
+                }
+                break;
+            default:
+                return absl::DataLossError(absl::StrFormat("node journal: unknown record '%c' at byte %d", op, pos));
+        }
+    }
+    return absl::OkStatus();
+}
 
 size_t NodeTable::size() const {
     absl::ReaderMutexLock lock(&mu_);

@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 
 namespace zerohop::fuse {
@@ -63,6 +64,14 @@ public:
 
     size_t size() const;
 
+    // Restarts: every change to the table (nodes added, moved, unlinked, forgotten) is
+    // appended to `fd` (a memfd the holder keeps), so that a successor can Replay it and
+    // answer for the inode numbers the kernel already knows.
+    void SetJournal(int fd);
+    // Rebuilds the table from a journal. Restored nodes are never dropped (their lookup
+    // counts died with the predecessor).
+    absl::Status Replay(int fd);
+
 private:
     struct Node {
         Ino parent = 0;
@@ -86,12 +95,14 @@ private:
     };
 
     std::optional<std::string> PathLocked(Ino ino) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+    void Log(char op, Ino ino, Ino parent = 0, std::string_view name = {}) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
     const std::string root_;
     mutable absl::Mutex mu_;
     absl::flat_hash_map<Ino, Node> nodes_ ABSL_GUARDED_BY(mu_);
     absl::flat_hash_map<Key, Ino> by_name_ ABSL_GUARDED_BY(mu_);
     Ino next_ ABSL_GUARDED_BY(mu_) = kRootIno + 1;
+    int journal_ ABSL_GUARDED_BY(mu_) = -1;
 };
 
 }  // namespace zerohop::fuse
