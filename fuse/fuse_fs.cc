@@ -6,6 +6,9 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <fuse3/fuse_lowlevel.h>
+#include <linux/fuse.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -26,6 +29,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "holder.h"
 #include "node_table.h"
 #include "xattr_codec.h"
 #include "zerohop/status.h"
@@ -189,12 +193,55 @@ public:
         if (session_ == nullptr) {
             return absl::InternalError("fuse_session_new failed (see the message above)");
         }
-        if (fuse_session_mount(session_, options_.mountpoint.c_str()) != 0) {
-            fuse_session_destroy(session_);
-            session_ = nullptr;
-            return absl::FailedPreconditionError(absl::StrFormat(
-                "cannot mount on %s (does it exist? is /dev/fuse there? root or fusermount3 needed)",
-                options_.mountpoint));
+        // A predecessor's mount, kept alive by the holder: serve it instead of mounting.
+        std::optional<HeldMount> held;
+        if (!options_.holder_socket.empty()) {
+            auto h = FetchFromHolder(options_.holder_socket);
+            if (h.ok()) {
+                held = std::move(*h);
+            } else if (!absl::IsNotFound(h.status())) {
+                return h.status();
+            }
+        }
+        if (held) {
+            if (absl::Status s = nodes_.Replay(held->journal.get()); !s.ok()) {
+                return s;
+            }
+            journal_ = std::move(held->journal);
+            lease_ = std::move(held->lease);
+            nodes_.SetJournal(journal_.get());
+            int fd = held->fuse.release();  // the session owns it from here
+            if (fuse_session_mount(session_, absl::StrCat("/dev/fd/", fd).c_str()) != 0) {
+                return absl::InternalError("cannot serve the held /dev/fuse descriptor");
+            }
+            resumed_ = true;
+            Resume();
+        } else {
+            if (!options_.holder_socket.empty()) {
+                journal_.reset(::memfd_create("zerohop-fuse-inodes", MFD_CLOEXEC));
+                if (!journal_.valid()) {
+                    return absl::InternalError(absl::StrFormat("memfd_create: %s", strerror(errno)));
+                }
+                nodes_.SetJournal(journal_.get());
+            }
+            if (fuse_session_mount(session_, options_.mountpoint.c_str()) != 0) {
+                fuse_session_destroy(session_);
+                session_ = nullptr;
+                return absl::FailedPreconditionError(absl::StrFormat(
+                    "cannot mount on %s (does it exist? is /dev/fuse there? root or fusermount3 needed)",
+                    options_.mountpoint));
+            }
+            if (!options_.holder_socket.empty()) {
+                auto lease = SpawnHolder(options_.self_exe, options_.holder_socket, fuse_session_fd(session_),
+                                         journal_.get(), options_.mountpoint, options_.takeover_secs);
+                if (!lease.ok()) {
+                    fuse_session_unmount(session_);
+                    fuse_session_destroy(session_);
+                    session_ = nullptr;
+                    return lease.status();
+                }
+                lease_ = std::move(*lease);
+            }
         }
         mounted_ = true;
         completions_ = std::thread([this] {
@@ -203,6 +250,36 @@ public:
             }
         });
         return absl::OkStatus();
+    }
+
+    // Takes over a connection the kernel already initialized with a predecessor: libfuse
+    // is given an INIT of its own (its answer goes nowhere: the kernel knows no such
+    // request), and the kernel is asked to send again every request the predecessor had
+    // read and not answered (FUSE_NOTIFY_RESEND, Linux 6.9).
+    void Resume() {
+        struct {
+            fuse_in_header h;
+            fuse_init_in init;
+        } msg = {};
+        msg.h.len = sizeof msg;
+        msg.h.opcode = FUSE_INIT;
+        msg.h.unique = ~uint64_t{0};
+        msg.init.major = FUSE_KERNEL_VERSION;
+        msg.init.minor = FUSE_KERNEL_MINOR_VERSION;
+        msg.init.max_readahead = 1 << 20;
+        msg.init.flags = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
+                         FUSE_ATOMIC_O_TRUNC | FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES;
+        struct fuse_buf buf = {};
+        buf.size = sizeof msg;
+        buf.mem = &msg;
+        fuse_session_process_buf(session_, &buf);
+        constexpr int32_t kNotifyResend = 7;  // FUSE_NOTIFY_RESEND; newer than Debian's headers
+        fuse_out_header resend = {sizeof resend, kNotifyResend, 0};
+        if (::write(fuse_session_fd(session_), &resend, sizeof resend) != sizeof resend) {
+            fprintf(stderr, "zerohop-fuse: the kernel did not resend the predecessor's requests (%s); they wait "
+                            "until they are interrupted\n",
+                    strerror(errno));
+        }
     }
 
     absl::Status Run() {
@@ -219,16 +296,25 @@ public:
         if (session_ != nullptr) {
             fuse_session_exit(session_);
             // Wake a thread blocked reading /dev/fuse: unmounting ends its read.
-            fuse_session_unmount(session_);
+            Unmount();
         }
     }
 
     ~Impl() { Shutdown(); }
 
 private:
+    // A resumed session's mount point is /dev/fd/N to libfuse: unmount the real one.
+    void Unmount() {
+        if (resumed_) {
+            ::umount2(options_.mountpoint.c_str(), MNT_DETACH);
+        } else {
+            fuse_session_unmount(session_);
+        }
+    }
+
     void Shutdown() {
         if (session_ != nullptr && mounted_) {
-            fuse_session_unmount(session_);
+            Unmount();
             mounted_ = false;
         }
         stopping_.store(true, std::memory_order_release);
@@ -1268,6 +1354,9 @@ private:
     std::unique_ptr<Client> client_;
     struct fuse_session* session_ = nullptr;
     bool mounted_ = false;
+    bool resumed_ = false;          // serving a predecessor's mount
+    shmring::UniqueFd journal_;     // the inode journal the holder keeps
+    shmring::UniqueFd lease_;       // our connection to the holder: open while we serve
     std::atomic<bool> stopping_{false};
     std::thread completions_;
 };

@@ -34,6 +34,14 @@ struct FuseOptions {
     unsigned assist_us = 0;
     bool allow_other = false;     // let other users in (needs user_allow_other or root)
     bool debug = false;           // libfuse's request trace on stderr
+    // Where the holder of the mount's /dev/fuse descriptor listens (see holder.h); empty:
+    // no holder, and a killed zerohop-fuse leaves a dead mount. A zerohop-fuse started
+    // while a holder keeps the mount serves it instead of mounting.
+    std::string holder_socket;
+    std::string self_exe;         // this binary, re-executed as the holder
+    // How long the holder waits for a successor after zerohop-fuse died; then the mount
+    // fails its callers (ECONNABORTED, ENOTCONN) instead of leaving them waiting.
+    int takeover_secs = 60;
 };
 
 class FuseFs {

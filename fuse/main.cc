@@ -1,21 +1,27 @@
 // zerohop-fuse: mounts the zerohop namespace (or a part of it) at a directory.
 //
 //   zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]
-//                [--attr-timeout S] [--entry-timeout S] [--spin-us N] [--allow-other] [--debug] MOUNTPOINT
+//                [--attr-timeout S] [--entry-timeout S] [--spin-us N] [--holder-socket PATH | --no-holder]
+//                [--allow-other] [--debug] MOUNTPOINT
 //
 // Runs in the foreground until the mount goes away (fusermount3 -u MOUNTPOINT, umount) or
-// SIGINT/SIGTERM, which unmount.
+// SIGINT/SIGTERM, which unmount. Killed any other way (SIGKILL, a crash), it leaves the mount
+// to its holder: callers wait, and a zerohop-fuse started again with the same arguments
+// takes the mount over and answers them.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "fuse_fs.h"
+#include "holder.h"
 
 namespace {
 
@@ -30,13 +36,17 @@ void OnSignal(int) {
 int Usage(int code) {
     (code == 0 ? std::cout : std::cerr)
         << "usage: zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]\n"
-           "                    [--attr-timeout S] [--entry-timeout S] [--spin-us N] [--allow-other] [--debug]\n"
+           "                    [--attr-timeout S] [--entry-timeout S] [--spin-us N]\n"
+           "                    [--holder-socket PATH | --no-holder] [--takeover-timeout S] [--allow-other] [--debug]\n"
            "                    MOUNTPOINT\n"
            "  Mounts the zerohop namespace at MOUNTPOINT (type fuse.zerohop) and serves it until unmounted.\n"
            "  --socket, --key: the daemon and access key (default $ZEROHOP_SOCKET, $ZEROHOP_ACCESS_KEY)\n"
            "  --root: show only this part of the namespace (default /: every container the key can read)\n"
            "  --threads: FUSE threads (default 16); timeouts in seconds (default 1)\n"
-           "  --spin-us: how long a FUSE thread polls for its answer (default 0; worth it with cores to spare)\n";
+           "  --spin-us: how long a FUSE thread polls for its answer (default 0; worth it with cores to spare)\n"
+           "  --holder-socket: where the holder of the mount listens (default MOUNTPOINT.zerohop-fuse.sock);\n"
+           "    a zerohop-fuse started while a holder keeps the mount takes it over; --no-holder: none\n"
+           "  --takeover-timeout: seconds the holder waits for a successor before failing callers (default 60)\n";
     return code;
 }
 
@@ -46,6 +56,18 @@ int main(int argc, char** argv) {
     // Debian builds abseil with the Mutex deadlock detector on: tens of ns per lock.
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     zerohop::fuse::FuseOptions o;
+    // The holder (started by zerohop-fuse itself):
+    //   --hold SOCKET --fuse-fd N --journal-fd M --takeover SECONDS MOUNTPOINT
+    if (argc == 10 && std::string(argv[1]) == "--hold" && std::string(argv[3]) == "--fuse-fd" &&
+        std::string(argv[5]) == "--journal-fd" && std::string(argv[7]) == "--takeover") {
+        int fuse_fd = -1, journal_fd = -1, takeover = 0;
+        if (!absl::SimpleAtoi(argv[4], &fuse_fd) || !absl::SimpleAtoi(argv[6], &journal_fd) ||
+            !absl::SimpleAtoi(argv[8], &takeover)) {
+            return 2;
+        }
+        return zerohop::fuse::RunHolder(argv[2], fuse_fd, journal_fd, argv[9], takeover);
+    }
+    bool hold = true;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -84,6 +106,16 @@ int main(int argc, char** argv) {
             seconds(&o.attr_timeout);
         } else if (a == "--entry-timeout") {
             seconds(&o.entry_timeout);
+        } else if (a == "--holder-socket") {
+            o.holder_socket = value();
+        } else if (a == "--no-holder") {
+            hold = false;
+        } else if (a == "--takeover-timeout") {
+            std::string v = value();
+            if (!absl::SimpleAtoi(v, &o.takeover_secs) || o.takeover_secs < 1) {
+                std::cerr << "zerohop-fuse: --takeover-timeout: \"" << v << "\" is not a number of seconds\n";
+                return 2;
+            }
         } else if (a == "--allow-other") {
             o.allow_other = true;
         } else if (a == "--debug") {
@@ -103,6 +135,22 @@ int main(int argc, char** argv) {
     if (o.mountpoint.empty()) {
         return Usage(2);
     }
+    // The holder keeps the mount alive across restarts of this process; its socket lives
+    // beside the mount point unless told otherwise.
+    std::error_code ec;
+    std::filesystem::path mnt = std::filesystem::absolute(o.mountpoint, ec).lexically_normal();
+    if (!mnt.empty() && mnt.has_filename() == false) {
+        mnt = mnt.parent_path();
+    }
+    o.mountpoint = mnt.string();
+    if (!hold) {
+        o.holder_socket.clear();
+    } else if (o.holder_socket.empty()) {
+        o.holder_socket = o.mountpoint + ".zerohop-fuse.sock";
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    o.self_exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(argv[0]);
     auto fs = zerohop::fuse::FuseFs::Mount(o);
     if (!fs.ok()) {
         std::cerr << "zerohop-fuse: " << fs.status().message() << "\n";

@@ -201,7 +201,9 @@ void NodeTable::Log(char op, Ino ino, Ino parent, std::string_view name) {
     std::memcpy(rec + 1, &ino, 8);
     std::memcpy(rec + 9, &parent, 8);
     std::memcpy(rec + 17, &len, 2);
-    std::memcpy(rec + 19, name.data(), len);
+    if (len > 0) {
+        std::memcpy(rec + 19, name.data(), len);
+    }
     // One write per record, appended under the table's lock: the journal stays in order.
     (void)!::write(journal_, rec, 19 + len);
 }

@@ -27,6 +27,8 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon_fixture.h"
@@ -69,16 +71,22 @@ protected:
         }
     }
 
-    void StartFuse() {
+    // Starts zerohop-fuse; it mounts, or takes over the mount its holder keeps.
+    void SpawnFuse() {
         const char* bin = getenv("ZEROHOP_FUSE");
         ASSERT_NE(bin, nullptr) << "ZEROHOP_FUSE must name the zerohop-fuse binary";
         fuse_pid_ = fork();
         ASSERT_GE(fuse_pid_, 0);
         if (fuse_pid_ == 0) {
+            // A server that dies and is not replaced fails its callers after 5 s, not never.
             execl(bin, "zerohop-fuse", "--socket", daemon_->socket().c_str(), "--key", "rw-key", "--attr-timeout",
-                  "0.2", "--entry-timeout", "0.2", mnt_.c_str(), static_cast<char*>(nullptr));
+                  "0.2", "--entry-timeout", "0.2", "--takeover-timeout", "5", mnt_.c_str(), static_cast<char*>(nullptr));
             _exit(127);
         }
+    }
+
+    void StartFuse() {
+        SpawnFuse();
         for (int i = 0; i < 500; ++i) {
             if (Mounted()) {
                 return;
@@ -462,6 +470,66 @@ TEST_F(FuseTest, StreamsAreDirectoriesOfShardFiles) {
     std::string out;
     EXPECT_EQ(Sh("echo appended > s/0 && head -c 200 s/0", &out), 0) << out;
     EXPECT_TRUE(absl::StrContains(out, " 9\nappended\n")) << out;
+}
+
+TEST_F(FuseTest, AKilledServerIsTakenOverAndItsCallersNeverNotice) {
+    // A reader and a writer loop on the mount while zerohop-fuse is killed and started
+    // again: they must see no error (and never ENOTCONN), and nothing written is lost.
+    std::string expected(256 << 10, '\0');
+    for (size_t i = 0; i < expected.size(); ++i) {
+        expected[i] = static_cast<char>('a' + i % 23);
+    }
+    { std::ofstream(F("r"), std::ios::binary) << expected; }
+    { std::ofstream(dir_ + "/expected", std::ios::binary) << expected; }
+    std::string out;
+    int code = -1;
+    std::thread loops([&] {
+        out = testing::RunShell(
+            "cd '" + root_ + "' && end=$(($(date +%s) + 3)); i=0; "
+            "while [ $(date +%s) -lt $end ]; do "
+            "  cmp -s r '" + dir_ + "/expected' || { echo READ-ERROR $i; exit 1; }; "
+            "  echo $i >> w || { echo WRITE-ERROR $i; exit 1; }; i=$((i + 1)); "
+            "done; echo DONE $i",
+            &code);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    kill(fuse_pid_, SIGKILL);
+    int status = 0;
+    waitpid(fuse_pid_, &status, 0);
+    EXPECT_TRUE(Mounted()) << "the holder keeps the mount";
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the loops wait meanwhile
+    SpawnFuse();
+    loops.join();
+    EXPECT_EQ(code, 0) << out;
+    ASSERT_TRUE(absl::StartsWith(out, "DONE ")) << out;
+    int n = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(out.substr(5)), &n)) << out;
+    EXPECT_GT(n, 10) << "the loops made too little progress to test anything";
+    std::string written = ReadAll(F("w"));
+    std::string want;
+    for (int i = 0; i < n; ++i) {
+        want += std::to_string(i) + "\n";
+    }
+    EXPECT_EQ(written, want) << "a line was lost or doubled";
+    EXPECT_EQ(ReadAll(F("r")), expected);
+}
+
+TEST_F(FuseTest, WithoutASuccessorCallersFailInsteadOfWaitingForever) {
+    { std::ofstream(F("f")) << "x"; }
+    kill(fuse_pid_, SIGKILL);
+    int status = 0;
+    waitpid(fuse_pid_, &status, 0);
+    fuse_pid_ = -1;
+    auto start = absl::Now();
+    struct stat st;
+    errno = 0;
+    int r = stat(F("other").c_str(), &st);  // waits for a successor that never comes
+    EXPECT_EQ(r, -1);
+    // The waiting call sees the connection aborted; later ones, no connection.
+    EXPECT_TRUE(errno == ECONNABORTED || errno == ENOTCONN) << strerror(errno);
+    EXPECT_GE(absl::Now() - start, absl::Seconds(3));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+    ::umount2(mnt_.c_str(), MNT_DETACH);
 }
 
 TEST_F(FuseTest, AChangeThroughTheApiIsSeenWithinTheTimeout) {

@@ -1,0 +1,144 @@
+#include "holder.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "shmring/fd_passing.h"
+
+namespace zerohop::fuse {
+
+namespace {
+
+bool FillAddress(const std::string& path, sockaddr_un* addr) {
+    *addr = {};
+    addr->sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr->sun_path) {
+        return false;
+    }
+    std::memcpy(addr->sun_path, path.data(), path.size());
+    return true;
+}
+
+bool Mounted(const std::string& mountpoint) {
+    std::ifstream m("/proc/self/mounts");
+    std::string line;
+    while (std::getline(m, line)) {
+        if (line.find(" " + mountpoint + " fuse") != std::string::npos) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+absl::StatusOr<shmring::UniqueFd> SpawnHolder(const std::string& self_exe, const std::string& socket, int fuse_fd,
+                                              int journal_fd, const std::string& mountpoint, int takeover_secs) {
+    // Twice forked, so that the holder is nobody's child to wait for.
+    pid_t child = fork();
+    if (child < 0) {
+        return absl::InternalError(absl::StrFormat("fork: %s", strerror(errno)));
+    }
+    if (child == 0) {
+        if (fork() != 0) {
+            _exit(0);
+        }
+        setsid();  // not in the server's process group: a kill of that leaves the holder
+        fcntl(fuse_fd, F_SETFD, 0);
+        fcntl(journal_fd, F_SETFD, 0);
+        std::string f = absl::StrCat(fuse_fd), j = absl::StrCat(journal_fd), t = absl::StrCat(takeover_secs);
+        execl(self_exe.c_str(), "zerohop-fuse", "--hold", socket.c_str(), "--fuse-fd", f.c_str(), "--journal-fd",
+              j.c_str(), "--takeover", t.c_str(), mountpoint.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    // The holder is ready once it answers; that first connection is our lease.
+    for (int i = 0; i < 500; ++i) {
+        auto held = FetchFromHolder(socket);
+        if (held.ok()) {
+            return std::move(held->lease);
+        }
+        usleep(2000);
+    }
+    return absl::UnavailableError(absl::StrFormat("the descriptor holder did not come up on %s", socket));
+}
+
+int RunHolder(const std::string& socket, int fuse_fd, int journal_fd, const std::string& mountpoint,
+              int takeover_secs) {
+    sockaddr_un addr;
+    if (!FillAddress(socket, &addr)) {
+        return 2;
+    }
+    shmring::UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ::unlink(socket.c_str());
+    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listener.get(), 4) != 0) {
+        return 1;
+    }
+    ::chmod(socket.c_str(), 0600);  // the mount's descriptor: only its owner may take it
+    std::vector<shmring::UniqueFd> leases;
+    time_t unleased_since = time(nullptr);
+    for (;;) {
+        std::vector<struct pollfd> fds = {{listener.get(), POLLIN, 0}, {fuse_fd, 0, 0}};
+        for (const auto& l : leases) {
+            fds.push_back({l.get(), POLLIN, 0});
+        }
+        int n = ::poll(fds.data(), fds.size(), 1000);
+        // The connection is gone (unmounted, aborted): nothing left to hold.
+        if ((n > 0 && (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL))) || !Mounted(mountpoint)) {
+            break;
+        }
+        // A lease ends when its server's end closes (it exited or was killed).
+        for (size_t i = leases.size(); i-- > 0;) {
+            if (fds[2 + i].revents != 0) {
+                leases.erase(leases.begin() + static_cast<ptrdiff_t>(i));
+            }
+        }
+        if (n > 0 && (fds[0].revents & POLLIN)) {
+            shmring::UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+            if (conn.valid() && shmring::SendWithFds(conn.get(), "Z", {fuse_fd, journal_fd}).ok()) {
+                leases.push_back(std::move(conn));
+            }
+        }
+        if (!leases.empty()) {
+            unleased_since = time(nullptr);
+        } else if (time(nullptr) - unleased_since >= takeover_secs) {
+            break;  // nobody took over: let the mount fail its callers instead of hang them
+        }
+    }
+    ::unlink(socket.c_str());
+    return 0;
+}
+
+absl::StatusOr<HeldMount> FetchFromHolder(const std::string& socket) {
+    sockaddr_un addr;
+    if (!FillAddress(socket, &addr)) {
+        return absl::InvalidArgumentError(absl::StrFormat("holder socket path %s is too long", socket));
+    }
+    shmring::UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        return absl::NotFoundError(absl::StrFormat("no holder at %s", socket));
+    }
+    char byte;
+    std::vector<shmring::UniqueFd> fds;
+    auto r = shmring::ReceiveWithFds(s.get(), &byte, 1, &fds);
+    if (!r.ok() || *r != 1 || fds.size() != 2) {
+        return absl::DataLossError(absl::StrFormat("the holder at %s sent no descriptors", socket));
+    }
+    return HeldMount{std::move(fds[0]), std::move(fds[1]), std::move(s)};
+}
+
+}  // namespace zerohop::fuse
