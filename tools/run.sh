@@ -17,6 +17,9 @@ if [ ! -f build/build.ninja ]; then
 fi
 ninja -C build >/dev/null
 
+# A process that runs (a zombie does not).
+alive() { [ -n "$(ps -o stat= -p "$1" 2>/dev/null | grep -v Z)" ]; }
+
 data=${ZEROHOP_DATA:-$top/var}
 mkdir -p "$data"
 data=$(cd "$data" && pwd)
@@ -34,7 +37,7 @@ fi
 export ZEROHOP_SOCKET=$data/zerohop.sock
 export ZEROHOP_ACCESS_KEY=dev-key
 
-if [ -f "$data/zerohopd.pid" ] && kill -0 "$(cat "$data/zerohopd.pid")" 2>/dev/null; then
+if [ -f "$data/zerohopd.pid" ] && alive "$(cat "$data/zerohopd.pid")"; then
     echo "zerohopd already running (pid $(cat "$data/zerohopd.pid"))"
 else
     nohup build/daemon/zerohopd --config "$config" >>"$data/zerohopd.log" 2>&1 &
@@ -51,10 +54,12 @@ build/tools/zh demo
 mnt=$data/mnt
 mkdir -p "$mnt"
 mounted=no
-if grep -q " $mnt fuse.zerohop " /proc/self/mounts; then
-    echo "the namespace is already mounted at $mnt"
+if grep -q " $mnt fuse.zerohop " /proc/self/mounts &&
+   [ -f "$data/zerohop-fuse.pid" ] && alive "$(cat "$data/zerohop-fuse.pid")"; then
+    echo "the namespace is already mounted at $mnt (zerohop-fuse pid $(cat "$data/zerohop-fuse.pid"))"
     mounted=yes
 elif [ -c /dev/fuse ] && { [ "$(id -u)" -eq 0 ] || command -v fusermount3 >/dev/null; }; then
+    # Mounted but nobody serving (zerohop-fuse was killed): the new one takes the mount over.
     nohup build/fuse/zerohop-fuse "$mnt" >>"$data/zerohop-fuse.log" 2>&1 &
     echo $! > "$data/zerohop-fuse.pid"
     for _ in $(seq 100); do
