@@ -944,11 +944,25 @@ private:
                     fuse_reply_write(req, size);
                 });
         }
-        auto done = [req, size](absl::StatusOr<ObjectInfo> r) {
-            if (!r.ok()) {
+        // A write in flight when zerohopd restarts has an unknown outcome. Writing the same
+        // bytes at the same place again gives the same file either way, so it is sent once
+        // more as a positional write at the offset the kernel gave (for O_APPEND, the size
+        // the kernel knows, which is where a single appender's bytes belong).
+        auto retry = std::make_shared<std::string>(buf, size);
+        auto done = [fs, req, size, p = *path, off, retry](absl::StatusOr<ObjectInfo> r) {
+            if (r.ok()) {
+                return (void)fuse_reply_write(req, size);
+            }
+            if (!absl::IsUnavailable(r.status()) || !absl::StrContains(r.status().message(), "restarted while")) {
                 return (void)fuse_reply_err(req, Errno(r.status()));
             }
-            fuse_reply_write(req, size);
+            fs->client_->WriteObjectAsync({.path = p, .offset = static_cast<uint64_t>(off), .data = *retry},
+                                          [req, size, retry](absl::StatusOr<ObjectInfo> again) {
+                                              if (!again.ok()) {
+                                                  return (void)fuse_reply_err(req, Errno(again.status()));
+                                              }
+                                              fuse_reply_write(req, size);
+                                          });
         };
         // The bytes are copied into the request before these return.
         std::string_view data(buf, size);

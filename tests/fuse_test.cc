@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -129,6 +130,43 @@ protected:
             *out = text;
         }
         return code;
+    }
+
+    // Runs a reader (comparing a 256 KiB file) and a writer (appending a numbered line per
+    // turn) on the mount for 3 s while `disrupt` runs; checks that neither saw an error and
+    // that every line is there once and in order.
+    void LoopThrough(const std::function<void()>& disrupt) {
+        std::string expected(256 << 10, '\0');
+        for (size_t i = 0; i < expected.size(); ++i) {
+            expected[i] = static_cast<char>('a' + i % 23);
+        }
+        { std::ofstream(F("r"), std::ios::binary) << expected; }
+        { std::ofstream(dir_ + "/expected", std::ios::binary) << expected; }
+        std::string out;
+        int code = -1;
+        std::thread loops([&] {
+            out = testing::RunShell(
+                "cd '" + root_ + "' && end=$(($(date +%s) + 3)); i=0; "
+                "while [ $(date +%s) -lt $end ]; do "
+                "  cmp -s r '" + dir_ + "/expected' || { echo READ-ERROR $i; exit 1; }; "
+                "  echo $i >> w || { echo WRITE-ERROR $i; exit 1; }; i=$((i + 1)); "
+                "done; echo DONE $i",
+                &code);
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(700));
+        disrupt();
+        loops.join();
+        EXPECT_EQ(code, 0) << out;
+        ASSERT_TRUE(absl::StartsWith(out, "DONE ")) << out;
+        int n = 0;
+        ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(out.substr(5)), &n)) << out;
+        EXPECT_GT(n, 10) << "the loops made too little progress to test anything";
+        std::string want;
+        for (int i = 0; i < n; ++i) {
+            want += std::to_string(i) + "\n";
+        }
+        EXPECT_EQ(ReadAll(F("w")), want) << "a line was lost or doubled";
+        EXPECT_EQ(ReadAll(F("r")), expected);
     }
 
     static std::string ReadAll(const std::string& path) {
@@ -473,45 +511,22 @@ TEST_F(FuseTest, StreamsAreDirectoriesOfShardFiles) {
 }
 
 TEST_F(FuseTest, AKilledServerIsTakenOverAndItsCallersNeverNotice) {
-    // A reader and a writer loop on the mount while zerohop-fuse is killed and started
-    // again: they must see no error (and never ENOTCONN), and nothing written is lost.
-    std::string expected(256 << 10, '\0');
-    for (size_t i = 0; i < expected.size(); ++i) {
-        expected[i] = static_cast<char>('a' + i % 23);
-    }
-    { std::ofstream(F("r"), std::ios::binary) << expected; }
-    { std::ofstream(dir_ + "/expected", std::ios::binary) << expected; }
-    std::string out;
-    int code = -1;
-    std::thread loops([&] {
-        out = testing::RunShell(
-            "cd '" + root_ + "' && end=$(($(date +%s) + 3)); i=0; "
-            "while [ $(date +%s) -lt $end ]; do "
-            "  cmp -s r '" + dir_ + "/expected' || { echo READ-ERROR $i; exit 1; }; "
-            "  echo $i >> w || { echo WRITE-ERROR $i; exit 1; }; i=$((i + 1)); "
-            "done; echo DONE $i",
-            &code);
+    LoopThrough([&] {
+        kill(fuse_pid_, SIGKILL);
+        int status = 0;
+        waitpid(fuse_pid_, &status, 0);
+        EXPECT_TRUE(Mounted()) << "the holder keeps the mount";
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the loops wait meanwhile
+        SpawnFuse();
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(700));
-    kill(fuse_pid_, SIGKILL);
-    int status = 0;
-    waitpid(fuse_pid_, &status, 0);
-    EXPECT_TRUE(Mounted()) << "the holder keeps the mount";
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the loops wait meanwhile
-    SpawnFuse();
-    loops.join();
-    EXPECT_EQ(code, 0) << out;
-    ASSERT_TRUE(absl::StartsWith(out, "DONE ")) << out;
-    int n = 0;
-    ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(out.substr(5)), &n)) << out;
-    EXPECT_GT(n, 10) << "the loops made too little progress to test anything";
-    std::string written = ReadAll(F("w"));
-    std::string want;
-    for (int i = 0; i < n; ++i) {
-        want += std::to_string(i) + "\n";
-    }
-    EXPECT_EQ(written, want) << "a line was lost or doubled";
-    EXPECT_EQ(ReadAll(F("r")), expected);
+}
+
+TEST_F(FuseTest, ARestartedDaemonIsReconnectedToAndCallersNeverNotice) {
+    LoopThrough([&] {
+        daemon_->Kill(SIGKILL);
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        daemon_->Start();
+    });
 }
 
 TEST_F(FuseTest, WithoutASuccessorCallersFailInsteadOfWaitingForever) {
