@@ -17,6 +17,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -82,12 +83,29 @@ public:
     void Start() {
         const char* bin = getenv("ZEROHOPD");
         ASSERT_NE(bin, nullptr) << "ZEROHOPD must name the zerohopd binary";
+        // Under ASan, freed memory waits in a quarantine (256 MiB by default) and counts in
+        // RSS: a small one keeps use-after-free detection and makes RSS mean something.
+        std::vector<std::string> env;
+        for (char** e = environ; *e != nullptr; ++e) {
+            if (std::string_view(*e).rfind("ASAN_OPTIONS=", 0) != 0) {
+                env.emplace_back(*e);
+            }
+        }
+        const char* asan = getenv("ASAN_OPTIONS");
+        env.push_back(std::string("ASAN_OPTIONS=") + (asan != nullptr && *asan ? std::string(asan) + ":" : "") +
+                      "quarantine_size_mb=8");
+        std::vector<char*> envp;
+        for (auto& e : env) {
+            envp.push_back(e.data());
+        }
+        envp.push_back(nullptr);
+        std::string cfg = dir_ + "/zerohopd.yaml";
         pid_ = fork();
         ASSERT_GE(pid_, 0);
         if (pid_ == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives a crashed test
-            std::string cfg = dir_ + "/zerohopd.yaml";
-            execl(bin, "zerohopd", "--config", cfg.c_str(), static_cast<char*>(nullptr));
+            char* argv[] = {const_cast<char*>("zerohopd"), const_cast<char*>("--config"), cfg.data(), nullptr};
+            execve(bin, argv, envp.data());
             _exit(127);
         }
         for (int i = 0; i < 500; ++i) {
