@@ -38,49 +38,12 @@ namespace zerohop::fuse {
 
 namespace {
 
-// What a backend error means to a POSIX caller. The codes say most of it; for
-// FailedPrecondition the message says which rule was broken.
+// What a backend error means to the kernel: StatusToErrno, except that ENOSYS from a
+// handler would tell the kernel never to call that operation again, and EAGAIN (the daemon
+// is gone and did not come back) would have callers retry forever.
 int Errno(const absl::Status& s) {
-    absl::string_view m = s.message();
-    switch (s.code()) {
-        case absl::StatusCode::kOk:
-            return 0;
-        case absl::StatusCode::kNotFound:
-            return ENOENT;
-        case absl::StatusCode::kAlreadyExists:
-            return EEXIST;
-        case absl::StatusCode::kPermissionDenied:
-            return EACCES;
-        case absl::StatusCode::kInvalidArgument:
-            return absl::StrContains(m, "the limit is") ? ENAMETOOLONG : EINVAL;
-        case absl::StatusCode::kResourceExhausted:
-            return ENOSPC;
-        case absl::StatusCode::kUnimplemented:
-            return absl::StrContains(m, "different backends") ? EXDEV : EOPNOTSUPP;
-        case absl::StatusCode::kOutOfRange:
-            return EFBIG;
-        case absl::StatusCode::kDeadlineExceeded:
-            return ETIMEDOUT;
-        case absl::StatusCode::kFailedPrecondition:
-            if (absl::StrContains(m, "not empty")) {
-                return ENOTEMPTY;
-            }
-            if (absl::StrContains(m, "cannot replace a directory")) {
-                return EISDIR;
-            }
-            if (absl::StrContains(m, "with a directory") || absl::StrContains(m, "not a directory")) {
-                return ENOTDIR;
-            }
-            if (absl::StrContains(m, "is a directory")) {
-                return EISDIR;
-            }
-            if (absl::StrContains(m, "condition is false")) {
-                return EEXIST;  // our only conditions guard creates
-            }
-            return EPERM;
-        default:
-            return EIO;
-    }
+    int e = StatusToErrno(s);
+    return e == ENOSYS ? EOPNOTSUPP : e == EAGAIN ? EIO : e;
 }
 
 mode_t TypeBits(ObjectType t) {
@@ -793,9 +756,10 @@ private:
                 if (r.ok()) {
                     return fs->OwnThenReply(req, p, *r, reply);
                 }
-                if (Errno(r.status()) != EEXIST || excl) {
+                bool exists = IsConditionFailed(r.status());
+                if (!exists || excl) {
                     fs->DropFile(fh);
-                    return (void)fuse_reply_err(req, Errno(r.status()));
+                    return (void)fuse_reply_err(req, exists ? EEXIST : Errno(r.status()));
                 }
                 auto opened = [fs, req, fh, reply](absl::StatusOr<ObjectInfo> r) {
                     if (!r.ok()) {

@@ -184,9 +184,8 @@ public:
 
     absl::Status Open();
     void Stop();
-    ServerStats stats() const;
+    protocol::DaemonStatus stats() const;
     const std::string& socket_path() const { return config_.listen; }
-    uint32_t worker_count() const { return config_.workers; }
 
     // Routing and rights.
     absl::StatusOr<Backend*> Route(const Path& path) const;
@@ -290,12 +289,18 @@ public:
     size_t open_sessions() const { return open_.load(); }
     const Metrics& metrics() const { return metrics_; }
 
-    // Completes a call from any thread: here at once on the worker, else posted to it.
-    void Finish(Call call, absl::Status status, std::string body) {
+    // Runs `fn` on the worker's thread: at once when called there, else posted to it.
+    template <typename Fn>
+    void OnWorker(Fn&& fn) {
         if (tls_worker_ == this) {
-            return Complete(call, status, body);
+            return std::forward<Fn>(fn)();
         }
-        Post([this, call = std::move(call), status = std::move(status), body = std::move(body)]() mutable {
+        Post(std::forward<Fn>(fn));
+    }
+
+    // Completes a call from any thread.
+    void Finish(Call call, absl::Status status, std::string body) {
+        OnWorker([this, call = std::move(call), status = std::move(status), body = std::move(body)]() mutable {
             Complete(call, status, body);
         });
     }
@@ -645,10 +650,7 @@ void Worker::GetObject(const Call& call, GetObjectRequest req, Backend* b) {
         uint64_t payload = *buffer + RegionSink::kHeaderRoom - header.size();
         std::memcpy(call.s->segment.daemon_region() + payload, header.data(), header.size());
         auto length = static_cast<uint32_t>(header.size() + res->bytes);
-        if (tls_worker_ == this) {
-            return CompleteInPlace(call, *buffer, payload, length);
-        }
-        Post([this, call, b = *buffer, payload, length] { CompleteInPlace(call, b, payload, length); });
+        OnWorker([this, call, b = *buffer, payload, length] { CompleteInPlace(call, b, payload, length); });
     });
 }
 
@@ -967,15 +969,7 @@ void Worker::Dispatch(const std::shared_ptr<Session>& sp, const Descriptor& d) {
             return one_done(absl::OkStatus());
         }
         case Op::kStatus: {
-            ServerStats st = server_->stats();
-            protocol::DaemonStatus out;
-            out.workers = server_->worker_count();
-            out.sessions_open = st.sessions_open;
-            out.sessions_total = st.sessions_total;
-            out.sessions_refused = st.sessions_refused;
-            out.requests = st.requests;
-            out.request_errors = st.request_errors;
-            out.bad_descriptors = st.bad_descriptors;
+            protocol::DaemonStatus out = server_->stats();
             out.containers = server_->GrantedContainers(s);
             return Complete(call, absl::OkStatus(), protocol::Encode(out));
         }
@@ -1212,7 +1206,7 @@ absl::Status Server::Impl::Open() {
     }
     if (config_.metrics_port != 0) {
         absl::Status st = metrics_endpoint_.Start(config_.metrics_port, [this] {
-            ServerStats st = stats();
+            protocol::DaemonStatus st = stats();
             std::vector<const Metrics*> shards;
             for (const auto& w : workers_) {
                 shards.push_back(&w->metrics());
@@ -1396,8 +1390,9 @@ void Server::Impl::Stop() {
     workers_.clear();
 }
 
-ServerStats Server::Impl::stats() const {
-    ServerStats st;
+protocol::DaemonStatus Server::Impl::stats() const {
+    protocol::DaemonStatus st;
+    st.workers = config_.workers;
     for (const auto& w : workers_) {
         st.sessions_open += w->open_sessions();
     }
@@ -1420,7 +1415,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const DaemonConfig& config
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { Stop(); }
 void Server::Stop() { impl_->Stop(); }
-ServerStats Server::stats() const { return impl_->stats(); }
+protocol::DaemonStatus Server::stats() const { return impl_->stats(); }
 const std::string& Server::socket_path() const { return impl_->socket_path(); }
 
 }  // namespace zerohop

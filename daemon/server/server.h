@@ -19,17 +19,9 @@
 
 #include "absl/status/statusor.h"
 #include "config/config.h"
+#include "zerohop/protocol.h"
 
 namespace zerohop {
-
-struct ServerStats {
-    uint64_t sessions_open = 0;
-    uint64_t sessions_total = 0;
-    uint64_t sessions_refused = 0;
-    uint64_t requests = 0;
-    uint64_t request_errors = 0;
-    uint64_t bad_descriptors = 0;
-};
 
 class Server {
 public:
@@ -38,7 +30,8 @@ public:
 
     // Stops accepting, lets the workers finish what they hold, closes every session.
     void Stop();
-    ServerStats stats() const;
+    // The daemon's counters (containers left empty: they depend on the asker's key).
+    protocol::DaemonStatus stats() const;
     const std::string& socket_path() const;
 
     class Impl;

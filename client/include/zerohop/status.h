@@ -17,8 +17,13 @@
 
 namespace zerohop {
 
-// The errno a POSIX caller should see for `status` (0 for OK).
+// The errno a POSIX caller should see for `status` (0 for OK): ENOTEMPTY, ENOTDIR, EISDIR
+// for the FailedPrecondition rules they name, ENAMETOOLONG for a name over the limit,
+// EXDEV for a rename across backends.
 int StatusToErrno(const absl::Status& status);
+
+// Whether `status` is a false condition (ConditionFailedError), not another broken rule.
+bool IsConditionFailed(const absl::Status& status);
 
 // Conventional errors, so that every backend words them alike.
 absl::Status ConditionFailedError(std::string_view path);
