@@ -231,7 +231,8 @@ public:
         msg.init.minor = FUSE_KERNEL_MINOR_VERSION;
         msg.init.max_readahead = 1 << 20;
         msg.init.flags = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO |
-                         FUSE_ATOMIC_O_TRUNC | FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES;
+                         FUSE_ATOMIC_O_TRUNC | FUSE_ASYNC_DIO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES |
+                         (options_.writeback_cache ? FUSE_WRITEBACK_CACHE : 0);
         struct fuse_buf buf = {};
         buf.size = sizeof msg;
         buf.mem = &msg;
@@ -374,6 +375,12 @@ private:
     static constexpr uint64_t kFhAppend = 1, kFhShard = 2, kFhFlags = 3;
 
     // 0 if `ino` is a shard whose name is not a shard number.
+    // O_APPEND writes are appends in the backend, except with writeback caching: the kernel
+    // then places them itself (at the end it knows) and sends them as positional writes.
+    bool BackendAppends(int open_flags) const {
+        return (open_flags & O_APPEND) != 0 && !options_.writeback_cache;
+    }
+
     uint64_t AddFile(Ino ino, bool append, bool shard) {
         auto h = std::make_unique<FileHandle>();
         h->append = append;
@@ -691,7 +698,7 @@ private:
             return;
         }
         bool shard = fs->nodes_.IsShard(ino);
-        uint64_t fh = fs->AddFile(ino, (fi->flags & O_APPEND) != 0, shard);
+        uint64_t fh = fs->AddFile(ino, fs->BackendAppends(fi->flags), shard);
         if (fh == 0) {
             return (void)fuse_reply_err(req, EINVAL);  // a shard file not named by its number
         }
@@ -737,7 +744,7 @@ private:
             return;
         }
         Path p = *path;
-        uint64_t fh = fs->AddFile(0, (fi->flags & O_APPEND) != 0, false);
+        uint64_t fh = fs->AddFile(0, fs->BackendAppends(fi->flags), false);
         fi->fh = fh;
         fuse_file_info out = *fi;
         bool excl = (fi->flags & O_EXCL) != 0;
@@ -1274,7 +1281,8 @@ private:
             req, *path, [a = *attr](AttributeMap* attrs) { return attrs->erase(a) == 1 ? 0 : ENODATA; }, 8);
     }
 
-    static void Init(void*, struct fuse_conn_info* conn) {
+    static void Init(void* userdata, struct fuse_conn_info* conn) {
+        auto* fs = static_cast<Impl*>(userdata);
         conn->max_write = 1 << 20;
         conn->max_readahead = 1 << 20;
         conn->max_background = 64;
@@ -1284,7 +1292,11 @@ private:
         if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) {
             conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;  // O_TRUNC comes with the open: one request, not two
         }
-        conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // every write goes to the backend when made
+        if (fs->options_.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+            conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+        } else {
+            conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // every write goes to the backend when made
+        }
     }
 
     static struct fuse_lowlevel_ops Ops() {

@@ -33,6 +33,10 @@ struct FuseOptions {
     // the completion thread: saves a wake-up per request when there are cores to spin on.
     unsigned assist_us = 0;
     bool allow_other = false;     // let other users in (needs user_allow_other or root)
+    // The kernel keeps written pages and sends them in large writes at close, fsync or
+    // under memory pressure, instead of one request per write(2). Faster small writes; a
+    // write's errors then show at close or fsync, and other pods see it from then on.
+    bool writeback_cache = false;
     bool debug = false;           // libfuse's request trace on stderr
     // Where the holder of the mount's /dev/fuse descriptor listens (see holder.h); empty:
     // no holder, and a killed zerohop-fuse leaves a dead mount. A zerohop-fuse started

@@ -2,7 +2,7 @@
 //
 //   zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]
 //                [--attr-timeout S] [--entry-timeout S] [--spin-us N] [--holder-socket PATH | --no-holder]
-//                [--allow-other] [--debug] MOUNTPOINT
+//                [--takeover-timeout S] [--writeback-cache] [--allow-other] [--debug] MOUNTPOINT
 //
 // Runs in the foreground until the mount goes away (fusermount3 -u MOUNTPOINT, umount) or
 // SIGINT/SIGTERM, which unmount. Killed any other way (SIGKILL, a crash), it leaves the mount
@@ -37,7 +37,8 @@ int Usage(int code) {
     (code == 0 ? std::cout : std::cerr)
         << "usage: zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]\n"
            "                    [--attr-timeout S] [--entry-timeout S] [--spin-us N]\n"
-           "                    [--holder-socket PATH | --no-holder] [--takeover-timeout S] [--allow-other] [--debug]\n"
+           "                    [--holder-socket PATH | --no-holder] [--takeover-timeout S] [--writeback-cache]\n"
+           "                    [--allow-other] [--debug]\n"
            "                    MOUNTPOINT\n"
            "  Mounts the zerohop namespace at MOUNTPOINT (type fuse.zerohop) and serves it until unmounted.\n"
            "  --socket, --key: the daemon and access key (default $ZEROHOP_SOCKET, $ZEROHOP_ACCESS_KEY)\n"
@@ -46,7 +47,10 @@ int Usage(int code) {
            "  --spin-us: how long a FUSE thread polls for its answer (default 0; worth it with cores to spare)\n"
            "  --holder-socket: where the holder of the mount listens (default MOUNTPOINT.zerohop-fuse.sock);\n"
            "    a zerohop-fuse started while a holder keeps the mount takes it over; --no-holder: none\n"
-           "  --takeover-timeout: seconds the holder waits for a successor before failing callers (default 60)\n";
+           "  --takeover-timeout: seconds the holder waits for a successor before failing callers (default 60)\n"
+           "  --writeback-cache: the kernel gathers writes and sends them at close, fsync or under memory\n"
+           "    pressure (faster small writes; errors show at close; others see the bytes from then on);\n"
+           "    a successor taking over the mount must be started with the same choice\n";
     return code;
 }
 
@@ -116,6 +120,8 @@ int main(int argc, char** argv) {
                 std::cerr << "zerohop-fuse: --takeover-timeout: \"" << v << "\" is not a number of seconds\n";
                 return 2;
             }
+        } else if (a == "--writeback-cache") {
+            o.writeback_cache = true;
         } else if (a == "--allow-other") {
             o.allow_other = true;
         } else if (a == "--debug") {

@@ -80,8 +80,16 @@ protected:
         ASSERT_GE(fuse_pid_, 0);
         if (fuse_pid_ == 0) {
             // A server that dies and is not replaced fails its callers after 5 s, not never.
-            execl(bin, "zerohop-fuse", "--socket", daemon_->socket().c_str(), "--key", "rw-key", "--attr-timeout",
-                  "0.2", "--entry-timeout", "0.2", "--takeover-timeout", "5", mnt_.c_str(), static_cast<char*>(nullptr));
+            std::vector<std::string> args = {"zerohop-fuse", "--socket", daemon_->socket(), "--key", "rw-key",
+                                              "--attr-timeout", "0.2", "--entry-timeout", "0.2", "--takeover-timeout", "5"};
+            args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+            args.push_back(mnt_);
+            std::vector<char*> argv;
+            for (std::string& a : args) {
+                argv.push_back(a.data());
+            }
+            argv.push_back(nullptr);
+            execv(bin, argv.data());
             _exit(127);
         }
     }
@@ -175,6 +183,7 @@ protected:
     }
 
     std::string dir_, mnt_, root_;
+    std::vector<std::string> extra_args_;  // more zerohop-fuse options, for SpawnFuse
     std::unique_ptr<testing::Daemon> daemon_;
     std::unique_ptr<Client> client_;
     pid_t fuse_pid_ = -1;
@@ -634,6 +643,37 @@ TEST_F(FuseTest, Sqlite3KeepsItsDatabaseIntact) {
                 &out);
     EXPECT_EQ(rc, 0) << out;
     EXPECT_EQ(out, "ok\n60\nok\n");
+}
+
+TEST_F(FuseTest, WithWritebackCachingWritesReachTheBackendByCloseAndProgramsWork) {
+    StopFuse();
+    extra_args_ = {"--writeback-cache"};
+    StartFuse();
+    std::string out;
+    // Many small writes and appends, gathered by the kernel; after close the API sees them.
+    int rc = Sh("for i in $(seq 1 500); do echo line $i; done > lines && echo tail >> lines && "
+                "printf abc > small && printf XY | dd of=small bs=1 seek=1 conv=notrunc status=none && cat small",
+                &out);
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_EQ(out, "aXY");
+    auto got = client_->GetObject({.path = P("/demo/lines")});
+    ASSERT_TRUE(got.ok()) << got.status();
+    std::string want;
+    for (int i = 1; i <= 500; ++i) {
+        want += "line " + std::to_string(i) + "\n";
+    }
+    EXPECT_EQ(*got, want + "tail\n");
+    // Read-modify-write of pages (a partial page written to a file opened write-only).
+    rc = Sh("sqlite3 wb.sqlite 'create table t(v); insert into t select hex(randomblob(300)) from "
+            "(with recursive c(x) as (select 1 union all select x+1 from c where x<200) select x from c); "
+            "pragma integrity_check; select count(*) from t;'",
+            &out);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_EQ(out, "ok\n200\n");
+    rc = Sh("fio --name=wb --filename=fio.wb --size=8M --rw=randwrite --bs=4k --verify=crc32c --ioengine=psync "
+            "--minimal >/dev/null && echo ok",
+            &out);
+    EXPECT_EQ(rc, 0) << out;
 }
 
 TEST_F(FuseTest, FioVerifiesWhatItWrote) {
