@@ -13,6 +13,7 @@ packages=(
     libyaml-cpp-dev
     util-linux procps
     attr git sqlite3 rsync tar fio diffutils
+    nlohmann-json3-dev containernetworking-plugins iproute2 iputils-ping
 )
 
 missing=()
