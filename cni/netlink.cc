@@ -144,8 +144,13 @@ absl::Status Exchange(int fd, uint32_t* seq, std::vector<char>& msg, const std::
         if (static_cast<size_t>(n) > buf.size()) {
             return absl::ResourceExhaustedError(what + ": netlink answer larger than 64 KiB");
         }
-        int left = static_cast<int>(n);
-        for (auto* r = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(r, left); r = NLMSG_NEXT(r, left)) {
+        size_t got = static_cast<size_t>(n);
+        for (size_t off = 0; off + sizeof(nlmsghdr) <= got;) {
+            auto* r = reinterpret_cast<nlmsghdr*>(buf.data() + off);
+            if (r->nlmsg_len < sizeof(nlmsghdr) || r->nlmsg_len > got - off) {
+                break;  // truncated: the kernel never sends this
+            }
+            off += NLMSG_ALIGN(r->nlmsg_len);
             if (r->nlmsg_seq != *seq) {
                 continue;  // a late answer to an earlier request
             }
