@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 #include <functional>
 #include <optional>
 #include <set>
@@ -96,6 +97,9 @@ public:
 private:
     Attachment Self() const { return {req_.container_id, req_.ifname}; }
     absl::Status Step(const char* name) const {
+        if (req_.crash_at == name) {
+            _exit(137);
+        }
         if (req_.fail_at == name) {
             return CniError(kDeviceFailure, absl::StrFormat("failure injected at step \"%s\"", name));
         }
@@ -352,6 +356,9 @@ absl::StatusOr<Json> Plugin::AttachVf(Json& record, const NetNamespace& pod, Und
         return s;
     }
     if (absl::Status s = tr->MoveTo(in_temp->index, pod.fd()); !s.ok()) {
+        if (absl::IsAlreadyExists(s)) {
+            return CniError(kAlreadyAttached, absl::StrFormat("%s already has an interface %s", req_.netns, req_.ifname));
+        }
         return WithContext(s, absl::StrFormat("moving VF %s into %s as %s", chosen->pci, req_.netns, req_.ifname));
     }
     // Its RDMA device follows it where RDMA devices belong to one namespace each (in shared
@@ -1070,6 +1077,7 @@ CniRequest RequestFromEnvironment(std::string config) {
         req.sysfs = sysfs;
     }
     req.fail_at = env("ZEROHOP_CNI_FAIL_AT");
+    req.crash_at = env("ZEROHOP_CNI_CRASH_AT");
     return req;
 }
 

@@ -28,6 +28,9 @@ struct CniRequest {
     // vf-settings, temp-netns, move-to-temp, rename, configure, move-to-pod, rdma, create,
     // up, addresses, routes, record.
     std::string fail_at;
+    // ZEROHOP_CNI_CRASH_AT: ADD dies at the named step without undoing anything (tests of
+    // what a killed plugin leaves for the next DEL, GC or ADD).
+    std::string crash_at;
 };
 
 struct CniResponse {
