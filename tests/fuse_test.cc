@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -252,6 +253,40 @@ TEST_F(FuseTest, FilesReadWriteAtOffsetsAppendAndTruncate) {
     }
     { std::ofstream(F("big"), std::ios::binary).write(big.data(), static_cast<std::streamsize>(big.size())); }
     EXPECT_TRUE(ReadAll(F("big")) == big);
+}
+
+TEST_F(FuseTest, MmapReadsAndSharedWritesReachTheBackend) {
+    std::string data(3 * 4096 + 100, '\0');
+    for (size_t i = 0; i < data.size(); ++i) {
+        data[i] = static_cast<char>('A' + i % 26);
+    }
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/mapped")}, data).ok());
+    int fd = open(F("mapped").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    void* m = mmap(nullptr, data.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_NE(m, MAP_FAILED) << strerror(errno);
+    char* p = static_cast<char*>(m);
+    EXPECT_EQ(std::string(p, data.size()), data) << "mmap read";
+    // Stores into the mapping, on two pages; msync writes them back.
+    memcpy(p + 10, "mapped!", 7);
+    memcpy(p + 2 * 4096 + 1, "second page", 11);
+    ASSERT_EQ(msync(m, data.size(), MS_SYNC), 0) << strerror(errno);
+    data.replace(10, 7, "mapped!");
+    data.replace(2 * 4096 + 1, 11, "second page");
+    auto got = client_->GetObject({.path = P("/demo/mapped")});
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, data) << "the API does not see the stores after msync";
+    // The size never changes through a mapping; the bytes past the end stay as they were.
+    auto info = client_->Stat(P("/demo/mapped"));
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->size, data.size());
+    memcpy(p + 20, "again", 5);
+    munmap(m, data.size());
+    close(fd);  // dirty pages go back by close at the latest
+    data.replace(20, 5, "again");
+    got = client_->GetObject({.path = P("/demo/mapped")});
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(*got, data);
 }
 
 TEST_F(FuseTest, LocksAreHeldAndFallocateExtends) {
