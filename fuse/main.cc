@@ -25,11 +25,15 @@
 
 namespace {
 
-zerohop::fuse::FuseFs* g_fs = nullptr;
+// A signal can come before the mount is up (the handlers are installed first, so that it
+// is never the default action: a dead server and a mount nobody serves).
+std::atomic<zerohop::fuse::FuseFs*> g_fs{nullptr};
+std::atomic<bool> g_stop{false};
 
 void OnSignal(int) {
-    if (g_fs != nullptr) {
-        g_fs->Stop();
+    g_stop.store(true);
+    if (zerohop::fuse::FuseFs* fs = g_fs.load()) {
+        fs->Stop();
     }
 }
 
@@ -157,19 +161,22 @@ int main(int argc, char** argv) {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     o.self_exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(argv[0]);
-    auto fs = zerohop::fuse::FuseFs::Mount(o);
-    if (!fs.ok()) {
-        std::cerr << "zerohop-fuse: " << fs.status().message() << "\n";
-        return 1;
-    }
-    g_fs = fs->get();
     struct sigaction sa = {};
     sa.sa_handler = OnSignal;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGHUP, &sa, nullptr);
+    auto fs = zerohop::fuse::FuseFs::Mount(o);
+    if (!fs.ok()) {
+        std::cerr << "zerohop-fuse: " << fs.status().message() << "\n";
+        return 1;
+    }
+    g_fs.store(fs->get());
+    if (g_stop.load()) {
+        (*fs)->Stop();
+    }
     absl::Status s = (*fs)->Run();
-    g_fs = nullptr;
+    g_fs.store(nullptr);
     if (!s.ok()) {
         std::cerr << "zerohop-fuse: " << s.message() << "\n";
         return 1;
