@@ -99,6 +99,10 @@ protected:
         SpawnFuse();
         for (int i = 0; i < 500; ++i) {
             if (Mounted()) {
+                // Answered only once the server is serving (its holder up, its loop running):
+                // a test that stops it right away then stops a server, not a start-up.
+                struct stat st;
+                EXPECT_EQ(stat(mnt_.c_str(), &st), 0) << strerror(errno);
                 return;
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
