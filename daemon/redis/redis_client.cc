@@ -1,0 +1,935 @@
+#include "redis/redis_client.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+
+namespace zerohop::redis {
+
+// ---- small pieces ----
+
+std::string Endpoint::ToString() const {
+    return host.find(':') != std::string::npos ? absl::StrFormat("[%s]:%d", host, port)
+                                               : absl::StrFormat("%s:%d", host, port);
+}
+
+absl::StatusOr<std::vector<Endpoint>> ParseRedisUrl(absl::string_view url) {
+    absl::string_view rest = url;
+    if (absl::ConsumePrefix(&rest, "rediss://")) {
+        return absl::UnimplementedError("rediss:// (TLS): Debian 12's hiredis has no TLS; use redis://");
+    }
+    absl::ConsumePrefix(&rest, "redis://");
+    while (!rest.empty() && rest.back() == '/') {
+        rest.remove_suffix(1);
+    }
+    std::vector<Endpoint> out;
+    for (absl::string_view part : absl::StrSplit(rest, ',')) {
+        part = absl::StripAsciiWhitespace(part);
+        Endpoint ep;
+        absl::string_view port;
+        if (absl::ConsumePrefix(&part, "[")) {
+            size_t close = part.find(']');
+            if (close == absl::string_view::npos) {
+                return absl::InvalidArgumentError(absl::StrFormat("redis address \"%s\": no closing ]", part));
+            }
+            ep.host = std::string(part.substr(0, close));
+            part.remove_prefix(close + 1);
+            if (!part.empty() && !absl::ConsumePrefix(&part, ":")) {
+                return absl::InvalidArgumentError(absl::StrFormat("redis address in \"%s\": bad port", url));
+            }
+            port = part;
+        } else {
+            size_t colon = part.rfind(':');
+            ep.host = std::string(colon == absl::string_view::npos ? part : part.substr(0, colon));
+            port = colon == absl::string_view::npos ? absl::string_view() : part.substr(colon + 1);
+        }
+        if (ep.host.empty()) {
+            return absl::InvalidArgumentError(absl::StrFormat("redis url \"%s\": an address has no host", url));
+        }
+        if (!port.empty() && (!absl::SimpleAtoi(port, &ep.port) || ep.port <= 0 || ep.port > 65535)) {
+            return absl::InvalidArgumentError(absl::StrFormat("redis url \"%s\": bad port \"%s\"", url, port));
+        }
+        out.push_back(std::move(ep));
+    }
+    if (out.empty()) {
+        return absl::InvalidArgumentError(absl::StrFormat("redis url \"%s\" names no server", url));
+    }
+    return out;
+}
+
+std::string Reply::ToString() const {
+    switch (type) {
+        case Type::kString:
+            return absl::StrCat("\"", str, "\"");
+        case Type::kStatus:
+            return str;
+        case Type::kError:
+            return absl::StrCat("(error) ", str);
+        case Type::kInteger:
+            return absl::StrCat(integer);
+        case Type::kNil:
+            return "(nil)";
+        case Type::kArray: {
+            std::vector<std::string> parts;
+            for (const Reply& e : elements) {
+                parts.push_back(e.ToString());
+            }
+            return absl::StrCat("[", absl::StrJoin(parts, ", "), "]");
+        }
+    }
+    return "?";
+}
+
+namespace {
+
+// CRC16-CCITT (XMODEM), as Redis Cluster defines the key slot.
+uint16_t Crc16(absl::string_view data) {
+    uint16_t crc = 0;
+    for (unsigned char c : data) {
+        crc ^= static_cast<uint16_t>(c) << 8;
+        for (int i = 0; i < 8; ++i) {
+            crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
+        }
+    }
+    return crc;
+}
+
+Reply FromHiredis(const redisReply* r) {
+    Reply out;
+    switch (r->type) {
+        case REDIS_REPLY_STRING:
+            out.type = Reply::Type::kString;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_STATUS:
+            out.type = Reply::Type::kStatus;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_ERROR:
+            out.type = Reply::Type::kError;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_INTEGER:
+            out.type = Reply::Type::kInteger;
+            out.integer = r->integer;
+            break;
+        case REDIS_REPLY_ARRAY:
+            out.type = Reply::Type::kArray;
+            out.elements.reserve(r->elements);
+            for (size_t i = 0; i < r->elements; ++i) {
+                out.elements.push_back(FromHiredis(r->element[i]));
+            }
+            break;
+        default:
+            out.type = Reply::Type::kNil;
+    }
+    return out;
+}
+
+std::string Format(const std::vector<std::string>& argv) {
+    std::vector<const char*> ptrs;
+    std::vector<size_t> lens;
+    for (const std::string& a : argv) {
+        ptrs.push_back(a.data());
+        lens.push_back(a.size());
+    }
+    char* out = nullptr;
+    int n = redisFormatCommandArgv(&out, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+    std::string wire(out, static_cast<size_t>(std::max(n, 0)));
+    free(out);
+    return wire;
+}
+
+// The first word of an error reply ("MOVED", "ASK", "ERR", ...).
+std::string_view ErrorKind(const Reply& r) {
+    std::string_view s = r.str;
+    return s.substr(0, s.find(' '));
+}
+
+}  // namespace
+
+uint16_t KeySlot(absl::string_view key) {
+    size_t open = key.find('{');
+    if (open != absl::string_view::npos) {
+        size_t close = key.find('}', open + 1);
+        if (close != absl::string_view::npos && close > open + 1) {
+            key = key.substr(open + 1, close - open - 1);
+        }
+    }
+    return Crc16(key) & 16383;
+}
+
+// ---- the client ----
+
+class RedisClient::Impl {
+public:
+    explicit Impl(ClientOptions o) : options_(std::move(o)) {}
+
+    ~Impl() {
+        {
+            absl::MutexLock lock(&mu_);
+            stopping_ = true;
+        }
+        Wake();
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+        // Whatever is left fails; nothing waits forever.
+        for (auto& [ep, node] : nodes_) {
+            for (auto& c : node->conns) {
+                CloseConn(*c, absl::CancelledError("the Redis client is shutting down"), /*retry=*/false);
+            }
+        }
+        for (auto& p : parked_) {
+            Fail(*p, absl::CancelledError("the Redis client is shutting down"));
+        }
+        absl::MutexLock lock(&mu_);
+        for (auto& p : incoming_) {
+            Fail(*p, absl::CancelledError("the Redis client is shutting down"));
+        }
+        if (epoll_fd_ >= 0) {
+            ::close(epoll_fd_);
+        }
+        if (wake_fd_ >= 0) {
+            ::close(wake_fd_);
+        }
+    }
+
+    absl::Status Start() {
+        epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+        wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (epoll_fd_ < 0 || wake_fd_ < 0) {
+            return absl::InternalError(absl::StrFormat("redis client: epoll/eventfd: %s", strerror(errno)));
+        }
+        epoll_event ev = {};
+        ev.events = EPOLLIN;
+        ev.data.ptr = nullptr;
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+        thread_ = std::thread([this] { Loop(); });
+        return absl::OkStatus();
+    }
+
+    struct Pending {
+        std::string wire;
+        std::string key;
+        bool safe = false;
+        Callback done;
+        absl::Time deadline;
+        absl::Time not_before;
+        absl::Time sent_at;
+        uint64_t wire_end = 0;  // the connection's byte count once this is written whole
+        int redirects = 0;
+        std::optional<Endpoint> ask_to;
+        std::optional<Endpoint> pinned;  // start-up probes go to one seed
+        // Internal commands (handshake, ASKING, topology): their reply goes here instead.
+        absl::AnyInvocable<void(absl::StatusOr<Reply>)> internal;
+    };
+
+    void Submit(std::unique_ptr<Pending> p) {
+        {
+            absl::MutexLock lock(&mu_);
+            incoming_.push_back(std::move(p));
+        }
+        Wake();
+    }
+
+    std::unique_ptr<Pending> MakePending(std::vector<std::string> argv, CommandOptions o, Callback done) {
+        auto p = std::make_unique<Pending>();
+        p->wire = Format(argv);
+        p->key = std::string(o.key);
+        p->safe = o.safe_to_retry;
+        p->done = std::move(done);
+        p->deadline = absl::Now() + options_.retry_window;
+        return p;
+    }
+
+    ClientOptions options_;
+    std::atomic<bool> cluster_{false};
+    mutable absl::Mutex stats_mu_;
+    ClientStats stats_;
+
+private:
+    struct Conn {
+        Endpoint ep;
+        int fd = -1;
+        bool connecting = false;
+        std::string out;
+        uint64_t appended = 0;  // bytes ever queued on this connection
+        uint64_t written = 0;   // bytes ever written
+        std::deque<std::unique_ptr<Pending>> inflight;
+        redisReader* reader = nullptr;
+        absl::Time connect_started;
+        bool want_write = false;
+    };
+    struct Node {
+        Endpoint ep;
+        std::vector<std::unique_ptr<Conn>> conns;
+        size_t next = 0;
+        int failures = 0;
+        absl::Time retry_after = absl::InfinitePast();
+    };
+
+    void Wake() {
+        uint64_t one = 1;
+        (void)!::write(wake_fd_, &one, sizeof one);
+    }
+
+    void Count(uint64_t ClientStats::*field) {
+        absl::MutexLock lock(&stats_mu_);
+        ++(stats_.*field);
+    }
+
+    void Deliver(Pending& p, absl::StatusOr<Reply> r) {
+        if (p.internal) {
+            p.internal(std::move(r));
+        } else if (p.done) {
+            std::move(p.done)(std::move(r));
+        }
+    }
+    void Fail(Pending& p, absl::Status s) { Deliver(p, std::move(s)); }
+
+    Node& NodeFor(const Endpoint& ep) {
+        std::string k = ep.ToString();
+        auto it = nodes_.find(k);
+        if (it == nodes_.end()) {
+            auto n = std::make_unique<Node>();
+            n->ep = ep;
+            for (int i = 0; i < std::max(1, options_.connections_per_node); ++i) {
+                auto c = std::make_unique<Conn>();
+                c->ep = ep;
+                n->conns.push_back(std::move(c));
+            }
+            it = nodes_.emplace(k, std::move(n)).first;
+        }
+        return *it->second;
+    }
+
+    // Where a command goes: an ASK target, its slot's primary, or the default node.
+    Endpoint Route(const Pending& p) {
+        if (p.pinned) {
+            return *p.pinned;
+        }
+        if (p.ask_to) {
+            return *p.ask_to;
+        }
+        if (cluster_.load() && !p.key.empty()) {
+            const std::string& owner = slots_[KeySlot(p.key)];
+            if (!owner.empty()) {
+                auto it = nodes_.find(owner);
+                if (it != nodes_.end()) {
+                    return it->second->ep;
+                }
+            }
+        }
+        return default_;
+    }
+
+    void Park(std::unique_ptr<Pending> p, absl::Duration backoff) {
+        p->not_before = absl::Now() + backoff;
+        parked_.push_back(std::move(p));
+    }
+
+    // Retries `p` if it may be (not executed, or safe to repeat) and there is time left.
+    void RetryOrFail(std::unique_ptr<Pending> p, bool executed_maybe, const absl::Status& why) {
+        if (p->internal) {
+            return Deliver(*p, why);
+        }
+        if ((executed_maybe && !p->safe) || absl::Now() >= p->deadline) {
+            return Fail(*p, executed_maybe && !p->safe
+                                ? absl::UnavailableError(absl::StrCat(why.message(),
+                                                                      "; the command may or may not have been applied"))
+                                : why);
+        }
+        Count(&ClientStats::retries);
+        Park(std::move(p), absl::Milliseconds(50));
+    }
+
+    void Dispatch(std::unique_ptr<Pending> p) {
+        Endpoint ep = Route(*p);
+        if (ep.host.empty()) {
+            return RetryOrFail(std::move(p), false, absl::UnavailableError("no Redis server is known to be up"));
+        }
+        Node& node = NodeFor(ep);
+        absl::Time now = absl::Now();
+        // The least loaded open connection, else one to open.
+        Conn* best = nullptr;
+        for (auto& c : node.conns) {
+            if (c->fd >= 0 && (best == nullptr || c->inflight.size() < best->inflight.size())) {
+                best = c.get();
+            }
+        }
+        if (best == nullptr) {
+            if (now < node.retry_after) {
+                return RetryOrFail(std::move(p), false,
+                                   absl::UnavailableError(absl::StrFormat("Redis %s is down", ep.ToString())));
+            }
+            best = node.conns[node.next++ % node.conns.size()].get();
+            if (absl::Status s = OpenConn(*best); !s.ok()) {
+                NodeFailed(node);
+                return RetryOrFail(std::move(p), false, s);
+            }
+        }
+        if (p->ask_to) {
+            auto asking = std::make_unique<Pending>();
+            asking->wire = Format({"ASKING"});
+            asking->internal = [](absl::StatusOr<Reply>) {};
+            Queue(*best, std::move(asking));
+            p->ask_to.reset();  // once only: the slot's owner answers for the rest
+        }
+        Queue(*best, std::move(p));
+    }
+
+    void Queue(Conn& c, std::unique_ptr<Pending> p) {
+        c.out += p->wire;
+        c.appended += p->wire.size();
+        p->wire_end = c.appended;
+        p->sent_at = absl::Now();
+        c.inflight.push_back(std::move(p));
+        if (!c.connecting) {
+            Flush(c);
+        }
+    }
+
+    absl::Status OpenConn(Conn& c) {
+        Count(&ClientStats::reconnects);
+        addrinfo hints = {};
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* res = nullptr;
+        int rc = ::getaddrinfo(c.ep.host.c_str(), std::to_string(c.ep.port).c_str(), &hints, &res);
+        if (rc != 0) {
+            return absl::UnavailableError(absl::StrFormat("Redis %s: %s", c.ep.ToString(), gai_strerror(rc)));
+        }
+        int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            ::freeaddrinfo(res);
+            return absl::UnavailableError(absl::StrFormat("socket: %s", strerror(errno)));
+        }
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        rc = ::connect(fd, res->ai_addr, res->ai_addrlen);
+        int err = errno;
+        ::freeaddrinfo(res);
+        if (rc != 0 && err != EINPROGRESS) {
+            ::close(fd);
+            return absl::UnavailableError(absl::StrFormat("Redis %s: connect: %s", c.ep.ToString(), strerror(err)));
+        }
+        c.fd = fd;
+        c.connecting = true;
+        c.connect_started = absl::Now();
+        c.reader = redisReaderCreate();
+        c.out.clear();
+        c.appended = c.written = 0;
+        epoll_event ev = {};
+        ev.events = EPOLLIN | EPOLLOUT;
+        ev.data.ptr = &c;
+        c.want_write = true;
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+        // The handshake goes first on the wire: AUTH, SELECT. A refusal closes the
+        // connection with PermissionDenied for everything on it.
+        auto check = [this, &c](const char* what) {
+            return [this, &c, what](absl::StatusOr<Reply> r) {
+                if (r.ok() && r->is_error()) {
+                    std::string kind(ErrorKind(*r));
+                    absl::Status s = kind == "WRONGPASS" || kind == "NOAUTH" || kind == "NOPERM" ||
+                                             absl::StrContains(r->str, "invalid password") ||
+                                             absl::StrContains(r->str, "invalid username-password")
+                                         ? absl::PermissionDeniedError(
+                                               absl::StrFormat("Redis %s refused %s: %s", c.ep.ToString(), what, r->str))
+                                         : absl::FailedPreconditionError(
+                                               absl::StrFormat("Redis %s: %s failed: %s", c.ep.ToString(), what, r->str));
+                    fatal_ = s;
+                    pending_close_.push_back({&c, s});
+                }
+            };
+        };
+        if (!options_.password.empty()) {
+            auto auth = std::make_unique<Pending>();
+            auth->wire = options_.user.empty() ? Format({"AUTH", options_.password})
+                                               : Format({"AUTH", options_.user, options_.password});
+            auth->internal = check("the credentials");
+            Queue(c, std::move(auth));
+        }
+        if (options_.database != 0 && !cluster_.load()) {
+            auto select = std::make_unique<Pending>();
+            select->wire = Format({"SELECT", std::to_string(options_.database)});
+            select->internal = check("SELECT");
+            Queue(c, std::move(select));
+        }
+        return absl::OkStatus();
+    }
+
+    void NodeFailed(Node& node) {
+        node.failures = std::min(node.failures + 1, 6);
+        node.retry_after = absl::Now() + absl::Milliseconds(25) * (1 << node.failures);
+        if (cluster_.load()) {
+            refresh_wanted_ = true;
+        }
+    }
+
+    // Closes `c`: what was in flight on it is retried or failed.
+    void CloseConn(Conn& c, const absl::Status& why, bool retry = true) {
+        if (c.fd < 0) {
+            return;
+        }
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
+        ::close(c.fd);
+        c.fd = -1;
+        c.connecting = false;
+        if (c.reader != nullptr) {
+            redisReaderFree(c.reader);
+            c.reader = nullptr;
+        }
+        auto inflight = std::move(c.inflight);
+        c.inflight.clear();
+        c.out.clear();
+        for (auto& p : inflight) {
+            if (!retry || absl::IsPermissionDenied(why)) {
+                Fail(*p, why);
+                continue;
+            }
+            bool sent_whole = p->wire_end <= c.written;
+            RetryOrFail(std::move(p), sent_whole, why);
+        }
+    }
+
+    void Flush(Conn& c) {
+        while (c.fd >= 0 && !c.out.empty()) {
+            ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                if (errno == EAGAIN) {
+                    break;
+                }
+                pending_close_.push_back(
+                    {&c, absl::UnavailableError(absl::StrFormat("Redis %s: %s", c.ep.ToString(), strerror(errno)))});
+                return;
+            }
+            c.out.erase(0, static_cast<size_t>(n));
+            c.written += static_cast<uint64_t>(n);
+        }
+        bool want = !c.out.empty();
+        if (c.fd >= 0 && want != c.want_write) {
+            epoll_event ev = {};
+            ev.events = EPOLLIN | (want ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+            ev.data.ptr = &c;
+            ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
+            c.want_write = want;
+        }
+    }
+
+    void OnReadable(Conn& c) {
+        char buf[64 << 10];
+        while (c.fd >= 0) {
+            ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n < 0 && errno == EAGAIN) {
+                break;
+            }
+            if (n <= 0) {
+                pending_close_.push_back({&c, absl::UnavailableError(absl::StrFormat(
+                                                  "Redis %s closed the connection%s", c.ep.ToString(),
+                                                  n < 0 ? absl::StrCat(" (", strerror(errno), ")") : ""))});
+                return;
+            }
+            redisReaderFeed(c.reader, buf, static_cast<size_t>(n));
+            while (true) {
+                void* raw = nullptr;
+                if (redisReaderGetReply(c.reader, &raw) != REDIS_OK) {
+                    pending_close_.push_back({&c, absl::DataLossError(absl::StrFormat(
+                                                      "Redis %s sent what is not RESP: %s", c.ep.ToString(),
+                                                      c.reader->errstr))});
+                    return;
+                }
+                if (raw == nullptr) {
+                    break;
+                }
+                Reply r = FromHiredis(static_cast<redisReply*>(raw));
+                freeReplyObject(raw);
+                if (c.inflight.empty()) {
+                    pending_close_.push_back(
+                        {&c, absl::DataLossError(absl::StrFormat("Redis %s sent a reply nobody asked for",
+                                                                 c.ep.ToString()))});
+                    return;
+                }
+                std::unique_ptr<Pending> p = std::move(c.inflight.front());
+                c.inflight.pop_front();
+                OnReply(std::move(p), std::move(r));
+            }
+            if (static_cast<size_t>(n) < sizeof buf) {
+                break;
+            }
+        }
+    }
+
+    void OnReply(std::unique_ptr<Pending> p, Reply r) {
+        if (p->internal) {
+            return Deliver(*p, std::move(r));
+        }
+        if (r.is_error()) {
+            std::string_view kind = ErrorKind(r);
+            if (kind == "MOVED" || kind == "ASK") {
+                // "MOVED 3999 127.0.0.1:6381": not executed; it lives there now.
+                std::vector<std::string> parts = absl::StrSplit(r.str, ' ');
+                int slot = -1;
+                // An empty host ("MOVED 3999 :6381") is the host of the node that answered.
+                std::string addr = parts.size() == 3 ? parts[2] : std::string();
+                if (absl::StartsWith(addr, ":")) {
+                    addr = default_.host + addr;
+                }
+                auto where = parts.size() == 3 ? ParseRedisUrl(addr)
+                                               : absl::StatusOr<std::vector<Endpoint>>(absl::InvalidArgumentError("bad"));
+                if (where.ok() && absl::SimpleAtoi(parts[1], &slot) && slot >= 0 && slot < 16384 &&
+                    ++p->redirects <= 8) {
+                    Count(&ClientStats::redirects);
+                    Endpoint ep = (*where)[0];
+                    if (kind == "MOVED") {
+                        slots_[slot] = NodeFor(ep).ep.ToString();
+                        refresh_wanted_ = true;
+                    } else {
+                        p->ask_to = ep;
+                    }
+                    return Dispatch(std::move(p));
+                }
+            } else if (kind == "TRYAGAIN" || kind == "CLUSTERDOWN" || kind == "LOADING" || kind == "MASTERDOWN") {
+                // Not executed: the slot is moving, the cluster or the server is not ready.
+                if (kind == "CLUSTERDOWN") {
+                    refresh_wanted_ = true;
+                }
+                if (absl::Now() < p->deadline) {
+                    Count(&ClientStats::retries);
+                    return Park(std::move(p), absl::Milliseconds(100));
+                }
+            }
+        }
+        Deliver(*p, std::move(r));
+    }
+
+    // Asks a reachable node for the slot map (CLUSTER SLOTS) and installs it.
+    void RefreshTopology() {
+        if (refresh_in_flight_ || absl::Now() < next_refresh_) {
+            return;
+        }
+        refresh_wanted_ = false;
+        refresh_in_flight_ = true;
+        next_refresh_ = absl::Now() + absl::Milliseconds(100);
+        Count(&ClientStats::topology_refreshes);
+        // Candidates: every node known that is not backing off, then the seeds.
+        std::vector<Endpoint> candidates;
+        for (auto& [k, n] : nodes_) {
+            if (absl::Now() >= n->retry_after) {
+                candidates.push_back(n->ep);
+            }
+        }
+        for (const Endpoint& s : options_.seeds) {
+            candidates.push_back(s);
+        }
+        AskSlots(std::move(candidates), 0);
+    }
+
+    void AskSlots(std::vector<Endpoint> candidates, size_t i) {
+        if (i >= candidates.size()) {
+            refresh_in_flight_ = false;
+            refresh_wanted_ = true;  // nobody answered: try again later
+            return;
+        }
+        auto p = std::make_unique<Pending>();
+        p->wire = Format({"CLUSTER", "SLOTS"});
+        p->pinned = candidates[i];
+        p->deadline = absl::Now();
+        Endpoint asked = candidates[i];
+        p->internal = [this, candidates = std::move(candidates), i, asked](absl::StatusOr<Reply> r) mutable {
+            if (!r.ok() || r->is_error() || r->type != Reply::Type::kArray || r->elements.empty()) {
+                return AskSlots(std::move(candidates), i + 1);
+            }
+            InstallSlots(*r, asked);
+            refresh_in_flight_ = false;
+        };
+        Dispatch(std::move(p));
+    }
+
+    void InstallSlots(const Reply& r, const Endpoint& asked) {
+        for (const Reply& range : r.elements) {
+            if (range.type != Reply::Type::kArray || range.elements.size() < 3 ||
+                range.elements[2].type != Reply::Type::kArray || range.elements[2].elements.size() < 2) {
+                continue;
+            }
+            int64_t from = range.elements[0].integer, to = range.elements[1].integer;
+            const Reply& primary = range.elements[2];
+            Endpoint ep{primary.elements[0].str, static_cast<int>(primary.elements[1].integer)};
+            if (ep.host.empty()) {
+                ep.host = asked.host;  // "" means: the address you asked me on
+            }
+            std::string owner = NodeFor(ep).ep.ToString();
+            for (int64_t s = std::max<int64_t>(from, 0); s <= std::min<int64_t>(to, 16383); ++s) {
+                slots_[s] = owner;
+            }
+        }
+    }
+
+    void CheckTimers() {
+        absl::Time now = absl::Now();
+        for (auto& [k, node] : nodes_) {
+            for (auto& c : node->conns) {
+                if (c->fd < 0) {
+                    continue;
+                }
+                if (c->connecting && now - c->connect_started > options_.connect_timeout) {
+                    pending_close_.push_back({c.get(), absl::UnavailableError(absl::StrFormat(
+                                                           "Redis %s: no connection within %s", c->ep.ToString(),
+                                                           absl::FormatDuration(options_.connect_timeout)))});
+                } else if (!c->inflight.empty() && now - c->inflight.front()->sent_at > options_.command_timeout) {
+                    pending_close_.push_back({c.get(), absl::DeadlineExceededError(absl::StrFormat(
+                                                           "Redis %s: no reply within %s", c->ep.ToString(),
+                                                           absl::FormatDuration(options_.command_timeout)))});
+                }
+            }
+        }
+        // Parked commands whose backoff is over go out again.
+        std::deque<std::unique_ptr<Pending>> due;
+        for (auto it = parked_.begin(); it != parked_.end();) {
+            if ((*it)->not_before <= now) {
+                due.push_back(std::move(*it));
+                it = parked_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        for (auto& p : due) {
+            Dispatch(std::move(p));
+        }
+    }
+
+    void ClosePending() {
+        while (!pending_close_.empty()) {
+            auto [c, why] = pending_close_.front();
+            pending_close_.pop_front();
+            if (c->fd < 0) {
+                continue;
+            }
+            bool was_connecting = c->connecting;
+            Node& node = NodeFor(c->ep);
+            CloseConn(*c, why);
+            if (!absl::IsPermissionDenied(why) && (was_connecting || !absl::IsDeadlineExceeded(why))) {
+                NodeFailed(node);
+            }
+        }
+    }
+
+    void Loop() {
+        epoll_event events[64];
+        while (true) {
+            std::deque<std::unique_ptr<Pending>> batch;
+            {
+                absl::MutexLock lock(&mu_);
+                if (stopping_) {
+                    return;
+                }
+                batch.swap(incoming_);
+            }
+            for (auto& p : batch) {
+                Count(&ClientStats::commands);
+                Dispatch(std::move(p));
+            }
+            ClosePending();
+            if (refresh_wanted_ && cluster_.load()) {
+                RefreshTopology();
+            }
+            bool busy = !parked_.empty() || refresh_wanted_;
+            for (auto& [k, n] : nodes_) {
+                for (auto& c : n->conns) {
+                    busy = busy || (c->fd >= 0 && (!c->inflight.empty() || c->connecting));
+                }
+            }
+            int n = ::epoll_wait(epoll_fd_, events, 64, busy ? 10 : 1000);
+            for (int i = 0; i < n; ++i) {
+                if (events[i].data.ptr == nullptr) {
+                    uint64_t v;
+                    while (::read(wake_fd_, &v, sizeof v) > 0) {
+                    }
+                    continue;
+                }
+                Conn& c = *static_cast<Conn*>(events[i].data.ptr);
+                if (c.fd < 0) {
+                    continue;
+                }
+                if (c.connecting && (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+                    int err = 0;
+                    socklen_t len = sizeof err;
+                    ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                    if (err != 0) {
+                        pending_close_.push_back({&c, absl::UnavailableError(absl::StrFormat(
+                                                          "Redis %s: connect: %s", c.ep.ToString(), strerror(err)))});
+                        continue;
+                    }
+                    c.connecting = false;
+                    NodeFor(c.ep).failures = 0;
+                }
+                if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+                    OnReadable(c);
+                }
+                if (c.fd >= 0 && !c.connecting) {
+                    Flush(c);
+                }
+            }
+            ClosePending();
+            CheckTimers();
+            ClosePending();
+        }
+    }
+
+public:
+    // Start-up: probes one seed (bounded by connect_timeout); learns cluster or not.
+    absl::Status Probe(const Endpoint& seed) {
+        auto call = [&](std::vector<std::string> argv) -> absl::StatusOr<Reply> {
+            absl::Notification done;
+            absl::StatusOr<Reply> out;
+            auto p = MakePending(std::move(argv), {}, [&](absl::StatusOr<Reply> r) {
+                out = std::move(r);
+                done.Notify();
+            });
+            p->pinned = seed;
+            p->safe = true;
+            p->deadline = absl::Now() + options_.connect_timeout;
+            Submit(std::move(p));
+            done.WaitForNotification();
+            return out;
+        };
+        auto ping = call({"PING"});
+        if (!ping.ok()) {
+            return ping.status();
+        }
+        if (!fatal_.ok()) {
+            return fatal_;
+        }
+        if (ping->is_error()) {
+            std::string_view kind = ErrorKind(*ping);
+            if (kind == "NOAUTH" || kind == "WRONGPASS") {
+                return absl::PermissionDeniedError(
+                    absl::StrFormat("Redis %s wants credentials: %s", seed.ToString(), ping->str));
+            }
+            return absl::UnavailableError(absl::StrFormat("Redis %s: %s", seed.ToString(), ping->str));
+        }
+        auto slots = call({"CLUSTER", "SLOTS"});
+        if (!slots.ok()) {
+            return slots.status();
+        }
+        if (slots->type == Reply::Type::kArray) {
+            absl::Notification installed;
+            auto p = std::make_unique<Pending>();
+            p->wire = Format({"PING"});
+            p->pinned = seed;
+            Reply copy = *slots;
+            p->internal = [this, copy, seed, &installed](absl::StatusOr<Reply>) {
+                InstallSlots(copy, seed);
+                installed.Notify();
+            };
+            cluster_.store(true);
+            if (options_.database != 0) {
+                return absl::InvalidArgumentError("a Redis Cluster has only database 0");
+            }
+            Submit(std::move(p));
+            installed.WaitForNotification();
+        }
+        default_ = seed;
+        return absl::OkStatus();
+    }
+
+private:
+    absl::Mutex mu_;
+    bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+    std::deque<std::unique_ptr<Pending>> incoming_ ABSL_GUARDED_BY(mu_);
+    // Everything below belongs to the I/O thread.
+    std::map<std::string, std::unique_ptr<Node>> nodes_;
+    std::string slots_[16384];
+    Endpoint default_;
+    std::deque<std::unique_ptr<Pending>> parked_;
+    std::deque<std::pair<Conn*, absl::Status>> pending_close_;
+    bool refresh_wanted_ = false;
+    bool refresh_in_flight_ = false;
+    absl::Time next_refresh_ = absl::InfinitePast();
+    absl::Status fatal_;  // a refused handshake
+    int epoll_fd_ = -1;
+    int wake_fd_ = -1;
+    std::thread thread_;
+};
+
+RedisClient::RedisClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RedisClient::~RedisClient() = default;
+
+absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(ClientOptions options) {
+    if (options.seeds.empty()) {
+        return absl::InvalidArgumentError("no Redis server given");
+    }
+    auto impl = std::make_unique<Impl>(options);
+    if (absl::Status s = impl->Start(); !s.ok()) {
+        return s;
+    }
+    std::vector<std::string> errors;
+    for (const Endpoint& seed : options.seeds) {
+        absl::Status s = impl->Probe(seed);
+        if (s.ok()) {
+            return std::unique_ptr<RedisClient>(new RedisClient(std::move(impl)));
+        }
+        if (absl::IsPermissionDenied(s) || absl::IsInvalidArgument(s)) {
+            return s;  // the same credentials fail everywhere
+        }
+        errors.push_back(std::string(s.message()));
+    }
+    return absl::UnavailableError(absl::StrCat("no Redis server answered: ", absl::StrJoin(errors, "; ")));
+}
+
+void RedisClient::Send(std::vector<std::string> argv, CommandOptions options, Callback done) {
+    impl_->Submit(impl_->MakePending(std::move(argv), options, std::move(done)));
+}
+
+absl::StatusOr<Reply> RedisClient::Call(std::vector<std::string> argv, CommandOptions options) {
+    absl::Notification done;
+    absl::StatusOr<Reply> out;
+    Send(std::move(argv), options, [&](absl::StatusOr<Reply> r) {
+        out = std::move(r);
+        done.Notify();
+    });
+    done.WaitForNotification();
+    return out;
+}
+
+bool RedisClient::cluster() const { return impl_->cluster_.load(); }
+
+ClientStats RedisClient::stats() const {
+    absl::MutexLock lock(&impl_->stats_mu_);
+    return impl_->stats_;
+}
+
+}  // namespace zerohop::redis

@@ -1,0 +1,117 @@
+#pragma once
+// A Redis client for the daemon: standalone servers and Redis Cluster, shared by every
+// session on the node.
+//
+// One I/O thread per client owns a few connections per server and pipelines every command
+// sent to it, whoever sent it: replies come back in order on each connection and are matched
+// to their callers. In a cluster, commands go to the primary of their key's slot (CRC16 of
+// the key or its {hash tag}); MOVED updates the slot map and resends, ASK resends once to
+// the named node after ASKING, and a lost node or CLUSTERDOWN/TRYAGAIN makes the client
+// refresh the topology and retry the commands that are safe to repeat, for up to
+// `retry_window`. A command that is not safe to repeat and whose connection died after it
+// was sent fails with Unavailable: its outcome is unknown.
+//
+// hiredis (Debian's 0.14) is used for the protocol only (formatting, parsing); the sockets,
+// the event loop and the routing are ours.
+//
+//   auto redis = RedisClient::Connect({.seeds = {{"127.0.0.1", 6379}}, .password = secret});
+//   (*redis)->Send({"GET", key}, {.key = key, .safe_to_retry = true},
+//                  [](absl::StatusOr<Reply> r) { ... });   // runs on the client's I/O thread
+//   absl::StatusOr<Reply> r = (*redis)->Call({"SET", key, value}, {.key = key});
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace zerohop::redis {
+
+struct Endpoint {
+    std::string host;
+    int port = 6379;
+    std::string ToString() const;
+    bool operator==(const Endpoint&) const = default;
+};
+
+// "redis://host:port[,host:port...]" (a bare "host:port[,...]" too). IPv6 hosts in brackets.
+absl::StatusOr<std::vector<Endpoint>> ParseRedisUrl(absl::string_view url);
+
+// A reply, owned. Error replies ("-ERR ...") are replies, not failed statuses: the command
+// reached the server and it said no.
+struct Reply {
+    enum class Type { kString, kStatus, kError, kInteger, kNil, kArray };
+    Type type = Type::kNil;
+    std::string str;  // kString, kStatus, kError
+    int64_t integer = 0;
+    std::vector<Reply> elements;
+
+    bool is_error() const { return type == Type::kError; }
+    bool is_nil() const { return type == Type::kNil; }
+    std::string ToString() const;  // for messages and tests
+};
+
+// The cluster slot of a key (CRC16 of the key, or of its first non-empty {hash tag}).
+uint16_t KeySlot(absl::string_view key);
+
+struct ClientOptions {
+    std::vector<Endpoint> seeds;
+    std::string user;      // ACL user ("" = default)
+    std::string password;  // "" = none; never logged
+    int database = 0;      // SELECT (standalone only; a cluster has only 0)
+    absl::Duration connect_timeout = absl::Seconds(2);
+    absl::Duration command_timeout = absl::Seconds(5);
+    // How long a command that is safe to repeat is retried through lost connections,
+    // failovers and CLUSTERDOWN before it fails.
+    absl::Duration retry_window = absl::Seconds(15);
+    int connections_per_node = 2;
+};
+
+struct CommandOptions {
+    // The key that routes the command in a cluster (any key of it: all must share a slot).
+    // Empty: any node.
+    std::string_view key;
+    // Reads, and writes that give the same result when applied twice.
+    bool safe_to_retry = false;
+};
+
+struct ClientStats {
+    uint64_t commands = 0;
+    uint64_t redirects = 0;   // MOVED and ASK followed
+    uint64_t retries = 0;     // commands sent again after a failure
+    uint64_t reconnects = 0;
+    uint64_t topology_refreshes = 0;
+};
+
+class RedisClient {
+public:
+    using Callback = absl::AnyInvocable<void(absl::StatusOr<Reply>) &&>;
+
+    // Connects to the first seed that answers, authenticates, and learns whether it is a
+    // cluster (and its slot map). PermissionDenied when the server refuses the credentials,
+    // Unavailable when no seed answers.
+    static absl::StatusOr<std::unique_ptr<RedisClient>> Connect(ClientOptions options);
+    ~RedisClient();
+
+    // From any thread; `done` runs exactly once, on the I/O thread (it must not block).
+    void Send(std::vector<std::string> argv, CommandOptions options, Callback done);
+    // Blocks until the reply (tools, tests, start-up).
+    absl::StatusOr<Reply> Call(std::vector<std::string> argv, CommandOptions options = {});
+
+    bool cluster() const;
+    ClientStats stats() const;
+
+    class Impl;
+
+private:
+    explicit RedisClient(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zerohop::redis
