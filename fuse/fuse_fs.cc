@@ -297,18 +297,23 @@ private:
     // /dev/fuse: the daemon usually answers within microseconds, and a completion run
     // here saves waking the completion thread (tens of microseconds). Requests still
     // unanswered after that are the completion thread's.
+    // One FUSE thread at a time polls for answers (it completes everyone's): at queue depth
+    // one it saves the wake-up of the completion thread; at depth sixteen the others do not
+    // burn the cores the daemon and the callers need.
     struct Assist {
         Impl* fs;
         ~Assist() {
-            if (fs->options_.assist_us == 0) {
+            if (fs->options_.assist_us == 0 || fs->spinning_.exchange(true, std::memory_order_acquire)) {
                 return;
             }
             auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(fs->options_.assist_us);
             while (fs->client_->Poll() == 0 && std::chrono::steady_clock::now() < until) {
                 __builtin_ia32_pause();
             }
+            fs->spinning_.store(false, std::memory_order_release);
         }
     };
+    std::atomic<bool> spinning_{false};
 
     std::optional<Path> PathOf(Ino ino) {
         auto p = nodes_.PathOf(ino);
