@@ -223,6 +223,56 @@ TEST_F(RedisClientTest, ACommandWithoutAReplyTimesOutAndTheConnectionRecovers) {
     EXPECT_EQ(ping->str, "PONG");
 }
 
+TEST_F(RedisClientTest, AWriteWaitingForReplicasIsAcknowledgedOnlyWhenTheyHaveIt) {
+    RedisServer primary(dir_ + "/p");
+    primary.Start();
+    RedisServer replica(dir_ + "/r", {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
+    replica.Start();
+    for (int i = 0; i < 100 && !absl::StrContains(replica.Command({"INFO", "replication"}), "master_link_status:up");
+         ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    auto c = RedisClient::Connect(Options(primary.port()));
+    ASSERT_TRUE(c.ok()) << c.status();
+    CommandOptions replicated{.key = "k", .replicas = 1, .replica_timeout = absl::Milliseconds(300)};
+    auto w = (*c)->Call({"SET", "k", "1"}, replicated);
+    ASSERT_TRUE(w.ok()) << w.status();
+    EXPECT_EQ(w->str, "OK") << "the command's own reply, once the replica has it";
+    EXPECT_EQ(replica.Command({"GET", "k"}), "1");
+    // An error reply is not waited for.
+    auto e = (*c)->Call({"LPUSH", "k", "x"}, replicated);
+    ASSERT_TRUE(e.ok());
+    EXPECT_TRUE(e->is_error());
+    replica.Kill();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto lost = (*c)->Call({"SET", "k", "2"}, replicated);
+    EXPECT_TRUE(absl::IsUnavailable(lost.status())) << lost.status();
+    EXPECT_TRUE(absl::StrContains(lost.status().message(), "0 of 1 replicas")) << lost.status();
+    EXPECT_EQ(primary.Command({"GET", "k"}), "2") << "it is on the primary, unconfirmed";
+    // Pipelined from many callers, each write still waits for its own WAIT.
+    replica.Start();
+    for (int i = 0; i < 100 && !absl::StrContains(replica.Command({"INFO", "replication"}), "master_link_status:up");
+         ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::atomic<int> ok{0}, done{0};
+    absl::Notification all;
+    for (int i = 0; i < 200; ++i) {
+        std::string key = absl::StrCat("w", i);
+        (*c)->Send({"SET", key, "v"}, {.key = key, .replicas = 1, .replica_timeout = absl::Seconds(2)},
+                   [&](absl::StatusOr<Reply> r) {
+                       if (r.ok() && r->str == "OK") {
+                           ++ok;
+                       }
+                       if (++done == 200) {
+                           all.Notify();
+                       }
+                   });
+    }
+    ASSERT_TRUE(all.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    EXPECT_EQ(ok.load(), 200);
+}
+
 class RedisClusterTest : public RedisClientTest {
 protected:
     void SetUp() override {

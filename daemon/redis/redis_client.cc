@@ -250,6 +250,13 @@ public:
         std::optional<Endpoint> pinned;  // start-up probes go to one seed
         // Internal commands (handshake, ASKING, topology): their reply goes here instead.
         absl::AnyInvocable<void(absl::StatusOr<Reply>)> internal;
+        // Replication: the WAIT queued right after this command, and (on the WAIT) the
+        // command's reply held until the replicas confirm it.
+        int replicas = 0;
+        int64_t replica_timeout_ms = 0;
+        Pending* follower = nullptr;
+        bool orphan = false;
+        std::optional<Reply> held;
     };
 
     void Submit(std::unique_ptr<Pending> p) {
@@ -265,6 +272,8 @@ public:
         p->wire = Format(argv);
         p->key = std::string(o.key);
         p->safe = o.safe_to_retry;
+        p->replicas = std::max(0, o.replicas);
+        p->replica_timeout_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(o.replica_timeout));
         p->done = std::move(done);
         p->deadline = absl::Now() + options_.retry_window;
         return p;
@@ -407,13 +416,54 @@ private:
     }
 
     void Queue(Conn& c, std::unique_ptr<Pending> p) {
-        c.out += p->wire;
-        c.appended += p->wire.size();
-        p->wire_end = c.appended;
-        p->sent_at = absl::Now();
-        c.inflight.push_back(std::move(p));
+        p->follower = nullptr;  // a WAIT of an earlier attempt is not this one's
+        std::unique_ptr<Pending> wait;
+        if (p->replicas > 0 && !p->internal) {
+            wait = std::make_unique<Pending>();
+            wait->wire = Format({"WAIT", std::to_string(p->replicas), std::to_string(p->replica_timeout_ms)});
+            wait->replicas = p->replicas;
+            wait->replica_timeout_ms = p->replica_timeout_ms;
+            Pending* w = wait.get();
+            wait->internal = [w](absl::StatusOr<Reply> r) {
+                if (w->orphan || !w->done) {
+                    return;
+                }
+                if (!r.ok()) {
+                    return std::move(w->done)(absl::UnavailableError(absl::StrCat(
+                        "written on the primary, but ", r.status().message(),
+                        " before its replicas confirmed it: a failover could lose it")));
+                }
+                if (r->type == Reply::Type::kInteger && r->integer >= w->replicas) {
+                    return std::move(w->done)(std::move(*w->held));
+                }
+                std::move(w->done)(absl::UnavailableError(
+                    absl::StrFormat("written on the primary, but %d of %d replicas confirmed it within %d ms: a "
+                                    "failover could lose it",
+                                    r->type == Reply::Type::kInteger ? r->integer : 0, w->replicas,
+                                    w->replica_timeout_ms)));
+            };
+            p->follower = w;
+        }
+        for (auto* q : {&p, &wait}) {
+            if (*q == nullptr) {
+                continue;
+            }
+            c.out += (*q)->wire;
+            c.appended += (*q)->wire.size();
+            (*q)->wire_end = c.appended;
+            (*q)->sent_at = absl::Now();
+            c.inflight.push_back(std::move(*q));
+        }
         if (!c.connecting) {
             Flush(c);
+        }
+    }
+
+    // The command goes out again: the WAIT queued behind its earlier attempt answers nobody.
+    static void DropFollower(Pending& p) {
+        if (p.follower != nullptr) {
+            p.follower->orphan = true;
+            p.follower = nullptr;
         }
     }
 
@@ -620,6 +670,7 @@ private:
                     } else {
                         p->ask_to = ep;
                     }
+                    DropFollower(*p);
                     return Dispatch(std::move(p));
                 }
             } else if (kind == "TRYAGAIN" || kind == "CLUSTERDOWN" || kind == "LOADING" || kind == "MASTERDOWN") {
@@ -629,10 +680,19 @@ private:
                 }
                 if (absl::Now() < p->deadline) {
                     Count(&ClientStats::retries);
+                    DropFollower(*p);
                     return Park(std::move(p), absl::Milliseconds(100));
                 }
             }
         }
+        if (p->follower != nullptr && !r.is_error()) {
+            // Held until the WAIT behind it says the replicas have it.
+            p->follower->held = std::move(r);
+            p->follower->done = std::move(p->done);
+            p->follower = nullptr;
+            return;
+        }
+        DropFollower(*p);
         Deliver(*p, std::move(r));
     }
 

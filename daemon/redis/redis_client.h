@@ -79,6 +79,11 @@ struct CommandOptions {
     std::string_view key;
     // Reads, and writes that give the same result when applied twice.
     bool safe_to_retry = false;
+    // A write is acknowledged only once this many replicas have it (WAIT on the same
+    // connection, right after it); fewer within `replica_timeout` is Unavailable: the write
+    // is on the primary and a failover could lose it.
+    int replicas = 0;
+    absl::Duration replica_timeout = absl::Milliseconds(500);
 };
 
 struct ClientStats {
