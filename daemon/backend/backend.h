@@ -129,6 +129,11 @@ public:
     virtual void Sync(DoneStatus done) = 0;
 };
 
+// The attributes a projection asks for (see GetItemRequest) of an entry called `name`, from
+// its encoded user attributes and its info: the one way every backend answers them.
+absl::StatusOr<AttributeMap> ProjectAttributes(std::string_view encoded, const std::vector<std::string>& names,
+                                               std::string_view name, const ObjectInfo& info);
+
 // Runs `start(done)` and blocks until `done` has been called. For tools and tests; the
 // daemon never blocks on a backend.
 template <typename T, typename Start>

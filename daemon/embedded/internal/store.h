@@ -151,8 +151,6 @@ private:
     absl::StatusOr<std::string> ReadInline(uint64_t object_id);
 
     // Items.
-    absl::StatusOr<AttributeMap> ProjectAttributes(std::string_view encoded, const std::vector<std::string>& names,
-                                                   std::string_view name, const ObjectInfo& info);
     absl::StatusOr<ObjectInfo> WriteItem(const Path& path, const Caller& caller,
                                          const std::function<absl::Status(const std::optional<Entry>& old,
                                                                           AttributeMap* attrs)>& change);
