@@ -1,0 +1,89 @@
+#pragma once
+// The redis backend: containers kept in Redis or Redis Cluster, so that the daemons of many
+// nodes serve one namespace. See docs/REDIS.md for the layout and the promises.
+//
+// Every key of a container carries the container's hash tag ({prefix:container}), so a
+// container lives in one cluster slot and every change to it is one atomic server-side
+// script: conditions and update expressions are evaluated here, by our expression engine,
+// and committed only if nothing they read has changed since (optimistic concurrency with
+// per-entry versions; a conflict is retried). Containers spread over the cluster's
+// primaries; one container is as large and as fast as the primary that holds its slot.
+//
+// Operations run on the backend's threads as short sequences of commands; the commands of
+// all of them are pipelined over the client's few shared connections.
+//
+//   RedisBackendOptions o;
+//   o.client.seeds = *ParseRedisUrl("redis://10.0.0.1:7000,10.0.0.2:7000");
+//   o.containers = {"users"};
+//   auto backend = RedisBackend::Open(o);
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "backend/backend.h"
+#include "backend/task_pool.h"
+#include "redis/redis_client.h"
+
+namespace zerohop {
+
+struct RedisBackendOptions {
+    redis::ClientOptions client;
+    std::string key_prefix = "zh";        // keys are {<prefix>:<container>}:...
+    std::vector<std::string> containers;  // served by this backend
+    size_t inline_max_bytes = 512 * 1024;  // larger objects are stored in chunks
+    size_t chunk_bytes = 512 * 1024;
+    // Writes are acknowledged once this many replicas have them (WAIT); 0: when the primary
+    // has them. See docs/REDIS.md for what each setting promises.
+    int replicas = 0;
+    absl::Duration replica_timeout = absl::Seconds(1);
+    size_t threads = 8;
+    std::function<Timestamp()> clock;  // tests replace it
+};
+
+class RedisBackend : public Backend {
+public:
+    static absl::StatusOr<std::unique_ptr<RedisBackend>> Open(RedisBackendOptions options);
+    ~RedisBackend() override;
+
+    std::string_view kind() const override { return "redis"; }
+
+    void ListContainers(Done<std::vector<std::string>> done) override;
+    void Stat(Path path, Done<ObjectInfo> done) override;
+    void List(ListRequest req, Done<ListResult> done) override;
+    void Mkdir(MkdirRequest req, Done<ObjectInfo> done) override;
+    void Rmdir(Path path, DoneStatus done) override;
+    void Rename(RenameRequest req, DoneStatus done) override;
+    void Symlink(SymlinkRequest req, Done<ObjectInfo> done) override;
+    void Readlink(Path path, Done<std::string> done) override;
+    void Delete(DeleteRequest req, DoneStatus done) override;
+    void SetMetadata(SetMetadataRequest req, Done<ObjectInfo> done) override;
+    void GetObject(GetObjectRequest req, DataSink* sink, Done<GetObjectResult> done) override;
+    void PutObject(PutObjectRequest req, DataSource* data, Done<ObjectInfo> done) override;
+    void WriteObject(WriteObjectRequest req, Done<ObjectInfo> done) override;
+    void Append(AppendRequest req, Done<ObjectInfo> done) override;
+    void Truncate(TruncateRequest req, Done<ObjectInfo> done) override;
+    void GetItem(GetItemRequest req, Done<Item> done) override;
+    void GetItems(GetItemsRequest req, Done<GetItemsResult> done) override;
+    void PutItem(PutItemRequest req, Done<ObjectInfo> done) override;
+    void PutItems(std::vector<PutItemRequest> reqs, Done<std::vector<absl::Status>> done) override;
+    void UpdateItem(UpdateItemRequest req, Done<ObjectInfo> done) override;
+    void CreateStream(CreateStreamRequest req, Done<ObjectInfo> done) override;
+    void DescribeStream(Path path, Done<StreamDescription> done) override;
+    void DeleteStream(Path path, DoneStatus done) override;
+    void PutRecords(PutRecordsRequest req, Done<std::vector<RecordResult>> done) override;
+    void Seek(SeekRequest req, Done<StreamLocation> done) override;
+    void GetRecords(GetRecordsRequest req, Done<GetRecordsResult> done) override;
+    void Sync(DoneStatus done) override;
+
+    class Store;
+
+private:
+    RedisBackend(std::unique_ptr<Store> store, size_t threads);
+    std::unique_ptr<Store> store_;
+    std::unique_ptr<TaskPool> pool_;
+};
+
+}  // namespace zerohop
