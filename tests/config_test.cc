@@ -60,8 +60,17 @@ TEST(Config, BadFilesNameTheKey) {
               "mounts[0].options.io_threads: expected a whole number"},
              {creds, "mounts: at least one container"},
              {"mounts: [{container: demo, backend: s3, options: {dir: /d}}]\n" + creds,
-              "mounts[0].backend: unknown backend \"s3\" (known: embedded)"},
+              "mounts[0].backend: unknown backend \"s3\" (known: embedded, redis)"},
              {"mounts: [{container: demo}]\n" + creds, "mounts[0].options.dir: the embedded backend needs"},
+             {"mounts: [{container: demo, backend: redis, options: {url: 'http://x'}}]\n" + creds,
+              "mounts[0].options.url: the redis backend needs redis://"},
+             {"mounts: [{container: demo, backend: redis, options: {url: 'redis://h:1', dir: /d}}]\n" + creds,
+              "mounts[0].options.dir: unknown key"},
+             {"mounts: [{container: demo, backend: redis, options: {url: 'redis://h:1', password: s3cr3t, "
+              "password_file: /p}}]\n" + creds,
+              "mounts[0].options: give password or password_file, not both"},
+             {"mounts: [{container: demo, backend: redis, options: {url: 'redis://h:1', replicas: one}}]\n" + creds,
+              "mounts[0].options.replicas: expected a whole number"},
              {"mounts: [{container: 'a/b', options: {dir: /d}}]\n" + creds, "mounts[0].container: invalid name"},
              {"mounts: [{container: demo, options: {dir: /d}}, {container: demo, options: {dir: /e}}]\n" + creds,
               "mounts[1].container: \"demo\" is mounted twice"},
@@ -81,6 +90,7 @@ TEST(Config, BadFilesNameTheKey) {
         EXPECT_NE(std::string(r.status().message()).find(c.want), std::string::npos)
             << "for:\n" << c.yaml << "\ngot: " << r.status().message();
         EXPECT_NE(std::string(r.status().message()).find("bad.yaml"), std::string::npos);
+        EXPECT_EQ(std::string(r.status().message()).find("s3cr3t"), std::string::npos) << "a password in a message";
     }
 }
 

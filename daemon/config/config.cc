@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "zerohop/path.h"
@@ -164,13 +165,20 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
             }
             mc.container = container;
             ZH_TRY(backend, m["backend"] ? p.String(m["backend"], where + ".backend") : absl::StatusOr<std::string>("embedded"));
-            if (backend != "embedded") {
-                return p.Error(where + ".backend", absl::StrFormat("unknown backend \"%s\" (known: embedded)", backend));
+            if (backend != "embedded" && backend != "redis") {
+                return p.Error(where + ".backend",
+                               absl::StrFormat("unknown backend \"%s\" (known: embedded, redis)", backend));
             }
             mc.backend = backend;
+            const std::set<std::string> known =
+                backend == "embedded"
+                    ? std::set<std::string>{"dir", "sync_writes", "inline_max_bytes", "io_threads"}
+                    : std::set<std::string>{"url", "prefix", "user", "password", "password_file", "database",
+                                               "connect_timeout_ms", "command_timeout_ms", "retry_window_ms",
+                                               "replicas", "replica_timeout_ms", "threads", "connections",
+                                               "inline_max_bytes"};
             if (const YAML::Node o = m["options"]) {
-                if (absl::Status s = p.OnlyKeys(o, where + ".options", {"dir", "sync_writes", "inline_max_bytes", "io_threads"});
-                    !s.ok()) {
+                if (absl::Status s = p.OnlyKeys(o, where + ".options", known); !s.ok()) {
                     return s;
                 }
                 for (const auto& kv : o) {
@@ -179,14 +187,30 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
                     mc.options[k] = v;
                 }
             }
-            if (!mc.options.count("dir") || mc.options["dir"].empty() || mc.options["dir"][0] != '/') {
-                return p.Error(where + ".options.dir", "the embedded backend needs an absolute directory");
+            if (backend == "embedded") {
+                if (!mc.options.count("dir") || mc.options["dir"].empty() || mc.options["dir"][0] != '/') {
+                    return p.Error(where + ".options.dir", "the embedded backend needs an absolute directory");
+                }
+                if (mc.options.count("sync_writes") && mc.options["sync_writes"] != "true" &&
+                    mc.options["sync_writes"] != "false") {
+                    return p.Error(where + ".options.sync_writes", "expected true or false");
+                }
+            } else {
+                if (!absl::StartsWith(mc.options["url"], "redis://")) {
+                    return p.Error(where + ".options.url", "the redis backend needs redis://host:port[,host:port...]");
+                }
+                if (mc.options.count("password") && mc.options.count("password_file")) {
+                    // (the password itself is never repeated in a message)
+                    return p.Error(where + ".options", "give password or password_file, not both");
+                }
+                if (mc.options.count("password_file") &&
+                    (mc.options["password_file"].empty() || mc.options["password_file"][0] != '/')) {
+                    return p.Error(where + ".options.password_file", "expected an absolute path");
+                }
             }
-            if (mc.options.count("sync_writes") && mc.options["sync_writes"] != "true" &&
-                mc.options["sync_writes"] != "false") {
-                return p.Error(where + ".options.sync_writes", "expected true or false");
-            }
-            for (const char* number : {"inline_max_bytes", "io_threads"}) {
+            for (const char* number : {"inline_max_bytes", "io_threads", "database", "connect_timeout_ms",
+                                       "command_timeout_ms", "retry_window_ms", "replicas", "replica_timeout_ms",
+                                       "threads", "connections"}) {
                 size_t v;
                 if (mc.options.count(number) && !absl::SimpleAtoi(mc.options[number], &v)) {
                     return p.Error(absl::StrCat(where, ".options.", number), "expected a whole number");

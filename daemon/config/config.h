@@ -9,11 +9,13 @@
 //   limits: {max_in_flight: 256, max_client_bytes: 64Mi, max_daemon_bytes: 64Mi, max_sessions: 4096}
 //   mounts:
 //     - {container: demo, backend: embedded, options: {dir: /var/lib/zerohop}}
+//     - {container: shared, backend: redis, options: {url: "redis://10.0.0.1:7000,10.0.0.2:7000",
+//        password_file: /etc/zerohop/redis-password, replicas: 1}}   # see docs/REDIS.md
 //   credentials:
 //     - {key: dev-key, containers: {demo: rw}, uids: [0, 1000]}   # uids: optional
 //
 // A bad file stops start-up with an error that names the key and the problem:
-//   config /etc/zerohop/zerohopd.yaml: mounts[1].backend: unknown backend "s3" (known: embedded)
+//   config /etc/zerohop/zerohopd.yaml: mounts[1].backend: unknown backend "s3" (known: embedded, redis)
 //
 //   auto cfg = LoadConfig("/etc/zerohop/zerohopd.yaml");
 
@@ -32,8 +34,12 @@ inline constexpr uint32_t kRightWrite = 2;
 
 struct MountConfig {
     std::string container;
-    std::string backend;                        // "embedded"
-    std::map<std::string, std::string> options;  // embedded: dir, sync_writes, inline_max_bytes
+    std::string backend;                        // "embedded" or "redis"
+    // embedded: dir, sync_writes, inline_max_bytes, io_threads
+    // redis: url, prefix, user, password | password_file, database, connect_timeout_ms,
+    //        command_timeout_ms, retry_window_ms, replicas, replica_timeout_ms, threads,
+    //        connections, inline_max_bytes
+    std::map<std::string, std::string> options;
 };
 
 struct CredentialConfig {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <thread>
 #include <vector>
@@ -19,9 +20,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "backend/backend.h"
 #include "embedded/embedded_backend.h"
+#include "redis/redis_backend.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/poller.h"
@@ -1138,6 +1141,9 @@ absl::Status Server::Impl::Open() {
     // One embedded store per directory, serving every container mounted on it.
     std::map<std::string, EmbeddedOptions> stores;
     for (const MountConfig& m : config_.mounts) {
+        if (m.backend != "embedded") {
+            continue;
+        }
         EmbeddedOptions& o = stores[m.options.at("dir")];
         o.dir = m.options.at("dir");
         o.containers.push_back(m.container);
@@ -1158,6 +1164,72 @@ absl::Status Server::Impl::Open() {
             return b.status();
         }
         for (const std::string& c : opts.containers) {
+            mounts_[c] = b->get();
+        }
+        backends_.push_back(std::move(*b));
+    }
+    // One Redis backend (one set of connections) per distinct server and settings.
+    std::map<std::map<std::string, std::string>, RedisBackendOptions> redis;
+    for (const MountConfig& m : config_.mounts) {
+        if (m.backend != "redis") {
+            continue;
+        }
+        auto [it, fresh] = redis.try_emplace(m.options);
+        RedisBackendOptions& o = it->second;
+        o.containers.push_back(m.container);
+        if (!fresh) {
+            continue;
+        }
+        auto seeds = redis::ParseRedisUrl(m.options.at("url"));
+        if (!seeds.ok()) {
+            return absl::InvalidArgumentError(absl::StrFormat("container %s: %s", m.container, seeds.status().message()));
+        }
+        o.client.seeds = *seeds;
+        auto text = [&](const char* k, std::string* out) {
+            if (auto f = m.options.find(k); f != m.options.end()) {
+                *out = f->second;
+            }
+        };
+        auto number = [&](const char* k, auto* out) {
+            if (auto f = m.options.find(k); f != m.options.end()) {
+                (void)absl::SimpleAtoi(f->second, out);  // checked with the configuration
+            }
+        };
+        text("prefix", &o.key_prefix);
+        text("user", &o.client.user);
+        text("password", &o.client.password);
+        if (auto f = m.options.find("password_file"); f != m.options.end()) {
+            std::ifstream in(f->second);
+            if (!in) {
+                return absl::FailedPreconditionError(
+                    absl::StrFormat("container %s: cannot read the Redis password file %s", m.container, f->second));
+            }
+            std::getline(in, o.client.password);
+        }
+        number("database", &o.client.database);
+        number("connections", &o.client.connections_per_node);
+        number("replicas", &o.replicas);
+        number("threads", &o.threads);
+        number("inline_max_bytes", &o.inline_max_bytes);
+        for (auto [k, d] : {std::pair{"connect_timeout_ms", &o.client.connect_timeout},
+                            std::pair{"command_timeout_ms", &o.client.command_timeout},
+                            std::pair{"retry_window_ms", &o.client.retry_window},
+                            std::pair{"replica_timeout_ms", &o.replica_timeout}}) {
+            int64_t ms = 0;
+            number(k, &ms);
+            if (ms > 0) {
+                *d = absl::Milliseconds(ms);
+            }
+        }
+    }
+    for (auto& [settings, opts] : redis) {
+        std::vector<std::string> names = opts.containers;
+        auto b = RedisBackend::Open(std::move(opts));
+        if (!b.ok()) {
+            return absl::Status(b.status().code(), absl::StrFormat("containers %s on %s: %s", absl::StrJoin(names, ", "),
+                                                                   settings.at("url"), b.status().message()));
+        }
+        for (const std::string& c : names) {
             mounts_[c] = b->get();
         }
         backends_.push_back(std::move(*b));
