@@ -60,7 +60,12 @@ inline int FreeLoopbackPort() {
 class Daemon {
 public:
     // `store_options`: more options of the embedded store (", io_threads: 1", say).
-    explicit Daemon(std::string dir, int workers = 2, const std::string& store_options = "") : dir_(std::move(dir)) {
+    // `demo_mount`: the mount of container "demo" instead of the embedded store
+    // ("backend: redis, options: {url: ...}").
+    explicit Daemon(std::string dir, int workers = 2, const std::string& store_options = "",
+                    const std::string& demo_mount = "")
+        : dir_(std::move(dir)) {
+        std::string demo = demo_mount.empty() ? "options: {dir: " + dir_ + "/store" + store_options + "}" : demo_mount;
         socket_ = dir_ + "/zh.sock";
         metrics_port_ = FreeLoopbackPort();
         std::ofstream(dir_ + "/zerohopd.yaml") << "listen: " << socket_ << "\n"
@@ -69,8 +74,7 @@ public:
                                                << "limits: {max_in_flight: 64, max_client_bytes: 4Mi, "
                                                   "max_daemon_bytes: 4Mi}\n"
                                                << "mounts:\n"
-                                               << "  - {container: demo, options: {dir: " << dir_ << "/store" << store_options
-                                               << "}}\n"
+                                               << "  - {container: demo, " << demo << "}\n"
                                                << "  - {container: other, options: {dir: " << dir_ << "/store"
                                                << store_options << "}}\n"
                                                << "credentials:\n"
