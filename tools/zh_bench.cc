@@ -28,6 +28,7 @@
 #include "expr/expression.h"
 #include "rocksdb/db.h"
 #include "bench_fuse.h"
+#include "bench_redis.h"
 #include "bench_harness.h"
 #include "bench_load.h"
 #include "bench_shm.h"
@@ -287,6 +288,9 @@ std::vector<Comparison> EmbeddedSuite(std::chrono::milliseconds d, const std::st
 int main(int argc, char** argv) {
     // Debian builds abseil with the Mutex deadlock detector on: tens of ns per lock.
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+    if (argc > 1 && std::string(argv[1]) == "--redis-worker") {
+        return zerohop::RedisWorker(argc, argv);
+    }
     std::string suite = "all";
     bool json = false;
     int duration_ms = 2000;
@@ -295,7 +299,7 @@ int main(int argc, char** argv) {
     std::string workload_file;
     std::vector<std::pair<std::string, std::string>> load_flags;  // applied over the file
     const std::string usage =
-        "usage: zh-bench [--suite all|expr|embedded|shm|fuse] [--json] [--duration-ms N] [--dir DIR]\n"
+        "usage: zh-bench [--suite all|expr|embedded|shm|fuse|redis] [--json] [--duration-ms N] [--dir DIR]\n"
         "       zh-bench --load [--workload FILE] [--mix get_item=80,put_item=20] [--value-size N] [--keys N]\n"
         "                [--threads N] [--depth N] [--duration-ms N] [--spin-us N] [--socket PATH --key KEY]\n"
         "                [--no-baseline] [--json]\n"
@@ -381,6 +385,13 @@ int main(int argc, char** argv) {
         }
         if (suite == "all" || suite == "fuse") {
             for (auto& c : zerohop::FuseSuite(d, dir)) {
+                zerohop::Print(c, json);
+            }
+        }
+        if (suite == "all" || suite == "redis") {
+            char self[4096];
+            ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+            for (auto& c : zerohop::RedisSuite(d, dir, n > 0 ? std::string(self, static_cast<size_t>(n)) : argv[0])) {
                 zerohop::Print(c, json);
             }
         }
