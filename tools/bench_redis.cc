@@ -116,6 +116,9 @@ int RedisWorker(int argc, char** argv) {
         ClientOptions o;
         o.socket_path = target;
         o.access_key = "bench";
+        if (const char* spin = getenv("ZH_BENCH_CLIENT_SPIN_US")) {
+            o.spin = absl::Microseconds(std::atoi(spin));
+        }
         client = ConnectWaiting(o);
     } else {
         rc = ConnectRedis(std::atoi(target.c_str()));

@@ -449,7 +449,8 @@ public:
         }
     };
 
-    absl::StatusOr<Resolved> Resolve(const Path& path) {
+    // The script's arguments for `path`, with the parts of `out` known before asking.
+    absl::StatusOr<std::vector<std::string>> ResolveArgs(const Path& path, Resolved* out) {
         if (path.is_root()) {
             return absl::InvalidArgumentError("the root \"/\" holds only containers");
         }
@@ -458,19 +459,19 @@ public:
             return absl::NotFoundError(absl::StrFormat("%s: container \"%s\" is not in this backend", path.str(),
                                                        path.container()));
         }
-        Resolved out;
-        out.tag = Tag(path.container());
+        out->tag = Tag(path.container());
         if (path.depth() == 1) {
             return absl::InvalidArgumentError(absl::StrFormat("%s is a container root", path.str()));
         }
-        std::vector<std::string> args = {out.tag, std::to_string(root->second)};
+        std::vector<std::string> args = {out->tag, std::to_string(root->second)};
         for (size_t i = 1; i < path.depth(); ++i) {
             args.emplace_back(path.component(i));
         }
-        auto r = Script(kResolveScript, resolve_sha_, {out.tag + "ver"}, args, true);
-        if (!r.ok()) {
-            return r.status();
-        }
+        return args;
+    }
+
+    absl::StatusOr<Resolved> ParseResolved(const Path& path, Resolved out, const Reply& reply) {
+        const Reply* r = &reply;
         if (r->type != Reply::Type::kArray || r->elements.size() < 4) {
             return Damaged("a path resolution");
         }
@@ -499,6 +500,50 @@ public:
             out.entry = std::move(*e);
         }
         return out;
+    }
+
+    absl::StatusOr<Resolved> Resolve(const Path& path) {
+        Resolved out;
+        auto args = ResolveArgs(path, &out);
+        if (!args.ok()) {
+            return args.status();
+        }
+        auto r = Script(kResolveScript, resolve_sha_, {out.tag + "ver"}, *args, true);
+        if (!r.ok()) {
+            return r.status();
+        }
+        return ParseResolved(path, std::move(out), *r);
+    }
+
+    // The same without a thread waiting: `done` runs on the client's I/O thread.
+    void ResolveAsync(const Path& path, absl::AnyInvocable<void(absl::StatusOr<Resolved>) &&> done) {
+        Resolved out;
+        auto args = ResolveArgs(path, &out);
+        if (!args.ok()) {
+            return std::move(done)(args.status());
+        }
+        std::vector<std::string> argv = {"EVALSHA", resolve_sha_, "1", out.tag + "ver"};
+        argv.insert(argv.end(), args->begin(), args->end());
+        std::string route = out.tag;
+        auto finish = [this, path, out = std::move(out), done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+            if (!r.ok()) {
+                return std::move(done)(absl::Status(r.status().code(), absl::StrCat("redis: ", r.status().message())));
+            }
+            if (r->is_error()) {
+                return std::move(done)(absl::InternalError(absl::StrCat("redis: ", r->str)));
+            }
+            std::move(done)(ParseResolved(path, std::move(out), *r));
+        };
+        redis_->Send(argv, {.key = route, .safe_to_retry = true},
+                     [this, argv, route, finish = std::move(finish)](absl::StatusOr<Reply> r) mutable {
+                         if (r.ok() && r->is_error() && absl::StartsWith(r->str, "NOSCRIPT")) {
+                             argv[0] = "EVAL";
+                             argv[1] = kResolveScript;
+                             return redis_->Send(std::move(argv), {.key = route, .safe_to_retry = true},
+                                                 std::move(finish));
+                         }
+                         std::move(finish)(std::move(r));
+                     });
     }
 
     absl::StatusOr<Entry> Existing(const Path& path, Resolved& r) {
@@ -2019,7 +2064,27 @@ RedisBackend::~RedisBackend() { pool_.reset(); }
     })
 
 void RedisBackend::ListContainers(Done<std::vector<std::string>> done) { std::move(done)(store_->ListContainers()); }
-void RedisBackend::Stat(Path req, Done<ObjectInfo> done) { ZH_REDIS_OP(Stat(req)); }
+// Point reads answer from the client's I/O thread: no thread of ours waits on Redis (a
+// shard's info needs a second read, and goes to the pool).
+void RedisBackend::Stat(Path req, Done<ObjectInfo> done) {
+    if (req.depth() < 2) {
+        return ZH_REDIS_OP(Stat(req));
+    }
+    Path path = req;
+    store_->ResolveAsync(path, [this, req = std::move(req), done = std::move(done)](
+                                   absl::StatusOr<Store::Resolved> r) mutable {
+        if (r.ok() && r->entry && r->entry->info.type == ObjectType::kShard) {
+            return ZH_REDIS_OP(Stat(req));
+        }
+        if (!r.ok()) {
+            return std::move(done)(r.status());
+        }
+        if (!r->entry) {
+            return std::move(done)(PathNotFoundError(req.str()));
+        }
+        std::move(done)(r->entry->info);
+    });
+}
 void RedisBackend::List(ListRequest req, Done<ListResult> done) { ZH_REDIS_OP(List(req)); }
 void RedisBackend::Mkdir(MkdirRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(Mkdir(req)); }
 void RedisBackend::Rmdir(Path req, DoneStatus done) { ZH_REDIS_OP(Rmdir(req)); }
@@ -2045,7 +2110,27 @@ void RedisBackend::Append(AppendRequest req, Done<ObjectInfo> done) {
     ZH_REDIS_OP(Modify(req.path, std::nullopt, req.data, std::nullopt));
 }
 void RedisBackend::Truncate(TruncateRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(Truncate(req)); }
-void RedisBackend::GetItem(GetItemRequest req, Done<Item> done) { ZH_REDIS_OP(GetItem(req)); }
+void RedisBackend::GetItem(GetItemRequest req, Done<Item> done) {
+    Path path = req.path;
+    store_->ResolveAsync(path, [this, req = std::move(req), done = std::move(done)](
+                                   absl::StatusOr<Store::Resolved> r) mutable {
+        if (r.ok() && r->entry && r->entry->info.type == ObjectType::kShard) {
+            return ZH_REDIS_OP(GetItem(req));
+        }
+        if (!r.ok()) {
+            return std::move(done)(r.status());
+        }
+        if (!r->entry) {
+            return std::move(done)(PathNotFoundError(req.path.str()));
+        }
+        const Entry& e = *r->entry;
+        auto attrs = ProjectAttributes(e.Field("a"), req.attributes, req.path.name(), e.info);
+        if (!attrs.ok()) {
+            return std::move(done)(attrs.status());
+        }
+        std::move(done)(Item{std::string(req.path.name()), e.info, std::move(*attrs)});
+    });
+}
 void RedisBackend::GetItems(GetItemsRequest req, Done<GetItemsResult> done) { ZH_REDIS_OP(GetItems(req)); }
 void RedisBackend::PutItem(PutItemRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(PutItem(req)); }
 void RedisBackend::PutItems(std::vector<PutItemRequest> req, Done<std::vector<absl::Status>> done) {

@@ -264,7 +264,11 @@ public:
             absl::MutexLock lock(&mu_);
             incoming_.push_back(std::move(p));
         }
-        Wake();
+        // A syscall only when the I/O thread sleeps (or is about to): a busy one finds the
+        // command when it looks at the queue again.
+        if (sleeping_.load(std::memory_order_seq_cst)) {
+            Wake();
+        }
     }
 
     std::unique_ptr<Pending> MakePending(std::vector<std::string> argv, CommandOptions o, Callback done) {
@@ -832,7 +836,14 @@ private:
                     busy = busy || (c->fd >= 0 && (!c->inflight.empty() || c->connecting));
                 }
             }
-            int n = ::epoll_wait(epoll_fd_, events, 64, busy ? 10 : 1000);
+            sleeping_.store(true, std::memory_order_seq_cst);
+            bool queued;
+            {
+                absl::MutexLock lock(&mu_);
+                queued = !incoming_.empty() || stopping_;
+            }
+            int n = ::epoll_wait(epoll_fd_, events, 64, queued ? 0 : busy ? 10 : 1000);
+            sleeping_.store(false, std::memory_order_relaxed);
             for (int i = 0; i < n; ++i) {
                 if (events[i].data.ptr == nullptr) {
                     uint64_t v;
@@ -929,6 +940,7 @@ public:
 private:
     absl::Mutex mu_;
     bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+    std::atomic<bool> sleeping_{true};  // the I/O thread is in (or entering) epoll_wait
     std::deque<std::unique_ptr<Pending>> incoming_ ABSL_GUARDED_BY(mu_);
     // Everything below belongs to the I/O thread.
     std::map<std::string, std::unique_ptr<Node>> nodes_;
