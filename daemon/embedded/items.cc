@@ -1,6 +1,7 @@
 // The embedded store: item operations (objects seen through their attributes).
 
 #include "absl/strings/str_format.h"
+#include "backend/rules.h"
 #include "embedded/internal/store.h"
 #include "expr/expression.h"
 #include "rocksdb/write_batch.h"
@@ -19,15 +20,6 @@ namespace {
 constexpr size_t kMaxScanPerPage = 20000;
 constexpr size_t kMaxPageBytes = 16 << 20;
 
-
-absl::Status ValidateAttributes(const Path& path, const AttributeMap& attrs) {
-    for (const auto& [name, value] : attrs) {
-        if (absl::Status s = ValidateAttributeName(name); !s.ok()) {
-            return absl::InvalidArgumentError(absl::StrFormat("%s: %s", path.str(), s.message()));
-        }
-    }
-    return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -184,7 +176,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteItem(
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutItem(const PutItemRequest& req) {
-    if (absl::Status s = ValidateAttributes(req.path, req.attributes); !s.ok()) {
+    if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
         return s;
     }
     return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
@@ -197,32 +189,12 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutItem(const PutItemRequest&
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::UpdateItem(const UpdateItemRequest& req) {
-    auto update = expr::Update::Parse(req.update);
+    auto update = ItemUpdate::Parse(req);
     if (!update.ok()) {
         return update.status();
     }
-    auto condition = expr::Condition::Parse(req.condition);
-    if (!condition.ok()) {
-        return condition.status();
-    }
-    std::optional<expr::Update> otherwise;
-    if (!req.else_update.empty()) {
-        auto e = expr::Update::Parse(req.else_update);
-        if (!e.ok()) {
-            return e.status();
-        }
-        otherwise.emplace(std::move(*e));
-    }
     return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
-        const ObjectInfo* info = old ? &old->info : nullptr;
-        expr::MapAttributes item(attrs, req.path.name(), info);
-        if (condition->Matches(item)) {
-            return update->Apply(attrs, req.path.name(), info);
-        }
-        if (otherwise) {
-            return otherwise->Apply(attrs, req.path.name(), info);
-        }
-        return ConditionFailedError(req.path.str());
+        return update->Apply(req.path, attrs, old ? &old->info : nullptr);
     });
 }
 

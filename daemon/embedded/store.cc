@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "embedded/internal/store.h"
+#include "backend/rules.h"
 #include "expr/expression.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
@@ -513,20 +514,8 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::InfoOf(const Entry& e) {
 
 absl::Status EmbeddedBackend::Store::CheckCondition(const Path& path, const std::string& condition,
                                                     const std::optional<Entry>& e) {
-    if (condition.empty()) {
-        return absl::OkStatus();
-    }
-    auto cond = expr::Condition::Parse(condition);
-    if (!cond.ok()) {
-        return cond.status();
-    }
-    if (!e) {
-        expr::MapAttributes none(nullptr, path.name(), nullptr);
-        return cond->Matches(none) ? absl::OkStatus() : ConditionFailedError(path.str());
-    }
-    std::string_view attrs = e->attributes;
-    expr::EncodedItemAttributes item(EncodedAttributes(attrs), path.name(), &e->info);
-    return cond->Matches(item) ? absl::OkStatus() : ConditionFailedError(path.str());
+    return zerohop::CheckCondition(path, condition, e ? std::string_view(e->attributes) : std::string_view(),
+                                   e ? &e->info : nullptr);
 }
 
 // ---- namespace ------------------------------------------------------------------------
@@ -881,29 +870,15 @@ absl::Status EmbeddedBackend::Store::Delete(const DeleteRequest& req) {
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::SetMetadata(const SetMetadataRequest& req) {
-    if (req.mtime && (!req.mtime->InNanosRange() || req.mtime->nsecs < 0 || req.mtime->nsecs >= 1'000'000'000)) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: mtime %d.%09d is outside the years 1678..2262 that the store keeps", req.path.str(), req.mtime->secs,
-            req.mtime->nsecs));
+    if (absl::Status s = ValidateMetadata(req); !s.ok()) {
+        return s;
     }
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
         auto e = GetExisting(req.path, loc);
         if (!e.ok()) {
             return e.status();
         }
-        if (req.mode) {
-            e->info.mode = *req.mode & 07777;
-        }
-        if (req.uid) {
-            e->info.uid = *req.uid;
-        }
-        if (req.gid) {
-            e->info.gid = *req.gid;
-        }
-        if (req.mtime) {
-            e->info.mtime = *req.mtime;
-        }
-        e->info.ctime = Now();
+        ApplyMetadata(req, Now(), &e->info);
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(*e));
         if (absl::Status s = Commit(&batch); !s.ok()) {
@@ -1088,10 +1063,8 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjec
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequest& req, DataSource* data) {
     std::string encoded;
-    for (const auto& [name, value] : req.attributes) {
-        if (absl::Status s = ValidateAttributeName(name); !s.ok()) {
-            return absl::InvalidArgumentError(absl::StrFormat("%s: %s", req.path.str(), s.message()));
-        }
+    if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
+        return s;
     }
     EncodeAttributes(req.attributes, &encoded);
     if (encoded.size() > kMaxItemAttributeBytes) {

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "backend/rules.h"
 #include "embedded/internal/store.h"
 #include "rocksdb/write_batch.h"
 #include "zerohop/status.h"
@@ -27,13 +28,8 @@ constexpr size_t kMaxClientInfoBytes = 4096;
 }  // namespace
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::CreateStream(const CreateStreamRequest& req) {
-    if (req.shard_count == 0 || req.shard_count > kMaxShards) {
-        return absl::InvalidArgumentError(absl::StrFormat("%s: shard count %d must be 1..%d", req.path.str(),
-                                                          req.shard_count, kMaxShards));
-    }
-    if (req.retention_secs <= 0 || req.retention_secs > kMaxRetentionSecs) {
-        return absl::InvalidArgumentError(absl::StrFormat("%s: retention %d s must be 1..%d seconds", req.path.str(),
-                                                          req.retention_secs, kMaxRetentionSecs));
+    if (absl::Status s = ValidateStream(req); !s.ok()) {
+        return s;
     }
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
         // The stream's id is followed by its shards' ids: shard k is id + 1 + k.
@@ -218,35 +214,11 @@ absl::StatusOr<std::vector<RecordResult>> EmbeddedBackend::Store::PutRecords(con
         return absl::FailedPreconditionError(
             absl::StrFormat("%s is a %s, not a stream", req.path.str(), ObjectTypeName(stream->info.type)));
     }
-    std::vector<RecordResult> results(req.records.size());
+    std::vector<RecordResult> results = PlaceRecords(req.records, stream->shard_count, &round_robin_);
     std::vector<uint32_t> used;  // shards this batch touches, ascending
-    for (size_t i = 0; i < req.records.size(); ++i) {
-        const RecordInput& r = req.records[i];
-        RecordResult& out = results[i];
-        if (r.data.size() > kMaxRecordBytes) {
-            out.status = absl::InvalidArgumentError(
-                absl::StrFormat("record %d: %d bytes, the limit is %d", i, r.data.size(), kMaxRecordBytes));
+    for (const RecordResult& out : results) {
+        if (!out.status.ok()) {
             continue;
-        }
-        if (r.partition_key.size() > kMaxPartitionKeyBytes || r.client_info.size() > kMaxClientInfoBytes) {
-            out.status = absl::InvalidArgumentError(absl::StrFormat(
-                "record %d: partition key (limit %d bytes) or client info (limit %d bytes) too long", i,
-                kMaxPartitionKeyBytes, kMaxClientInfoBytes));
-            continue;
-        }
-        if (r.shard) {
-            if (*r.shard >= stream->shard_count) {
-                out.status = absl::InvalidArgumentError(absl::StrFormat(
-                    "record %d: shard %d does not exist; the stream has shards 0..%d", i, *r.shard,
-                    stream->shard_count - 1));
-                continue;
-            }
-            out.shard = *r.shard;
-        } else if (!r.partition_key.empty()) {
-            out.shard = ShardForPartitionKey(r.partition_key, stream->shard_count);
-        } else {
-            out.shard = static_cast<uint32_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) %
-                                              stream->shard_count);
         }
         used.push_back(out.shard);
     }

@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "backend/rules.h"
 #include "expr/expression.h"
 #include "zerohop/status.h"
 
@@ -27,9 +28,7 @@ using redis::CommandOptions;
 using redis::Reply;
 
 constexpr int kMaxAttempts = 1000;
-constexpr int64_t kMaxRetentionSecs = int64_t{10} * 366 * 24 * 3600;
-constexpr size_t kMaxPartitionKeyBytes = 256;
-constexpr size_t kMaxClientInfoBytes = 4096;
+constexpr char kRetry[] = "retry";  // (an Aborted that never leaves the backend)
 constexpr size_t kMaxScanPerPage = 20000;
 constexpr size_t kScanBatch = 256;
 
@@ -571,15 +570,34 @@ public:
         return false;
     }
 
-    absl::Status Conflicted(const Path& path) {
+    // An attempt that lost a race (a commit whose reads changed, bytes replaced while read)
+    // says so with Retry(); Retrying runs it again, backing off, up to kMaxAttempts times.
+    static absl::Status Retry() { return absl::AbortedError(kRetry); }
+    static bool IsRetry(const absl::Status& s) { return absl::IsAborted(s) && s.message() == kRetry; }
+    static bool IsConflicted(const absl::Status& s) { return absl::IsAborted(s) && s.message() != kRetry; }
+    template <typename T>
+    static bool IsConflicted(const absl::StatusOr<T>& s) {
+        return IsConflicted(s.status());
+    }
+
+    template <typename Attempt>
+    static auto Retrying(const Path& path, Attempt&& attempt) -> decltype(attempt()) {
+        for (int i = 0; i < kMaxAttempts; ++i) {
+            auto r = attempt();
+            if (!IsRetry(StatusOf(r))) {
+                return r;
+            }
+            if (i > 8) {
+                std::this_thread::sleep_for(std::chrono::microseconds(50 * std::min(i, 40)));
+            }
+        }
         return absl::AbortedError(
             absl::StrFormat("%s: changed by others %d times in a row; try again", path.str(), kMaxAttempts));
     }
-
-    static void Backoff(int attempt) {
-        if (attempt > 8) {
-            std::this_thread::sleep_for(std::chrono::microseconds(50 * std::min(attempt, 40)));
-        }
+    static const absl::Status& StatusOf(const absl::Status& s) { return s; }
+    template <typename T>
+    static absl::Status StatusOf(const absl::StatusOr<T>& s) {
+        return s.status();
     }
 
     absl::Status CheckWritableParent(const Path& path, const Resolved& r) {
@@ -591,23 +609,15 @@ public:
     }
 
     absl::Status CheckCondition(const Path& path, const std::string& condition, const std::optional<Entry>& e) {
-        if (condition.empty()) {
-            return absl::OkStatus();
-        }
-        auto cond = expr::Condition::Parse(condition);
-        if (!cond.ok()) {
-            return cond.status();
-        }
-        if (!e) {
-            expr::MapAttributes none(nullptr, path.name(), nullptr);
-            return cond->Matches(none) ? absl::OkStatus() : ConditionFailedError(path.str());
+        if (!e || e->info.type != ObjectType::kShard) {
+            return zerohop::CheckCondition(path, condition, e ? std::string_view(e->Field("a")) : std::string_view(),
+                                           e ? &e->info : nullptr);
         }
         auto info = InfoOf(*e);
         if (!info.ok()) {
             return info.status();
         }
-        expr::EncodedItemAttributes item(EncodedAttributes(e->Field("a")), path.name(), &*info);
-        return cond->Matches(item) ? absl::OkStatus() : ConditionFailedError(path.str());
+        return zerohop::CheckCondition(path, condition, e->Field("a"), &*info);
     }
 
     // A shard's info carries its records' count and last sequence number.
@@ -649,7 +659,7 @@ public:
     // Creates a fresh entry (mkdir, symlink): fails if anything is there.
     absl::StatusOr<ObjectInfo> Create(const Path& path, ObjectType type, uint32_t mode, const Caller& caller,
                                       const std::function<void(ObjectInfo*, std::map<std::string, std::string>*)>& fill) {
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(path, [&]() -> absl::StatusOr<ObjectInfo> {
             auto r = Resolve(path);
             if (!r.ok()) {
                 return r.status();
@@ -683,9 +693,8 @@ public:
             if (*ok) {
                 return info;
             }
-            Backoff(attempt);
-        }
-        return Conflicted(path);
+            return Retry();
+        });
     }
 
     // ---- namespace ----
@@ -815,6 +824,33 @@ public:
         return out;
     }
 
+    // The id of the directory at `path` (a container root or a directory; a stream too
+    // unless `table`, which asks for a directory of items).
+    absl::StatusOr<uint64_t> DirectoryId(const Path& path, bool table) {
+        if (path.depth() == 1) {
+            auto info = ContainerInfo(path.container());
+            if (!info.ok()) {
+                return info.status();
+            }
+            return info->id;
+        }
+        auto r = Resolve(path);
+        if (!r.ok()) {
+            return r.status();
+        }
+        auto e = Existing(path, *r);
+        if (!e.ok()) {
+            return e.status();
+        }
+        if (table && e->info.type != ObjectType::kDirectory) {
+            return absl::FailedPreconditionError(absl::StrFormat("%s is not a table (a directory)", path.str()));
+        }
+        if (!e->is_dir_like()) {
+            return NotDirectory(path);
+        }
+        return e->info.id;
+    }
+
     absl::StatusOr<ListResult> List(const ListRequest& req) {
         ListResult out;
         uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
@@ -837,27 +873,11 @@ public:
             return out;
         }
         std::string tag = Tag(req.path.container());
-        uint64_t dir = 0;
-        if (req.path.depth() == 1) {
-            auto info = ContainerInfo(req.path.container());
-            if (!info.ok()) {
-                return info.status();
-            }
-            dir = info->id;
-        } else {
-            auto r = Resolve(req.path);
-            if (!r.ok()) {
-                return r.status();
-            }
-            auto e = Existing(req.path, *r);
-            if (!e.ok()) {
-                return e.status();
-            }
-            if (!e->is_dir_like()) {
-                return NotDirectory(req.path);
-            }
-            dir = e->info.id;
+        auto dir_id = DirectoryId(req.path, /*table=*/false);
+        if (!dir_id.ok()) {
+            return dir_id.status();
         }
+        uint64_t dir = *dir_id;
         std::string after = req.marker;
         while (out.entries.size() < limit) {
             size_t want = limit - out.entries.size() + 1;
@@ -918,7 +938,7 @@ public:
             return absl::FailedPreconditionError(
                 absl::StrFormat("%s: containers are configured in the daemon, not removed", path.str()));
         }
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(path, [&]() -> absl::Status {
             auto r = Resolve(path);
             if (!r.ok()) {
                 return r.status();
@@ -951,9 +971,8 @@ public:
             if (failed == empty) {
                 return absl::FailedPreconditionError(absl::StrFormat("%s: directory not empty", path.str()));
             }
-            Backoff(attempt);
-        }
-        return Conflicted(path);
+            return Retry();
+        });
     }
 
     absl::Status Rename(const RenameRequest& req) {
@@ -971,7 +990,7 @@ public:
             return absl::InvalidArgumentError(
                 absl::StrFormat("rename %s -> %s: cannot move a directory inside itself", from.str(), to.str()));
         }
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(from, [&]() -> absl::Status {
             auto src = Resolve(from);
             if (!src.ok()) {
                 return src.status();
@@ -1049,9 +1068,8 @@ public:
                 return absl::FailedPreconditionError(
                     absl::StrFormat("rename %s -> %s: destination directory not empty", from.str(), to.str()));
             }
-            Backoff(attempt);
-        }
-        return Conflicted(from);
+            return Retry();
+        });
     }
 
     absl::StatusOr<ObjectInfo> Symlink(const SymlinkRequest& req) {
@@ -1083,7 +1101,7 @@ public:
         if (req.path.depth() < 2) {
             return absl::FailedPreconditionError(absl::StrFormat("%s is a directory; use rmdir", req.path.str()));
         }
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(req.path, [&]() -> absl::Status {
             auto r = Resolve(req.path);
             if (!r.ok()) {
                 return r.status();
@@ -1120,18 +1138,15 @@ public:
                 DropChunks(r->tag, e->Field("c"));
                 return absl::OkStatus();
             }
-            Backoff(attempt);
-        }
-        return Conflicted(req.path);
+            return Retry();
+        });
     }
 
     absl::StatusOr<ObjectInfo> SetMetadata(const SetMetadataRequest& req) {
-        if (req.mtime && (!req.mtime->InNanosRange() || req.mtime->nsecs < 0 || req.mtime->nsecs >= 1'000'000'000)) {
-            return absl::InvalidArgumentError(
-                absl::StrFormat("%s: mtime %d.%09d is outside the years 1678..2262 that the store keeps",
-                                req.path.str(), req.mtime->secs, req.mtime->nsecs));
+        if (absl::Status s = ValidateMetadata(req); !s.ok()) {
+            return s;
         }
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(req.path, [&]() -> absl::StatusOr<ObjectInfo> {
             auto r = Resolve(req.path);
             if (!r.ok()) {
                 return r.status();
@@ -1140,19 +1155,7 @@ public:
             if (!e.ok()) {
                 return e.status();
             }
-            if (req.mode) {
-                e->info.mode = *req.mode & 07777;
-            }
-            if (req.uid) {
-                e->info.uid = *req.uid;
-            }
-            if (req.gid) {
-                e->info.gid = *req.gid;
-            }
-            if (req.mtime) {
-                e->info.mtime = *req.mtime;
-            }
-            e->info.ctime = Now();
+            ApplyMetadata(req, Now(), &e->info);
             Txn t(r->tag + "ver");
             r->CheckChain(t);
             t.CheckVersion(r->key, e->version);
@@ -1164,9 +1167,8 @@ public:
             if (*ok) {
                 return InfoOf(*e);
             }
-            Backoff(attempt);
-        }
-        return Conflicted(req.path);
+            return Retry();
+        });
     }
 
     // ---- object bytes ----
@@ -1256,7 +1258,7 @@ public:
     }
 
     absl::StatusOr<GetObjectResult> GetObject(const GetObjectRequest& req, DataSink* sink) {
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(req.path, [&]() -> absl::StatusOr<GetObjectResult> {
             auto r = Resolve(req.path);
             if (!r.ok()) {
                 return r.status();
@@ -1278,7 +1280,7 @@ public:
             uint64_t end = begin + std::min(req.length, size - begin);
             auto bytes = ReadBytes(r->tag, *e, begin, end);
             if (absl::IsAborted(bytes.status())) {
-                continue;
+                return Retry();
             }
             if (!bytes.ok()) {
                 return bytes.status();
@@ -1296,15 +1298,12 @@ public:
                 }
             }
             return GetObjectResult{e->info, bytes->size()};
-        }
-        return Conflicted(req.path);
+        });
     }
 
     absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req, DataSource* data) {
-        for (const auto& [name, value] : req.attributes) {
-            if (absl::Status s = ValidateAttributeName(name); !s.ok()) {
-                return absl::InvalidArgumentError(absl::StrFormat("%s: %s", req.path.str(), s.message()));
-            }
+        if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
+            return s;
         }
         std::string encoded;
         EncodeAttributes(req.attributes, &encoded);
@@ -1341,7 +1340,7 @@ public:
         if (!stored.ok()) {
             return stored.status();
         }
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        auto result = Retrying(req.path, [&]() -> absl::StatusOr<ObjectInfo> {
             auto r = Resolve(req.path);
             if (!r.ok()) {
                 DropChunks(tag, (*stored)["c"]);
@@ -1396,17 +1395,19 @@ public:
                 }
                 return info;
             }
-            Backoff(attempt);
+            return Retry();
+        });
+        if (IsConflicted(result)) {
+            DropChunks(tag, (*stored)["c"]);
         }
-        DropChunks(tag, (*stored)["c"]);
-        return Conflicted(req.path);
+        return result;
     }
 
     // Writes at `offset` (append when nullopt), or truncates to `truncate`: the bytes of the
     // new version are the old ones changed, stored anew.
     absl::StatusOr<ObjectInfo> Modify(const Path& path, std::optional<uint64_t> offset, std::string_view data,
                                       std::optional<uint64_t> truncate) {
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(path, [&]() -> absl::StatusOr<ObjectInfo> {
             auto r = Resolve(path);
             if (!r.ok()) {
                 return r.status();
@@ -1433,7 +1434,7 @@ public:
             }
             auto bytes = ReadBytes(r->tag, *e, 0, std::min(e->info.size, new_size));
             if (absl::IsAborted(bytes.status())) {
-                continue;
+                return Retry();
             }
             if (!bytes.ok()) {
                 return bytes.status();
@@ -1466,9 +1467,8 @@ public:
                 return e->info;
             }
             DropChunks(r->tag, (*stored)["c"]);
-            Backoff(attempt);
-        }
-        return Conflicted(path);
+            return Retry();
+        });
     }
 
     absl::StatusOr<ObjectInfo> Truncate(const TruncateRequest& req) {
@@ -1516,28 +1516,11 @@ public:
             return absl::InvalidArgumentError("get_items needs a table (a directory), not the root");
         }
         std::string tag = Tag(req.path.container());
-        uint64_t dir = 0;
-        if (req.path.depth() == 1) {
-            auto info = ContainerInfo(req.path.container());
-            if (!info.ok()) {
-                return info.status();
-            }
-            dir = info->id;
-        } else {
-            auto r = Resolve(req.path);
-            if (!r.ok()) {
-                return r.status();
-            }
-            auto e = Existing(req.path, *r);
-            if (!e.ok()) {
-                return e.status();
-            }
-            if (e->info.type != ObjectType::kDirectory) {
-                return absl::FailedPreconditionError(
-                    absl::StrFormat("%s is not a table (a directory)", req.path.str()));
-            }
-            dir = e->info.id;
+        auto dir_id = DirectoryId(req.path, /*table=*/true);
+        if (!dir_id.ok()) {
+            return dir_id.status();
         }
+        uint64_t dir = *dir_id;
         GetItemsResult out;
         std::string after = req.marker;
         size_t scanned = 0;
@@ -1600,7 +1583,7 @@ public:
         if (path.depth() < 2) {
             return absl::FailedPreconditionError(absl::StrFormat("%s: not an item path", path.str()));
         }
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(path, [&]() -> absl::StatusOr<ObjectInfo> {
             auto r = Resolve(path);
             if (!r.ok()) {
                 return r.status();
@@ -1659,16 +1642,13 @@ public:
             if (*ok) {
                 return info;
             }
-            Backoff(attempt);
-        }
-        return Conflicted(path);
+            return Retry();
+        });
     }
 
     absl::StatusOr<ObjectInfo> PutItem(const PutItemRequest& req) {
-        for (const auto& [name, value] : req.attributes) {
-            if (absl::Status s = ValidateAttributeName(name); !s.ok()) {
-                return absl::InvalidArgumentError(absl::StrFormat("%s: %s", req.path.str(), s.message()));
-            }
+        if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
+            return s;
         }
         return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
             if (absl::Status s = CheckCondition(req.path, req.condition, old); !s.ok()) {
@@ -1680,55 +1660,22 @@ public:
     }
 
     absl::StatusOr<ObjectInfo> UpdateItem(const UpdateItemRequest& req) {
-        auto update = expr::Update::Parse(req.update);
+        auto update = ItemUpdate::Parse(req);
         if (!update.ok()) {
             return update.status();
         }
-        auto condition = expr::Condition::Parse(req.condition);
-        if (!condition.ok()) {
-            return condition.status();
-        }
-        std::optional<expr::Update> otherwise;
-        if (!req.else_update.empty()) {
-            auto e = expr::Update::Parse(req.else_update);
-            if (!e.ok()) {
-                return e.status();
-            }
-            otherwise.emplace(std::move(*e));
-        }
         return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
-            std::optional<ObjectInfo> info;
-            if (old) {
-                auto i = InfoOf(*old);
-                if (!i.ok()) {
-                    return i.status();
-                }
-                info = *i;
-            }
-            const ObjectInfo* ip = info ? &*info : nullptr;
-            expr::MapAttributes item(attrs, req.path.name(), ip);
-            if (condition->Matches(item)) {
-                return update->Apply(attrs, req.path.name(), ip);
-            }
-            if (otherwise) {
-                return otherwise->Apply(attrs, req.path.name(), ip);
-            }
-            return ConditionFailedError(req.path.str());
+            return update->Apply(req.path, attrs, old ? &old->info : nullptr);
         });
     }
 
     // ---- streams ----
 
     absl::StatusOr<ObjectInfo> CreateStream(const CreateStreamRequest& req) {
-        if (req.shard_count == 0 || req.shard_count > kMaxShards) {
-            return absl::InvalidArgumentError(absl::StrFormat("%s: shard count %d must be 1..%d", req.path.str(),
-                                                              req.shard_count, kMaxShards));
+        if (absl::Status s = ValidateStream(req); !s.ok()) {
+            return s;
         }
-        if (req.retention_secs <= 0 || req.retention_secs > kMaxRetentionSecs) {
-            return absl::InvalidArgumentError(absl::StrFormat("%s: retention %d s must be 1..%d seconds",
-                                                              req.path.str(), req.retention_secs, kMaxRetentionSecs));
-        }
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(req.path, [&]() -> absl::StatusOr<ObjectInfo> {
             auto r = Resolve(req.path);
             if (!r.ok()) {
                 return r.status();
@@ -1765,9 +1712,8 @@ public:
             if (*ok) {
                 return stream;
             }
-            Backoff(attempt);
-        }
-        return Conflicted(req.path);
+            return Retry();
+        });
     }
 
     absl::StatusOr<std::pair<Resolved, Entry>> GetStream(const Path& path) {
@@ -1796,7 +1742,7 @@ public:
     }
 
     absl::Status DeleteStream(const Path& path) {
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(path, [&]() -> absl::Status {
             auto s = GetStream(path);
             if (!s.ok()) {
                 return s.status();
@@ -1821,51 +1767,27 @@ public:
             if (*ok) {
                 return absl::OkStatus();
             }
-            Backoff(attempt);
-        }
-        return Conflicted(path);
+            return Retry();
+        });
     }
 
     absl::StatusOr<std::vector<RecordResult>> PutRecords(const PutRecordsRequest& req) {
-        for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+        return Retrying(req.path, [&]() -> absl::StatusOr<std::vector<RecordResult>> {
             auto s = GetStream(req.path);
             if (!s.ok()) {
                 return s.status();
             }
             auto& [r, stream] = *s;
-            std::vector<RecordResult> results(req.records.size());
+            std::vector<RecordResult> results = PlaceRecords(req.records, stream.shard_count, &round_robin_);
             std::vector<std::string> args = {stream.version, r.tag, std::to_string(Now().ToNanos() / 1000), "0"};
             size_t n = 0;
             std::vector<size_t> placed;
             for (size_t i = 0; i < req.records.size(); ++i) {
+                if (!results[i].status.ok()) {
+                    continue;
+                }
                 const RecordInput& rec = req.records[i];
-                RecordResult& out = results[i];
-                if (rec.data.size() > kMaxRecordBytes) {
-                    out.status = absl::InvalidArgumentError(
-                        absl::StrFormat("record %d: %d bytes, the limit is %d", i, rec.data.size(), kMaxRecordBytes));
-                    continue;
-                }
-                if (rec.partition_key.size() > kMaxPartitionKeyBytes || rec.client_info.size() > kMaxClientInfoBytes) {
-                    out.status = absl::InvalidArgumentError(absl::StrFormat(
-                        "record %d: partition key (limit %d bytes) or client info (limit %d bytes) too long", i,
-                        kMaxPartitionKeyBytes, kMaxClientInfoBytes));
-                    continue;
-                }
-                if (rec.shard) {
-                    if (*rec.shard >= stream.shard_count) {
-                        out.status = absl::InvalidArgumentError(
-                            absl::StrFormat("record %d: shard %d does not exist; the stream has shards 0..%d", i,
-                                            *rec.shard, stream.shard_count - 1));
-                        continue;
-                    }
-                    out.shard = *rec.shard;
-                } else if (!rec.partition_key.empty()) {
-                    out.shard = ShardForPartitionKey(rec.partition_key, stream.shard_count);
-                } else {
-                    out.shard = static_cast<uint32_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) %
-                                                      stream.shard_count);
-                }
-                args.push_back(std::to_string(stream.info.id + 1 + out.shard));
+                args.push_back(std::to_string(stream.info.id + 1 + results[i].shard));
                 args.push_back(rec.partition_key);
                 args.push_back(rec.client_info);
                 args.push_back(rec.data);
@@ -1881,8 +1803,7 @@ public:
                 return done.status();
             }
             if (done->type == Reply::Type::kInteger && done->integer == -1) {
-                Backoff(attempt);
-                continue;  // the stream was replaced since it was resolved
+                return Retry();  // the stream was replaced since it was resolved
             }
             if (done->type != Reply::Type::kArray || done->elements.size() != 2 * n) {
                 return Damaged("a put_records answer");
@@ -1891,8 +1812,7 @@ public:
                 results[placed[j]].sequence = static_cast<uint64_t>(done->elements[2 * j].integer);
             }
             return results;
-        }
-        return Conflicted(req.path);
+        });
     }
 
     struct OpenedShard {
