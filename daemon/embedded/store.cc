@@ -283,27 +283,34 @@ absl::Status EmbeddedBackend::Store::Commit(rocksdb::WriteBatch* batch) {
             needs_resume_ = false;
         }
     }
+    // Entries this batch touches are kept out of the cache from before the write until after
+    // it, whatever its outcome.
+    struct CacheBracket : rocksdb::WriteBatch::Handler {
+        CacheBracket(embedded::EntryCache* c, bool begin) : cache(c), begin(begin) {}
+        rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice&) override {
+            return Mark(cf, key);
+        }
+        rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override { return Mark(cf, key); }
+        rocksdb::Status DeleteRangeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+            return rocksdb::Status::OK();  // only stream records are range-deleted
+        }
+        rocksdb::Status Mark(uint32_t cf, const rocksdb::Slice& key) {
+            if (cf == 0 && !key.empty() && key[0] == 'D') {
+                begin ? cache->BeginWrite(ToView(key)) : cache->EndWrite(ToView(key));
+            }
+            return rocksdb::Status::OK();
+        }
+        embedded::EntryCache* cache;
+        bool begin;
+    };
+    if (entries_.enabled()) {
+        CacheBracket begin(&entries_, true);
+        (void)batch->Iterate(&begin);
+    }
     absl::Status s = FromRocks(db_->Write(write_options_, batch), "write");
     if (entries_.enabled()) {
-        // Whatever the outcome, entries this batch touched may have changed: drop them.
-        struct Invalidator : rocksdb::WriteBatch::Handler {
-            explicit Invalidator(embedded::EntryCache* c) : cache(c) {}
-            rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice&) override {
-                return Drop(cf, key);
-            }
-            rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override { return Drop(cf, key); }
-            rocksdb::Status DeleteRangeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
-                return rocksdb::Status::OK();  // only stream records are range-deleted
-            }
-            rocksdb::Status Drop(uint32_t cf, const rocksdb::Slice& key) {
-                if (cf == 0 && !key.empty() && key[0] == 'D') {
-                    cache->Invalidate(ToView(key));
-                }
-                return rocksdb::Status::OK();
-            }
-            embedded::EntryCache* cache;
-        } invalidator(&entries_);
-        (void)batch->Iterate(&invalidator);
+        CacheBracket end(&entries_, false);
+        (void)batch->Iterate(&end);
     }
     return s;
 }

@@ -18,14 +18,6 @@ using embedded::LockSet;
 using embedded::RecordKey;
 using embedded::ShardStateKey;
 
-namespace {
-
-constexpr int64_t kMaxRetentionSecs = int64_t{10} * 366 * 24 * 3600;
-constexpr size_t kMaxPartitionKeyBytes = 256;
-constexpr size_t kMaxClientInfoBytes = 4096;
-
-
-}  // namespace
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::CreateStream(const CreateStreamRequest& req) {
     if (absl::Status s = ValidateStream(req); !s.ok()) {

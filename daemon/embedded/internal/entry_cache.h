@@ -1,13 +1,16 @@
 #pragma once
 // EntryCache: recently read directory entries, so that a hot get_item skips RocksDB.
 //
-// Every commit invalidates the entry keys it wrote before the write is acknowledged (the
-// store calls Invalidate for each key of the batch). A reader that missed takes the shard's
-// generation before reading RocksDB and inserts what it read only if no invalidation of that
-// shard happened meanwhile, so a value read before a commit is never cached after it.
+// A commit brackets its write with BeginWrite and EndWrite for each entry key it writes (the
+// store calls them for every key of the batch): while a write is under way on a shard
+// nothing is inserted there, and its end bumps the shard's generation. A reader that missed
+// takes the generation before reading RocksDB and inserts what it read only if it is still
+// the same and no write is under way, so a value read before a commit is never cached after
+// it (a slow reader of the old value cannot slip it in between the write and its end).
 //
 //   uint64_t gen = cache.Generation(key);
-//   if (auto hit = cache.Find(key)) { ... } else { read; cache.Insert(key, value, gen); }
+//   if (cache.Find(key, &v)) { ... } else { read; cache.Insert(key, value, gen); }
+//   cache.BeginWrite(key); write; cache.EndWrite(key);
 
 #include <array>
 #include <cstdint>
@@ -48,7 +51,7 @@ public:
     void Insert(std::string_view key, std::string_view value, uint64_t generation) {
         Shard& s = shards_[ShardOf(key)];
         absl::MutexLock lock(&s.mu);
-        if (s.generation != generation || value.size() > per_shard_ / 16) {
+        if (s.generation != generation || s.writing > 0 || value.size() > per_shard_ / 16) {
             return;
         }
         if (s.bytes + key.size() + value.size() > per_shard_) {
@@ -61,17 +64,10 @@ public:
         }
     }
 
-    // Call after a commit that wrote or deleted `key`, before acknowledging it.
-    void Invalidate(std::string_view key) {
-        Shard& s = shards_[ShardOf(key)];
-        absl::MutexLock lock(&s.mu);
-        ++s.generation;
-        auto it = s.map.find(absl::string_view(key.data(), key.size()));
-        if (it != s.map.end()) {
-            s.bytes -= it->first.size() + it->second.size();
-            s.map.erase(it);
-        }
-    }
+    // Before a commit writes or deletes `key`.
+    void BeginWrite(std::string_view key) { Change(key, +1); }
+    // After it, whatever its outcome, before acknowledging it.
+    void EndWrite(std::string_view key) { Change(key, -1); }
 
 private:
     static constexpr size_t kShards = 64;
@@ -80,7 +76,20 @@ private:
         absl::flat_hash_map<std::string, std::string> map;
         size_t bytes = 0;
         uint64_t generation = 0;
+        int writing = 0;  // commits under way on this shard
     };
+
+    void Change(std::string_view key, int writing) {
+        Shard& s = shards_[ShardOf(key)];
+        absl::MutexLock lock(&s.mu);
+        s.writing += writing;
+        ++s.generation;
+        auto it = s.map.find(absl::string_view(key.data(), key.size()));
+        if (it != s.map.end()) {
+            s.bytes -= it->first.size() + it->second.size();
+            s.map.erase(it);
+        }
+    }
     static size_t ShardOf(std::string_view key) {
         return absl::HashOf(absl::string_view(key.data(), key.size())) % kShards;
     }
