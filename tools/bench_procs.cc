@@ -1,7 +1,9 @@
 #include "bench_procs.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -100,10 +102,23 @@ std::unique_ptr<Client> ConnectWaiting(const ClientOptions& options) {
 }
 
 BenchRedis StartBenchRedis() {
-    // Ports of concurrent benches differ; 20000..39999 stays clear of the ephemeral range.
+    // A port below the ephemeral range that is free now (tests running beside us take
+    // ports of their own there).
     static std::atomic<int> next{0};
     BenchRedis r;
-    r.port = 20000 + (getpid() * 7 + next.fetch_add(1)) % 20000;
+    for (int tries = 0; tries < 1000; ++tries) {
+        r.port = 20000 + (getpid() * 7 + next.fetch_add(1)) % 20000;
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in addr = {};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = htons(static_cast<uint16_t>(r.port));
+        bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+        ::close(fd);
+        if (free) {
+            break;
+        }
+    }
     r.process = std::make_unique<Child>(std::vector<std::string>{
         "redis-server", "--port", std::to_string(r.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"});
     return r;
