@@ -112,6 +112,30 @@ TEST_F(RedisDaemonTest, DaemonsOnOneRedisShareOneNamespace) {
     EXPECT_TRUE((*a)->Stat(P("/demo/u/x")).ok());
 }
 
+TEST_F(RedisDaemonTest, ExpiredRecordsLeaveRedisOnceTheirShardIsRead) {
+    RedisServer server(dir_ + "/redis");
+    server.Start();
+    StartDaemons(1, absl::StrCat("redis://127.0.0.1:", server.port()));
+    auto c = daemons_[0]->Connect("rw-key");
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->CreateStream({.path = P("/demo/s"), .shard_count = 1, .retention_secs = 1}).ok());
+    ASSERT_TRUE((*c)->PutRecords({.path = P("/demo/s"), .records = {{.data = "a"}, {.data = "b"}}}).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+    ASSERT_TRUE((*c)->PutRecords({.path = P("/demo/s"), .records = {{.data = "c"}}}).ok());
+    std::string key = server.Command({"KEYS", "{zh:demo}:s:*"});
+    ASSERT_FALSE(key.empty());
+    EXPECT_EQ(server.Command({"XLEN", key}), "3");
+    auto got = (*c)->GetRecords({.path = P("/demo/s"), .location = {0, 1}});
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->records.size(), 1u);
+    EXPECT_EQ(got->records[0].data, "c");
+    std::string len;
+    for (int i = 0; i < 100 && (len = server.Command({"XLEN", key})) != "1"; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(len, "1") << "the expired records are still in Redis";
+}
+
 TEST_F(RedisDaemonTest, CounterUpdatesFromManyDaemonsLoseNothing) {
     RedisServer server(dir_ + "/redis");
     server.Start();

@@ -1848,6 +1848,12 @@ public:
             return first.status();
         }
         out.first_retained = *first;
+        if (out.first_retained > 1) {
+            // Expired records go for good (lazily: when their shard is read). Repeating it
+            // does no harm, and nobody waits for it.
+            redis_->Send({"XTRIM", out.records_key, "MINID", absl::StrCat(out.first_retained, "-0")},
+                         {.key = out.tag, .safe_to_retry = true}, [](absl::StatusOr<Reply>) {});
+        }
         return out;
     }
 
