@@ -166,9 +166,11 @@ protected:
             }
         }
         env.insert(env.end(), extra.begin(), extra.end());
+        // Close-on-exec: tests run plugins from several threads at once, and a plugin that
+        // inherited another one's stdin pipe would keep it from ever seeing end of file.
         int in[2], out[2];
-        EXPECT_EQ(pipe(in), 0);
-        EXPECT_EQ(pipe(out), 0);
+        EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+        EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
         pid_t pid = fork();
         if (pid == 0) {
             dup2(in[0], 0);
