@@ -533,42 +533,37 @@ public:
     }
 
     // The same without a thread waiting: `done` runs on the client's I/O thread.
-    void ResolveAsync(const Path& path, absl::AnyInvocable<void(absl::StatusOr<Resolved>) &&> done) {
+    // `by_digest` false: the script is sent whole (a node that had not seen it said NOSCRIPT).
+    void ResolveAsync(const Path& path, absl::AnyInvocable<void(absl::StatusOr<Resolved>) &&> done,
+                      bool by_digest = true) {
         Resolved out;
         auto args = ResolveArgs(path, &out);
         if (!args.ok()) {
             return std::move(done)(args.status());
         }
-        std::vector<std::string> argv = {"EVALSHA", resolve_sha_, "1", out.tag + "ver"};
-        argv.insert(argv.end(), args->begin(), args->end());
+        std::vector<std::string> argv = {by_digest ? "EVALSHA" : "EVAL", by_digest ? resolve_sha_ : kResolveScript,
+                                         "1", out.tag + "ver"};
+        argv.insert(argv.end(), std::make_move_iterator(args->begin()), std::make_move_iterator(args->end()));
         std::string route = out.tag;
-        auto finish = [this, path, out = std::move(out), done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-            if (!r.ok()) {
-                return std::move(done)(absl::Status(r.status().code(), absl::StrCat("redis: ", r.status().message())));
-            }
-            if (r->is_error()) {
-                return std::move(done)(absl::InternalError(absl::StrCat("redis: ", r->str)));
-            }
-            std::move(done)(ParseResolved(path, std::move(out), *r));
-        };
-        redis_->Send(argv, {.key = route, .safe_to_retry = true},
-                     [this, argv, route, finish = std::move(finish)](absl::StatusOr<Reply> r) mutable {
-                         if (r.ok() && r->is_error() && absl::StartsWith(r->str, "NOSCRIPT")) {
-                             argv[0] = "EVAL";
-                             argv[1] = kResolveScript;
-                             return redis_->Send(std::move(argv), {.key = route, .safe_to_retry = true},
-                                                 std::move(finish));
+        redis_->Send(std::move(argv), {.key = route, .safe_to_retry = true},
+                     [this, path, by_digest, out = std::move(out), done = std::move(done)](
+                         absl::StatusOr<Reply> r) mutable {
+                         if (!r.ok()) {
+                             return std::move(done)(
+                                 absl::Status(r.status().code(), absl::StrCat("redis: ", r.status().message())));
                          }
-                         std::move(finish)(std::move(r));
+                         if (r->is_error()) {
+                             if (by_digest && absl::StartsWith(r->str, "NOSCRIPT")) {
+                                 return ResolveAsync(path, std::move(done), /*by_digest=*/false);
+                             }
+                             return std::move(done)(absl::InternalError(absl::StrCat("redis: ", r->str)));
+                         }
+                         std::move(done)(ParseResolved(path, std::move(out), *r));
                      });
     }
 
-    absl::StatusOr<Entry> Existing(const Path& path, Resolved& r) {
-        if (!r.entry) {
-            return PathNotFoundError(path.str());
-        }
-        return *r.entry;
-    }
+    // The entry resolved at `path`, in place (no copy), or null when there is none.
+    static Entry* Existing(Resolved& r) { return r.entry ? &*r.entry : nullptr; }
 
     // Commits `t`: true if it applied, false on a conflict (read again and retry).
     absl::StatusOr<bool> Commit(const Txn& t, int* failed_check = nullptr) {
@@ -626,7 +621,7 @@ public:
         return absl::OkStatus();
     }
 
-    absl::Status CheckCondition(const Path& path, const std::string& condition, const std::optional<Entry>& e) {
+    absl::Status CheckCondition(const Path& path, const std::string& condition, const Entry* e) {
         if (!e || e->info.type != ObjectType::kShard) {
             return zerohop::CheckCondition(path, condition, e ? std::string_view(e->Field("a")) : std::string_view(),
                                            e ? &e->info : nullptr);
@@ -767,9 +762,9 @@ public:
         if (!r.ok()) {
             return r.status();
         }
-        auto e = Existing(path, *r);
-        if (!e.ok()) {
-            return e.status();
+        Entry* e = Existing(*r);
+        if (e == nullptr) {
+            return PathNotFoundError(path.str());
         }
         return InfoOf(*e);
     }
@@ -856,9 +851,9 @@ public:
         if (!r.ok()) {
             return r.status();
         }
-        auto e = Existing(path, *r);
-        if (!e.ok()) {
-            return e.status();
+        Entry* e = Existing(*r);
+        if (e == nullptr) {
+            return PathNotFoundError(path.str());
         }
         if (table && e->info.type != ObjectType::kDirectory) {
             return absl::FailedPreconditionError(absl::StrFormat("%s is not a table (a directory)", path.str()));
@@ -961,9 +956,9 @@ public:
             if (!r.ok()) {
                 return r.status();
             }
-            auto e = Existing(path, *r);
-            if (!e.ok()) {
-                return e.status();
+            Entry* e = Existing(*r);
+            if (e == nullptr) {
+                return PathNotFoundError(path.str());
             }
             if (e->info.type == ObjectType::kStream) {
                 return absl::FailedPreconditionError(
@@ -1020,9 +1015,9 @@ public:
             if (absl::Status s = CheckWritableParent(to, *dst); !s.ok()) {
                 return s;
             }
-            auto e = Existing(from, *src);
-            if (!e.ok()) {
-                return e.status();
+            Entry* e = Existing(*src);
+            if (e == nullptr) {
+                return PathNotFoundError(from.str());
             }
             if (e->info.type == ObjectType::kShard) {
                 return absl::FailedPreconditionError(
@@ -1124,9 +1119,9 @@ public:
             if (!r.ok()) {
                 return r.status();
             }
-            auto e = Existing(req.path, *r);
-            if (!e.ok()) {
-                return e.status();
+            Entry* e = Existing(*r);
+            if (e == nullptr) {
+                return PathNotFoundError(req.path.str());
             }
             switch (e->info.type) {
                 case ObjectType::kDirectory:
@@ -1140,7 +1135,7 @@ public:
                         absl::StrFormat("%s is a stream shard; delete the whole stream", req.path.str()));
                 default: break;
             }
-            if (absl::Status c = CheckCondition(req.path, req.condition, *e); !c.ok()) {
+            if (absl::Status c = CheckCondition(req.path, req.condition, e); !c.ok()) {
                 return c;
             }
             Txn t(r->tag + "ver");
@@ -1169,9 +1164,9 @@ public:
             if (!r.ok()) {
                 return r.status();
             }
-            auto e = Existing(req.path, *r);
-            if (!e.ok()) {
-                return e.status();
+            Entry* e = Existing(*r);
+            if (e == nullptr) {
+                return PathNotFoundError(req.path.str());
             }
             ApplyMetadata(req, Now(), &e->info);
             Txn t(r->tag + "ver");
@@ -1281,9 +1276,9 @@ public:
             if (!r.ok()) {
                 return r.status();
             }
-            auto e = Existing(req.path, *r);
-            if (!e.ok()) {
-                return e.status();
+            Entry* e = Existing(*r);
+            if (e == nullptr) {
+                return PathNotFoundError(req.path.str());
             }
             if (e->info.type == ObjectType::kSymlink) {
                 return absl::FailedPreconditionError(absl::StrFormat(
@@ -1371,7 +1366,7 @@ public:
                                                                   ObjectTypeName(r->entry->info.type)));
             }
             if (s.ok()) {
-                s = CheckCondition(req.path, req.condition, r->entry);
+                s = CheckCondition(req.path, req.condition, Existing(*r));
             }
             if (!s.ok()) {
                 DropChunks(tag, (*stored)["c"]);
@@ -1430,9 +1425,9 @@ public:
             if (!r.ok()) {
                 return r.status();
             }
-            auto e = Existing(path, *r);
-            if (!e.ok()) {
-                return e.status();
+            Entry* e = Existing(*r);
+            if (e == nullptr) {
+                return PathNotFoundError(path.str());
             }
             if (e->info.type != ObjectType::kObject) {
                 return absl::FailedPreconditionError(
@@ -1504,9 +1499,9 @@ public:
         if (!r.ok()) {
             return r.status();
         }
-        auto e = Existing(req.path, *r);
-        if (!e.ok()) {
-            return e.status();
+        Entry* e = Existing(*r);
+        if (e == nullptr) {
+            return PathNotFoundError(req.path.str());
         }
         auto info = InfoOf(*e);
         if (!info.ok()) {
@@ -1669,7 +1664,7 @@ public:
             return s;
         }
         return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
-            if (absl::Status s = CheckCondition(req.path, req.condition, old); !s.ok()) {
+            if (absl::Status s = CheckCondition(req.path, req.condition, old ? &*old : nullptr); !s.ok()) {
                 return s;
             }
             *attrs = req.attributes;
@@ -1739,15 +1734,15 @@ public:
         if (!r.ok()) {
             return r.status();
         }
-        auto e = Existing(path, *r);
-        if (!e.ok()) {
-            return e.status();
+        Entry* e = Existing(*r);
+        if (e == nullptr) {
+            return PathNotFoundError(path.str());
         }
         if (e->info.type != ObjectType::kStream) {
             return absl::FailedPreconditionError(
                 absl::StrFormat("%s is a %s, not a stream", path.str(), ObjectTypeName(e->info.type)));
         }
-        Entry stream = *e;
+        Entry stream = std::move(*e);
         return std::pair{std::move(*r), std::move(stream)};
     }
 

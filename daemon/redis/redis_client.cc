@@ -285,8 +285,10 @@ public:
 
     ClientOptions options_;
     std::atomic<bool> cluster_{false};
-    mutable absl::Mutex stats_mu_;
-    ClientStats stats_;
+    // Counted by the I/O thread, read from anywhere: no lock per command.
+    struct Counters {
+        std::atomic<uint64_t> commands{0}, redirects{0}, retries{0}, reconnects{0}, topology_refreshes{0};
+    } counters_;
 
 private:
     struct Conn {
@@ -314,9 +316,8 @@ private:
         (void)!::write(wake_fd_, &one, sizeof one);
     }
 
-    void Count(uint64_t ClientStats::*field) {
-        absl::MutexLock lock(&stats_mu_);
-        ++(stats_.*field);
+    void Count(std::atomic<uint64_t> Counters::*field) {
+        (counters_.*field).fetch_add(1, std::memory_order_relaxed);
     }
 
     void Deliver(Pending& p, absl::StatusOr<Reply> r) {
@@ -380,7 +381,7 @@ private:
                                                                       "; the command may or may not have been applied"))
                                 : why);
         }
-        Count(&ClientStats::retries);
+        Count(&Counters::retries);
         Park(std::move(p), absl::Milliseconds(50));
     }
 
@@ -472,7 +473,7 @@ private:
     }
 
     absl::Status OpenConn(Conn& c) {
-        Count(&ClientStats::reconnects);
+        Count(&Counters::reconnects);
         addrinfo hints = {};
         hints.ai_socktype = SOCK_STREAM;
         addrinfo* res = nullptr;
@@ -666,7 +667,7 @@ private:
                                                : absl::StatusOr<std::vector<Endpoint>>(absl::InvalidArgumentError("bad"));
                 if (where.ok() && absl::SimpleAtoi(parts[1], &slot) && slot >= 0 && slot < 16384 &&
                     ++p->redirects <= 8) {
-                    Count(&ClientStats::redirects);
+                    Count(&Counters::redirects);
                     Endpoint ep = (*where)[0];
                     if (kind == "MOVED") {
                         slots_[slot] = NodeFor(ep).ep.ToString();
@@ -683,7 +684,7 @@ private:
                     refresh_wanted_ = true;
                 }
                 if (absl::Now() < p->deadline) {
-                    Count(&ClientStats::retries);
+                    Count(&Counters::retries);
                     DropFollower(*p);
                     return Park(std::move(p), absl::Milliseconds(100));
                 }
@@ -708,7 +709,7 @@ private:
         refresh_wanted_ = false;
         refresh_in_flight_ = true;
         next_refresh_ = absl::Now() + absl::Milliseconds(100);
-        Count(&ClientStats::topology_refreshes);
+        Count(&Counters::topology_refreshes);
         // Candidates: every node known that is not backing off, then the seeds.
         std::vector<Endpoint> candidates;
         for (auto& [k, n] : nodes_) {
@@ -823,7 +824,7 @@ private:
                 batch.swap(incoming_);
             }
             for (auto& p : batch) {
-                Count(&ClientStats::commands);
+                Count(&Counters::commands);
                 Dispatch(std::move(p));
             }
             ClosePending();
@@ -1000,8 +1001,10 @@ absl::StatusOr<Reply> RedisClient::Call(std::vector<std::string> argv, CommandOp
 bool RedisClient::cluster() const { return impl_->cluster_.load(); }
 
 ClientStats RedisClient::stats() const {
-    absl::MutexLock lock(&impl_->stats_mu_);
-    return impl_->stats_;
+    const auto& c = impl_->counters_;
+    return ClientStats{c.commands.load(std::memory_order_relaxed), c.redirects.load(std::memory_order_relaxed),
+                       c.retries.load(std::memory_order_relaxed), c.reconnects.load(std::memory_order_relaxed),
+                       c.topology_refreshes.load(std::memory_order_relaxed)};
 }
 
 }  // namespace zerohop::redis
