@@ -5,8 +5,12 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <thread>
+
+#include <poll.h>
 
 #include <gtest/gtest.h>
 
@@ -102,6 +106,77 @@ TEST_F(RedisClientTest, PipelinesCommandsFromManyThreadsInOrder) {
     auto err = (*c)->Call({"INCR", "k0:0"});
     ASSERT_TRUE(err.ok());
     EXPECT_TRUE(err->is_error()) << "an error reply is a reply: " << err->ToString();
+}
+
+// Drives `lane` the way a daemon worker does (poll while busy, else sleep on its fd) until
+// `until` returns true or `limit` passes.
+bool DriveUntil(LoopLane& lane, const std::function<bool()>& until, absl::Duration limit = absl::Seconds(20)) {
+    absl::Time end = absl::Now() + limit;
+    while (!until()) {
+        if (absl::Now() > end) {
+            return false;
+        }
+        if (!lane.Poll() && !lane.Busy()) {
+            pollfd p = {lane.fd(), POLLIN, 0};
+            lane.Sleeping(true);
+            ::poll(&p, 1, 5);
+            lane.Sleeping(false);
+        }
+    }
+    return true;
+}
+
+TEST_F(RedisClientTest, ALaneRunsOnItsThreadsOwnLoopAndSurvivesARestart) {
+    RedisServer server(dir_ + "/s");
+    server.Start();
+    ClientOptions o = Options(server.port());
+    o.retry_window = absl::Seconds(20);
+    auto c = RedisClient::Connect(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    auto lane = (*c)->Attach();
+    ASSERT_TRUE(lane.ok()) << lane.status();
+    EXPECT_TRUE(absl::IsFailedPrecondition((*c)->Attach().status())) << "one lane per thread";
+    const std::thread::id me = std::this_thread::get_id();
+    // Pipelined from this thread; every callback runs here, inside Poll, in order.
+    constexpr int kCommands = 3000;
+    int done = 0, bad = 0, elsewhere = 0;
+    for (int i = 0; i < kCommands; ++i) {
+        (*c)->Send({"INCR", "n"}, {.key = "n"}, [&, i](absl::StatusOr<Reply> r) {
+            bad += !r.ok() || r->integer != i + 1;
+            elsewhere += std::this_thread::get_id() != me;
+            ++done;
+        });
+    }
+    EXPECT_EQ(done, 0) << "nothing runs before the thread turns its loop";
+    ASSERT_TRUE(DriveUntil(**lane, [&] { return done == kCommands; }));
+    EXPECT_EQ(bad, 0);
+    EXPECT_EQ(elsewhere, 0);
+    EXPECT_FALSE((*lane)->Busy());
+    // Call from the lane's thread goes through the client's own thread (no deadlock).
+    EXPECT_EQ((*c)->Call({"GET", "n"})->str, std::to_string(kCommands));
+    // The server goes away and comes back: a safe command sent meanwhile waits for it.
+    server.Kill();
+    std::optional<absl::StatusOr<Reply>> read;
+    (*c)->Send({"GET", "n"}, {.safe_to_retry = true}, [&](absl::StatusOr<Reply> r) { read = std::move(r); });
+    ASSERT_FALSE(DriveUntil(**lane, [&] { return read.has_value(); }, absl::Milliseconds(300)));
+    server.Start();
+    ASSERT_TRUE(DriveUntil(**lane, [&] { return read.has_value(); }));
+    ASSERT_TRUE(read->ok()) << read->status();
+    EXPECT_TRUE((*read)->is_nil()) << "the restarted server has no persistence";
+    // A lane destroyed with a command in flight fails it; the thread then uses the client's own.
+    std::optional<absl::StatusOr<Reply>> cut;
+    (*c)->Send({"DEBUG", "SLEEP", "0.2"}, {}, [&](absl::StatusOr<Reply> r) { cut = std::move(r); });
+    (*lane)->Poll();
+    lane->reset();
+    ASSERT_TRUE(cut.has_value());
+    EXPECT_TRUE(absl::IsCancelled(cut->status()) || absl::IsUnavailable(cut->status())) << cut->status();
+    EXPECT_EQ((*c)->Call({"SET", "after", "1"})->str, "OK");
+    absl::Notification later;
+    (*c)->Send({"GET", "after"}, {}, [&](absl::StatusOr<Reply> r) {
+        EXPECT_NE(std::this_thread::get_id(), me) << "no lane here any more: the client's own thread answers";
+        later.Notify();
+    });
+    EXPECT_TRUE(later.WaitForNotificationWithTimeout(absl::Seconds(5)));
 }
 
 TEST_F(RedisClientTest, CredentialsAreCheckedAndARefusalIsPermissionDenied) {
@@ -323,6 +398,20 @@ TEST_F(RedisClusterTest, KeysAreRoutedToTheirSlotsPrimary) {
     auto r = (*c)->Call({"MSET", "{t}a", "1", "{t}b", "2"}, {.key = "{t}a"});
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->str, "OK");
+    // A lane learns the slot map too: every key read back through it from its primary.
+    auto lane = (*c)->Attach();
+    ASSERT_TRUE(lane.ok()) << lane.status();
+    int read = 0, wrong = 0;
+    for (int i = 0; i < kKeys; ++i) {
+        std::string key = absl::StrCat("key:", i);
+        (*c)->Send({"GET", key}, {.key = key, .safe_to_retry = true}, [&, i](absl::StatusOr<Reply> r) {
+            wrong += !r.ok() || r->str != std::to_string(i);
+            ++read;
+        });
+    }
+    ASSERT_TRUE(DriveUntil(**lane, [&] { return read == kKeys; }));
+    EXPECT_EQ(wrong, 0);
+    EXPECT_EQ((*c)->stats().redirects, 0u);
 }
 
 TEST_F(RedisClusterTest, ASlotMidMigrationIsFollowedThroughAskAndThenMoved) {

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,11 +82,32 @@ private:
     std::string* out_;
 };
 
+// Work a backend does on a daemon worker's own thread, inside the worker's event loop
+// (network I/O: a request goes out and its answer comes back with no hand-off to another
+// thread). See Backend::JoinLoop.
+class LoopHook {
+public:
+    virtual ~LoopHook() = default;
+    virtual int fd() const = 0;  // readable when Poll has something to do
+    // Without blocking; true when something happened (a request went out, an answer came).
+    virtual bool Poll() = 0;
+    virtual bool Busy() const = 0;  // answers are on their way: worth spinning for
+    virtual int TimeoutMs() const = 0;  // how long the worker may sleep at most (-1: no limit)
+    virtual void Sleeping(bool asleep) = 0;  // around the worker's sleeps
+};
+
 class Backend {
 public:
     virtual ~Backend() = default;
 
     virtual std::string_view kind() const = 0;
+
+    // Called by each daemon worker on its own thread when it starts. A backend that does its
+    // I/O on the callers' threads returns a hook: from then on, operations started on this
+    // thread use it, and their completions run on this thread inside Poll. The hook is
+    // destroyed on this thread, before the backend. Null: the backend has its own threads.
+    // An error: this worker's operations go through the backend's own threads.
+    virtual absl::StatusOr<std::unique_ptr<LoopHook>> JoinLoop() { return nullptr; }
 
     // Namespace.
     virtual void ListContainers(Done<std::vector<std::string>> done) = 0;

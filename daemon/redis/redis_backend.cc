@@ -1973,6 +1973,8 @@ public:
         return r.ok() ? absl::OkStatus() : r.status();
     }
 
+    redis::RedisClient& client() { return *redis_; }
+
 private:
     RedisBackendOptions options_;
     std::unique_ptr<redis::RedisClient> redis_;
@@ -2000,6 +2002,26 @@ RedisBackend::RedisBackend(std::unique_ptr<Store> store, size_t threads)
     : store_(std::move(store)), pool_(std::make_unique<TaskPool>("zh-redis", threads)) {}
 
 RedisBackend::~RedisBackend() { pool_.reset(); }
+
+absl::StatusOr<std::unique_ptr<LoopHook>> RedisBackend::JoinLoop() {
+    class Hook : public LoopHook {
+    public:
+        explicit Hook(std::unique_ptr<redis::LoopLane> lane) : lane_(std::move(lane)) {}
+        int fd() const override { return lane_->fd(); }
+        bool Poll() override { return lane_->Poll(); }
+        bool Busy() const override { return lane_->Busy(); }
+        int TimeoutMs() const override { return lane_->TimeoutMs(); }
+        void Sleeping(bool asleep) override { lane_->Sleeping(asleep); }
+
+    private:
+        std::unique_ptr<redis::LoopLane> lane_;
+    };
+    auto lane = store_->client().Attach();
+    if (!lane.ok()) {
+        return lane.status();
+    }
+    return std::unique_ptr<LoopHook>(std::make_unique<Hook>(std::move(*lane)));
+}
 
 #define ZH_REDIS_OP(call)                                                              \
     pool_->Run([this, req = std::move(req), done = std::move(done)]() mutable {         \

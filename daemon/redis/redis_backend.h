@@ -49,6 +49,9 @@ public:
     ~RedisBackend() override;
 
     std::string_view kind() const override { return "redis"; }
+    // A lane of the Redis client on the worker's thread: its point reads and item writes
+    // go out and complete there.
+    absl::StatusOr<std::unique_ptr<LoopHook>> JoinLoop() override;
 
     void ListContainers(Done<std::vector<std::string>> done) override;
     void Stat(Path path, Done<ObjectInfo> done) override;

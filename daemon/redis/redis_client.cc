@@ -197,10 +197,11 @@ public:
             absl::MutexLock lock(&mu_);
             stopping_ = true;
         }
-        Wake();
         if (thread_.joinable()) {
+            Wake();
             thread_.join();
         }
+        loop_thread_ = {};  // what the failures below send again fails at once (Submit)
         // Whatever is left fails; nothing waits forever.
         for (auto& [ep, node] : nodes_) {
             for (auto& c : node->conns) {
@@ -210,8 +211,12 @@ public:
         for (auto& p : parked_) {
             Fail(*p, absl::CancelledError("the Redis client is shutting down"));
         }
-        absl::MutexLock lock(&mu_);
-        for (auto& p : incoming_) {
+        std::deque<std::unique_ptr<Pending>> left;
+        {
+            absl::MutexLock lock(&mu_);
+            left.swap(incoming_);
+        }
+        for (auto& p : left) {
             Fail(*p, absl::CancelledError("the Redis client is shutting down"));
         }
         if (epoll_fd_ >= 0) {
@@ -233,7 +238,21 @@ public:
         ev.data.ptr = nullptr;
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
         thread_ = std::thread([this] { Loop(); });
+        loop_thread_ = thread_.get_id();
         return absl::OkStatus();
+    }
+
+    // Stops the I/O thread and makes the calling thread this lane's loop: from now on it
+    // runs Turn() itself (a daemon worker, see RedisClient::Attach).
+    void HandOver() {
+        {
+            absl::MutexLock lock(&mu_);
+            handing_over_ = true;
+        }
+        Wake();
+        thread_.join();
+        driven_ = true;
+        loop_thread_ = std::this_thread::get_id();
     }
 
     struct Pending {
@@ -260,9 +279,22 @@ public:
     };
 
     void Submit(std::unique_ptr<Pending> p) {
+        if (loop_thread_ == std::this_thread::get_id()) {
+            // On the loop's own thread (a driven lane's worker, or a callback): out at once.
+            Count(&Counters::commands);
+            ++dispatched_;
+            Dispatch(std::move(p));
+            ClosePending();
+            return;
+        }
         {
             absl::MutexLock lock(&mu_);
-            incoming_.push_back(std::move(p));
+            if (!stopping_) {
+                incoming_.push_back(std::move(p));
+            }
+        }
+        if (p != nullptr) {
+            return Fail(*p, absl::CancelledError("the Redis client is shutting down"));
         }
         // A syscall only when the I/O thread sleeps (or is about to): a busy one finds the
         // command when it looks at the queue again.
@@ -288,7 +320,8 @@ public:
     // Counted by the I/O thread, read from anywhere: no lock per command.
     struct Counters {
         std::atomic<uint64_t> commands{0}, redirects{0}, retries{0}, reconnects{0}, topology_refreshes{0};
-    } counters_;
+    } own_counters_;
+    Counters* counters_ = &own_counters_;  // a lane counts into its client's
 
 private:
     struct Conn {
@@ -302,6 +335,7 @@ private:
         redisReader* reader = nullptr;
         absl::Time connect_started;
         bool want_write = false;
+        bool dirty = false;  // queued bytes for the end of the turn (driven lanes)
     };
     struct Node {
         Endpoint ep;
@@ -317,10 +351,11 @@ private:
     }
 
     void Count(std::atomic<uint64_t> Counters::*field) {
-        (counters_.*field).fetch_add(1, std::memory_order_relaxed);
+        (counters_->*field).fetch_add(1, std::memory_order_relaxed);
     }
 
     void Deliver(Pending& p, absl::StatusOr<Reply> r) {
+        ++delivered_;
         if (p.internal) {
             p.internal(std::move(r));
         } else if (p.done) {
@@ -459,9 +494,29 @@ private:
             (*q)->sent_at = absl::Now();
             c.inflight.push_back(std::move(*q));
         }
-        if (!c.connecting) {
+        if (c.connecting) {
+            return;
+        }
+        if (driven_) {
+            // Written at the end of the turn: the commands of every session served in it go
+            // out in one send.
+            if (!c.dirty) {
+                c.dirty = true;
+                dirty_.push_back(&c);
+            }
+        } else {
             Flush(c);
         }
+    }
+
+    void FlushDirty() {
+        for (Conn* c : dirty_) {
+            c->dirty = false;
+            if (c->fd >= 0 && !c->connecting) {
+                Flush(*c);
+            }
+        }
+        dirty_.clear();
     }
 
     // The command goes out again: the WAIT queued behind its earlier attempt answers nobody.
@@ -812,72 +867,109 @@ private:
         }
     }
 
-    void Loop() {
+    void TakeIncoming() {
+        std::deque<std::unique_ptr<Pending>> batch;
+        {
+            absl::MutexLock lock(&mu_);
+            batch.swap(incoming_);
+        }
+        for (auto& p : batch) {
+            Count(&Counters::commands);
+            ++dispatched_;
+            Dispatch(std::move(p));
+        }
+    }
+
+    void HandleEvents(const epoll_event* events, int n) {
+        for (int i = 0; i < n; ++i) {
+            if (events[i].data.ptr == nullptr) {
+                uint64_t v;
+                while (::read(wake_fd_, &v, sizeof v) > 0) {
+                }
+                continue;
+            }
+            Conn& c = *static_cast<Conn*>(events[i].data.ptr);
+            if (c.fd < 0) {
+                continue;
+            }
+            if (c.connecting && (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+                int err = 0;
+                socklen_t len = sizeof err;
+                ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                if (err != 0) {
+                    pending_close_.push_back({&c, absl::UnavailableError(absl::StrFormat(
+                                                      "Redis %s: connect: %s", c.ep.ToString(), strerror(err)))});
+                    continue;
+                }
+                c.connecting = false;
+                NodeFor(c.ep).failures = 0;
+            }
+            if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+                OnReadable(c);
+            }
+            if (c.fd >= 0 && !c.connecting) {
+                Flush(c);
+            }
+        }
+    }
+
+public:
+    // Anything to wait for or to do: commands in flight or parked, connections opening, a
+    // topology refresh, bytes to write.
+    bool Busy() const {
+        if (!parked_.empty() || refresh_wanted_ || !dirty_.empty()) {
+            return true;
+        }
+        for (const auto& [k, n] : nodes_) {
+            for (const auto& c : n->conns) {
+                if (c->fd >= 0 && (!c->inflight.empty() || c->connecting)) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    // One turn of the loop: commands queued from other threads go out, what is ready is read
+    // (waiting up to `timeout_ms`, 0: only look), timers run. True when a command went out
+    // or a reply was delivered.
+    bool Turn(int timeout_ms) {
+        uint64_t before = dispatched_ + delivered_;
+        TakeIncoming();
+        ClosePending();
+        if (refresh_wanted_ && cluster_.load()) {
+            RefreshTopology();
+        }
+        FlushDirty();
         epoll_event events[64];
+        int n = ::epoll_wait(epoll_fd_, events, 64, timeout_ms);
+        HandleEvents(events, std::max(n, 0));
+        ClosePending();
+        CheckTimers();
+        ClosePending();
+        FlushDirty();
+        return dispatched_ + delivered_ != before;
+    }
+
+    int fd() const { return epoll_fd_; }
+    // A driven lane's loop announces its sleeps, so that other threads' commands wake it.
+    void Sleeping(bool asleep) { sleeping_.store(asleep, std::memory_order_seq_cst); }
+
+private:
+    void Loop() {
         while (true) {
-            std::deque<std::unique_ptr<Pending>> batch;
-            {
-                absl::MutexLock lock(&mu_);
-                if (stopping_) {
-                    return;
-                }
-                batch.swap(incoming_);
-            }
-            for (auto& p : batch) {
-                Count(&Counters::commands);
-                Dispatch(std::move(p));
-            }
-            ClosePending();
-            if (refresh_wanted_ && cluster_.load()) {
-                RefreshTopology();
-            }
-            bool busy = !parked_.empty() || refresh_wanted_;
-            for (auto& [k, n] : nodes_) {
-                for (auto& c : n->conns) {
-                    busy = busy || (c->fd >= 0 && (!c->inflight.empty() || c->connecting));
-                }
-            }
             sleeping_.store(true, std::memory_order_seq_cst);
             bool queued;
             {
                 absl::MutexLock lock(&mu_);
-                queued = !incoming_.empty() || stopping_;
+                if (stopping_ || handing_over_) {
+                    break;
+                }
+                queued = !incoming_.empty();
             }
-            int n = ::epoll_wait(epoll_fd_, events, 64, queued ? 0 : busy ? 10 : 1000);
+            // A command queued after the check above wakes the wait through the eventfd.
+            Turn(queued ? 0 : Busy() ? 10 : 1000);
             sleeping_.store(false, std::memory_order_relaxed);
-            for (int i = 0; i < n; ++i) {
-                if (events[i].data.ptr == nullptr) {
-                    uint64_t v;
-                    while (::read(wake_fd_, &v, sizeof v) > 0) {
-                    }
-                    continue;
-                }
-                Conn& c = *static_cast<Conn*>(events[i].data.ptr);
-                if (c.fd < 0) {
-                    continue;
-                }
-                if (c.connecting && (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-                    int err = 0;
-                    socklen_t len = sizeof err;
-                    ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-                    if (err != 0) {
-                        pending_close_.push_back({&c, absl::UnavailableError(absl::StrFormat(
-                                                          "Redis %s: connect: %s", c.ep.ToString(), strerror(err)))});
-                        continue;
-                    }
-                    c.connecting = false;
-                    NodeFor(c.ep).failures = 0;
-                }
-                if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-                    OnReadable(c);
-                }
-                if (c.fd >= 0 && !c.connecting) {
-                    Flush(c);
-                }
-            }
-            ClosePending();
-            CheckTimers();
-            ClosePending();
         }
     }
 
@@ -939,8 +1031,12 @@ public:
     }
 
 private:
+    std::thread::id loop_thread_;  // the thread that runs the loop (set before others send)
+
     absl::Mutex mu_;
     bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+    bool handing_over_ ABSL_GUARDED_BY(mu_) = false;
+    bool driven_ = false;  // the loop runs on a thread that called HandOver
     std::atomic<bool> sleeping_{true};  // the I/O thread is in (or entering) epoll_wait
     std::deque<std::unique_ptr<Pending>> incoming_ ABSL_GUARDED_BY(mu_);
     // Everything below belongs to the I/O thread.
@@ -949,6 +1045,9 @@ private:
     Endpoint default_;
     std::deque<std::unique_ptr<Pending>> parked_;
     std::deque<std::pair<Conn*, absl::Status>> pending_close_;
+    std::vector<Conn*> dirty_;
+    uint64_t dispatched_ = 0;
+    uint64_t delivered_ = 0;
     bool refresh_wanted_ = false;
     bool refresh_in_flight_ = false;
     absl::Time next_refresh_ = absl::InfinitePast();
@@ -961,19 +1060,18 @@ private:
 RedisClient::RedisClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RedisClient::~RedisClient() = default;
 
-absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(ClientOptions options) {
-    if (options.seeds.empty()) {
-        return absl::InvalidArgumentError("no Redis server given");
-    }
-    auto impl = std::make_unique<Impl>(options);
-    if (absl::Status s = impl->Start(); !s.ok()) {
-        return s;
-    }
+namespace {
+
+// The lanes attached on this thread: (client's home lane, the lane).
+thread_local std::vector<std::pair<const RedisClient::Impl*, RedisClient::Impl*>> tls_lanes;
+
+// Probes the seeds in turn until one answers.
+absl::Status ProbeSeeds(RedisClient::Impl& impl, const std::vector<Endpoint>& seeds) {
     std::vector<std::string> errors;
-    for (const Endpoint& seed : options.seeds) {
-        absl::Status s = impl->Probe(seed);
+    for (const Endpoint& seed : seeds) {
+        absl::Status s = impl.Probe(seed);
         if (s.ok()) {
-            return std::unique_ptr<RedisClient>(new RedisClient(std::move(impl)));
+            return s;
         }
         if (absl::IsPermissionDenied(s) || absl::IsInvalidArgument(s)) {
             return s;  // the same credentials fail everywhere
@@ -983,17 +1081,79 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(ClientOptions 
     return absl::UnavailableError(absl::StrCat("no Redis server answered: ", absl::StrJoin(errors, "; ")));
 }
 
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(ClientOptions options) {
+    if (options.seeds.empty()) {
+        return absl::InvalidArgumentError("no Redis server given");
+    }
+    auto impl = std::make_unique<Impl>(options);
+    if (absl::Status s = impl->Start(); !s.ok()) {
+        return s;
+    }
+    if (absl::Status s = ProbeSeeds(*impl, options.seeds); !s.ok()) {
+        return s;
+    }
+    return std::unique_ptr<RedisClient>(new RedisClient(std::move(impl)));
+}
+
+absl::StatusOr<std::unique_ptr<LoopLane>> RedisClient::Attach() {
+    for (const auto& [home, lane] : tls_lanes) {
+        if (home == impl_.get()) {
+            return absl::FailedPreconditionError("this thread already runs a lane of this Redis client");
+        }
+    }
+    ClientOptions o = impl_->options_;
+    o.connections_per_node = 1;  // one thread: one pipelined connection per server is enough
+    auto lane = std::make_unique<Impl>(o);
+    lane->counters_ = impl_->counters_;
+    if (absl::Status s = lane->Start(); !s.ok()) {
+        return s;
+    }
+    // Learned on the lane's own thread, then handed over to this one.
+    if (absl::Status s = ProbeSeeds(*lane, o.seeds); !s.ok()) {
+        return s;
+    }
+    lane->HandOver();
+    tls_lanes.emplace_back(impl_.get(), lane.get());
+    return std::unique_ptr<LoopLane>(new LoopLane(std::move(lane)));
+}
+
+RedisClient::Impl& RedisClient::LaneHere() const {
+    for (const auto& [home, lane] : tls_lanes) {
+        if (home == impl_.get()) {
+            return *lane;
+        }
+    }
+    return *impl_;
+}
+
+LoopLane::LoopLane(std::unique_ptr<RedisClient::Impl> lane) : lane_(std::move(lane)) {}
+
+LoopLane::~LoopLane() {
+    // Commands sent from here on go to the client's own thread.
+    std::erase_if(tls_lanes, [this](const auto& e) { return e.second == lane_.get(); });
+}
+
+int LoopLane::fd() const { return lane_->fd(); }
+bool LoopLane::Poll() { return lane_->Turn(0); }
+bool LoopLane::Busy() const { return lane_->Busy(); }
+int LoopLane::TimeoutMs() const { return lane_->Busy() ? 10 : -1; }
+void LoopLane::Sleeping(bool asleep) { lane_->Sleeping(asleep); }
+
 void RedisClient::Send(std::vector<std::string> argv, CommandOptions options, Callback done) {
-    impl_->Submit(impl_->MakePending(std::move(argv), options, std::move(done)));
+    Impl& lane = LaneHere();
+    lane.Submit(lane.MakePending(std::move(argv), options, std::move(done)));
 }
 
 absl::StatusOr<Reply> RedisClient::Call(std::vector<std::string> argv, CommandOptions options) {
     absl::Notification done;
     absl::StatusOr<Reply> out;
-    Send(std::move(argv), options, [&](absl::StatusOr<Reply> r) {
+    // Always on the client's own thread: a lane's thread waiting here could not run its loop.
+    impl_->Submit(impl_->MakePending(std::move(argv), options, [&](absl::StatusOr<Reply> r) {
         out = std::move(r);
         done.Notify();
-    });
+    }));
     done.WaitForNotification();
     return out;
 }
@@ -1001,7 +1161,7 @@ absl::StatusOr<Reply> RedisClient::Call(std::vector<std::string> argv, CommandOp
 bool RedisClient::cluster() const { return impl_->cluster_.load(); }
 
 ClientStats RedisClient::stats() const {
-    const auto& c = impl_->counters_;
+    const auto& c = *impl_->counters_;
     return ClientStats{c.commands.load(std::memory_order_relaxed), c.redirects.load(std::memory_order_relaxed),
                        c.retries.load(std::memory_order_relaxed), c.reconnects.load(std::memory_order_relaxed),
                        c.topology_refreshes.load(std::memory_order_relaxed)};

@@ -94,6 +94,8 @@ struct ClientStats {
     uint64_t topology_refreshes = 0;
 };
 
+class LoopLane;
+
 class RedisClient {
 public:
     using Callback = absl::AnyInvocable<void(absl::StatusOr<Reply>) &&>;
@@ -109,6 +111,13 @@ public:
     // Blocks until the reply (tools, tests, start-up).
     absl::StatusOr<Reply> Call(std::vector<std::string> argv, CommandOptions options = {});
 
+    // Gives the calling thread a lane of its own, run by its own event loop (a daemon
+    // worker's): its own connections, and from then on every command this thread sends goes
+    // out on them within the thread's turn, and its callbacks run on this thread, inside
+    // LoopLane::Poll. No hand-off to the client's thread either way. Call() still goes through
+    // the client's thread. The lane must be destroyed on this thread, before the client.
+    absl::StatusOr<std::unique_ptr<LoopLane>> Attach();
+
     bool cluster() const;
     ClientStats stats() const;
 
@@ -116,7 +125,29 @@ public:
 
 private:
     explicit RedisClient(std::unique_ptr<Impl> impl);
+    Impl& LaneHere() const;  // this thread's lane, else the client's own
     std::unique_ptr<Impl> impl_;
+};
+
+// A lane driven by the thread that attached it. The thread watches fd() (readable when there
+// is something to read), calls Poll() when it is and while it spins, sleeps at most
+// TimeoutMs() (timers: command timeouts, retries), and brackets its sleeps with Sleeping().
+class LoopLane {
+public:
+    ~LoopLane();  // what is still in flight fails with Cancelled
+    int fd() const;
+    // One turn, without blocking: queued commands go out, replies are delivered. True when
+    // something happened.
+    bool Poll();
+    // Commands in flight, parked or queued: replies are coming (worth spinning for).
+    bool Busy() const;
+    int TimeoutMs() const;  // -1: no limit
+    void Sleeping(bool asleep);
+
+private:
+    friend class RedisClient;
+    explicit LoopLane(std::unique_ptr<RedisClient::Impl> lane);
+    std::unique_ptr<RedisClient::Impl> lane_;
 };
 
 }  // namespace zerohop::redis

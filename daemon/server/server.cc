@@ -192,6 +192,7 @@ public:
 
     // Routing and rights.
     absl::StatusOr<Backend*> Route(const Path& path) const;
+    const std::vector<std::unique_ptr<Backend>>& backends() const { return backends_; }
     absl::Status Allow(const Session& s, const Path& path, bool write) const;
     std::vector<std::string> GrantedContainers(const Session& s) const;
 
@@ -323,6 +324,11 @@ public:
 
 private:
     static constexpr uint64_t kWakeKey = 1;
+    // Poller keys of the backends' hooks (sessions' keys are small).
+    static constexpr uint64_t kHookKeyBase = uint64_t{1} << 62;
+    // How long a worker spins for answers its backends' hooks are waiting for (a Redis
+    // round trip) before it sleeps: an answer found spinning costs no wake-up.
+    static constexpr absl::Duration kSpinForBackend = absl::Microseconds(300);
     static constexpr absl::Duration kDrainTime = absl::Seconds(10);
     static constexpr absl::Duration kSpinAfterAdopt = absl::Microseconds(300);
     // Poller keys: two per session (doorbell, socket), never reused.
@@ -330,6 +336,8 @@ private:
     static uint64_t SocketKey(const Session& s) { return s.id * 2 + 1; }
 
     void Loop();
+    void JoinBackends();
+    bool PollHooks(bool all);
     void Adopt();
     bool Serve(const std::shared_ptr<Session>& s);
     void Close(Session& s, std::string_view why);
@@ -352,6 +360,8 @@ private:
 
     Server::Impl* server_;
     std::unique_ptr<Poller> poller_;
+    std::vector<std::unique_ptr<LoopHook>> hooks_;  // backends' I/O on this thread
+    std::vector<bool> hook_woken_;
     std::optional<shmring::EventFd> wake_;
     std::thread thread_;
     absl::Mutex mu_;
@@ -422,6 +432,10 @@ void Worker::Woken(uint64_t key) {
         wake_->Drain();
         return;
     }
+    if (key >= kHookKeyBase) {
+        hook_woken_[key - kHookKeyBase] = true;
+        return;
+    }
     auto it = by_key_.find(key);
     if (it == by_key_.end()) {
         return;  // a session closed meanwhile
@@ -437,8 +451,43 @@ void Worker::Woken(uint64_t key) {
     }
 }
 
+void Worker::JoinBackends() {
+    for (const auto& b : server_->backends()) {
+        auto hook = b->JoinLoop();
+        if (!hook.ok()) {
+            // This worker's operations on it then go through the backend's own threads.
+            Log(LogLevel::kWarning, "a backend cannot run on this worker's loop", "backend", b->kind(), "error",
+                std::string(hook.status().message()));
+            continue;
+        }
+        if (*hook == nullptr) {
+            continue;
+        }
+        uint64_t key = kHookKeyBase + hooks_.size();
+        if (absl::Status st = poller_->Add((*hook)->fd(), key); !st.ok()) {
+            Log(LogLevel::kWarning, "cannot watch a backend's hook", "error", std::string(st.message()));
+            continue;
+        }
+        hooks_.push_back(std::move(*hook));
+        hook_woken_.push_back(false);
+    }
+}
+
+// Runs the hooks that have work or answers coming (`all`: every one, after a sleep).
+bool Worker::PollHooks(bool all) {
+    bool progress = false;
+    for (size_t i = 0; i < hooks_.size(); ++i) {
+        if (all || hook_woken_[i] || hooks_[i]->Busy()) {
+            hook_woken_[i] = false;
+            progress |= hooks_[i]->Poll();
+        }
+    }
+    return progress;
+}
+
 void Worker::Loop() {
     tls_worker_ = this;
+    JoinBackends();
     absl::Time idle_since = absl::Now();
     std::optional<absl::Time> drain_until;
     absl::Time stay_awake_until = absl::InfinitePast();
@@ -485,6 +534,8 @@ void Worker::Loop() {
                 progress |= stopping ? FlushOverflow(*s) : Serve(s);
             }
         }
+        // What the requests above sent goes out now, and whatever answers came complete.
+        progress |= PollHooks(false);
         // Closed sessions leave the list; calls still running elsewhere hold their own
         // reference, and their answers are dropped.
         size_t before = sessions_.size();
@@ -497,7 +548,9 @@ void Worker::Loop() {
             continue;
         }
         absl::Time now = absl::Now();
-        if (now - idle_since < kSpinBeforeSleep || now < stay_awake_until) {
+        bool awaited = std::any_of(hooks_.begin(), hooks_.end(), [](const auto& h) { return h->Busy(); });
+        if (now - idle_since < kSpinBeforeSleep || now < stay_awake_until ||
+            (awaited && now - idle_since < kSpinForBackend)) {
             _mm_pause();
             continue;
         }
@@ -509,16 +562,29 @@ void Worker::Loop() {
         for (auto& s : sessions_) {
             pending |= s->submit.ReadyAt(s->submit_head);
         }
-        // No timeout: a new session, a posted completion, a stop or a doorbell wakes us;
-        // idle sessions cost nothing. While draining, look again every millisecond.
+        // No timeout: a new session, a posted completion, a stop, a doorbell or a hook's
+        // descriptor wakes us; idle sessions cost nothing. While draining, look again every
+        // millisecond; a hook with timers sets its own limit.
+        int timeout = pending ? 0 : (stopping ? 1 : -1);
+        for (auto& h : hooks_) {
+            h->Sleeping(true);
+            int t = h->TimeoutMs();
+            if (t >= 0 && (timeout < 0 || t < timeout)) {
+                timeout = t;
+            }
+        }
         ready.clear();
-        poller_->Wait(&ready, pending ? 0 : (stopping ? 1 : -1));
+        poller_->Wait(&ready, timeout);
+        for (auto& h : hooks_) {
+            h->Sleeping(false);
+        }
         for (auto& s : sessions_) {
             std::atomic_ref<uint32_t>(s->segment.header()->creator_sleeping).store(0, std::memory_order_seq_cst);
         }
         for (uint64_t key : ready) {
             Woken(key);
         }
+        PollHooks(/*all=*/ready.empty());  // a timeout: the hooks' timers are due
         idle_since = absl::Now();  // woke up: serve, then spin again briefly before sleeping
     }
     for (auto& s : sessions_) {
@@ -526,6 +592,11 @@ void Worker::Loop() {
     }
     open_.store(0);
     sessions_.clear();
+    // What the hooks still wait for fails now, on this thread (its sessions are closed).
+    for (size_t i = 0; i < hooks_.size(); ++i) {
+        poller_->Remove(hooks_[i]->fd(), kHookKeyBase + i);
+    }
+    hooks_.clear();
     tls_worker_ = nullptr;
 }
 
