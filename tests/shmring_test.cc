@@ -393,6 +393,27 @@ TEST(CrossProcess, APeerProcessFeedsTheRingThroughAPassedSegment) {
 }  // namespace
 }  // namespace shmring
 
+namespace shmring {
+namespace {
+
+TEST(AdaptiveSpin, SpinsWhileAnswersComeQuicklyAndBacksOffWhenTheyDoNot) {
+    AdaptiveSpin spin(absl::Microseconds(50));
+    EXPECT_EQ(spin.budget(), absl::Microseconds(50));
+    spin.Record(absl::Microseconds(80));  // caught by a sleep soon after the spin: still worth it
+    EXPECT_EQ(spin.budget(), absl::Microseconds(50));
+    spin.Record(absl::Milliseconds(2));  // far longer: spinning only took a core
+    EXPECT_EQ(spin.budget(), absl::Microseconds(25));
+    for (int i = 0; i < 10; ++i) {
+        spin.Record(absl::Milliseconds(2));
+    }
+    EXPECT_EQ(spin.budget(), absl::ZeroDuration()) << "down to none";
+    spin.Record(absl::Microseconds(60));  // answers are quick again: the whole spin at once
+    EXPECT_EQ(spin.budget(), absl::Microseconds(50));
+}
+
+}  // namespace
+}  // namespace shmring
+
 int main(int argc, char** argv) {
     if (argc == 3 && std::string(argv[1]) == shmring::kProducerFlag) {
         int fd = -1;

@@ -49,11 +49,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 public:
     static absl::StatusOr<std::shared_ptr<Connection>> Dial(const ClientOptions& options);
 
-    Connection(shmring::UniqueFd sock, shmring::Segment seg, shmring::EventFd bell, uint64_t session)
+    Connection(shmring::UniqueFd sock, shmring::Segment seg, shmring::EventFd bell, uint64_t session,
+               absl::Duration spin)
         : sock_(std::move(sock)),
           segment_(std::move(seg)),
           doorbell_(std::move(bell)),
           session_id_(session),
+          spin_(spin),
           submit_(segment_.submit_ring()),
           complete_(segment_.complete_ring()),
           alloc_(segment_.layout().client_region.size) {}
@@ -182,9 +184,17 @@ public:
 
     // Spins, then sleeps, until `ready()` or a completion arrives, or `timeout`; true if
     // either happened.
+    // Spins (as long as shmring::AdaptiveSpin finds worth it, at most the options' spin),
+    // then sleeps.
     template <typename Ready>
-    bool Wait(Ready ready, absl::Duration spin, absl::Duration timeout) {
-        return shmring::WaitForCreator(segment_.header(), [&] { return ready() || HasCompletion(); }, spin, timeout);
+    bool Wait(Ready ready, absl::Duration timeout) {
+        absl::Time start = absl::Now();
+        bool got = shmring::WaitForCreator(
+            segment_.header(), [&] { return ready() || HasCompletion(); }, spin_.budget(), timeout);
+        if (got) {
+            spin_.Record(absl::Now() - start);
+        }
+        return got;
     }
 
     // Whether the daemon's end of the session socket is gone. A syscall: slow paths only.
@@ -198,6 +208,7 @@ private:
     shmring::Segment segment_;
     shmring::EventFd doorbell_;
     uint64_t session_id_;
+    shmring::AdaptiveSpin spin_;
     shmring::RingSlots submit_;
     shmring::RingSlots complete_;
     // std::mutex on the per-request path: a distribution's absl::Mutex may be built with
@@ -444,7 +455,7 @@ public:
         if (n > 0) {
             return n;
         }
-        if (!c->Wait([] { return false; }, options_.spin, timeout) && c->Gone()) {
+        if (!c->Wait([] { return false; }, timeout) && c->Gone()) {
             Recover(c);
             c = Current();
         }
@@ -646,7 +657,7 @@ private:
                 }
                 continue;  // it is completing right now
             }
-            if (!c->Wait(done, options_.spin, std::min(deadline - now, absl::Milliseconds(200))) && !done()) {
+            if (!c->Wait(done, std::min(deadline - now, absl::Milliseconds(200))) && !done()) {
                 if (c->dead() || c->Gone()) {
                     Recover(c);
                 }
@@ -728,7 +739,7 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Dial(const ClientOptions
         return segment.status();
     }
     return std::make_shared<Connection>(std::move(sock), std::move(*segment), shmring::EventFd(std::move(fds[1])),
-                                        welcome->session_id);
+                                        welcome->session_id, options.spin);
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {

@@ -38,7 +38,9 @@ struct ClientOptions {
     uint32_t complete_entries = 256;
     uint64_t client_bytes = 16 << 20;
     uint64_t daemon_bytes = 16 << 20;
-    absl::Duration spin = absl::Microseconds(50);  // how long a waiter spins before sleeping
+    // The longest a waiter spins before sleeping; less, down to none, while the answers take
+    // longer than twice this (shmring::AdaptiveSpin).
+    absl::Duration spin = absl::Microseconds(50);
     absl::Duration timeout = absl::Seconds(30);    // a synchronous call gives up after this
     // How long the client keeps trying to reach a restarting daemon; zero: never reconnect.
     absl::Duration reconnect_timeout = absl::Seconds(10);

@@ -15,6 +15,7 @@
 //   // peer thread, waiting for its completion:
 //   WaitForCreator(header, [&] { return ring.ReadyShared(&header->complete_head); }, spin, timeout);
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 
@@ -50,6 +51,31 @@ void NotifyPeer(SegmentHeader* h);
 // The peer: wait until `ready()` or `timeout`, spinning for `spin` first. True if ready.
 bool WaitForCreator(SegmentHeader* h, const std::function<bool()>& ready, absl::Duration spin,
                     absl::Duration timeout);
+
+// How long a waiter spins before it sleeps, learned from how long its waits take. A wait
+// that ended within twice the longest spin could have been caught spinning: the full spin
+// again. A longer one (slow answers, or more waiters than cores, where spinning takes the
+// cores the answers need) halves the spin, down to none. Shared by a session's threads.
+//
+//   AdaptiveSpin spin(absl::Microseconds(50));
+//   absl::Time start = absl::Now();
+//   WaitForCreator(h, ready, spin.budget(), timeout);
+//   spin.Record(absl::Now() - start);
+class AdaptiveSpin {
+public:
+    explicit AdaptiveSpin(absl::Duration max)
+        : max_ns_(absl::ToInt64Nanoseconds(max)), budget_ns_(absl::ToInt64Nanoseconds(max)) {}
+    absl::Duration budget() const { return absl::Nanoseconds(budget_ns_.load(std::memory_order_relaxed)); }
+    void Record(absl::Duration waited) {
+        int64_t b = absl::ToInt64Nanoseconds(waited) <= 2 * max_ns_ ? max_ns_
+                                                                     : budget_ns_.load(std::memory_order_relaxed) / 2;
+        budget_ns_.store(b < 1000 ? 0 : b, std::memory_order_relaxed);
+    }
+
+private:
+    int64_t max_ns_;
+    std::atomic<int64_t> budget_ns_;
+};
 
 // The peer: after submitting, ring the creator's doorbell if it may be asleep.
 void NotifyCreator(SegmentHeader* h, const EventFd& doorbell);
