@@ -104,6 +104,41 @@ end
 return {1, ver}
 )lua";
 
+// A put_item without a condition, in one step: walks the path like the resolve script, then
+// gives the item its new attributes and times, or creates it (and its index entry). KEYS[1]:
+// the container's version counter. ARGV: prefix, the id for a new item, its meta, the times
+// ("msecs mnsecs csecs cnsecs"), the encoded attributes, the root id, the path's components.
+// Returns {0, id, meta, version} replaced, {1, ...} created, {2} a parent is missing, {3, at}
+// a parent is not a directory, {4} the parent is a stream, {5, type} it is not an item.
+constexpr char kPutItemScript[] = R"lua(
+local pre = ARGV[1]
+local id = ARGV[6]
+local n = #ARGV
+local ptype = 'd'
+for c = 7, n - 1 do
+  local f = redis.call('HMGET', pre .. 'e:' .. id .. ':' .. ARGV[c], 't', 'i')
+  if not f[1] then return {2} end
+  if f[1] ~= 'd' and f[1] ~= 's' then return {3, c - 6} end
+  ptype = f[1]
+  id = f[2]
+end
+if ptype ~= 'd' then return {4} end
+local key = pre .. 'e:' .. id .. ':' .. ARGV[n]
+local f = redis.call('HMGET', key, 't', 'i', 'm')
+if f[1] and f[1] ~= 'f' then return {5, f[1]} end
+local ver = redis.call('INCR', KEYS[1])
+if f[1] then
+  local m = {}
+  for w in string.gmatch(f[3], '%S+') do m[#m + 1] = w end
+  local meta = m[1] .. ' ' .. m[2] .. ' ' .. m[3] .. ' ' .. ARGV[4] .. ' ' .. m[8]
+  redis.call('HSET', key, 'v', ver, 'm', meta, 'a', ARGV[5])
+  return {0, f[2], meta, ver}
+end
+redis.call('HSET', key, 'v', ver, 't', 'f', 'i', ARGV[2], 'm', ARGV[3], 'a', ARGV[5], 'b', '')
+redis.call('ZADD', pre .. 'd:' .. id, 0, ARGV[n])
+return {1, ARGV[2], ARGV[3], ver}
+)lua";
+
 // Appends records to shards with dense sequence numbers, if the stream is the one that was
 // resolved. KEYS[1]: the stream's entry; ARGV: its version, the key prefix, now (us), the
 // count, then per record: shard id, partition key, client info, data. Arrival times never
@@ -359,7 +394,8 @@ public:
             roots_[name] = root_id;
         }
         for (auto [script, sha] : {std::pair{kResolveScript, &resolve_sha_}, std::pair{kCommitScript, &commit_sha_},
-                                   std::pair{kPutRecordsScript, &records_sha_}, std::pair{kSeekTimeScript, &seek_sha_}}) {
+                                   std::pair{kPutItemScript, &put_item_sha_}, std::pair{kPutRecordsScript, &records_sha_},
+                                   std::pair{kSeekTimeScript, &seek_sha_}}) {
             auto r = Call({"SCRIPT", "LOAD", script}, "", true);
             if (!r.ok()) {
                 return r.status();
@@ -386,15 +422,23 @@ public:
         return absl::StrCat(tag, "c:", data, ":", n);
     }
 
-    absl::StatusOr<Reply> Call(std::vector<std::string> argv, const std::string& route, bool safe) {
+    // A write (not safe to repeat) waits for the replicas the options ask for.
+    CommandOptions Options(std::string_view route, bool safe) const {
         CommandOptions o{.key = route, .safe_to_retry = safe};
         if (!safe && options_.replicas > 0) {
             o.replicas = options_.replicas;
             o.replica_timeout = options_.replica_timeout;
         }
-        auto r = redis_->Call(std::move(argv), o);
+        return o;
+    }
+    static absl::Status Prefixed(const absl::Status& s) {
+        return absl::Status(s.code(), absl::StrCat("redis: ", s.message()));
+    }
+
+    absl::StatusOr<Reply> Call(std::vector<std::string> argv, const std::string& route, bool safe) {
+        auto r = redis_->Call(std::move(argv), Options(route, safe));
         if (!r.ok()) {
-            return absl::Status(r.status().code(), absl::StrCat("redis: ", r.status().message()));
+            return Prefixed(r.status());
         }
         return r;
     }
@@ -421,13 +465,8 @@ public:
     // reserved on the server a thousand at a time, so that a create costs no round trip of
     // its own (ids left in a range when the daemon stops are never used).
     absl::StatusOr<uint64_t> NewIds(uint64_t count) {
-        {
-            absl::MutexLock lock(&ids_mu_);
-            if (count <= ids_end_ - ids_next_) {
-                uint64_t first = ids_next_;
-                ids_next_ += count;
-                return first;
-            }
+        if (std::optional<uint64_t> first = TakeIds(count)) {
+            return *first;
         }
         uint64_t reserve = std::max<uint64_t>(count, kIdRange);
         std::string key = options_.key_prefix + ":ids";
@@ -445,6 +484,28 @@ public:
         ids_next_ = first + count;
         ids_end_ = first + reserve;
         return first;
+    }
+
+    // The same without a round trip, if the range reserved has them.
+    std::optional<uint64_t> TakeIds(uint64_t count) {
+        absl::MutexLock lock(&ids_mu_);
+        if (count == 1 && !given_back_.empty()) {
+            uint64_t id = given_back_.back();
+            given_back_.pop_back();
+            return id;
+        }
+        if (count > ids_end_ - ids_next_) {
+            return std::nullopt;
+        }
+        uint64_t first = ids_next_;
+        ids_next_ += count;
+        return first;
+    }
+
+    // An id taken for an item that turned out to exist: the next new one gets it.
+    void GiveBackId(uint64_t id) {
+        absl::MutexLock lock(&ids_mu_);
+        given_back_.push_back(id);
     }
 
     // Where a path is: its container's tag, its parent's id, the directories walked, and
@@ -487,6 +548,20 @@ public:
         return args;
     }
 
+    // The `at`th directory of `path` (1: the first under the container) is not one.
+    static absl::Status NotADirectory(const Path& path, int64_t at) {
+        return absl::FailedPreconditionError(
+            absl::StrFormat("%s: %s is not a directory", path.str(), path.Prefix(static_cast<size_t>(at) + 1)));
+    }
+    static absl::Status StreamParent(const Path& path) {
+        return absl::FailedPreconditionError(
+            absl::StrFormat("%s: %s is a stream; its shards are fixed at creation", path.str(), path.Parent().str()));
+    }
+    static absl::Status NotAnItem(const Path& path, ObjectType type) {
+        return absl::FailedPreconditionError(
+            absl::StrFormat("%s is a %s, not an item", path.str(), ObjectTypeName(type)));
+    }
+
     absl::StatusOr<Resolved> ParseResolved(const Path& path, Resolved out, const Reply& reply) {
         const Reply* r = &reply;
         if (r->type != Reply::Type::kArray || r->elements.size() < 4) {
@@ -505,9 +580,7 @@ public:
             return ParentNotFoundError(path.str());
         }
         if (status == 3) {
-            int64_t at = r->elements.size() > 4 ? r->elements[4].integer : 1;
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s: %s is not a directory", path.str(), path.Prefix(static_cast<size_t>(at) + 1)));
+            return NotADirectory(path, r->elements.size() > 4 ? r->elements[4].integer : 1);
         }
         if (status == 0) {
             auto e = DecodeEntry(out.key, r->elements[3].elements);
@@ -532,34 +605,49 @@ public:
         return ParseResolved(path, std::move(out), *r);
     }
 
-    // The same without a thread waiting: `done` runs on the client's I/O thread.
-    // `by_digest` false: the script is sent whole (a node that had not seen it said NOSCRIPT).
-    void ResolveAsync(const Path& path, absl::AnyInvocable<void(absl::StatusOr<Resolved>) &&> done,
-                      bool by_digest = true) {
+    // A script by its digest, without a thread waiting: `done` runs on the thread that runs
+    // the calling thread's lane (or on the client's own thread), with error replies turned
+    // into statuses. `argv` gives what follows the digest (numkeys, keys, arguments); it is
+    // called again when a node that does not know the script (NOSCRIPT) gets it whole.
+    using ReplyDone = absl::AnyInvocable<void(absl::StatusOr<Reply>) &&>;
+    void ScriptAsync(const char* source, const std::string& sha, std::string_view route, bool safe,
+                     std::function<std::vector<std::string>()> argv, ReplyDone done, bool by_digest = true) {
+        std::vector<std::string> full = argv();
+        full.insert(full.begin(), {by_digest ? "EVALSHA" : "EVAL", by_digest ? sha : std::string(source)});
+        redis_->Send(std::move(full), Options(route, safe),
+                     [this, source, &sha, route = std::string(route), safe, argv = std::move(argv),
+                      done = std::move(done), by_digest](absl::StatusOr<Reply> r) mutable {
+                         if (!r.ok()) {
+                             return std::move(done)(Prefixed(r.status()));
+                         }
+                         if (r->is_error()) {
+                             if (by_digest && absl::StartsWith(r->str, "NOSCRIPT")) {
+                                 return ScriptAsync(source, sha, route, safe, std::move(argv), std::move(done),
+                                                    /*by_digest=*/false);
+                             }
+                             return std::move(done)(absl::InternalError(absl::StrCat("redis: ", r->str)));
+                         }
+                         std::move(done)(std::move(r));
+                     });
+    }
+
+    // Resolve without a thread waiting (see ScriptAsync for where `done` runs).
+    void ResolveAsync(const Path& path, absl::AnyInvocable<void(absl::StatusOr<Resolved>) &&> done) {
         Resolved out;
         auto args = ResolveArgs(path, &out);
         if (!args.ok()) {
             return std::move(done)(args.status());
         }
-        std::vector<std::string> argv = {by_digest ? "EVALSHA" : "EVAL", by_digest ? resolve_sha_ : kResolveScript,
-                                         "1", out.tag + "ver"};
-        argv.insert(argv.end(), std::make_move_iterator(args->begin()), std::make_move_iterator(args->end()));
+        auto shared = std::make_shared<std::vector<std::string>>(std::move(*args));
+        shared->insert(shared->begin(), {"1", out.tag + "ver"});
         std::string route = out.tag;
-        redis_->Send(std::move(argv), {.key = route, .safe_to_retry = true},
-                     [this, path, by_digest, out = std::move(out), done = std::move(done)](
-                         absl::StatusOr<Reply> r) mutable {
-                         if (!r.ok()) {
-                             return std::move(done)(
-                                 absl::Status(r.status().code(), absl::StrCat("redis: ", r.status().message())));
-                         }
-                         if (r->is_error()) {
-                             if (by_digest && absl::StartsWith(r->str, "NOSCRIPT")) {
-                                 return ResolveAsync(path, std::move(done), /*by_digest=*/false);
-                             }
-                             return std::move(done)(absl::InternalError(absl::StrCat("redis: ", r->str)));
-                         }
-                         std::move(done)(ParseResolved(path, std::move(out), *r));
-                     });
+        ScriptAsync(kResolveScript, resolve_sha_, route, true, [shared] { return *shared; },
+                    [this, path, out = std::move(out), done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                        if (!r.ok()) {
+                            return std::move(done)(r.status());
+                        }
+                        std::move(done)(ParseResolved(path, std::move(out), *r));
+                    });
     }
 
     // The entry resolved at `path`, in place (no copy), or null when there is none.
@@ -571,16 +659,39 @@ public:
         if (!r.ok()) {
             return r.status();
         }
-        if (r->type != Reply::Type::kArray || r->elements.size() != 2) {
+        return CommitAnswer(*r, failed_check);
+    }
+    static absl::StatusOr<bool> CommitAnswer(const Reply& r, int* failed_check) {
+        if (r.type != Reply::Type::kArray || r.elements.size() != 2) {
             return Damaged("a commit's answer");
         }
-        if (r->elements[0].integer == 1) {
+        if (r.elements[0].integer == 1) {
             return true;
         }
         if (failed_check != nullptr) {
-            *failed_check = static_cast<int>(r->elements[1].integer);
+            *failed_check = static_cast<int>(r.elements[1].integer);
         }
         return false;
+    }
+
+    // Commit without a thread waiting (see ScriptAsync for where `done` runs).
+    void CommitAsync(std::shared_ptr<const Txn> t, absl::AnyInvocable<void(absl::StatusOr<bool>) &&> done) {
+        std::string route = t->keys()[0];
+        ScriptAsync(kCommitScript, commit_sha_, route, false,
+                    [t] {
+                        std::vector<std::string> argv = {std::to_string(t->keys().size())};
+                        argv.insert(argv.end(), t->keys().begin(), t->keys().end());
+                        std::vector<std::string> args = t->Args();
+                        argv.insert(argv.end(), std::make_move_iterator(args.begin()),
+                                    std::make_move_iterator(args.end()));
+                        return argv;
+                    },
+                    [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
+                        if (!r.ok()) {
+                            return std::move(done)(r.status());
+                        }
+                        std::move(done)(CommitAnswer(*r, nullptr));
+                    });
     }
 
     // An attempt that lost a race (a commit whose reads changed, bytes replaced while read)
@@ -615,8 +726,7 @@ public:
 
     absl::Status CheckWritableParent(const Path& path, const Resolved& r) {
         if (r.parent_type != ObjectType::kDirectory) {
-            return absl::FailedPreconditionError(absl::StrFormat(
-                "%s: %s is a stream; its shards are fixed at creation", path.str(), path.Parent().str()));
+            return StreamParent(path);
         }
         return absl::OkStatus();
     }
@@ -1590,96 +1700,201 @@ public:
         return out;
     }
 
-    absl::StatusOr<ObjectInfo> WriteItem(
-        const Path& path, const Caller& caller,
-        const std::function<absl::Status(const std::optional<Entry>& old, AttributeMap* attrs)>& change) {
-        if (path.depth() < 2) {
-            return absl::FailedPreconditionError(absl::StrFormat("%s: not an item path", path.str()));
+    using ItemChange = std::function<absl::Status(const std::optional<Entry>& old, AttributeMap* attrs)>;
+
+    // What writing the item at `path` commits, given what resolving it found: the
+    // transaction, and the item's info after it. `new_id` gives the id of a new item.
+    absl::StatusOr<std::pair<Txn, ObjectInfo>> PlanItemWrite(const Path& path, const Caller& caller,
+                                                             const Resolved& r, const ItemChange& change,
+                                                             const std::function<absl::StatusOr<uint64_t>()>& new_id) {
+        if (absl::Status s = CheckWritableParent(path, r); !s.ok()) {
+            return s;
+        }
+        if (r.entry && r.entry->info.type != ObjectType::kObject) {
+            return NotAnItem(path, r.entry->info.type);
+        }
+        AttributeMap attrs;
+        if (r.entry) {
+            auto decoded = DecodeAttributes(r.entry->Field("a"));
+            if (!decoded.ok()) {
+                return decoded.status();
+            }
+            attrs = std::move(*decoded);
+        }
+        if (absl::Status s = change(r.entry, &attrs); !s.ok()) {
+            return s;
+        }
+        std::string encoded;
+        EncodeAttributes(attrs, &encoded);
+        if (encoded.size() > kMaxItemAttributeBytes) {
+            return absl::InvalidArgumentError(absl::StrFormat("%s: attributes take %d bytes, the limit is %d",
+                                                              path.str(), encoded.size(), kMaxItemAttributeBytes));
+        }
+        ObjectInfo info;
+        if (r.entry) {
+            info = r.entry->info;
+        } else {
+            auto id = new_id();
+            if (!id.ok()) {
+                return id.status();
+            }
+            info = NewInfo(ObjectType::kObject, *id, 0644, caller);
+        }
+        info.mtime = info.ctime = Now();
+        Txn t(r.tag + "ver");
+        r.CheckChain(t);
+        t.CheckVersion(r.key, r.version());
+        if (r.entry) {
+            t.Update(r.key, {{"m", EncodeMeta(info)}, {"a", encoded}});  // the bytes stay
+        } else {
+            auto fields = NewFields(ObjectType::kObject, info.id, info);
+            fields["a"] = encoded;
+            fields["b"] = "";
+            t.Replace(r.key, fields);
+            t.ZAdd(IndexKey(r.tag, r.parent), std::string(path.name()));
+        }
+        return std::pair<Txn, ObjectInfo>(std::move(t), info);
+    }
+
+    absl::Status CheckItemPath(const Path& path) {
+        return path.depth() < 2 ? absl::FailedPreconditionError(absl::StrFormat("%s: not an item path", path.str()))
+                                : absl::OkStatus();
+    }
+
+    absl::StatusOr<ObjectInfo> WriteItem(const Path& path, const Caller& caller, const ItemChange& change) {
+        if (absl::Status s = CheckItemPath(path); !s.ok()) {
+            return s;
         }
         return Retrying(path, [&]() -> absl::StatusOr<ObjectInfo> {
             auto r = Resolve(path);
             if (!r.ok()) {
                 return r.status();
             }
-            if (absl::Status s = CheckWritableParent(path, *r); !s.ok()) {
-                return s;
+            auto plan = PlanItemWrite(path, caller, *r, change, [this] { return NewIds(1); });
+            if (!plan.ok()) {
+                return plan.status();
             }
-            if (r->entry && r->entry->info.type != ObjectType::kObject) {
-                return absl::FailedPreconditionError(absl::StrFormat("%s is a %s, not an item", path.str(),
-                                                                     ObjectTypeName(r->entry->info.type)));
-            }
-            AttributeMap attrs;
-            if (r->entry) {
-                auto decoded = DecodeAttributes(r->entry->Field("a"));
-                if (!decoded.ok()) {
-                    return decoded.status();
-                }
-                attrs = std::move(*decoded);
-            }
-            if (absl::Status s = change(r->entry, &attrs); !s.ok()) {
-                return s;
-            }
-            std::string encoded;
-            EncodeAttributes(attrs, &encoded);
-            if (encoded.size() > kMaxItemAttributeBytes) {
-                return absl::InvalidArgumentError(absl::StrFormat("%s: attributes take %d bytes, the limit is %d",
-                                                                  path.str(), encoded.size(), kMaxItemAttributeBytes));
-            }
-            ObjectInfo info;
-            if (r->entry) {
-                info = r->entry->info;
-            } else {
-                auto id = NewIds(1);
-                if (!id.ok()) {
-                    return id.status();
-                }
-                info = NewInfo(ObjectType::kObject, *id, 0644, caller);
-            }
-            info.mtime = info.ctime = Now();
-            Txn t(r->tag + "ver");
-            r->CheckChain(t);
-            t.CheckVersion(r->key, r->version());
-            if (r->entry) {
-                t.Update(r->key, {{"m", EncodeMeta(info)}, {"a", encoded}});  // the bytes stay
-            } else {
-                auto fields = NewFields(ObjectType::kObject, info.id, info);
-                fields["a"] = encoded;
-                fields["b"] = "";
-                t.Replace(r->key, fields);
-                t.ZAdd(IndexKey(r->tag, r->parent), std::string(path.name()));
-            }
-            auto ok = Commit(t);
+            auto ok = Commit(plan->first);
             if (!ok.ok()) {
                 return ok.status();
             }
             if (*ok) {
-                return info;
+                return plan->second;
             }
             return Retry();
         });
     }
 
-    absl::StatusOr<ObjectInfo> PutItem(const PutItemRequest& req) {
-        if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
+    // What a put_item or an update_item does to the item (their requests kept by the change).
+    absl::StatusOr<ItemChange> PutChange(std::shared_ptr<const PutItemRequest> req) {
+        if (absl::Status s = ValidateAttributeNames(req->path, req->attributes); !s.ok()) {
             return s;
         }
-        return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
-            if (absl::Status s = CheckCondition(req.path, req.condition, old ? &*old : nullptr); !s.ok()) {
+        return [this, req](const std::optional<Entry>& old, AttributeMap* attrs) {
+            if (absl::Status s = CheckCondition(req->path, req->condition, old ? &*old : nullptr); !s.ok()) {
                 return s;
             }
-            *attrs = req.attributes;
+            *attrs = req->attributes;
             return absl::OkStatus();
-        });
+        };
     }
-
-    absl::StatusOr<ObjectInfo> UpdateItem(const UpdateItemRequest& req) {
-        auto update = ItemUpdate::Parse(req);
+    static absl::StatusOr<ItemChange> UpdateChange(std::shared_ptr<const UpdateItemRequest> req) {
+        auto update = ItemUpdate::Parse(*req);
         if (!update.ok()) {
             return update.status();
         }
-        return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
-            return update->Apply(req.path, attrs, old ? &old->info : nullptr);
-        });
+        auto parsed = std::make_shared<ItemUpdate>(std::move(*update));
+        return [req, parsed](const std::optional<Entry>& old, AttributeMap* attrs) {
+            return parsed->Apply(req->path, attrs, old ? &old->info : nullptr);
+        };
+    }
+
+    // A put_item without a condition in one round trip (kPutItemScript); `done` runs where
+    // ScriptAsync says. False, with `done` untouched and nothing sent, when no id is reserved
+    // for a new item (the caller then takes the general path, which reserves).
+    bool PutItemAsync(std::shared_ptr<const PutItemRequest> req, Done<ObjectInfo>& done) {
+        Resolved where;
+        auto args = ResolveArgs(req->path, &where);
+        if (!args.ok()) {
+            std::move(done)(args.status());
+            return true;
+        }
+        std::string encoded;
+        EncodeAttributes(req->attributes, &encoded);
+        if (encoded.size() > kMaxItemAttributeBytes) {
+            std::move(done)(absl::InvalidArgumentError(absl::StrFormat(
+                "%s: attributes take %d bytes, the limit is %d", req->path.str(), encoded.size(), kMaxItemAttributeBytes)));
+            return true;
+        }
+        std::optional<uint64_t> id = TakeIds(1);
+        if (!id) {
+            return false;
+        }
+        ObjectInfo fresh = NewInfo(ObjectType::kObject, *id, 0644, req->caller);
+        std::string times = absl::StrCat(fresh.mtime.secs, " ", fresh.mtime.nsecs, " ", fresh.ctime.secs, " ",
+                                         fresh.ctime.nsecs);
+        std::vector<std::string> argv = {"1", where.tag + "ver", where.tag, std::to_string(*id), EncodeMeta(fresh),
+                                         std::move(times), std::move(encoded)};
+        argv.insert(argv.end(), std::make_move_iterator(args->begin() + 1), std::make_move_iterator(args->end()));
+        auto shared = std::make_shared<std::vector<std::string>>(std::move(argv));
+        std::string route = where.tag;
+        ScriptAsync(kPutItemScript, put_item_sha_, route, false, [shared] { return *shared; },
+                    [this, req, id = *id, done = std::move(done)](
+                        absl::StatusOr<Reply> r) mutable {
+                        if (!r.ok() || r->type != Reply::Type::kArray || r->elements.empty() ||
+                            r->elements[0].integer != 1) {
+                            GiveBackId(id);  // not used: the item was there, or nothing was written
+                        }
+                        if (!r.ok()) {
+                            return std::move(done)(r.status());
+                        }
+                        std::move(done)(PutItemAnswer(req->path, *r));
+                    });
+        return true;
+    }
+
+    absl::StatusOr<ObjectInfo> PutItemAnswer(const Path& path, const Reply& r) {
+        if (r.type != Reply::Type::kArray || r.elements.empty()) {
+            return Damaged("a put_item's answer");
+        }
+        switch (r.elements[0].integer) {
+            case 0:
+            case 1: {
+                if (r.elements.size() != 4) {
+                    return Damaged("a put_item's answer");
+                }
+                std::vector<Reply> flat(8);
+                const char* names[] = {"t", "i", "m", "v"};
+                for (int k = 0; k < 4; ++k) {
+                    flat[2 * k].str = names[k];
+                }
+                flat[1].str = "f";
+                flat[3].str = r.elements[1].str;
+                flat[5].str = r.elements[2].str;
+                flat[7].str = absl::StrCat(r.elements[3].integer);
+                auto e = DecodeEntry(std::string(path.str()), flat);
+                if (!e.ok()) {
+                    return e.status();
+                }
+                return e->info;
+            }
+            case 2:
+                return ParentNotFoundError(path.str());
+            case 3:
+                return NotADirectory(path, r.elements.size() > 1 ? r.elements[1].integer : 1);
+            case 4:
+                return StreamParent(path);
+            case 5: {
+                auto type = r.elements.size() > 1 ? TypeOf(r.elements[1].str) : std::nullopt;
+                return NotAnItem(path, type.value_or(ObjectType::kObject));
+            }
+        }
+        return Damaged("a put_item's answer");
+    }
+
+    absl::StatusOr<ObjectInfo> PutItem(const PutItemRequest& req) {
+        auto change = PutChange(std::make_shared<const PutItemRequest>(req));
+        return change.ok() ? WriteItem(req.path, req.caller, *change) : change.status();
     }
 
     // ---- streams ----
@@ -1979,12 +2194,13 @@ private:
     RedisBackendOptions options_;
     std::unique_ptr<redis::RedisClient> redis_;
     std::map<std::string, uint64_t> roots_;  // container -> its root directory's id
-    std::string resolve_sha_, commit_sha_, records_sha_, seek_sha_;
+    std::string resolve_sha_, commit_sha_, put_item_sha_, records_sha_, seek_sha_;
     std::atomic<uint64_t> round_robin_{0};
     static constexpr uint64_t kIdRange = 1000;
     absl::Mutex ids_mu_;
     uint64_t ids_next_ ABSL_GUARDED_BY(ids_mu_) = 0;
     uint64_t ids_end_ ABSL_GUARDED_BY(ids_mu_) = 0;
+    std::vector<uint64_t> given_back_ ABSL_GUARDED_BY(ids_mu_);
 };
 
 // ---- the asynchronous face ----
@@ -2097,7 +2313,73 @@ void RedisBackend::GetItem(GetItemRequest req, Done<Item> done) {
     });
 }
 void RedisBackend::GetItems(GetItemsRequest req, Done<GetItemsResult> done) { ZH_REDIS_OP(GetItems(req)); }
-void RedisBackend::PutItem(PutItemRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(PutItem(req)); }
+// Item writes run without a thread of ours waiting: resolve, then the conditional commit,
+// each sent from the thread that runs the caller's lane and continued there. A write that
+// keeps losing races, or needs a new id range, finishes on the pool (which backs off).
+struct RedisBackend::ItemWrite {
+    Path path;
+    Caller caller;
+    Store::ItemChange change;
+    Done<ObjectInfo> done;
+    int conflicts = 0;
+};
+
+void RedisBackend::WriteItemAsync(std::shared_ptr<ItemWrite> w) {
+    constexpr int kConflictsBeforePool = 4;
+    store_->ResolveAsync(w->path, [this, w](absl::StatusOr<Store::Resolved> r) mutable {
+        if (!r.ok()) {
+            return std::move(w->done)(r.status());
+        }
+        bool need_ids = false;
+        auto plan = store_->PlanItemWrite(w->path, w->caller, *r, w->change, [&]() -> absl::StatusOr<uint64_t> {
+            std::optional<uint64_t> id = store_->TakeIds(1);
+            need_ids = !id;
+            return id ? absl::StatusOr<uint64_t>(*id) : absl::UnavailableError("no id reserved");
+        });
+        if (need_ids) {
+            return WriteItemOnPool(std::move(w));
+        }
+        if (!plan.ok()) {
+            return std::move(w->done)(plan.status());
+        }
+        auto txn = std::make_shared<const Txn>(std::move(plan->first));
+        store_->CommitAsync(std::move(txn), [this, w, info = plan->second](absl::StatusOr<bool> ok) mutable {
+            if (!ok.ok()) {
+                return std::move(w->done)(ok.status());
+            }
+            if (*ok) {
+                return std::move(w->done)(info);
+            }
+            if (++w->conflicts >= kConflictsBeforePool) {
+                return WriteItemOnPool(std::move(w));
+            }
+            WriteItemAsync(std::move(w));
+        });
+    });
+}
+
+void RedisBackend::WriteItemOnPool(std::shared_ptr<ItemWrite> w) {
+    pool_->Run([this, w] { std::move(w->done)(store_->WriteItem(w->path, w->caller, w->change)); });
+}
+
+void RedisBackend::PutItem(PutItemRequest req, Done<ObjectInfo> done) {
+    Path path = req.path;
+    Caller caller = req.caller;
+    auto shared = std::make_shared<const PutItemRequest>(std::move(req));
+    auto change = store_->PutChange(shared);
+    if (!change.ok()) {
+        return std::move(done)(change.status());
+    }
+    if (absl::Status s = store_->CheckItemPath(path); !s.ok()) {
+        return std::move(done)(s);
+    }
+    // Nothing for our expression engine to decide: one script resolves and writes.
+    if (shared->condition.empty() && store_->PutItemAsync(shared, done)) {
+        return;
+    }
+    WriteItemAsync(std::make_shared<ItemWrite>(
+        ItemWrite{std::move(path), std::move(caller), std::move(*change), std::move(done)}));
+}
 void RedisBackend::PutItems(std::vector<PutItemRequest> req, Done<std::vector<absl::Status>> done) {
     pool_->Run([this, req = std::move(req), done = std::move(done)]() mutable {
         std::vector<absl::Status> out;
@@ -2107,7 +2389,19 @@ void RedisBackend::PutItems(std::vector<PutItemRequest> req, Done<std::vector<ab
         std::move(done)(std::move(out));
     });
 }
-void RedisBackend::UpdateItem(UpdateItemRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(UpdateItem(req)); }
+void RedisBackend::UpdateItem(UpdateItemRequest req, Done<ObjectInfo> done) {
+    Path path = req.path;
+    Caller caller = req.caller;
+    auto change = Store::UpdateChange(std::make_shared<const UpdateItemRequest>(std::move(req)));
+    if (!change.ok()) {
+        return std::move(done)(change.status());
+    }
+    if (absl::Status s = store_->CheckItemPath(path); !s.ok()) {
+        return std::move(done)(s);
+    }
+    WriteItemAsync(std::make_shared<ItemWrite>(
+        ItemWrite{std::move(path), std::move(caller), std::move(*change), std::move(done)}));
+}
 void RedisBackend::CreateStream(CreateStreamRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(CreateStream(req)); }
 void RedisBackend::DescribeStream(Path req, Done<StreamDescription> done) { ZH_REDIS_OP(DescribeStream(req)); }
 void RedisBackend::DeleteStream(Path req, DoneStatus done) { ZH_REDIS_OP(DeleteStream(req)); }

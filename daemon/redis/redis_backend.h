@@ -84,7 +84,10 @@ public:
     class Store;
 
 private:
+    struct ItemWrite;
     RedisBackend(std::unique_ptr<Store> store, size_t threads);
+    void WriteItemAsync(std::shared_ptr<ItemWrite> w);
+    void WriteItemOnPool(std::shared_ptr<ItemWrite> w);
     std::unique_ptr<Store> store_;
     std::unique_ptr<TaskPool> pool_;
 };

@@ -472,6 +472,36 @@ TEST_P(BackendConformance, PutItemReplacesAllAttributesAndKeepsBytes) {
     EXPECT_CODE(b_->PutItem("/c1/missing/x", {{"a", Value::Int64(1)}}), kNotFound);
 }
 
+TEST_P(BackendConformance, PutItemKeepsTheItemsIdentityAndRefusesWhatIsNotAnItem) {
+    auto first = b_->PutItem("/c1/who", {{"n", Value::Int64(1)}});
+    ASSERT_OK(first);
+    auto other = b_->PutItem("/c1/other", {{"n", Value::Int64(1)}});
+    ASSERT_OK(other);
+    EXPECT_NE(first->id, other->id);
+    auto again = b_->PutItem("/c1/who", {{"n", Value::Int64(2)}});
+    ASSERT_OK(again);
+    EXPECT_EQ(again->id, first->id) << "a put replaces the attributes, not the item";
+    EXPECT_EQ(again->mode, first->mode);
+    EXPECT_GE(again->mtime, first->mtime);
+    auto stat = b_->Stat("/c1/who");
+    ASSERT_OK(stat);
+    EXPECT_EQ(stat->id, first->id);
+    EXPECT_EQ(stat->mtime, again->mtime);
+    auto fresh = b_->PutItem("/c1/third", {{"n", Value::Int64(1)}});
+    ASSERT_OK(fresh);
+    EXPECT_NE(fresh->id, first->id);
+    EXPECT_NE(fresh->id, other->id);
+    ASSERT_OK(b_->Mkdir("/c1/dir"));
+    EXPECT_CODE(b_->PutItem("/c1/dir", {{"n", Value::Int64(1)}}), kFailedPrecondition);
+    EXPECT_CODE(b_->PutItem("/c1/who/x", {{"n", Value::Int64(1)}}), kFailedPrecondition);
+    ASSERT_OK(b_->CreateStream("/c1/events", 2));
+    EXPECT_CODE(b_->PutItem("/c1/events/x", {{"n", Value::Int64(1)}}), kFailedPrecondition);
+    EXPECT_CODE(b_->PutItem("/c1/dir/missing/x", {{"n", Value::Int64(1)}}), kNotFound);
+    auto listed = b_->List({.path = *Path::Parse("/c1/dir")});
+    ASSERT_OK(listed);
+    EXPECT_TRUE(listed->entries.empty());
+}
+
 TEST_P(BackendConformance, CompareAndSwapOnMtime) {
     ASSERT_OK(b_->PutItem("/c1/cas", {{"v", Value::Int64(1)}}));
     auto seen = b_->GetItem("/c1/cas", {"__mtime_secs", "__mtime_nsecs"});
