@@ -20,9 +20,11 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "bench_procs.h"
 #include "zerohop/client.h"
 
@@ -151,6 +153,34 @@ int RedisWorker(int argc, char** argv) {
     return 0;
 }
 
+struct ScriptStats {
+    double calls = 0, usec = 0;
+};
+
+// EVALSHA and EVAL calls so far, and the time Redis spent in them (INFO commandstats).
+ScriptStats Scripts(redisContext* rc) {
+    ScriptStats out;
+    auto* r = static_cast<redisReply*>(redisCommand(rc, "INFO commandstats"));
+    if (r == nullptr || r->type != REDIS_REPLY_STRING) {
+        return out;
+    }
+    for (absl::string_view line : absl::StrSplit(absl::string_view(r->str, r->len), '\n')) {
+        if (!absl::StartsWith(line, "cmdstat_evalsha:") && !absl::StartsWith(line, "cmdstat_eval:")) {
+            continue;
+        }
+        for (absl::string_view kv : absl::StrSplit(line.substr(line.find(':') + 1), ',')) {
+            std::pair<absl::string_view, absl::string_view> p = absl::StrSplit(kv, '=');
+            double v = 0;
+            if (absl::SimpleAtod(p.second, &v)) {
+                out.calls += p.first == "calls" ? v : 0;
+                out.usec += p.first == "usec" ? v : 0;
+            }
+        }
+    }
+    freeReplyObject(r);
+    return out;
+}
+
 std::vector<Comparison> RedisSuite(std::chrono::milliseconds d, const std::string& dir, const std::string& self) {
     std::vector<Comparison> out;
     BenchRedis redis = StartBenchRedis();
@@ -206,8 +236,16 @@ std::vector<Comparison> RedisSuite(std::chrono::milliseconds d, const std::strin
     constexpr int kProcesses = 64;
     for (const std::string op : {"get_item", "put_item"}) {
         Comparison c;
+        ScriptStats before = Scripts(rc);
         c.ours = ManyProcesses(absl::StrCat("redis_backend_", op, "_64proc"), self, "zerohop",
                                daemon.options.socket_path, op, kProcesses, d);
+        ScriptStats after = Scripts(rc);
+        double ops = c.ours.ops_per_s * std::chrono::duration<double>(d).count();
+        // What each operation cost Redis (its own accounting of script time), and how many
+        // operations shared a script call (resolves batched per worker turn).
+        std::cout << absl::StrFormat("  %s through zerohop: %.1f operations per script call, %.2f us of scripts in Redis per operation\n",
+                                     op, ops / std::max<double>(1, after.calls - before.calls),
+                                     (after.usec - before.usec) / std::max(1.0, ops));
         c.baseline = ManyProcesses(absl::StrCat("redis_direct_", op, "_64proc"), self, "direct",
                                    std::to_string(redis.port), op, kProcesses, d);
         c.baseline_name = "64 processes with a hiredis connection each";

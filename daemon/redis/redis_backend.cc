@@ -32,29 +32,40 @@ constexpr char kRetry[] = "retry";  // (an Aborted that never leaves the backend
 constexpr size_t kMaxScanPerPage = 20000;
 constexpr size_t kScanBatch = 256;
 
-// Walks a path's directories in one round trip. Returns {status, parent id, chain, entry}:
-// status 0 found, 1 no such entry (its parent exists), 2 a parent is missing, 3 a parent is
-// not a directory (then a fifth element: which component). `chain` is a flat list of
-// (key, version, type, id) of every directory walked, for the commit's checks.
+// Walks the directories of one or more paths of a container in one round trip. ARGV: the key
+// prefix, then per path: the root's id, the number of components, the components. Returns
+// per path {status, parent id, chain, entry}: status 0 found, 1 no such entry (its parent
+// exists), 2 a parent is missing, 3 a parent is not a directory (then a fifth element: which
+// component). `chain` is a flat list of (key, version, type, id) of every directory walked,
+// for the commit's checks.
 constexpr char kResolveScript[] = R"lua(
 local pre = ARGV[1]
-local id = ARGV[2]
-local n = #ARGV
-local chain = {}
-for c = 3, n - 1 do
-  local key = pre .. 'e:' .. id .. ':' .. ARGV[c]
-  local f = redis.call('HMGET', key, 'v', 't', 'i')
-  if not f[1] then return {2, id, chain, {}} end
-  if f[2] ~= 'd' and f[2] ~= 's' then return {3, id, chain, {}, c - 2} end
-  chain[#chain + 1] = key
-  chain[#chain + 1] = f[1]
-  chain[#chain + 1] = f[2]
-  chain[#chain + 1] = f[3]
-  id = f[3]
+local out = {}
+local p = 2
+while p <= #ARGV do
+  local id = ARGV[p]
+  local last = p + 1 + tonumber(ARGV[p + 1])
+  local chain = {}
+  local res
+  for c = p + 2, last - 1 do
+    local key = pre .. 'e:' .. id .. ':' .. ARGV[c]
+    local f = redis.call('HMGET', key, 'v', 't', 'i')
+    if not f[1] then res = {2, id, chain, {}} break end
+    if f[2] ~= 'd' and f[2] ~= 's' then res = {3, id, chain, {}, c - p - 1} break end
+    chain[#chain + 1] = key
+    chain[#chain + 1] = f[1]
+    chain[#chain + 1] = f[2]
+    chain[#chain + 1] = f[3]
+    id = f[3]
+  end
+  if not res then
+    local all = redis.call('HGETALL', pre .. 'e:' .. id .. ':' .. ARGV[last])
+    if #all == 0 then res = {1, id, chain, {}} else res = {0, id, chain, all} end
+  end
+  out[#out + 1] = res
+  p = last + 1
 end
-local all = redis.call('HGETALL', pre .. 'e:' .. id .. ':' .. ARGV[n])
-if #all == 0 then return {1, id, chain, {}} end
-return {0, id, chain, all}
+return out
 )lua";
 
 // Applies a change if everything it read is unchanged. KEYS[1] is the container's version
@@ -107,7 +118,8 @@ return {1, ver}
 // A put_item without a condition, in one step: walks the path like the resolve script, then
 // gives the item its new attributes and times, or creates it (and its index entry). KEYS[1]:
 // the container's version counter. ARGV: prefix, the id for a new item, its meta, the times
-// ("msecs mnsecs csecs cnsecs"), the encoded attributes, the root id, the path's components.
+// ("msecs mnsecs csecs cnsecs"), the encoded attributes, then the path as the resolve script
+// takes it (root id, number of components, components).
 // Returns {0, id, meta, version} replaced, {1, ...} created, {2} a parent is missing, {3, at}
 // a parent is not a directory, {4} the parent is a stream, {5, type} it is not an item.
 constexpr char kPutItemScript[] = R"lua(
@@ -115,10 +127,10 @@ local pre = ARGV[1]
 local id = ARGV[6]
 local n = #ARGV
 local ptype = 'd'
-for c = 7, n - 1 do
+for c = 8, n - 1 do
   local f = redis.call('HMGET', pre .. 'e:' .. id .. ':' .. ARGV[c], 't', 'i')
   if not f[1] then return {2} end
-  if f[1] ~= 'd' and f[1] ~= 's' then return {3, c - 6} end
+  if f[1] ~= 'd' and f[1] ~= 's' then return {3, c - 7} end
   ptype = f[1]
   id = f[2]
 end
@@ -528,7 +540,7 @@ public:
     };
 
     // The script's arguments for `path`, with the parts of `out` known before asking.
-    absl::StatusOr<std::vector<std::string>> ResolveArgs(const Path& path, Resolved* out) {
+    absl::Status ResolveArgs(const Path& path, Resolved* out, std::vector<std::string>* args) {
         if (path.is_root()) {
             return absl::InvalidArgumentError("the root \"/\" holds only containers");
         }
@@ -541,11 +553,12 @@ public:
         if (path.depth() == 1) {
             return absl::InvalidArgumentError(absl::StrFormat("%s is a container root", path.str()));
         }
-        std::vector<std::string> args = {out->tag, std::to_string(root->second)};
+        args->push_back(std::to_string(root->second));
+        args->push_back(std::to_string(path.depth() - 1));
         for (size_t i = 1; i < path.depth(); ++i) {
-            args.emplace_back(path.component(i));
+            args->emplace_back(path.component(i));
         }
-        return args;
+        return absl::OkStatus();
     }
 
     // The `at`th directory of `path` (1: the first under the container) is not one.
@@ -594,15 +607,19 @@ public:
 
     absl::StatusOr<Resolved> Resolve(const Path& path) {
         Resolved out;
-        auto args = ResolveArgs(path, &out);
-        if (!args.ok()) {
-            return args.status();
+        std::vector<std::string> args;
+        if (absl::Status s = ResolveArgs(path, &out, &args); !s.ok()) {
+            return s;
         }
-        auto r = Script(kResolveScript, resolve_sha_, {out.tag + "ver"}, *args, true);
+        args.insert(args.begin(), out.tag);
+        auto r = Script(kResolveScript, resolve_sha_, {out.tag + "ver"}, args, true);
         if (!r.ok()) {
             return r.status();
         }
-        return ParseResolved(path, std::move(out), *r);
+        if (r->type != Reply::Type::kArray || r->elements.size() != 1) {
+            return Damaged("a path resolution");
+        }
+        return ParseResolved(path, std::move(out), r->elements[0]);
     }
 
     // A script by its digest, without a thread waiting: `done` runs on the thread that runs
@@ -631,24 +648,82 @@ public:
                      });
     }
 
-    // Resolve without a thread waiting (see ScriptAsync for where `done` runs).
+    // Resolves asked for on one thread between two flushes (a daemon worker's turn): sent as
+    // one script per container, so that Redis runs one script for many requests.
+    struct ResolveBatch {
+        struct Ask {
+            Path path;
+            Resolved out;
+            absl::AnyInvocable<void(absl::StatusOr<Resolved>) &&> done;
+        };
+        struct Container {
+            std::vector<std::string> args;  // the script's arguments after the prefix
+            std::vector<Ask> asks;
+        };
+        std::map<std::string, Container> by_tag;
+    };
+
+    // Resolve without a thread waiting (see ScriptAsync for where `done` runs). On a thread
+    // with a batch (a worker's, see RedisBackend::JoinLoop) it waits in the batch for the
+    // end of the turn.
     void ResolveAsync(const Path& path, absl::AnyInvocable<void(absl::StatusOr<Resolved>) &&> done) {
         Resolved out;
-        auto args = ResolveArgs(path, &out);
-        if (!args.ok()) {
-            return std::move(done)(args.status());
+        ResolveBatch single;
+        ResolveBatch* batch = BatchHere();
+        std::vector<std::string>& args = (batch != nullptr ? batch : &single)->by_tag[Tag(path.container())].args;
+        size_t mark = args.size();
+        if (absl::Status s = ResolveArgs(path, &out, &args); !s.ok()) {
+            args.resize(mark);
+            return std::move(done)(s);
         }
-        auto shared = std::make_shared<std::vector<std::string>>(std::move(*args));
-        shared->insert(shared->begin(), {"1", out.tag + "ver"});
-        std::string route = out.tag;
-        ScriptAsync(kResolveScript, resolve_sha_, route, true, [shared] { return *shared; },
-                    [this, path, out = std::move(out), done = std::move(done)](absl::StatusOr<Reply> r) mutable {
-                        if (!r.ok()) {
-                            return std::move(done)(r.status());
-                        }
-                        std::move(done)(ParseResolved(path, std::move(out), *r));
-                    });
+        auto& asks = (batch != nullptr ? batch : &single)->by_tag[out.tag].asks;
+        asks.push_back({path, std::move(out), std::move(done)});
+        if (batch == nullptr) {
+            FlushResolves(single);
+        }
     }
+
+    void FlushResolves(ResolveBatch& batch) {
+        // (What fails at once below may ask again: into the batch, for the next flush.)
+        std::map<std::string, ResolveBatch::Container> by_tag = std::move(batch.by_tag);
+        batch.by_tag.clear();
+        for (auto& [tag, c] : by_tag) {
+            if (c.asks.empty()) {
+                continue;
+            }
+            auto args = std::make_shared<std::vector<std::string>>();
+            args->reserve(c.args.size() + 3);
+            args->insert(args->end(), {"1", tag + "ver", tag});
+            args->insert(args->end(), std::make_move_iterator(c.args.begin()), std::make_move_iterator(c.args.end()));
+            auto asks = std::make_shared<std::vector<ResolveBatch::Ask>>(std::move(c.asks));
+            ScriptAsync(kResolveScript, resolve_sha_, tag, true, [args] { return *args; },
+                        [this, asks](absl::StatusOr<Reply> r) mutable {
+                            bool shaped = r.ok() && r->type == Reply::Type::kArray &&
+                                          r->elements.size() == asks->size();
+                            for (size_t i = 0; i < asks->size(); ++i) {
+                                ResolveBatch::Ask& a = (*asks)[i];
+                                if (!r.ok()) {
+                                    std::move(a.done)(r.status());
+                                } else if (!shaped) {
+                                    std::move(a.done)(Damaged("a path resolution"));
+                                } else {
+                                    std::move(a.done)(ParseResolved(a.path, std::move(a.out), r->elements[i]));
+                                }
+                            }
+                        });
+        }
+    }
+
+    // This thread's batch for this store, if it has one.
+    ResolveBatch* BatchHere() {
+        for (const auto& [store, batch] : tls_batches_) {
+            if (store == this) {
+                return batch;
+            }
+        }
+        return nullptr;
+    }
+    static thread_local std::vector<std::pair<const Store*, ResolveBatch*>> tls_batches_;
 
     // The entry resolved at `path`, in place (no copy), or null when there is none.
     static Entry* Existing(Resolved& r) { return r.entry ? &*r.entry : nullptr; }
@@ -1814,9 +1889,9 @@ public:
     // for a new item (the caller then takes the general path, which reserves).
     bool PutItemAsync(std::shared_ptr<const PutItemRequest> req, Done<ObjectInfo>& done) {
         Resolved where;
-        auto args = ResolveArgs(req->path, &where);
-        if (!args.ok()) {
-            std::move(done)(args.status());
+        std::vector<std::string> path_args;
+        if (absl::Status s = ResolveArgs(req->path, &where, &path_args); !s.ok()) {
+            std::move(done)(s);
             return true;
         }
         std::string encoded;
@@ -1835,7 +1910,7 @@ public:
                                          fresh.ctime.nsecs);
         std::vector<std::string> argv = {"1", where.tag + "ver", where.tag, std::to_string(*id), EncodeMeta(fresh),
                                          std::move(times), std::move(encoded)};
-        argv.insert(argv.end(), std::make_move_iterator(args->begin() + 1), std::make_move_iterator(args->end()));
+        argv.insert(argv.end(), std::make_move_iterator(path_args.begin()), std::make_move_iterator(path_args.end()));
         auto shared = std::make_shared<std::vector<std::string>>(std::move(argv));
         std::string route = where.tag;
         ScriptAsync(kPutItemScript, put_item_sha_, route, false, [shared] { return *shared; },
@@ -2214,29 +2289,46 @@ absl::StatusOr<std::unique_ptr<RedisBackend>> RedisBackend::Open(RedisBackendOpt
     return std::unique_ptr<RedisBackend>(new RedisBackend(std::move(store), threads));
 }
 
+thread_local std::vector<std::pair<const RedisBackend::Store*, RedisBackend::Store::ResolveBatch*>>
+    RedisBackend::Store::tls_batches_;
+
 RedisBackend::RedisBackend(std::unique_ptr<Store> store, size_t threads)
     : store_(std::move(store)), pool_(std::make_unique<TaskPool>("zh-redis", threads)) {}
 
 RedisBackend::~RedisBackend() { pool_.reset(); }
 
 absl::StatusOr<std::unique_ptr<LoopHook>> RedisBackend::JoinLoop() {
+    // The worker's lane, and its batch of resolves: what the requests of a turn asked for
+    // goes out as one script per container when the worker polls the hook.
     class Hook : public LoopHook {
     public:
-        explicit Hook(std::unique_ptr<redis::LoopLane> lane) : lane_(std::move(lane)) {}
+        Hook(Store* store, std::unique_ptr<redis::LoopLane> lane) : store_(store), lane_(std::move(lane)) {
+            Store::tls_batches_.emplace_back(store_, &batch_);
+        }
+        ~Hook() override {
+            std::erase_if(Store::tls_batches_, [this](const auto& e) { return e.second == &batch_; });
+            store_->FlushResolves(batch_);  // then failed with the lane (Cancelled)
+        }
         int fd() const override { return lane_->fd(); }
-        bool Poll() override { return lane_->Poll(); }
-        bool Busy() const override { return lane_->Busy(); }
+        bool Poll() override {
+            bool sent = !batch_.by_tag.empty();
+            store_->FlushResolves(batch_);
+            return lane_->Poll() || sent;
+        }
+        bool Busy() const override { return !batch_.by_tag.empty() || lane_->Busy(); }
         int TimeoutMs() const override { return lane_->TimeoutMs(); }
         void Sleeping(bool asleep) override { lane_->Sleeping(asleep); }
 
     private:
+        Store* store_;
+        Store::ResolveBatch batch_;
         std::unique_ptr<redis::LoopLane> lane_;
     };
     auto lane = store_->client().Attach();
     if (!lane.ok()) {
         return lane.status();
     }
-    return std::unique_ptr<LoopHook>(std::make_unique<Hook>(std::move(*lane)));
+    return std::unique_ptr<LoopHook>(std::make_unique<Hook>(store_.get(), std::move(*lane)));
 }
 
 #define ZH_REDIS_OP(call)                                                              \
