@@ -407,8 +407,12 @@ TEST(AdaptiveSpin, SpinsWhileAnswersComeQuicklyAndBacksOffWhenTheyDoNot) {
         spin.Record(absl::Milliseconds(2));
     }
     EXPECT_EQ(spin.budget(), absl::ZeroDuration()) << "down to none";
-    spin.Record(absl::Microseconds(60));  // answers are quick again: the whole spin at once
-    EXPECT_EQ(spin.budget(), absl::Microseconds(50));
+    spin.Record(absl::Microseconds(60));  // a quick answer: a short spin first
+    EXPECT_EQ(spin.budget(), absl::Microseconds(1));
+    for (int i = 0; i < 5; ++i) {
+        spin.Record(absl::Microseconds(60));
+    }
+    EXPECT_EQ(spin.budget(), absl::Microseconds(50)) << "quick answers again: back to the whole spin";
 }
 
 }  // namespace

@@ -1916,9 +1916,9 @@ public:
         ScriptAsync(kPutItemScript, put_item_sha_, route, false, [shared] { return *shared; },
                     [this, req, id = *id, done = std::move(done)](
                         absl::StatusOr<Reply> r) mutable {
-                        if (!r.ok() || r->type != Reply::Type::kArray || r->elements.empty() ||
+                        if (r.ok() && r->type == Reply::Type::kArray && !r->elements.empty() &&
                             r->elements[0].integer != 1) {
-                            GiveBackId(id);  // not used: the item was there, or nothing was written
+                            GiveBackId(id);  // certainly not used: the item was there, or a refusal
                         }
                         if (!r.ok()) {
                             return std::move(done)(r.status());
@@ -2337,8 +2337,9 @@ absl::StatusOr<std::unique_ptr<LoopHook>> RedisBackend::JoinLoop() {
     })
 
 void RedisBackend::ListContainers(Done<std::vector<std::string>> done) { std::move(done)(store_->ListContainers()); }
-// Point reads answer from the client's I/O thread: no thread of ours waits on Redis (a
-// shard's info needs a second read, and goes to the pool).
+// Point reads complete where the resolve's answer arrives (the worker's lane, else the
+// client's own thread): no thread of ours waits on Redis (a shard's info needs a second
+// read, and goes to the pool).
 void RedisBackend::Stat(Path req, Done<ObjectInfo> done) {
     if (req.depth() < 2) {
         return ZH_REDIS_OP(Stat(req));

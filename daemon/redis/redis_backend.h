@@ -9,8 +9,11 @@
 // per-entry versions; a conflict is retried). Containers spread over the cluster's
 // primaries; one container is as large and as fast as the primary that holds its slot.
 //
-// Operations run on the backend's threads as short sequences of commands; the commands of
-// all of them are pipelined over the client's few shared connections.
+// Point reads (get_item, stat) and item writes run on the daemon workers' own event loops
+// (JoinLoop): each worker has a lane of the client, its requests' commands go out at the end
+// of its turn (resolves batched into one script per container) and complete on the worker.
+// A put_item without a condition is one script. Multi-step operations (listing, objects,
+// streams, renames) run on the backend's threads over the client's own connections.
 //
 //   RedisBackendOptions o;
 //   o.client.seeds = *ParseRedisUrl("redis://10.0.0.1:7000,10.0.0.2:7000");

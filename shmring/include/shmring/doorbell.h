@@ -15,6 +15,7 @@
 //   // peer thread, waiting for its completion:
 //   WaitForCreator(header, [&] { return ring.ReadyShared(&header->complete_head); }, spin, timeout);
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -53,9 +54,11 @@ bool WaitForCreator(SegmentHeader* h, const std::function<bool()>& ready, absl::
                     absl::Duration timeout);
 
 // How long a waiter spins before it sleeps, learned from how long its waits take. A wait
-// that ended within twice the longest spin could have been caught spinning: the full spin
-// again. A longer one (slow answers, or more waiters than cores, where spinning takes the
-// cores the answers need) halves the spin, down to none. Shared by a session's threads.
+// that ended within twice the longest spin could have been caught spinning: the spin doubles
+// (from none: 1 us, 3, 7, ... up to the longest). A longer one (slow answers, or more waiters
+// than cores, where spinning takes the cores the answers need) halves it, down to none. So
+// a stray quick answer among slow ones costs a short spin, not the longest. Shared by a
+// session's threads.
 //
 //   AdaptiveSpin spin(absl::Microseconds(50));
 //   absl::Time start = absl::Now();
@@ -67,8 +70,8 @@ public:
         : max_ns_(absl::ToInt64Nanoseconds(max)), budget_ns_(absl::ToInt64Nanoseconds(max)) {}
     absl::Duration budget() const { return absl::Nanoseconds(budget_ns_.load(std::memory_order_relaxed)); }
     void Record(absl::Duration waited) {
-        int64_t b = absl::ToInt64Nanoseconds(waited) <= 2 * max_ns_ ? max_ns_
-                                                                     : budget_ns_.load(std::memory_order_relaxed) / 2;
+        int64_t b = budget_ns_.load(std::memory_order_relaxed);
+        b = absl::ToInt64Nanoseconds(waited) <= 2 * max_ns_ ? std::min(max_ns_, 2 * b + 1000) : b / 2;
         budget_ns_.store(b < 1000 ? 0 : b, std::memory_order_relaxed);
     }
 
