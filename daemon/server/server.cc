@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <immintrin.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -551,7 +552,12 @@ void Worker::Loop() {
         bool awaited = std::any_of(hooks_.begin(), hooks_.end(), [](const auto& h) { return h->Busy(); });
         if (now - idle_since < kSpinBeforeSleep || now < stay_awake_until ||
             (awaited && now - idle_since < kSpinForBackend)) {
-            _mm_pause();
+            if (awaited) {
+                // The answer may need this core (Redis on the same machine): offer it.
+                sched_yield();
+            } else {
+                _mm_pause();
+            }
             continue;
         }
         // Sleep: announce it on every session, look once more, then block.

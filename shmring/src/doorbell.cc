@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <immintrin.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -50,18 +51,35 @@ void NotifyPeer(SegmentHeader* h) {
     }
 }
 
+namespace {
+// A spinning waiter pauses at first (an answer in a microsecond or two is caught at once),
+// then yields its core between looks: on a machine with fewer cores than busy threads, the
+// thread that computes the answer (a daemon worker, a server behind it) gets to run.
+constexpr absl::Duration kSpinBeforeYield = absl::Microseconds(5);
+}  // namespace
+
 bool WaitForCreator(SegmentHeader* h, const std::function<bool()>& ready, absl::Duration spin,
                     absl::Duration timeout) {
     absl::Time start = absl::Now();
     absl::Time spin_until = start + spin;
+    absl::Time yield_from = start + kSpinBeforeYield;
     absl::Time deadline = start + timeout;
+    bool yielding = false;
     for (int i = 0;; ++i) {
         if (ready()) {
             return true;
         }
-        _mm_pause();
-        if ((i & 63) == 63 && absl::Now() >= spin_until) {
-            break;
+        if (yielding) {
+            sched_yield();  // whoever computes the answer may need this core
+        } else {
+            _mm_pause();
+        }
+        if ((i & 63) == 63 || yielding) {
+            absl::Time now = absl::Now();
+            if (now >= spin_until) {
+                break;
+            }
+            yielding = now >= yield_from;
         }
     }
     std::atomic_ref<uint32_t> waiters(h->peer_waiting);
