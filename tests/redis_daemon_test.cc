@@ -167,6 +167,43 @@ TEST_F(RedisDaemonTest, ARefusedPasswordStopsTheDaemonWithAClearErrorAndNoSecret
     EXPECT_FALSE(absl::StrContains(out, "not-the-password")) << "the password is in the log: " << out;
 }
 
+TEST_F(RedisDaemonTest, ARedisThatGoesAwayAndComesBackIsWaitedForAndServedAgain) {
+    // Persistent (every write fsynced), so that what was acknowledged is there after the restart.
+    RedisServer server(dir_ + "/redis", {"--appendonly", "yes", "--appendfsync", "always"});
+    server.Start();
+    StartDaemons(1, absl::StrCat("redis://127.0.0.1:", server.port()), ", retry_window_ms: 20000");
+    auto client = daemons_[0]->Connect("rw-key");
+    ASSERT_TRUE(client.ok());
+    ASSERT_TRUE((*client)->PutItem({.path = P("/demo/k"), .attributes = {{"n", Value::Int64(1)}}}).ok());
+    server.Kill();
+    // Asked while it is down: a read, and a write never sent, wait for it (within the retry
+    // window) on the worker's lane, which reconnects.
+    absl::StatusOr<Item> read = absl::UnknownError("not run");
+    absl::StatusOr<ObjectInfo> write = absl::UnknownError("not run");
+    std::thread reader([&] {
+        auto c = daemons_[0]->Connect("rw-key");
+        ASSERT_TRUE(c.ok());
+        read = (*c)->GetItem({.path = P("/demo/k"), .attributes = {"n"}});
+    });
+    std::thread writer([&] {
+        auto c = daemons_[0]->Connect("rw-key");
+        ASSERT_TRUE(c.ok());
+        write = (*c)->PutItem({.path = P("/demo/while-down"), .attributes = {{"n", Value::Int64(2)}}});
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    server.Start();
+    reader.join();
+    writer.join();
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(read->attributes.at("n").as_int64(), 1);
+    ASSERT_TRUE(write.ok()) << "a write that was never sent goes out once Redis is back: " << write.status();
+    // And the session that was open all along carries on.
+    auto after = (*client)->GetItem({.path = P("/demo/while-down"), .attributes = {"n"}});
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_EQ(after->attributes.at("n").as_int64(), 2);
+    EXPECT_TRUE((*client)->UpdateItem({.path = P("/demo/k"), .update = "n = n + 1"}).ok());
+}
+
 TEST_F(RedisDaemonTest, APrimaryKilledUnderLoadLosesNoAcknowledgedWrite) {
     RedisCluster cluster(dir_ + "/cluster");
     cluster.Start();
