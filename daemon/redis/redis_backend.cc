@@ -70,7 +70,8 @@ return out
 
 // Applies a change if everything it read is unchanged. KEYS[1] is the container's version
 // counter; ARGV: the checks ("v" key-index version: the entry's version is this, "" for
-// absent; "e" key-index -: the index is empty), then the operations ("h" replace a hash,
+// absent; "e" key-index prefix: the directory whose index buckets are prefix0..prefix15 is
+// empty), then the operations ("h" replace a hash,
 // "u" update fields, "d" delete a key, "za"/"zr" add to / remove from an index).
 // Returns {1, new version} or {0, number of the check that failed}.
 constexpr char kCommitScript[] = R"lua(
@@ -85,7 +86,9 @@ for c = 1, nchecks do
     local v = redis.call('HGET', k, 'v')
     if (v or '') ~= val then return {0, c} end
   elseif kind == 'e' then
-    if redis.call('ZCARD', k) > 0 then return {0, c} end
+    for b = 0, 15 do
+      if redis.call('ZCARD', val .. b) > 0 then return {0, c} end
+    end
   end
 end
 local ver = redis.call('INCR', KEYS[1])
@@ -115,22 +118,38 @@ end
 return {1, ver}
 )lua";
 
+// A page of a directory's names from each of its index buckets: ARGV[1] the buckets' key
+// prefix, ARGV[2] where to start (a ZRANGEBYLEX bound), ARGV[3] at most this many from each.
+// One array per bucket; the daemon merges them (in byte order: Lua's comparisons follow the
+// server's locale).
+constexpr char kNamesScript[] = R"lua(
+local out = {}
+for b = 0, 15 do
+  out[b + 1] = redis.call('ZRANGEBYLEX', ARGV[1] .. b, ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
+end
+return out
+)lua";
+
+// A directory's index is split over this many sorted sets by a stable hash of the name, so
+// that a table of millions of items is not one giant key (the scripts above count to 15).
+constexpr uint32_t kIndexBuckets = 16;
+
 // A put_item without a condition, in one step: walks the path like the resolve script, then
 // gives the item its new attributes and times, or creates it (and its index entry). KEYS[1]:
 // the container's version counter. ARGV: prefix, the id for a new item, its meta, the times
-// ("msecs mnsecs csecs cnsecs"), the encoded attributes, then the path as the resolve script
-// takes it (root id, number of components, components).
+// ("msecs mnsecs csecs cnsecs"), the encoded attributes, the name's index bucket, then the
+// path as the resolve script takes it (root id, number of components, components).
 // Returns {0, id, meta, version} replaced, {1, ...} created, {2} a parent is missing, {3, at}
 // a parent is not a directory, {4} the parent is a stream, {5, type} it is not an item.
 constexpr char kPutItemScript[] = R"lua(
 local pre = ARGV[1]
-local id = ARGV[6]
+local id = ARGV[7]
 local n = #ARGV
 local ptype = 'd'
-for c = 8, n - 1 do
+for c = 9, n - 1 do
   local f = redis.call('HMGET', pre .. 'e:' .. id .. ':' .. ARGV[c], 't', 'i')
   if not f[1] then return {2} end
-  if f[1] ~= 'd' and f[1] ~= 's' then return {3, c - 7} end
+  if f[1] ~= 'd' and f[1] ~= 's' then return {3, c - 8} end
   ptype = f[1]
   id = f[2]
 end
@@ -147,7 +166,7 @@ if f[1] then
   return {0, f[2], meta, ver}
 end
 redis.call('HSET', key, 'v', ver, 't', 'f', 'i', ARGV[2], 'm', ARGV[3], 'a', ARGV[5], 'b', '')
-redis.call('ZADD', pre .. 'd:' .. id, 0, ARGV[n])
+redis.call('ZADD', pre .. 'd:' .. id .. ':' .. ARGV[6], 0, ARGV[n])
 return {1, ARGV[2], ARGV[3], ver}
 )lua";
 
@@ -317,8 +336,9 @@ public:
         checks_.insert(checks_.end(), {std::to_string(Key(key)), "v", version});
         return ++nchecks_;
     }
-    int CheckEmpty(const std::string& index) {
-        checks_.insert(checks_.end(), {std::to_string(Key(index)), "e", "-"});
+    // The directory whose index buckets start with `index_prefix` is empty.
+    int CheckEmpty(const std::string& index_prefix) {
+        checks_.insert(checks_.end(), {"1", "e", index_prefix});
         return ++nchecks_;
     }
     void Replace(const std::string& key, const std::map<std::string, std::string>& fields) { Hash("h", key, fields); }
@@ -406,8 +426,8 @@ public:
             roots_[name] = root_id;
         }
         for (auto [script, sha] : {std::pair{kResolveScript, &resolve_sha_}, std::pair{kCommitScript, &commit_sha_},
-                                   std::pair{kPutItemScript, &put_item_sha_}, std::pair{kPutRecordsScript, &records_sha_},
-                                   std::pair{kSeekTimeScript, &seek_sha_}}) {
+                                   std::pair{kPutItemScript, &put_item_sha_}, std::pair{kNamesScript, &names_sha_},
+                                   std::pair{kPutRecordsScript, &records_sha_}, std::pair{kSeekTimeScript, &seek_sha_}}) {
             auto r = Call({"SCRIPT", "LOAD", script}, "", true);
             if (!r.ok()) {
                 return r.status();
@@ -429,7 +449,12 @@ public:
     static std::string EntryKey(const std::string& tag, uint64_t parent, std::string_view name) {
         return absl::StrCat(tag, "e:", parent, ":", AV(name));
     }
-    static std::string IndexKey(const std::string& tag, uint64_t dir) { return absl::StrCat(tag, "d:", dir); }
+    // The index bucket that holds `name` in directory `dir`, and the prefix of all of them.
+    static uint32_t IndexBucket(std::string_view name) { return ShardForPartitionKey(name, kIndexBuckets); }
+    static std::string IndexKey(const std::string& tag, uint64_t dir, std::string_view name) {
+        return absl::StrCat(tag, "d:", dir, ":", IndexBucket(name));
+    }
+    static std::string IndexPrefix(const std::string& tag, uint64_t dir) { return absl::StrCat(tag, "d:", dir, ":"); }
     static std::string ChunkKey(const std::string& tag, uint64_t data, uint64_t n) {
         return absl::StrCat(tag, "c:", data, ":", n);
     }
@@ -883,7 +908,7 @@ public:
             r->CheckChain(t);
             t.CheckVersion(r->key, "");
             t.Replace(r->key, fields);
-            t.ZAdd(IndexKey(r->tag, r->parent), std::string(path.name()));
+            t.ZAdd(IndexKey(r->tag, r->parent, path.name()), std::string(path.name()));
             auto ok = Commit(t);
             if (!ok.ok()) {
                 return ok.status();
@@ -1001,25 +1026,54 @@ public:
         return out;
     }
 
-    // Names of a directory in order after `after` (exclusive; "" = from the start).
-    absl::StatusOr<std::vector<std::string>> Names(const std::string& tag, uint64_t dir, const std::string& after,
-                                                   const std::string& prefix, size_t count) {
+    // Names of a directory in order after `after` (exclusive; "" = from the start), at most
+    // `count`, and whether more may follow. One script reads a little more than its share
+    // from every index bucket; the merge keeps only names below the first bucket that may
+    // have more (so a page can be shorter than `count` with more to come).
+    struct NamesPage {
+        std::vector<std::string> names;
+        bool more = false;
+    };
+    absl::StatusOr<NamesPage> Names(const std::string& tag, uint64_t dir, const std::string& after,
+                                    const std::string& prefix, size_t count) {
         std::string from = after.empty() ? (prefix.empty() ? "-" : "[" + prefix) : "(" + after;
         if (!after.empty() && !prefix.empty() && after < prefix) {
             from = "[" + prefix;
         }
-        auto r = Call({"ZRANGEBYLEX", IndexKey(tag, dir), from, "+", "LIMIT", "0", std::to_string(count)}, tag, true);
+        size_t per = (count + kIndexBuckets - 1) / kIndexBuckets * 2 + 4;
+        auto r = Script(kNamesScript, names_sha_, {tag + "ver"}, {IndexPrefix(tag, dir), from, std::to_string(per)},
+                        true);
         if (!r.ok()) {
             return r.status();
         }
-        std::vector<std::string> out;
-        for (const Reply& e : r->elements) {
-            if (!prefix.empty() && e.str.compare(0, prefix.size(), prefix) != 0) {
+        if (r->type != Reply::Type::kArray || r->elements.size() != kIndexBuckets) {
+            return Damaged("a directory's index");
+        }
+        std::vector<std::string> all;
+        std::optional<std::string> cutoff;  // the smallest last name of a bucket read in full
+        for (Reply& bucket : r->elements) {
+            if (bucket.elements.size() >= per && (!cutoff || bucket.elements.back().str < *cutoff)) {
+                cutoff = bucket.elements.back().str;
+            }
+            for (Reply& e : bucket.elements) {
+                all.push_back(std::move(e.str));
+            }
+        }
+        std::sort(all.begin(), all.end());
+        NamesPage page;
+        page.more = cutoff.has_value();
+        for (std::string& n : all) {
+            if (!prefix.empty() && n.compare(0, prefix.size(), prefix) != 0) {
+                page.more = false;  // past the prefix: nothing after it matches
                 break;
             }
-            out.push_back(e.str);
+            if ((cutoff && n > *cutoff) || page.names.size() == count) {
+                page.more = true;
+                break;
+            }
+            page.names.push_back(std::move(n));
         }
-        return out;
+        return page;
     }
 
     // The id of the directory at `path` (a container root or a directory; a stream too
@@ -1077,12 +1131,13 @@ public:
         }
         uint64_t dir = *dir_id;
         std::string after = req.marker;
-        while (out.entries.size() < limit) {
+        while (true) {  // (with `limit` entries, one more name decides whether it is truncated)
             size_t want = limit - out.entries.size() + 1;
-            auto names = Names(tag, dir, after, req.prefix, want);
-            if (!names.ok()) {
-                return names.status();
+            auto page = Names(tag, dir, after, req.prefix, want);
+            if (!page.ok()) {
+                return page.status();
             }
+            const std::vector<std::string>* names = &page->names;
             auto entries = FetchEntries(tag, dir, *names);
             if (!entries.ok()) {
                 return entries.status();
@@ -1113,7 +1168,7 @@ public:
                 out.next_marker = de.name;
                 out.entries.push_back(std::move(de));
             }
-            if (names->size() < want) {
+            if (!page->more) {
                 break;
             }
         }
@@ -1155,9 +1210,9 @@ public:
             Txn t(r->tag + "ver");
             r->CheckChain(t);
             t.CheckVersion(r->key, e->version);
-            int empty = t.CheckEmpty(IndexKey(r->tag, e->info.id));
+            int empty = t.CheckEmpty(IndexPrefix(r->tag, e->info.id));
             t.Del(r->key);
-            t.ZRem(IndexKey(r->tag, r->parent), std::string(path.name()));
+            t.ZRem(IndexKey(r->tag, r->parent, path.name()), std::string(path.name()));
             int failed = 0;
             auto ok = Commit(t, &failed);
             if (!ok.ok()) {
@@ -1242,7 +1297,7 @@ public:
                                         ObjectTypeName(d.info.type), ObjectTypeName(e->info.type)));
                 }
                 if (d.info.type == ObjectType::kDirectory) {
-                    dst_empty = t.CheckEmpty(IndexKey(dst->tag, d.info.id));
+                    dst_empty = t.CheckEmpty(IndexPrefix(dst->tag, d.info.id));
                 }
                 replaced_chunks = d.Field("c");
             }
@@ -1250,9 +1305,9 @@ public:
             moved.info.ctime = Now();
             moved.fields["m"] = EncodeMeta(moved.info);
             t.Del(src->key);
-            t.ZRem(IndexKey(src->tag, src->parent), std::string(from.name()));
+            t.ZRem(IndexKey(src->tag, src->parent, from.name()), std::string(from.name()));
             t.Replace(dst->key, moved.fields);
-            t.ZAdd(IndexKey(dst->tag, dst->parent), std::string(to.name()));
+            t.ZAdd(IndexKey(dst->tag, dst->parent, to.name()), std::string(to.name()));
             int failed = 0;
             auto ok = Commit(t, &failed);
             if (!ok.ok()) {
@@ -1327,7 +1382,7 @@ public:
             r->CheckChain(t);
             t.CheckVersion(r->key, e->version);
             t.Del(r->key);
-            t.ZRem(IndexKey(r->tag, r->parent), std::string(req.path.name()));
+            t.ZRem(IndexKey(r->tag, r->parent, req.path.name()), std::string(req.path.name()));
             auto ok = Commit(t);
             if (!ok.ok()) {
                 return ok.status();
@@ -1581,7 +1636,7 @@ public:
             t.CheckVersion(r->key, r->version());
             t.Replace(r->key, fields);
             if (!r->entry) {
-                t.ZAdd(IndexKey(r->tag, r->parent), std::string(req.path.name()));
+                t.ZAdd(IndexKey(r->tag, r->parent, req.path.name()), std::string(req.path.name()));
             }
             auto ok = Commit(t);
             if (!ok.ok()) {
@@ -1723,10 +1778,11 @@ public:
         std::string after = req.marker;
         size_t scanned = 0;
         while (true) {
-            auto names = Names(tag, dir, after, "", kScanBatch);
-            if (!names.ok()) {
-                return names.status();
+            auto page = Names(tag, dir, after, "", kScanBatch);
+            if (!page.ok()) {
+                return page.status();
             }
+            const std::vector<std::string>* names = &page->names;
             // Only the names of this segment are fetched.
             std::vector<std::string> mine;
             for (const std::string& n : *names) {
@@ -1766,7 +1822,7 @@ public:
                 }
                 out.items.push_back(Item{name, e->info, std::move(*projected)});
             }
-            if (names->size() < kScanBatch) {
+            if (!page->more || names->empty()) {
                 break;
             }
             after = names->back();
@@ -1826,7 +1882,7 @@ public:
             fields["a"] = encoded;
             fields["b"] = "";
             t.Replace(r.key, fields);
-            t.ZAdd(IndexKey(r.tag, r.parent), std::string(path.name()));
+            t.ZAdd(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
         }
         return std::pair<Txn, ObjectInfo>(std::move(t), info);
     }
@@ -1908,8 +1964,14 @@ public:
         ObjectInfo fresh = NewInfo(ObjectType::kObject, *id, 0644, req->caller);
         std::string times = absl::StrCat(fresh.mtime.secs, " ", fresh.mtime.nsecs, " ", fresh.ctime.secs, " ",
                                          fresh.ctime.nsecs);
-        std::vector<std::string> argv = {"1", where.tag + "ver", where.tag, std::to_string(*id), EncodeMeta(fresh),
-                                         std::move(times), std::move(encoded)};
+        std::vector<std::string> argv = {"1",
+                                         where.tag + "ver",
+                                         where.tag,
+                                         std::to_string(*id),
+                                         EncodeMeta(fresh),
+                                         std::move(times),
+                                         std::move(encoded),
+                                         std::to_string(IndexBucket(req->path.name()))};
         argv.insert(argv.end(), std::make_move_iterator(path_args.begin()), std::make_move_iterator(path_args.end()));
         auto shared = std::make_shared<std::vector<std::string>>(std::move(argv));
         std::string route = where.tag;
@@ -2001,12 +2063,12 @@ public:
             r->CheckChain(t);
             t.CheckVersion(r->key, "");
             t.Replace(r->key, fields);
-            t.ZAdd(IndexKey(r->tag, r->parent), std::string(req.path.name()));
+            t.ZAdd(IndexKey(r->tag, r->parent, req.path.name()), std::string(req.path.name()));
             for (uint32_t k = 0; k < req.shard_count; ++k) {
                 ObjectInfo shard = NewInfo(ObjectType::kShard, *base + 1 + k, 0644, req.caller);
                 std::string name = absl::StrCat(k);
                 t.Replace(EntryKey(r->tag, *base, name), NewFields(ObjectType::kShard, shard.id, shard));
-                t.ZAdd(IndexKey(r->tag, *base), name);
+                t.ZAdd(IndexKey(r->tag, *base, name), name);
             }
             auto ok = Commit(t);
             if (!ok.ok()) {
@@ -2055,8 +2117,10 @@ public:
             r.CheckChain(t);
             t.CheckVersion(r.key, e.version);
             t.Del(r.key);
-            t.ZRem(IndexKey(r.tag, r.parent), std::string(path.name()));
-            t.Del(IndexKey(r.tag, e.info.id));
+            t.ZRem(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
+            for (uint32_t b = 0; b < kIndexBuckets; ++b) {
+                t.Del(absl::StrCat(IndexPrefix(r.tag, e.info.id), b));
+            }
             for (uint32_t k = 0; k < e.shard_count; ++k) {
                 uint64_t sid = e.info.id + 1 + k;
                 t.Del(EntryKey(r.tag, e.info.id, absl::StrCat(k)));
@@ -2269,7 +2333,7 @@ private:
     RedisBackendOptions options_;
     std::unique_ptr<redis::RedisClient> redis_;
     std::map<std::string, uint64_t> roots_;  // container -> its root directory's id
-    std::string resolve_sha_, commit_sha_, put_item_sha_, records_sha_, seek_sha_;
+    std::string resolve_sha_, commit_sha_, put_item_sha_, names_sha_, records_sha_, seek_sha_;
     std::atomic<uint64_t> round_robin_{0};
     static constexpr uint64_t kIdRange = 1000;
     absl::Mutex ids_mu_;
