@@ -387,7 +387,7 @@ private:
     }
 
     uint64_t AddFile(Ino ino, bool append, bool shard) {
-        auto h = std::make_unique<FileHandle>();
+        auto h = std::make_shared<FileHandle>();
         h->append = append;
         if (shard && !InitShard(ino, h.get())) {
             return 0;
@@ -398,19 +398,21 @@ private:
         return fh;
     }
 
-    FileHandle* File(Ino ino, uint64_t fh) {
+    // Shared: a shard read still running when the kernel releases the handle (it may, once
+    // the read's reply is out) keeps it alive until it is done.
+    std::shared_ptr<FileHandle> File(Ino ino, uint64_t fh) {
         std::lock_guard<std::mutex> lock(handles_mu_);
         auto it = files_.find(fh);
         if (it != files_.end()) {
-            return it->second.get();
+            return it->second;
         }
         // Opened by a predecessor.
-        auto h = std::make_unique<FileHandle>();
+        auto h = std::make_shared<FileHandle>();
         h->append = (fh & kFhAppend) != 0;
         if ((fh & kFhShard) && !InitShard(ino, h.get())) {
             return nullptr;
         }
-        return (files_[fh] = std::move(h)).get();
+        return files_[fh] = std::move(h);
     }
 
     void DropFile(uint64_t fh) {
@@ -792,7 +794,10 @@ private:
     // of framed bytes starting at `offset`, fetches records until the window covers the
     // read (or the shard ends), and drops what lies well before the read: readers go
     // forward.
-    void ReadShard(fuse_req_t req, FileHandle* h, size_t size, off_t off) {
+    // A shard read holds its handle (`h`) until it has answered and handed on to the next.
+    using ShardHandle = std::shared_ptr<FileHandle>;
+
+    void ReadShard(fuse_req_t req, ShardHandle h, size_t size, off_t off) {
         {
             std::lock_guard<std::mutex> lock(h->mu);
             if (h->busy) {
@@ -805,7 +810,7 @@ private:
     }
 
     // Called when a shard read has been answered: the next waiting one, if any, goes on.
-    void ShardReadDone(FileHandle* h) {
+    void ShardReadDone(const ShardHandle& h) {
         std::tuple<fuse_req_t, size_t, off_t> next;
         {
             std::lock_guard<std::mutex> lock(h->mu);
@@ -822,7 +827,7 @@ private:
     // Reads of one handle may arrive out of order by this much and still be served.
     static constexpr uint64_t kShardWindowBehind = 8 << 20;
 
-    void ReadShardNow(fuse_req_t req, FileHandle* h, size_t size, off_t off) {
+    void ReadShardNow(fuse_req_t req, ShardHandle h, size_t size, off_t off) {
         auto fail = [this, req, h](int e) {
             fuse_reply_err(req, e);
             ShardReadDone(h);
@@ -882,8 +887,8 @@ private:
     static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
         Impl* fs = Self(req);
         Assist assist{fs};
-        if (FileHandle* h = fs->File(ino, fi->fh); h != nullptr && h->shard) {
-            return fs->ReadShard(req, h, size, off);
+        if (std::shared_ptr<FileHandle> h = fs->File(ino, fi->fh); h != nullptr && h->shard) {
+            return fs->ReadShard(req, std::move(h), size, off);
         }
         auto path = fs->PathOrReply(req, ino);
         if (!path) {
@@ -907,7 +912,7 @@ private:
         if (!path) {
             return;
         }
-        FileHandle* h = fs->File(ino, fi->fh);
+        std::shared_ptr<FileHandle> h = fs->File(ino, fi->fh);
         if (h != nullptr && h->shard) {
             // One write, one record, on this shard.
             return fs->client_->PutRecordsAsync(
@@ -1344,7 +1349,7 @@ private:
     NodeTable nodes_;
     std::mutex handles_mu_;
     uint64_t next_handle_ = 1;  // under handles_mu_
-    absl::flat_hash_map<uint64_t, std::unique_ptr<FileHandle>> files_;  // under handles_mu_
+    absl::flat_hash_map<uint64_t, std::shared_ptr<FileHandle>> files_;  // under handles_mu_
     absl::flat_hash_map<uint64_t, std::unique_ptr<DirHandle>> dirs_;    // under handles_mu_
     std::unique_ptr<Client> client_;
     struct fuse_session* session_ = nullptr;
