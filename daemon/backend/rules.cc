@@ -64,6 +64,25 @@ absl::Status ValidateAttributeNames(const Path& path, const AttributeMap& attrs)
     return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> EncodeItemAttributes(const Path& path, const AttributeMap& attrs) {
+    std::string encoded;
+    EncodeAttributes(attrs, &encoded);
+    if (encoded.size() > kMaxItemAttributeBytes) {
+        return absl::InvalidArgumentError(absl::StrFormat("%s: attributes take %d bytes, the limit is %d", path.str(),
+                                                          encoded.size(), kMaxItemAttributeBytes));
+    }
+    return encoded;
+}
+
+absl::Status ValidateSegment(const GetItemsRequest& req) {
+    if (req.total_segments == 0 || req.segment >= req.total_segments) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: segment %d of %d: the segment must be below the segment count", req.path.str(),
+                            req.segment, req.total_segments));
+    }
+    return absl::OkStatus();
+}
+
 absl::Status ValidateMetadata(const SetMetadataRequest& req) {
     if (req.mtime && (!req.mtime->InNanosRange() || req.mtime->nsecs < 0 || req.mtime->nsecs >= 1'000'000'000)) {
         return absl::InvalidArgumentError(

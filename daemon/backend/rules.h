@@ -44,6 +44,12 @@ private:
 // Attribute names of a put, each checked.
 absl::Status ValidateAttributeNames(const Path& path, const AttributeMap& attrs);
 
+// An item's attributes encoded, within kMaxItemAttributeBytes.
+absl::StatusOr<std::string> EncodeItemAttributes(const Path& path, const AttributeMap& attrs);
+
+// get_items: the segment is one of the segments.
+absl::Status ValidateSegment(const GetItemsRequest& req);
+
 // set_metadata: the request is sound; then what it changes (ctime becomes `now`).
 absl::Status ValidateMetadata(const SetMetadataRequest& req);
 void ApplyMetadata(const SetMetadataRequest& req, Timestamp now, ObjectInfo* info);

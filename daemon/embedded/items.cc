@@ -46,10 +46,8 @@ absl::StatusOr<Item> EmbeddedBackend::Store::GetItem(const GetItemRequest& req) 
 }
 
 absl::StatusOr<GetItemsResult> EmbeddedBackend::Store::GetItems(const GetItemsRequest& req) {
-    if (req.total_segments == 0 || req.segment >= req.total_segments) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: segment %d of %d: the segment must be below the segment count", req.path.str(), req.segment,
-            req.total_segments));
+    if (absl::Status s = ValidateSegment(req); !s.ok()) {
+        return s;
     }
     auto filter = expr::Condition::Parse(req.filter);
     if (!filter.ok()) {
@@ -159,12 +157,11 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteItem(
             }
             e = embedded::NewEntry(ObjectType::kObject, *id, 0644, caller.uid, caller.gid, Now());
         }
-        e.attributes.clear();
-        EncodeAttributes(attrs, &e.attributes);
-        if (e.attributes.size() > kMaxItemAttributeBytes) {
-            return absl::InvalidArgumentError(absl::StrFormat("%s: attributes take %d bytes, the limit is %d",
-                                                              path.str(), e.attributes.size(), kMaxItemAttributeBytes));
+        auto encoded = EncodeItemAttributes(path, attrs);
+        if (!encoded.ok()) {
+            return encoded.status();
         }
+        e.attributes = std::move(*encoded);
         e.info.mtime = e.info.ctime = Now();
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(e));

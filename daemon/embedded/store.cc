@@ -1069,15 +1069,14 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjec
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequest& req, DataSource* data) {
-    std::string encoded;
     if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
         return s;
     }
-    EncodeAttributes(req.attributes, &encoded);
-    if (encoded.size() > kMaxItemAttributeBytes) {
-        return absl::InvalidArgumentError(absl::StrFormat("%s: attributes take %d bytes, the limit is %d",
-                                                          req.path.str(), encoded.size(), kMaxItemAttributeBytes));
+    auto attributes = EncodeItemAttributes(req.path, req.attributes);
+    if (!attributes.ok()) {
+        return attributes.status();
     }
+    std::string encoded = std::move(*attributes);
     if (req.path.depth() < 2) {
         return absl::FailedPreconditionError(absl::StrFormat("%s: not an object path", req.path.str()));
     }

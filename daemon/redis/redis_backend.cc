@@ -276,6 +276,27 @@ std::string EncodeMeta(const ObjectInfo& i) {
                         i.ctime.nsecs, " ", i.size);
 }
 
+// EncodeMeta's fields back into `info`; false when they are not eight numbers.
+bool DecodeMeta(std::string_view meta, ObjectInfo* info) {
+    std::vector<absl::string_view> m = absl::StrSplit(AV(meta), ' ');
+    int64_t n[8] = {};
+    if (m.size() != 8) {
+        return false;
+    }
+    for (int k = 0; k < 8; ++k) {
+        if (!absl::SimpleAtoi(m[k], &n[k])) {
+            return false;
+        }
+    }
+    info->mode = static_cast<uint32_t>(n[0]);
+    info->uid = static_cast<uint32_t>(n[1]);
+    info->gid = static_cast<uint32_t>(n[2]);
+    info->mtime = Timestamp{n[3], static_cast<int32_t>(n[4])};
+    info->ctime = Timestamp{n[5], static_cast<int32_t>(n[6])};
+    info->size = static_cast<uint64_t>(n[7]);
+    return true;
+}
+
 absl::StatusOr<Entry> DecodeEntry(std::string key, const std::vector<Reply>& flat) {
     Entry e;
     e.key = std::move(key);
@@ -287,25 +308,12 @@ absl::StatusOr<Entry> DecodeEntry(std::string key, const std::vector<Reply>& fla
         }
     }
     auto type = TypeOf(e.Field("t"));
-    std::vector<std::string> m = absl::StrSplit(e.Field("m"), ' ');
-    if (!type || m.size() != 8 || e.version.empty()) {
+    if (!type || e.version.empty() || !DecodeMeta(e.Field("m"), &e.info)) {
         return Damaged(e.key);
     }
     ObjectInfo& info = e.info;
     info.type = *type;
     info.id = ToU64(e.Field("i"));
-    int64_t n[8] = {};
-    for (int k = 0; k < 8; ++k) {
-        if (!absl::SimpleAtoi(m[k], &n[k])) {
-            return Damaged(e.key);
-        }
-    }
-    info.mode = static_cast<uint32_t>(n[0]);
-    info.uid = static_cast<uint32_t>(n[1]);
-    info.gid = static_cast<uint32_t>(n[2]);
-    info.mtime = Timestamp{n[3], static_cast<int32_t>(n[4])};
-    info.ctime = Timestamp{n[5], static_cast<int32_t>(n[6])};
-    info.size = static_cast<uint64_t>(n[7]);
     if (info.type == ObjectType::kSymlink) {
         info.symlink_target = e.Field("x");
     } else if (info.type == ObjectType::kStream) {
@@ -649,22 +657,26 @@ public:
 
     // A script by its digest, without a thread waiting: `done` runs on the thread that runs
     // the calling thread's lane (or on the client's own thread), with error replies turned
-    // into statuses. `argv` gives what follows the digest (numkeys, keys, arguments); it is
-    // called again when a node that does not know the script (NOSCRIPT) gets it whole.
+    // into statuses. `args` is what follows the digest (numkeys, keys, arguments), kept for a
+    // node that does not know the script (NOSCRIPT) and gets it whole.
     using ReplyDone = absl::AnyInvocable<void(absl::StatusOr<Reply>) &&>;
-    void ScriptAsync(const char* source, const std::string& sha, std::string_view route, bool safe,
-                     std::function<std::vector<std::string>()> argv, ReplyDone done, bool by_digest = true) {
-        std::vector<std::string> full = argv();
-        full.insert(full.begin(), {by_digest ? "EVALSHA" : "EVAL", by_digest ? sha : std::string(source)});
-        redis_->Send(std::move(full), Options(route, safe),
-                     [this, source, &sha, route = std::string(route), safe, argv = std::move(argv),
-                      done = std::move(done), by_digest](absl::StatusOr<Reply> r) mutable {
+    using ScriptArgs = std::shared_ptr<const std::vector<std::string>>;
+    void ScriptAsync(const char* source, const std::string& sha, std::string_view route, bool safe, ScriptArgs args,
+                     ReplyDone done, bool by_digest = true) {
+        std::vector<std::string_view> full;
+        full.reserve(args->size() + 2);
+        full.push_back(by_digest ? "EVALSHA" : "EVAL");
+        full.push_back(by_digest ? std::string_view(sha) : std::string_view(source));
+        full.insert(full.end(), args->begin(), args->end());
+        redis_->SendArgs(full, Options(route, safe),
+                         [this, source, &sha, route = std::string(route), safe, args = std::move(args),
+                          done = std::move(done), by_digest](absl::StatusOr<Reply> r) mutable {
                          if (!r.ok()) {
                              return std::move(done)(Prefixed(r.status()));
                          }
                          if (r->is_error()) {
                              if (by_digest && absl::StartsWith(r->str, "NOSCRIPT")) {
-                                 return ScriptAsync(source, sha, route, safe, std::move(argv), std::move(done),
+                                 return ScriptAsync(source, sha, route, safe, std::move(args), std::move(done),
                                                     /*by_digest=*/false);
                              }
                              return std::move(done)(absl::InternalError(absl::StrCat("redis: ", r->str)));
@@ -695,14 +707,13 @@ public:
         Resolved out;
         ResolveBatch single;
         ResolveBatch* batch = BatchHere();
-        std::vector<std::string>& args = (batch != nullptr ? batch : &single)->by_tag[Tag(path.container())].args;
-        size_t mark = args.size();
-        if (absl::Status s = ResolveArgs(path, &out, &args); !s.ok()) {
-            args.resize(mark);
+        ResolveBatch::Container& c = (batch != nullptr ? batch : &single)->by_tag[Tag(path.container())];
+        size_t mark = c.args.size();
+        if (absl::Status s = ResolveArgs(path, &out, &c.args); !s.ok()) {
+            c.args.resize(mark);
             return std::move(done)(s);
         }
-        auto& asks = (batch != nullptr ? batch : &single)->by_tag[out.tag].asks;
-        asks.push_back({path, std::move(out), std::move(done)});
+        c.asks.push_back({path, std::move(out), std::move(done)});
         if (batch == nullptr) {
             FlushResolves(single);
         }
@@ -721,7 +732,7 @@ public:
             args->insert(args->end(), {"1", tag + "ver", tag});
             args->insert(args->end(), std::make_move_iterator(c.args.begin()), std::make_move_iterator(c.args.end()));
             auto asks = std::make_shared<std::vector<ResolveBatch::Ask>>(std::move(c.asks));
-            ScriptAsync(kResolveScript, resolve_sha_, tag, true, [args] { return *args; },
+            ScriptAsync(kResolveScript, resolve_sha_, tag, true, std::move(args),
                         [this, asks](absl::StatusOr<Reply> r) mutable {
                             bool shaped = r.ok() && r->type == Reply::Type::kArray &&
                                           r->elements.size() == asks->size();
@@ -775,17 +786,13 @@ public:
     }
 
     // Commit without a thread waiting (see ScriptAsync for where `done` runs).
-    void CommitAsync(std::shared_ptr<const Txn> t, absl::AnyInvocable<void(absl::StatusOr<bool>) &&> done) {
-        std::string route = t->keys()[0];
-        ScriptAsync(kCommitScript, commit_sha_, route, false,
-                    [t] {
-                        std::vector<std::string> argv = {std::to_string(t->keys().size())};
-                        argv.insert(argv.end(), t->keys().begin(), t->keys().end());
-                        std::vector<std::string> args = t->Args();
-                        argv.insert(argv.end(), std::make_move_iterator(args.begin()),
-                                    std::make_move_iterator(args.end()));
-                        return argv;
-                    },
+    void CommitAsync(const Txn& t, absl::AnyInvocable<void(absl::StatusOr<bool>) &&> done) {
+        auto args = std::make_shared<std::vector<std::string>>();
+        args->push_back(std::to_string(t.keys().size()));
+        args->insert(args->end(), t.keys().begin(), t.keys().end());
+        std::vector<std::string> rest = t.Args();
+        args->insert(args->end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+        ScriptAsync(kCommitScript, commit_sha_, t.keys()[0], false, std::move(args),
                     [done = std::move(done)](absl::StatusOr<Reply> r) mutable {
                         if (!r.ok()) {
                             return std::move(done)(r.status());
@@ -1558,12 +1565,11 @@ public:
         if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
             return s;
         }
-        std::string encoded;
-        EncodeAttributes(req.attributes, &encoded);
-        if (encoded.size() > kMaxItemAttributeBytes) {
-            return absl::InvalidArgumentError(absl::StrFormat("%s: attributes take %d bytes, the limit is %d",
-                                                              req.path.str(), encoded.size(), kMaxItemAttributeBytes));
+        auto attributes = EncodeItemAttributes(req.path, req.attributes);
+        if (!attributes.ok()) {
+            return attributes.status();
         }
+        std::string encoded = std::move(*attributes);
         if (req.path.depth() < 2) {
             return absl::FailedPreconditionError(absl::StrFormat("%s: not an object path", req.path.str()));
         }
@@ -1755,10 +1761,8 @@ public:
     }
 
     absl::StatusOr<GetItemsResult> GetItems(const GetItemsRequest& req) {
-        if (req.total_segments == 0 || req.segment >= req.total_segments) {
-            return absl::InvalidArgumentError(
-                absl::StrFormat("%s: segment %d of %d: the segment must be below the segment count", req.path.str(),
-                                req.segment, req.total_segments));
+        if (absl::Status s = ValidateSegment(req); !s.ok()) {
+            return s;
         }
         auto filter = expr::Condition::Parse(req.filter);
         if (!filter.ok()) {
@@ -1855,11 +1859,9 @@ public:
         if (absl::Status s = change(r.entry, &attrs); !s.ok()) {
             return s;
         }
-        std::string encoded;
-        EncodeAttributes(attrs, &encoded);
-        if (encoded.size() > kMaxItemAttributeBytes) {
-            return absl::InvalidArgumentError(absl::StrFormat("%s: attributes take %d bytes, the limit is %d",
-                                                              path.str(), encoded.size(), kMaxItemAttributeBytes));
+        auto encoded = EncodeItemAttributes(path, attrs);
+        if (!encoded.ok()) {
+            return encoded.status();
         }
         ObjectInfo info;
         if (r.entry) {
@@ -1876,10 +1878,10 @@ public:
         r.CheckChain(t);
         t.CheckVersion(r.key, r.version());
         if (r.entry) {
-            t.Update(r.key, {{"m", EncodeMeta(info)}, {"a", encoded}});  // the bytes stay
+            t.Update(r.key, {{"m", EncodeMeta(info)}, {"a", std::move(*encoded)}});  // the bytes stay
         } else {
             auto fields = NewFields(ObjectType::kObject, info.id, info);
-            fields["a"] = encoded;
+            fields["a"] = std::move(*encoded);
             fields["b"] = "";
             t.Replace(r.key, fields);
             t.ZAdd(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
@@ -1950,11 +1952,9 @@ public:
             std::move(done)(s);
             return true;
         }
-        std::string encoded;
-        EncodeAttributes(req->attributes, &encoded);
-        if (encoded.size() > kMaxItemAttributeBytes) {
-            std::move(done)(absl::InvalidArgumentError(absl::StrFormat(
-                "%s: attributes take %d bytes, the limit is %d", req->path.str(), encoded.size(), kMaxItemAttributeBytes)));
+        auto encoded = EncodeItemAttributes(req->path, req->attributes);
+        if (!encoded.ok()) {
+            std::move(done)(encoded.status());
             return true;
         }
         std::optional<uint64_t> id = TakeIds(1);
@@ -1970,12 +1970,11 @@ public:
                                          std::to_string(*id),
                                          EncodeMeta(fresh),
                                          std::move(times),
-                                         std::move(encoded),
+                                         std::move(*encoded),
                                          std::to_string(IndexBucket(req->path.name()))};
         argv.insert(argv.end(), std::make_move_iterator(path_args.begin()), std::make_move_iterator(path_args.end()));
-        auto shared = std::make_shared<std::vector<std::string>>(std::move(argv));
-        std::string route = where.tag;
-        ScriptAsync(kPutItemScript, put_item_sha_, route, false, [shared] { return *shared; },
+        ScriptAsync(kPutItemScript, put_item_sha_, where.tag, false,
+                    std::make_shared<const std::vector<std::string>>(std::move(argv)),
                     [this, req, id = *id, done = std::move(done)](
                         absl::StatusOr<Reply> r) mutable {
                         if (r.ok() && r->type == Reply::Type::kArray && !r->elements.empty() &&
@@ -2000,20 +1999,13 @@ public:
                 if (r.elements.size() != 4) {
                     return Damaged("a put_item's answer");
                 }
-                std::vector<Reply> flat(8);
-                const char* names[] = {"t", "i", "m", "v"};
-                for (int k = 0; k < 4; ++k) {
-                    flat[2 * k].str = names[k];
+                ObjectInfo info;
+                info.type = ObjectType::kObject;
+                info.id = ToU64(r.elements[1].str);
+                if (!DecodeMeta(r.elements[2].str, &info)) {
+                    return Damaged(path.str());
                 }
-                flat[1].str = "f";
-                flat[3].str = r.elements[1].str;
-                flat[5].str = r.elements[2].str;
-                flat[7].str = absl::StrCat(r.elements[3].integer);
-                auto e = DecodeEntry(std::string(path.str()), flat);
-                if (!e.ok()) {
-                    return e.status();
-                }
-                return e->info;
+                return info;
             }
             case 2:
                 return ParentNotFoundError(path.str());
@@ -2499,8 +2491,7 @@ void RedisBackend::WriteItemAsync(std::shared_ptr<ItemWrite> w) {
         if (!plan.ok()) {
             return std::move(w->done)(plan.status());
         }
-        auto txn = std::make_shared<const Txn>(std::move(plan->first));
-        store_->CommitAsync(std::move(txn), [this, w, info = plan->second](absl::StatusOr<bool> ok) mutable {
+        store_->CommitAsync(plan->first, [this, w, info = plan->second](absl::StatusOr<bool> ok) mutable {
             if (!ok.ok()) {
                 return std::move(w->done)(ok.status());
             }

@@ -153,19 +153,29 @@ Reply FromHiredis(const redisReply* r) {
     return out;
 }
 
-std::string Format(const std::vector<std::string>& argv) {
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    for (const std::string& a : argv) {
-        ptrs.push_back(a.data());
-        lens.push_back(a.size());
+// A command in RESP ("*<n>\r\n" then "$<len>\r\n<arg>\r\n" per argument), in one allocation.
+template <typename Args>
+std::string Format(const Args& argv) {
+    size_t bytes = 16;
+    for (std::string_view a : argv) {
+        bytes += a.size() + 16;
     }
-    char* out = nullptr;
-    int n = redisFormatCommandArgv(&out, static_cast<int>(argv.size()), ptrs.data(), lens.data());
-    std::string wire(out, static_cast<size_t>(std::max(n, 0)));
-    free(out);
+    std::string wire;
+    wire.reserve(bytes);
+    auto line = [&wire](char kind, size_t n) {
+        wire += kind;
+        wire += std::to_string(n);
+        wire += "\r\n";
+    };
+    line('*', std::size(argv));
+    for (std::string_view a : argv) {
+        line('$', a.size());
+        wire.append(a.data(), a.size());
+        wire += "\r\n";
+    }
     return wire;
 }
+std::string Format(std::initializer_list<std::string_view> argv) { return Format<>(argv); }
 
 // The first word of an error reply ("MOVED", "ASK", "ERR", ...).
 std::string_view ErrorKind(const Reply& r) {
@@ -303,9 +313,9 @@ public:
         }
     }
 
-    std::unique_ptr<Pending> MakePending(std::vector<std::string> argv, CommandOptions o, Callback done) {
+    std::unique_ptr<Pending> MakePending(std::string wire, CommandOptions o, Callback done) {
         auto p = std::make_unique<Pending>();
-        p->wire = Format(argv);
+        p->wire = std::move(wire);
         p->key = std::string(o.key);
         p->safe = o.safe_to_retry;
         p->replicas = std::max(0, o.replicas);
@@ -979,7 +989,7 @@ public:
         auto call = [&](std::vector<std::string> argv) -> absl::StatusOr<Reply> {
             absl::Notification done;
             absl::StatusOr<Reply> out;
-            auto p = MakePending(std::move(argv), {}, [&](absl::StatusOr<Reply> r) {
+            auto p = MakePending(Format(argv), {}, [&](absl::StatusOr<Reply> r) {
                 out = std::move(r);
                 done.Notify();
             });
@@ -1141,16 +1151,21 @@ bool LoopLane::Busy() const { return lane_->Busy(); }
 int LoopLane::TimeoutMs() const { return lane_->Busy() ? 10 : -1; }
 void LoopLane::Sleeping(bool asleep) { lane_->Sleeping(asleep); }
 
-void RedisClient::Send(std::vector<std::string> argv, CommandOptions options, Callback done) {
+void RedisClient::Send(const std::vector<std::string>& argv, CommandOptions options, Callback done) {
     Impl& lane = LaneHere();
-    lane.Submit(lane.MakePending(std::move(argv), options, std::move(done)));
+    lane.Submit(lane.MakePending(Format(argv), options, std::move(done)));
 }
 
-absl::StatusOr<Reply> RedisClient::Call(std::vector<std::string> argv, CommandOptions options) {
+void RedisClient::SendArgs(absl::Span<const std::string_view> argv, CommandOptions options, Callback done) {
+    Impl& lane = LaneHere();
+    lane.Submit(lane.MakePending(Format(argv), options, std::move(done)));
+}
+
+absl::StatusOr<Reply> RedisClient::Call(const std::vector<std::string>& argv, CommandOptions options) {
     absl::Notification done;
     absl::StatusOr<Reply> out;
     // Always on the client's own thread: a lane's thread waiting here could not run its loop.
-    impl_->Submit(impl_->MakePending(std::move(argv), options, [&](absl::StatusOr<Reply> r) {
+    impl_->Submit(impl_->MakePending(Format(argv), options, [&](absl::StatusOr<Reply> r) {
         out = std::move(r);
         done.Notify();
     }));

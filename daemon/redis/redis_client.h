@@ -11,7 +11,7 @@
 // `retry_window`. A command that is not safe to repeat and whose connection died after it
 // was sent fails with Unavailable: its outcome is unknown.
 //
-// hiredis (Debian's 0.14) is used for the protocol only (formatting, parsing); the sockets,
+// hiredis (Debian's 0.14) is used only to parse replies; the formatting, the sockets,
 // the event loop and the routing are ours.
 //
 //   auto redis = RedisClient::Connect({.seeds = {{"127.0.0.1", 6379}}, .password = secret});
@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 namespace zerohop::redis {
 
@@ -107,9 +108,11 @@ public:
     ~RedisClient();
 
     // From any thread; `done` runs exactly once, on the I/O thread (it must not block).
-    void Send(std::vector<std::string> argv, CommandOptions options, Callback done);
+    void Send(const std::vector<std::string>& argv, CommandOptions options, Callback done);
+    // The same for arguments that live elsewhere (nothing is copied but the wire bytes).
+    void SendArgs(absl::Span<const std::string_view> argv, CommandOptions options, Callback done);
     // Blocks until the reply (tools, tests, start-up).
-    absl::StatusOr<Reply> Call(std::vector<std::string> argv, CommandOptions options = {});
+    absl::StatusOr<Reply> Call(const std::vector<std::string>& argv, CommandOptions options = {});
 
     // Gives the calling thread a lane of its own, run by its own event loop (a daemon
     // worker's): its own connections, and from then on every command this thread sends goes
