@@ -256,11 +256,16 @@ public:
         return r == 0 ? absl::OkStatus() : absl::InternalError(absl::StrFormat("FUSE loop ended with %d", r));
     }
 
+    // From any thread (main.cc calls it from its signal watcher), also while Run ends.
     void Stop() {
+        std::lock_guard lock(unmount_mu_);
         if (session_ != nullptr) {
             fuse_session_exit(session_);
             // Wake a thread blocked reading /dev/fuse: unmounting ends its read.
-            Unmount();
+            if (mounted_) {
+                Unmount();
+                mounted_ = false;
+            }
         }
     }
 
@@ -277,14 +282,18 @@ private:
     }
 
     void Shutdown() {
-        if (session_ != nullptr && mounted_) {
-            Unmount();
-            mounted_ = false;
+        {
+            std::lock_guard lock(unmount_mu_);
+            if (session_ != nullptr && mounted_) {
+                Unmount();
+                mounted_ = false;
+            }
         }
         stopping_.store(true, std::memory_order_release);
         if (completions_.joinable()) {
             completions_.join();
         }
+        std::lock_guard lock(unmount_mu_);
         if (session_ != nullptr) {
             fuse_session_destroy(session_);
             session_ = nullptr;
@@ -1353,6 +1362,7 @@ private:
     absl::flat_hash_map<uint64_t, std::unique_ptr<DirHandle>> dirs_;    // under handles_mu_
     std::unique_ptr<Client> client_;
     struct fuse_session* session_ = nullptr;
+    std::mutex unmount_mu_;  // Stop (another thread) against Shutdown: libfuse's unmount is not re-entrant
     bool mounted_ = false;
     bool resumed_ = false;          // serving a predecessor's mount
     shmring::UniqueFd journal_;     // the inode journal the holder keeps

@@ -9,14 +9,18 @@
 // to its holder: callers wait, and a zerohop-fuse started again with the same arguments
 // takes the mount over and answers them.
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
@@ -25,15 +29,39 @@
 
 namespace {
 
-// A signal can come before the mount is up (the handlers are installed first, so that it
-// is never the default action: a dead server and a mount nobody serves).
-std::atomic<zerohop::fuse::FuseFs*> g_fs{nullptr};
-std::atomic<bool> g_stop{false};
+// The signal handler only writes to a pipe (unmounting is not async-signal-safe: libfuse
+// frees and may fork); a thread reads it and stops the mount. A signal can come before the
+// mount is up (the handlers are installed first, so that it is never the default action: a
+// dead server and a mount nobody serves): g_stop remembers it.
+int g_signal_pipe[2] = {-1, -1};
+absl::Mutex g_mu;
+zerohop::fuse::FuseFs* g_fs ABSL_GUARDED_BY(g_mu) = nullptr;
+bool g_stop ABSL_GUARDED_BY(g_mu) = false;
+constexpr char kSignalled = 's';
+constexpr char kWatcherEnd = 'q';
 
 void OnSignal(int) {
-    g_stop.store(true);
-    if (zerohop::fuse::FuseFs* fs = g_fs.load()) {
-        fs->Stop();
+    int saved = errno;
+    char c = kSignalled;
+    (void)!write(g_signal_pipe[1], &c, 1);
+    errno = saved;
+}
+
+void WatchSignals() {
+    while (true) {
+        char c;
+        ssize_t n = read(g_signal_pipe[0], &c, 1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n != 1 || c == kWatcherEnd) {
+            return;
+        }
+        absl::MutexLock lock(&g_mu);
+        g_stop = true;
+        if (g_fs != nullptr) {
+            g_fs->Stop();
+        }
     }
 }
 
@@ -161,22 +189,45 @@ int main(int argc, char** argv) {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     o.self_exe = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(argv[0]);
+    // The handler never blocks: a full pipe already holds a stop, and none is read after
+    // the watcher ends.
+    if (pipe2(g_signal_pipe, O_CLOEXEC) != 0 || fcntl(g_signal_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
+        std::cerr << "zerohop-fuse: pipe: " << strerror(errno) << "\n";
+        return 1;
+    }
+    std::thread watcher(WatchSignals);
     struct sigaction sa = {};
     sa.sa_handler = OnSignal;
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGHUP, &sa, nullptr);
+    auto end_watcher = [&] {
+        char c = kWatcherEnd;
+        while (write(g_signal_pipe[1], &c, 1) != 1) {  // full of signals: the watcher drains it
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        watcher.join();
+    };
     auto fs = zerohop::fuse::FuseFs::Mount(o);
     if (!fs.ok()) {
         std::cerr << "zerohop-fuse: " << fs.status().message() << "\n";
+        end_watcher();
         return 1;
     }
-    g_fs.store(fs->get());
-    if (g_stop.load()) {
-        (*fs)->Stop();
+    {
+        absl::MutexLock lock(&g_mu);
+        g_fs = fs->get();
+        if (g_stop) {
+            g_fs->Stop();
+        }
     }
     absl::Status s = (*fs)->Run();
-    g_fs.store(nullptr);
+    {
+        absl::MutexLock lock(&g_mu);
+        g_fs = nullptr;
+    }
+    end_watcher();
     if (!s.ok()) {
         std::cerr << "zerohop-fuse: " << s.message() << "\n";
         return 1;

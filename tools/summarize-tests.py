@@ -23,12 +23,24 @@ def gtest_counts(path):
                 continue
             if case.get("failures"):
                 failed += 1
-                failures.append(f'{suite["name"]}.{case["name"]}')
+                # The first lines of each assertion's message: CI shows only the output's tail.
+                why = []
+                for f in case["failures"][:3]:
+                    why += f.get("failure", "").splitlines()[:6]
+                detail = "".join(f"\n    {line[:200]}" for line in why)
+                failures.append(f'{suite["name"]}.{case["name"]}{detail}')
             elif case.get("result") == "SKIPPED":
                 skipped += 1
             else:
                 passed += 1
     return passed, failed, skipped, failures
+
+
+def sanitizer_lines(run):
+    """A sanitizer's verdict from a test's output, indented, for the summary."""
+    marks = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY:", "WARNING: ThreadSanitizer")
+    lines = [l for l in run.get("stdout", "").splitlines() if any(m in l for m in marks)]
+    return "".join(f"\n    {l[:200]}" for l in lines[:4])
 
 
 def main(argv):
@@ -65,14 +77,14 @@ def main(argv):
                 failures += [f"{name}: {n}" for n in names]
                 if verdict not in ("OK", "SKIP", "EXPECTEDFAIL") and fl == 0:
                     failed += 1
-                    failures.append(f"{name}: exited with {verdict} after its cases passed")
+                    failures.append(f"{name}: exited with {verdict} after its cases passed{sanitizer_lines(run)}")
             elif verdict == "OK":
                 passed += 1
             elif verdict == "SKIP":
                 skipped += 1
             else:
                 failed += 1
-                failures.append(f"{name}: {verdict}")
+                failures.append(f"{name}: {verdict}{sanitizer_lines(run)}")
     for f in failures:
         print(f"FAILED: {f}")
     line = f"{passed} passed, {failed} failed"
