@@ -3,6 +3,8 @@
 
 #include "redis/redis_client.h"
 
+#include <arpa/inet.h>
+
 #include <atomic>
 #include <filesystem>
 #include <functional>
@@ -17,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "redis/resolver.h"
 #include "redis_fixture.h"
 
 namespace zerohop::redis {
@@ -63,6 +66,69 @@ TEST(RedisKeySlot, IsRedisClustersCrc16AndHonoursHashTags) {
     EXPECT_EQ(KeySlot("{user1000}.following"), KeySlot("user1000"));
     EXPECT_EQ(KeySlot("foo{}{bar}"), KeySlot("foo{}{bar}")) << "an empty tag hashes the whole key";
     EXPECT_NE(KeySlot("foo{}{bar}"), KeySlot("bar"));
+}
+
+// Looks `ep` up until the resolver has an answer (or `limit` passes): pending until then.
+absl::StatusOr<std::vector<SocketAddress>> LookupSettled(Resolver& r, const Endpoint& ep, bool* pending,
+                                                         absl::Duration limit = absl::Seconds(30)) {
+    absl::Time deadline = absl::Now() + limit;
+    auto a = r.Lookup(ep, pending);
+    while (*pending && absl::Now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        a = r.Lookup(ep, pending);
+    }
+    return a;
+}
+
+TEST(RedisResolver, NumericAddressesAreImmediateAndNamesAreLookedUpOffTheCaller) {
+    Resolver r;
+    bool pending = true;
+    auto v4 = r.Lookup({"127.0.0.1", 6380}, &pending);
+    ASSERT_TRUE(v4.ok()) << v4.status();
+    EXPECT_FALSE(pending);
+    ASSERT_EQ(v4->size(), 1u);
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&(*v4)[0].addr);
+    EXPECT_EQ(in->sin_family, AF_INET);
+    EXPECT_EQ(ntohs(in->sin_port), 6380);
+    auto v6 = r.Lookup({"::1", 6379}, &pending);
+    ASSERT_TRUE(v6.ok()) << v6.status();
+    EXPECT_EQ((*v6)[0].addr.ss_family, AF_INET6);
+    // A name: the first look only starts the lookup (the caller never waits for DNS).
+    auto first = r.Lookup({"localhost", 6379}, &pending);
+    EXPECT_TRUE(pending);
+    EXPECT_TRUE(absl::IsUnavailable(first.status())) << first.status();
+    EXPECT_TRUE(absl::StrContains(first.status().message(), "localhost:6379")) << first.status();
+    auto settled = LookupSettled(r, {"localhost", 6379}, &pending);
+    ASSERT_TRUE(settled.ok()) << settled.status();
+    bool loopback = false;
+    for (const SocketAddress& a : *settled) {
+        if (a.addr.ss_family == AF_INET) {
+            loopback |= ntohl(reinterpret_cast<const sockaddr_in*>(&a.addr)->sin_addr.s_addr) == INADDR_LOOPBACK;
+        } else if (a.addr.ss_family == AF_INET6) {
+            loopback |= IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&a.addr)->sin6_addr);
+        }
+    }
+    EXPECT_TRUE(loopback);
+    // Known from now on: answered at once.
+    auto again = r.Lookup({"localhost", 6379}, &pending);
+    EXPECT_TRUE(again.ok());
+    EXPECT_FALSE(pending);
+}
+
+TEST(RedisResolver, ANameThatDoesNotResolveIsAnErrorThatNamesIt) {
+    Resolver r(absl::Seconds(30), absl::Milliseconds(50));
+    bool pending = false;
+    auto a = LookupSettled(r, {"no-such-host.invalid", 6379}, &pending);
+    if (pending) {
+        GTEST_SKIP() << "the DNS server did not answer within 30 s";
+    }
+    ASSERT_FALSE(a.ok());
+    EXPECT_TRUE(absl::IsUnavailable(a.status())) << a.status();
+    EXPECT_TRUE(absl::StrContains(a.status().message(), "no-such-host.invalid:6379")) << a.status();
+    // Tried again after `retry`: a lookup starts (or has already failed again).
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    auto b = r.Lookup({"no-such-host.invalid", 6379}, &pending);
+    EXPECT_FALSE(b.ok());
 }
 
 TEST_F(RedisClientTest, PipelinesCommandsFromManyThreadsInOrder) {
@@ -177,6 +243,31 @@ TEST_F(RedisClientTest, ALaneRunsOnItsThreadsOwnLoopAndSurvivesARestart) {
         later.Notify();
     });
     EXPECT_TRUE(later.WaitForNotificationWithTimeout(absl::Seconds(5)));
+}
+
+TEST_F(RedisClientTest, ServersNamedByHostNameAreReachedFromTheClientAndALane) {
+    RedisServer server(dir_ + "/s");
+    server.Start();
+    ClientOptions o = Options(server.port());
+    o.seeds = {{"localhost", server.port()}};
+    auto c = RedisClient::Connect(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ((*c)->Call({"SET", "named", "1"})->str, "OK");
+    auto lane = (*c)->Attach();
+    ASSERT_TRUE(lane.ok()) << lane.status();
+    std::optional<absl::StatusOr<Reply>> got;
+    (*c)->Send({"GET", "named"}, {.safe_to_retry = true}, [&](absl::StatusOr<Reply> r) { got = std::move(r); });
+    ASSERT_TRUE(DriveUntil(**lane, [&] { return got.has_value(); }));
+    ASSERT_TRUE(got->ok()) << got->status();
+    EXPECT_EQ((*got)->str, "1");
+    // A seed whose name does not resolve: Unavailable within the connect timeout, named.
+    o.seeds = {{"no-such-host.invalid", server.port()}};
+    o.connect_timeout = absl::Milliseconds(500);
+    auto start = absl::Now();
+    auto bad = RedisClient::Connect(o);
+    EXPECT_TRUE(absl::IsUnavailable(bad.status())) << bad.status();
+    EXPECT_TRUE(absl::StrContains(bad.status().message(), "no-such-host.invalid")) << bad.status();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "waited for DNS instead of the connect timeout";
 }
 
 TEST_F(RedisClientTest, CredentialsAreCheckedAndARefusalIsPermissionDenied) {

@@ -30,6 +30,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "redis/resolver.h"
 
 namespace zerohop::redis {
 
@@ -332,6 +333,8 @@ public:
         std::atomic<uint64_t> commands{0}, redirects{0}, retries{0}, reconnects{0}, topology_refreshes{0};
     } own_counters_;
     Counters* counters_ = &own_counters_;  // a lane counts into its client's
+    Resolver own_resolver_;
+    Resolver* resolver_ = &own_resolver_;  // a lane uses its client's (one lookup per name)
 
 private:
     struct Conn {
@@ -449,8 +452,19 @@ private:
                 return RetryOrFail(std::move(p), false,
                                    absl::UnavailableError(absl::StrFormat("Redis %s is down", ep.ToString())));
             }
+            // A name still being looked up is not a failed server: the command waits.
+            bool pending = false;
+            auto addresses = resolver_->Lookup(ep, &pending);
+            if (!addresses.ok()) {
+                if (!pending) {
+                    NodeFailed(node);
+                }
+                return RetryOrFail(std::move(p), false, addresses.status());
+            }
             best = node.conns[node.next++ % node.conns.size()].get();
-            if (absl::Status s = OpenConn(*best); !s.ok()) {
+            // After a failure, the next of the name's addresses (IPv6 and IPv4, say).
+            const SocketAddress& address = (*addresses)[static_cast<size_t>(node.failures) % addresses->size()];
+            if (absl::Status s = OpenConn(*best, address); !s.ok()) {
                 NodeFailed(node);
                 return RetryOrFail(std::move(p), false, s);
             }
@@ -537,27 +551,18 @@ private:
         }
     }
 
-    absl::Status OpenConn(Conn& c) {
+    absl::Status OpenConn(Conn& c, const SocketAddress& address) {
         Count(&Counters::reconnects);
-        addrinfo hints = {};
-        hints.ai_socktype = SOCK_STREAM;
-        addrinfo* res = nullptr;
-        int rc = ::getaddrinfo(c.ep.host.c_str(), std::to_string(c.ep.port).c_str(), &hints, &res);
-        if (rc != 0) {
-            return absl::UnavailableError(absl::StrFormat("Redis %s: %s", c.ep.ToString(), gai_strerror(rc)));
-        }
-        int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int fd = ::socket(address.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-            ::freeaddrinfo(res);
             return absl::UnavailableError(absl::StrFormat("socket: %s", strerror(errno)));
         }
         int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-        rc = ::connect(fd, res->ai_addr, res->ai_addrlen);
-        int err = errno;
-        ::freeaddrinfo(res);
-        if (rc != 0 && err != EINPROGRESS) {
+        if (::connect(fd, reinterpret_cast<const sockaddr*>(&address.addr), address.len) != 0 &&
+            errno != EINPROGRESS) {
+            int err = errno;
             ::close(fd);
             return absl::UnavailableError(absl::StrFormat("Redis %s: connect: %s", c.ep.ToString(), strerror(err)));
         }
@@ -1117,6 +1122,7 @@ absl::StatusOr<std::unique_ptr<LoopLane>> RedisClient::Attach() {
     o.connections_per_node = 1;  // one thread: one pipelined connection per server is enough
     auto lane = std::make_unique<Impl>(o);
     lane->counters_ = impl_->counters_;
+    lane->resolver_ = impl_->resolver_;
     if (absl::Status s = lane->Start(); !s.ok()) {
         return s;
     }
