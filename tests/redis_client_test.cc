@@ -270,6 +270,34 @@ TEST_F(RedisClientTest, ServersNamedByHostNameAreReachedFromTheClientAndALane) {
     EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "waited for DNS instead of the connect timeout";
 }
 
+// A worker that starts while Redis is down still gets its lane, which carries on once the
+// server is back.
+TEST_F(RedisClientTest, ALaneAttachedWhileTheServerIsDownServesOnceItIsBack) {
+    RedisServer server(dir_ + "/s");
+    server.Start();
+    ClientOptions o = Options(server.port());
+    o.connect_timeout = absl::Milliseconds(300);
+    o.retry_window = absl::Seconds(20);
+    auto c = RedisClient::Connect(o);
+    ASSERT_TRUE(c.ok()) << c.status();
+    server.Kill();
+    auto lane = (*c)->Attach();
+    ASSERT_TRUE(lane.ok()) << lane.status();
+    const std::thread::id me = std::this_thread::get_id();
+    std::optional<absl::StatusOr<Reply>> got;
+    bool here = false;
+    (*c)->Send({"INCR", "n"}, {.safe_to_retry = true}, [&](absl::StatusOr<Reply> r) {
+        here = std::this_thread::get_id() == me;
+        got = std::move(r);
+    });
+    ASSERT_FALSE(DriveUntil(**lane, [&] { return got.has_value(); }, absl::Milliseconds(300)));
+    server.Start();
+    ASSERT_TRUE(DriveUntil(**lane, [&] { return got.has_value(); }));
+    ASSERT_TRUE(got->ok()) << got->status();
+    EXPECT_EQ((*got)->integer, 1);
+    EXPECT_TRUE(here) << "answered on the lane's thread";
+}
+
 TEST_F(RedisClientTest, CredentialsAreCheckedAndARefusalIsPermissionDenied) {
     RedisServer server(dir_ + "/s", {"--requirepass", "s3cret"});
     server.Start();

@@ -966,6 +966,14 @@ public:
         return dispatched_ + delivered_ != before;
     }
 
+    // On the loop's thread: commands go to the first seed, and a cluster's slots are asked
+    // for at the next turn (and again until a node answers).
+    void StartFromSeed(bool cluster) {
+        default_ = options_.seeds.front();
+        cluster_.store(cluster);
+        refresh_wanted_ = cluster;
+    }
+
     int fd() const { return epoll_fd_; }
     // A driven lane's loop announces its sleeps, so that other threads' commands wake it.
     void Sleeping(bool asleep) { sleeping_.store(asleep, std::memory_order_seq_cst); }
@@ -1127,10 +1135,16 @@ absl::StatusOr<std::unique_ptr<LoopLane>> RedisClient::Attach() {
         return s;
     }
     // Learned on the lane's own thread, then handed over to this one.
-    if (absl::Status s = ProbeSeeds(*lane, o.seeds); !s.ok()) {
-        return s;
+    absl::Status probed = ProbeSeeds(*lane, o.seeds);
+    if (!probed.ok() && !absl::IsUnavailable(probed)) {
+        return probed;  // refused credentials, a bad database: the same everywhere
     }
     lane->HandOver();
+    if (!probed.ok()) {
+        // Redis answered the client at Connect and is down now: the lane starts from what
+        // the client knows (a cluster?) and a seed, and learns the rest once one answers.
+        lane->StartFromSeed(impl_->cluster_.load());
+    }
     tls_lanes.emplace_back(impl_.get(), lane.get());
     return std::unique_ptr<LoopLane>(new LoopLane(std::move(lane)));
 }
