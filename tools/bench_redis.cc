@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -181,6 +182,29 @@ ScriptStats Scripts(redisContext* rc) {
     return out;
 }
 
+// CPU seconds so far of the reaped worker processes (the clients), the daemon and Redis.
+struct CpuSplit {
+    double clients = 0, daemon = 0, redis = 0;
+};
+
+CpuSplit CpuNow(pid_t daemon, pid_t redis) {
+    rusage ru = {};
+    getrusage(RUSAGE_CHILDREN, &ru);
+    auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    return {secs(ru.ru_utime) + secs(ru.ru_stime), CpuSeconds(daemon), CpuSeconds(redis)};
+}
+
+// Where the CPU of a many-process run went, per operation: what bounds the throughput on
+// a machine with fewer cores than clients.
+void PrintCpuPerOperation(const std::string& what, const CpuSplit& before, const CpuSplit& after, double ops) {
+    double n = std::max(1.0, ops);
+    double clients = (after.clients - before.clients) / n * 1e6;
+    double daemon = (after.daemon - before.daemon) / n * 1e6;
+    double redis = (after.redis - before.redis) / n * 1e6;
+    std::cout << absl::StrFormat("  %s, CPU per operation: clients %.1f us, zerohopd %.1f us, Redis %.1f us, total %.1f us\n",
+                                 what, clients, daemon, redis, clients + daemon + redis);
+}
+
 std::vector<Comparison> RedisSuite(std::chrono::milliseconds d, const std::string& dir, const std::string& self) {
     std::vector<Comparison> out;
     BenchRedis redis = StartBenchRedis();
@@ -237,17 +261,24 @@ std::vector<Comparison> RedisSuite(std::chrono::milliseconds d, const std::strin
     for (const std::string op : {"get_item", "put_item"}) {
         Comparison c;
         ScriptStats before = Scripts(rc);
+        CpuSplit cpu_before = CpuNow(daemon.process->pid(), redis.process->pid());
         c.ours = ManyProcesses(absl::StrCat("redis_backend_", op, "_64proc"), self, "zerohop",
                                daemon.options.socket_path, op, kProcesses, d);
+        CpuSplit cpu_after = CpuNow(daemon.process->pid(), redis.process->pid());
         ScriptStats after = Scripts(rc);
         double ops = c.ours.ops_per_s * std::chrono::duration<double>(d).count();
+        PrintCpuPerOperation(op + " through zerohop", cpu_before, cpu_after, ops);
         // What each operation cost Redis (its own accounting of script time), and how many
         // operations shared a script call (resolves batched per worker turn).
         std::cout << absl::StrFormat("  %s through zerohop: %.1f operations per script call, %.2f us of scripts in Redis per operation\n",
                                      op, ops / std::max<double>(1, after.calls - before.calls),
                                      (after.usec - before.usec) / std::max(1.0, ops));
+        cpu_before = CpuNow(daemon.process->pid(), redis.process->pid());
         c.baseline = ManyProcesses(absl::StrCat("redis_direct_", op, "_64proc"), self, "direct",
                                    std::to_string(redis.port), op, kProcesses, d);
+        cpu_after = CpuNow(daemon.process->pid(), redis.process->pid());
+        PrintCpuPerOperation(op + " direct", cpu_before, cpu_after,
+                             c.baseline->ops_per_s * std::chrono::duration<double>(d).count());
         c.baseline_name = "64 processes with a hiredis connection each";
         out.push_back(std::move(c));
     }
