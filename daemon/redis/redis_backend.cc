@@ -694,7 +694,7 @@ public:
             absl::AnyInvocable<void(absl::StatusOr<Resolved>) &&> done;
         };
         struct Container {
-            std::vector<std::string> args;  // the script's arguments after the prefix
+            std::vector<std::string> args;  // the script's: numkeys, the version key, the prefix, paths
             std::vector<Ask> asks;
         };
         std::map<std::string, Container> by_tag;
@@ -707,7 +707,12 @@ public:
         Resolved out;
         ResolveBatch single;
         ResolveBatch* batch = BatchHere();
-        ResolveBatch::Container& c = (batch != nullptr ? batch : &single)->by_tag[Tag(path.container())];
+        std::string tag = Tag(path.container());
+        ResolveBatch::Container& c = (batch != nullptr ? batch : &single)->by_tag[tag];
+        if (c.args.empty()) {
+            // The script's arguments in their final order: the flush sends them as they are.
+            c.args.insert(c.args.end(), {"1", tag + "ver", std::move(tag)});
+        }
         size_t mark = c.args.size();
         if (absl::Status s = ResolveArgs(path, &out, &c.args); !s.ok()) {
             c.args.resize(mark);
@@ -727,10 +732,7 @@ public:
             if (c.asks.empty()) {
                 continue;
             }
-            auto args = std::make_shared<std::vector<std::string>>();
-            args->reserve(c.args.size() + 3);
-            args->insert(args->end(), {"1", tag + "ver", tag});
-            args->insert(args->end(), std::make_move_iterator(c.args.begin()), std::make_move_iterator(c.args.end()));
+            auto args = std::make_shared<std::vector<std::string>>(std::move(c.args));
             auto asks = std::make_shared<std::vector<ResolveBatch::Ask>>(std::move(c.asks));
             ScriptAsync(kResolveScript, resolve_sha_, tag, true, std::move(args),
                         [this, asks](absl::StatusOr<Reply> r) mutable {
