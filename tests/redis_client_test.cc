@@ -346,6 +346,48 @@ TEST_F(RedisClientTest, NoServerIsUnavailableWithinTheConnectTimeout) {
     EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
+// A peer that is not a sane Redis: an array header of a billion elements is refused before
+// anything is allocated for it, the connection is dropped, and the caller hears why.
+TEST_F(RedisClientTest, AnArrayHeaderTooLargeIsRefusedWithoutAllocatingIt) {
+    int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_in addr = {};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(listener, 16), 0);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    std::atomic<bool> stop{false};
+    std::thread hostile([&] {
+        std::vector<int> conns;
+        while (!stop.load()) {
+            pollfd p = {listener, POLLIN, 0};
+            if (::poll(&p, 1, 20) == 1) {
+                int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+                if (fd >= 0) {
+                    char buf[512];
+                    (void)!::read(fd, buf, sizeof buf);  // the PING
+                    (void)!::write(fd, "*1000000000\r\n", 14);
+                    conns.push_back(fd);
+                }
+            }
+        }
+        for (int fd : conns) {
+            ::close(fd);
+        }
+    });
+    ClientOptions o = Options(ntohs(addr.sin_port));
+    o.connect_timeout = absl::Milliseconds(300);
+    auto c = RedisClient::Connect(o);
+    stop.store(true);
+    hostile.join();
+    ::close(listener);
+    ASSERT_FALSE(c.ok());
+    EXPECT_TRUE(absl::IsUnavailable(c.status())) << c.status();
+    EXPECT_TRUE(absl::StrContains(c.status().message(), "an array of 1000000000 elements")) << c.status();
+}
+
 TEST_F(RedisClientTest, AServerThatGoesAwayAndComesBackIsReconnectedTo) {
     RedisServer server(dir_ + "/s");
     server.Start();

@@ -122,37 +122,59 @@ uint16_t Crc16(absl::string_view data) {
     return crc;
 }
 
-Reply FromHiredis(const redisReply* r) {
-    Reply out;
-    switch (r->type) {
-        case REDIS_REPLY_STRING:
-            out.type = Reply::Type::kString;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_STATUS:
-            out.type = Reply::Type::kStatus;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_ERROR:
-            out.type = Reply::Type::kError;
-            out.str.assign(r->str, r->len);
-            break;
-        case REDIS_REPLY_INTEGER:
-            out.type = Reply::Type::kInteger;
-            out.integer = r->integer;
-            break;
-        case REDIS_REPLY_ARRAY:
-            out.type = Reply::Type::kArray;
-            out.elements.reserve(r->elements);
-            for (size_t i = 0; i < r->elements; ++i) {
-                out.elements.push_back(FromHiredis(r->element[i]));
-            }
-            break;
-        default:
-            out.type = Reply::Type::kNil;
+// hiredis parses, and builds our Reply directly (no tree of its own objects to copy and
+// free): the root is allocated, every other node lives in its parent's `elements`, sized
+// when the array's header is read, so the pointers handed back to hiredis stay valid.
+Reply* ReplyNode(const redisReadTask* task) {
+    if (task->parent == nullptr) {
+        return new Reply();
     }
-    return out;
+    auto* parent = static_cast<Reply*>(task->parent->obj);
+    return &parent->elements[static_cast<size_t>(task->idx)];
 }
+
+void* CreateString(const redisReadTask* task, char* str, size_t len) {
+    Reply* r = ReplyNode(task);
+    r->type = task->type == REDIS_REPLY_ERROR    ? Reply::Type::kError
+              : task->type == REDIS_REPLY_STATUS ? Reply::Type::kStatus
+                                                 : Reply::Type::kString;
+    r->str.assign(str, len);
+    return r;
+}
+
+// No reply of ours comes near this; a larger array header is refused (hiredis reports the
+// null as out of memory, and the connection is closed) before it is allocated.
+constexpr int kMaxReplyElements = 1 << 20;
+thread_local int tls_refused_elements = 0;  // for the message: hiredis would say "Out of memory"
+
+void* CreateArray(const redisReadTask* task, int elements) {
+    if (elements > kMaxReplyElements) {
+        tls_refused_elements = elements;
+        return nullptr;
+    }
+    Reply* r = ReplyNode(task);
+    r->type = Reply::Type::kArray;
+    r->elements.resize(static_cast<size_t>(std::max(elements, 0)));
+    return r;
+}
+
+void* CreateInteger(const redisReadTask* task, long long value) {
+    Reply* r = ReplyNode(task);
+    r->type = Reply::Type::kInteger;
+    r->integer = value;
+    return r;
+}
+
+void* CreateNil(const redisReadTask* task) {
+    Reply* r = ReplyNode(task);
+    r->type = Reply::Type::kNil;
+    return r;
+}
+
+// hiredis frees only roots (a reply abandoned half-read): the rest is inside them.
+void FreeReply(void* root) { delete static_cast<Reply*>(root); }
+
+redisReplyObjectFunctions kReplyFunctions = {CreateString, CreateArray, CreateInteger, CreateNil, FreeReply};
 
 // A command in RESP ("*<n>\r\n" then "$<len>\r\n<arg>\r\n" per argument), in one allocation.
 template <typename Args>
@@ -569,7 +591,7 @@ private:
         c.fd = fd;
         c.connecting = true;
         c.connect_started = absl::Now();
-        c.reader = redisReaderCreate();
+        c.reader = redisReaderCreateWithFunctions(&kReplyFunctions);
         c.out.clear();
         c.appended = c.written = 0;
         epoll_event ev = {};
@@ -691,17 +713,21 @@ private:
             redisReaderFeed(c.reader, buf, static_cast<size_t>(n));
             while (true) {
                 void* raw = nullptr;
+                tls_refused_elements = 0;
                 if (redisReaderGetReply(c.reader, &raw) != REDIS_OK) {
-                    pending_close_.push_back({&c, absl::DataLossError(absl::StrFormat(
-                                                      "Redis %s sent what is not RESP: %s", c.ep.ToString(),
-                                                      c.reader->errstr))});
+                    std::string what = tls_refused_elements != 0
+                                           ? absl::StrFormat("an array of %d elements (at most %d are accepted)",
+                                                             tls_refused_elements, kMaxReplyElements)
+                                           : absl::StrCat("what is not RESP: ", c.reader->errstr);
+                    pending_close_.push_back(
+                        {&c, absl::DataLossError(absl::StrFormat("Redis %s sent %s", c.ep.ToString(), what))});
                     return;
                 }
                 if (raw == nullptr) {
                     break;
                 }
-                Reply r = FromHiredis(static_cast<redisReply*>(raw));
-                freeReplyObject(raw);
+                std::unique_ptr<Reply> root(static_cast<Reply*>(raw));
+                Reply r = std::move(*root);
                 if (c.inflight.empty()) {
                     pending_close_.push_back(
                         {&c, absl::DataLossError(absl::StrFormat("Redis %s sent a reply nobody asked for",
