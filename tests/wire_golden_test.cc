@@ -1,0 +1,139 @@
+// The session wire's bytes never change by accident: every message type encodes to the
+// bytes recorded here (by the protocol as it was when this test was written), and decodes
+// from them. A deliberate change of the wire bumps kProtocolVersion and these goldens.
+//
+// ZH_PRINT_GOLDENS=1 prints the current encodings in this file's format.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/escaping.h"
+#include "zerohop/protocol.h"
+
+namespace zerohop::protocol {
+namespace {
+
+Path P(std::string_view s) { return *Path::Parse(s); }
+
+ObjectInfo SampleInfo() {
+    ObjectInfo i;
+    i.type = ObjectType::kSymlink;
+    i.id = 42;
+    i.size = 1 << 20;
+    i.mode = 0640;
+    i.uid = 1000;
+    i.gid = 100;
+    i.mtime = {1700000000, 5};
+    i.ctime = {-3, 999999999};
+    i.last_sequence = 7;
+    i.symlink_target = "../x";
+    return i;
+}
+
+AttributeMap SampleAttrs() { return {{"i", Value::Int64(-1)}}; }
+
+struct Golden {
+    std::string name;
+    std::string bytes;  // the encoding now
+    std::string hex;    // the encoding recorded
+    bool decodes;       // the recorded bytes decode and re-encode to themselves
+};
+
+template <typename T>
+Golden Check(std::string name, const T& msg, std::string hex) {
+    std::string bytes = Encode(msg);
+    std::string recorded = absl::HexStringToBytes(hex);
+    auto back = Decode<T>(recorded);
+    return {std::move(name), bytes, std::move(hex), back.ok() && Encode(*back) == recorded};
+}
+
+TEST(WireGolden, EveryMessageEncodesToItsRecordedBytes) {
+    std::vector<Golden> all = {
+        Check("Hello", Hello{.access_key = "key-123", .submit_entries = 512, .client_bytes = 1 << 26},
+              "4c48485a01076b65792d313233800480028080802080808010"),
+        Check("Welcome", Welcome{.status = absl::PermissionDeniedError("bad key"), .session_id = 9,
+                                 .max_in_flight = 128},
+              "0707626164206b657901098001"),
+        Check("WireStatus", WireStatus{absl::NotFoundError("gone")}, "0504676f6e65"),
+        Check("DaemonStatus",
+              DaemonStatus{.workers = 2, .sessions_open = 3, .sessions_total = 4, .sessions_refused = 5,
+                           .requests = 99, .request_errors = 6, .bad_descriptors = 7, .containers = {"a", "b"}},
+              "01020304056306070201610162"),
+        Check("Path", P("/c/a/b"), "062f632f612f62"),
+        Check("string", std::string("target"), "06746172676574"),
+        Check("strings", std::vector<std::string>{"c1", "c2"}, "02026331026332"),
+        Check("ObjectInfo", SampleInfo(),
+              "032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f78"),
+        Check("ListRequest",
+              ListRequest{.path = P("/c/d"), .prefix = "p", .marker = "m", .limit = 7, .with_attributes = true},
+              "042f632f640170016d0701"),
+        Check("ListResult",
+              ListResult{.entries = {{"a", SampleInfo(), SampleAttrs()}}, .next_marker = "a", .truncated = true},
+              "010161032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f780c01016902ffffffffffffffff016101"),
+        Check("MkdirRequest", MkdirRequest{.path = P("/c/d"), .mode = 0700}, "042f632f64c003"),
+        Check("RenameRequest", RenameRequest{.from = P("/c/a"), .to = P("/c/b"), .no_replace = true},
+              "042f632f61042f632f6201"),
+        Check("SymlinkRequest", SymlinkRequest{.path = P("/c/l"), .target = "/c/t"}, "042f632f6c042f632f74"),
+        Check("DeleteRequest", DeleteRequest{.path = P("/c/x"), .condition = "v == 1"}, "042f632f780676203d3d2031"),
+        Check("SetMetadataRequest",
+              SetMetadataRequest{.path = P("/c/x"), .mode = 0600, .gid = 7, .mtime = Timestamp{5, 6}}, "042f632f7801800300010701050000000000000006000000"),
+        Check("GetObjectRequest", GetObjectRequest{.path = P("/c/o"), .offset = 10, .length = 20}, "042f632f6f0a14"),
+        Check("GetObjectResult", GetObjectResult{.info = SampleInfo(), .bytes = 20}, "032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f7814"),
+        Check("PutObjectRequest",
+              PutObjectRequest{.path = P("/c/o"), .attributes = SampleAttrs(), .condition = "x", .mode = 0644}, "042f632f6f0c01016902ffffffffffffffff017801a403"),
+        Check("WriteObjectRequest", WriteObjectRequest{.path = P("/c/o"), .offset = 5, .data = "payload"}, "042f632f6f057061796c6f6164"),
+        Check("AppendRequest", AppendRequest{.path = P("/c/o"), .data = "more"}, "042f632f6f6d6f7265"),
+        Check("TruncateRequest", TruncateRequest{.path = P("/c/o"), .size = 3}, "042f632f6f03"),
+        Check("GetItemRequest", GetItemRequest{.path = P("/c/t/i"), .attributes = {"a", "__size"}}, "062f632f742f69020161065f5f73697a65"),
+        Check("Item", Item{"i", SampleInfo(), SampleAttrs()}, "0169032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f780c01016902ffffffffffffffff"),
+        Check("GetItemsRequest",
+              GetItemsRequest{.path = P("/c/t"), .filter = "a > 1", .attributes = {"*"}, .marker = "k", .limit = 10,
+                              .segment = 1, .total_segments = 4},
+              "042f632f740561203e203101012a016b0a0104"),
+        Check("GetItemsResult",
+              GetItemsResult{.items = {{"i", SampleInfo(), SampleAttrs()}}, .next_marker = "i", .done = true}, "010169032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f780c01016902ffffffffffffffff016901"),
+        Check("PutItemRequest",
+              PutItemRequest{.path = P("/c/t/i"), .attributes = SampleAttrs(), .condition = "NOT exists(a)"}, "062f632f742f690c01016902ffffffffffffffff0d4e4f5420657869737473286129"),
+        Check("PutItemRequests",
+              std::vector<PutItemRequest>{{.path = P("/c/t/i")}, {.path = P("/c/t/j"), .condition = "x"}}, "02062f632f742f69010000062f632f742f6a01000178"),
+        Check("Statuses", std::vector<absl::Status>{absl::OkStatus(), absl::NotFoundError("gone")}, "0200000504676f6e65"),
+        Check("UpdateItemRequest",
+              UpdateItemRequest{.path = P("/c/t/i"), .update = "a = 1", .condition = "b", .else_update = "c = 2"},
+              "062f632f742f690561203d203101620563203d2032"),
+        Check("CreateStreamRequest", CreateStreamRequest{.path = P("/c/s"), .shard_count = 8, .retention_secs = -3600},
+              "042f632f7308f0f1ffffffffffff"),
+        Check("StreamDescription", StreamDescription{.shard_count = 8, .retention_secs = 60}, "083c00000000000000"),
+        Check("PutRecordsRequest",
+              PutRecordsRequest{.path = P("/c/s"),
+                                .records = {{.data = "d", .shard = 3}, {.data = "e", .partition_key = "k",
+                                                                        .client_info = "ci"}}},
+              "042f632f7302016401030000016500016b026369"),
+        Check("RecordResults",
+              std::vector<RecordResult>{{absl::OkStatus(), 1, 5}, {absl::InvalidArgumentError("big"), 0, 0}}, "020000010503036269670000"),
+        Check("SeekRequest",
+              SeekRequest{.path = P("/c/s"), .shard = 2, .type = SeekType::kTime, .sequence = 4, .time = {9, 8}}, "042f632f73020304090000000000000008000000"),
+        Check("StreamLocation", StreamLocation{3, 17}, "0311"),
+        Check("GetRecordsRequest",
+              GetRecordsRequest{.path = P("/c/s"), .location = {1, 2}, .limit = 10, .max_bytes = 100}, "042f632f7301020a64"),
+        Check("GetRecordsResult",
+              GetRecordsResult{.records = {{.shard = 1, .sequence = 2, .arrival = {3, 4}, .data = "x",
+                                            .partition_key = "pk", .client_info = "ci"}},
+                               .next = {1, 3},
+                               .behind = 5},
+              "010102030000000000000004000000017802706b026369010305"),
+    };
+    if (const char* print = std::getenv("ZH_PRINT_GOLDENS"); print != nullptr && *print == '1') {
+        for (const Golden& g : all) {
+            std::cout << g.name << " \"" << absl::BytesToHexString(g.bytes) << "\"\n";
+        }
+    }
+    for (const Golden& g : all) {
+        EXPECT_EQ(absl::BytesToHexString(g.bytes), g.hex) << g.name << ": the encoding changed";
+        EXPECT_TRUE(g.decodes) << g.name << ": the recorded bytes no longer decode to themselves";
+    }
+}
+
+}  // namespace
+}  // namespace zerohop::protocol
