@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "zerohop/protocol.h"
+#include "wire/protocol.h"
 
 namespace zerohop::protocol {
 namespace {

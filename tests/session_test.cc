@@ -25,7 +25,7 @@
 #include "shmring/doorbell.h"
 #include "daemon_fixture.h"
 #include "zerohop/client.h"
-#include "zerohop/protocol.h"
+#include "wire/protocol.h"
 
 namespace zerohop {
 namespace {

@@ -10,7 +10,7 @@
 #include <iostream>
 
 #include "absl/strings/escaping.h"
-#include "zerohop/protocol.h"
+#include "wire/protocol.h"
 
 namespace zerohop::protocol {
 namespace {
@@ -58,7 +58,7 @@ TEST(WireGolden, EveryMessageEncodesToItsRecordedBytes) {
               "0707626164206b657901098001"),
         Check("WireStatus", WireStatus{absl::NotFoundError("gone")}, "0504676f6e65"),
         Check("DaemonStatus",
-              DaemonStatus{.workers = 2, .sessions_open = 3, .sessions_total = 4, .sessions_refused = 5,
+              DaemonStatus{.version = 1, .workers = 2, .sessions_open = 3, .sessions_total = 4, .sessions_refused = 5,
                            .requests = 99, .request_errors = 6, .bad_descriptors = 7, .containers = {"a", "b"}},
               "01020304056306070201610162"),
         Check("Path", P("/c/a/b"), "062f632f612f62"),

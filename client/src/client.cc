@@ -1,256 +1,29 @@
-#include "zerohop/client.h"
+// libzerohop's calls: sending requests on the current connection, waiting for them,
+// reconnecting after a daemon restart, and every operation's synchronous and asynchronous
+// form (produced from wire/operation_table.h).
 
-#include <errno.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
+#include "zerohop/client.h"
 
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <thread>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
-#include "shmring/arena.h"
-#include "shmring/doorbell.h"
-#include "shmring/fd_passing.h"
-#include "shmring/segment.h"
+#include "connection.h"
+#include "wire/protocol.h"
 
 namespace zerohop {
 
 using protocol::Descriptor;
 using protocol::Op;
 
-namespace client_internal {
-
-// A completion that may keep the result buffer (returns true): it must Release it later on
-// the connection it is given.
-using KeepingDone = absl::AnyInvocable<bool(absl::Status, std::string_view body, uint64_t buffer,
-                                            const std::shared_ptr<Connection>& conn) &&>;
-
-// A request sent and not yet answered, with what it takes to send it again.
-struct Pending {
-    KeepingDone done;
-    std::optional<uint64_t> allocation;  // in the client region, freed on completion
-    uint64_t payload = 0;                // the body: [payload, +length) in the client region
-    uint32_t length = 0;
-    Op op = Op::kNop;
-    uint32_t flags = 0;
-    uint64_t arg0 = 0;
-};
-
-// One session with zerohopd: its socket, segment, rings and requests in flight. A client
-// replaces its connection when the daemon restarts; the old one stays mapped while results
-// (ObjectViews) still point into it.
-class Connection : public std::enable_shared_from_this<Connection> {
-public:
-    static absl::StatusOr<std::shared_ptr<Connection>> Dial(const ClientOptions& options);
-
-    Connection(shmring::UniqueFd sock, shmring::Segment seg, shmring::EventFd bell, uint64_t session,
-               absl::Duration spin)
-        : sock_(std::move(sock)),
-          segment_(std::move(seg)),
-          doorbell_(std::move(bell)),
-          session_id_(session),
-          spin_(spin),
-          submit_(segment_.submit_ring()),
-          complete_(segment_.complete_ring()),
-          alloc_(segment_.layout().client_region.size) {}
-
-    uint64_t session_id() const { return session_id_; }
-    uint64_t daemon_bytes() const { return segment_.layout().daemon_region.size; }
-    uint64_t client_bytes() const { return segment_.layout().client_region.size; }
-    char* client_region() const { return segment_.client_region(); }
-    char* daemon_region() const { return segment_.daemon_region(); }
-
-    std::optional<uint64_t> Allocate(size_t bytes) {
-        std::lock_guard<std::mutex> lock(alloc_mu_);
-        return alloc_.Allocate(bytes);
-    }
-    void Free(uint64_t offset) {
-        std::lock_guard<std::mutex> lock(alloc_mu_);
-        alloc_.Free(offset);
-    }
-
-    // Registers a request before it is pushed; false if the connection is dead (then
-    // nothing was registered and `p` is untouched).
-    bool Track(uint64_t id, Pending& p) {
-        std::lock_guard<std::mutex> lock(pending_mu_);
-        if (dead_) {
-            return false;
-        }
-        pending_.emplace(id, std::move(p));
-        return true;
-    }
-
-    // Forgets a request whose caller gives up; false if its completion already ran or is
-    // running on another thread.
-    bool Abandon(uint64_t id) {
-        std::lock_guard<std::mutex> lock(pending_mu_);
-        return pending_.erase(id) == 1;
-    }
-
-    // Marks the connection dead and hands over every request still in flight.
-    std::vector<std::pair<uint64_t, Pending>> Kill() {
-        std::lock_guard<std::mutex> lock(pending_mu_);
-        dead_ = true;
-        std::vector<std::pair<uint64_t, Pending>> out;
-        out.reserve(pending_.size());
-        for (auto& [id, p] : pending_) {
-            out.emplace_back(id, std::move(p));
-        }
-        pending_.clear();
-        return out;
-    }
-
-    bool dead() const {
-        std::lock_guard<std::mutex> lock(pending_mu_);
-        return dead_;
-    }
-
-    // Pushes a descriptor; false if the daemon is gone (its ring may never drain).
-    bool Push(const Descriptor& d) {
-        shmring::SegmentHeader* h = segment_.header();
-        for (int i = 1; !submit_.PushShared(&h->submit_tail, &d); ++i) {
-            // Full: the daemon is behind. Make sure it is awake, and help drain completions.
-            shmring::NotifyCreator(h, doorbell_);
-            if (Poll() == 0) {
-                std::this_thread::yield();
-            }
-            if (i % 4096 == 0 && Gone()) {
-                return false;
-            }
-        }
-        shmring::NotifyCreator(h, doorbell_);
-        return true;
-    }
-
-    // Hands a result buffer back to the daemon.
-    void Release(uint64_t buffer) {
-        Descriptor r;
-        r.op = static_cast<uint16_t>(Op::kRelease);
-        r.offset = buffer;
-        (void)Push(r);
-    }
-
-    size_t Poll() {
-        size_t n = 0;
-        Descriptor c;
-        shmring::SegmentHeader* h = segment_.header();
-        while (complete_.PopShared(&h->complete_head, &c)) {
-            ++n;
-            std::optional<Pending> p;
-            {
-                std::lock_guard<std::mutex> lock(pending_mu_);
-                auto it = pending_.find(c.request_id);
-                if (it != pending_.end()) {
-                    p.emplace(std::move(it->second));
-                    pending_.erase(it);
-                }
-            }
-            std::string_view body;
-            uint64_t region = daemon_bytes();
-            if (c.length > 0 && c.offset <= region && c.length <= region - c.offset) {
-                body = std::string_view(segment_.daemon_region() + c.offset, c.length);
-            }
-            bool kept = false;
-            if (p) {
-                if (p->allocation) {
-                    Free(*p->allocation);
-                }
-                absl::Status status;
-                if (c.status != 0) {
-                    auto wire = protocol::Decode<protocol::WireStatus>(body);
-                    status = wire.ok() ? wire->status
-                                       : absl::Status(static_cast<absl::StatusCode>(c.status), "zerohopd: request failed");
-                    body = {};
-                }
-                kept = std::move(p->done)(status, body, c.arg0, shared_from_this()) && c.status == 0 && c.length > 0;
-            }
-            if (c.length > 0 && !kept) {
-                Release(c.arg0);
-            }
-        }
-        return n;
-    }
-
-    bool HasCompletion() const {
-        shmring::SegmentHeader* h = segment_.header();
-        return complete_.ReadyShared(&h->complete_head);
-    }
-
-    // Spins, then sleeps, until `ready()` or a completion arrives, or `timeout`; true if
-    // either happened.
-    // Spins (as long as shmring::AdaptiveSpin finds worth it, at most the options' spin),
-    // then sleeps.
-    template <typename Ready>
-    bool Wait(Ready ready, absl::Duration timeout) {
-        absl::Time start = absl::Now();
-        bool got = shmring::WaitForCreator(
-            segment_.header(), [&] { return ready() || HasCompletion(); }, spin_.budget(), timeout);
-        if (got) {
-            spin_.Record(absl::Now() - start);
-        }
-        return got;
-    }
-
-    // Whether the daemon's end of the session socket is gone. A syscall: slow paths only.
-    bool Gone() const {
-        struct pollfd p = {sock_.get(), POLLRDHUP, 0};
-        return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-    }
-
-private:
-    shmring::UniqueFd sock_;
-    shmring::Segment segment_;
-    shmring::EventFd doorbell_;
-    uint64_t session_id_;
-    shmring::AdaptiveSpin spin_;
-    shmring::RingSlots submit_;
-    shmring::RingSlots complete_;
-    // std::mutex on the per-request path: a distribution's absl::Mutex may be built with
-    // deadlock detection on, which costs every lock tens of nanoseconds.
-    std::mutex alloc_mu_;
-    shmring::RegionAllocator alloc_;  // under alloc_mu_
-    mutable std::mutex pending_mu_;
-    absl::flat_hash_map<uint64_t, Pending> pending_;  // under pending_mu_
-    bool dead_ = false;                               // under pending_mu_
-};
-
-}  // namespace client_internal
-
-using client_internal::Connection;
-using client_internal::KeepingDone;
-using client_internal::Pending;
-
 namespace {
 
-// Requests whose repetition changes nothing: retried on a new session after a restart.
+// Requests whose repetition changes nothing: sent again on a new session after a restart.
 bool SafeToRepeat(Op op, uint32_t flags) {
-    if (flags != 0) {
-        return false;  // pieces of a streamed put
-    }
-    switch (op) {
-        case Op::kNop:
-        case Op::kListContainers:
-        case Op::kStat:
-        case Op::kList:
-        case Op::kReadlink:
-        case Op::kGetObject:
-        case Op::kGetItem:
-        case Op::kGetItems:
-        case Op::kDescribeStream:
-        case Op::kSeek:
-        case Op::kGetRecords:
-        case Op::kSync:
-        case Op::kStatus:
-            return true;
-        default:
-            return false;
-    }
+    return flags == 0 && protocol::IsRepeatable(op);  // (flags: pieces of a streamed put)
 }
 
 // Room before a put buffer's bytes for the encoded request (path, condition, attributes).
@@ -260,6 +33,9 @@ constexpr size_t kPutBufferRoom = 8192;
 
 class Client::Impl {
 public:
+    using KeepingDone = Connection::KeepingDone;
+    using Pending = Connection::Pending;
+
     Impl(ClientOptions o, std::shared_ptr<Connection> conn) : options_(std::move(o)), conn_(std::move(conn)) {}
 
     std::shared_ptr<Connection> Current() const {
@@ -464,7 +240,7 @@ public:
 
     // Submits and waits; `decode` turns the result body into the caller's value.
     template <typename T, typename Decode>
-    absl::StatusOr<T> Call(Op op, std::string_view body, Decode decode) {
+    absl::StatusOr<T> CallWith(Op op, std::string_view body, Decode decode) {
         struct Slot {
             std::atomic<bool> done{false};
             absl::StatusOr<T> result = absl::UnknownError("no completion");
@@ -498,12 +274,38 @@ public:
 
     template <typename T>
     absl::StatusOr<T> CallDecoded(Op op, std::string_view body) {
-        return Call<T>(op, body, [](std::string_view b) { return protocol::Decode<T>(b); });
+        return CallWith<T>(op, body, [](std::string_view b) { return protocol::Decode<T>(b); });
     }
 
     absl::Status CallStatus(Op op, std::string_view body) {
         struct Empty {};
-        return Call<Empty>(op, body, [](std::string_view) { return absl::StatusOr<Empty>(Empty{}); }).status();
+        return CallWith<Empty>(op, body, [](std::string_view) { return absl::StatusOr<Empty>(Empty{}); }).status();
+    }
+
+    // Operation `op` of the table, its request encoded in `body`: waits for its result (its
+    // status alone when the table says NoResult).
+    template <Op op>
+    auto Call(std::string_view body) {
+        using Result = typename protocol::OpTraits<op>::Result;
+        if constexpr (std::is_same_v<Result, NoResult>) {
+            return CallStatus(op, body);
+        } else {
+            return CallDecoded<Result>(op, body);
+        }
+    }
+
+    // The same without waiting: `done` gets the result from Poll() (or a waiting call).
+    template <Op op, typename Done>
+    void CallAsync(std::string_view body, Done done) {
+        using Result = typename protocol::OpTraits<op>::Result;
+        Submit(op, body, [done = std::move(done)](absl::Status st, std::string_view b, uint64_t, const auto&) mutable {
+            if constexpr (std::is_same_v<Result, NoResult>) {
+                std::move(done)(st);
+            } else {
+                std::move(done)(st.ok() ? protocol::Decode<Result>(b) : absl::StatusOr<Result>(st));
+            }
+            return false;
+        });
     }
 
     // Sends a body already in place (a put buffer) and waits for the decoded result.
@@ -676,71 +478,6 @@ private:
     std::atomic<uint64_t> next_id_{1};
 };
 
-// ---- connecting -----------------------------------------------------------------------------
-
-absl::StatusOr<std::shared_ptr<Connection>> Connection::Dial(const ClientOptions& options) {
-    shmring::UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    struct sockaddr_un addr = {};
-    addr.sun_family = AF_UNIX;
-    if (options.socket_path.size() >= sizeof addr.sun_path) {
-        return absl::InvalidArgumentError(absl::StrFormat("socket path %s is too long", options.socket_path));
-    }
-    std::memcpy(addr.sun_path, options.socket_path.data(), options.socket_path.size());
-    if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        return absl::UnavailableError(absl::StrFormat("cannot reach zerohopd at %s: %s (is it running? set ZEROHOP_SOCKET)",
-                                                      options.socket_path, strerror(errno)));
-    }
-    protocol::Hello hello;
-    hello.access_key = options.access_key;
-    hello.submit_entries = options.submit_entries;
-    hello.complete_entries = options.complete_entries;
-    hello.client_bytes = options.client_bytes;
-    hello.daemon_bytes = options.daemon_bytes;
-    std::string body = protocol::Encode(hello);
-    std::string framed(4, '\0');
-    uint32_t len = static_cast<uint32_t>(body.size());
-    std::memcpy(framed.data(), &len, 4);
-    framed += body;
-    if (absl::Status s = shmring::SendWithFds(sock.get(), framed, {}); !s.ok()) {
-        return absl::UnavailableError(absl::StrFormat("zerohopd at %s: %s", options.socket_path, s.message()));
-    }
-    std::vector<shmring::UniqueFd> fds;
-    char head[4];
-    size_t got = 0;
-    while (got < 4) {
-        auto n = shmring::ReceiveWithFds(sock.get(), head + got, 4 - got, &fds);
-        if (!n.ok() || *n == 0) {
-            return absl::UnavailableError(absl::StrFormat("zerohopd at %s closed the connection during hello",
-                                                          options.socket_path));
-        }
-        got += *n;
-    }
-    std::memcpy(&len, head, 4);
-    if (len == 0 || len > 4096) {
-        return absl::DataLossError("zerohopd sent a malformed welcome");
-    }
-    std::string welcome_bytes(len, '\0');
-    if (::recv(sock.get(), welcome_bytes.data(), len, MSG_WAITALL) != static_cast<ssize_t>(len)) {
-        return absl::UnavailableError("zerohopd closed the connection during hello");
-    }
-    auto welcome = protocol::Decode<protocol::Welcome>(welcome_bytes);
-    if (!welcome.ok()) {
-        return absl::DataLossError("zerohopd sent a malformed welcome");
-    }
-    if (!welcome->status.ok()) {
-        return absl::Status(welcome->status.code(),
-                            absl::StrFormat("zerohopd refused the session: %s", welcome->status.message()));
-    }
-    if (fds.size() != 2) {
-        return absl::DataLossError("zerohopd did not pass the session segment and doorbell");
-    }
-    auto segment = shmring::Segment::Map(std::move(fds[0]));
-    if (!segment.ok()) {
-        return segment.status();
-    }
-    return std::make_shared<Connection>(std::move(sock), std::move(*segment), shmring::EventFd(std::move(fds[1])),
-                                        welcome->session_id, options.spin);
-}
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
     if (options.socket_path.empty()) {
@@ -763,32 +500,45 @@ Client::~Client() = default;
 uint64_t Client::session_id() const { return impl_->Current()->session_id(); }
 uint64_t Client::reconnects() const { return impl_->reconnects(); }
 
-// ---- operations -------------------------------------------------------------------------------
+// ---- operations ---------------------------------------------------------------------------
+
+namespace {
+
+template <typename T>
+using SyncResult = std::conditional_t<std::is_same_v<T, NoResult>, absl::Status, absl::StatusOr<T>>;
+template <typename T>
+using AsyncDone = std::conditional_t<std::is_same_v<T, NoResult>, StatusCallback, Callback<T>>;
+
+}  // namespace
+
+// Every operation of the table but gets and puts (whose bytes travel beside the request,
+// below): its synchronous and asynchronous form.
+#define ZH_CLIENT_CALLS_Plain(Name, Request, Result)                          \
+    SyncResult<Result> Client::Name(const Request& req) {                    \
+        return impl_->Call<Op::k##Name>(protocol::Encode(req));              \
+    }                                                                         \
+    void Client::Name##Async(const Request& req, AsyncDone<Result> done) {    \
+        impl_->CallAsync<Op::k##Name>(protocol::Encode(req), std::move(done)); \
+    }
+#define ZH_CLIENT_CALLS_NoBody(Name, Request, Result)                                                         \
+    SyncResult<Result> Client::Name() { return impl_->Call<Op::k##Name>({}); }                               \
+    void Client::Name##Async(AsyncDone<Result> done) { impl_->CallAsync<Op::k##Name>({}, std::move(done)); }
+#define ZH_CLIENT_CALLS_Sink(Name, Request, Result)
+#define ZH_CLIENT_CALLS_Source(Name, Request, Result)
+#define ZH_CLIENT_CALLS_Control(Name, Request, Result)
+#define ZH_CLIENT_CALLS(Name, number, name, Request, Result, access, repeat, shape) \
+    ZH_CLIENT_CALLS_##shape(Name, Request, Result)
+ZH_OPERATIONS(ZH_CLIENT_CALLS)
+#undef ZH_CLIENT_CALLS
+#undef ZH_CLIENT_CALLS_Plain
+#undef ZH_CLIENT_CALLS_NoBody
+#undef ZH_CLIENT_CALLS_Sink
+#undef ZH_CLIENT_CALLS_Source
+#undef ZH_CLIENT_CALLS_Control
+
+// ---- gets and puts: the bytes beside the request --------------------------------------------
 
 using protocol::Encode;
-
-absl::StatusOr<std::vector<std::string>> Client::ListContainers() {
-    return impl_->CallDecoded<std::vector<std::string>>(Op::kListContainers, {});
-}
-absl::StatusOr<ObjectInfo> Client::Stat(const Path& p) { return impl_->CallDecoded<ObjectInfo>(Op::kStat, Encode(p)); }
-absl::StatusOr<ListResult> Client::List(const ListRequest& r) {
-    return impl_->CallDecoded<ListResult>(Op::kList, Encode(r));
-}
-absl::StatusOr<ObjectInfo> Client::Mkdir(const MkdirRequest& r) {
-    return impl_->CallDecoded<ObjectInfo>(Op::kMkdir, Encode(r));
-}
-absl::Status Client::Rmdir(const Path& p) { return impl_->CallStatus(Op::kRmdir, Encode(p)); }
-absl::Status Client::Rename(const RenameRequest& r) { return impl_->CallStatus(Op::kRename, Encode(r)); }
-absl::StatusOr<ObjectInfo> Client::Symlink(const SymlinkRequest& r) {
-    return impl_->CallDecoded<ObjectInfo>(Op::kSymlink, Encode(r));
-}
-absl::StatusOr<std::string> Client::Readlink(const Path& p) {
-    return impl_->CallDecoded<std::string>(Op::kReadlink, Encode(p));
-}
-absl::Status Client::Delete(const DeleteRequest& r) { return impl_->CallStatus(Op::kDelete, Encode(r)); }
-absl::StatusOr<ObjectInfo> Client::SetMetadata(const SetMetadataRequest& r) {
-    return impl_->CallDecoded<ObjectInfo>(Op::kSetMetadata, Encode(r));
-}
 
 ObjectView::ObjectView(ObjectView&& o) noexcept
     : owner_(std::move(o.owner_)), buffer_(o.buffer_), data_(o.data_), info_(std::move(o.info_)) {}
@@ -830,7 +580,7 @@ absl::StatusOr<ObjectView> Client::GetObjectView(const GetObjectRequest& req) {
 }
 
 absl::StatusOr<ObjectView> Client::ViewOf(std::string_view body, uint64_t buffer,
-                                          const std::shared_ptr<client_internal::Connection>& conn) {
+                                          const std::shared_ptr<Connection>& conn) {
     ObjectView view;
     view.owner_ = conn;
     view.buffer_ = buffer;
@@ -952,94 +702,6 @@ absl::StatusOr<ObjectInfo> Client::PutObject(const PutObjectRequest& req, PutBuf
     return impl_->CallPlaced(c, buffer.offset_, payload, static_cast<uint32_t>(header.size() + size));
 }
 
-absl::StatusOr<ObjectInfo> Client::WriteObject(const WriteObjectRequest& r) {
-    return impl_->CallDecoded<ObjectInfo>(Op::kWriteObject, Encode(r));
-}
-absl::StatusOr<ObjectInfo> Client::Append(const AppendRequest& r) {
-    return impl_->CallDecoded<ObjectInfo>(Op::kAppend, Encode(r));
-}
-absl::StatusOr<ObjectInfo> Client::Truncate(const TruncateRequest& r) {
-    return impl_->CallDecoded<ObjectInfo>(Op::kTruncate, Encode(r));
-}
-absl::StatusOr<Item> Client::GetItem(const GetItemRequest& r) { return impl_->CallDecoded<Item>(Op::kGetItem, Encode(r)); }
-absl::StatusOr<GetItemsResult> Client::GetItems(const GetItemsRequest& r) {
-    return impl_->CallDecoded<GetItemsResult>(Op::kGetItems, Encode(r));
-}
-absl::StatusOr<ObjectInfo> Client::PutItem(const PutItemRequest& r) {
-    return impl_->CallDecoded<ObjectInfo>(Op::kPutItem, Encode(r));
-}
-absl::StatusOr<std::vector<absl::Status>> Client::PutItems(const std::vector<PutItemRequest>& r) {
-    return impl_->CallDecoded<std::vector<absl::Status>>(Op::kPutItems, Encode(r));
-}
-absl::StatusOr<ObjectInfo> Client::UpdateItem(const UpdateItemRequest& r) {
-    return impl_->CallDecoded<ObjectInfo>(Op::kUpdateItem, Encode(r));
-}
-absl::StatusOr<ObjectInfo> Client::CreateStream(const CreateStreamRequest& r) {
-    return impl_->CallDecoded<ObjectInfo>(Op::kCreateStream, Encode(r));
-}
-absl::StatusOr<StreamDescription> Client::DescribeStream(const Path& p) {
-    return impl_->CallDecoded<StreamDescription>(Op::kDescribeStream, Encode(p));
-}
-absl::Status Client::DeleteStream(const Path& p) { return impl_->CallStatus(Op::kDeleteStream, Encode(p)); }
-absl::StatusOr<std::vector<RecordResult>> Client::PutRecords(const PutRecordsRequest& r) {
-    return impl_->CallDecoded<std::vector<RecordResult>>(Op::kPutRecords, Encode(r));
-}
-absl::StatusOr<StreamLocation> Client::Seek(const SeekRequest& r) {
-    return impl_->CallDecoded<StreamLocation>(Op::kSeek, Encode(r));
-}
-absl::StatusOr<GetRecordsResult> Client::GetRecords(const GetRecordsRequest& r) {
-    return impl_->CallDecoded<GetRecordsResult>(Op::kGetRecords, Encode(r));
-}
-absl::Status Client::Sync() { return impl_->CallStatus(Op::kSync, {}); }
-absl::StatusOr<protocol::DaemonStatus> Client::Status() {
-    return impl_->CallDecoded<protocol::DaemonStatus>(Op::kStatus, {});
-}
-absl::Status Client::Nop() { return impl_->CallStatus(Op::kNop, {}); }
-
-// ---- asynchronous forms -------------------------------------------------------------------------
-
-template <typename T>
-void Client::CallAsync(Op op, std::string body, Callback<T> done) {
-    impl_->Submit(op, body,
-                  [done = std::move(done)](absl::Status st, std::string_view b, uint64_t, const auto&) mutable {
-                      std::move(done)(st.ok() ? protocol::Decode<T>(b) : absl::StatusOr<T>(st));
-                      return false;
-                  });
-}
-
-void Client::CallStatusAsync(Op op, std::string body, StatusCallback done) {
-    impl_->Submit(op, body, [done = std::move(done)](absl::Status st, std::string_view, uint64_t, const auto&) mutable {
-        std::move(done)(st);
-        return false;
-    });
-}
-
-void Client::ListContainersAsync(Callback<std::vector<std::string>> done) {
-    CallAsync(Op::kListContainers, {}, std::move(done));
-}
-void Client::StatAsync(const Path& p, Callback<ObjectInfo> done) { CallAsync(Op::kStat, Encode(p), std::move(done)); }
-void Client::ListAsync(const ListRequest& r, Callback<ListResult> done) {
-    CallAsync(Op::kList, Encode(r), std::move(done));
-}
-void Client::MkdirAsync(const MkdirRequest& r, Callback<ObjectInfo> done) {
-    CallAsync(Op::kMkdir, Encode(r), std::move(done));
-}
-void Client::RmdirAsync(const Path& p, StatusCallback done) { CallStatusAsync(Op::kRmdir, Encode(p), std::move(done)); }
-void Client::RenameAsync(const RenameRequest& r, StatusCallback done) {
-    CallStatusAsync(Op::kRename, Encode(r), std::move(done));
-}
-void Client::SymlinkAsync(const SymlinkRequest& r, Callback<ObjectInfo> done) {
-    CallAsync(Op::kSymlink, Encode(r), std::move(done));
-}
-void Client::ReadlinkAsync(const Path& p, Callback<std::string> done) {
-    CallAsync(Op::kReadlink, Encode(p), std::move(done));
-}
-void Client::DeleteAsync(const DeleteRequest& r, StatusCallback done) {
-    CallStatusAsync(Op::kDelete, Encode(r), std::move(done));
-}
-void Client::SetMetadataAsync(const SetMetadataRequest& r, Callback<ObjectInfo> done) {
-    CallAsync(Op::kSetMetadata, Encode(r), std::move(done));
-}
 void Client::GetObjectAsync(const GetObjectRequest& r, Callback<ObjectView> done) {
     impl_->Submit(Op::kGetObject, Encode(r),
                   [done = std::move(done)](absl::Status st, std::string_view b, uint64_t buf,
@@ -1056,59 +718,7 @@ void Client::PutObjectAsync(const PutObjectRequest& r, std::string_view data, Ca
         return;
     }
     body.append(data.data(), data.size());
-    CallAsync(Op::kPutObject, std::move(body), std::move(done));
-}
-void Client::WriteObjectAsync(const WriteObjectRequest& r, Callback<ObjectInfo> done) {
-    CallAsync(Op::kWriteObject, Encode(r), std::move(done));
-}
-void Client::AppendAsync(const AppendRequest& r, Callback<ObjectInfo> done) {
-    CallAsync(Op::kAppend, Encode(r), std::move(done));
-}
-void Client::TruncateAsync(const TruncateRequest& r, Callback<ObjectInfo> done) {
-    CallAsync(Op::kTruncate, Encode(r), std::move(done));
-}
-void Client::GetItemAsync(const GetItemRequest& r, Callback<Item> done) {
-    CallAsync(Op::kGetItem, Encode(r), std::move(done));
-}
-void Client::GetItemsAsync(const GetItemsRequest& r, Callback<GetItemsResult> done) {
-    CallAsync(Op::kGetItems, Encode(r), std::move(done));
-}
-void Client::PutItemAsync(const PutItemRequest& r, Callback<ObjectInfo> done) {
-    CallAsync(Op::kPutItem, Encode(r), std::move(done));
-}
-void Client::PutItemsAsync(const std::vector<PutItemRequest>& r, Callback<std::vector<absl::Status>> done) {
-    CallAsync(Op::kPutItems, Encode(r), std::move(done));
-}
-void Client::UpdateItemAsync(const UpdateItemRequest& r, Callback<ObjectInfo> done) {
-    CallAsync(Op::kUpdateItem, Encode(r), std::move(done));
-}
-void Client::CreateStreamAsync(const CreateStreamRequest& r, Callback<ObjectInfo> done) {
-    CallAsync(Op::kCreateStream, Encode(r), std::move(done));
-}
-void Client::DescribeStreamAsync(const Path& p, Callback<StreamDescription> done) {
-    CallAsync(Op::kDescribeStream, Encode(p), std::move(done));
-}
-void Client::DeleteStreamAsync(const Path& p, StatusCallback done) {
-    CallStatusAsync(Op::kDeleteStream, Encode(p), std::move(done));
-}
-void Client::PutRecordsAsync(const PutRecordsRequest& r, Callback<std::vector<RecordResult>> done) {
-    CallAsync(Op::kPutRecords, Encode(r), std::move(done));
-}
-void Client::SeekAsync(const SeekRequest& r, Callback<StreamLocation> done) {
-    CallAsync(Op::kSeek, Encode(r), std::move(done));
-}
-void Client::GetRecordsAsync(const GetRecordsRequest& r, Callback<GetRecordsResult> done) {
-    CallAsync(Op::kGetRecords, Encode(r), std::move(done));
-}
-void Client::SyncAsync(StatusCallback done) { CallStatusAsync(Op::kSync, {}, std::move(done)); }
-void Client::StatusAsync(Callback<protocol::DaemonStatus> done) { CallAsync(Op::kStatus, {}, std::move(done)); }
-void Client::NopAsync(StatusCallback done) { CallStatusAsync(Op::kNop, {}, std::move(done)); }
-
-void Client::Submit(protocol::Op op, std::string body, RawDone done) {
-    impl_->Submit(op, body, [done = std::move(done)](absl::Status st, std::string_view b, uint64_t, const auto&) mutable {
-        std::move(done)(st, b);
-        return false;
-    });
+    impl_->CallAsync<Op::kPutObject>(body, std::move(done));
 }
 size_t Client::Poll() { return impl_->Poll(); }
 size_t Client::WaitAndPoll(absl::Duration timeout) { return impl_->WaitAndPoll(timeout); }

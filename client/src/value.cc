@@ -8,7 +8,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "zerohop/codec.h"
+#include "wire/codec.h"
 
 namespace zerohop {
 
@@ -242,7 +242,9 @@ void EncodeAttributes(const AttributeMap& attrs, std::string* out) {
 
 namespace internal {
 
-bool NextEncodedAttribute(ByteReader* r, std::string_view* name, ValueView* value) {
+namespace {
+
+bool NextAttribute(ByteReader* r, std::string_view* name, ValueView* value) {
     uint8_t type;
     if (!r->GetBytes(name) || !r->GetU8(&type)) {
         return false;
@@ -306,6 +308,26 @@ bool NextEncodedAttribute(ByteReader* r, std::string_view* name, ValueView* valu
     return false;
 }
 
+}  // namespace
+
+bool NextEncodedCount(std::string_view* in, uint64_t* count) {
+    ByteReader r(*in);
+    if (!r.GetVarint(count)) {
+        return false;
+    }
+    *in = r.rest();
+    return true;
+}
+
+bool NextEncodedAttribute(std::string_view* in, std::string_view* name, ValueView* value) {
+    ByteReader r(*in);
+    if (!NextAttribute(&r, name, value)) {
+        return false;
+    }
+    *in = r.rest();
+    return true;
+}
+
 }  // namespace internal
 
 absl::Status EncodedAttributes::Validate() const {
@@ -317,7 +339,7 @@ absl::Status EncodedAttributes::Validate() const {
     for (uint64_t i = 0; i < n; ++i) {
         std::string_view name;
         ValueView v;
-        if (!internal::NextEncodedAttribute(&r, &name, &v)) {
+        if (!internal::NextAttribute(&r, &name, &v)) {
             return absl::DataLossError(absl::StrFormat("corrupt attribute encoding: entry %d of %d", i, n));
         }
     }

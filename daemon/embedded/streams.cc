@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "backend/rules.h"
+#include "wire/codec.h"
 #include "embedded/internal/store.h"
 #include "rocksdb/write_batch.h"
 #include "zerohop/status.h"

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "zerohop/protocol.h"
+#include "wire/protocol.h"
 
 namespace zerohop {
 

@@ -33,7 +33,7 @@
 #include "shmring/doorbell.h"
 #include "shmring/fd_passing.h"
 #include "shmring/segment.h"
-#include "zerohop/protocol.h"
+#include "wire/protocol.h"
 
 namespace zerohop {
 
@@ -188,7 +188,7 @@ public:
 
     absl::Status Open();
     void Stop();
-    protocol::DaemonStatus stats() const;
+    DaemonStatus stats() const;
     const std::string& socket_path() const { return config_.listen; }
 
     // Routing and rights.
@@ -1049,7 +1049,7 @@ void Worker::Dispatch(const std::shared_ptr<Session>& sp, const Descriptor& d) {
             return one_done(absl::OkStatus());
         }
         case Op::kStatus: {
-            protocol::DaemonStatus out = server_->stats();
+            DaemonStatus out = server_->stats();
             out.containers = server_->GrantedContainers(s);
             return Complete(call, absl::OkStatus(), protocol::Encode(out));
         }
@@ -1355,7 +1355,7 @@ absl::Status Server::Impl::Open() {
     }
     if (config_.metrics_port != 0) {
         absl::Status st = metrics_endpoint_.Start(config_.metrics_port, [this] {
-            protocol::DaemonStatus st = stats();
+            DaemonStatus st = stats();
             std::vector<const Metrics*> shards;
             for (const auto& w : workers_) {
                 shards.push_back(&w->metrics());
@@ -1539,8 +1539,9 @@ void Server::Impl::Stop() {
     workers_.clear();
 }
 
-protocol::DaemonStatus Server::Impl::stats() const {
-    protocol::DaemonStatus st;
+DaemonStatus Server::Impl::stats() const {
+    DaemonStatus st;
+    st.version = protocol::kProtocolVersion;
     st.workers = config_.workers;
     for (const auto& w : workers_) {
         st.sessions_open += w->open_sessions();
@@ -1564,7 +1565,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const DaemonConfig& config
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { Stop(); }
 void Server::Stop() { impl_->Stop(); }
-protocol::DaemonStatus Server::stats() const { return impl_->stats(); }
+DaemonStatus Server::stats() const { return impl_->stats(); }
 const std::string& Server::socket_path() const { return impl_->socket_path(); }
 
 }  // namespace zerohop

@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "config/config.h"
-#include "zerohop/protocol.h"
+#include "wire/protocol.h"
 
 namespace zerohop {
 
@@ -31,7 +31,7 @@ public:
     // Stops accepting, lets the workers finish what they hold, closes every session.
     void Stop();
     // The daemon's counters (containers left empty: they depend on the asker's key).
-    protocol::DaemonStatus stats() const;
+    DaemonStatus stats() const;
     const std::string& socket_path() const;
 
     class Impl;

@@ -20,7 +20,7 @@
 #include "shmring/fd_passing.h"
 #include "shmring/segment.h"
 #include "zerohop/codec.h"
-#include "zerohop/protocol.h"
+#include "wire/protocol.h"
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "zerohop/protocol.h"
+#include "wire/protocol.h"
 
 namespace {
 

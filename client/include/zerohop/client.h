@@ -27,7 +27,6 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "zerohop/operations.h"
-#include "zerohop/protocol.h"
 
 namespace zerohop {
 
@@ -52,16 +51,9 @@ using StatusCallback = absl::AnyInvocable<void(absl::Status) &&>;
 
 class ObjectView;
 class PutBuffer;
-namespace client_internal {
-class Connection;
-}
 
 class Client {
 public:
-    // The raw completion of one request: its status and the result body (a view into the
-    // daemon's buffer region, valid during the call).
-    using RawDone = absl::AnyInvocable<void(absl::Status status, std::string_view body) &&>;
-
     static absl::StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options = {});
     ~Client();
 
@@ -119,7 +111,7 @@ public:
 
     absl::Status Sync();
     // The daemon's counters, and the containers this key can read.
-    absl::StatusOr<protocol::DaemonStatus> Status();
+    absl::StatusOr<DaemonStatus> Status();
     // A request that does nothing: measures the rings.
     absl::Status Nop();
 
@@ -154,26 +146,24 @@ public:
     void SeekAsync(const SeekRequest& req, Callback<StreamLocation> done);
     void GetRecordsAsync(const GetRecordsRequest& req, Callback<GetRecordsResult> done);
     void SyncAsync(StatusCallback done);
-    void StatusAsync(Callback<protocol::DaemonStatus> done);
+    void StatusAsync(Callback<DaemonStatus> done);
     void NopAsync(StatusCallback done);
-    // Any operation, with its encoded body.
-    void Submit(protocol::Op op, std::string body, RawDone done);
 
     // Runs the completions that have arrived; returns how many.
     size_t Poll();
     // Waits (spinning, then sleeping) until at least one completion ran, or `timeout`.
     size_t WaitAndPoll(absl::Duration timeout);
 
-    class Impl;
-
 private:
+    friend class ObjectView;
+    friend class PutBuffer;
+    class Impl;        // reconnecting, calls and waits (client.cc)
+    class Connection;  // one session: socket, segment, rings, requests in flight (connection.h)
+
     explicit Client(std::unique_ptr<Impl> impl);
-    template <typename T>
-    void CallAsync(protocol::Op op, std::string body, Callback<T> done);
-    void CallStatusAsync(protocol::Op op, std::string body, StatusCallback done);
     // A get's result (header, then the bytes) as a view that releases the buffer.
     static absl::StatusOr<ObjectView> ViewOf(std::string_view body, uint64_t buffer,
-                                             const std::shared_ptr<client_internal::Connection>& conn);
+                                             const std::shared_ptr<Connection>& conn);
 
     std::unique_ptr<Impl> impl_;
 };
@@ -194,7 +184,7 @@ private:
     friend class Client;
     void Reset();
 
-    std::shared_ptr<client_internal::Connection> owner_;  // keeps the segment mapped
+    std::shared_ptr<Client::Connection> owner_;  // keeps the segment mapped
     uint64_t buffer_ = 0;
     std::string_view data_;
     ObjectInfo info_;
@@ -216,7 +206,7 @@ private:
     friend class Client;
     void Reset();
 
-    std::shared_ptr<client_internal::Connection> owner_;
+    std::shared_ptr<Client::Connection> owner_;
     uint64_t offset_ = 0;  // of the allocation, which starts with room for the request
     char* data_ = nullptr;
     size_t capacity_ = 0;

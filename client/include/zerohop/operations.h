@@ -1,7 +1,7 @@
 #pragma once
-// The operations of the unified namespace (DESIGN.md section 3) as plain values: what a
-// caller asks and what it gets back. The same types travel through libzerohop, the session
-// wire (zerohop/protocol.h) and every backend.
+// The operations of the unified namespace as plain values: what a caller asks and what it
+// gets back. The same types travel through libzerohop, the session wire and every backend;
+// docs/ARCHITECTURE.md lists the operations and what each one promises.
 //
 //   GetItemRequest req{.path = *Path::Parse("/users/people/alice"), .attributes = {"age"}};
 //   GetItemsRequest scan{.path = *Path::Parse("/users/people"), .filter = "age > 30", .limit = 100};
@@ -205,6 +205,21 @@ struct GetRecordsResult {
     std::vector<StreamRecord> records;
     StreamLocation next;
     uint64_t behind = 0;  // records after `next` that exist now
+};
+
+// ---- the daemon ---------------------------------------------------------------------
+
+// What `zh status` shows: the daemon as a whole.
+struct DaemonStatus {
+    uint32_t version = 0;  // of the session protocol
+    uint32_t workers = 0;
+    uint64_t sessions_open = 0;
+    uint64_t sessions_total = 0;
+    uint64_t sessions_refused = 0;
+    uint64_t requests = 0;
+    uint64_t request_errors = 0;
+    uint64_t bad_descriptors = 0;
+    std::vector<std::string> containers;  // those this session's key can read
 };
 
 }  // namespace zerohop

@@ -26,7 +26,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "zerohop/codec.h"
 
 namespace zerohop {
 
@@ -201,21 +200,23 @@ private:
 };
 
 namespace internal {
-// Decodes one (name, value) entry; false on corrupt input.
-bool NextEncodedAttribute(ByteReader* r, std::string_view* name, ValueView* value);
+// Reads the attribute count at the front of `*in`; false on corrupt input.
+bool NextEncodedCount(std::string_view* in, uint64_t* count);
+// Decodes the (name, value) entry at the front of `*in`; false on corrupt input.
+bool NextEncodedAttribute(std::string_view* in, std::string_view* name, ValueView* value);
 }  // namespace internal
 
 template <typename Fn>
 void EncodedAttributes::ForEach(Fn&& fn) const {
-    ByteReader r(bytes_);
+    std::string_view in = bytes_;
     uint64_t n = 0;
-    if (!r.GetVarint(&n)) {
+    if (!internal::NextEncodedCount(&in, &n)) {
         return;
     }
     for (uint64_t i = 0; i < n; ++i) {
         std::string_view name;
         ValueView v;
-        if (!internal::NextEncodedAttribute(&r, &name, &v) || !fn(name, v)) {
+        if (!internal::NextEncodedAttribute(&in, &name, &v) || !fn(name, v)) {
             return;
         }
     }

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
-#include "zerohop/codec.h"
+#include "wire/codec.h"
 
 namespace zerohop::embedded {
 

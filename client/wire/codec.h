@@ -1,5 +1,6 @@
 #pragma once
-// Bounds-checked binary encoding shared by the storage records and the session wire.
+// Bounds-checked binary encoding shared by the session wire (wire/protocol.h) and the
+// embedded store's records. Never installed: it is not part of the public API.
 //
 // Little-endian fixed-width integers, LEB128 varints and length-prefixed byte strings.
 // A ByteReader never reads past its input: every accessor reports failure instead, so
@@ -104,6 +105,11 @@ public:
         *s = in_.substr(0, n);
         in_.remove_prefix(n);
         return true;
+    }
+    // Everything left (bytes that run to the end of a message).
+    void GetRest(std::string_view* s) {
+        *s = in_;
+        in_ = {};
     }
     bool GetRaw(void* p, size_t n) {
         if (n > in_.size()) {
