@@ -1,5 +1,5 @@
 #pragma once
-// The backend interface: every operation of DESIGN.md section 3, for every storage engine.
+// The backend interface: every operation of the namespace, for every storage engine.
 //
 // Asynchronous in shape: each call takes a request and a completion, and the completion
 // runs exactly once, either before the call returns (quick calls of the embedded store) or
@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "wire/operation_table.h"
 #include "zerohop/operations.h"
 
 namespace zerohop {
@@ -34,6 +35,9 @@ namespace zerohop {
 template <typename T>
 using Done = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
 using DoneStatus = absl::AnyInvocable<void(absl::Status) &&>;
+// The completion of an operation whose result is `T`: its status alone for NoResult.
+template <typename T>
+using DoneFor = std::conditional_t<std::is_same_v<T, NoResult>, DoneStatus, Done<T>>;
 
 // Where a get's bytes go, chunk by chunk, so that an object never needs to fit in memory.
 class DataSink {
@@ -96,6 +100,19 @@ public:
     virtual void Sleeping(bool asleep) = 0;  // around the worker's sleeps
 };
 
+// One operation's method, by its shape in the table.
+#define ZH_BACKEND_METHOD_Plain(Name, Request, Result) void Name(Request req, DoneFor<Result> done)
+#define ZH_BACKEND_METHOD_NoBody(Name, Request, Result) void Name(DoneFor<Result> done)
+#define ZH_BACKEND_METHOD_Sink(Name, Request, Result) \
+    void Name(Request req, DataSink* sink, DoneFor<Result> done)
+#define ZH_BACKEND_METHOD_Source(Name, Request, Result) \
+    void Name(Request req, DataSource* data, DoneFor<Result> done)
+#define ZH_BACKEND_METHOD(Name, number, name, Request, Result, access, repeat, shape) \
+    ZH_BACKEND_METHOD_##shape(Name, Request, Result)
+#define ZH_BACKEND_PURE(...) virtual ZH_BACKEND_METHOD(__VA_ARGS__) = 0;
+// In a backend's class: `ZH_BACKEND_OPERATIONS(ZH_BACKEND_OVERRIDE)` declares them all.
+#define ZH_BACKEND_OVERRIDE(...) ZH_BACKEND_METHOD(__VA_ARGS__) override;
+
 class Backend {
 public:
     virtual ~Backend() = default;
@@ -109,46 +126,19 @@ public:
     // An error: this worker's operations go through the backend's own threads.
     virtual absl::StatusOr<std::unique_ptr<LoopHook>> JoinLoop() { return nullptr; }
 
-    // Namespace.
-    virtual void ListContainers(Done<std::vector<std::string>> done) = 0;
-    virtual void Stat(Path path, Done<ObjectInfo> done) = 0;
-    virtual void List(ListRequest req, Done<ListResult> done) = 0;
-    virtual void Mkdir(MkdirRequest req, Done<ObjectInfo> done) = 0;
-    virtual void Rmdir(Path path, DoneStatus done) = 0;
-    virtual void Rename(RenameRequest req, DoneStatus done) = 0;
-    virtual void Symlink(SymlinkRequest req, Done<ObjectInfo> done) = 0;
-    virtual void Readlink(Path path, Done<std::string> done) = 0;
-    virtual void Delete(DeleteRequest req, DoneStatus done) = 0;
-    virtual void SetMetadata(SetMetadataRequest req, Done<ObjectInfo> done) = 0;
-
-    // Objects.
-    // The bytes go to `sink` (which must outlive the call's completion).
-    virtual void GetObject(GetObjectRequest req, DataSink* sink, Done<GetObjectResult> done) = 0;
-    // The bytes come from `data` (null: an empty object; it must outlive the completion).
-    virtual void PutObject(PutObjectRequest req, DataSource* data, Done<ObjectInfo> done) = 0;
-    virtual void WriteObject(WriteObjectRequest req, Done<ObjectInfo> done) = 0;
-    virtual void Append(AppendRequest req, Done<ObjectInfo> done) = 0;
-    virtual void Truncate(TruncateRequest req, Done<ObjectInfo> done) = 0;
-
-    // Items.
-    virtual void GetItem(GetItemRequest req, Done<Item> done) = 0;
-    virtual void GetItems(GetItemsRequest req, Done<GetItemsResult> done) = 0;
-    virtual void PutItem(PutItemRequest req, Done<ObjectInfo> done) = 0;
-    // One status per item, in order; each item is atomic on its own.
-    virtual void PutItems(std::vector<PutItemRequest> reqs, Done<std::vector<absl::Status>> done) = 0;
-    virtual void UpdateItem(UpdateItemRequest req, Done<ObjectInfo> done) = 0;
-    // delete_item is Delete.
-
-    // Streams.
-    virtual void CreateStream(CreateStreamRequest req, Done<ObjectInfo> done) = 0;
-    virtual void DescribeStream(Path path, Done<StreamDescription> done) = 0;
-    virtual void DeleteStream(Path path, DoneStatus done) = 0;
-    virtual void PutRecords(PutRecordsRequest req, Done<std::vector<RecordResult>> done) = 0;
-    virtual void Seek(SeekRequest req, Done<StreamLocation> done) = 0;
-    virtual void GetRecords(GetRecordsRequest req, Done<GetRecordsResult> done) = 0;
-
-    // Makes every acknowledged write durable against power loss (fsync in FUSE).
-    virtual void Sync(DoneStatus done) = 0;
+    // Every operation of ZH_BACKEND_OPERATIONS (wire/operation_table.h), declared by its
+    // shape (ZH_BACKEND_METHOD above):
+    //   Plain    void Stat(Path req, Done<ObjectInfo> done); void Rmdir(Path req, DoneStatus done)
+    //   NoBody   void ListContainers(Done<std::vector<std::string>> done); void Sync(DoneStatus done)
+    //   Sink     void GetObject(GetObjectRequest req, DataSink* sink, Done<GetObjectResult> done):
+    //            the bytes go to `sink`, which must outlive the completion
+    //   Source   void PutObject(PutObjectRequest req, DataSource* data, Done<ObjectInfo> done):
+    //            the bytes come from `data` (null: an empty object), which must outlive it
+    // What each must do beyond the request's own comments (zerohop/operations.h):
+    //   PutItems  one status per item, in order; each item is atomic on its own
+    //   Delete    is delete_item too
+    //   Sync      makes every acknowledged write durable against power loss (FUSE fsync)
+    ZH_BACKEND_OPERATIONS(ZH_BACKEND_PURE)
 };
 
 // The attributes a projection asks for (see GetItemRequest) of an entry called `name`, from

@@ -1,9 +1,12 @@
 #include "config/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <type_traits>
+#include <utility>
 
 #include <yaml-cpp/yaml.h>
 
@@ -12,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 #include "zerohop/path.h"
 
 namespace zerohop {
@@ -72,12 +76,191 @@ private:
     std::string source_;
 };
 
-#define ZH_TRY(var, expr)            \
-    auto var##_or = (expr);          \
-    if (!var##_or.ok()) {            \
-        return var##_or.status();    \
-    }                                \
-    auto var = std::move(*var##_or)
+// ---- backend options ------------------------------------------------------------------
+
+// The `options` of one mount, read key by key into its kind's typed options.
+class OptionReader {
+public:
+    OptionReader(const Parser& p, std::string where, const std::map<std::string, std::string>& options)
+        : p_(p), where_(std::move(where) + ".options"), options_(options) {}
+
+    absl::Status Error(const std::string& key, absl::string_view problem) const {
+        return p_.Error(key.empty() ? where_ : absl::StrCat(where_, ".", key), std::string(problem));
+    }
+    bool Has(const std::string& key) const { return options_.count(key) != 0; }
+
+    absl::Status OnlyKeys(const std::set<std::string>& known) const {
+        for (const auto& [k, v] : options_) {
+            if (!known.count(k)) {
+                return Error(k, absl::StrFormat("unknown key (known: %s)", absl::StrJoin(known, ", ")));
+            }
+        }
+        return absl::OkStatus();
+    }
+    void Text(const std::string& key, std::string* out) const {
+        if (auto it = options_.find(key); it != options_.end()) {
+            *out = it->second;
+        }
+    }
+    absl::Status Flag(const std::string& key, bool* out) const {
+        auto it = options_.find(key);
+        if (it == options_.end()) {
+            return absl::OkStatus();
+        }
+        if (it->second != "true" && it->second != "false") {
+            return Error(key, "expected true or false");
+        }
+        *out = it->second == "true";
+        return absl::OkStatus();
+    }
+    template <typename N>
+    absl::Status Count(const std::string& key, uint64_t lo, uint64_t hi, N* out) const {
+        auto it = options_.find(key);
+        if (it == options_.end()) {
+            return absl::OkStatus();
+        }
+        uint64_t v;
+        if (!absl::SimpleAtoi(it->second, &v) || v < lo || v > hi) {
+            return Error(key, absl::StrFormat("expected a whole number in %d..%d, not \"%s\"", lo, hi, it->second));
+        }
+        *out = static_cast<N>(v);
+        return absl::OkStatus();
+    }
+    absl::Status Millis(const std::string& key, absl::Duration* out) const {
+        int64_t ms = 0;
+        ZH_RETURN_IF_ERROR(Count(key, 1, 24 * 3600 * 1000, &ms));
+        if (ms > 0) {
+            *out = absl::Milliseconds(ms);
+        }
+        return absl::OkStatus();
+    }
+
+private:
+    const Parser& p_;
+    std::string where_;
+    const std::map<std::string, std::string>& options_;
+};
+
+absl::Status ReadOptions(const OptionReader& r, EmbeddedOptions* o) {
+    ZH_RETURN_IF_ERROR(r.OnlyKeys({"dir", "sync_writes", "inline_max_bytes", "io_threads"}));
+    r.Text("dir", &o->dir);
+    if (o->dir.empty() || o->dir[0] != '/') {
+        return r.Error("dir", "the embedded backend needs an absolute directory");
+    }
+    ZH_RETURN_IF_ERROR(r.Flag("sync_writes", &o->sync_writes));
+    ZH_RETURN_IF_ERROR(r.Count("inline_max_bytes", 0, 64 << 20, &o->inline_max_bytes));
+    ZH_RETURN_IF_ERROR(r.Count("io_threads", 0, 256, &o->io_threads));
+    return absl::OkStatus();
+}
+
+absl::Status ReadOptions(const OptionReader& r, RedisBackendOptions* o) {
+    ZH_RETURN_IF_ERROR(r.OnlyKeys({"url", "prefix", "user", "password", "password_file", "database",
+                                   "connect_timeout_ms", "command_timeout_ms", "retry_window_ms", "replicas",
+                                   "replica_timeout_ms", "threads", "connections", "inline_max_bytes"}));
+    std::string url;
+    r.Text("url", &url);
+    if (!absl::StartsWith(url, "redis://")) {
+        return r.Error("url", "the redis backend needs redis://host:port[,host:port...]");
+    }
+    auto seeds = redis::ParseRedisUrl(url);
+    if (!seeds.ok()) {
+        return r.Error("url", seeds.status().message());
+    }
+    o->client.seeds = std::move(*seeds);
+    if (r.Has("password") && r.Has("password_file")) {
+        return r.Error("", "give password or password_file, not both");  // (never the password itself)
+    }
+    r.Text("password", &o->client.password);
+    std::string password_file;
+    r.Text("password_file", &password_file);
+    if (r.Has("password_file")) {
+        if (password_file.empty() || password_file[0] != '/') {
+            return r.Error("password_file", "expected an absolute path");
+        }
+        std::ifstream in(password_file);
+        if (!in) {
+            return r.Error("password_file", absl::StrFormat("cannot read %s", password_file));
+        }
+        std::getline(in, o->client.password);
+    }
+    r.Text("prefix", &o->key_prefix);
+    r.Text("user", &o->client.user);
+    ZH_RETURN_IF_ERROR(r.Count("database", 0, 1 << 16, &o->client.database));
+    ZH_RETURN_IF_ERROR(r.Millis("connect_timeout_ms", &o->client.connect_timeout));
+    ZH_RETURN_IF_ERROR(r.Millis("command_timeout_ms", &o->client.command_timeout));
+    ZH_RETURN_IF_ERROR(r.Millis("retry_window_ms", &o->client.retry_window));
+    ZH_RETURN_IF_ERROR(r.Count("replicas", 0, 64, &o->replicas));
+    ZH_RETURN_IF_ERROR(r.Millis("replica_timeout_ms", &o->replica_timeout));
+    ZH_RETURN_IF_ERROR(r.Count("threads", 1, 256, &o->threads));
+    ZH_RETURN_IF_ERROR(r.Count("connections", 1, 64, &o->client.connections_per_node));
+    ZH_RETURN_IF_ERROR(r.Count("inline_max_bytes", 0, 64 << 20, &o->inline_max_bytes));
+    return absl::OkStatus();
+}
+
+// The typed options of a mount of kind `kind`: the kind is looked up among BackendOptions'
+// alternatives, so that a kind the variant lists cannot lack a parser.
+template <size_t I = 0>
+absl::StatusOr<BackendOptions> ReadBackend(std::string_view kind, const OptionReader& r) {
+    if constexpr (I == std::variant_size_v<BackendOptions>) {
+        return r.Error("", absl::StrFormat("no backend \"%s\"", std::string(kind)));  // (checked before)
+    } else {
+        using Options = std::variant_alternative_t<I, BackendOptions>;
+        if (kind != Options::kKind) {
+            return ReadBackend<I + 1>(kind, r);
+        }
+        Options o;
+        ZH_RETURN_IF_ERROR(ReadOptions(r, &o));
+        return BackendOptions(std::move(o));
+    }
+}
+
+template <size_t... I>
+std::vector<std::string> KindNames(std::index_sequence<I...>) {
+    return {std::string(std::variant_alternative_t<I, BackendOptions>::kKind)...};
+}
+const std::vector<std::string>& KnownKinds() {
+    static const auto* kinds =
+        new std::vector<std::string>(KindNames(std::make_index_sequence<std::variant_size_v<BackendOptions>>()));
+    return *kinds;
+}
+
+// The mounts grouped into the backends that serve them: one embedded store per directory,
+// one redis backend per distinct set of options. A store's options are those any of its
+// mounts gives (two mounts giving one option different values is an error).
+struct Group {
+    std::string kind;
+    std::map<std::string, std::string> options;
+    std::vector<std::string> containers;
+    std::string first;  // where the first mount is, for messages
+};
+
+absl::Status AddToGroup(const Parser& p, const std::string& where, const MountConfig& mount,
+                        std::vector<Group>* groups) {
+    for (Group& g : *groups) {
+        if (g.kind != mount.backend) {
+            continue;
+        }
+        if (mount.backend == EmbeddedOptions::kKind) {
+            if (g.options.at("dir") != mount.options.at("dir")) {
+                continue;
+            }
+            for (const auto& [k, v] : mount.options) {
+                auto [it, fresh] = g.options.emplace(k, v);
+                if (!fresh && it->second != v) {
+                    return p.Error(absl::StrCat(where, ".options.", k),
+                                   absl::StrFormat("\"%s\" differs from \"%s\" in %s, which shares the store in %s",
+                                                   v, it->second, g.first, g.options.at("dir")));
+                }
+            }
+        } else if (g.options != mount.options) {
+            continue;
+        }
+        g.containers.push_back(mount.container);
+        return absl::OkStatus();
+    }
+    groups->push_back({mount.backend, mount.options, {mount.container}, where});
+    return absl::OkStatus();
+}
 
 absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
     DaemonConfig cfg;
@@ -90,29 +273,29 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
         return s;
     }
     if (root["listen"]) {
-        ZH_TRY(listen, p.String(root["listen"], "listen"));
+        ZH_ASSIGN_OR_RETURN(auto listen, p.String(root["listen"], "listen"));
         if (listen.empty() || listen[0] != '/' || listen.size() > 107) {
             return p.Error("listen", "must be an absolute socket path of at most 107 bytes");
         }
         cfg.listen = listen;
     }
     if (root["workers"]) {
-        ZH_TRY(workers, p.Number(root["workers"], "workers", 1, 256));
+        ZH_ASSIGN_OR_RETURN(auto workers, p.Number(root["workers"], "workers", 1, 256));
         cfg.workers = static_cast<uint32_t>(workers);
     }
     if (root["wait_with"]) {
-        ZH_TRY(how, p.String(root["wait_with"], "wait_with"));
+        ZH_ASSIGN_OR_RETURN(auto how, p.String(root["wait_with"], "wait_with"));
         if (how != "auto" && how != "io_uring" && how != "epoll") {
             return p.Error("wait_with", absl::StrFormat("\"%s\" is not one of auto, io_uring, epoll", how));
         }
         cfg.wait_with = how;
     }
     if (root["metrics_port"]) {
-        ZH_TRY(port, p.Number(root["metrics_port"], "metrics_port", 0, 65535));
+        ZH_ASSIGN_OR_RETURN(auto port, p.Number(root["metrics_port"], "metrics_port", 0, 65535));
         cfg.metrics_port = static_cast<uint16_t>(port);
     }
     if (root["log_level"]) {
-        ZH_TRY(level, p.String(root["log_level"], "log_level"));
+        ZH_ASSIGN_OR_RETURN(auto level, p.String(root["log_level"], "log_level"));
         if (level != "debug" && level != "info" && level != "warning" && level != "error") {
             return p.Error("log_level", absl::StrFormat("\"%s\" is not one of debug, info, warning, error", level));
         }
@@ -125,19 +308,19 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
             return s;
         }
         if (limits["max_in_flight"]) {
-            ZH_TRY(v, p.Number(limits["max_in_flight"], "limits.max_in_flight", 1, 1 << 16));
+            ZH_ASSIGN_OR_RETURN(auto v, p.Number(limits["max_in_flight"], "limits.max_in_flight", 1, 1 << 16));
             cfg.limits.max_in_flight = static_cast<uint32_t>(v);
         }
         if (limits["max_client_bytes"]) {
-            ZH_TRY(v, p.Number(limits["max_client_bytes"], "limits.max_client_bytes", 1 << 16, uint64_t{1} << 34));
+            ZH_ASSIGN_OR_RETURN(auto v, p.Number(limits["max_client_bytes"], "limits.max_client_bytes", 1 << 16, uint64_t{1} << 34));
             cfg.limits.max_client_bytes = v;
         }
         if (limits["max_daemon_bytes"]) {
-            ZH_TRY(v, p.Number(limits["max_daemon_bytes"], "limits.max_daemon_bytes", 1 << 16, uint64_t{1} << 34));
+            ZH_ASSIGN_OR_RETURN(auto v, p.Number(limits["max_daemon_bytes"], "limits.max_daemon_bytes", 1 << 16, uint64_t{1} << 34));
             cfg.limits.max_daemon_bytes = v;
         }
         if (limits["max_sessions"]) {
-            ZH_TRY(v, p.Number(limits["max_sessions"], "limits.max_sessions", 1, 1 << 20));
+            ZH_ASSIGN_OR_RETURN(auto v, p.Number(limits["max_sessions"], "limits.max_sessions", 1, 1 << 20));
             cfg.limits.max_sessions = static_cast<uint32_t>(v);
         }
     }
@@ -156,7 +339,7 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
             if (!m["container"]) {
                 return p.Error(where + ".container", "missing");
             }
-            ZH_TRY(container, p.String(m["container"], where + ".container"));
+            ZH_ASSIGN_OR_RETURN(auto container, p.String(m["container"], where + ".container"));
             if (absl::Status s = Path::ValidateComponent(container); !s.ok()) {
                 return p.Error(where + ".container", std::string(s.message()));
             }
@@ -164,56 +347,20 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
                 return p.Error(where + ".container", absl::StrFormat("\"%s\" is mounted twice", container));
             }
             mc.container = container;
-            ZH_TRY(backend, m["backend"] ? p.String(m["backend"], where + ".backend") : absl::StatusOr<std::string>("embedded"));
-            if (backend != "embedded" && backend != "redis") {
-                return p.Error(where + ".backend",
-                               absl::StrFormat("unknown backend \"%s\" (known: embedded, redis)", backend));
+            ZH_ASSIGN_OR_RETURN(auto backend, m["backend"] ? p.String(m["backend"], where + ".backend") : absl::StatusOr<std::string>("embedded"));
+            if (std::find(KnownKinds().begin(), KnownKinds().end(), backend) == KnownKinds().end()) {
+                return p.Error(where + ".backend", absl::StrFormat("unknown backend \"%s\" (known: %s)", backend,
+                                                                   absl::StrJoin(KnownKinds(), ", ")));
             }
             mc.backend = backend;
-            const std::set<std::string> known =
-                backend == "embedded"
-                    ? std::set<std::string>{"dir", "sync_writes", "inline_max_bytes", "io_threads"}
-                    : std::set<std::string>{"url", "prefix", "user", "password", "password_file", "database",
-                                               "connect_timeout_ms", "command_timeout_ms", "retry_window_ms",
-                                               "replicas", "replica_timeout_ms", "threads", "connections",
-                                               "inline_max_bytes"};
             if (const YAML::Node o = m["options"]) {
-                if (absl::Status s = p.OnlyKeys(o, where + ".options", known); !s.ok()) {
-                    return s;
+                if (!o.IsMap()) {
+                    return p.Error(where + ".options", "expected a mapping");
                 }
                 for (const auto& kv : o) {
                     std::string k = kv.first.as<std::string>();
-                    ZH_TRY(v, p.String(kv.second, where + ".options." + k));
+                    ZH_ASSIGN_OR_RETURN(auto v, p.String(kv.second, where + ".options." + k));
                     mc.options[k] = v;
-                }
-            }
-            if (backend == "embedded") {
-                if (!mc.options.count("dir") || mc.options["dir"].empty() || mc.options["dir"][0] != '/') {
-                    return p.Error(where + ".options.dir", "the embedded backend needs an absolute directory");
-                }
-                if (mc.options.count("sync_writes") && mc.options["sync_writes"] != "true" &&
-                    mc.options["sync_writes"] != "false") {
-                    return p.Error(where + ".options.sync_writes", "expected true or false");
-                }
-            } else {
-                if (!absl::StartsWith(mc.options["url"], "redis://")) {
-                    return p.Error(where + ".options.url", "the redis backend needs redis://host:port[,host:port...]");
-                }
-                if (mc.options.count("password") && mc.options.count("password_file")) {
-                    // (the password itself is never repeated in a message)
-                    return p.Error(where + ".options", "give password or password_file, not both");
-                }
-                if (mc.options.count("password_file") &&
-                    (mc.options["password_file"].empty() || mc.options["password_file"][0] != '/')) {
-                    return p.Error(where + ".options.password_file", "expected an absolute path");
-                }
-            }
-            for (const char* number : {"inline_max_bytes", "io_threads", "database", "connect_timeout_ms",
-                                       "command_timeout_ms", "retry_window_ms", "replicas", "replica_timeout_ms",
-                                       "threads", "connections"}) {
-                size_t v;
-                if (mc.options.count(number) && !absl::SimpleAtoi(mc.options[number], &v)) {
-                    return p.Error(absl::StrCat(where, ".options.", number), "expected a whole number");
                 }
             }
             cfg.mounts.push_back(std::move(mc));
@@ -221,6 +368,19 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
     }
     if (cfg.mounts.empty()) {
         return p.Error("mounts", "at least one container must be mounted");
+    }
+    // Each mount's options are checked where they are written; then each group's, together.
+    std::vector<Group> groups;
+    for (size_t i = 0; i < cfg.mounts.size(); ++i) {
+        std::string where = absl::StrFormat("mounts[%d]", i);
+        const MountConfig& mount = cfg.mounts[i];
+        ZH_RETURN_IF_ERROR(ReadBackend(mount.backend, OptionReader(p, where, mount.options)).status());
+        ZH_RETURN_IF_ERROR(AddToGroup(p, where, mount, &groups));
+    }
+    for (const Group& g : groups) {
+        ZH_ASSIGN_OR_RETURN(BackendOptions options, ReadBackend(g.kind, OptionReader(p, g.first, g.options)));
+        std::visit([&](auto& typed) { typed.containers = g.containers; }, options);
+        cfg.backends.push_back(std::move(options));
     }
     std::set<std::string> keys;
     if (const YAML::Node creds = root["credentials"]) {
@@ -237,7 +397,7 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
             if (!c["key"]) {
                 return p.Error(where + ".key", "missing");
             }
-            ZH_TRY(key, p.String(c["key"], where + ".key"));
+            ZH_ASSIGN_OR_RETURN(auto key, p.String(c["key"], where + ".key"));
             if (key.empty() || key.size() > 256) {
                 return p.Error(where + ".key", "must be 1..256 bytes");
             }
@@ -251,7 +411,7 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
             }
             for (const auto& kv : cs) {
                 std::string name = kv.first.as<std::string>();
-                ZH_TRY(rights, p.String(kv.second, where + ".containers." + name));
+                ZH_ASSIGN_OR_RETURN(auto rights, p.String(kv.second, where + ".containers." + name));
                 if (!containers.count(name)) {
                     return p.Error(where + ".containers." + name, "no such container in mounts");
                 }
@@ -265,7 +425,7 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
                     return p.Error(where + ".uids", "expected a list of numbers");
                 }
                 for (size_t j = 0; j < uids.size(); ++j) {
-                    ZH_TRY(uid, p.Number(uids[j], absl::StrFormat("%s.uids[%d]", where, j), 0, UINT32_MAX));
+                    ZH_ASSIGN_OR_RETURN(auto uid, p.Number(uids[j], absl::StrFormat("%s.uids[%d]", where, j), 0, UINT32_MAX));
                     cc.uids.push_back(static_cast<uint32_t>(uid));
                 }
             }
@@ -282,6 +442,10 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
 }
 
 }  // namespace
+
+std::string_view BackendKind(const BackendOptions& options) {
+    return std::visit([](const auto& o) { return std::decay_t<decltype(o)>::kKind; }, options);
+}
 
 absl::StatusOr<DaemonConfig> ParseConfig(std::string_view yaml, std::string_view source) {
     Parser p(source);

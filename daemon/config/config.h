@@ -14,6 +14,16 @@
 //   credentials:
 //     - {key: dev-key, containers: {demo: rw}, uids: [0, 1000]}   # uids: optional
 //
+// The options of each backend kind (each key checked, numbers in range):
+//   embedded  dir (absolute, required), sync_writes (true|false), inline_max_bytes, io_threads
+//   redis     url (redis://host:port[,...], required), prefix, user, password | password_file,
+//             database, connect_timeout_ms, command_timeout_ms, retry_window_ms, replicas,
+//             replica_timeout_ms, threads, connections, inline_max_bytes
+//
+// The mounts become backends: one embedded store per directory (its containers must agree
+// on its options), one redis backend per distinct set of options. Each comes out typed
+// (DaemonConfig::backends), ready for the backend registry (registry/registry.h) to open.
+//
 // A bad file stops start-up with an error that names the key and the problem:
 //   config /etc/zerohop/zerohopd.yaml: mounts[1].backend: unknown backend "s3" (known: embedded, redis)
 //
@@ -23,23 +33,29 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "embedded/options.h"
+#include "redis/options.h"
 
 namespace zerohop {
 
 inline constexpr uint32_t kRightRead = 1;
 inline constexpr uint32_t kRightWrite = 2;
 
+// One backend to open, by kind: the list of every kind zerohopd knows.
+using BackendOptions = std::variant<EmbeddedOptions, RedisBackendOptions>;
+
+// "embedded", "redis": the kind's name in the configuration.
+std::string_view BackendKind(const BackendOptions& options);
+
+// One entry of `mounts`, as written.
 struct MountConfig {
     std::string container;
-    std::string backend;                        // "embedded" or "redis"
-    // embedded: dir, sync_writes, inline_max_bytes, io_threads
-    // redis: url, prefix, user, password | password_file, database, connect_timeout_ms,
-    //        command_timeout_ms, retry_window_ms, replicas, replica_timeout_ms, threads,
-    //        connections, inline_max_bytes
-    std::map<std::string, std::string> options;
+    std::string backend;                         // the kind
+    std::map<std::string, std::string> options;  // the kind's options, as written
 };
 
 struct CredentialConfig {
@@ -63,6 +79,7 @@ struct DaemonConfig {
     std::string wait_with = "auto";
     LimitsConfig limits;
     std::vector<MountConfig> mounts;
+    std::vector<BackendOptions> backends;  // the mounts, grouped into the backends that serve them
     std::vector<CredentialConfig> credentials;
 };
 

@@ -28,23 +28,10 @@
 #include "absl/status/statusor.h"
 #include "backend/backend.h"
 #include "backend/task_pool.h"
+#include "redis/options.h"
 #include "redis/redis_client.h"
 
 namespace zerohop {
-
-struct RedisBackendOptions {
-    redis::ClientOptions client;
-    std::string key_prefix = "zh";        // keys are {<prefix>:<container>}:...
-    std::vector<std::string> containers;  // served by this backend
-    size_t inline_max_bytes = 512 * 1024;  // larger objects are stored in chunks
-    size_t chunk_bytes = 512 * 1024;
-    // Writes are acknowledged once this many replicas have them (WAIT); 0: when the primary
-    // has them. See docs/REDIS.md for what each setting promises.
-    int replicas = 0;
-    absl::Duration replica_timeout = absl::Seconds(1);
-    size_t threads = 8;
-    std::function<Timestamp()> clock;  // tests replace it
-};
 
 class RedisBackend : public Backend {
 public:
@@ -56,33 +43,7 @@ public:
     // go out and complete there.
     absl::StatusOr<std::unique_ptr<LoopHook>> JoinLoop() override;
 
-    void ListContainers(Done<std::vector<std::string>> done) override;
-    void Stat(Path path, Done<ObjectInfo> done) override;
-    void List(ListRequest req, Done<ListResult> done) override;
-    void Mkdir(MkdirRequest req, Done<ObjectInfo> done) override;
-    void Rmdir(Path path, DoneStatus done) override;
-    void Rename(RenameRequest req, DoneStatus done) override;
-    void Symlink(SymlinkRequest req, Done<ObjectInfo> done) override;
-    void Readlink(Path path, Done<std::string> done) override;
-    void Delete(DeleteRequest req, DoneStatus done) override;
-    void SetMetadata(SetMetadataRequest req, Done<ObjectInfo> done) override;
-    void GetObject(GetObjectRequest req, DataSink* sink, Done<GetObjectResult> done) override;
-    void PutObject(PutObjectRequest req, DataSource* data, Done<ObjectInfo> done) override;
-    void WriteObject(WriteObjectRequest req, Done<ObjectInfo> done) override;
-    void Append(AppendRequest req, Done<ObjectInfo> done) override;
-    void Truncate(TruncateRequest req, Done<ObjectInfo> done) override;
-    void GetItem(GetItemRequest req, Done<Item> done) override;
-    void GetItems(GetItemsRequest req, Done<GetItemsResult> done) override;
-    void PutItem(PutItemRequest req, Done<ObjectInfo> done) override;
-    void PutItems(std::vector<PutItemRequest> reqs, Done<std::vector<absl::Status>> done) override;
-    void UpdateItem(UpdateItemRequest req, Done<ObjectInfo> done) override;
-    void CreateStream(CreateStreamRequest req, Done<ObjectInfo> done) override;
-    void DescribeStream(Path path, Done<StreamDescription> done) override;
-    void DeleteStream(Path path, DoneStatus done) override;
-    void PutRecords(PutRecordsRequest req, Done<std::vector<RecordResult>> done) override;
-    void Seek(SeekRequest req, Done<StreamLocation> done) override;
-    void GetRecords(GetRecordsRequest req, Done<GetRecordsResult> done) override;
-    void Sync(DoneStatus done) override;
+    ZH_BACKEND_OPERATIONS(ZH_BACKEND_OVERRIDE)
 
     class Store;
 

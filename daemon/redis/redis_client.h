@@ -31,18 +31,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "redis/options.h"
 
 namespace zerohop::redis {
-
-struct Endpoint {
-    std::string host;
-    int port = 6379;
-    std::string ToString() const;
-    bool operator==(const Endpoint&) const = default;
-};
-
-// "redis://host:port[,host:port...]" (a bare "host:port[,...]" too). IPv6 hosts in brackets.
-absl::StatusOr<std::vector<Endpoint>> ParseRedisUrl(absl::string_view url);
 
 // A reply, owned. Error replies ("-ERR ...") are replies, not failed statuses: the command
 // reached the server and it said no.
@@ -60,19 +51,6 @@ struct Reply {
 
 // The cluster slot of a key (CRC16 of the key, or of its first non-empty {hash tag}).
 uint16_t KeySlot(absl::string_view key);
-
-struct ClientOptions {
-    std::vector<Endpoint> seeds;
-    std::string user;      // ACL user ("" = default)
-    std::string password;  // "" = none; never logged
-    int database = 0;      // SELECT (standalone only; a cluster has only 0)
-    absl::Duration connect_timeout = absl::Seconds(2);
-    absl::Duration command_timeout = absl::Seconds(5);
-    // How long a command that is safe to repeat is retried through lost connections,
-    // failovers and CLUSTERDOWN before it fails.
-    absl::Duration retry_window = absl::Seconds(15);
-    int connections_per_node = 2;
-};
 
 struct CommandOptions {
     // The key that routes the command in a cluster (any key of it: all must share a slot).

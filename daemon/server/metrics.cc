@@ -23,10 +23,13 @@ void Bump(std::atomic<uint64_t>& c, uint64_t n) { c.store(c.load(std::memory_ord
 
 }  // namespace
 
-void Metrics::Record(uint16_t op, int code, double seconds, uint64_t bytes_in, uint64_t bytes_out) {
-    PerOp& m = ops_[op % kOps];
+void Metrics::Record(uint16_t op, uint8_t backend, int code, double seconds, uint64_t bytes_in,
+                     uint64_t bytes_out) {
+    PerOp& m = ops_[op % kOps][backend % kBackends];
+    Bump(requests_, 1);
     Bump(m.count, 1);
     if (code != 0) {
+        Bump(errors_, 1);
         Bump(m.errors[static_cast<size_t>(code) % kCodes], 1);
     }
     for (size_t b = 0; b < kBuckets.size(); ++b) {
@@ -40,56 +43,82 @@ void Metrics::Record(uint16_t op, int code, double seconds, uint64_t bytes_in, u
     Bump(m.bytes_out, bytes_out);
 }
 
-std::string Metrics::Render(const std::vector<const Metrics*>& shards, const Sessions& s, const std::string& backend) {
+void Metrics::BadDescriptor() { Bump(bad_descriptors_, 1); }
+
+std::string Metrics::Render(const std::vector<const Metrics*>& workers, const Sessions& s,
+                            const std::vector<std::string>& backends) {
     std::string out;
+    uint64_t bad = 0;
+    std::string per_worker = "# TYPE zerohop_worker_requests_total counter\n";
+    for (size_t w = 0; w < workers.size(); ++w) {
+        bad += workers[w]->bad_descriptors();
+        absl::StrAppendFormat(&per_worker, "zerohop_worker_requests_total{worker=\"%d\"} %d\n", w,
+                              workers[w]->requests());
+    }
     absl::StrAppend(&out, "# TYPE zerohop_sessions_open gauge\nzerohop_sessions_open ", s.open, "\n");
     absl::StrAppend(&out, "# TYPE zerohop_sessions_total counter\nzerohop_sessions_total ", s.total, "\n");
     absl::StrAppend(&out, "# TYPE zerohop_sessions_refused_total counter\nzerohop_sessions_refused_total ",
                     s.refused, "\n");
-    absl::StrAppend(&out, "# TYPE zerohop_bad_descriptors_total counter\nzerohop_bad_descriptors_total ",
-                    s.bad_descriptors, "\n");
+    absl::StrAppend(&out, "# TYPE zerohop_bad_descriptors_total counter\nzerohop_bad_descriptors_total ", bad, "\n");
     std::string requests = "# TYPE zerohop_requests_total counter\n";
     std::string errors = "# TYPE zerohop_request_errors_total counter\n";
     std::string bytes = "# TYPE zerohop_request_bytes_total counter\n";
     std::string hist = "# TYPE zerohop_request_duration_seconds histogram\n";
-    auto sum = [&](size_t op, auto field) {
+    // The sum over every worker of one counter, of one backend label or (`backend` < 0) all.
+    auto sum = [&](size_t op, int backend, auto field) {
         uint64_t total = 0;
-        for (const Metrics* m : shards) {
-            total += field(m->ops_[op]).load(std::memory_order_relaxed);
+        for (const Metrics* m : workers) {
+            for (size_t b = 0; b < kBackends; ++b) {
+                if (backend < 0 || static_cast<size_t>(backend) == b) {
+                    total += field(m->ops_[op][b]).load(std::memory_order_relaxed);
+                }
+            }
         }
         return total;
     };
+    auto count = [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.count; };
     for (size_t op = 0; op < kOps; ++op) {
-        uint64_t count = sum(op, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.count; });
-        if (count == 0 || !protocol::IsKnownOp(static_cast<uint16_t>(op))) {
+        uint64_t op_count = sum(op, -1, count);
+        if (op_count == 0 || !protocol::IsKnownOp(static_cast<uint16_t>(op))) {
             continue;
         }
         std::string name(protocol::OpName(static_cast<protocol::Op>(op)));
-        absl::StrAppendFormat(&requests, "zerohop_requests_total{op=\"%s\",backend=\"%s\"} %d\n", name, backend, count);
-        for (size_t c = 1; c < kCodes; ++c) {
-            uint64_t e = sum(op, [c](const PerOp& m) -> const std::atomic<uint64_t>& { return m.errors[c]; });
-            if (e != 0) {
-                absl::StrAppendFormat(&errors, "zerohop_request_errors_total{op=\"%s\",backend=\"%s\",code=\"%s\"} %d\n",
-                                      name, backend, absl::StatusCodeToString(static_cast<absl::StatusCode>(c)), e);
+        for (size_t b = 0; b < backends.size() && b < kBackends; ++b) {
+            uint64_t n = sum(op, static_cast<int>(b), count);
+            if (n == 0) {
+                continue;
+            }
+            absl::StrAppendFormat(&requests, "zerohop_requests_total{op=\"%s\",backend=\"%s\"} %d\n", name,
+                                  backends[b], n);
+            for (size_t c = 1; c < kCodes; ++c) {
+                uint64_t e = sum(op, static_cast<int>(b),
+                                 [c](const PerOp& m) -> const std::atomic<uint64_t>& { return m.errors[c]; });
+                if (e != 0) {
+                    absl::StrAppendFormat(&errors,
+                                          "zerohop_request_errors_total{op=\"%s\",backend=\"%s\",code=\"%s\"} %d\n",
+                                          name, backends[b],
+                                          absl::StatusCodeToString(static_cast<absl::StatusCode>(c)), e);
+                }
             }
         }
         absl::StrAppendFormat(&bytes, "zerohop_request_bytes_total{op=\"%s\",direction=\"in\"} %d\n", name,
-                              sum(op, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.bytes_in; }));
+                              sum(op, -1, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.bytes_in; }));
         absl::StrAppendFormat(&bytes, "zerohop_request_bytes_total{op=\"%s\",direction=\"out\"} %d\n", name,
-                              sum(op, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.bytes_out; }));
+                              sum(op, -1, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.bytes_out; }));
         uint64_t cumulative = 0;
         for (size_t b = 0; b < kBuckets.size(); ++b) {
-            cumulative += sum(op, [b](const PerOp& m) -> const std::atomic<uint64_t>& { return m.buckets[b]; });
+            cumulative += sum(op, -1, [b](const PerOp& m) -> const std::atomic<uint64_t>& { return m.buckets[b]; });
             absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %d\n", name,
                                   kBuckets[b], cumulative);
         }
         absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %d\n", name,
-                              count);
+                              op_count);
         absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_sum{op=\"%s\"} %.9f\n", name,
-                              sum(op, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.sum_ns; }) / 1e9);
-        absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_count{op=\"%s\"} %d\n", name, count);
+                              sum(op, -1, [](const PerOp& m) -> const std::atomic<uint64_t>& { return m.sum_ns; }) /
+                                  1e9);
+        absl::StrAppendFormat(&hist, "zerohop_request_duration_seconds_count{op=\"%s\"} %d\n", name, op_count);
     }
-    return out + requests + errors + bytes + hist;
+    return out + per_worker + requests + errors + bytes + hist;
 }
 
 MetricsEndpoint::~MetricsEndpoint() { Stop(); }

@@ -5,12 +5,14 @@
 //   zerohop_request_errors_total{op="get_item",backend="embedded",code="NOT_FOUND"} 3
 //   zerohop_request_bytes_total{op="get_object",direction="out"} 1048576
 //   zerohop_request_duration_seconds_bucket{op="get_item",le="2e-06"} 1200   (and _sum, _count)
+//   zerohop_worker_requests_total{worker="0"} 617
 //   zerohop_sessions_open 12, zerohop_sessions_total 40, zerohop_sessions_refused_total 1,
 //   zerohop_bad_descriptors_total 0
 //
-// Each worker keeps its own Metrics and is its only writer, so a bump is a plain add (no
-// locked instruction, no cache line shared between workers); rendering sums the workers'
-// counters as they are.
+// `backend` is the kind of backend that served the request ("zerohopd": the daemon answered
+// it itself, as nop, status and a listing of "/"). Each worker keeps its own Metrics and is
+// its only writer, so a bump is a plain add (no locked instruction, no cache line shared
+// between workers); rendering sums the workers' counters as they are.
 
 #include <array>
 #include <atomic>
@@ -28,20 +30,29 @@ namespace zerohop {
 class Metrics {
 public:
     static constexpr size_t kOps = 64;  // protocol op numbers are below this
+    static constexpr size_t kBackends = 4;  // backend labels: zerohopd itself and three kinds
     static constexpr size_t kCodes = 17;
     static constexpr std::array<double, 14> kBuckets = {1e-6, 2e-6,   5e-6, 1e-5, 2e-5, 5e-5, 1e-4,
                                                         2e-4, 5e-4,   1e-3, 1e-2, 1e-1, 1.0,  10.0};
 
-    // One thread only (the owner).
-    void Record(uint16_t op, int code, double seconds, uint64_t bytes_in, uint64_t bytes_out);
+    // One thread only (the owner): a request answered, by the backend labelled `backend`.
+    void Record(uint16_t op, uint8_t backend, int code, double seconds, uint64_t bytes_in, uint64_t bytes_out);
+    // One thread only (the owner): a descriptor refused as malformed.
+    void BadDescriptor();
+
+    // Any thread: this worker's totals.
+    uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+    uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
+    uint64_t bad_descriptors() const { return bad_descriptors_.load(std::memory_order_relaxed); }
 
     // The gauges and totals the server keeps itself.
     struct Sessions {
-        uint64_t open = 0, total = 0, refused = 0, bad_descriptors = 0;
+        uint64_t open = 0, total = 0, refused = 0;
     };
-    // Any thread: the sum of `shards`.
-    static std::string Render(const std::vector<const Metrics*>& shards, const Sessions& sessions,
-                              const std::string& backend);
+    // Any thread: the sum of the workers' metrics (worker i is workers[i]); `backends` names
+    // the backend labels.
+    static std::string Render(const std::vector<const Metrics*>& workers, const Sessions& sessions,
+                              const std::vector<std::string>& backends);
 
 private:
     struct PerOp {
@@ -51,7 +62,8 @@ private:
         std::atomic<uint64_t> sum_ns{0};
         std::atomic<uint64_t> bytes_in{0}, bytes_out{0};
     };
-    std::array<PerOp, kOps> ops_;
+    std::array<std::array<PerOp, kBackends>, kOps> ops_;
+    std::atomic<uint64_t> requests_{0}, errors_{0}, bad_descriptors_{0};
 };
 
 // A minimal HTTP/1.0 endpoint on 127.0.0.1 that answers every request with `render()`.

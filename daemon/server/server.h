@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "config/config.h"
-#include "wire/protocol.h"
+#include "zerohop/operations.h"
 
 namespace zerohop {
 

@@ -1,0 +1,447 @@
+// From a descriptor to its backend: the descriptor is checked, the body copied out of shared
+// memory once and decoded, the path checked against the session's key and routed to the
+// backend its container is mounted on, and the backend's answer becomes the completion.
+//
+// Every operation of wire/operation_table.h goes through Serve<op>. The generic form serves
+// the plain ones from the table alone (decode, route, stamp the caller, call, encode the
+// result); the operations that need more have a specialization below:
+//   nop, status, list_containers, sync   answered by zerohopd itself (sync fans out)
+//   stat, list                           the root "/" is zerohopd's (the containers)
+//   rename                               two paths, one backend
+//   get_object                           the bytes go straight into the shared region
+//   put_object                           the bytes come from the body, or chunk by chunk
+//   put_items                            each item routed on its own
+//   get_records                          at most a quarter of the session's result region
+
+#include <algorithm>
+#include <atomic>
+#include <concepts>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "server/internal/server_impl.h"
+#include "server/internal/worker.h"
+
+namespace zerohop {
+
+using protocol::Access;
+using protocol::Descriptor;
+using protocol::Op;
+using protocol::OpTraits;
+
+namespace {
+
+// The method of Backend that serves `op`.
+template <Op op>
+struct BackendCall;
+#define ZH_BACKEND_CALL(Name, ...)                                    \
+    template <>                                                       \
+    struct BackendCall<Op::k##Name> {                                 \
+        template <typename... Args>                                   \
+        static void Run(Backend* b, Args&&... args) {                 \
+            b->Name(std::forward<Args>(args)...);                     \
+        }                                                             \
+    };
+ZH_BACKEND_OPERATIONS(ZH_BACKEND_CALL)
+#undef ZH_BACKEND_CALL
+
+// What a request is checked and routed by.
+const Path& PathOf(const Path& p) { return p; }
+template <typename Request>
+const Path& PathOf(const Request& r) {
+    return r.path;
+}
+
+// Requests whose bytes are a view into the body (write, append): the body must live until
+// the backend is done.
+template <typename Request>
+concept ViewsTheBody = requires(Request r) {
+    { r.data } -> std::same_as<std::string_view&>;
+};
+
+// A get's bytes, written straight into a buffer of the session's daemon region after
+// room for the result header.
+class RegionSink : public DataSink {
+public:
+    explicit RegionSink(std::shared_ptr<Session> s) : s_(std::move(s)) {}
+    ~RegionSink() override { Abandon(); }
+    absl::Status Expect(uint64_t bytes) override {
+        auto off = s_->AllocateResult(kHeaderRoom + bytes);
+        if (!off) {
+            return absl::ResourceExhaustedError(absl::StrFormat(
+                "session %d: no room for %d bytes in the daemon buffer region (%d of %d held by "
+                "unreleased results)",
+                s_->id, bytes, s_->results_held(), s_->daemon_bytes()));
+        }
+        buffer_ = *off;
+        cursor_ = *off + kHeaderRoom;
+        end_ = cursor_ + bytes;
+        return absl::OkStatus();
+    }
+    absl::Status Write(std::string_view chunk) override {
+        if (!buffer_ || chunk.size() > end_ - cursor_) {
+            return absl::InternalError("backend wrote more than it announced");
+        }
+        std::memcpy(s_->segment.daemon_region() + cursor_, chunk.data(), chunk.size());
+        cursor_ += chunk.size();
+        return absl::OkStatus();
+    }
+    char* Placement() override { return buffer_ ? s_->segment.daemon_region() + *buffer_ + kHeaderRoom : nullptr; }
+    // Frees the buffer unless Handed over to a completion.
+    void Abandon() {
+        if (buffer_) {
+            s_->FreeResult(*buffer_);
+            buffer_.reset();
+        }
+    }
+    std::optional<uint64_t> Handover() { return std::exchange(buffer_, std::nullopt); }
+
+    static constexpr uint64_t kHeaderRoom = 256;
+
+private:
+    std::shared_ptr<Session> s_;
+    std::optional<uint64_t> buffer_;
+    uint64_t cursor_ = 0, end_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<Backend*> Worker::Route(Call& call, const Path& path, Access access) {
+    if (absl::Status a = server_->Allow(*call.s, path, access == Access::kWrite); !a.ok()) {
+        return a;
+    }
+    auto mount = server_->Route(path);
+    if (!mount.ok()) {
+        return mount.status();
+    }
+    call.backend = mount->label;
+    return mount->backend;
+}
+
+template <Op op, typename Request>
+void Worker::Forward(Call& call, Request req, std::shared_ptr<const std::string> keep) {
+    using Result = typename OpTraits<op>::Result;
+    auto backend = Route(call, PathOf(req), OpTraits<op>::kAccess);
+    if (!backend.ok()) {
+        return Complete(call, backend.status(), {});
+    }
+    if constexpr (requires { req.caller; }) {
+        req.caller = Caller{call.s->uid, call.s->gid};  // never what the client says
+    }
+    if (keep == nullptr) {
+        return BackendCall<op>::Run(*backend, std::move(req), Reply<Result>(call));
+    }
+    BackendCall<op>::Run(*backend, std::move(req),
+                         [reply = Reply<Result>(call), keep](auto r) mutable { std::move(reply)(std::move(r)); });
+}
+
+// The table's plain operations: decoded, then forwarded.
+template <Op op>
+void Worker::Serve(Call& call, std::string body) {
+    using Request = typename OpTraits<op>::Request;
+    if constexpr (ViewsTheBody<Request>) {
+        auto owned = std::make_shared<const std::string>(std::move(body));
+        auto req = protocol::Decode<Request>(*owned);
+        if (!req.ok()) {
+            return Complete(call, req.status(), {});
+        }
+        Forward<op>(call, std::move(*req), std::move(owned));
+    } else {
+        auto req = protocol::Decode<Request>(body);
+        if (!req.ok()) {
+            return Complete(call, req.status(), {});
+        }
+        Forward<op>(call, std::move(*req));
+    }
+}
+
+template <>
+void Worker::Serve<Op::kNop>(Call& call, std::string) {
+    Complete(call, absl::OkStatus(), {});
+}
+
+template <>
+void Worker::Serve<Op::kStatus>(Call& call, std::string) {
+    DaemonStatus out = server_->stats();
+    out.containers = server_->GrantedContainers(*call.s);
+    Complete(call, absl::OkStatus(), protocol::Encode(out));
+}
+
+template <>
+void Worker::Serve<Op::kListContainers>(Call& call, std::string) {
+    Complete(call, absl::OkStatus(), protocol::Encode(server_->GrantedContainers(*call.s)));
+}
+
+template <>
+void Worker::Serve<Op::kStat>(Call& call, std::string body) {
+    auto p = protocol::Decode<Path>(body);
+    if (!p.ok()) {
+        return Complete(call, p.status(), {});
+    }
+    if (p->is_root()) {
+        ObjectInfo root;
+        root.type = ObjectType::kDirectory;
+        root.mode = 0555;
+        return Complete(call, absl::OkStatus(), protocol::Encode(root));
+    }
+    Forward<Op::kStat>(call, std::move(*p));
+}
+
+template <>
+void Worker::Serve<Op::kList>(Call& call, std::string body) {
+    auto r = protocol::Decode<ListRequest>(body);
+    if (!r.ok()) {
+        return Complete(call, r.status(), {});
+    }
+    if (!r->path.is_root()) {
+        return Forward<Op::kList>(call, std::move(*r));
+    }
+    // The root lists the containers the key can read.
+    ListResult out;
+    for (const std::string& c : server_->GrantedContainers(*call.s)) {
+        if (c.compare(0, r->prefix.size(), r->prefix) == 0 && (r->marker.empty() || c > r->marker)) {
+            DirEntry e;
+            e.name = c;
+            e.info.type = ObjectType::kDirectory;
+            e.info.mode = 0755;
+            out.entries.push_back(std::move(e));
+        }
+    }
+    Complete(call, absl::OkStatus(), protocol::Encode(out));
+}
+
+template <>
+void Worker::Serve<Op::kRename>(Call& call, std::string body) {
+    auto r = protocol::Decode<RenameRequest>(body);
+    if (!r.ok()) {
+        return Complete(call, r.status(), {});
+    }
+    auto from = Route(call, r->from, Access::kWrite);
+    auto to = from.ok() ? Route(call, r->to, Access::kWrite) : from;
+    if (!to.ok()) {
+        return Complete(call, to.status(), {});
+    }
+    if (*from != *to) {
+        return Complete(call,
+                        absl::UnimplementedError(absl::StrFormat(
+                            "rename %s -> %s: the containers live on different backends", r->from.str(), r->to.str())),
+                        {});
+    }
+    (*from)->Rename(std::move(*r), Reply<NoResult>(call));
+}
+
+void Worker::GetObject(Call& call, GetObjectRequest req, Backend* b) {
+    // The bytes go straight into a daemon-region buffer, after room for the result header;
+    // libzerohop reads objects larger than half the region in ranges.
+    req.length = std::min(req.length, call.s->daemon_bytes() / 2);
+    auto sink = std::make_shared<RegionSink>(call.s);
+    // The completion may run on a backend thread: it fills in the header there (the buffer
+    // is this call's alone) and hands the answer to the worker.
+    b->GetObject(std::move(req), sink.get(), [this, call, sink](absl::StatusOr<GetObjectResult> res) {
+        std::string header = res.ok() ? protocol::Encode(*res) : std::string();
+        std::optional<uint64_t> buffer = res.ok() && header.size() <= RegionSink::kHeaderRoom ? sink->Handover()
+                                                                                               : std::nullopt;
+        if (!buffer) {
+            return Finish(call, res.ok() ? absl::InternalError("get: no result buffer") : res.status(), {});
+        }
+        uint64_t payload = *buffer + RegionSink::kHeaderRoom - header.size();
+        std::memcpy(call.s->segment.daemon_region() + payload, header.data(), header.size());
+        auto length = static_cast<uint32_t>(header.size() + res->bytes);
+        OnWorker([this, call, b = *buffer, payload, length] { CompleteInPlace(call, b, payload, length); });
+    });
+}
+
+template <>
+void Worker::Serve<Op::kGetObject>(Call& call, std::string body) {
+    auto r = protocol::Decode<GetObjectRequest>(body);
+    if (!r.ok()) {
+        return Complete(call, r.status(), {});
+    }
+    auto b = Route(call, r->path, Access::kRead);
+    if (!b.ok()) {
+        return Complete(call, b.status(), {});
+    }
+    GetObject(call, std::move(*r), *b);
+}
+
+template <>
+void Worker::Serve<Op::kPutObject>(Call& call, std::string body) {
+    if (call.d.flags & protocol::kFlagChunk) {
+        return AddChunk(call);
+    }
+    if (call.d.flags & protocol::kFlagMore) {
+        return StartUpload(call, body);
+    }
+    // The request's bytes stay in `owned` until the backend is done with them.
+    auto owned = std::make_shared<std::string>(std::move(body));
+    std::string_view rest;
+    auto r = protocol::DecodePrefix<PutObjectRequest>(*owned, &rest);
+    if (!r.ok()) {
+        return Complete(call, r.status(), {});
+    }
+    auto b = Route(call, r->path, Access::kWrite);
+    if (!b.ok()) {
+        return Complete(call, b.status(), {});
+    }
+    r->caller = Caller{call.s->uid, call.s->gid};
+    auto source = std::make_shared<StringSource>(rest);
+    (*b)->PutObject(std::move(*r), source.get(),
+                    [reply = Reply<ObjectInfo>(call), owned, source](absl::StatusOr<ObjectInfo> r) mutable {
+                        std::move(reply)(std::move(r));
+                    });
+}
+
+template <>
+void Worker::Serve<Op::kPutItems>(Call& call, std::string body) {
+    auto items = protocol::Decode<PutItemRequests>(body);
+    if (!items.ok()) {
+        return Complete(call, items.status(), {});
+    }
+    // Each item is checked and routed on its own and gets its own status; the answer goes
+    // when the last one is done, wherever that is. Metrics label it by its first item's
+    // backend.
+    struct Batch {
+        std::vector<absl::Status> results;
+        std::atomic<size_t> left;
+        Done<ItemStatuses> reply;
+    };
+    auto batch = std::make_shared<Batch>();
+    batch->results.resize(items->size());
+    batch->left = items->size() + 1;  // + this loop
+    auto one_done = [batch] {
+        if (batch->left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            std::move(batch->reply)(std::move(batch->results));
+        }
+    };
+    std::vector<Backend*> backends(items->size());
+    for (size_t i = 0; i < items->size(); ++i) {
+        Call routed = call;
+        auto b = Route(routed, (*items)[i].path, Access::kWrite);
+        if (i == 0) {
+            call.backend = routed.backend;
+        }
+        backends[i] = b.ok() ? *b : nullptr;
+        batch->results[i] = b.status();
+    }
+    batch->reply = Reply<ItemStatuses>(call);
+    for (size_t i = 0; i < items->size(); ++i) {
+        if (backends[i] == nullptr) {
+            one_done();
+            continue;
+        }
+        PutItemRequest& item = (*items)[i];
+        item.caller = Caller{call.s->uid, call.s->gid};
+        backends[i]->PutItem(std::move(item), [batch, i, one_done](absl::StatusOr<ObjectInfo> r) {
+            batch->results[i] = r.status();
+            one_done();
+        });
+    }
+    one_done();
+}
+
+template <>
+void Worker::Serve<Op::kGetRecords>(Call& call, std::string body) {
+    auto r = protocol::Decode<GetRecordsRequest>(body);
+    if (!r.ok()) {
+        return Complete(call, r.status(), {});
+    }
+    r->max_bytes = std::min<uint64_t>(r->max_bytes, call.s->daemon_bytes() / 4);
+    Forward<Op::kGetRecords>(call, std::move(*r));
+}
+
+template <>
+void Worker::Serve<Op::kSync>(Call& call, std::string) {
+    // Every backend the session may write to; the answer carries the first error.
+    std::vector<Backend*> targets;
+    for (const std::string& c : server_->GrantedContainers(*call.s)) {
+        auto mount = server_->Route(*Path().Child(c));
+        if (mount.ok() && std::find(targets.begin(), targets.end(), mount->backend) == targets.end()) {
+            targets.push_back(mount->backend);
+        }
+    }
+    struct Syncs {
+        absl::Mutex mu;
+        absl::Status first ABSL_GUARDED_BY(mu);
+        std::atomic<size_t> left;
+        DoneStatus reply;
+    };
+    auto syncs = std::make_shared<Syncs>();
+    syncs->left = targets.size() + 1;
+    syncs->reply = Reply<NoResult>(call);
+    auto one_done = [syncs](absl::Status st) {
+        if (!st.ok()) {
+            absl::MutexLock lock(&syncs->mu);
+            syncs->first.Update(st);
+        }
+        if (syncs->left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            absl::Status result;
+            {
+                absl::MutexLock lock(&syncs->mu);
+                result = syncs->first;
+            }
+            std::move(syncs->reply)(result);
+        }
+    };
+    for (Backend* b : targets) {
+        b->Sync(one_done);
+    }
+    one_done(absl::OkStatus());
+}
+
+void Worker::Dispatch(const std::shared_ptr<Session>& sp, const Descriptor& d) {
+    Session& s = *sp;
+    Call call{sp, d, std::chrono::steady_clock::now()};
+    if (d.version != protocol::kProtocolVersion) {
+        return Reject(call, absl::StrFormat("descriptor version %d; this daemon speaks %d", d.version,
+                                            protocol::kProtocolVersion));
+    }
+    if (!protocol::IsKnownOp(d.op)) {
+        return Reject(call, absl::StrFormat("unknown operation %d", d.op));
+    }
+    Op op = static_cast<Op>(d.op);
+    if (op == Op::kRelease) {
+        if (!s.FreeResult(d.offset)) {
+            metrics_.BadDescriptor();
+            if (++s.bad_descriptors > kMaxBadDescriptors) {
+                Close(s, "too many bad releases");
+            }
+        }
+        return;  // releases are not answered
+    }
+    if (d.offset > s.client_bytes || d.length > s.client_bytes - d.offset) {
+        return Reject(call, absl::StrFormat("payload [%d, +%d) lies outside the %d-byte client region", d.offset,
+                                            d.length, s.client_bytes));
+    }
+    if (s.in_flight >= s.max_in_flight) {
+        ++s.in_flight;  // Complete counts the answer out again
+        return Complete(call,
+                        absl::ResourceExhaustedError(
+                            absl::StrFormat("session %d: %d requests in flight, the limit", s.id, s.max_in_flight)),
+                        {});
+    }
+    ++s.in_flight;
+    // Copy the body out once: nothing below reads shared memory again.
+    std::string body = d.length == 0 ? std::string() : std::string(s.segment.client_region() + d.offset, d.length);
+    switch (op) {
+#define ZH_DISPATCH_Plain(Name) \
+    case Op::k##Name:           \
+        return Serve<Op::k##Name>(call, std::move(body));
+#define ZH_DISPATCH_NoBody(Name) ZH_DISPATCH_Plain(Name)
+#define ZH_DISPATCH_Sink(Name) ZH_DISPATCH_Plain(Name)
+#define ZH_DISPATCH_Source(Name) ZH_DISPATCH_Plain(Name)
+#define ZH_DISPATCH_Control(Name)
+#define ZH_DISPATCH(Name, number, name, Request, Result, access, repeat, shape) ZH_DISPATCH_##shape(Name)
+        ZH_OPERATIONS(ZH_DISPATCH)
+#undef ZH_DISPATCH
+#undef ZH_DISPATCH_Plain
+#undef ZH_DISPATCH_NoBody
+#undef ZH_DISPATCH_Sink
+#undef ZH_DISPATCH_Source
+#undef ZH_DISPATCH_Control
+        case Op::kRelease:  // answered above
+            break;
+    }
+}
+
+}  // namespace zerohop
