@@ -150,6 +150,28 @@ TEST_F(RedisDaemonTest, CounterUpdatesFromManyDaemonsLoseNothingOnACluster) {
     CountersLoseNothing(2, 50);
 }
 
+TEST_F(RedisDaemonTest, MetricsLabelEachRequestWithTheBackendThatServedIt) {
+    RedisServer server(dir_ + "/redis");
+    server.Start();
+    StartDaemons(1, absl::StrCat("redis://127.0.0.1:", server.port()));  // "other" stays embedded
+    auto demo = daemons_[0]->Connect("rw-key");
+    auto other = daemons_[0]->Connect("other-key");
+    ASSERT_TRUE(demo.ok() && other.ok());
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE((*demo)->PutItem({.path = P("/demo/m"), .attributes = {{"v", Value::Int64(i)}}}).ok());
+    }
+    ASSERT_TRUE((*other)->PutItem({.path = P("/other/m"), .attributes = {{"v", Value::Int64(1)}}}).ok());
+    EXPECT_FALSE((*demo)->GetItem({.path = P("/demo/missing")}).ok());
+    ASSERT_TRUE((*demo)->Nop().ok());
+    std::string m = daemons_[0]->Metrics();
+    EXPECT_TRUE(absl::StrContains(m, "zerohop_requests_total{op=\"put_item\",backend=\"redis\"} 3\n")) << m;
+    EXPECT_TRUE(absl::StrContains(m, "zerohop_requests_total{op=\"put_item\",backend=\"embedded\"} 1\n")) << m;
+    EXPECT_TRUE(absl::StrContains(
+        m, "zerohop_request_errors_total{op=\"get_item\",backend=\"redis\",code=\"NOT_FOUND\"} 1\n"))
+        << m;
+    EXPECT_TRUE(absl::StrContains(m, "zerohop_requests_total{op=\"nop\",backend=\"zerohopd\"} 1\n")) << m;
+}
+
 TEST_F(RedisDaemonTest, ARefusedPasswordStopsTheDaemonWithAClearErrorAndNoSecret) {
     RedisServer server(dir_ + "/redis", {"--requirepass", "the-right-one"});
     server.Start();

@@ -609,6 +609,34 @@ TEST_F(SessionTest, MetricsCountRequestsErrorsAndSessions) {
     EXPECT_NE(m.find("zerohop_sessions_open "), std::string::npos) << m;
 }
 
+TEST_F(SessionTest, MetricsCountEachWorkersRequestsAndTheTotalsAddUp) {
+    // Sessions go to the two workers in turn: four clients, two on each.
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < 4; ++i) {
+        auto c = daemon_->Connect("rw-key");
+        ASSERT_OK(c);
+        clients.push_back(std::move(*c));
+    }
+    for (auto& c : clients) {
+        for (int i = 0; i < 25; ++i) {
+            ASSERT_TRUE(c->Nop().ok());
+        }
+    }
+    auto status = client_->Status();
+    ASSERT_OK(status);
+    std::string m = daemon_->Metrics();
+    uint64_t sum = 0;
+    for (int w = 0; w < 2; ++w) {
+        std::string key = "zerohop_worker_requests_total{worker=\"" + std::to_string(w) + "\"} ";
+        size_t at = m.find(key);
+        ASSERT_NE(at, std::string::npos) << m;
+        uint64_t n = std::stoull(m.substr(at + key.size()));
+        EXPECT_GE(n, 50u) << "worker " << w << " served two of the clients: " << m;
+        sum += n;
+    }
+    EXPECT_GE(sum, status->requests) << "the workers' counts are the daemon's total";
+}
+
 TEST_F(SessionTest, ADeadDaemonFailsCallsPromptlyWithUnavailable) {
     auto c = daemon_->Connect("rw-key", {.reconnect_timeout = absl::Milliseconds(300)});
     ASSERT_OK(c);
