@@ -19,11 +19,10 @@
 #include <iostream>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/strip.h"
 #include "bench_procs.h"
+#include "fio_json.h"
 
 namespace zerohop {
 
@@ -69,37 +68,6 @@ std::string FindZerohopFuse() {
     std::string d = FindZerohopd();
     std::string candidate = d.substr(0, d.rfind('/')) + "/../fuse/zerohop-fuse";
     return access(candidate.c_str(), X_OK) == 0 ? candidate : "zerohop-fuse";
-}
-
-// A number after `"key" :` in fio's JSON, searching from `from`.
-double JsonNumber(const std::string& json, const std::string& key, size_t from) {
-    size_t at = json.find("\"" + key + "\"", from);
-    if (at == std::string::npos) {
-        return 0;
-    }
-    at = json.find(':', at);
-    size_t end = json.find_first_of(",}\n", at);
-    double v = 0;
-    (void)absl::SimpleAtod(absl::StripAsciiWhitespace(json.substr(at + 1, end - at - 1)), &v);
-    return v;
-}
-
-// One fio job's read or write side as a Result: IOPS, bandwidth, completion latency.
-Result FioResult(const std::string& name, const std::string& json, const std::string& side, double bytes_per_op) {
-    Result r;
-    r.name = name;
-    size_t at = json.find("\"" + side + "\" : {");
-    if (at == std::string::npos) {
-        return r;
-    }
-    r.ops_per_s = JsonNumber(json, "iops", at);
-    size_t clat = json.find("\"clat_ns\"", at);
-    size_t pct = json.find("\"percentile\"", clat);
-    r.p50_us = JsonNumber(json, "50.000000", pct) / 1000;
-    r.p99_us = JsonNumber(json, "99.000000", pct) / 1000;
-    r.p999_us = JsonNumber(json, "99.900000", pct) / 1000;
-    r.bytes_per_op = bytes_per_op;
-    return r;
 }
 
 // creat + close, stat, unlink of `n` files in `dir`: three Results.
@@ -231,7 +199,9 @@ std::vector<Comparison> FuseSuite(std::chrono::milliseconds d, const std::string
             std::string json = Run(absl::StrFormat("fio --name=%s --filename='%s' --size=%s %s --runtime=%d "
                                                    "--time_based --output-format=json",
                                                    w.name, file, size, w.args, secs));
-            results.push_back(FioResult(absl::StrCat("fuse_", w.name, "_", t.name), json, w.side, w.bytes));
+            auto result = FioJobResult(absl::StrCat("fuse_", w.name, "_", t.name), json, w.side, w.bytes);
+            Check(result.status(), "fio");
+            results.push_back(std::move(*result));
             std::filesystem::remove(file);
         }
         out.push_back({results[0], results[1], "passthrough_ll over tmpfs, same fio job"});

@@ -24,6 +24,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
 #include "zerohop/client.h"
+#include "zh_values.h"
 
 namespace zerohop {
 namespace {
@@ -36,7 +37,8 @@ Commands:
   mkdir PATH | rmdir PATH | rm PATH | mv FROM TO | ln -s TARGET PATH
   put PATH [FILE]                 store FILE (default: stdin) as an object
   get PATH                        write an object's bytes to stdout
-  kv-put PATH NAME=VALUE...       replace an item's attributes (VALUE: 12, 1.5, true, text)
+  kv-put PATH NAME=VALUE...       replace an item's attributes; VALUE: 12, 1.5, true, text,
+                                  '"quoted text"', [1,2,3], [1.5,2], b64:BASE64, t:RFC3339-TIME
   kv-get PATH [NAME...]           show an item's attributes
   kv-update PATH EXPR [--if COND] apply an update expression
   scan DIR [--filter F] [--attrs a,b]   items of a table matching a filter
@@ -63,60 +65,7 @@ int Fail(const absl::Status& s) {
     }
 }
 
-std::string JsonString(std::string_view s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c >= 0x7f) {
-            out += absl::StrFormat("\\u%04x", c);
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out + "\"";
-}
-
-std::string JsonValue(const Value& v) {
-    switch (v.type()) {
-        case ValueType::kBool: return v.as_bool() ? "true" : "false";
-        case ValueType::kInt64: return absl::StrCat(v.as_int64());
-        case ValueType::kDouble: return absl::StrFormat("%.17g", v.as_double());
-        case ValueType::kString: return JsonString(v.as_string());
-        default: return JsonString(v.DebugString());
-    }
-}
-
-std::string JsonAttributes(const AttributeMap& attrs) {
-    std::vector<std::string> names;
-    for (const auto& [n, v] : attrs) {
-        names.push_back(n);
-    }
-    std::sort(names.begin(), names.end());
-    std::string out = "{";
-    for (size_t i = 0; i < names.size(); ++i) {
-        absl::StrAppend(&out, i ? ", " : "", JsonString(names[i]), ": ", JsonValue(attrs.at(names[i])));
-    }
-    return out + "}";
-}
-
 absl::StatusOr<Path> ParsePath(const std::string& s) { return Path::Parse(s); }
-
-Value ParseValue(const std::string& text) {
-    int64_t i;
-    double d;
-    if (absl::SimpleAtoi(text, &i)) {
-        return Value::Int64(i);
-    }
-    if (text.find_first_of(".eE") != std::string::npos && absl::SimpleAtod(text, &d)) {
-        return Value::Double(d);
-    }
-    if (text == "true" || text == "false") {
-        return Value::Bool(text == "true");
-    }
-    return Value::String(std::string(text));
-}
 
 void PrintAttributes(const AttributeMap& attrs) {
     std::vector<std::string> names;
@@ -170,9 +119,10 @@ public:
                 }
                 for (const DirEntry& e : r->entries) {
                     if (json_) {
-                        std::printf("{\"name\": %s, \"type\": \"%s\", \"size\": %llu}\n", JsonString(e.name).c_str(),
-                                    std::string(ObjectTypeName(e.info.type)).c_str(),
-                                    static_cast<unsigned long long>(e.info.size));
+                        nlohmann::json j = {{"name", e.name},
+                                            {"type", std::string(ObjectTypeName(e.info.type))},
+                                            {"size", e.info.size}};
+                        std::cout << DumpJson(j) << "\n";
                     } else {
                         std::printf("%-9s %10llu  %s\n", std::string(ObjectTypeName(e.info.type)).c_str(),
                                     static_cast<unsigned long long>(e.info.size), e.name.c_str());
@@ -267,7 +217,11 @@ public:
                 if (eq == std::string::npos) {
                     return Fail(absl::InvalidArgumentError(absl::StrCat("expected NAME=VALUE, got ", a[i])));
                 }
-                attrs[a[i].substr(0, eq)] = ParseValue(a[i].substr(eq + 1));
+                auto value = ParseCliValue(std::string_view(a[i]).substr(eq + 1));
+                if (!value.ok()) {
+                    return Fail(absl::InvalidArgumentError(absl::StrCat(a[i].substr(0, eq), ": ", value.status().message())));
+                }
+                attrs[a[i].substr(0, eq)] = std::move(*value);
             }
             return Report(c_->PutItem({.path = *p, .attributes = attrs}).status());
         }
@@ -303,8 +257,8 @@ public:
                 }
                 for (const Item& it : page->items) {
                     if (json_) {
-                        std::cout << "{\"name\": " << JsonString(it.name) << ", \"attributes\": "
-                                  << JsonAttributes(it.attributes) << "}\n";
+                        std::cout << DumpJson({{"name", it.name}, {"attributes", AttributesToJson(it.attributes)}})
+                                  << "\n";
                     } else {
                         std::cout << it.name << "\n";
                         PrintAttributes(it.attributes);
@@ -353,8 +307,11 @@ public:
             }
             for (const StreamRecord& rec : r->records) {
                 if (json_) {
-                    std::cout << "{\"sequence\": " << rec.sequence << ", \"data\": " << JsonString(rec.data)
-                              << ", \"partition_key\": " << JsonString(rec.partition_key) << "}\n";
+                    std::cout << DumpJson({{"shard", rec.shard},
+                                           {"sequence", rec.sequence},
+                                           {"data", rec.data},
+                                           {"partition_key", rec.partition_key}})
+                              << "\n";
                 } else {
                     std::cout << rec.sequence << "\t" << rec.data << "\n";
                 }
@@ -367,13 +324,17 @@ public:
                 return Fail(st.status());
             }
             if (json_) {
-                std::printf("{\"protocol\": %u, \"workers\": %u, \"sessions_open\": %llu, \"sessions_total\": %llu, "
-                            "\"sessions_refused\": %llu, \"requests\": %llu, \"request_errors\": %llu, "
-                            "\"bad_descriptors\": %llu, \"session\": %llu}\n",
-                            st->version, st->workers, (unsigned long long)st->sessions_open,
-                            (unsigned long long)st->sessions_total, (unsigned long long)st->sessions_refused,
-                            (unsigned long long)st->requests, (unsigned long long)st->request_errors,
-                            (unsigned long long)st->bad_descriptors, (unsigned long long)c_->session_id());
+                std::cout << DumpJson({{"protocol", st->version},
+                                       {"workers", st->workers},
+                                       {"sessions_open", st->sessions_open},
+                                       {"sessions_total", st->sessions_total},
+                                       {"sessions_refused", st->sessions_refused},
+                                       {"requests", st->requests},
+                                       {"request_errors", st->request_errors},
+                                       {"bad_descriptors", st->bad_descriptors},
+                                       {"session", c_->session_id()},
+                                       {"containers", st->containers}})
+                          << "\n";
             } else {
                 std::printf("protocol      %u\nworkers       %u\nsessions      %llu open, %llu total, %llu refused\n"
                             "requests      %llu (%llu errors, %llu malformed descriptors)\ncontainers    %s\n",
@@ -395,7 +356,7 @@ private:
     int Report(const absl::Status& s) { return s.ok() ? 0 : Fail(s); }
     void Print(const AttributeMap& attrs) {
         if (json_) {
-            std::cout << JsonAttributes(attrs) << "\n";
+            std::cout << DumpJson(AttributesToJson(attrs)) << "\n";
         } else {
             PrintAttributes(attrs);
         }
