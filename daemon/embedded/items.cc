@@ -10,7 +10,6 @@
 namespace zerohop {
 
 using embedded::EncodeEntry;
-using embedded::ToSlice;
 using embedded::ToView;
 using embedded::EntryKey;
 using embedded::EntryPrefix;

@@ -33,6 +33,10 @@
 
 namespace zerohop {
 
+namespace redis {
+class Store;  // redis/internal/store.h
+}
+
 class RedisBackend : public Backend {
 public:
     static absl::StatusOr<std::unique_ptr<RedisBackend>> Open(RedisBackendOptions options);
@@ -45,14 +49,12 @@ public:
 
     ZH_BACKEND_OPERATIONS(ZH_BACKEND_OVERRIDE)
 
-    class Store;
-
 private:
     struct ItemWrite;
-    RedisBackend(std::unique_ptr<Store> store, size_t threads);
+    RedisBackend(std::unique_ptr<redis::Store> store, size_t threads);
     void WriteItemAsync(std::shared_ptr<ItemWrite> w);
     void WriteItemOnPool(std::shared_ptr<ItemWrite> w);
-    std::unique_ptr<Store> store_;
+    std::unique_ptr<redis::Store> store_;
     std::unique_ptr<TaskPool> pool_;
 };
 

@@ -1,5 +1,6 @@
 #pragma once
-// The synchronous engine behind EmbeddedBackend.
+// The synchronous engine behind EmbeddedBackend. Its parts: store.cc (opening, ids,
+// commits, resolving paths), namespace.cc, objects.cc, items.cc, streams.cc.
 
 #include <atomic>
 #include <functional>
@@ -26,6 +27,9 @@ namespace zerohop {
 namespace embedded {
 inline rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 inline std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+// An errno of a file operation as a status: ResourceExhausted for a full disk, NotFound...
+absl::Status ErrnoStatus(int err, std::string_view what);
+absl::Status NotDirectory(const Path& p);
 }  // namespace embedded
 
 class EmbeddedBackend::Store {

@@ -1,0 +1,498 @@
+// The embedded store's objects: bytes inline in RocksDB up to inline_max_bytes, else in an
+// object file per version, written before the entry that points at it commits; get, put,
+// write at an offset, append, truncate.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "backend/rules.h"
+#include "embedded/internal/store.h"
+#include "rocksdb/write_batch.h"
+#include "zerohop/status.h"
+
+namespace zerohop {
+
+using embedded::DataKey;
+using embedded::EncodeEntry;
+using embedded::EntryKey;
+using embedded::ErrnoStatus;
+using embedded::FileKey;
+using embedded::LockMode;
+using embedded::LockSet;
+using embedded::ToSlice;
+
+namespace {
+
+constexpr size_t kFileChunk = 1 << 20;
+
+}  // namespace
+
+// ---- object files -------------------------------------------------------------------
+
+std::string EmbeddedBackend::Store::FilePath(uint64_t data_id) const {
+    return absl::StrFormat("%s/objects/%016x", options_.dir, data_id);
+}
+
+absl::StatusOr<shmring::UniqueFd> EmbeddedBackend::Store::CreateFile(uint64_t* data_id_out) {
+    auto id = NewId();
+    if (!id.ok()) {
+        return id.status();
+    }
+    uint64_t data_id = *data_id_out = *id;
+    shmring::UniqueFd fd(::open(FilePath(data_id).c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0640));
+    if (!fd.valid()) {
+        return ErrnoStatus(errno, absl::StrFormat("create object file %s", FilePath(data_id)));
+    }
+    return fd;
+}
+
+absl::StatusOr<shmring::UniqueFd> EmbeddedBackend::Store::OpenFile(uint64_t data_id, int flags) {
+    shmring::UniqueFd fd(::open(FilePath(data_id).c_str(), flags | O_CLOEXEC));
+    if (!fd.valid()) {
+        if (errno == ENOENT) {
+            return absl::DataLossError(absl::StrFormat("embedded store: object file %s is missing", FilePath(data_id)));
+        }
+        return ErrnoStatus(errno, absl::StrFormat("open object file %s", FilePath(data_id)));
+    }
+    return fd;
+}
+
+absl::Status EmbeddedBackend::Store::WriteFully(int fd, const char* data, size_t n, uint64_t offset,
+                                                uint64_t data_id) {
+    while (n > 0) {
+        ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(offset));
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return ErrnoStatus(errno, absl::StrFormat("write object file %s", FilePath(data_id)));
+        }
+        data += w;
+        n -= static_cast<size_t>(w);
+        offset += static_cast<uint64_t>(w);
+    }
+    return absl::OkStatus();
+}
+
+void EmbeddedBackend::Store::RemoveFile(uint64_t data_id) {
+    if (reaper_) {
+        reaper_([path = FilePath(data_id)] { ::unlink(path.c_str()); });
+    } else {
+        ::unlink(FilePath(data_id).c_str());
+    }
+}
+
+absl::StatusOr<std::string> EmbeddedBackend::Store::ReadInline(uint64_t object_id) {
+    std::string bytes;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), data_, ToSlice(DataKey(object_id)), &bytes);
+    if (s.IsNotFound()) {
+        return std::string();
+    }
+    if (!s.ok()) {
+        return FromRocks(s, "read object bytes");
+    }
+    return bytes;
+}
+
+// ---- objects --------------------------------------------------------------------------
+
+absl::StatusOr<EmbeddedBackend::Store::ObjectRead> EmbeddedBackend::Store::OpenObject(const GetObjectRequest& req) {
+    auto loc = Locate(req.path);
+    if (!loc.ok()) {
+        return loc.status();
+    }
+    ObjectRead out;
+    out.path = req.path;
+    {
+        // Shared: the entry and its bytes are read as one version.
+        LockSet locks(&locks_, {{loc->parent, req.path.name(), LockMode::kShared}});
+        auto e = GetExisting(req.path, *loc);
+        if (!e.ok()) {
+            return e.status();
+        }
+        if (e->info.type == ObjectType::kSymlink) {
+            return absl::FailedPreconditionError(absl::StrFormat(
+                "%s is a symlink to %s; read it with readlink", req.path.str(), e->info.symlink_target));
+        }
+        if (e->info.type != ObjectType::kObject) {
+            return absl::FailedPreconditionError(
+                absl::StrFormat("%s is a %s, not an object", req.path.str(), ObjectTypeName(e->info.type)));
+        }
+        out.info = e->info;
+        if (e->data_id == 0) {
+            auto bytes = ReadInline(e->info.id);
+            if (!bytes.ok()) {
+                return bytes.status();
+            }
+            out.inline_bytes = std::move(*bytes);
+        } else {
+            // An open fd keeps this version readable even if a put replaces it meanwhile.
+            auto f = OpenFile(e->data_id, O_RDONLY);
+            if (!f.ok()) {
+                return f.status();
+            }
+            out.fd = std::move(*f);
+        }
+    }
+    uint64_t size = out.info.size;
+    out.begin = std::min(req.offset, size);
+    out.end = out.begin + std::min(req.length, size - out.begin);
+    return out;
+}
+
+absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::ReadObject(const ObjectRead& read, DataSink* sink) {
+    GetObjectResult out;
+    out.info = read.info;
+    out.bytes = read.end - read.begin;
+    if (!read.fd.valid()) {
+        std::string_view all(read.inline_bytes);
+        std::string_view part = read.begin < all.size() ? all.substr(read.begin, read.end - read.begin)
+                                                        : std::string_view();
+        if (absl::Status s = sink->Write(part); !s.ok()) {
+            return s;
+        }
+        out.bytes = part.size();
+        return out;
+    }
+    // Straight into the sink's memory when it has some (the daemon's shared region).
+    char* placed = sink->Placement();
+    std::string buf;
+    if (placed == nullptr) {
+        buf.resize(static_cast<size_t>(std::min<uint64_t>(kFileChunk, std::max<uint64_t>(read.end - read.begin, 1))));
+    }
+    uint64_t pos = read.begin;
+    while (pos < read.end) {
+        char* into = placed != nullptr ? placed + (pos - read.begin) : buf.data();
+        size_t want = static_cast<size_t>(placed != nullptr ? read.end - pos : std::min<uint64_t>(buf.size(), read.end - pos));
+        ssize_t r = ::pread(read.fd.get(), into, want, static_cast<off_t>(pos));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return ErrnoStatus(errno, absl::StrFormat("read %s", read.path.str()));
+        }
+        if (r == 0) {
+            // A short file (after a failed write or truncate) reads as zeros up to the size.
+            std::memset(into, 0, want);
+            r = static_cast<ssize_t>(want);
+        }
+        if (placed == nullptr) {
+            if (absl::Status s = sink->Write(std::string_view(into, static_cast<size_t>(r))); !s.ok()) {
+                return s;
+            }
+        }
+        pos += static_cast<uint64_t>(r);
+    }
+    return out;
+}
+
+absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjectRequest& req, DataSink* sink) {
+    if (sink == nullptr) {
+        return absl::InvalidArgumentError("get: no sink for the bytes");
+    }
+    auto read = OpenObject(req);
+    if (!read.ok()) {
+        return read.status();
+    }
+    if (absl::Status s = sink->Expect(read->end - read->begin); !s.ok()) {
+        return s;
+    }
+    return ReadObject(*read, sink);
+}
+
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequest& req, DataSource* data) {
+    if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
+        return s;
+    }
+    auto attributes = EncodeItemAttributes(req.path, req.attributes);
+    if (!attributes.ok()) {
+        return attributes.status();
+    }
+    std::string encoded = std::move(*attributes);
+    if (req.path.depth() < 2) {
+        return absl::FailedPreconditionError(absl::StrFormat("%s: not an object path", req.path.str()));
+    }
+    // Stream the bytes in before taking any lock: small ones into memory, large ones into a
+    // new file that becomes visible only when the entry pointing at it commits.
+    std::string head;
+    uint64_t size = 0;
+    uint64_t data_id = 0;
+    shmring::UniqueFd fd;
+    auto discard = [&] {
+        if (data_id != 0) {
+            RemoveFile(data_id);
+        }
+    };
+    if (data != nullptr) {
+        std::string chunk(kFileChunk, '\0');
+        while (true) {
+            size_t cap = fd.valid() ? chunk.size() : options_.inline_max_bytes + 1 - head.size();
+            char* dst = fd.valid() ? chunk.data() : nullptr;
+            if (!fd.valid()) {
+                size_t old = head.size();
+                head.resize(old + cap);
+                dst = head.data() + old;
+            }
+            auto n = data->Read(dst, cap);
+            if (!fd.valid()) {
+                head.resize(head.size() - cap + (n.ok() ? *n : 0));
+            }
+            if (!n.ok()) {
+                discard();
+                return n.status();
+            }
+            if (*n == 0) {
+                break;
+            }
+            if (fd.valid()) {
+                if (absl::Status s = WriteFully(fd.get(), chunk.data(), *n, size, data_id); !s.ok()) {
+                    discard();
+                    return s;
+                }
+            }
+            size += *n;
+            if (size > kMaxObjectBytes) {
+                discard();
+                return absl::InvalidArgumentError(
+                    absl::StrFormat("%s: object larger than the limit of %d bytes", req.path.str(), kMaxObjectBytes));
+            }
+            if (!fd.valid() && head.size() > options_.inline_max_bytes) {
+                auto f = CreateFile(&data_id);
+                if (!f.ok()) {
+                    return f.status();
+                }
+                fd = std::move(*f);
+                if (absl::Status s = WriteFully(fd.get(), head.data(), head.size(), 0, data_id); !s.ok()) {
+                    discard();
+                    return s;
+                }
+                head.clear();
+                head.shrink_to_fit();
+            }
+        }
+        if (fd.valid() && options_.sync_writes && ::fdatasync(fd.get()) != 0) {
+            discard();
+            return ErrnoStatus(errno, absl::StrFormat("sync %s", req.path.str()));
+        }
+    }
+    uint64_t replaced_file = 0;
+    auto result = WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
+        if (absl::Status s = CheckWritableParent(req.path, loc); !s.ok()) {
+            return s;
+        }
+        auto old = GetEntry(loc.parent, req.path.name());
+        if (!old.ok()) {
+            return old.status();
+        }
+        if (*old && (*old)->info.type != ObjectType::kObject) {
+            return absl::FailedPreconditionError(absl::StrFormat("%s is a %s; an object cannot replace it",
+                                                                 req.path.str(), ObjectTypeName((*old)->info.type)));
+        }
+        if (absl::Status s = CheckCondition(req.path, req.condition, *old); !s.ok()) {
+            return s;
+        }
+        Entry e;
+        Timestamp now = Now();
+        if (*old) {
+            e.info = (*old)->info;
+        } else {
+            auto id = NewId();
+            if (!id.ok()) {
+                return id.status();
+            }
+            e = embedded::NewEntry(ObjectType::kObject, *id, 0644, req.caller.uid, req.caller.gid, now);
+        }
+        if (req.mode) {
+            e.info.mode = *req.mode & 07777;
+        }
+        e.info.type = ObjectType::kObject;
+        e.info.size = size;
+        e.info.mtime = e.info.ctime = now;
+        e.data_id = data_id;
+        e.attributes = encoded;
+        rocksdb::WriteBatch batch;
+        batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
+        if (data_id == 0) {
+            batch.Put(data_, DataKey(e.info.id), head);
+        } else {
+            batch.Delete(data_, DataKey(e.info.id));
+            batch.Put(meta_, FileKey(data_id), "");
+        }
+        if (*old && (*old)->data_id != 0) {
+            batch.Delete(meta_, FileKey((*old)->data_id));
+            replaced_file = (*old)->data_id;
+        }
+        if (absl::Status s = Commit(&batch); !s.ok()) {
+            return s;
+        }
+        return e.info;
+    });
+    if (!result.ok()) {
+        discard();
+        return result;
+    }
+    if (replaced_file != 0) {
+        RemoveFile(replaced_file);
+    }
+    return result;
+}
+
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std::optional<uint64_t> offset,
+                                                           std::string_view data) {
+    uint64_t new_file = 0;
+    auto result = WithEntryLocked(path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
+        auto e = GetExisting(path, loc);
+        if (!e.ok()) {
+            return e.status();
+        }
+        if (e->info.type != ObjectType::kObject) {
+            return absl::FailedPreconditionError(
+                absl::StrFormat("%s is a %s, not an object", path.str(), ObjectTypeName(e->info.type)));
+        }
+        uint64_t off = offset.value_or(e->info.size);
+        if (off > kMaxObjectBytes || data.size() > kMaxObjectBytes - off) {
+            return absl::InvalidArgumentError(
+                absl::StrFormat("%s: write past the object size limit of %d bytes", path.str(), kMaxObjectBytes));
+        }
+        uint64_t end = off + data.size();
+        uint64_t new_size = std::max(e->info.size, end);
+        rocksdb::WriteBatch batch;
+        if (e->data_id == 0 && new_size <= options_.inline_max_bytes) {
+            auto bytes = ReadInline(e->info.id);
+            if (!bytes.ok()) {
+                return bytes.status();
+            }
+            bytes->resize(static_cast<size_t>(new_size), '\0');
+            if (!data.empty()) {
+                std::memcpy(bytes->data() + off, data.data(), data.size());
+            }
+            batch.Put(data_, DataKey(e->info.id), *bytes);
+        } else if (e->data_id == 0) {
+            // Outgrows inline storage: move to a file.
+            auto bytes = ReadInline(e->info.id);
+            if (!bytes.ok()) {
+                return bytes.status();
+            }
+            auto fd = CreateFile(&new_file);
+            if (!fd.ok()) {
+                return fd.status();
+            }
+            bytes->resize(static_cast<size_t>(e->info.size), '\0');
+            if (absl::Status s = WriteFully(fd->get(), bytes->data(), bytes->size(), 0, new_file); !s.ok()) {
+                return s;
+            }
+            if (absl::Status s = WriteFully(fd->get(), data.data(), data.size(), off, new_file); !s.ok()) {
+                return s;
+            }
+            if (::ftruncate(fd->get(), static_cast<off_t>(new_size)) != 0) {
+                return ErrnoStatus(errno, absl::StrFormat("extend %s", path.str()));
+            }
+            if (options_.sync_writes && ::fdatasync(fd->get()) != 0) {
+                return ErrnoStatus(errno, absl::StrFormat("sync %s", path.str()));
+            }
+            batch.Delete(data_, DataKey(e->info.id));
+            batch.Put(meta_, FileKey(new_file), "");
+            e->data_id = new_file;
+        } else {
+            auto fd = OpenFile(e->data_id, O_WRONLY);
+            if (!fd.ok()) {
+                return fd.status();
+            }
+            if (absl::Status s = WriteFully(fd->get(), data.data(), data.size(), off, e->data_id); !s.ok()) {
+                return s;
+            }
+            if (options_.sync_writes && ::fdatasync(fd->get()) != 0) {
+                return ErrnoStatus(errno, absl::StrFormat("sync %s", path.str()));
+            }
+        }
+        e->info.size = new_size;
+        e->info.mtime = e->info.ctime = Now();
+        batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(*e));
+        if (absl::Status s = Commit(&batch); !s.ok()) {
+            return s;
+        }
+        new_file = 0;  // committed: keep it
+        return e->info;
+    });
+    if (new_file != 0) {
+        RemoveFile(new_file);
+    }
+    return result;
+}
+
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Truncate(const TruncateRequest& req) {
+    if (req.size > kMaxObjectBytes) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: size beyond the object size limit of %d bytes", req.path.str(), kMaxObjectBytes));
+    }
+    uint64_t new_file = 0;
+    auto result = WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
+        auto e = GetExisting(req.path, loc);
+        if (!e.ok()) {
+            return e.status();
+        }
+        if (e->info.type != ObjectType::kObject) {
+            return absl::FailedPreconditionError(
+                absl::StrFormat("%s is a %s, not an object", req.path.str(), ObjectTypeName(e->info.type)));
+        }
+        rocksdb::WriteBatch batch;
+        if (e->data_id == 0 && req.size <= options_.inline_max_bytes) {
+            auto bytes = ReadInline(e->info.id);
+            if (!bytes.ok()) {
+                return bytes.status();
+            }
+            bytes->resize(static_cast<size_t>(req.size), '\0');
+            batch.Put(data_, DataKey(e->info.id), *bytes);
+        } else {
+            uint64_t data_id = e->data_id;
+            shmring::UniqueFd fd;
+            if (data_id == 0) {
+                auto bytes = ReadInline(e->info.id);
+                if (!bytes.ok()) {
+                    return bytes.status();
+                }
+                auto f = CreateFile(&data_id);
+                if (!f.ok()) {
+                    return f.status();
+                }
+                new_file = data_id;
+                fd = std::move(*f);
+                if (absl::Status s = WriteFully(fd.get(), bytes->data(), bytes->size(), 0, data_id); !s.ok()) {
+                    return s;
+                }
+                batch.Delete(data_, DataKey(e->info.id));
+                batch.Put(meta_, FileKey(data_id), "");
+                e->data_id = data_id;
+            } else {
+                auto f = OpenFile(data_id, O_WRONLY);
+                if (!f.ok()) {
+                    return f.status();
+                }
+                fd = std::move(*f);
+            }
+            if (::ftruncate(fd.get(), static_cast<off_t>(req.size)) != 0) {
+                return ErrnoStatus(errno, absl::StrFormat("truncate %s", req.path.str()));
+            }
+        }
+        e->info.size = req.size;
+        e->info.mtime = e->info.ctime = Now();
+        batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(*e));
+        if (absl::Status s = Commit(&batch); !s.ok()) {
+            return s;
+        }
+        new_file = 0;
+        return e->info;
+    });
+    if (new_file != 0) {
+        RemoveFile(new_file);
+    }
+    return result;
+}
+
+}  // namespace zerohop

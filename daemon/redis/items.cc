@@ -1,0 +1,293 @@
+// The redis backend's items: get_item, table scans, and item writes (planned from a
+// resolve, committed as one transaction; an unconditional put_item is one script).
+
+#include "redis/internal/store.h"
+
+#include <algorithm>
+
+#include "backend/rules.h"
+#include "expr/expression.h"
+#include "zerohop/status.h"
+
+namespace zerohop::redis {
+
+absl::StatusOr<Item> Store::GetItem(const GetItemRequest& req) {
+    auto r = Resolve(req.path);
+    if (!r.ok()) {
+        return r.status();
+    }
+    Entry* e = Existing(*r);
+    if (e == nullptr) {
+        return PathNotFoundError(req.path.str());
+    }
+    auto info = InfoOf(*e);
+    if (!info.ok()) {
+        return info.status();
+    }
+    auto attrs = ProjectAttributes(e->Field("a"), req.attributes, req.path.name(), *info);
+    if (!attrs.ok()) {
+        return attrs.status();
+    }
+    return Item{std::string(req.path.name()), std::move(*info), std::move(*attrs)};
+}
+
+absl::StatusOr<GetItemsResult> Store::GetItems(const GetItemsRequest& req) {
+    if (absl::Status s = ValidateSegment(req); !s.ok()) {
+        return s;
+    }
+    auto filter = expr::Condition::Parse(req.filter);
+    if (!filter.ok()) {
+        return filter.status();
+    }
+    uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
+    if (req.path.is_root()) {
+        return absl::InvalidArgumentError("get_items needs a table (a directory), not the root");
+    }
+    std::string tag = Tag(req.path.container());
+    auto dir_id = DirectoryId(req.path, /*table=*/true);
+    if (!dir_id.ok()) {
+        return dir_id.status();
+    }
+    uint64_t dir = *dir_id;
+    GetItemsResult out;
+    std::string after = req.marker;
+    size_t scanned = 0;
+    while (true) {
+        auto page = Names(tag, dir, after, "", kScanBatch);
+        if (!page.ok()) {
+            return page.status();
+        }
+        const std::vector<std::string>* names = &page->names;
+        // Only the names of this segment are fetched.
+        std::vector<std::string> mine;
+        for (const std::string& n : *names) {
+            if (req.total_segments == 1 || ShardForPartitionKey(n, req.total_segments) == req.segment) {
+                mine.push_back(n);
+            }
+        }
+        auto entries = FetchEntries(tag, dir, mine);
+        if (!entries.ok()) {
+            return entries.status();
+        }
+        size_t j = 0;
+        for (const std::string& name : *names) {
+            if (out.items.size() == limit || scanned == kMaxScanPerPage) {
+                return out;  // more may follow
+            }
+            ++scanned;
+            out.next_marker = name;
+            if (j >= mine.size() || mine[j] != name) {
+                continue;
+            }
+            const std::optional<Entry>& e = (*entries)[j++];
+            if (!e || e->info.type != ObjectType::kObject) {
+                continue;
+            }
+            EncodedAttributes attrs(e->Field("a"));
+            if (absl::Status s = attrs.Validate(); !s.ok()) {
+                return s;
+            }
+            expr::EncodedItemAttributes item(attrs, name, &e->info);
+            if (!filter->Matches(item)) {
+                continue;
+            }
+            auto projected = ProjectAttributes(e->Field("a"), req.attributes, name, e->info);
+            if (!projected.ok()) {
+                return projected.status();
+            }
+            out.items.push_back(Item{name, e->info, std::move(*projected)});
+        }
+        if (!page->more || names->empty()) {
+            break;
+        }
+        after = names->back();
+    }
+    out.done = true;
+    return out;
+}
+
+absl::StatusOr<std::pair<Txn, ObjectInfo>> Store::PlanItemWrite(const Path& path, const Caller& caller,
+                                                         const Resolved& r, const ItemChange& change,
+                                                         const std::function<absl::StatusOr<uint64_t>()>& new_id) {
+    if (absl::Status s = CheckWritableParent(path, r); !s.ok()) {
+        return s;
+    }
+    if (r.entry && r.entry->info.type != ObjectType::kObject) {
+        return NotAnItem(path, r.entry->info.type);
+    }
+    AttributeMap attrs;
+    if (r.entry) {
+        auto decoded = DecodeAttributes(r.entry->Field("a"));
+        if (!decoded.ok()) {
+            return decoded.status();
+        }
+        attrs = std::move(*decoded);
+    }
+    if (absl::Status s = change(r.entry, &attrs); !s.ok()) {
+        return s;
+    }
+    auto encoded = EncodeItemAttributes(path, attrs);
+    if (!encoded.ok()) {
+        return encoded.status();
+    }
+    ObjectInfo info;
+    if (r.entry) {
+        info = r.entry->info;
+    } else {
+        auto id = new_id();
+        if (!id.ok()) {
+            return id.status();
+        }
+        info = NewInfo(ObjectType::kObject, *id, 0644, caller);
+    }
+    info.mtime = info.ctime = Now();
+    Txn t(r.tag + "ver");
+    r.CheckChain(t);
+    t.CheckVersion(r.key, r.version());
+    if (r.entry) {
+        t.Update(r.key, {{"m", EncodeMeta(info)}, {"a", std::move(*encoded)}});  // the bytes stay
+    } else {
+        auto fields = NewFields(ObjectType::kObject, info.id, info);
+        fields["a"] = std::move(*encoded);
+        fields["b"] = "";
+        t.Replace(r.key, fields);
+        t.ZAdd(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
+    }
+    return std::pair<Txn, ObjectInfo>(std::move(t), info);
+}
+
+absl::Status Store::CheckItemPath(const Path& path) {
+    return path.depth() < 2 ? absl::FailedPreconditionError(absl::StrFormat("%s: not an item path", path.str()))
+                            : absl::OkStatus();
+}
+
+absl::StatusOr<ObjectInfo> Store::WriteItem(const Path& path, const Caller& caller, const ItemChange& change) {
+    if (absl::Status s = CheckItemPath(path); !s.ok()) {
+        return s;
+    }
+    return Retrying(path, [&]() -> absl::StatusOr<ObjectInfo> {
+        auto r = Resolve(path);
+        if (!r.ok()) {
+            return r.status();
+        }
+        auto plan = PlanItemWrite(path, caller, *r, change, [this] { return NewIds(1); });
+        if (!plan.ok()) {
+            return plan.status();
+        }
+        auto ok = Commit(plan->first);
+        if (!ok.ok()) {
+            return ok.status();
+        }
+        if (*ok) {
+            return plan->second;
+        }
+        return Retry();
+    });
+}
+
+absl::StatusOr<Store::ItemChange> Store::PutChange(std::shared_ptr<const PutItemRequest> req) {
+    if (absl::Status s = ValidateAttributeNames(req->path, req->attributes); !s.ok()) {
+        return s;
+    }
+    return [this, req](const std::optional<Entry>& old, AttributeMap* attrs) {
+        if (absl::Status s = CheckCondition(req->path, req->condition, old ? &*old : nullptr); !s.ok()) {
+            return s;
+        }
+        *attrs = req->attributes;
+        return absl::OkStatus();
+    };
+}
+
+absl::StatusOr<Store::ItemChange> Store::UpdateChange(std::shared_ptr<const UpdateItemRequest> req) {
+    auto update = ItemUpdate::Parse(*req);
+    if (!update.ok()) {
+        return update.status();
+    }
+    auto parsed = std::make_shared<ItemUpdate>(std::move(*update));
+    return [req, parsed](const std::optional<Entry>& old, AttributeMap* attrs) {
+        return parsed->Apply(req->path, attrs, old ? &old->info : nullptr);
+    };
+}
+
+bool Store::PutItemAsync(std::shared_ptr<const PutItemRequest> req, Done<ObjectInfo>& done) {
+    Resolved where;
+    std::vector<std::string> path_args;
+    if (absl::Status s = ResolveArgs(req->path, &where, &path_args); !s.ok()) {
+        std::move(done)(s);
+        return true;
+    }
+    auto encoded = EncodeItemAttributes(req->path, req->attributes);
+    if (!encoded.ok()) {
+        std::move(done)(encoded.status());
+        return true;
+    }
+    std::optional<uint64_t> id = TakeIds(1);
+    if (!id) {
+        return false;
+    }
+    ObjectInfo fresh = NewInfo(ObjectType::kObject, *id, 0644, req->caller);
+    std::string times = absl::StrCat(fresh.mtime.secs, " ", fresh.mtime.nsecs, " ", fresh.ctime.secs, " ",
+                                     fresh.ctime.nsecs);
+    std::vector<std::string> argv = {"1",
+                                     where.tag + "ver",
+                                     where.tag,
+                                     std::to_string(*id),
+                                     EncodeMeta(fresh),
+                                     std::move(times),
+                                     std::move(*encoded),
+                                     std::to_string(IndexBucket(req->path.name()))};
+    argv.insert(argv.end(), std::make_move_iterator(path_args.begin()), std::make_move_iterator(path_args.end()));
+    ScriptAsync(kPutItemScript, put_item_sha_, where.tag, false,
+                std::make_shared<const std::vector<std::string>>(std::move(argv)),
+                [this, req, id = *id, done = std::move(done)](
+                    absl::StatusOr<Reply> r) mutable {
+                    if (r.ok() && r->type == Reply::Type::kArray && !r->elements.empty() &&
+                        r->elements[0].integer != 1) {
+                        GiveBackId(id);  // certainly not used: the item was there, or a refusal
+                    }
+                    if (!r.ok()) {
+                        return std::move(done)(r.status());
+                    }
+                    std::move(done)(PutItemAnswer(req->path, *r));
+                });
+    return true;
+}
+
+absl::StatusOr<ObjectInfo> Store::PutItemAnswer(const Path& path, const Reply& r) {
+    if (r.type != Reply::Type::kArray || r.elements.empty()) {
+        return Damaged("a put_item's answer");
+    }
+    switch (r.elements[0].integer) {
+        case 0:
+        case 1: {
+            if (r.elements.size() != 4) {
+                return Damaged("a put_item's answer");
+            }
+            ObjectInfo info;
+            info.type = ObjectType::kObject;
+            info.id = ToU64(r.elements[1].str);
+            if (!DecodeMeta(r.elements[2].str, &info)) {
+                return Damaged(path.str());
+            }
+            return info;
+        }
+        case 2:
+            return ParentNotFoundError(path.str());
+        case 3:
+            return NotADirectory(path, r.elements.size() > 1 ? r.elements[1].integer : 1);
+        case 4:
+            return StreamParent(path);
+        case 5: {
+            auto type = r.elements.size() > 1 ? TypeOf(r.elements[1].str) : std::nullopt;
+            return NotAnItem(path, type.value_or(ObjectType::kObject));
+        }
+    }
+    return Damaged("a put_item's answer");
+}
+
+absl::StatusOr<ObjectInfo> Store::PutItem(const PutItemRequest& req) {
+    auto change = PutChange(std::make_shared<const PutItemRequest>(req));
+    return change.ok() ? WriteItem(req.path, req.caller, *change) : change.status();
+}
+
+}  // namespace zerohop::redis

@@ -1,0 +1,506 @@
+// The redis backend's namespace: containers, stat, listing, mkdir, rmdir, rename, symlinks,
+// delete and metadata.
+
+#include "redis/internal/store.h"
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "backend/rules.h"
+#include "zerohop/status.h"
+
+namespace zerohop::redis {
+
+absl::StatusOr<std::vector<std::string>> Store::ListContainers() {
+    std::vector<std::string> out;
+    for (const auto& [name, id] : roots_) {
+        out.push_back(name);
+    }
+    return out;  // roots_ is ordered
+}
+
+absl::StatusOr<ObjectInfo> Store::ContainerInfo(std::string_view container) {
+    auto root = roots_.find(std::string(container));
+    if (root == roots_.end()) {
+        return absl::NotFoundError(absl::StrFormat("/%s: container \"%s\" is not in this backend", container,
+                                                   container));
+    }
+    std::string tag = Tag(container);
+    auto m = Call({"HGET", tag + "root", "m"}, tag, true);
+    if (!m.ok()) {
+        return m.status();
+    }
+    ObjectInfo info;
+    info.type = ObjectType::kDirectory;
+    info.id = root->second;
+    info.mode = 0755;
+    std::vector<std::string> f = absl::StrSplit(m->str, ' ');
+    int64_t n[8] = {};
+    if (f.size() == 8) {
+        for (int k = 0; k < 8; ++k) {
+            (void)absl::SimpleAtoi(f[k], &n[k]);
+        }
+        info.mode = static_cast<uint32_t>(n[0]);
+        info.mtime = Timestamp{n[3], static_cast<int32_t>(n[4])};
+        info.ctime = Timestamp{n[5], static_cast<int32_t>(n[6])};
+    }
+    return info;
+}
+
+absl::StatusOr<ObjectInfo> Store::Stat(const Path& path) {
+    if (path.is_root()) {
+        ObjectInfo info;
+        info.type = ObjectType::kDirectory;
+        info.mode = 0755;
+        return info;
+    }
+    if (path.depth() == 1) {
+        return ContainerInfo(path.container());
+    }
+    auto r = Resolve(path);
+    if (!r.ok()) {
+        return r.status();
+    }
+    Entry* e = Existing(*r);
+    if (e == nullptr) {
+        return PathNotFoundError(path.str());
+    }
+    return InfoOf(*e);
+}
+
+absl::StatusOr<std::vector<std::optional<Entry>>> Store::FetchEntries(const std::string& tag, uint64_t dir,
+                                                                const std::vector<std::string>& names) {
+    struct Wait {
+        absl::Mutex mu;
+        size_t left;
+        std::vector<absl::StatusOr<Reply>> replies;
+    } wait;
+    wait.left = names.size();
+    wait.replies.resize(names.size(), absl::UnknownError("no reply"));
+    absl::Notification all;
+    if (names.empty()) {
+        all.Notify();
+    }
+    for (size_t i = 0; i < names.size(); ++i) {
+        std::string key = EntryKey(tag, dir, names[i]);
+        redis_->Send({"HGETALL", key}, {.key = tag, .safe_to_retry = true}, [&, i](absl::StatusOr<Reply> r) {
+            bool last;
+            {
+                absl::MutexLock lock(&wait.mu);
+                wait.replies[i] = std::move(r);
+                last = --wait.left == 0;
+            }
+            if (last) {
+                all.Notify();  // (after the lock: the waiter may free `wait` at once)
+            }
+        });
+    }
+    all.WaitForNotification();
+    std::vector<std::optional<Entry>> out(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (!wait.replies[i].ok()) {
+            return wait.replies[i].status();
+        }
+        if (wait.replies[i]->elements.empty()) {
+            continue;
+        }
+        auto e = DecodeEntry(EntryKey(tag, dir, names[i]), wait.replies[i]->elements);
+        if (!e.ok()) {
+            return e.status();
+        }
+        out[i] = std::move(*e);
+    }
+    return out;
+}
+
+absl::StatusOr<Store::NamesPage> Store::Names(const std::string& tag, uint64_t dir, const std::string& after,
+                                const std::string& prefix, size_t count) {
+    std::string from = after.empty() ? (prefix.empty() ? "-" : "[" + prefix) : "(" + after;
+    if (!after.empty() && !prefix.empty() && after < prefix) {
+        from = "[" + prefix;
+    }
+    size_t per = (count + kIndexBuckets - 1) / kIndexBuckets * 2 + 4;
+    auto r = Script(kNamesScript, names_sha_, {tag + "ver"}, {IndexPrefix(tag, dir), from, std::to_string(per)},
+                    true);
+    if (!r.ok()) {
+        return r.status();
+    }
+    if (r->type != Reply::Type::kArray || r->elements.size() != kIndexBuckets) {
+        return Damaged("a directory's index");
+    }
+    std::vector<std::string> all;
+    std::optional<std::string> cutoff;  // the smallest last name of a bucket read in full
+    for (Reply& bucket : r->elements) {
+        if (bucket.elements.size() >= per && (!cutoff || bucket.elements.back().str < *cutoff)) {
+            cutoff = bucket.elements.back().str;
+        }
+        for (Reply& e : bucket.elements) {
+            all.push_back(std::move(e.str));
+        }
+    }
+    std::sort(all.begin(), all.end());
+    NamesPage page;
+    page.more = cutoff.has_value();
+    for (std::string& n : all) {
+        if (!prefix.empty() && n.compare(0, prefix.size(), prefix) != 0) {
+            page.more = false;  // past the prefix: nothing after it matches
+            break;
+        }
+        if ((cutoff && n > *cutoff) || page.names.size() == count) {
+            page.more = true;
+            break;
+        }
+        page.names.push_back(std::move(n));
+    }
+    return page;
+}
+
+absl::StatusOr<uint64_t> Store::DirectoryId(const Path& path, bool table) {
+    if (path.depth() == 1) {
+        auto info = ContainerInfo(path.container());
+        if (!info.ok()) {
+            return info.status();
+        }
+        return info->id;
+    }
+    auto r = Resolve(path);
+    if (!r.ok()) {
+        return r.status();
+    }
+    Entry* e = Existing(*r);
+    if (e == nullptr) {
+        return PathNotFoundError(path.str());
+    }
+    if (table && e->info.type != ObjectType::kDirectory) {
+        return absl::FailedPreconditionError(absl::StrFormat("%s is not a table (a directory)", path.str()));
+    }
+    if (!e->is_dir_like()) {
+        return NotDirectory(path);
+    }
+    return e->info.id;
+}
+
+absl::StatusOr<ListResult> Store::List(const ListRequest& req) {
+    ListResult out;
+    uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
+    if (req.path.is_root()) {
+        for (const auto& [n, id] : roots_) {
+            if (n.compare(0, req.prefix.size(), req.prefix) != 0 || (!req.marker.empty() && n <= req.marker)) {
+                continue;
+            }
+            if (out.entries.size() == limit) {
+                out.truncated = true;
+                break;
+            }
+            auto info = ContainerInfo(n);
+            if (!info.ok()) {
+                return info.status();
+            }
+            out.entries.push_back(DirEntry{n, *info, {}});
+            out.next_marker = n;
+        }
+        return out;
+    }
+    std::string tag = Tag(req.path.container());
+    auto dir_id = DirectoryId(req.path, /*table=*/false);
+    if (!dir_id.ok()) {
+        return dir_id.status();
+    }
+    uint64_t dir = *dir_id;
+    std::string after = req.marker;
+    while (true) {  // (with `limit` entries, one more name decides whether it is truncated)
+        size_t want = limit - out.entries.size() + 1;
+        auto page = Names(tag, dir, after, req.prefix, want);
+        if (!page.ok()) {
+            return page.status();
+        }
+        const std::vector<std::string>* names = &page->names;
+        auto entries = FetchEntries(tag, dir, *names);
+        if (!entries.ok()) {
+            return entries.status();
+        }
+        for (size_t i = 0; i < names->size(); ++i) {
+            after = (*names)[i];
+            if (!(*entries)[i]) {
+                continue;  // removed since the names were read
+            }
+            if (out.entries.size() == limit) {
+                out.truncated = true;
+                return out;
+            }
+            DirEntry de;
+            de.name = (*names)[i];
+            auto info = InfoOf(*(*entries)[i]);
+            if (!info.ok()) {
+                return info.status();
+            }
+            de.info = *info;
+            if (req.with_attributes) {
+                auto attrs = DecodeAttributes((*entries)[i]->Field("a"));
+                if (!attrs.ok()) {
+                    return attrs.status();
+                }
+                de.attributes = std::move(*attrs);
+            }
+            out.next_marker = de.name;
+            out.entries.push_back(std::move(de));
+        }
+        if (!page->more) {
+            break;
+        }
+    }
+    return out;
+}
+
+absl::StatusOr<ObjectInfo> Store::Mkdir(const MkdirRequest& req) {
+    if (req.path.depth() == 1) {
+        if (roots_.contains(std::string(req.path.container()))) {
+            return absl::AlreadyExistsError(absl::StrFormat("%s: container exists", req.path.str()));
+        }
+        return absl::NotFoundError(absl::StrFormat("%s: container \"%s\" is not in this backend", req.path.str(),
+                                                   req.path.container()));
+    }
+    return Create(req.path, ObjectType::kDirectory, req.mode, req.caller, nullptr);
+}
+
+absl::Status Store::Rmdir(const Path& path) {
+    if (path.depth() < 2) {
+        return absl::FailedPreconditionError(
+            absl::StrFormat("%s: containers are configured in the daemon, not removed", path.str()));
+    }
+    return Retrying(path, [&]() -> absl::Status {
+        auto r = Resolve(path);
+        if (!r.ok()) {
+            return r.status();
+        }
+        Entry* e = Existing(*r);
+        if (e == nullptr) {
+            return PathNotFoundError(path.str());
+        }
+        if (e->info.type == ObjectType::kStream) {
+            return absl::FailedPreconditionError(
+                absl::StrFormat("%s is a stream; remove it with delete_stream", path.str()));
+        }
+        if (e->info.type != ObjectType::kDirectory) {
+            return NotDirectory(path);
+        }
+        Txn t(r->tag + "ver");
+        r->CheckChain(t);
+        t.CheckVersion(r->key, e->version);
+        int empty = t.CheckEmpty(IndexPrefix(r->tag, e->info.id));
+        t.Del(r->key);
+        t.ZRem(IndexKey(r->tag, r->parent, path.name()), std::string(path.name()));
+        int failed = 0;
+        auto ok = Commit(t, &failed);
+        if (!ok.ok()) {
+            return ok.status();
+        }
+        if (*ok) {
+            return absl::OkStatus();
+        }
+        if (failed == empty) {
+            return absl::FailedPreconditionError(absl::StrFormat("%s: directory not empty", path.str()));
+        }
+        return Retry();
+    });
+}
+
+absl::Status Store::Rename(const RenameRequest& req) {
+    const Path& from = req.from;
+    const Path& to = req.to;
+    if (from.depth() < 2 || to.depth() < 2) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "rename %s -> %s: containers are configured in the daemon, not renamed", from.str(), to.str()));
+    }
+    if (from.container() != to.container()) {
+        return absl::Status(absl::StatusCode::kUnimplemented,
+                            absl::StrFormat("rename %s -> %s: across containers", from.str(), to.str()));
+    }
+    if (from.Contains(to) && from != to) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("rename %s -> %s: cannot move a directory inside itself", from.str(), to.str()));
+    }
+    return Retrying(from, [&]() -> absl::Status {
+        auto src = Resolve(from);
+        if (!src.ok()) {
+            return src.status();
+        }
+        auto dst = Resolve(to);
+        if (!dst.ok()) {
+            return dst.status();
+        }
+        if (absl::Status s = CheckWritableParent(to, *dst); !s.ok()) {
+            return s;
+        }
+        Entry* e = Existing(*src);
+        if (e == nullptr) {
+            return PathNotFoundError(from.str());
+        }
+        if (e->info.type == ObjectType::kShard) {
+            return absl::FailedPreconditionError(
+                absl::StrFormat("%s is a stream shard; shards cannot move", from.str()));
+        }
+        if (from == to) {
+            return absl::OkStatus();
+        }
+        if (e->is_dir_like() &&
+            (dst->parent == e->info.id ||
+             std::find(dst->chain_ids.begin(), dst->chain_ids.end(), e->info.id) != dst->chain_ids.end())) {
+            return absl::InvalidArgumentError(
+                absl::StrFormat("rename %s -> %s: cannot move a directory inside itself", from.str(), to.str()));
+        }
+        Txn t(src->tag + "ver");
+        src->CheckChain(t);
+        dst->CheckChain(t);
+        t.CheckVersion(src->key, e->version);
+        t.CheckVersion(dst->key, dst->version());
+        std::string replaced_chunks;
+        int dst_empty = -1;
+        if (dst->entry) {
+            const Entry& d = *dst->entry;
+            if (req.no_replace) {
+                return absl::AlreadyExistsError(
+                    absl::StrFormat("rename %s -> %s: destination exists", from.str(), to.str()));
+            }
+            if (d.info.id == e->info.id) {
+                return absl::OkStatus();
+            }
+            bool replaceable = d.is_dir_like()
+                                   ? d.info.type == ObjectType::kDirectory && e->info.type == ObjectType::kDirectory
+                                   : !e->is_dir_like();
+            if (!replaceable) {
+                return absl::FailedPreconditionError(
+                    absl::StrFormat("rename %s -> %s: cannot replace a %s with a %s", from.str(), to.str(),
+                                    ObjectTypeName(d.info.type), ObjectTypeName(e->info.type)));
+            }
+            if (d.info.type == ObjectType::kDirectory) {
+                dst_empty = t.CheckEmpty(IndexPrefix(dst->tag, d.info.id));
+            }
+            replaced_chunks = d.Field("c");
+        }
+        Entry moved = *e;
+        moved.info.ctime = Now();
+        moved.fields["m"] = EncodeMeta(moved.info);
+        t.Del(src->key);
+        t.ZRem(IndexKey(src->tag, src->parent, from.name()), std::string(from.name()));
+        t.Replace(dst->key, moved.fields);
+        t.ZAdd(IndexKey(dst->tag, dst->parent, to.name()), std::string(to.name()));
+        int failed = 0;
+        auto ok = Commit(t, &failed);
+        if (!ok.ok()) {
+            return ok.status();
+        }
+        if (*ok) {
+            DropChunks(src->tag, replaced_chunks);
+            return absl::OkStatus();
+        }
+        if (failed == dst_empty) {
+            return absl::FailedPreconditionError(
+                absl::StrFormat("rename %s -> %s: destination directory not empty", from.str(), to.str()));
+        }
+        return Retry();
+    });
+}
+
+absl::StatusOr<ObjectInfo> Store::Symlink(const SymlinkRequest& req) {
+    if (req.target.empty() || req.target.size() > kMaxSymlinkTargetBytes ||
+        req.target.find('\0') != std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: symlink target must be 1..%d bytes without NUL", req.path.str(), kMaxSymlinkTargetBytes));
+    }
+    return Create(req.path, ObjectType::kSymlink, 0777, req.caller,
+                  [&](ObjectInfo* info, std::map<std::string, std::string>* extra) {
+                      info->size = req.target.size();
+                      info->symlink_target = req.target;
+                      (*extra)["x"] = req.target;
+                  });
+}
+
+absl::StatusOr<std::string> Store::Readlink(const Path& path) {
+    auto info = Stat(path);
+    if (!info.ok()) {
+        return info.status();
+    }
+    if (info->type != ObjectType::kSymlink) {
+        return absl::InvalidArgumentError(absl::StrFormat("%s is not a symlink", path.str()));
+    }
+    return info->symlink_target;
+}
+
+absl::Status Store::Delete(const DeleteRequest& req) {
+    if (req.path.depth() < 2) {
+        return absl::FailedPreconditionError(absl::StrFormat("%s is a directory; use rmdir", req.path.str()));
+    }
+    return Retrying(req.path, [&]() -> absl::Status {
+        auto r = Resolve(req.path);
+        if (!r.ok()) {
+            return r.status();
+        }
+        Entry* e = Existing(*r);
+        if (e == nullptr) {
+            return PathNotFoundError(req.path.str());
+        }
+        switch (e->info.type) {
+            case ObjectType::kDirectory:
+                return absl::FailedPreconditionError(
+                    absl::StrFormat("%s is a directory; use rmdir", req.path.str()));
+            case ObjectType::kStream:
+                return absl::FailedPreconditionError(
+                    absl::StrFormat("%s is a stream; use delete_stream", req.path.str()));
+            case ObjectType::kShard:
+                return absl::FailedPreconditionError(
+                    absl::StrFormat("%s is a stream shard; delete the whole stream", req.path.str()));
+            default: break;
+        }
+        if (absl::Status c = CheckCondition(req.path, req.condition, e); !c.ok()) {
+            return c;
+        }
+        Txn t(r->tag + "ver");
+        r->CheckChain(t);
+        t.CheckVersion(r->key, e->version);
+        t.Del(r->key);
+        t.ZRem(IndexKey(r->tag, r->parent, req.path.name()), std::string(req.path.name()));
+        auto ok = Commit(t);
+        if (!ok.ok()) {
+            return ok.status();
+        }
+        if (*ok) {
+            DropChunks(r->tag, e->Field("c"));
+            return absl::OkStatus();
+        }
+        return Retry();
+    });
+}
+
+absl::StatusOr<ObjectInfo> Store::SetMetadata(const SetMetadataRequest& req) {
+    if (absl::Status s = ValidateMetadata(req); !s.ok()) {
+        return s;
+    }
+    return Retrying(req.path, [&]() -> absl::StatusOr<ObjectInfo> {
+        auto r = Resolve(req.path);
+        if (!r.ok()) {
+            return r.status();
+        }
+        Entry* e = Existing(*r);
+        if (e == nullptr) {
+            return PathNotFoundError(req.path.str());
+        }
+        ApplyMetadata(req, Now(), &e->info);
+        Txn t(r->tag + "ver");
+        r->CheckChain(t);
+        t.CheckVersion(r->key, e->version);
+        t.Update(r->key, {{"m", EncodeMeta(e->info)}});
+        auto ok = Commit(t);
+        if (!ok.ok()) {
+            return ok.status();
+        }
+        if (*ok) {
+            return InfoOf(*e);
+        }
+        return Retry();
+    });
+}
+
+}  // namespace zerohop::redis

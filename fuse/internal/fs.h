@@ -1,0 +1,308 @@
+#pragma once
+// What zerohop-fuse is made of (fuse_fs.h is its face): the FuseFs::Impl that libfuse calls
+// into, the handles of open files and directories, and the helpers its parts share.
+//
+// Its parts:
+//   mount.cc        mounting, or taking a predecessor's mount over from the holder, the
+//                   kernel connection's options, and shutting down
+//   fuse_fs.cc      the operations table: lookup, attributes, namespace, files, directories,
+//                   xattrs
+//   shard_files.cc  stream shards as files: reads yield framed records, a write appends one
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+
+#include <fuse3/fuse_lowlevel.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "fuse_fs.h"
+#include "node_table.h"
+#include "shmring/unique_fd.h"
+#include "zerohop/client.h"
+
+namespace zerohop::fuse {
+
+// What a backend error means to the kernel: StatusToErrno, except that ENOSYS from a
+// handler would tell the kernel never to call that operation again, and EAGAIN (the daemon
+// is gone and did not come back) would have callers retry forever.
+int Errno(const absl::Status& s);
+mode_t TypeBits(ObjectType t);
+struct stat ToStat(const ObjectInfo& info, Ino ino);
+
+// An open directory: the listing taken at the first readdir, so that offsets stay
+// stable (entries added later are not seen through this handle, none is seen twice).
+struct DirHandle {
+    std::vector<DirEntry> entries;
+    bool loaded = false;
+};
+
+// An open file.
+struct FileHandle {
+    bool append = false;
+    // A stream shard: reads yield its records framed (see AppendFrame), each write appends one.
+    bool shard = false;
+    Path stream;
+    uint32_t shard_no = 0;
+    uint64_t next_sequence = 0;  // the next record to fetch; 0: not positioned yet
+    uint64_t offset = 0;         // where `pending` starts in the framed bytes
+    std::string pending;         // framed bytes fetched and not dropped yet
+    bool at_end = false;         // the last fetch found no more records
+    // One read at a time per handle (the kernel may send a large read as several requests
+    // at once); the others wait here, in arrival order.
+    std::mutex mu;
+    bool busy = false;
+    std::deque<std::tuple<fuse_req_t, size_t, off_t>> waiting;
+};
+
+// A record as a shard file shows it (shard_files.cc).
+void AppendFrame(const StreamRecord& r, std::string* out);
+
+// The condition of a create: nothing is there yet.
+inline constexpr std::string_view kCreateCondition = "NOT exists(__name)";
+
+class FuseFs::Impl {
+public:
+    explicit Impl(FuseOptions o) : options_(std::move(o)), nodes_(options_.root) {}
+
+    absl::Status Start();
+
+    // Takes over a connection the kernel already initialized with a predecessor: libfuse
+    // is given an INIT of its own (its answer goes nowhere: the kernel knows no such
+    // request), and the kernel is asked to send again every request the predecessor had
+    // read and not answered (FUSE_NOTIFY_RESEND, Linux 6.9).
+    void Resume();
+
+    absl::Status Run();
+
+    // From any thread (main.cc calls it from its signal watcher), also while Run ends.
+    void Stop();
+
+    ~Impl() { Shutdown(); }
+
+private:
+    // A resumed session's mount point is /dev/fd/N to libfuse: unmount the real one.
+    void Unmount();
+
+    void Shutdown();
+
+    static Impl* Self(fuse_req_t req) { return static_cast<Impl*>(fuse_req_userdata(req)); }
+
+    // A FUSE thread that has just submitted polls for a moment before going back to
+    // /dev/fuse: the daemon usually answers within microseconds, and a completion run
+    // here saves waking the completion thread (tens of microseconds). Requests still
+    // unanswered after that are the completion thread's.
+    // One FUSE thread at a time polls for answers (it completes everyone's): at queue depth
+    // one it saves the wake-up of the completion thread; at depth sixteen the others do not
+    // burn the cores the daemon and the callers need.
+    struct Assist {
+        Impl* fs;
+        ~Assist() {
+            if (fs->options_.assist_us == 0 || fs->spinning_.exchange(true, std::memory_order_acquire)) {
+                return;
+            }
+            auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(fs->options_.assist_us);
+            while (fs->client_->Poll() == 0 && std::chrono::steady_clock::now() < until) {
+                __builtin_ia32_pause();
+            }
+            fs->spinning_.store(false, std::memory_order_release);
+        }
+    };
+    std::atomic<bool> spinning_{false};
+
+    std::optional<Path> PathOf(Ino ino);
+
+    // The path of `name` in `parent`; replies the error itself when there is none.
+    std::optional<Path> ChildPath(fuse_req_t req, Ino parent, const char* name);
+
+    std::optional<Path> PathOrReply(fuse_req_t req, Ino ino);
+
+    fuse_entry_param Entry(Ino parent, const std::string& name, const ObjectInfo& info, uint64_t lookups = 1);
+
+    // After a create by `req`'s caller: the new entry belongs to the caller, not to us.
+    template <typename Reply>
+    void OwnThenReply(fuse_req_t req, const Path& path, const ObjectInfo& info, Reply reply) {
+        const fuse_ctx* ctx = fuse_req_ctx(req);
+        if (ctx->uid == info.uid && ctx->gid == info.gid) {
+            return reply(info);
+        }
+        client_->SetMetadataAsync({.path = path, .uid = ctx->uid, .gid = ctx->gid},
+                                  [req, reply](absl::StatusOr<ObjectInfo> r) mutable {
+                                      if (!r.ok()) {
+                                          return (void)fuse_reply_err(req, Errno(r.status()));
+                                      }
+                                      reply(*r);
+                                  });
+    }
+
+    // ---- open handles ---------------------------------------------------------------
+    // The kernel keeps a number per open file, not a pointer: a successor process (after a
+    // restart) that does not know a number makes a fresh handle from the flags in its low
+    // bits instead of following a stale pointer.
+    static constexpr uint64_t kFhAppend = 1, kFhShard = 2, kFhFlags = 3;
+
+    // 0 if `ino` is a shard whose name is not a shard number.
+    // O_APPEND writes are appends in the backend, except with writeback caching: the kernel
+    // then places them itself (at the end it knows) and sends them as positional writes.
+    bool BackendAppends(int open_flags) const;
+
+    uint64_t AddFile(Ino ino, bool append, bool shard);
+
+    // Shared: a shard read still running when the kernel releases the handle (it may, once
+    // the read's reply is out) keeps it alive until it is done.
+    std::shared_ptr<FileHandle> File(Ino ino, uint64_t fh);
+
+    void DropFile(uint64_t fh);
+
+    uint64_t AddDir();
+
+    DirHandle* Dir(uint64_t fh);
+
+    void DropDir(uint64_t fh);
+
+    bool InitShard(Ino ino, FileHandle* h);
+
+    // The completion of a call that made `name` in `parent`: the entry is given to the
+    // caller, then answered.
+    Callback<ObjectInfo> NewEntry(fuse_req_t req, Ino parent, const char* name, Path path);
+
+    // The completion of a call that removed `name` from `parent`.
+    StatusCallback Removed(fuse_req_t req, Ino parent, const char* name);
+
+    // ---- the operations -------------------------------------------------------------
+
+    static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+
+    static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+
+    static void ForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data* forgets);
+
+    static void GetAttr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*);
+
+    static void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, struct fuse_file_info*);
+
+    static void Readlink(fuse_req_t req, fuse_ino_t ino);
+
+    static void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
+
+    static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
+
+    // Renames the open file `ino` at `path` to its hidden name; `then` gets the outcome.
+    void Hide(Ino parent, const Path& path, Ino ino, std::function<void(absl::Status)> then);
+
+    static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
+
+    static void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
+
+    static void Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*);
+
+    static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+                       unsigned int flags);
+
+    static void Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+
+    static void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi);
+
+    // Bytes [off, off + size) of a shard file's framed records. The handle keeps a window
+    // of framed bytes starting at `offset`, fetches records until the window covers the
+    // read (or the shard ends), and drops what lies well before the read: readers go
+    // forward.
+    // A shard read holds its handle (`h`) until it has answered and handed on to the next.
+    using ShardHandle = std::shared_ptr<FileHandle>;
+
+    void ReadShard(fuse_req_t req, ShardHandle h, size_t size, off_t off);
+
+    // Called when a shard read has been answered: the next waiting one, if any, goes on.
+    void ShardReadDone(const ShardHandle& h);
+
+    // Reads of one handle may arrive out of order by this much and still be served.
+    static constexpr uint64_t kShardWindowBehind = 8 << 20;
+
+    void ReadShardNow(fuse_req_t req, ShardHandle h, size_t size, off_t off);
+
+    static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi);
+
+    static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+                      struct fuse_file_info* fi);
+
+    // Reserving space: the backends have no preallocation, so mode 0 extends the size (the
+    // new bytes read as zeros) and FALLOC_FL_KEEP_SIZE succeeds without change; punching or
+    // collapsing ranges is EOPNOTSUPP.
+    static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                          struct fuse_file_info*);
+
+    static void Flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info*);
+
+    static void Release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+
+    static void Fsync(fuse_req_t req, fuse_ino_t, int, struct fuse_file_info*);
+
+    static void OpenDir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
+
+    static void ReleaseDir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi);
+
+    // Loads the whole listing into `d`, page by page, then calls `then`.
+    void LoadDir(fuse_req_t req, Path path, DirHandle* d, std::string marker, std::function<void()> then);
+
+    static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi);
+    static void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi);
+
+    static void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi,
+                              bool plus);
+
+    // Offsets: 1 and 2 for "." and "..", then 3 + the entry's index in the listing.
+    void ServeDir(fuse_req_t req, Ino ino, size_t size, off_t off, DirHandle* d, bool plus);
+
+    static void StatFs(fuse_req_t req, fuse_ino_t);
+
+    // ---- xattrs: user.<name> is attribute <name> ----------------------------------------
+
+    static std::optional<std::string> AttrName(const char* xattr);
+
+    static void ReplyXattr(fuse_req_t req, const std::string& value, size_t size);
+
+    static void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
+
+    static void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+
+    // A read-modify-write of the attribute map, guarded by the mtime it read: a concurrent
+    // change makes the put fail and the whole change is tried again.
+    void ChangeAttributes(fuse_req_t req, Path path, std::function<int(AttributeMap*)> change, int attempts);
+
+    static void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags);
+
+    static void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name);
+
+    static void Init(void* userdata, struct fuse_conn_info* conn);
+
+    static struct fuse_lowlevel_ops Ops();
+
+    FuseOptions options_;
+    NodeTable nodes_;
+    std::mutex handles_mu_;
+    uint64_t next_handle_ = 1;  // under handles_mu_
+    absl::flat_hash_map<uint64_t, std::shared_ptr<FileHandle>> files_;  // under handles_mu_
+    absl::flat_hash_map<uint64_t, std::unique_ptr<DirHandle>> dirs_;    // under handles_mu_
+    std::unique_ptr<Client> client_;
+    struct fuse_session* session_ = nullptr;
+    std::mutex unmount_mu_;  // Stop (another thread) against Shutdown: libfuse's unmount is not re-entrant
+    bool mounted_ = false;
+    bool resumed_ = false;          // serving a predecessor's mount
+    shmring::UniqueFd journal_;     // the inode journal the holder keeps
+    shmring::UniqueFd lease_;       // our connection to the holder: open while we serve
+    std::atomic<bool> stopping_{false};
+    std::thread completions_;
+};
+
+}  // namespace zerohop::fuse
