@@ -16,9 +16,7 @@ using embedded::EntryPrefix;
 
 namespace {
 
-constexpr size_t kMaxScanPerPage = 20000;
-constexpr size_t kMaxPageBytes = 16 << 20;
-
+constexpr size_t kMaxPageBytes = 16 << 20;  // of attributes in one get_items page
 
 }  // namespace
 
@@ -45,16 +43,9 @@ absl::StatusOr<Item> EmbeddedBackend::Store::GetItem(const GetItemRequest& req) 
 }
 
 absl::StatusOr<GetItemsResult> EmbeddedBackend::Store::GetItems(const GetItemsRequest& req) {
-    if (absl::Status s = ValidateSegment(req); !s.ok()) {
-        return s;
-    }
-    auto filter = expr::Condition::Parse(req.filter);
-    if (!filter.ok()) {
-        return filter.status();
-    }
-    uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
-    if (req.path.is_root()) {
-        return absl::InvalidArgumentError("get_items needs a table (a directory), not the root");
+    auto scan = PlanScan(req);
+    if (!scan.ok()) {
+        return scan.status();
     }
     auto loc = Locate(req.path);
     if (!loc.ok()) {
@@ -65,7 +56,7 @@ absl::StatusOr<GetItemsResult> EmbeddedBackend::Store::GetItems(const GetItemsRe
         return dir.status();
     }
     if (dir->info.type != ObjectType::kDirectory) {
-        return absl::FailedPreconditionError(absl::StrFormat("%s is not a table (a directory)", req.path.str()));
+        return NotATableError(req.path);
     }
     uint64_t dir_id = dir->info.id;
 
@@ -80,14 +71,13 @@ absl::StatusOr<GetItemsResult> EmbeddedBackend::Store::GetItems(const GetItemsRe
     size_t scanned = 0, bytes = 0;
     it->Seek(start);
     for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
-        if (out.items.size() == limit || scanned == kMaxScanPerPage || bytes >= kMaxPageBytes) {
+        if (out.items.size() == scan->limit || scanned == kMaxScanPerPage || bytes >= kMaxPageBytes) {
             return out;  // more may follow: done stays false
         }
         ++scanned;
         std::string_view name = ToView(it->key()).substr(prefix.size());
         out.next_marker = std::string(name);
-        // Segments split a table by a hash of the item name that every process computes alike.
-        if (req.total_segments > 1 && ShardForPartitionKey(name, req.total_segments) != req.segment) {
+        if (!scan->InSegment(name)) {
             continue;
         }
         Entry e;
@@ -95,23 +85,14 @@ absl::StatusOr<GetItemsResult> EmbeddedBackend::Store::GetItems(const GetItemsRe
         if (absl::Status s = embedded::DecodeEntryHeader(ToView(it->value()), &e, &encoded); !s.ok()) {
             return s;
         }
-        if (e.info.type != ObjectType::kObject) {
-            continue;
+        auto item = ScanMatch(*scan, req.attributes, name, encoded, e.info);
+        if (!item.ok()) {
+            return item.status();
         }
-        EncodedAttributes attrs(encoded);
-        if (absl::Status s = attrs.Validate(); !s.ok()) {
-            return s;
+        if (*item) {
+            bytes += encoded.size() + name.size();
+            out.items.push_back(std::move(**item));
         }
-        expr::EncodedItemAttributes item(attrs, name, &e.info);
-        if (!filter->Matches(item)) {
-            continue;
-        }
-        auto projected = ProjectAttributes(encoded, req.attributes, name, e.info);
-        if (!projected.ok()) {
-            return projected.status();
-        }
-        bytes += encoded.size() + name.size();
-        out.items.push_back(Item{std::string(name), e.info, std::move(*projected)});
     }
     if (!it->status().ok()) {
         return FromRocks(it->status(), "get_items");
@@ -132,8 +113,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteItem(
             return old.status();
         }
         if (*old && (*old)->info.type != ObjectType::kObject) {
-            return absl::FailedPreconditionError(absl::StrFormat("%s is a %s, not an item", path.str(),
-                                                                 ObjectTypeName((*old)->info.type)));
+            return NotAnItemError(path, (*old)->info.type);
         }
         AttributeMap attrs;
         if (*old) {

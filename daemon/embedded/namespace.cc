@@ -18,7 +18,6 @@ using embedded::EntryPrefix;
 using embedded::FileKey;
 using embedded::LockMode;
 using embedded::LockSet;
-using embedded::NotDirectory;
 using embedded::ToView;
 
 // ---- namespace ------------------------------------------------------------------------
@@ -53,7 +52,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Stat(const Path& path) {
 
 absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) {
     ListResult out;
-    uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
+    uint32_t limit = PageLimit(req.limit);
     if (req.path.is_root()) {
         auto names = ListContainers();
         for (const std::string& n : *names) {
@@ -82,7 +81,7 @@ absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) 
         return dir.status();
     }
     if (!dir->is_dir_like()) {
-        return NotDirectory(req.path);
+        return NotDirectoryError(req.path);
     }
     std::string prefix = EntryPrefix(dir->info.id, req.prefix);
     size_t name_at = EntryPrefix(dir->info.id).size();
@@ -126,10 +125,9 @@ absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) 
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Mkdir(const MkdirRequest& req) {
-    if (req.path.depth() == 1) {
-        if (container_roots_.contains(absl::string_view(req.path.container().data(), req.path.container().size()))) {
-            return absl::AlreadyExistsError(absl::StrFormat("%s: container exists", req.path.str()));
-        }
+    if (req.path.depth() == 1 &&
+        container_roots_.contains(absl::string_view(req.path.container().data(), req.path.container().size()))) {
+        return ContainerExistsError(req.path);
     }
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
         auto id = PrepareCreate(req.path, loc, 1);
@@ -152,19 +150,15 @@ absl::Status EmbeddedBackend::Store::Rmdir(const Path& path) {
         if (!e.ok()) {
             return e.status();
         }
-        if (e->info.type == ObjectType::kStream) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s is a stream; remove it with delete_stream", path.str()));
-        }
-        if (e->info.type != ObjectType::kDirectory) {
-            return NotDirectory(path);
+        if (absl::Status s = CheckRemovableDirectory(path, e->info.type); !s.ok()) {
+            return s;
         }
         // Creates inside this directory hold its entry shared, so it stays empty while we hold it.
         std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
         std::string prefix = EntryPrefix(e->info.id);
         it->Seek(prefix);
         if (it->Valid() && it->key().starts_with(prefix)) {
-            return absl::FailedPreconditionError(absl::StrFormat("%s: directory not empty", path.str()));
+            return DirectoryNotEmptyError(path);
         }
         if (!it->status().ok()) {
             return FromRocks(it->status(), "rmdir");
@@ -182,13 +176,8 @@ absl::Status EmbeddedBackend::Store::Rmdir(const Path& path) {
 absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
     const Path& from = req.from;
     const Path& to = req.to;
-    if (from.depth() < 2 || to.depth() < 2) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "rename %s -> %s: containers are configured in the daemon, not renamed", from.str(), to.str()));
-    }
-    if (from.Contains(to) && from != to) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("rename %s -> %s: cannot move a directory inside itself", from.str(), to.str()));
+    if (absl::Status s = CheckRenamePaths(req); !s.ok()) {
+        return s;
     }
     absl::MutexLock rename_lock(&rename_mu_);
     for (int attempt = 0; attempt < kMaxLocateRetries; ++attempt) {
@@ -222,8 +211,8 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
         if (!src.ok()) {
             return src.status();
         }
-        if (src->info.type == ObjectType::kShard) {
-            return absl::FailedPreconditionError(absl::StrFormat("%s is a stream shard; shards cannot move", from.str()));
+        if (absl::Status s = CheckMovable(req, src->info); !s.ok()) {
+            return s;
         }
         if (from == to) {
             return absl::OkStatus();
@@ -247,28 +236,18 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
         uint64_t replaced_file = 0;
         if (*dst) {
             const Entry& d = **dst;
-            if (req.no_replace) {
-                return absl::AlreadyExistsError(absl::StrFormat("rename %s -> %s: destination exists", from.str(), to.str()));
-            }
             if (d.info.id == src->info.id) {
                 return absl::OkStatus();
             }
-            // Files replace files; an (empty) directory only a directory; streams nothing.
-            bool replaceable = d.is_dir_like()
-                                   ? d.info.type == ObjectType::kDirectory && src->info.type == ObjectType::kDirectory
-                                   : !src->is_dir_like();
-            if (!replaceable) {
-                return absl::FailedPreconditionError(absl::StrFormat("rename %s -> %s: cannot replace a %s with a %s",
-                                                                     from.str(), to.str(), ObjectTypeName(d.info.type),
-                                                                     ObjectTypeName(src->info.type)));
+            if (absl::Status s = CheckReplace(req, src->info, d.info); !s.ok()) {
+                return s;
             }
             if (d.info.type == ObjectType::kDirectory) {
                 std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
                 std::string prefix = EntryPrefix(d.info.id);
                 it->Seek(prefix);
                 if (it->Valid() && it->key().starts_with(prefix)) {
-                    return absl::FailedPreconditionError(
-                        absl::StrFormat("rename %s -> %s: destination directory not empty", from.str(), to.str()));
+                    return DestinationNotEmptyError(req);
                 }
             }
             if (d.info.type == ObjectType::kObject) {
@@ -300,10 +279,8 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Symlink(const SymlinkRequest& req) {
-    if (req.target.empty() || req.target.size() > kMaxSymlinkTargetBytes ||
-        req.target.find('\0') != std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: symlink target must be 1..%d bytes without NUL", req.path.str(), kMaxSymlinkTargetBytes));
+    if (absl::Status s = CheckSymlinkTarget(req); !s.ok()) {
+        return s;
     }
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
         auto id = PrepareCreate(req.path, loc, 1);
@@ -327,10 +304,7 @@ absl::StatusOr<std::string> EmbeddedBackend::Store::Readlink(const Path& path) {
     if (!info.ok()) {
         return info.status();
     }
-    if (info->type != ObjectType::kSymlink) {
-        return absl::InvalidArgumentError(absl::StrFormat("%s is not a symlink", path.str()));
-    }
-    return info->symlink_target;
+    return SymlinkTargetOf(path, *info);
 }
 
 absl::Status EmbeddedBackend::Store::Delete(const DeleteRequest& req) {
@@ -340,16 +314,8 @@ absl::Status EmbeddedBackend::Store::Delete(const DeleteRequest& req) {
         if (!e.ok()) {
             return e.status();
         }
-        switch (e->info.type) {
-            case ObjectType::kDirectory:
-                return absl::FailedPreconditionError(absl::StrFormat("%s is a directory; use rmdir", req.path.str()));
-            case ObjectType::kStream:
-                return absl::FailedPreconditionError(
-                    absl::StrFormat("%s is a stream; use delete_stream", req.path.str()));
-            case ObjectType::kShard:
-                return absl::FailedPreconditionError(
-                    absl::StrFormat("%s is a stream shard; delete the whole stream", req.path.str()));
-            default: break;
+        if (absl::Status s = CheckDeletable(req.path, e->info.type); !s.ok()) {
+            return s;
         }
         if (absl::Status c = CheckCondition(req.path, req.condition, *e); !c.ok()) {
             return c;

@@ -116,13 +116,8 @@ absl::StatusOr<EmbeddedBackend::Store::ObjectRead> EmbeddedBackend::Store::OpenO
         if (!e.ok()) {
             return e.status();
         }
-        if (e->info.type == ObjectType::kSymlink) {
-            return absl::FailedPreconditionError(absl::StrFormat(
-                "%s is a symlink to %s; read it with readlink", req.path.str(), e->info.symlink_target));
-        }
-        if (e->info.type != ObjectType::kObject) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s is a %s, not an object", req.path.str(), ObjectTypeName(e->info.type)));
+        if (absl::Status s = CheckReadable(req.path, e->info); !s.ok()) {
+            return s;
         }
         out.info = e->info;
         if (e->data_id == 0) {
@@ -207,17 +202,11 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjec
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequest& req, DataSource* data) {
-    if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
-        return s;
-    }
-    auto attributes = EncodeItemAttributes(req.path, req.attributes);
+    auto attributes = CheckPut(req);
     if (!attributes.ok()) {
         return attributes.status();
     }
     std::string encoded = std::move(*attributes);
-    if (req.path.depth() < 2) {
-        return absl::FailedPreconditionError(absl::StrFormat("%s: not an object path", req.path.str()));
-    }
     // Stream the bytes in before taking any lock: small ones into memory, large ones into a
     // new file that becomes visible only when the entry pointing at it commits.
     std::string head;
@@ -257,10 +246,9 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
                 }
             }
             size += *n;
-            if (size > kMaxObjectBytes) {
+            if (absl::Status s = CheckObjectSize(req.path, size); !s.ok()) {
                 discard();
-                return absl::InvalidArgumentError(
-                    absl::StrFormat("%s: object larger than the limit of %d bytes", req.path.str(), kMaxObjectBytes));
+                return s;
             }
             if (!fd.valid() && head.size() > options_.inline_max_bytes) {
                 auto f = CreateFile(&data_id);
@@ -290,9 +278,8 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
         if (!old.ok()) {
             return old.status();
         }
-        if (*old && (*old)->info.type != ObjectType::kObject) {
-            return absl::FailedPreconditionError(absl::StrFormat("%s is a %s; an object cannot replace it",
-                                                                 req.path.str(), ObjectTypeName((*old)->info.type)));
+        if (absl::Status s = CheckObjectReplaces(req.path, *old ? &(*old)->info : nullptr); !s.ok()) {
+            return s;
         }
         if (absl::Status s = CheckCondition(req.path, req.condition, *old); !s.ok()) {
             return s;
@@ -351,14 +338,12 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
         if (!e.ok()) {
             return e.status();
         }
-        if (e->info.type != ObjectType::kObject) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s is a %s, not an object", path.str(), ObjectTypeName(e->info.type)));
+        if (absl::Status s = CheckWritable(path, e->info); !s.ok()) {
+            return s;
         }
         uint64_t off = offset.value_or(e->info.size);
-        if (off > kMaxObjectBytes || data.size() > kMaxObjectBytes - off) {
-            return absl::InvalidArgumentError(
-                absl::StrFormat("%s: write past the object size limit of %d bytes", path.str(), kMaxObjectBytes));
+        if (absl::Status s = CheckWriteRange(path, off, data.size()); !s.ok()) {
+            return s;
         }
         uint64_t end = off + data.size();
         uint64_t new_size = std::max(e->info.size, end);
@@ -427,9 +412,8 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Truncate(const TruncateRequest& req) {
-    if (req.size > kMaxObjectBytes) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("%s: size beyond the object size limit of %d bytes", req.path.str(), kMaxObjectBytes));
+    if (absl::Status s = CheckTruncate(req); !s.ok()) {
+        return s;
     }
     uint64_t new_file = 0;
     auto result = WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
@@ -437,9 +421,8 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Truncate(const TruncateReques
         if (!e.ok()) {
             return e.status();
         }
-        if (e->info.type != ObjectType::kObject) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s is a %s, not an object", req.path.str(), ObjectTypeName(e->info.type)));
+        if (absl::Status s = CheckWritable(req.path, e->info); !s.ok()) {
+            return s;
         }
         rocksdb::WriteBatch batch;
         if (e->data_id == 0 && req.size <= options_.inline_max_bytes) {

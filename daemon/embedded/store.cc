@@ -50,10 +50,6 @@ absl::Status ErrnoStatus(int err, std::string_view what) {
     return absl::InternalError(absl::StrFormat("%s: %s", what, strerror(err)));
 }
 
-absl::Status NotDirectory(const Path& p) {
-    return absl::FailedPreconditionError(absl::StrFormat("%s is not a directory", p.str()));
-}
-
 }  // namespace embedded
 
 // ---- opening ------------------------------------------------------------------------
@@ -409,8 +405,7 @@ absl::StatusOr<EmbeddedBackend::Store::Location> EmbeddedBackend::Store::Locate(
             return ParentNotFoundError(path.str());
         }
         if (!(*e)->is_dir_like()) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s: %s is not a directory", path.str(), path.Prefix(i + 1)));
+            return AncestorNotDirectoryError(path, i + 1);
         }
         loc.grandparent = loc.parent;
         loc.parent = (*e)->info.id;
@@ -488,17 +483,13 @@ absl::StatusOr<uint64_t> EmbeddedBackend::Store::PrepareCreate(const Path& path,
         return existing.status();
     }
     if (*existing) {
-        return absl::AlreadyExistsError(absl::StrFormat("%s already exists", path.str()));
+        return EntryExistsError(path);
     }
     return NewIds(ids);
 }
 
 absl::Status EmbeddedBackend::Store::CheckWritableParent(const Path& path, const Location& loc) {
-    if (loc.parent_type != ObjectType::kDirectory) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "%s: %s is a stream; its shards are fixed at creation", path.str(), path.Parent().str()));
-    }
-    return absl::OkStatus();
+    return zerohop::CheckWritableParent(path, loc.parent_type);
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::InfoOf(const Entry& e) {

@@ -61,16 +61,14 @@ absl::StatusOr<embedded::Entry> EmbeddedBackend::Store::GetStream(const Path& pa
         return e.status();
     }
     if (e->info.type != ObjectType::kStream) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("%s is a %s, not a stream", path.str(), ObjectTypeName(e->info.type)));
+        return NotAStreamError(path, e->info.type);
     }
     return e;
 }
 
 absl::StatusOr<uint64_t> EmbeddedBackend::Store::ShardIdOf(const Entry& stream, uint32_t shard) {
-    if (shard >= stream.shard_count) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("shard %d does not exist; the stream has shards 0..%d", shard, stream.shard_count - 1));
+    if (absl::Status s = CheckShard(shard, stream.shard_count); !s.ok()) {
+        return s;
     }
     return stream.info.id + 1 + shard;
 }
@@ -91,8 +89,7 @@ absl::Status EmbeddedBackend::Store::DeleteStream(const Path& path) {
             return e.status();
         }
         if (e->info.type != ObjectType::kStream) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s is a %s, not a stream", path.str(), ObjectTypeName(e->info.type)));
+            return NotAStreamError(path, e->info.type);
         }
         rocksdb::WriteBatch batch;
         batch.Delete(meta_, EntryKey(loc.parent, path.name()));
@@ -204,8 +201,7 @@ absl::StatusOr<std::vector<RecordResult>> EmbeddedBackend::Store::PutRecords(con
         return stream.status();
     }
     if (stream->info.type != ObjectType::kStream) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("%s is a %s, not a stream", req.path.str(), ObjectTypeName(stream->info.type)));
+        return NotAStreamError(req.path, stream->info.type);
     }
     std::vector<RecordResult> results = PlaceRecords(req.records, stream->shard_count, &round_robin_);
     std::vector<uint32_t> used;  // shards this batch touches, ascending
@@ -306,49 +302,31 @@ absl::StatusOr<StreamLocation> EmbeddedBackend::Store::Seek(const SeekRequest& r
     }
     const uint64_t sid = shard->id;
     const ShardState& st = shard->state;
-    const uint64_t first = shard->first_retained;
-    StreamLocation loc{req.shard, first};
-    switch (req.type) {
-        case SeekType::kEarliest: break;
-        case SeekType::kLatest: loc.sequence = st.last_sequence + 1; break;
-        case SeekType::kSequence:
-            if (req.sequence == 0 || req.sequence > st.last_sequence + 1) {
-                return absl::InvalidArgumentError(absl::StrFormat(
-                    "%s shard %d: sequence %d is outside 1..%d (the next one to be written)", req.path.str(),
-                    req.shard, req.sequence, st.last_sequence + 1));
+    // The first record that arrived at or after the time: binary search, since arrival
+    // times never decrease along a shard.
+    auto by_time = [&]() -> absl::StatusOr<uint64_t> {
+        int64_t t = req.time.ToNanos();
+        uint64_t lo = shard->first_retained, hi = st.last_sequence + 1;
+        while (lo < hi) {
+            uint64_t mid = lo + (hi - lo) / 2;
+            rocksdb::PinnableSlice v;
+            rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, ToSlice(RecordKey(sid, mid)), &v);
+            if (!s.ok()) {
+                return FromRocks(s, "read stream record");
             }
-            loc.sequence = std::max(req.sequence, first);
-            break;
-        case SeekType::kTime: {
-            // The first record that arrived at or after the time: binary search, since arrival
-            // times never decrease along a shard.
-            int64_t t = req.time.ToNanos();
-            uint64_t lo = first, hi = st.last_sequence + 1;
-            while (lo < hi) {
-                uint64_t mid = lo + (hi - lo) / 2;
-                rocksdb::PinnableSlice v;
-                rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), records_, ToSlice(RecordKey(sid, mid)), &v);
-                if (!s.ok()) {
-                    return FromRocks(s, "read stream record");
-                }
-                auto a = embedded::DecodeRecordArrival(ToView(v));
-                if (!a.ok()) {
-                    return a.status();
-                }
-                if (*a >= t) {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
+            auto a = embedded::DecodeRecordArrival(ToView(v));
+            if (!a.ok()) {
+                return a.status();
             }
-            loc.sequence = lo;
-            break;
+            if (*a >= t) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
         }
-        default:
-            return absl::InvalidArgumentError(absl::StrFormat("%s: unknown seek type %d", req.path.str(),
-                                                              static_cast<int>(req.type)));
-    }
-    return loc;
+        return lo;
+    };
+    return SeekIn(req, shard->first_retained, st.last_sequence, by_time);
 }
 
 absl::StatusOr<GetRecordsResult> EmbeddedBackend::Store::GetRecords(const GetRecordsRequest& req) {
@@ -361,7 +339,7 @@ absl::StatusOr<GetRecordsResult> EmbeddedBackend::Store::GetRecords(const GetRec
     const uint64_t first = shard->first_retained;
     GetRecordsResult out;
     uint64_t seq = std::max(req.location.sequence, first);
-    uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
+    uint32_t limit = PageLimit(req.limit);
     uint64_t bytes = 0;
     if (seq <= st.last_sequence) {
         std::string upper = RecordKey(sid, st.last_sequence + 1);

@@ -32,16 +32,9 @@ absl::StatusOr<Item> Store::GetItem(const GetItemRequest& req) {
 }
 
 absl::StatusOr<GetItemsResult> Store::GetItems(const GetItemsRequest& req) {
-    if (absl::Status s = ValidateSegment(req); !s.ok()) {
-        return s;
-    }
-    auto filter = expr::Condition::Parse(req.filter);
-    if (!filter.ok()) {
-        return filter.status();
-    }
-    uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
-    if (req.path.is_root()) {
-        return absl::InvalidArgumentError("get_items needs a table (a directory), not the root");
+    auto scan = PlanScan(req);
+    if (!scan.ok()) {
+        return scan.status();
     }
     std::string tag = Tag(req.path.container());
     auto dir_id = DirectoryId(req.path, /*table=*/true);
@@ -61,7 +54,7 @@ absl::StatusOr<GetItemsResult> Store::GetItems(const GetItemsRequest& req) {
         // Only the names of this segment are fetched.
         std::vector<std::string> mine;
         for (const std::string& n : *names) {
-            if (req.total_segments == 1 || ShardForPartitionKey(n, req.total_segments) == req.segment) {
+            if (scan->InSegment(n)) {
                 mine.push_back(n);
             }
         }
@@ -71,7 +64,7 @@ absl::StatusOr<GetItemsResult> Store::GetItems(const GetItemsRequest& req) {
         }
         size_t j = 0;
         for (const std::string& name : *names) {
-            if (out.items.size() == limit || scanned == kMaxScanPerPage) {
+            if (out.items.size() == scan->limit || scanned == kMaxScanPerPage) {
                 return out;  // more may follow
             }
             ++scanned;
@@ -80,22 +73,16 @@ absl::StatusOr<GetItemsResult> Store::GetItems(const GetItemsRequest& req) {
                 continue;
             }
             const std::optional<Entry>& e = (*entries)[j++];
-            if (!e || e->info.type != ObjectType::kObject) {
-                continue;
+            if (!e) {
+                continue;  // removed since the names were read
             }
-            EncodedAttributes attrs(e->Field("a"));
-            if (absl::Status s = attrs.Validate(); !s.ok()) {
-                return s;
+            auto item = ScanMatch(*scan, req.attributes, name, e->Field("a"), e->info);
+            if (!item.ok()) {
+                return item.status();
             }
-            expr::EncodedItemAttributes item(attrs, name, &e->info);
-            if (!filter->Matches(item)) {
-                continue;
+            if (*item) {
+                out.items.push_back(std::move(**item));
             }
-            auto projected = ProjectAttributes(e->Field("a"), req.attributes, name, e->info);
-            if (!projected.ok()) {
-                return projected.status();
-            }
-            out.items.push_back(Item{name, e->info, std::move(*projected)});
         }
         if (!page->more || names->empty()) {
             break;
@@ -113,7 +100,7 @@ absl::StatusOr<std::pair<Txn, ObjectInfo>> Store::PlanItemWrite(const Path& path
         return s;
     }
     if (r.entry && r.entry->info.type != ObjectType::kObject) {
-        return NotAnItem(path, r.entry->info.type);
+        return NotAnItemError(path, r.entry->info.type);
     }
     AttributeMap attrs;
     if (r.entry) {
@@ -156,13 +143,8 @@ absl::StatusOr<std::pair<Txn, ObjectInfo>> Store::PlanItemWrite(const Path& path
     return std::pair<Txn, ObjectInfo>(std::move(t), info);
 }
 
-absl::Status Store::CheckItemPath(const Path& path) {
-    return path.depth() < 2 ? absl::FailedPreconditionError(absl::StrFormat("%s: not an item path", path.str()))
-                            : absl::OkStatus();
-}
-
 absl::StatusOr<ObjectInfo> Store::WriteItem(const Path& path, const Caller& caller, const ItemChange& change) {
-    if (absl::Status s = CheckItemPath(path); !s.ok()) {
+    if (absl::Status s = CheckBelowContainer(path); !s.ok()) {
         return s;
     }
     return Retrying(path, [&]() -> absl::StatusOr<ObjectInfo> {
@@ -274,12 +256,12 @@ absl::StatusOr<ObjectInfo> Store::PutItemAnswer(const Path& path, const Reply& r
         case 2:
             return ParentNotFoundError(path.str());
         case 3:
-            return NotADirectory(path, r.elements.size() > 1 ? r.elements[1].integer : 1);
+            return AncestorNotDirectoryError(path, static_cast<size_t>(r.elements.size() > 1 ? r.elements[1].integer : 1) + 1);
         case 4:
-            return StreamParent(path);
+            return StreamParentError(path);
         case 5: {
             auto type = r.elements.size() > 1 ? TypeOf(r.elements[1].str) : std::nullopt;
-            return NotAnItem(path, type.value_or(ObjectType::kObject));
+            return NotAnItemError(path, type.value_or(ObjectType::kObject));
         }
     }
     return Damaged("a put_item's answer");

@@ -38,10 +38,6 @@ uint64_t ToU64(std::string_view s) {
     return absl::SimpleAtoi(absl::string_view(s.data(), s.size()), &v) ? v : 0;
 }
 
-absl::Status NotDirectory(const Path& p) {
-    return absl::FailedPreconditionError(absl::StrFormat("%s is not a directory", p.str()));
-}
-
 absl::Status Damaged(std::string_view what) {
     return absl::DataLossError(absl::StrFormat("redis backend: %s is not what this backend wrote", what));
 }
@@ -273,21 +269,6 @@ absl::Status Store::ResolveArgs(const Path& path, Resolved* out, std::vector<std
     return absl::OkStatus();
 }
 
-absl::Status Store::NotADirectory(const Path& path, int64_t at) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("%s: %s is not a directory", path.str(), path.Prefix(static_cast<size_t>(at) + 1)));
-}
-
-absl::Status Store::StreamParent(const Path& path) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("%s: %s is a stream; its shards are fixed at creation", path.str(), path.Parent().str()));
-}
-
-absl::Status Store::NotAnItem(const Path& path, ObjectType type) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("%s is a %s, not an item", path.str(), ObjectTypeName(type)));
-}
-
 absl::StatusOr<Store::Resolved> Store::ParseResolved(const Path& path, Resolved out, const Reply& reply) {
     const Reply* r = &reply;
     if (r->type != Reply::Type::kArray || r->elements.size() < 4) {
@@ -306,7 +287,7 @@ absl::StatusOr<Store::Resolved> Store::ParseResolved(const Path& path, Resolved 
         return ParentNotFoundError(path.str());
     }
     if (status == 3) {
-        return NotADirectory(path, r->elements.size() > 4 ? r->elements[4].integer : 1);
+        return AncestorNotDirectoryError(path, static_cast<size_t>(r->elements.size() > 4 ? r->elements[4].integer : 1) + 1);
     }
     if (status == 0) {
         auto e = DecodeEntry(out.key, r->elements[3].elements);
@@ -454,10 +435,7 @@ void Store::CommitAsync(const Txn& t, absl::AnyInvocable<void(absl::StatusOr<boo
 }
 
 absl::Status Store::CheckWritableParent(const Path& path, const Resolved& r) {
-    if (r.parent_type != ObjectType::kDirectory) {
-        return StreamParent(path);
-    }
-    return absl::OkStatus();
+    return zerohop::CheckWritableParent(path, r.parent_type);
 }
 
 absl::Status Store::CheckCondition(const Path& path, const std::string& condition, const Entry* e) {
@@ -518,7 +496,7 @@ absl::StatusOr<ObjectInfo> Store::Create(const Path& path, ObjectType type, uint
             return s;
         }
         if (r->entry) {
-            return absl::AlreadyExistsError(absl::StrFormat("%s already exists", path.str()));
+            return EntryExistsError(path);
         }
         auto id = NewIds(1);
         if (!id.ok()) {

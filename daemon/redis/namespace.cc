@@ -174,17 +174,17 @@ absl::StatusOr<uint64_t> Store::DirectoryId(const Path& path, bool table) {
         return PathNotFoundError(path.str());
     }
     if (table && e->info.type != ObjectType::kDirectory) {
-        return absl::FailedPreconditionError(absl::StrFormat("%s is not a table (a directory)", path.str()));
+        return NotATableError(path);
     }
     if (!e->is_dir_like()) {
-        return NotDirectory(path);
+        return NotDirectoryError(path);
     }
     return e->info.id;
 }
 
 absl::StatusOr<ListResult> Store::List(const ListRequest& req) {
     ListResult out;
-    uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
+    uint32_t limit = PageLimit(req.limit);
     if (req.path.is_root()) {
         for (const auto& [n, id] : roots_) {
             if (n.compare(0, req.prefix.size(), req.prefix) != 0 || (!req.marker.empty() && n <= req.marker)) {
@@ -257,7 +257,7 @@ absl::StatusOr<ListResult> Store::List(const ListRequest& req) {
 absl::StatusOr<ObjectInfo> Store::Mkdir(const MkdirRequest& req) {
     if (req.path.depth() == 1) {
         if (roots_.contains(std::string(req.path.container()))) {
-            return absl::AlreadyExistsError(absl::StrFormat("%s: container exists", req.path.str()));
+            return ContainerExistsError(req.path);
         }
         return absl::NotFoundError(absl::StrFormat("%s: container \"%s\" is not in this backend", req.path.str(),
                                                    req.path.container()));
@@ -266,9 +266,8 @@ absl::StatusOr<ObjectInfo> Store::Mkdir(const MkdirRequest& req) {
 }
 
 absl::Status Store::Rmdir(const Path& path) {
-    if (path.depth() < 2) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("%s: containers are configured in the daemon, not removed", path.str()));
+    if (absl::Status s = CheckBelowContainer(path); !s.ok()) {
+        return s;
     }
     return Retrying(path, [&]() -> absl::Status {
         auto r = Resolve(path);
@@ -279,12 +278,8 @@ absl::Status Store::Rmdir(const Path& path) {
         if (e == nullptr) {
             return PathNotFoundError(path.str());
         }
-        if (e->info.type == ObjectType::kStream) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s is a stream; remove it with delete_stream", path.str()));
-        }
-        if (e->info.type != ObjectType::kDirectory) {
-            return NotDirectory(path);
+        if (absl::Status s = CheckRemovableDirectory(path, e->info.type); !s.ok()) {
+            return s;
         }
         Txn t(r->tag + "ver");
         r->CheckChain(t);
@@ -301,7 +296,7 @@ absl::Status Store::Rmdir(const Path& path) {
             return absl::OkStatus();
         }
         if (failed == empty) {
-            return absl::FailedPreconditionError(absl::StrFormat("%s: directory not empty", path.str()));
+            return DirectoryNotEmptyError(path);
         }
         return Retry();
     });
@@ -310,17 +305,11 @@ absl::Status Store::Rmdir(const Path& path) {
 absl::Status Store::Rename(const RenameRequest& req) {
     const Path& from = req.from;
     const Path& to = req.to;
-    if (from.depth() < 2 || to.depth() < 2) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "rename %s -> %s: containers are configured in the daemon, not renamed", from.str(), to.str()));
+    if (absl::Status s = CheckRenamePaths(req); !s.ok()) {
+        return s;
     }
-    if (from.container() != to.container()) {
-        return absl::Status(absl::StatusCode::kUnimplemented,
-                            absl::StrFormat("rename %s -> %s: across containers", from.str(), to.str()));
-    }
-    if (from.Contains(to) && from != to) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("rename %s -> %s: cannot move a directory inside itself", from.str(), to.str()));
+    if (from.container() != to.container()) {  // (each container is its own cluster slot)
+        return absl::UnimplementedError(absl::StrFormat("rename %s -> %s: across containers", from.str(), to.str()));
     }
     return Retrying(from, [&]() -> absl::Status {
         auto src = Resolve(from);
@@ -338,9 +327,8 @@ absl::Status Store::Rename(const RenameRequest& req) {
         if (e == nullptr) {
             return PathNotFoundError(from.str());
         }
-        if (e->info.type == ObjectType::kShard) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s is a stream shard; shards cannot move", from.str()));
+        if (absl::Status s = CheckMovable(req, e->info); !s.ok()) {
+            return s;
         }
         if (from == to) {
             return absl::OkStatus();
@@ -360,20 +348,11 @@ absl::Status Store::Rename(const RenameRequest& req) {
         int dst_empty = -1;
         if (dst->entry) {
             const Entry& d = *dst->entry;
-            if (req.no_replace) {
-                return absl::AlreadyExistsError(
-                    absl::StrFormat("rename %s -> %s: destination exists", from.str(), to.str()));
-            }
             if (d.info.id == e->info.id) {
                 return absl::OkStatus();
             }
-            bool replaceable = d.is_dir_like()
-                                   ? d.info.type == ObjectType::kDirectory && e->info.type == ObjectType::kDirectory
-                                   : !e->is_dir_like();
-            if (!replaceable) {
-                return absl::FailedPreconditionError(
-                    absl::StrFormat("rename %s -> %s: cannot replace a %s with a %s", from.str(), to.str(),
-                                    ObjectTypeName(d.info.type), ObjectTypeName(e->info.type)));
+            if (absl::Status s = CheckReplace(req, e->info, d.info); !s.ok()) {
+                return s;
             }
             if (d.info.type == ObjectType::kDirectory) {
                 dst_empty = t.CheckEmpty(IndexPrefix(dst->tag, d.info.id));
@@ -397,18 +376,15 @@ absl::Status Store::Rename(const RenameRequest& req) {
             return absl::OkStatus();
         }
         if (failed == dst_empty) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("rename %s -> %s: destination directory not empty", from.str(), to.str()));
+            return DestinationNotEmptyError(req);
         }
         return Retry();
     });
 }
 
 absl::StatusOr<ObjectInfo> Store::Symlink(const SymlinkRequest& req) {
-    if (req.target.empty() || req.target.size() > kMaxSymlinkTargetBytes ||
-        req.target.find('\0') != std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: symlink target must be 1..%d bytes without NUL", req.path.str(), kMaxSymlinkTargetBytes));
+    if (absl::Status s = CheckSymlinkTarget(req); !s.ok()) {
+        return s;
     }
     return Create(req.path, ObjectType::kSymlink, 0777, req.caller,
                   [&](ObjectInfo* info, std::map<std::string, std::string>* extra) {
@@ -423,15 +399,12 @@ absl::StatusOr<std::string> Store::Readlink(const Path& path) {
     if (!info.ok()) {
         return info.status();
     }
-    if (info->type != ObjectType::kSymlink) {
-        return absl::InvalidArgumentError(absl::StrFormat("%s is not a symlink", path.str()));
-    }
-    return info->symlink_target;
+    return SymlinkTargetOf(path, *info);
 }
 
 absl::Status Store::Delete(const DeleteRequest& req) {
-    if (req.path.depth() < 2) {
-        return absl::FailedPreconditionError(absl::StrFormat("%s is a directory; use rmdir", req.path.str()));
+    if (absl::Status s = CheckBelowContainer(req.path); !s.ok()) {
+        return s;
     }
     return Retrying(req.path, [&]() -> absl::Status {
         auto r = Resolve(req.path);
@@ -442,17 +415,8 @@ absl::Status Store::Delete(const DeleteRequest& req) {
         if (e == nullptr) {
             return PathNotFoundError(req.path.str());
         }
-        switch (e->info.type) {
-            case ObjectType::kDirectory:
-                return absl::FailedPreconditionError(
-                    absl::StrFormat("%s is a directory; use rmdir", req.path.str()));
-            case ObjectType::kStream:
-                return absl::FailedPreconditionError(
-                    absl::StrFormat("%s is a stream; use delete_stream", req.path.str()));
-            case ObjectType::kShard:
-                return absl::FailedPreconditionError(
-                    absl::StrFormat("%s is a stream shard; delete the whole stream", req.path.str()));
-            default: break;
+        if (absl::Status s = CheckDeletable(req.path, e->info.type); !s.ok()) {
+            return s;
         }
         if (absl::Status c = CheckCondition(req.path, req.condition, e); !c.ok()) {
             return c;

@@ -103,13 +103,8 @@ absl::StatusOr<GetObjectResult> Store::GetObject(const GetObjectRequest& req, Da
         if (e == nullptr) {
             return PathNotFoundError(req.path.str());
         }
-        if (e->info.type == ObjectType::kSymlink) {
-            return absl::FailedPreconditionError(absl::StrFormat(
-                "%s is a symlink to %s; read it with readlink", req.path.str(), e->info.symlink_target));
-        }
-        if (e->info.type != ObjectType::kObject) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s is a %s, not an object", req.path.str(), ObjectTypeName(e->info.type)));
+        if (absl::Status s = CheckReadable(req.path, e->info); !s.ok()) {
+            return s;
         }
         uint64_t size = e->info.size;
         uint64_t begin = std::min(req.offset, size);
@@ -138,23 +133,16 @@ absl::StatusOr<GetObjectResult> Store::GetObject(const GetObjectRequest& req, Da
 }
 
 absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSource* data) {
-    if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
-        return s;
-    }
-    auto attributes = EncodeItemAttributes(req.path, req.attributes);
+    auto attributes = CheckPut(req);
     if (!attributes.ok()) {
         return attributes.status();
     }
     std::string encoded = std::move(*attributes);
-    if (req.path.depth() < 2) {
-        return absl::FailedPreconditionError(absl::StrFormat("%s: not an object path", req.path.str()));
-    }
     std::string bytes;
     if (data != nullptr) {
         if (auto n = data->size()) {
-            if (*n > kMaxObjectBytes) {
-                return absl::InvalidArgumentError(absl::StrFormat(
-                    "%s: object larger than the limit of %d bytes", req.path.str(), kMaxObjectBytes));
+            if (absl::Status s = CheckObjectSize(req.path, *n); !s.ok()) {
+                return s;
             }
             bytes.reserve(*n);
         }
@@ -168,6 +156,9 @@ absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSou
                 break;
             }
             bytes.append(buf, *n);
+            if (absl::Status s = CheckObjectSize(req.path, bytes.size()); !s.ok()) {
+                return s;
+            }
         }
     }
     std::string tag = Tag(req.path.container());
@@ -182,10 +173,8 @@ absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSou
             return r.status();
         }
         absl::Status s = CheckWritableParent(req.path, *r);
-        if (s.ok() && r->entry && r->entry->info.type != ObjectType::kObject) {
-            s = absl::FailedPreconditionError(absl::StrFormat("%s is a %s; an object cannot replace it",
-                                                              req.path.str(),
-                                                              ObjectTypeName(r->entry->info.type)));
+        if (s.ok()) {
+            s = CheckObjectReplaces(req.path, r->entry ? &r->entry->info : nullptr);
         }
         if (s.ok()) {
             s = CheckCondition(req.path, req.condition, Existing(*r));
@@ -249,9 +238,8 @@ absl::StatusOr<ObjectInfo> Store::Modify(const Path& path, std::optional<uint64_
         if (e == nullptr) {
             return PathNotFoundError(path.str());
         }
-        if (e->info.type != ObjectType::kObject) {
-            return absl::FailedPreconditionError(
-                absl::StrFormat("%s is a %s, not an object", path.str(), ObjectTypeName(e->info.type)));
+        if (absl::Status s = CheckWritable(path, e->info); !s.ok()) {
+            return s;
         }
         uint64_t new_size;
         uint64_t off = 0;
@@ -259,9 +247,8 @@ absl::StatusOr<ObjectInfo> Store::Modify(const Path& path, std::optional<uint64_
             new_size = *truncate;
         } else {
             off = offset.value_or(e->info.size);
-            if (off > kMaxObjectBytes || data.size() > kMaxObjectBytes - off) {
-                return absl::InvalidArgumentError(absl::StrFormat(
-                    "%s: write past the object size limit of %d bytes", path.str(), kMaxObjectBytes));
+            if (absl::Status s = CheckWriteRange(path, off, data.size()); !s.ok()) {
+                return s;
             }
             new_size = std::max(e->info.size, off + data.size());
         }
@@ -305,9 +292,8 @@ absl::StatusOr<ObjectInfo> Store::Modify(const Path& path, std::optional<uint64_
 }
 
 absl::StatusOr<ObjectInfo> Store::Truncate(const TruncateRequest& req) {
-    if (req.size > kMaxObjectBytes) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: size beyond the object size limit of %d bytes", req.path.str(), kMaxObjectBytes));
+    if (absl::Status s = CheckTruncate(req); !s.ok()) {
+        return s;
     }
     return Modify(req.path, std::nullopt, {}, req.size);
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "backend/rules.h"
 #include "redis/internal/store.h"
 #include "zerohop/status.h"
 
@@ -195,7 +196,7 @@ void RedisBackend::PutItem(PutItemRequest req, Done<ObjectInfo> done) {
     if (!change.ok()) {
         return std::move(done)(change.status());
     }
-    if (absl::Status s = store_->CheckItemPath(path); !s.ok()) {
+    if (absl::Status s = CheckBelowContainer(path); !s.ok()) {
         return std::move(done)(s);
     }
     // Nothing for our expression engine to decide: one script resolves and writes.
@@ -221,7 +222,7 @@ void RedisBackend::UpdateItem(UpdateItemRequest req, Done<ObjectInfo> done) {
     if (!change.ok()) {
         return std::move(done)(change.status());
     }
-    if (absl::Status s = store_->CheckItemPath(path); !s.ok()) {
+    if (absl::Status s = CheckBelowContainer(path); !s.ok()) {
         return std::move(done)(s);
     }
     WriteItemAsync(std::make_shared<ItemWrite>(

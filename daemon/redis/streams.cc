@@ -23,7 +23,7 @@ absl::StatusOr<ObjectInfo> Store::CreateStream(const CreateStreamRequest& req) {
             return s;
         }
         if (r->entry) {
-            return absl::AlreadyExistsError(absl::StrFormat("%s already exists", req.path.str()));
+            return EntryExistsError(req.path);
         }
         // The stream's id is followed by its shards' ids: shard k is id + 1 + k.
         auto base = NewIds(uint64_t{req.shard_count} + 1);
@@ -65,8 +65,7 @@ absl::StatusOr<std::pair<Store::Resolved, Entry>> Store::GetStream(const Path& p
         return PathNotFoundError(path.str());
     }
     if (e->info.type != ObjectType::kStream) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("%s is a %s, not a stream", path.str(), ObjectTypeName(e->info.type)));
+        return NotAStreamError(path, e->info.type);
     }
     Entry stream = std::move(*e);
     return std::pair{std::move(*r), std::move(stream)};
@@ -162,9 +161,8 @@ absl::StatusOr<Store::OpenedShard> Store::OpenShard(const Path& path, uint32_t s
         return s.status();
     }
     auto& [r, stream] = *s;
-    if (shard >= stream.shard_count) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "shard %d does not exist; the stream has shards 0..%d", shard, stream.shard_count - 1));
+    if (absl::Status s = CheckShard(shard, stream.shard_count); !s.ok()) {
+        return s;
     }
     OpenedShard out;
     out.tag = r.tag;
@@ -208,34 +206,13 @@ absl::StatusOr<StreamLocation> Store::Seek(const SeekRequest& req) {
     if (!shard.ok()) {
         return shard.status();
     }
-    StreamLocation loc{req.shard, shard->first_retained};
-    switch (req.type) {
-        case SeekType::kEarliest: break;
-        case SeekType::kLatest: loc.sequence = shard->last + 1; break;
-        case SeekType::kSequence:
-            if (req.sequence == 0 || req.sequence > shard->last + 1) {
-                return absl::InvalidArgumentError(absl::StrFormat(
-                    "%s shard %d: sequence %d is outside 1..%d (the next one to be written)", req.path.str(),
-                    req.shard, req.sequence, shard->last + 1));
-            }
-            loc.sequence = std::max(req.sequence, shard->first_retained);
-            break;
-        case SeekType::kTime: {
-            // Arrival is kept in microseconds: a time inside a microsecond rounds up.
-            int64_t ns = req.time.ToNanos();
-            int64_t us = ns / 1000 + (ns % 1000 > 0 ? 1 : 0);
-            auto seq = FirstAtOrAfter(shard->records_key, us, shard->first_retained, shard->last + 1);
-            if (!seq.ok()) {
-                return seq.status();
-            }
-            loc.sequence = *seq;
-            break;
-        }
-        default:
-            return absl::InvalidArgumentError(
-                absl::StrFormat("%s: unknown seek type %d", req.path.str(), static_cast<int>(req.type)));
-    }
-    return loc;
+    auto by_time = [&]() -> absl::StatusOr<uint64_t> {
+        // Arrival is kept in microseconds: a time inside a microsecond rounds up.
+        int64_t ns = req.time.ToNanos();
+        int64_t us = ns / 1000 + (ns % 1000 > 0 ? 1 : 0);
+        return FirstAtOrAfter(shard->records_key, us, shard->first_retained, shard->last + 1);
+    };
+    return SeekIn(req, shard->first_retained, shard->last, by_time);
 }
 
 absl::StatusOr<GetRecordsResult> Store::GetRecords(const GetRecordsRequest& req) {
@@ -245,7 +222,7 @@ absl::StatusOr<GetRecordsResult> Store::GetRecords(const GetRecordsRequest& req)
     }
     GetRecordsResult out;
     uint64_t seq = std::max(req.location.sequence, shard->first_retained);
-    uint32_t limit = std::clamp<uint32_t>(req.limit, 1, kMaxListLimit);
+    uint32_t limit = PageLimit(req.limit);
     uint64_t bytes = 0;
     out.next = StreamLocation{req.location.shard, seq};
     if (seq <= shard->last) {

@@ -20,6 +20,7 @@
 #include "embedded/internal/records.h"
 #include "rocksdb/db.h"
 #include "absl/strings/str_format.h"
+#include "backend/rules.h"
 #include "shmring/unique_fd.h"
 
 namespace zerohop {
@@ -29,7 +30,6 @@ inline rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data
 inline std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 // An errno of a file operation as a status: ResourceExhausted for a full disk, NotFound...
 absl::Status ErrnoStatus(int err, std::string_view what);
-absl::Status NotDirectory(const Path& p);
 }  // namespace embedded
 
 class EmbeddedBackend::Store {
@@ -210,9 +210,8 @@ inline constexpr int kMaxLocateRetries = 16;
 template <typename Body>
 auto EmbeddedBackend::Store::WithEntryLocked(const Path& path, Body&& body)
     -> decltype(body(std::declval<const Location&>())) {
-    if (path.depth() < 2) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "%s: containers are configured in the daemon, not created or changed through the API", path.str()));
+    if (absl::Status s = CheckBelowContainer(path); !s.ok()) {
+        return s;
     }
     for (int attempt = 0; attempt < kMaxLocateRetries; ++attempt) {
         auto loc = Locate(path);

@@ -23,7 +23,6 @@ namespace zerohop::redis {
 
 inline constexpr int kMaxAttempts = 1000;
 inline constexpr char kRetry[] = "retry";  // (an Aborted that never leaves the backend)
-inline constexpr size_t kMaxScanPerPage = 20000;
 inline constexpr size_t kScanBatch = 256;
 // A directory's index is split over this many sorted sets by a stable hash of the name, so
 // that a table of millions of items is not one giant key (the scripts above count to 15).
@@ -35,7 +34,6 @@ char TypeCode(ObjectType t);
 std::optional<ObjectType> TypeOf(std::string_view code);
 uint64_t ToU64(std::string_view s);  // 0 unless a number
 inline absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-absl::Status NotDirectory(const Path& p);
 // DataLoss: what was read is not what this backend writes.
 absl::Status Damaged(std::string_view what);
 

@@ -101,10 +101,6 @@ public:
     // The script's arguments for `path`, with the parts of `out` known before asking.
     absl::Status ResolveArgs(const Path& path, Resolved* out, std::vector<std::string>* args);
 
-    // The `at`th directory of `path` (1: the first under the container) is not one.
-    static absl::Status NotADirectory(const Path& path, int64_t at);
-    static absl::Status StreamParent(const Path& path);
-    static absl::Status NotAnItem(const Path& path, ObjectType type);
 
     absl::StatusOr<Resolved> ParseResolved(const Path& path, Resolved out, const Reply& reply);
 
@@ -283,8 +279,6 @@ public:
     absl::StatusOr<std::pair<Txn, ObjectInfo>> PlanItemWrite(const Path& path, const Caller& caller,
                                                              const Resolved& r, const ItemChange& change,
                                                              const std::function<absl::StatusOr<uint64_t>()>& new_id);
-
-    absl::Status CheckItemPath(const Path& path);
 
     absl::StatusOr<ObjectInfo> WriteItem(const Path& path, const Caller& caller, const ItemChange& change);
 
