@@ -5,13 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <algorithm>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 
 namespace zerohop::cni {
 namespace {
@@ -168,12 +169,9 @@ absl::StatusOr<std::vector<std::pair<Attachment, Json>>> AttachmentStore::List()
             continue;
         }
         Attachment a{name.substr(0, colon), name.substr(colon + 1)};
-        auto record = Load(a);
-        if (!record.ok()) {
-            return record.status();
-        }
-        if (*record) {
-            out.emplace_back(std::move(a), std::move(**record));
+        ZH_ASSIGN_OR_RETURN(auto record, Load(a));
+        if (record) {
+            out.emplace_back(std::move(a), std::move(*record));
         }
     }
     if (ec) {

@@ -1,8 +1,9 @@
 #include "cni_plugin.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
-#include <unistd.h>
 #include <functional>
 #include <optional>
 #include <set>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "attachment_store.h"
+#include "base/status_macros.h"
 #include "config.h"
 #include "delegate.h"
 #include "netlink.h"
@@ -165,12 +167,9 @@ private:
 // ---- ADD ----
 
 absl::StatusOr<std::set<std::string>> Plugin::ClaimedVfs() {
-    auto records = store_.List();
-    if (!records.ok()) {
-        return records.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto records, store_.List());
     std::set<std::string> claimed;
-    for (const auto& [a, r] : *records) {
+    for (const auto& [a, r] : records) {
         if (r.contains("vf") && r["vf"].is_object()) {
             claimed.insert(JsonString(r["vf"], "pci"));
         }
@@ -179,17 +178,12 @@ absl::StatusOr<std::set<std::string>> Plugin::ClaimedVfs() {
 }
 
 absl::StatusOr<Json> Plugin::AttachVf(Json& record, const NetNamespace& pod, Undo& undo) {
-    auto host = HostRtnl();
-    if (!host.ok()) {
-        return host.status();
-    }
-    auto pf = host->GetLink(conf_.pf);
+    ZH_ASSIGN_OR_RETURN(auto host, HostRtnl());
+    auto pf = host.GetLink(conf_.pf);
     if (absl::IsNotFound(pf.status())) {
         return CniError(kInvalidConfig, absl::StrFormat("PF %s does not exist", conf_.pf));
     }
-    if (!pf.ok()) {
-        return pf.status();
-    }
+    ZH_RETURN_IF_ERROR(pf.status());
     auto vfs = ListVirtualFunctions(req_.sysfs, conf_.pf);
     if (!vfs.ok()) {
         return CniError(absl::IsNotFound(vfs.status()) ? kInvalidConfig : kNoFreeDevice, vfs.status().message());
@@ -199,19 +193,13 @@ absl::StatusOr<Json> Plugin::AttachVf(Json& record, const NetNamespace& pod, Und
     std::optional<VirtualFunction> chosen;
     std::optional<LinkInfo> vf_link;
     {
-        auto lock = store_.Lock("pf-" + conf_.pf);
-        if (!lock.ok()) {
-            return lock.status();
-        }
-        auto claimed = ClaimedVfs();
-        if (!claimed.ok()) {
-            return claimed.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto lock, store_.Lock("pf-" + conf_.pf));
+        ZH_ASSIGN_OR_RETURN(auto claimed, ClaimedVfs());
         for (const VirtualFunction& vf : *vfs) {
             if (!conf_.device_id.empty() && vf.pci != conf_.device_id) {
                 continue;
             }
-            if (claimed->count(vf.pci) != 0) {
+            if (claimed.count(vf.pci) != 0) {
                 if (!conf_.device_id.empty()) {
                     return CniError(kNoFreeDevice, absl::StrFormat("VF %s of %s is attached to another container",
                                                                    vf.pci, conf_.pf));
@@ -221,7 +209,7 @@ absl::StatusOr<Json> Plugin::AttachVf(Json& record, const NetNamespace& pod, Und
             if (vf.netdev.empty()) {
                 continue;
             }
-            auto link = host->GetLink(vf.netdev);
+            auto link = host.GetLink(vf.netdev);
             if (!link.ok()) {
                 continue;  // not in the host's namespace: someone else's
             }
@@ -244,9 +232,7 @@ absl::StatusOr<Json> Plugin::AttachVf(Json& record, const NetNamespace& pod, Und
                                                            "network device)",
                                                            conf_.pf, vfs->size()));
         }
-        if (absl::Status s = Step("claim"); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Step("claim"));
         Json vf = {{"index", chosen->index},
                    {"pci", chosen->pci},
                    {"netdev", chosen->netdev},
@@ -266,9 +252,7 @@ absl::StatusOr<Json> Plugin::AttachVf(Json& record, const NetNamespace& pod, Und
             }
         }
         record["vf"] = vf;
-        if (absl::Status s = store_.Save(Self(), record); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(store_.Save(Self(), record));
     }
 
     // Settings the PF makes for the VF (a VF cannot be trusted to make them itself).
@@ -279,19 +263,17 @@ absl::StatusOr<Json> Plugin::AttachVf(Json& record, const NetNamespace& pod, Und
                         .trust = conf_.trust};
     bool mac_by_pf = false;
     if (conf_.vlan || conf_.spoof_check || conf_.trust || conf_.mac) {
-        if (absl::Status s = Step("vf-settings"); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Step("vf-settings"));
         undo.Push("the PF's settings of the VF", [this, &record] { return RestorePfSettings(record); });
         if (conf_.vlan || conf_.spoof_check || conf_.trust) {
-            if (absl::Status s = host->SetVf(pf->index, settings); !s.ok()) {
+            if (absl::Status s = host.SetVf(pf->index, settings); !s.ok()) {
                 return CniError(kDeviceFailure, absl::StrFormat("PF %s refused the settings of VF %d: %s", conf_.pf,
                                                                 chosen->index, s.message()));
             }
         }
         if (conf_.mac) {
             // The administrative MAC, where the PF has VF controls; the netdev's own below.
-            mac_by_pf = host->SetVf(pf->index, {.index = settings.index, .mac = conf_.mac}).ok();
+            mac_by_pf = host.SetVf(pf->index, {.index = settings.index, .mac = conf_.mac}).ok();
         }
         record["vf"]["pf_changed"] = true;
         record["vf"]["pf_mac_changed"] = mac_by_pf;
@@ -299,63 +281,38 @@ absl::StatusOr<Json> Plugin::AttachVf(Json& record, const NetNamespace& pod, Und
 
     // Into a namespace nobody else sees: renamed and configured there, then into the pod,
     // so that no name in the host or the pod is ever taken or raced for.
-    if (absl::Status s = Step("temp-netns"); !s.ok()) {
-        return s;
-    }
-    auto temp = NetNamespace::CreateAnonymous();
-    if (!temp.ok()) {
-        return temp.status();
-    }
-    if (absl::Status s = Step("move-to-temp"); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = host->SetUp(vf_link->index, false); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = host->MoveTo(vf_link->index, temp->fd()); !s.ok()) {
+    ZH_RETURN_IF_ERROR(Step("temp-netns"));
+    ZH_ASSIGN_OR_RETURN(auto temp, NetNamespace::CreateAnonymous());
+    ZH_RETURN_IF_ERROR(Step("move-to-temp"));
+    ZH_RETURN_IF_ERROR(host.SetUp(vf_link->index, false));
+    if (absl::Status s = host.MoveTo(vf_link->index, temp.fd()); !s.ok()) {
         return WithContext(s, absl::StrFormat("VF %s (%s)", chosen->pci, chosen->netdev));
     }
     // Recognized by its MAC wherever it goes (its own, or the one it is given).
     record["vf"]["pod_mac"] = conf_.mac ? conf_.mac->ToString() : vf_link->mac.ToString();
-    if (absl::Status s = store_.Save(Self(), record); !s.ok()) {  // for a DEL after a crash here
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(store_.Save(Self(), record));  // for a DEL after a crash here
     // From here on, wherever it is, the VF goes back to the host with its own name and settings.
-    auto temp_ns = std::make_shared<NetNamespace>(std::move(*temp));
+    auto temp_ns = std::make_shared<NetNamespace>(std::move(temp));
     undo.Push("moving the VF back to the host", [this, &record, &pod, temp_ns] {
         return ReturnVf(record, &pod, temp_ns.get());
     });
-    auto tr = Rtnl::In(*temp_ns);
-    if (!tr.ok()) {
-        return tr.status();
-    }
-    auto in_temp = tr->GetLink(chosen->netdev);
-    if (!in_temp.ok()) {
-        return in_temp.status();
-    }
-    if (absl::Status s = Step("rename"); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = tr->SetName(in_temp->index, req_.ifname); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = Step("configure"); !s.ok()) {
-        return s;
-    }
+    ZH_ASSIGN_OR_RETURN(auto tr, Rtnl::In(*temp_ns));
+    ZH_ASSIGN_OR_RETURN(auto in_temp, tr.GetLink(chosen->netdev));
+    ZH_RETURN_IF_ERROR(Step("rename"));
+    ZH_RETURN_IF_ERROR(tr.SetName(in_temp.index, req_.ifname));
+    ZH_RETURN_IF_ERROR(Step("configure"));
     if (conf_.mac) {
-        if (absl::Status s = tr->SetMac(in_temp->index, *conf_.mac); !s.ok()) {
+        if (absl::Status s = tr.SetMac(in_temp.index, *conf_.mac); !s.ok()) {
             return WithContext(s, "VF MAC");
         }
     }
     if (conf_.mtu) {
-        if (absl::Status s = tr->SetMtu(in_temp->index, *conf_.mtu); !s.ok()) {
+        if (absl::Status s = tr.SetMtu(in_temp.index, *conf_.mtu); !s.ok()) {
             return WithContext(s, "VF MTU");
         }
     }
-    if (absl::Status s = Step("move-to-pod"); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = tr->MoveTo(in_temp->index, pod.fd()); !s.ok()) {
+    ZH_RETURN_IF_ERROR(Step("move-to-pod"));
+    if (absl::Status s = tr.MoveTo(in_temp.index, pod.fd()); !s.ok()) {
         if (absl::IsAlreadyExists(s)) {
             return CniError(kAlreadyAttached, absl::StrFormat("%s already has an interface %s", req_.netns, req_.ifname));
         }
@@ -364,27 +321,19 @@ absl::StatusOr<Json> Plugin::AttachVf(Json& record, const NetNamespace& pod, Und
     // Its RDMA device follows it where RDMA devices belong to one namespace each (in shared
     // mode every namespace sees every RDMA device, and there is nothing to move).
     if (!chosen->rdma_devices.empty()) {
-        if (absl::Status s = Step("rdma"); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Step("rdma"));
         auto rdma = RdmaNetlink::Open();
         if (rdma.ok()) {
-            auto exclusive = rdma->ExclusiveNetns();
-            if (!exclusive.ok()) {
-                return exclusive.status();
-            }
-            if (*exclusive) {
+            ZH_ASSIGN_OR_RETURN(auto exclusive, rdma->ExclusiveNetns());
+            if (exclusive) {
                 Json moved = Json::array();
                 for (const std::string& dev : chosen->rdma_devices) {
-                    auto index = rdma->DeviceIndex(dev);
-                    if (!index.ok()) {
-                        return index.status();
-                    }
-                    if (absl::Status s = rdma->MoveDevice(*index, pod.fd()); !s.ok()) {
+                    ZH_ASSIGN_OR_RETURN(auto index, rdma->DeviceIndex(dev));
+                    if (absl::Status s = rdma->MoveDevice(index, pod.fd()); !s.ok()) {
                         return WithContext(s, absl::StrFormat("RDMA device %s", dev));
                     }
-                    moved.push_back({{"name", dev}, {"index", *index}});
-                    undo.Push("moving the RDMA device back", [this, idx = *index] {
+                    moved.push_back({{"name", dev}, {"index", index}});
+                    undo.Push("moving the RDMA device back", [this, idx = index] {
                         auto back = RdmaNetlink::Open();
                         return back.ok() ? back->MoveDevice(idx, host_.fd()) : back.status();
                     });
@@ -396,39 +345,26 @@ absl::StatusOr<Json> Plugin::AttachVf(Json& record, const NetNamespace& pod, Und
                     chosen->pci.c_str(), std::string(rdma.status().message()).c_str());
         }
     }
-    auto pr = Rtnl::In(pod);
-    if (!pr.ok()) {
-        return pr.status();
-    }
-    auto in_pod = pr->GetLink(req_.ifname);
-    if (!in_pod.ok()) {
-        return in_pod.status();
-    }
-    record["vf"]["pod_mac"] = in_pod->mac.ToString();
-    Json iface = {{"name", req_.ifname}, {"mac", in_pod->mac.ToString()}, {"sandbox", req_.netns}};
+    ZH_ASSIGN_OR_RETURN(auto pr, Rtnl::In(pod));
+    ZH_ASSIGN_OR_RETURN(auto in_pod, pr.GetLink(req_.ifname));
+    record["vf"]["pod_mac"] = in_pod.mac.ToString();
+    Json iface = {{"name", req_.ifname}, {"mac", in_pod.mac.ToString()}, {"sandbox", req_.netns}};
     if (conf_.cni_version >= "1.1.0") {
-        iface["mtu"] = in_pod->mtu;
+        iface["mtu"] = in_pod.mtu;
         iface["pciID"] = chosen->pci;
     }
-    iface["_index"] = in_pod->index;
+    iface["_index"] = in_pod.index;
     return iface;
 }
 
 absl::StatusOr<Json> Plugin::AttachMacvlan(const NetNamespace& pod, Undo& undo) {
-    auto host = HostRtnl();
-    if (!host.ok()) {
-        return host.status();
-    }
-    auto master = host->GetLink(conf_.master);
+    ZH_ASSIGN_OR_RETURN(auto host, HostRtnl());
+    auto master = host.GetLink(conf_.master);
     if (absl::IsNotFound(master.status())) {
         return CniError(kInvalidConfig, absl::StrFormat("master %s does not exist", conf_.master));
     }
-    if (!master.ok()) {
-        return master.status();
-    }
-    if (absl::Status s = Step("create"); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(master.status());
+    ZH_RETURN_IF_ERROR(Step("create"));
     // Created straight in the pod's namespace with its final name: nothing to race for.
     MacvlanSpec spec{.name = req_.ifname,
                      .master_index = master->index,
@@ -436,42 +372,30 @@ absl::StatusOr<Json> Plugin::AttachMacvlan(const NetNamespace& pod, Undo& undo) 
                      .mtu = conf_.mtu.value_or(0),
                      .mac = conf_.mac,
                      .netns_fd = pod.fd()};
-    if (absl::Status s = host->AddMacvlan(spec); !s.ok()) {
+    if (absl::Status s = host.AddMacvlan(spec); !s.ok()) {
         if (absl::IsAlreadyExists(s)) {
             return CniError(kAlreadyAttached, absl::StrFormat("%s already has an interface %s", req_.netns, req_.ifname));
         }
         return WithContext(s, absl::StrFormat("macvlan on %s", conf_.master));
     }
-    auto pr = Rtnl::In(pod);
-    if (!pr.ok()) {
-        return pr.status();
-    }
-    auto link = pr->GetLink(req_.ifname);
-    if (!link.ok()) {
-        return link.status();
-    }
-    undo.Push("deleting the macvlan", [&pod, index = link->index] {
+    ZH_ASSIGN_OR_RETURN(auto pr, Rtnl::In(pod));
+    ZH_ASSIGN_OR_RETURN(auto link, pr.GetLink(req_.ifname));
+    undo.Push("deleting the macvlan", [&pod, index = link.index] {
         auto r = Rtnl::In(pod);
         return r.ok() ? r->DeleteLink(index) : r.status();
     });
-    Json iface = {{"name", req_.ifname}, {"mac", link->mac.ToString()}, {"sandbox", req_.netns}};
+    Json iface = {{"name", req_.ifname}, {"mac", link.mac.ToString()}, {"sandbox", req_.netns}};
     if (conf_.cni_version >= "1.1.0") {
-        iface["mtu"] = link->mtu;
+        iface["mtu"] = link.mtu;
     }
-    iface["_index"] = link->index;
+    iface["_index"] = link.index;
     return iface;
 }
 
 absl::Status Plugin::Configure(Rtnl& pod, int index, const Json& ipam_result) {
-    if (absl::Status s = Step("up"); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = pod.SetUp(index, true); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = Step("addresses"); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(Step("up"));
+    ZH_RETURN_IF_ERROR(pod.SetUp(index, true));
+    ZH_RETURN_IF_ERROR(Step("addresses"));
     std::vector<IpPrefix> gateways;
     if (ipam_result.contains("ips") && ipam_result["ips"].is_array()) {
         for (const Json& ip : ipam_result["ips"]) {
@@ -487,9 +411,7 @@ absl::Status Plugin::Configure(Rtnl& pod, int index, const Json& ipam_result) {
             }
         }
     }
-    if (absl::Status s = Step("routes"); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(Step("routes"));
     if (ipam_result.contains("routes") && ipam_result["routes"].is_array()) {
         for (const Json& r : ipam_result["routes"]) {
             auto dst = IpPrefix::Parse(JsonString(r, "dst"));
@@ -516,32 +438,19 @@ absl::Status Plugin::Configure(Rtnl& pod, int index, const Json& ipam_result) {
 }
 
 absl::StatusOr<Json> Plugin::Add() {
-    if (absl::Status s = CheckContainerId(req_.container_id); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = CheckInterfaceName(req_.ifname); !s.ok()) {
-        return s;
-    }
-    auto pod = OpenPodNamespace(req_.netns);
-    if (!pod.ok()) {
-        return pod.status();
-    }
-    auto lock = store_.Lock(AttachmentStore::LockName(Self()));
-    if (!lock.ok()) {
-        return lock.status();
-    }
-    auto existing = store_.Load(Self());
-    if (!existing.ok()) {
-        return existing.status();
-    }
-    if (*existing) {
-        if (JsonString(**existing, "phase") == kPhaseAdded) {
-            return CniError(kAlreadyAttached, absl::StrFormat("container %s already has %s on network %s (DEL it first)",
-                                                              req_.container_id, req_.ifname,
-                                                              JsonString(**existing, "network")));
+    ZH_RETURN_IF_ERROR(CheckContainerId(req_.container_id));
+    ZH_RETURN_IF_ERROR(CheckInterfaceName(req_.ifname));
+    ZH_ASSIGN_OR_RETURN(auto pod, OpenPodNamespace(req_.netns));
+    ZH_ASSIGN_OR_RETURN(auto lock, store_.Lock(AttachmentStore::LockName(Self())));
+    ZH_ASSIGN_OR_RETURN(auto existing, store_.Load(Self()));
+    if (existing) {
+        if (JsonString(*existing, "phase") == kPhaseAdded) {
+            return CniError(kAlreadyAttached,
+                            absl::StrFormat("container %s already has %s on network %s (DEL it first)",
+                                            req_.container_id, req_.ifname, JsonString(*existing, "network")));
         }
         // An ADD that died half-way: finish taking it back first.
-        if (absl::Status s = Release(Self(), **existing); !s.ok()) {
+        if (absl::Status s = Release(Self(), *existing); !s.ok()) {
             return WithContext(s, "cleaning up an earlier ADD that did not finish");
         }
     }
@@ -550,40 +459,26 @@ absl::StatusOr<Json> Plugin::Add() {
                    {"mode", conf_.mode == Mode::kSriov ? "sriov" : "macvlan"},
                    {"netns", req_.netns},
                    {"netconf", conf_.raw}};
-    if (absl::Status s = store_.Save(Self(), record); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(store_.Save(Self(), record));
     Undo undo;
     undo.Push("the state record", [this] { return store_.Remove(Self()); });
 
     Json ipam_result = Json::object();
     if (!conf_.ipam.is_null()) {
-        if (absl::Status s = Step("ipam"); !s.ok()) {
-            return s;
-        }
-        auto r = Ipam("ADD", conf_.raw, Self(), req_.netns);
-        if (!r.ok()) {
-            return r.status();
-        }
+        ZH_RETURN_IF_ERROR(Step("ipam"));
+        ZH_ASSIGN_OR_RETURN(auto r, Ipam("ADD", conf_.raw, Self(), req_.netns));
         undo.Push("the IPAM reservation", [this] { return Ipam("DEL", conf_.raw, Self(), req_.netns).status(); });
-        if (!r->is_object()) {
+        if (!r.is_object()) {
             return CniError(kDecodeFailure, "ipam ADD: the result is not an object");
         }
-        ipam_result = *r;
+        ipam_result = r;
     }
-    auto iface = conf_.mode == Mode::kSriov ? AttachVf(record, *pod, undo) : AttachMacvlan(*pod, undo);
-    if (!iface.ok()) {
-        return iface.status();
-    }
-    int index = static_cast<int>(JsonInt(*iface, "_index"));
-    iface->erase("_index");
-    auto pr = Rtnl::In(*pod);
-    if (!pr.ok()) {
-        return pr.status();
-    }
-    if (absl::Status s = Configure(*pr, index, ipam_result); !s.ok()) {
-        return s;
-    }
+    ZH_ASSIGN_OR_RETURN(auto iface,
+                        conf_.mode == Mode::kSriov ? AttachVf(record, pod, undo) : AttachMacvlan(pod, undo));
+    int index = static_cast<int>(JsonInt(iface, "_index"));
+    iface.erase("_index");
+    ZH_ASSIGN_OR_RETURN(auto pr, Rtnl::In(pod));
+    ZH_RETURN_IF_ERROR(Configure(pr, index, ipam_result));
 
     // The result: what came before (a chained plugin's), then ours.
     Json result = {{"cniVersion", conf_.cni_version}};
@@ -601,7 +496,7 @@ absl::StatusOr<Json> Plugin::Add() {
         }
     }
     int our_index = static_cast<int>(interfaces.size());
-    interfaces.push_back(*iface);
+    interfaces.push_back(iface);
     if (ipam_result.contains("ips") && ipam_result["ips"].is_array()) {
         for (Json ip : ipam_result["ips"]) {
             ip["interface"] = our_index;
@@ -625,14 +520,10 @@ absl::StatusOr<Json> Plugin::Add() {
     }
     result["dns"] = dns;
 
-    if (absl::Status s = Step("record"); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(Step("record"));
     record["phase"] = kPhaseAdded;
     record["result"] = result;
-    if (absl::Status s = store_.Save(Self(), record); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(store_.Save(Self(), record));
     undo.Dismiss();
     return result;
 }
@@ -644,18 +535,13 @@ absl::Status Plugin::RestorePfSettings(const Json& record) {
     if (!vf.is_object() || !vf.contains("pf_settings") || !JsonBool(vf, "pf_changed")) {
         return absl::OkStatus();
     }
-    auto host = HostRtnl();
-    if (!host.ok()) {
-        return host.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto host, HostRtnl());
     std::string pf_name = JsonString(Field(record, "netconf"), "pf");
-    auto pf = host->GetLink(pf_name);
+    auto pf = host.GetLink(pf_name);
     if (absl::IsNotFound(pf.status())) {
         return absl::OkStatus();  // the PF itself is gone: nothing holds the settings any more
     }
-    if (!pf.ok()) {
-        return pf.status();
-    }
+    ZH_RETURN_IF_ERROR(pf.status());
     const Json& was = Field(vf, "pf_settings");
     VfSettings back{.index = static_cast<uint32_t>(JsonInt(vf, "index"))};
     const Json& nc = Field(record, "netconf");
@@ -670,13 +556,11 @@ absl::Status Plugin::RestorePfSettings(const Json& record) {
         back.trust = JsonBool(was, "trust");
     }
     if (back.vlan || back.spoof_check || back.trust) {
-        if (absl::Status s = host->SetVf(pf->index, back); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(host.SetVf(pf->index, back));
     }
     if (JsonBool(vf, "pf_mac_changed")) {
         if (auto mac = MacAddress::Parse(JsonString(was, "mac")); mac.ok()) {
-            return host->SetVf(pf->index, {.index = back.index, .mac = *mac});
+            return host.SetVf(pf->index, {.index = back.index, .mac = *mac});
         }
     }
     return absl::OkStatus();
@@ -700,24 +584,15 @@ absl::Status Plugin::ReturnVf(const Json& record, const NetNamespace* pod, const
     };
     // Restores name, MAC, MTU in `ns` (nobody else's) and moves it to the host.
     auto restore_and_return = [&](Rtnl& r, int index, bool to_host) -> absl::Status {
-        auto link = r.GetLink(index);
-        if (!link.ok()) {
-            return link.status();
+        ZH_ASSIGN_OR_RETURN(auto link, r.GetLink(index));
+        if (link.name != own_name) {
+            ZH_RETURN_IF_ERROR(r.SetName(index, own_name));
         }
-        if (link->name != own_name) {
-            if (absl::Status s = r.SetName(index, own_name); !s.ok()) {
-                return s;
-            }
+        if (own_mac.ok() && !(link.mac == *own_mac)) {
+            ZH_RETURN_IF_ERROR(r.SetMac(index, *own_mac));
         }
-        if (own_mac.ok() && !(link->mac == *own_mac)) {
-            if (absl::Status s = r.SetMac(index, *own_mac); !s.ok()) {
-                return s;
-            }
-        }
-        if (own_mtu != 0 && link->mtu != own_mtu) {
-            if (absl::Status s = r.SetMtu(index, own_mtu); !s.ok()) {
-                return s;
-            }
+        if (own_mtu != 0 && link.mtu != own_mtu) {
+            ZH_RETURN_IF_ERROR(r.SetMtu(index, own_mtu));
         }
         return to_host ? r.MoveTo(index, host_.fd()) : absl::OkStatus();
     };
@@ -725,42 +600,26 @@ absl::Status Plugin::ReturnVf(const Json& record, const NetNamespace* pod, const
         if (ns == nullptr) {
             continue;
         }
-        auto r = Rtnl::In(*ns);
-        if (!r.ok()) {
-            return r.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto r, Rtnl::In(*ns));
         for (const std::string& name : {pod_name, own_name}) {
-            auto link = r->GetLink(name);
+            auto link = r.GetLink(name);
             if (!link.ok() || !ours(*link)) {
                 continue;
             }
-            if (absl::Status s = r->SetUp(link->index, false); !s.ok()) {
-                return s;
-            }
+            ZH_RETURN_IF_ERROR(r.SetUp(link->index, false));
             if (ns == temp) {
-                return restore_and_return(*r, link->index, true);
+                return restore_and_return(r, link->index, true);
             }
-            auto own = NetNamespace::CreateAnonymous();
-            if (!own.ok()) {
-                return own.status();
-            }
-            if (absl::Status s = r->MoveTo(link->index, own->fd()); !s.ok()) {
-                return s;
-            }
-            auto tr = Rtnl::In(*own);
-            if (!tr.ok()) {
-                return tr.status();
-            }
-            auto there = tr->GetLink(name);
-            if (!there.ok()) {
-                return there.status();
-            }
-            absl::Status s = restore_and_return(*tr, there->index, true);
+            ZH_ASSIGN_OR_RETURN(auto own, NetNamespace::CreateAnonymous());
+            ZH_RETURN_IF_ERROR(r.MoveTo(link->index, own.fd()));
+            ZH_ASSIGN_OR_RETURN(auto tr, Rtnl::In(own));
+            ZH_ASSIGN_OR_RETURN(auto there, tr.GetLink(name));
+            absl::Status s = restore_and_return(tr, there.index, true);
             if (!s.ok()) {
                 // Never leave it in a namespace that dies with this process (a VF would go
                 // back to the host under any name; a virtual device would be destroyed).
-                if (!tr->MoveTo(there->index, host_.fd()).ok()) {
-                    tr->MoveTo(there->index, ns->fd()).IgnoreError();
+                if (!tr.MoveTo(there.index, host_.fd()).ok()) {
+                    tr.MoveTo(there.index, ns->fd()).IgnoreError();
                 }
             }
             return s;
@@ -768,10 +627,7 @@ absl::Status Plugin::ReturnVf(const Json& record, const NetNamespace* pod, const
     }
     // Not in a pod: a namespace that went away returned it to the host (under its name in
     // the pod, or the kernel's "devN" if that was taken). Sysfs names it.
-    auto host = HostRtnl();
-    if (!host.ok()) {
-        return host.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto host, HostRtnl());
     std::vector<std::string> names = {own_name, pod_name};
     auto vfs = ListVirtualFunctions(req_.sysfs, JsonString(Field(record, "netconf"), "pf"));
     if (vfs.ok()) {
@@ -782,14 +638,12 @@ absl::Status Plugin::ReturnVf(const Json& record, const NetNamespace* pod, const
         }
     }
     for (const std::string& name : names) {
-        auto link = host->GetLink(name);
+        auto link = host.GetLink(name);
         if (link.ok() && ours(*link)) {
             if (link->name != own_name && link->up()) {
-                if (absl::Status s = host->SetUp(link->index, false); !s.ok()) {
-                    return s;
-                }
+                ZH_RETURN_IF_ERROR(host.SetUp(link->index, false));
             }
-            return restore_and_return(*host, link->index, false);
+            return restore_and_return(host, link->index, false);
         }
     }
     return absl::OkStatus();  // gone (unplugged, or a test's veth whose namespace was deleted)
@@ -831,53 +685,38 @@ absl::Status Plugin::Release(const Attachment& a, const Json& record) {
             return WithContext(s, "restoring the PF's settings of the VF");
         }
     } else if (pod) {
-        auto r = Rtnl::In(*pod);
-        if (!r.ok()) {
-            return r.status();
-        }
-        auto link = r->GetLink(a.ifname);
+        ZH_ASSIGN_OR_RETURN(auto r, Rtnl::In(*pod));
+        auto link = r.GetLink(a.ifname);
         if (link.ok() && link->kind == "macvlan") {
-            if (absl::Status s = r->DeleteLink(link->index); !s.ok() && !absl::IsNotFound(s)) {
+            if (absl::Status s = r.DeleteLink(link->index); !s.ok() && !absl::IsNotFound(s)) {
                 return s;
             }
         }
     }
     const Json& netconf = Field(record, "netconf");
     if (Field(netconf, "ipam").is_object() && !Field(netconf, "ipam").empty()) {
-        if (absl::Status s = Ipam("DEL", netconf, a, netns).status(); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Ipam("DEL", netconf, a, netns).status());
     }
     return store_.Remove(a);
 }
 
 absl::Status Plugin::Del() {
-    if (absl::Status s = CheckContainerId(req_.container_id); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = CheckInterfaceName(req_.ifname); !s.ok()) {
-        return s;
-    }
-    auto lock = store_.Lock(AttachmentStore::LockName(Self()));
-    if (!lock.ok()) {
-        return lock.status();
-    }
-    auto record = store_.Load(Self());
-    if (!record.ok()) {
-        return record.status();
-    }
-    if (!*record) {
+    ZH_RETURN_IF_ERROR(CheckContainerId(req_.container_id));
+    ZH_RETURN_IF_ERROR(CheckInterfaceName(req_.ifname));
+    ZH_ASSIGN_OR_RETURN(auto lock, store_.Lock(AttachmentStore::LockName(Self())));
+    ZH_ASSIGN_OR_RETURN(auto record, store_.Load(Self()));
+    if (!record) {
         // Nothing recorded (never added, already deleted, or an ADD that failed and took
         // itself back): IPAM is still told, as the spec asks; it is idempotent too.
         absl::Status s = conf_.ipam.is_null() ? absl::OkStatus() : Ipam("DEL", conf_.raw, Self(), req_.netns).status();
         if (s.ok()) {
-            lock->RemoveOnRelease();
+            lock.RemoveOnRelease();
         }
         return s;
     }
-    absl::Status s = Release(Self(), **record);
+    absl::Status s = Release(Self(), *record);
     if (s.ok()) {
-        lock->RemoveOnRelease();
+        lock.RemoveOnRelease();
     }
     return s;
 }
@@ -885,43 +724,27 @@ absl::Status Plugin::Del() {
 // ---- CHECK, GC, STATUS ----
 
 absl::Status Plugin::Check() {
-    if (absl::Status s = CheckContainerId(req_.container_id); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = CheckInterfaceName(req_.ifname); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckContainerId(req_.container_id));
+    ZH_RETURN_IF_ERROR(CheckInterfaceName(req_.ifname));
     if (!conf_.prev_result.is_object()) {
         return CniError(kInvalidConfig, "CHECK needs prevResult");
     }
-    auto pod = OpenPodNamespace(req_.netns);
-    if (!pod.ok()) {
-        return pod.status();
-    }
-    auto lock = store_.Lock(AttachmentStore::LockName(Self()));
-    if (!lock.ok()) {
-        return lock.status();
-    }
-    auto record = store_.Load(Self());
-    if (!record.ok()) {
-        return record.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto pod, OpenPodNamespace(req_.netns));
+    ZH_ASSIGN_OR_RETURN(auto lock, store_.Lock(AttachmentStore::LockName(Self())));
+    ZH_ASSIGN_OR_RETURN(auto record, store_.Load(Self()));
     auto failed = [&](std::string msg) { return CniError(kDeviceFailure, "CHECK: " + msg); };
-    if (!*record || JsonString(**record, "phase") != kPhaseAdded) {
+    if (!record || JsonString(*record, "phase") != kPhaseAdded) {
         return CniError(kUnknownContainer,
                         absl::StrFormat("CHECK: container %s has no %s attached by this plugin", req_.container_id,
                                         req_.ifname));
     }
-    auto r = Rtnl::In(*pod);
-    if (!r.ok()) {
-        return r.status();
-    }
-    auto link = r->GetLink(req_.ifname);
+    ZH_ASSIGN_OR_RETURN(auto r, Rtnl::In(pod));
+    auto link = r.GetLink(req_.ifname);
     if (!link.ok()) {
         return failed(absl::StrFormat("%s has no interface %s", req_.netns, req_.ifname));
     }
     // The interface is the one ADD made: its kind and MAC (a VF keeps the MAC it was given).
-    const Json& interfaces = Field(Field(**record, "result"), "interfaces");
+    const Json& interfaces = Field(Field(*record, "result"), "interfaces");
     std::string want_mac;
     if (interfaces.is_array()) {
         for (const Json& i : interfaces) {
@@ -943,10 +766,7 @@ absl::Status Plugin::Check() {
         return failed(absl::StrFormat("%s is down", req_.ifname));
     }
     // Every address prevResult gives this interface is on it.
-    auto addrs = r->ListAddresses(link->index);
-    if (!addrs.ok()) {
-        return addrs.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto addrs, r.ListAddresses(link->index));
     const Json& prev = conf_.prev_result;
     if (prev.contains("interfaces") && prev["interfaces"].is_array() && prev.contains("ips") && prev["ips"].is_array()) {
         for (const Json& ip : prev["ips"]) {
@@ -960,7 +780,7 @@ absl::Status Plugin::Check() {
                 return CniError(kDecodeFailure, absl::StrCat("prevResult: ", want.status().message()));
             }
             bool found = false;
-            for (const IpPrefix& a : *addrs) {
+            for (const IpPrefix& a : addrs) {
                 found = found || a == *want;
             }
             if (!found) {
@@ -975,12 +795,9 @@ absl::Status Plugin::Check() {
 }
 
 absl::Status Plugin::Gc() {
-    auto records = store_.List();
-    if (!records.ok()) {
-        return records.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto records, store_.List());
     std::vector<std::string> failures;
-    for (auto& [a, r] : *records) {
+    for (auto& [a, r] : records) {
         if (JsonString(r, "network") != conf_.name) {
             continue;  // another network's: its own GC decides
         }
@@ -988,10 +805,7 @@ absl::Status Plugin::Gc() {
             conf_.valid_attachments.end()) {
             continue;
         }
-        auto lock = store_.Lock(AttachmentStore::LockName(a));
-        if (!lock.ok()) {
-            return lock.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto lock, store_.Lock(AttachmentStore::LockName(a)));
         auto now = store_.Load(a);  // it may have changed while we waited
         if (!now.ok() || !*now) {
             continue;
@@ -1000,7 +814,7 @@ absl::Status Plugin::Gc() {
             failures.push_back(absl::StrFormat("%s/%s: %s", a.container_id, a.ifname, s.message()));
             continue;
         }
-        lock->RemoveOnRelease();
+        lock.RemoveOnRelease();
     }
     // An IPAM plugin that knows GC cleans up what it alone knows of.
     if (!conf_.ipam.is_null() && conf_.cni_version >= "1.1.0") {

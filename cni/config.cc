@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 
 namespace zerohop::cni {
 namespace {
@@ -141,9 +142,7 @@ absl::StatusOr<NetConf> ParseNetConf(std::string_view text, std::string_view com
     }
     NetConf c;
     c.raw = j;
-    if (absl::Status s = GetString(j, "cniVersion", &c.cni_version, true); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(GetString(j, "cniVersion", &c.cni_version, true));
     if (command == "VERSION") {
         return c;
     }
@@ -153,17 +152,11 @@ absl::StatusOr<NetConf> ParseNetConf(std::string_view text, std::string_view com
                         absl::StrFormat("CNI version %s is not supported (this plugin speaks 1.0.0 and 1.1.0)",
                                         c.cni_version));
     }
-    if (absl::Status s = GetString(j, "name", &c.name, true); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(GetString(j, "name", &c.name, true));
     std::string type;
-    if (absl::Status s = GetString(j, "type", &type, true); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(GetString(j, "type", &type, true));
     std::string mode;
-    if (absl::Status s = GetString(j, "mode", &mode, true); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(GetString(j, "mode", &mode, true));
     if (mode == "sriov") {
         c.mode = Mode::kSriov;
     } else if (mode == "macvlan") {
@@ -171,9 +164,7 @@ absl::StatusOr<NetConf> ParseNetConf(std::string_view text, std::string_view com
     } else {
         return Invalid(absl::StrFormat("\"mode\" is \"%s\": it must be \"sriov\" or \"macvlan\"", mode));
     }
-    if (absl::Status s = GetString(j, "stateDir", &c.state_dir, false); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(GetString(j, "stateDir", &c.state_dir, false));
     if (c.state_dir.empty() || c.state_dir[0] != '/') {
         return Invalid("\"stateDir\" must be an absolute path");
     }
@@ -181,26 +172,16 @@ absl::StatusOr<NetConf> ParseNetConf(std::string_view text, std::string_view com
         if (!it->is_object()) {
             return Invalid("\"runtimeConfig\" must be an object");
         }
-        if (absl::Status s = GetString(*it, "deviceID", &c.device_id, false); !s.ok()) {
-            return s;
-        }
-        if (absl::Status s = GetMac(*it, "mac", &c.mac); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(GetString(*it, "deviceID", &c.device_id, false));
+        ZH_RETURN_IF_ERROR(GetMac(*it, "mac", &c.mac));
     }
     if (c.device_id.empty()) {
-        if (absl::Status s = GetString(j, "deviceID", &c.device_id, false); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(GetString(j, "deviceID", &c.device_id, false));
     }
     if (!c.mac) {
-        if (absl::Status s = GetMac(j, "mac", &c.mac); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(GetMac(j, "mac", &c.mac));
     }
-    if (absl::Status s = GetUint(j, "mtu", 65535, &c.mtu); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(GetUint(j, "mtu", 65535, &c.mtu));
     if (c.mtu && *c.mtu < 68) {
         return Invalid("\"mtu\" must be at least 68");
     }
@@ -215,40 +196,22 @@ absl::StatusOr<NetConf> ParseNetConf(std::string_view text, std::string_view com
         return absl::OkStatus();
     };
     if (c.mode == Mode::kSriov) {
-        if (absl::Status s = refuse({"master", "macvlanMode"}, "macvlan"); !s.ok()) {
-            return s;
-        }
-        if (absl::Status s = GetString(j, "pf", &c.pf, true); !s.ok()) {
-            return s;
-        }
-        if (absl::Status s = GetUint(j, "vlan", 4094, &c.vlan); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(refuse({"master", "macvlanMode"}, "macvlan"));
+        ZH_RETURN_IF_ERROR(GetString(j, "pf", &c.pf, true));
+        ZH_RETURN_IF_ERROR(GetUint(j, "vlan", 4094, &c.vlan));
         std::optional<uint32_t> qos;
-        if (absl::Status s = GetUint(j, "vlanQoS", 7, &qos); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(GetUint(j, "vlanQoS", 7, &qos));
         c.vlan_qos = qos.value_or(0);
         if (qos && !c.vlan) {
             return Invalid("\"vlanQoS\" needs \"vlan\"");
         }
-        if (absl::Status s = GetBool(j, "spoofchk", &c.spoof_check); !s.ok()) {
-            return s;
-        }
-        if (absl::Status s = GetBool(j, "trust", &c.trust); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(GetBool(j, "spoofchk", &c.spoof_check));
+        ZH_RETURN_IF_ERROR(GetBool(j, "trust", &c.trust));
     } else {
-        if (absl::Status s = refuse({"pf", "vlan", "vlanQoS", "spoofchk", "trust"}, "sriov"); !s.ok()) {
-            return s;
-        }
-        if (absl::Status s = GetString(j, "master", &c.master, true); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(refuse({"pf", "vlan", "vlanQoS", "spoofchk", "trust"}, "sriov"));
+        ZH_RETURN_IF_ERROR(GetString(j, "master", &c.master, true));
         std::string m = "bridge";
-        if (absl::Status s = GetString(j, "macvlanMode", &m, false); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(GetString(j, "macvlanMode", &m, false));
         // MACVLAN_MODE_* of linux/if_link.h.
         if (m == "private") {
             c.macvlan_mode = 1;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 
 extern char** environ;
 
@@ -48,10 +49,7 @@ absl::StatusOr<std::string> FindPlugin(const std::string& type, const std::strin
 }
 
 absl::StatusOr<Json> ExecPlugin(const std::string& type, const PluginEnv& env, const Json& config, int timeout_secs) {
-    auto exe = FindPlugin(type, env.path);
-    if (!exe.ok()) {
-        return exe.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto exe, FindPlugin(type, env.path));
     // The environment: ours, with the CNI_* variables replaced.
     std::vector<std::string> vars;
     for (char** e = environ; *e != nullptr; ++e) {
@@ -81,7 +79,7 @@ absl::StatusOr<Json> ExecPlugin(const std::string& type, const PluginEnv& env, c
         return CniError(kIoFailure, absl::StrFormat("pipe: %s", strerror(errno)));
     }
     Fd out_r{out_pipe[0]}, out_w{out_pipe[1]};
-    std::string exe_path = *exe;
+    std::string exe_path = exe;
     char* argv[] = {exe_path.data(), nullptr};
     pid_t pid = ::fork();
     if (pid < 0) {
@@ -179,15 +177,11 @@ absl::StatusOr<Json> ExecPlugin(const std::string& type, const PluginEnv& env, c
 absl::StatusOr<std::string> NegotiateVersion(const std::string& type, const std::string& path,
                                              const std::string& wanted) {
     PluginEnv env{.command = "VERSION", .path = path};
-    auto answer = ExecPlugin(type, env, Json{{"cniVersion", wanted}}, 10);
-    if (!answer.ok()) {
-        return answer.status();
-    }
-    if (!answer->is_object() || !answer->contains("supportedVersions") ||
-        !(*answer)["supportedVersions"].is_array()) {
+    ZH_ASSIGN_OR_RETURN(auto answer, ExecPlugin(type, env, Json{{"cniVersion", wanted}}, 10));
+    if (!answer.is_object() || !answer.contains("supportedVersions") || !answer["supportedVersions"].is_array()) {
         return CniError(kDecodeFailure, absl::StrFormat("%s VERSION: no supportedVersions", type));
     }
-    const Json& theirs = (*answer)["supportedVersions"];
+    const Json& theirs = answer["supportedVersions"];
     auto speaks = [&](const std::string& v) {
         for (const Json& t : theirs) {
             if (t.is_string() && t.get<std::string>() == v) {

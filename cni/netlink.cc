@@ -16,9 +16,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/numbers.h"
+#include "base/status_macros.h"
 
 namespace zerohop::cni {
 namespace {
@@ -115,9 +116,7 @@ absl::StatusOr<int> SocketIn(const NetNamespace* ns, int protocol) {
         return absl::OkStatus();
     };
     absl::Status s = ns != nullptr ? InNamespace(*ns, open) : open();
-    if (!s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(s);
     return fd;
 }
 
@@ -297,15 +296,12 @@ absl::StatusOr<NetNamespace> NetNamespace::Open(const std::string& path) {
 }
 
 absl::StatusOr<NetNamespace> NetNamespace::CreateAnonymous() {
-    auto here = Current();
-    if (!here.ok()) {
-        return here.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto here, Current());
     if (::unshare(CLONE_NEWNET) != 0) {
         return Errno(errno, "unshare(CLONE_NEWNET)");
     }
     auto created = Current();
-    if (::setns(here->fd(), CLONE_NEWNET) != 0) {
+    if (::setns(here.fd(), CLONE_NEWNET) != 0) {
         // The thread is stranded in an empty namespace: nothing after this can be right.
         perror("zerohop-cni: setns back from a new namespace");
         abort();
@@ -319,15 +315,12 @@ uint64_t NetNamespace::id() const {
 }
 
 absl::Status InNamespace(const NetNamespace& ns, const std::function<absl::Status()>& fn) {
-    auto here = NetNamespace::Current();
-    if (!here.ok()) {
-        return here.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto here, NetNamespace::Current());
     if (::setns(ns.fd(), CLONE_NEWNET) != 0) {
         return Errno(errno, "setns");
     }
     absl::Status s = fn();
-    if (::setns(here->fd(), CLONE_NEWNET) != 0) {
+    if (::setns(here.fd(), CLONE_NEWNET) != 0) {
         perror("zerohop-cni: setns back");
         abort();
     }
@@ -401,11 +394,8 @@ Rtnl::~Rtnl() {
 }
 
 absl::StatusOr<Rtnl> Rtnl::In(const NetNamespace& ns) {
-    auto fd = SocketIn(&ns, NETLINK_ROUTE);
-    if (!fd.ok()) {
-        return fd.status();
-    }
-    return Rtnl(*fd);
+    ZH_ASSIGN_OR_RETURN(auto fd, SocketIn(&ns, NETLINK_ROUTE));
+    return Rtnl(fd);
 }
 
 absl::Status Rtnl::Call(std::vector<char>& msg, const char* what, std::vector<std::vector<char>>* answers) {
@@ -422,9 +412,7 @@ absl::StatusOr<LinkInfo> Rtnl::GetLink(int index) {
     if (absl::IsNotFound(s)) {
         return absl::NotFoundError(absl::StrFormat("no link with index %d", index));
     }
-    if (!s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(s);
     if (answers.empty()) {
         return absl::InternalError("get link: no answer");
     }
@@ -445,9 +433,7 @@ absl::StatusOr<LinkInfo> Rtnl::GetLink(const std::string& name) {
     if (absl::IsNotFound(s)) {
         return absl::NotFoundError(absl::StrFormat("no link named %s", name));
     }
-    if (!s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(s);
     if (answers.empty()) {
         return absl::InternalError("get link: no answer");
     }
@@ -459,9 +445,7 @@ absl::StatusOr<std::vector<LinkInfo>> Rtnl::ListLinks() {
     MessageWriter w(msg, RTM_GETLINK, NLM_F_DUMP);
     w.Body<ifinfomsg>();
     std::vector<std::vector<char>> answers;
-    if (absl::Status s = Call(msg, "list links", &answers); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(Call(msg, "list links", &answers));
     std::vector<LinkInfo> links;
     for (const auto& a : answers) {
         if (reinterpret_cast<const nlmsghdr*>(a.data())->nlmsg_type == RTM_NEWLINK) {
@@ -597,9 +581,7 @@ absl::StatusOr<std::vector<IpPrefix>> Rtnl::ListAddresses(int index) {
     MessageWriter w(msg, RTM_GETADDR, NLM_F_DUMP);
     w.Body<ifaddrmsg>();
     std::vector<std::vector<char>> answers;
-    if (absl::Status s = Call(msg, "list addresses", &answers); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(Call(msg, "list addresses", &answers));
     std::vector<IpPrefix> out;
     for (const auto& a : answers) {
         auto* h = reinterpret_cast<const nlmsghdr*>(a.data());
@@ -678,9 +660,7 @@ absl::StatusOr<bool> RdmaNetlink::ExclusiveNetns() {
     std::vector<char> msg;
     MessageWriter w(msg, RDMA_NL_GET_TYPE(RDMA_NL_NLDEV, RDMA_NLDEV_CMD_SYS_GET), 0);
     std::vector<char> answer;
-    if (absl::Status s = Call(msg, "RDMA system mode", &answer); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(Call(msg, "RDMA system mode", &answer));
     auto* h = reinterpret_cast<const nlmsghdr*>(answer.data());
     auto attrs = ParseAttrs(static_cast<const char*>(NLMSG_DATA(h)), h->nlmsg_len - NLMSG_HDRLEN,
                             RDMA_NLDEV_SYS_ATTR_NETNS_MODE);
@@ -693,9 +673,7 @@ absl::StatusOr<uint32_t> RdmaNetlink::DeviceIndex(const std::string& name) {
     std::vector<char> msg;
     MessageWriter w(msg, RDMA_NL_GET_TYPE(RDMA_NL_NLDEV, RDMA_NLDEV_CMD_GET), NLM_F_DUMP);
     std::vector<std::vector<char>> answers;
-    if (absl::Status s = Exchange(fd_, &seq_, msg, "list RDMA devices", &answers); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(Exchange(fd_, &seq_, msg, "list RDMA devices", &answers));
     for (const auto& a : answers) {
         auto* h = reinterpret_cast<const nlmsghdr*>(a.data());
         auto attrs = ParseAttrs(static_cast<const char*>(NLMSG_DATA(h)), h->nlmsg_len - NLMSG_HDRLEN,

@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "internal/fs.h"
 #include "xattr_codec.h"
 #include "zerohop/status.h"
@@ -922,9 +923,7 @@ struct fuse_lowlevel_ops FuseFs::Impl::Ops() {
 
 absl::StatusOr<std::unique_ptr<FuseFs>> FuseFs::Mount(FuseOptions options) {
     auto impl = std::make_unique<Impl>(std::move(options));
-    if (absl::Status s = impl->Start(); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(impl->Start());
     return std::unique_ptr<FuseFs>(new FuseFs(std::move(impl)));
 }
 

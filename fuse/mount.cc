@@ -12,17 +12,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "holder.h"
 #include "internal/fs.h"
 
 namespace zerohop::fuse {
 
 absl::Status FuseFs::Impl::Start() {
-    auto c = Client::Connect(options_.client);
-    if (!c.ok()) {
-        return c.status();
-    }
-    client_ = std::move(*c);
+    ZH_ASSIGN_OR_RETURN(auto c, Client::Connect(options_.client));
+    client_ = std::move(c);
     // The root must be a directory we can see.
     auto root = Path::Parse(options_.root);
     if (!root.ok()) {
@@ -67,9 +65,7 @@ absl::Status FuseFs::Impl::Start() {
         }
     }
     if (held) {
-        if (absl::Status s = nodes_.Replay(held->journal.get()); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(nodes_.Replay(held->journal.get()));
         journal_ = std::move(held->journal);
         lease_ = std::move(held->lease);
         nodes_.SetJournal(journal_.get());

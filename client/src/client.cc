@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
 #include "connection.h"
 #include "wire/protocol.h"
 
@@ -251,9 +252,7 @@ public:
             return false;
         });
         absl::Status waited = WaitFor(op, id, [&] { return slot.done.load(std::memory_order_acquire); });
-        if (!waited.ok()) {
-            return waited;
-        }
+        ZH_RETURN_IF_ERROR(waited);
         return std::move(slot.result);
     }
 
@@ -323,9 +322,7 @@ public:
             return absl::UnavailableError("zerohopd restarted after the put buffer was allocated; nothing was sent");
         }
         absl::Status waited = WaitFor(Op::kPutObject, id, [&] { return ran.load(std::memory_order_acquire); });
-        if (!waited.ok()) {
-            return waited;
-        }
+        ZH_RETURN_IF_ERROR(waited);
         return result;
     }
 
@@ -341,24 +338,19 @@ public:
         auto fill = [&](std::string* out) -> absl::StatusOr<bool> {  // true at the end of the data
             size_t have = 0;
             while (have < chunk) {
-                auto n = read(buf.data() + have, chunk - have);
-                if (!n.ok()) {
-                    return n.status();
-                }
-                if (*n == 0) {
+                ZH_ASSIGN_OR_RETURN(auto n, read(buf.data() + have, chunk - have));
+                if (n == 0) {
                     out->append(buf.data(), have);
                     return true;
                 }
-                have += *n;
+                have += n;
             }
             out->append(buf.data(), have);
             return false;
         };
         std::string first = protocol::Encode(req);
-        auto end = fill(&first);
-        if (!end.ok()) {
-            return end.status();
-        }
+        absl::StatusOr<bool> end = fill(&first);  // reassigned below: kept as a StatusOr
+        ZH_RETURN_IF_ERROR(end.status());
         if (*end) {  // it all fits one request after all
             return CallDecoded<ObjectInfo>(Op::kPutObject, first);
         }
@@ -408,9 +400,7 @@ public:
             absl::Status waited = WaitFor(Op::kPutObject, id, [&] {
                 return state->in_flight.load(std::memory_order_acquire) < 2 || state->done.load(std::memory_order_acquire);
             });
-            if (!waited.ok()) {
-                return waited;
-            }
+            ZH_RETURN_IF_ERROR(waited);
             state->in_flight.fetch_add(1);
             send(next, next_id_.fetch_add(1, std::memory_order_relaxed),
                  [state](absl::Status st, std::string_view, uint64_t, const auto&) {
@@ -428,9 +418,7 @@ public:
         absl::Status waited = WaitFor(Op::kPutObject, id, [&] {
             return state->done.load(std::memory_order_acquire) && state->in_flight.load(std::memory_order_acquire) == 0;
         });
-        if (!waited.ok()) {
-            return waited;
-        }
+        ZH_RETURN_IF_ERROR(waited);
         absl::MutexLock lock(&state->mu);
         if (!state->chunk_error.ok() && state->value.ok()) {
             return state->chunk_error;
@@ -488,11 +476,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options) {
         const char* env = std::getenv("ZEROHOP_ACCESS_KEY");
         options.access_key = env != nullptr ? env : "";
     }
-    auto conn = Connection::Dial(options);
-    if (!conn.ok()) {
-        return conn.status();
-    }
-    return std::unique_ptr<Client>(new Client(std::make_unique<Impl>(std::move(options), std::move(*conn))));
+    ZH_ASSIGN_OR_RETURN(auto conn, Connection::Dial(options));
+    return std::unique_ptr<Client>(new Client(std::make_unique<Impl>(std::move(options), std::move(conn))));
 }
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -573,9 +558,7 @@ absl::StatusOr<ObjectView> Client::GetObjectView(const GetObjectRequest& req) {
                                    out = st.ok() ? ViewOf(b, buf, c) : absl::StatusOr<ObjectView>(st);
                                    return st.ok();  // keep the buffer: the view releases it
                                });
-    if (!wait.ok()) {
-        return wait;
-    }
+    ZH_RETURN_IF_ERROR(wait);
     return out;
 }
 
@@ -602,15 +585,12 @@ absl::StatusOr<std::string> Client::GetObject(const GetObjectRequest& req, Objec
     uint64_t left = req.length;
     for (;;) {
         part.length = std::min(left, chunk);
-        auto view = GetObjectView(part);
-        if (!view.ok()) {
-            return view.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto view, GetObjectView(part));
         if (info != nullptr) {
-            *info = view->info();
+            *info = view.info();
         }
-        out.append(view->data().data(), view->data().size());
-        uint64_t got = view->data().size();
+        out.append(view.data().data(), view.data().size());
+        uint64_t got = view.data().size();
         left -= got;
         part.offset += got;
         if (got < part.length || left == 0) {
@@ -673,14 +653,11 @@ absl::StatusOr<PutBuffer> Client::AllocatePutBuffer(size_t capacity) {
             "a put buffer holds at most half the %d-byte client region; stream larger puts with PutObjectFrom",
             c->client_bytes()));
     }
-    auto off = impl_->AllocateWaiting(c, kPutBufferRoom + capacity);
-    if (!off.ok()) {
-        return off.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto off, impl_->AllocateWaiting(c, kPutBufferRoom + capacity));
     PutBuffer b;
     b.owner_ = std::move(c);
-    b.offset_ = *off;
-    b.data_ = b.owner_->client_region() + *off + kPutBufferRoom;
+    b.offset_ = off;
+    b.data_ = b.owner_->client_region() + off + kPutBufferRoom;
     b.capacity_ = capacity;
     return b;
 }

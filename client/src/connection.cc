@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "shmring/fd_passing.h"
 
 namespace zerohop {
@@ -165,11 +166,8 @@ absl::StatusOr<std::shared_ptr<Client::Connection>> Client::Connection::Dial(con
     if (fds.size() != 2) {
         return absl::DataLossError("zerohopd did not pass the session segment and doorbell");
     }
-    auto segment = shmring::Segment::Map(std::move(fds[0]));
-    if (!segment.ok()) {
-        return segment.status();
-    }
-    return std::make_shared<Connection>(std::move(sock), std::move(*segment), shmring::EventFd(std::move(fds[1])),
+    ZH_ASSIGN_OR_RETURN(auto segment, shmring::Segment::Map(std::move(fds[0])));
+    return std::make_shared<Connection>(std::move(sock), std::move(segment), shmring::EventFd(std::move(fds[1])),
                                         welcome->session_id, options.spin);
 }
 

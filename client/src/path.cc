@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 
 namespace zerohop {
 
@@ -114,9 +115,7 @@ Path Path::Parent() const {
 }
 
 absl::StatusOr<Path> Path::Child(std::string_view name) const {
-    if (absl::Status s = ValidateComponent(name); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(ValidateComponent(name));
     std::string text = is_root() ? "/" : text_ + "/";
     text.append(name.data(), name.size());
     if (text.size() > kMaxPathBytes) {

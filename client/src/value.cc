@@ -8,6 +8,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "wire/codec.h"
 
 namespace zerohop {
@@ -370,9 +371,7 @@ size_t EncodedAttributes::count() const {
 
 absl::StatusOr<AttributeMap> DecodeAttributes(std::string_view bytes) {
     EncodedAttributes enc(bytes);
-    if (absl::Status s = enc.Validate(); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(enc.Validate());
     AttributeMap out;
     out.reserve(enc.count());
     enc.ForEach([&](std::string_view name, ValueView v) {

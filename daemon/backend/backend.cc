@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/status_macros.h"
+
 namespace zerohop {
 
 absl::StatusOr<size_t> StringSource::Read(char* buf, size_t capacity) {
@@ -17,9 +19,7 @@ absl::StatusOr<size_t> StringSource::Read(char* buf, size_t capacity) {
 absl::StatusOr<AttributeMap> ProjectAttributes(std::string_view encoded, const std::vector<std::string>& names,
                                                std::string_view name, const ObjectInfo& info) {
     EncodedAttributes attrs(encoded);
-    if (absl::Status s = attrs.Validate(); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(attrs.Validate());
     AttributeMap out;
     bool all_user = names.empty();
     bool all_system = false;

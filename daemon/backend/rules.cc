@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "backend/backend.h"
+#include "base/status_macros.h"
 #include "zerohop/status.h"
 
 namespace zerohop {
@@ -138,13 +139,8 @@ absl::Status DestinationNotEmptyError(const RenameRequest& req) {
 // ---- objects ----------------------------------------------------------------------------
 
 absl::StatusOr<std::string> CheckPut(const PutObjectRequest& req) {
-    if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
-        return s;
-    }
-    auto encoded = EncodeItemAttributes(req.path, req.attributes);
-    if (!encoded.ok()) {
-        return encoded.status();
-    }
+    ZH_RETURN_IF_ERROR(ValidateAttributeNames(req.path, req.attributes));
+    ZH_ASSIGN_OR_RETURN(auto encoded, EncodeItemAttributes(req.path, req.attributes));
     if (req.path.depth() < 2) {
         return absl::FailedPreconditionError(absl::StrFormat("%s: not an object path", req.path.str()));
     }
@@ -206,36 +202,24 @@ absl::Status CheckCondition(const Path& path, const std::string& condition, std:
     if (condition.empty()) {
         return absl::OkStatus();
     }
-    auto cond = expr::Condition::Parse(condition);
-    if (!cond.ok()) {
-        return cond.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto cond, expr::Condition::Parse(condition));
     if (info == nullptr) {
         expr::MapAttributes none(nullptr, path.name(), nullptr);
-        return cond->Matches(none) ? absl::OkStatus() : ConditionFailedError(path.str());
+        return cond.Matches(none) ? absl::OkStatus() : ConditionFailedError(path.str());
     }
     expr::EncodedItemAttributes item(EncodedAttributes(attributes), path.name(), info);
-    return cond->Matches(item) ? absl::OkStatus() : ConditionFailedError(path.str());
+    return cond.Matches(item) ? absl::OkStatus() : ConditionFailedError(path.str());
 }
 
 absl::StatusOr<ItemUpdate> ItemUpdate::Parse(const UpdateItemRequest& req) {
     ItemUpdate out;
-    auto update = expr::Update::Parse(req.update);
-    if (!update.ok()) {
-        return update.status();
-    }
-    out.update_ = std::move(*update);
-    auto condition = expr::Condition::Parse(req.condition);
-    if (!condition.ok()) {
-        return condition.status();
-    }
-    out.condition_ = std::move(*condition);
+    ZH_ASSIGN_OR_RETURN(auto update, expr::Update::Parse(req.update));
+    out.update_ = std::move(update);
+    ZH_ASSIGN_OR_RETURN(auto condition, expr::Condition::Parse(req.condition));
+    out.condition_ = std::move(condition);
     if (!req.else_update.empty()) {
-        auto e = expr::Update::Parse(req.else_update);
-        if (!e.ok()) {
-            return e.status();
-        }
-        out.otherwise_.emplace(std::move(*e));
+        ZH_ASSIGN_OR_RETURN(auto e, expr::Update::Parse(req.else_update));
+        out.otherwise_.emplace(std::move(e));
     }
     return out;
 }
@@ -285,15 +269,12 @@ absl::StatusOr<Scan> PlanScan(const GetItemsRequest& req) {
             absl::StrFormat("%s: segment %d of %d: the segment must be below the segment count", req.path.str(),
                             req.segment, req.total_segments));
     }
-    auto filter = expr::Condition::Parse(req.filter);
-    if (!filter.ok()) {
-        return filter.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto filter, expr::Condition::Parse(req.filter));
     if (req.path.is_root()) {
         return absl::InvalidArgumentError("get_items needs a table (a directory), not the root");
     }
     Scan scan;
-    scan.filter = std::move(*filter);
+    scan.filter = std::move(filter);
     scan.limit = PageLimit(req.limit);
     scan.segment = req.segment;
     scan.total_segments = req.total_segments;
@@ -310,18 +291,13 @@ absl::StatusOr<std::optional<Item>> ScanMatch(const Scan& scan, const std::vecto
         return std::nullopt;
     }
     EncodedAttributes attrs(encoded);
-    if (absl::Status s = attrs.Validate(); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(attrs.Validate());
     expr::EncodedItemAttributes item(attrs, name, &info);
     if (!scan.filter.Matches(item)) {
         return std::nullopt;
     }
-    auto projected = ProjectAttributes(encoded, names, name, info);
-    if (!projected.ok()) {
-        return projected.status();
-    }
-    return Item{std::string(name), info, std::move(*projected)};
+    ZH_ASSIGN_OR_RETURN(auto projected, ProjectAttributes(encoded, names, name, info));
+    return Item{std::string(name), info, std::move(projected)};
 }
 
 absl::Status ValidateMetadata(const SetMetadataRequest& req) {
@@ -392,11 +368,8 @@ absl::StatusOr<StreamLocation> SeekIn(const SeekRequest& req, uint64_t first, ui
             loc.sequence = std::max(req.sequence, first);
             break;
         case SeekType::kTime: {
-            auto seq = by_time();
-            if (!seq.ok()) {
-                return seq.status();
-            }
-            loc.sequence = *seq;
+            ZH_ASSIGN_OR_RETURN(auto seq, by_time());
+            loc.sequence = seq;
             break;
         }
         default:

@@ -267,11 +267,8 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
     if (root.IsNull()) {
         return p.Error("(top level)", "the file is empty");
     }
-    if (absl::Status s = p.OnlyKeys(root, "", {"listen", "workers", "wait_with", "metrics_port", "log_level", "limits",
-                                               "mounts", "credentials"});
-        !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(p.OnlyKeys(
+        root, "", {"listen", "workers", "wait_with", "metrics_port", "log_level", "limits", "mounts", "credentials"}));
     if (root["listen"]) {
         ZH_ASSIGN_OR_RETURN(auto listen, p.String(root["listen"], "listen"));
         if (listen.empty() || listen[0] != '/' || listen.size() > 107) {
@@ -302,11 +299,8 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
         cfg.log_level = level;
     }
     if (const YAML::Node limits = root["limits"]) {
-        if (absl::Status s = p.OnlyKeys(limits, "limits",
-                                        {"max_in_flight", "max_client_bytes", "max_daemon_bytes", "max_sessions"});
-            !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(
+            p.OnlyKeys(limits, "limits", {"max_in_flight", "max_client_bytes", "max_daemon_bytes", "max_sessions"}));
         if (limits["max_in_flight"]) {
             ZH_ASSIGN_OR_RETURN(auto v, p.Number(limits["max_in_flight"], "limits.max_in_flight", 1, 1 << 16));
             cfg.limits.max_in_flight = static_cast<uint32_t>(v);
@@ -332,9 +326,7 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
         for (size_t i = 0; i < mounts.size(); ++i) {
             std::string where = absl::StrFormat("mounts[%d]", i);
             const YAML::Node m = mounts[i];
-            if (absl::Status s = p.OnlyKeys(m, where, {"container", "backend", "options"}); !s.ok()) {
-                return s;
-            }
+            ZH_RETURN_IF_ERROR(p.OnlyKeys(m, where, {"container", "backend", "options"}));
             MountConfig mc;
             if (!m["container"]) {
                 return p.Error(where + ".container", "missing");
@@ -390,9 +382,7 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
         for (size_t i = 0; i < creds.size(); ++i) {
             std::string where = absl::StrFormat("credentials[%d]", i);
             const YAML::Node c = creds[i];
-            if (absl::Status s = p.OnlyKeys(c, where, {"key", "containers", "uids"}); !s.ok()) {
-                return s;
-            }
+            ZH_RETURN_IF_ERROR(p.OnlyKeys(c, where, {"key", "containers", "uids"}));
             CredentialConfig cc;
             if (!c["key"]) {
                 return p.Error(where + ".key", "missing");

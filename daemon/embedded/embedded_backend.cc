@@ -3,17 +3,15 @@
 
 #include "embedded/embedded_backend.h"
 
+#include "base/status_macros.h"
 #include "embedded/internal/store.h"
 
 namespace zerohop {
 
 absl::StatusOr<std::unique_ptr<EmbeddedBackend>> EmbeddedBackend::Open(EmbeddedOptions options) {
     EmbeddedOptions kept = options;
-    auto store = Store::Open(std::move(options));
-    if (!store.ok()) {
-        return store.status();
-    }
-    return std::unique_ptr<EmbeddedBackend>(new EmbeddedBackend(std::move(*store), kept));
+    ZH_ASSIGN_OR_RETURN(auto store, Store::Open(std::move(options)));
+    return std::unique_ptr<EmbeddedBackend>(new EmbeddedBackend(std::move(store), kept));
 }
 
 EmbeddedBackend::EmbeddedBackend(std::unique_ptr<Store> store, const EmbeddedOptions& options)

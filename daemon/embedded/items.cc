@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_format.h"
 #include "backend/rules.h"
+#include "base/status_macros.h"
 #include "embedded/internal/store.h"
 #include "expr/expression.h"
 #include "rocksdb/write_batch.h"
@@ -21,44 +22,24 @@ constexpr size_t kMaxPageBytes = 16 << 20;  // of attributes in one get_items pa
 }  // namespace
 
 absl::StatusOr<Item> EmbeddedBackend::Store::GetItem(const GetItemRequest& req) {
-    auto loc = Locate(req.path);
-    if (!loc.ok()) {
-        return loc.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto loc, Locate(req.path));
     std::string value;
     Entry e;
     std::string_view encoded;
-    if (absl::Status s = GetEntryView(req.path, loc->parent, &value, &e, &encoded); !s.ok()) {
-        return s;
-    }
-    auto info = InfoOf(e);
-    if (!info.ok()) {
-        return info.status();
-    }
-    auto attrs = ProjectAttributes(encoded, req.attributes, req.path.name(), *info);
-    if (!attrs.ok()) {
-        return attrs.status();
-    }
-    return Item{std::string(req.path.name()), std::move(*info), std::move(*attrs)};
+    ZH_RETURN_IF_ERROR(GetEntryView(req.path, loc.parent, &value, &e, &encoded));
+    ZH_ASSIGN_OR_RETURN(auto info, InfoOf(e));
+    ZH_ASSIGN_OR_RETURN(auto attrs, ProjectAttributes(encoded, req.attributes, req.path.name(), info));
+    return Item{std::string(req.path.name()), std::move(info), std::move(attrs)};
 }
 
 absl::StatusOr<GetItemsResult> EmbeddedBackend::Store::GetItems(const GetItemsRequest& req) {
-    auto scan = PlanScan(req);
-    if (!scan.ok()) {
-        return scan.status();
-    }
-    auto loc = Locate(req.path);
-    if (!loc.ok()) {
-        return loc.status();
-    }
-    auto dir = GetExisting(req.path, *loc);
-    if (!dir.ok()) {
-        return dir.status();
-    }
-    if (dir->info.type != ObjectType::kDirectory) {
+    ZH_ASSIGN_OR_RETURN(auto scan, PlanScan(req));
+    ZH_ASSIGN_OR_RETURN(auto loc, Locate(req.path));
+    ZH_ASSIGN_OR_RETURN(auto dir, GetExisting(req.path, loc));
+    if (dir.info.type != ObjectType::kDirectory) {
         return NotATableError(req.path);
     }
-    uint64_t dir_id = dir->info.id;
+    uint64_t dir_id = dir.info.id;
 
     GetItemsResult out;
     std::string prefix = EntryPrefix(dir_id);
@@ -71,27 +52,22 @@ absl::StatusOr<GetItemsResult> EmbeddedBackend::Store::GetItems(const GetItemsRe
     size_t scanned = 0, bytes = 0;
     it->Seek(start);
     for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
-        if (out.items.size() == scan->limit || scanned == kMaxScanPerPage || bytes >= kMaxPageBytes) {
+        if (out.items.size() == scan.limit || scanned == kMaxScanPerPage || bytes >= kMaxPageBytes) {
             return out;  // more may follow: done stays false
         }
         ++scanned;
         std::string_view name = ToView(it->key()).substr(prefix.size());
         out.next_marker = std::string(name);
-        if (!scan->InSegment(name)) {
+        if (!scan.InSegment(name)) {
             continue;
         }
         Entry e;
         std::string_view encoded;
-        if (absl::Status s = embedded::DecodeEntryHeader(ToView(it->value()), &e, &encoded); !s.ok()) {
-            return s;
-        }
-        auto item = ScanMatch(*scan, req.attributes, name, encoded, e.info);
-        if (!item.ok()) {
-            return item.status();
-        }
-        if (*item) {
+        ZH_RETURN_IF_ERROR(embedded::DecodeEntryHeader(ToView(it->value()), &e, &encoded));
+        ZH_ASSIGN_OR_RETURN(auto item, ScanMatch(scan, req.attributes, name, encoded, e.info));
+        if (item) {
             bytes += encoded.size() + name.size();
-            out.items.push_back(std::move(**item));
+            out.items.push_back(std::move(*item));
         }
     }
     if (!it->status().ok()) {
@@ -105,72 +81,47 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteItem(
     const Path& path, const Caller& caller,
     const std::function<absl::Status(const std::optional<Entry>& old, AttributeMap* attrs)>& change) {
     return WithEntryLocked(path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
-        if (absl::Status s = CheckWritableParent(path, loc); !s.ok()) {
-            return s;
-        }
-        auto old = GetEntry(loc.parent, path.name());
-        if (!old.ok()) {
-            return old.status();
-        }
-        if (*old && (*old)->info.type != ObjectType::kObject) {
-            return NotAnItemError(path, (*old)->info.type);
+        ZH_RETURN_IF_ERROR(CheckWritableParent(path, loc));
+        ZH_ASSIGN_OR_RETURN(auto old, GetEntry(loc.parent, path.name()));
+        if (old && old->info.type != ObjectType::kObject) {
+            return NotAnItemError(path, old->info.type);
         }
         AttributeMap attrs;
-        if (*old) {
-            auto decoded = DecodeAttributes((*old)->attributes);
-            if (!decoded.ok()) {
-                return decoded.status();
-            }
-            attrs = std::move(*decoded);
+        if (old) {
+            ZH_ASSIGN_OR_RETURN(auto decoded, DecodeAttributes(old->attributes));
+            attrs = std::move(decoded);
         }
-        if (absl::Status s = change(*old, &attrs); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(change(old, &attrs));
         Entry e;
-        if (*old) {
-            e = std::move(**old);
+        if (old) {
+            e = std::move(*old);
         } else {
-            auto id = NewId();
-            if (!id.ok()) {
-                return id.status();
-            }
-            e = embedded::NewEntry(ObjectType::kObject, *id, 0644, caller.uid, caller.gid, Now());
+            ZH_ASSIGN_OR_RETURN(auto id, NewId());
+            e = embedded::NewEntry(ObjectType::kObject, id, 0644, caller.uid, caller.gid, Now());
         }
-        auto encoded = EncodeItemAttributes(path, attrs);
-        if (!encoded.ok()) {
-            return encoded.status();
-        }
-        e.attributes = std::move(*encoded);
+        ZH_ASSIGN_OR_RETURN(auto encoded, EncodeItemAttributes(path, attrs));
+        e.attributes = std::move(encoded);
         e.info.mtime = e.info.ctime = Now();
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(e));
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Commit(&batch));
         return e.info;
     });
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutItem(const PutItemRequest& req) {
-    if (absl::Status s = ValidateAttributeNames(req.path, req.attributes); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(ValidateAttributeNames(req.path, req.attributes));
     return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
-        if (absl::Status s = CheckCondition(req.path, req.condition, old); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(CheckCondition(req.path, req.condition, old));
         *attrs = req.attributes;
         return absl::OkStatus();
     });
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::UpdateItem(const UpdateItemRequest& req) {
-    auto update = ItemUpdate::Parse(req);
-    if (!update.ok()) {
-        return update.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto update, ItemUpdate::Parse(req));
     return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {
-        return update->Apply(req.path, attrs, old ? &old->info : nullptr);
+        return update.Apply(req.path, attrs, old ? &old->info : nullptr);
     });
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "backend/rules.h"
+#include "base/status_macros.h"
 #include "embedded/internal/store.h"
 #include "rocksdb/write_batch.h"
 #include "zerohop/status.h"
@@ -39,15 +40,9 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Stat(const Path& path) {
         info.mode = 0755;
         return info;
     }
-    auto loc = Locate(path);
-    if (!loc.ok()) {
-        return loc.status();
-    }
-    auto e = GetExisting(path, *loc);
-    if (!e.ok()) {
-        return e.status();
-    }
-    return InfoOf(*e);
+    ZH_ASSIGN_OR_RETURN(auto loc, Locate(path));
+    ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
+    return InfoOf(e);
 }
 
 absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) {
@@ -63,31 +58,22 @@ absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) 
                 out.truncated = true;
                 break;
             }
-            auto info = Stat(*Path().Child(n));
-            if (!info.ok()) {
-                return info.status();
-            }
-            out.entries.push_back(DirEntry{n, *info, {}});
+            ZH_ASSIGN_OR_RETURN(auto info, Stat(*Path().Child(n)));
+            out.entries.push_back(DirEntry{n, info, {}});
             out.next_marker = n;
         }
         return out;
     }
-    auto loc = Locate(req.path);
-    if (!loc.ok()) {
-        return loc.status();
-    }
-    auto dir = GetExisting(req.path, *loc);
-    if (!dir.ok()) {
-        return dir.status();
-    }
-    if (!dir->is_dir_like()) {
+    ZH_ASSIGN_OR_RETURN(auto loc, Locate(req.path));
+    ZH_ASSIGN_OR_RETURN(auto dir, GetExisting(req.path, loc));
+    if (!dir.is_dir_like()) {
         return NotDirectoryError(req.path);
     }
-    std::string prefix = EntryPrefix(dir->info.id, req.prefix);
-    size_t name_at = EntryPrefix(dir->info.id).size();
+    std::string prefix = EntryPrefix(dir.info.id, req.prefix);
+    size_t name_at = EntryPrefix(dir.info.id).size();
     std::string start = prefix;
     if (!req.marker.empty()) {
-        std::string after = EntryKey(dir->info.id, req.marker);
+        std::string after = EntryKey(dir.info.id, req.marker);
         after.push_back('\0');
         start = std::max(start, after);
     }
@@ -97,23 +83,14 @@ absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) 
             out.truncated = true;
             break;
         }
-        auto e = embedded::DecodeEntry(ToView(it->value()));
-        if (!e.ok()) {
-            return e.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto e, embedded::DecodeEntry(ToView(it->value())));
         DirEntry de;
         de.name = std::string(ToView(it->key()).substr(name_at));
-        auto info = InfoOf(*e);
-        if (!info.ok()) {
-            return info.status();
-        }
-        de.info = *info;
+        ZH_ASSIGN_OR_RETURN(auto info, InfoOf(e));
+        de.info = info;
         if (req.with_attributes) {
-            auto attrs = DecodeAttributes(e->attributes);
-            if (!attrs.ok()) {
-                return attrs.status();
-            }
-            de.attributes = std::move(*attrs);
+            ZH_ASSIGN_OR_RETURN(auto attrs, DecodeAttributes(e.attributes));
+            de.attributes = std::move(attrs);
         }
         out.next_marker = de.name;
         out.entries.push_back(std::move(de));
@@ -130,32 +107,22 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Mkdir(const MkdirRequest& req
         return ContainerExistsError(req.path);
     }
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
-        auto id = PrepareCreate(req.path, loc, 1);
-        if (!id.ok()) {
-            return id.status();
-        }
-        Entry e = embedded::NewEntry(ObjectType::kDirectory, *id, req.mode, req.caller.uid, req.caller.gid, Now());
+        ZH_ASSIGN_OR_RETURN(auto id, PrepareCreate(req.path, loc, 1));
+        Entry e = embedded::NewEntry(ObjectType::kDirectory, id, req.mode, req.caller.uid, req.caller.gid, Now());
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Commit(&batch));
         return e.info;
     });
 }
 
 absl::Status EmbeddedBackend::Store::Rmdir(const Path& path) {
     return WithEntryLocked(path, [&](const Location& loc) -> absl::Status {
-        auto e = GetExisting(path, loc);
-        if (!e.ok()) {
-            return e.status();
-        }
-        if (absl::Status s = CheckRemovableDirectory(path, e->info.type); !s.ok()) {
-            return s;
-        }
+        ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
+        ZH_RETURN_IF_ERROR(CheckRemovableDirectory(path, e.info.type));
         // Creates inside this directory hold its entry shared, so it stays empty while we hold it.
         std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
-        std::string prefix = EntryPrefix(e->info.id);
+        std::string prefix = EntryPrefix(e.info.id);
         it->Seek(prefix);
         if (it->Valid() && it->key().starts_with(prefix)) {
             return DirectoryNotEmptyError(path);
@@ -176,72 +143,45 @@ absl::Status EmbeddedBackend::Store::Rmdir(const Path& path) {
 absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
     const Path& from = req.from;
     const Path& to = req.to;
-    if (absl::Status s = CheckRenamePaths(req); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckRenamePaths(req));
     absl::MutexLock rename_lock(&rename_mu_);
     for (int attempt = 0; attempt < kMaxLocateRetries; ++attempt) {
-        auto src_loc = Locate(from);
-        if (!src_loc.ok()) {
-            return src_loc.status();
-        }
-        auto dst_loc = Locate(to);
-        if (!dst_loc.ok()) {
-            return dst_loc.status();
-        }
-        LockSet locks(&locks_, {{src_loc->parent, from.name(), LockMode::kExclusive},
-                                {dst_loc->parent, to.name(), LockMode::kExclusive},
-                                {src_loc->grandparent, src_loc->parent_name, LockMode::kShared},
-                                {dst_loc->grandparent, dst_loc->parent_name, LockMode::kShared}});
-        auto src_there = StillThere(*src_loc);
-        auto dst_there = StillThere(*dst_loc);
-        if (!src_there.ok()) {
-            return src_there.status();
-        }
-        if (!dst_there.ok()) {
-            return dst_there.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto src_loc, Locate(from));
+        ZH_ASSIGN_OR_RETURN(auto dst_loc, Locate(to));
+        LockSet locks(&locks_, {{src_loc.parent, from.name(), LockMode::kExclusive},
+                                {dst_loc.parent, to.name(), LockMode::kExclusive},
+                                {src_loc.grandparent, src_loc.parent_name, LockMode::kShared},
+                                {dst_loc.grandparent, dst_loc.parent_name, LockMode::kShared}});
+        auto src_there = StillThere(src_loc);
+        auto dst_there = StillThere(dst_loc);
+        ZH_RETURN_IF_ERROR(src_there.status());
+        ZH_RETURN_IF_ERROR(dst_there.status());
         if (!*src_there || !*dst_there) {
             continue;
         }
-        if (absl::Status s = CheckWritableParent(to, *dst_loc); !s.ok()) {
-            return s;
-        }
-        auto src = GetExisting(from, *src_loc);
-        if (!src.ok()) {
-            return src.status();
-        }
-        if (absl::Status s = CheckMovable(req, src->info); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(CheckWritableParent(to, dst_loc));
+        ZH_ASSIGN_OR_RETURN(auto src, GetExisting(from, src_loc));
+        ZH_RETURN_IF_ERROR(CheckMovable(req, src.info));
         if (from == to) {
             return absl::OkStatus();
         }
         // A directory may not move below itself (checked by id: paths may alias through renames).
-        if (src->is_dir_like()) {
-            auto inside = IsAncestor(src->info.id, to);
-            if (!inside.ok()) {
-                return inside.status();
-            }
-            if (*inside) {
+        if (src.is_dir_like()) {
+            ZH_ASSIGN_OR_RETURN(auto inside, IsAncestor(src.info.id, to));
+            if (inside) {
                 return absl::InvalidArgumentError(
                     absl::StrFormat("rename %s -> %s: cannot move a directory inside itself", from.str(), to.str()));
             }
         }
-        auto dst = GetEntry(dst_loc->parent, to.name());
-        if (!dst.ok()) {
-            return dst.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto dst, GetEntry(dst_loc.parent, to.name()));
         rocksdb::WriteBatch batch;
         uint64_t replaced_file = 0;
-        if (*dst) {
-            const Entry& d = **dst;
-            if (d.info.id == src->info.id) {
+        if (dst) {
+            const Entry& d = *dst;
+            if (d.info.id == src.info.id) {
                 return absl::OkStatus();
             }
-            if (absl::Status s = CheckReplace(req, src->info, d.info); !s.ok()) {
-                return s;
-            }
+            ZH_RETURN_IF_ERROR(CheckReplace(req, src.info, d.info));
             if (d.info.type == ObjectType::kDirectory) {
                 std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
                 std::string prefix = EntryPrefix(d.info.id);
@@ -259,14 +199,12 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
                 }
             }
         }
-        Entry moved = *src;
+        Entry moved = src;
         moved.info.ctime = Now();
-        batch.Delete(meta_, EntryKey(src_loc->parent, from.name()));
-        batch.Put(meta_, EntryKey(dst_loc->parent, to.name()), EncodeEntry(moved));
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
-        if (src->is_dir_like() || (*dst && (*dst)->is_dir_like())) {
+        batch.Delete(meta_, EntryKey(src_loc.parent, from.name()));
+        batch.Put(meta_, EntryKey(dst_loc.parent, to.name()), EncodeEntry(moved));
+        ZH_RETURN_IF_ERROR(Commit(&batch));
+        if (src.is_dir_like() || (dst && dst->is_dir_like())) {
             dirs_.Invalidate();
         }
         if (replaced_file != 0) {
@@ -279,55 +217,38 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Symlink(const SymlinkRequest& req) {
-    if (absl::Status s = CheckSymlinkTarget(req); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckSymlinkTarget(req));
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
-        auto id = PrepareCreate(req.path, loc, 1);
-        if (!id.ok()) {
-            return id.status();
-        }
-        Entry e = embedded::NewEntry(ObjectType::kSymlink, *id, 0777, req.caller.uid, req.caller.gid, Now());
+        ZH_ASSIGN_OR_RETURN(auto id, PrepareCreate(req.path, loc, 1));
+        Entry e = embedded::NewEntry(ObjectType::kSymlink, id, 0777, req.caller.uid, req.caller.gid, Now());
         e.info.size = req.target.size();
         e.info.symlink_target = req.target;
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Commit(&batch));
         return e.info;
     });
 }
 
 absl::StatusOr<std::string> EmbeddedBackend::Store::Readlink(const Path& path) {
-    auto info = Stat(path);
-    if (!info.ok()) {
-        return info.status();
-    }
-    return SymlinkTargetOf(path, *info);
+    ZH_ASSIGN_OR_RETURN(auto info, Stat(path));
+    return SymlinkTargetOf(path, info);
 }
 
 absl::Status EmbeddedBackend::Store::Delete(const DeleteRequest& req) {
     uint64_t removed_file = 0;
     absl::Status s = WithEntryLocked(req.path, [&](const Location& loc) -> absl::Status {
-        auto e = GetExisting(req.path, loc);
-        if (!e.ok()) {
-            return e.status();
-        }
-        if (absl::Status s = CheckDeletable(req.path, e->info.type); !s.ok()) {
-            return s;
-        }
-        if (absl::Status c = CheckCondition(req.path, req.condition, *e); !c.ok()) {
-            return c;
-        }
+        ZH_ASSIGN_OR_RETURN(auto e, GetExisting(req.path, loc));
+        ZH_RETURN_IF_ERROR(CheckDeletable(req.path, e.info.type));
+        ZH_RETURN_IF_ERROR(CheckCondition(req.path, req.condition, e));
         rocksdb::WriteBatch batch;
         batch.Delete(meta_, EntryKey(loc.parent, req.path.name()));
-        if (e->info.type == ObjectType::kObject) {
-            if (e->data_id != 0) {
-                batch.Delete(meta_, FileKey(e->data_id));
-                removed_file = e->data_id;
+        if (e.info.type == ObjectType::kObject) {
+            if (e.data_id != 0) {
+                batch.Delete(meta_, FileKey(e.data_id));
+                removed_file = e.data_id;
             } else {
-                batch.Delete(data_, DataKey(e->info.id));
+                batch.Delete(data_, DataKey(e.info.id));
             }
         }
         return Commit(&batch);
@@ -339,21 +260,14 @@ absl::Status EmbeddedBackend::Store::Delete(const DeleteRequest& req) {
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::SetMetadata(const SetMetadataRequest& req) {
-    if (absl::Status s = ValidateMetadata(req); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(ValidateMetadata(req));
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
-        auto e = GetExisting(req.path, loc);
-        if (!e.ok()) {
-            return e.status();
-        }
-        ApplyMetadata(req, Now(), &e->info);
+        ZH_ASSIGN_OR_RETURN(auto e, GetExisting(req.path, loc));
+        ApplyMetadata(req, Now(), &e.info);
         rocksdb::WriteBatch batch;
-        batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(*e));
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
-        return InfoOf(*e);
+        batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
+        ZH_RETURN_IF_ERROR(Commit(&batch));
+        return InfoOf(e);
     });
 }
 

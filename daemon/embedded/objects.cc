@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_format.h"
 #include "backend/rules.h"
+#include "base/status_macros.h"
 #include "embedded/internal/store.h"
 #include "rocksdb/write_batch.h"
 #include "zerohop/status.h"
@@ -40,11 +41,8 @@ std::string EmbeddedBackend::Store::FilePath(uint64_t data_id) const {
 }
 
 absl::StatusOr<shmring::UniqueFd> EmbeddedBackend::Store::CreateFile(uint64_t* data_id_out) {
-    auto id = NewId();
-    if (!id.ok()) {
-        return id.status();
-    }
-    uint64_t data_id = *data_id_out = *id;
+    ZH_ASSIGN_OR_RETURN(auto id, NewId());
+    uint64_t data_id = *data_id_out = id;
     shmring::UniqueFd fd(::open(FilePath(data_id).c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0640));
     if (!fd.valid()) {
         return ErrnoStatus(errno, absl::StrFormat("create object file %s", FilePath(data_id)));
@@ -103,36 +101,22 @@ absl::StatusOr<std::string> EmbeddedBackend::Store::ReadInline(uint64_t object_i
 // ---- objects --------------------------------------------------------------------------
 
 absl::StatusOr<EmbeddedBackend::Store::ObjectRead> EmbeddedBackend::Store::OpenObject(const GetObjectRequest& req) {
-    auto loc = Locate(req.path);
-    if (!loc.ok()) {
-        return loc.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto loc, Locate(req.path));
     ObjectRead out;
     out.path = req.path;
     {
         // Shared: the entry and its bytes are read as one version.
-        LockSet locks(&locks_, {{loc->parent, req.path.name(), LockMode::kShared}});
-        auto e = GetExisting(req.path, *loc);
-        if (!e.ok()) {
-            return e.status();
-        }
-        if (absl::Status s = CheckReadable(req.path, e->info); !s.ok()) {
-            return s;
-        }
-        out.info = e->info;
-        if (e->data_id == 0) {
-            auto bytes = ReadInline(e->info.id);
-            if (!bytes.ok()) {
-                return bytes.status();
-            }
-            out.inline_bytes = std::move(*bytes);
+        LockSet locks(&locks_, {{loc.parent, req.path.name(), LockMode::kShared}});
+        ZH_ASSIGN_OR_RETURN(auto e, GetExisting(req.path, loc));
+        ZH_RETURN_IF_ERROR(CheckReadable(req.path, e.info));
+        out.info = e.info;
+        if (e.data_id == 0) {
+            ZH_ASSIGN_OR_RETURN(auto bytes, ReadInline(e.info.id));
+            out.inline_bytes = std::move(bytes);
         } else {
             // An open fd keeps this version readable even if a put replaces it meanwhile.
-            auto f = OpenFile(e->data_id, O_RDONLY);
-            if (!f.ok()) {
-                return f.status();
-            }
-            out.fd = std::move(*f);
+            ZH_ASSIGN_OR_RETURN(auto f, OpenFile(e.data_id, O_RDONLY));
+            out.fd = std::move(f);
         }
     }
     uint64_t size = out.info.size;
@@ -149,9 +133,7 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::ReadObject(const ObjectR
         std::string_view all(read.inline_bytes);
         std::string_view part = read.begin < all.size() ? all.substr(read.begin, read.end - read.begin)
                                                         : std::string_view();
-        if (absl::Status s = sink->Write(part); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(sink->Write(part));
         out.bytes = part.size();
         return out;
     }
@@ -178,9 +160,7 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::ReadObject(const ObjectR
             r = static_cast<ssize_t>(want);
         }
         if (placed == nullptr) {
-            if (absl::Status s = sink->Write(std::string_view(into, static_cast<size_t>(r))); !s.ok()) {
-                return s;
-            }
+            ZH_RETURN_IF_ERROR(sink->Write(std::string_view(into, static_cast<size_t>(r))));
         }
         pos += static_cast<uint64_t>(r);
     }
@@ -191,22 +171,14 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::GetObject(const GetObjec
     if (sink == nullptr) {
         return absl::InvalidArgumentError("get: no sink for the bytes");
     }
-    auto read = OpenObject(req);
-    if (!read.ok()) {
-        return read.status();
-    }
-    if (absl::Status s = sink->Expect(read->end - read->begin); !s.ok()) {
-        return s;
-    }
-    return ReadObject(*read, sink);
+    ZH_ASSIGN_OR_RETURN(auto read, OpenObject(req));
+    ZH_RETURN_IF_ERROR(sink->Expect(read.end - read.begin));
+    return ReadObject(read, sink);
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequest& req, DataSource* data) {
-    auto attributes = CheckPut(req);
-    if (!attributes.ok()) {
-        return attributes.status();
-    }
-    std::string encoded = std::move(*attributes);
+    ZH_ASSIGN_OR_RETURN(auto attributes, CheckPut(req));
+    std::string encoded = std::move(attributes);
     // Stream the bytes in before taking any lock: small ones into memory, large ones into a
     // new file that becomes visible only when the entry pointing at it commits.
     std::string head;
@@ -251,11 +223,8 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
                 return s;
             }
             if (!fd.valid() && head.size() > options_.inline_max_bytes) {
-                auto f = CreateFile(&data_id);
-                if (!f.ok()) {
-                    return f.status();
-                }
-                fd = std::move(*f);
+                ZH_ASSIGN_OR_RETURN(auto f, CreateFile(&data_id));
+                fd = std::move(f);
                 if (absl::Status s = WriteFully(fd.get(), head.data(), head.size(), 0, data_id); !s.ok()) {
                     discard();
                     return s;
@@ -271,29 +240,17 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
     }
     uint64_t replaced_file = 0;
     auto result = WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
-        if (absl::Status s = CheckWritableParent(req.path, loc); !s.ok()) {
-            return s;
-        }
-        auto old = GetEntry(loc.parent, req.path.name());
-        if (!old.ok()) {
-            return old.status();
-        }
-        if (absl::Status s = CheckObjectReplaces(req.path, *old ? &(*old)->info : nullptr); !s.ok()) {
-            return s;
-        }
-        if (absl::Status s = CheckCondition(req.path, req.condition, *old); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(CheckWritableParent(req.path, loc));
+        ZH_ASSIGN_OR_RETURN(auto old, GetEntry(loc.parent, req.path.name()));
+        ZH_RETURN_IF_ERROR(CheckObjectReplaces(req.path, old ? &old->info : nullptr));
+        ZH_RETURN_IF_ERROR(CheckCondition(req.path, req.condition, old));
         Entry e;
         Timestamp now = Now();
-        if (*old) {
-            e.info = (*old)->info;
+        if (old) {
+            e.info = old->info;
         } else {
-            auto id = NewId();
-            if (!id.ok()) {
-                return id.status();
-            }
-            e = embedded::NewEntry(ObjectType::kObject, *id, 0644, req.caller.uid, req.caller.gid, now);
+            ZH_ASSIGN_OR_RETURN(auto id, NewId());
+            e = embedded::NewEntry(ObjectType::kObject, id, 0644, req.caller.uid, req.caller.gid, now);
         }
         if (req.mode) {
             e.info.mode = *req.mode & 07777;
@@ -311,13 +268,11 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
             batch.Delete(data_, DataKey(e.info.id));
             batch.Put(meta_, FileKey(data_id), "");
         }
-        if (*old && (*old)->data_id != 0) {
-            batch.Delete(meta_, FileKey((*old)->data_id));
-            replaced_file = (*old)->data_id;
+        if (old && old->data_id != 0) {
+            batch.Delete(meta_, FileKey(old->data_id));
+            replaced_file = old->data_id;
         }
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Commit(&batch));
         return e.info;
     });
     if (!result.ok()) {
@@ -334,76 +289,49 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
                                                            std::string_view data) {
     uint64_t new_file = 0;
     auto result = WithEntryLocked(path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
-        auto e = GetExisting(path, loc);
-        if (!e.ok()) {
-            return e.status();
-        }
-        if (absl::Status s = CheckWritable(path, e->info); !s.ok()) {
-            return s;
-        }
-        uint64_t off = offset.value_or(e->info.size);
-        if (absl::Status s = CheckWriteRange(path, off, data.size()); !s.ok()) {
-            return s;
-        }
+        ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
+        ZH_RETURN_IF_ERROR(CheckWritable(path, e.info));
+        uint64_t off = offset.value_or(e.info.size);
+        ZH_RETURN_IF_ERROR(CheckWriteRange(path, off, data.size()));
         uint64_t end = off + data.size();
-        uint64_t new_size = std::max(e->info.size, end);
+        uint64_t new_size = std::max(e.info.size, end);
         rocksdb::WriteBatch batch;
-        if (e->data_id == 0 && new_size <= options_.inline_max_bytes) {
-            auto bytes = ReadInline(e->info.id);
-            if (!bytes.ok()) {
-                return bytes.status();
-            }
-            bytes->resize(static_cast<size_t>(new_size), '\0');
+        if (e.data_id == 0 && new_size <= options_.inline_max_bytes) {
+            ZH_ASSIGN_OR_RETURN(auto bytes, ReadInline(e.info.id));
+            bytes.resize(static_cast<size_t>(new_size), '\0');
             if (!data.empty()) {
-                std::memcpy(bytes->data() + off, data.data(), data.size());
+                std::memcpy(bytes.data() + off, data.data(), data.size());
             }
-            batch.Put(data_, DataKey(e->info.id), *bytes);
-        } else if (e->data_id == 0) {
+            batch.Put(data_, DataKey(e.info.id), bytes);
+        } else if (e.data_id == 0) {
             // Outgrows inline storage: move to a file.
-            auto bytes = ReadInline(e->info.id);
-            if (!bytes.ok()) {
-                return bytes.status();
-            }
-            auto fd = CreateFile(&new_file);
-            if (!fd.ok()) {
-                return fd.status();
-            }
-            bytes->resize(static_cast<size_t>(e->info.size), '\0');
-            if (absl::Status s = WriteFully(fd->get(), bytes->data(), bytes->size(), 0, new_file); !s.ok()) {
-                return s;
-            }
-            if (absl::Status s = WriteFully(fd->get(), data.data(), data.size(), off, new_file); !s.ok()) {
-                return s;
-            }
-            if (::ftruncate(fd->get(), static_cast<off_t>(new_size)) != 0) {
+            ZH_ASSIGN_OR_RETURN(auto bytes, ReadInline(e.info.id));
+            ZH_ASSIGN_OR_RETURN(auto fd, CreateFile(&new_file));
+            bytes.resize(static_cast<size_t>(e.info.size), '\0');
+            ZH_RETURN_IF_ERROR(WriteFully(fd.get(), bytes.data(), bytes.size(), 0, new_file));
+            ZH_RETURN_IF_ERROR(WriteFully(fd.get(), data.data(), data.size(), off, new_file));
+            if (::ftruncate(fd.get(), static_cast<off_t>(new_size)) != 0) {
                 return ErrnoStatus(errno, absl::StrFormat("extend %s", path.str()));
             }
-            if (options_.sync_writes && ::fdatasync(fd->get()) != 0) {
+            if (options_.sync_writes && ::fdatasync(fd.get()) != 0) {
                 return ErrnoStatus(errno, absl::StrFormat("sync %s", path.str()));
             }
-            batch.Delete(data_, DataKey(e->info.id));
+            batch.Delete(data_, DataKey(e.info.id));
             batch.Put(meta_, FileKey(new_file), "");
-            e->data_id = new_file;
+            e.data_id = new_file;
         } else {
-            auto fd = OpenFile(e->data_id, O_WRONLY);
-            if (!fd.ok()) {
-                return fd.status();
-            }
-            if (absl::Status s = WriteFully(fd->get(), data.data(), data.size(), off, e->data_id); !s.ok()) {
-                return s;
-            }
-            if (options_.sync_writes && ::fdatasync(fd->get()) != 0) {
+            ZH_ASSIGN_OR_RETURN(auto fd, OpenFile(e.data_id, O_WRONLY));
+            ZH_RETURN_IF_ERROR(WriteFully(fd.get(), data.data(), data.size(), off, e.data_id));
+            if (options_.sync_writes && ::fdatasync(fd.get()) != 0) {
                 return ErrnoStatus(errno, absl::StrFormat("sync %s", path.str()));
             }
         }
-        e->info.size = new_size;
-        e->info.mtime = e->info.ctime = Now();
-        batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(*e));
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
+        e.info.size = new_size;
+        e.info.mtime = e.info.ctime = Now();
+        batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(e));
+        ZH_RETURN_IF_ERROR(Commit(&batch));
         new_file = 0;  // committed: keep it
-        return e->info;
+        return e.info;
     });
     if (new_file != 0) {
         RemoveFile(new_file);
@@ -412,65 +340,42 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Truncate(const TruncateRequest& req) {
-    if (absl::Status s = CheckTruncate(req); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckTruncate(req));
     uint64_t new_file = 0;
     auto result = WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
-        auto e = GetExisting(req.path, loc);
-        if (!e.ok()) {
-            return e.status();
-        }
-        if (absl::Status s = CheckWritable(req.path, e->info); !s.ok()) {
-            return s;
-        }
+        ZH_ASSIGN_OR_RETURN(auto e, GetExisting(req.path, loc));
+        ZH_RETURN_IF_ERROR(CheckWritable(req.path, e.info));
         rocksdb::WriteBatch batch;
-        if (e->data_id == 0 && req.size <= options_.inline_max_bytes) {
-            auto bytes = ReadInline(e->info.id);
-            if (!bytes.ok()) {
-                return bytes.status();
-            }
-            bytes->resize(static_cast<size_t>(req.size), '\0');
-            batch.Put(data_, DataKey(e->info.id), *bytes);
+        if (e.data_id == 0 && req.size <= options_.inline_max_bytes) {
+            ZH_ASSIGN_OR_RETURN(auto bytes, ReadInline(e.info.id));
+            bytes.resize(static_cast<size_t>(req.size), '\0');
+            batch.Put(data_, DataKey(e.info.id), bytes);
         } else {
-            uint64_t data_id = e->data_id;
+            uint64_t data_id = e.data_id;
             shmring::UniqueFd fd;
             if (data_id == 0) {
-                auto bytes = ReadInline(e->info.id);
-                if (!bytes.ok()) {
-                    return bytes.status();
-                }
-                auto f = CreateFile(&data_id);
-                if (!f.ok()) {
-                    return f.status();
-                }
+                ZH_ASSIGN_OR_RETURN(auto bytes, ReadInline(e.info.id));
+                ZH_ASSIGN_OR_RETURN(auto f, CreateFile(&data_id));
                 new_file = data_id;
-                fd = std::move(*f);
-                if (absl::Status s = WriteFully(fd.get(), bytes->data(), bytes->size(), 0, data_id); !s.ok()) {
-                    return s;
-                }
-                batch.Delete(data_, DataKey(e->info.id));
+                fd = std::move(f);
+                ZH_RETURN_IF_ERROR(WriteFully(fd.get(), bytes.data(), bytes.size(), 0, data_id));
+                batch.Delete(data_, DataKey(e.info.id));
                 batch.Put(meta_, FileKey(data_id), "");
-                e->data_id = data_id;
+                e.data_id = data_id;
             } else {
-                auto f = OpenFile(data_id, O_WRONLY);
-                if (!f.ok()) {
-                    return f.status();
-                }
-                fd = std::move(*f);
+                ZH_ASSIGN_OR_RETURN(auto f, OpenFile(data_id, O_WRONLY));
+                fd = std::move(f);
             }
             if (::ftruncate(fd.get(), static_cast<off_t>(req.size)) != 0) {
                 return ErrnoStatus(errno, absl::StrFormat("truncate %s", req.path.str()));
             }
         }
-        e->info.size = req.size;
-        e->info.mtime = e->info.ctime = Now();
-        batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(*e));
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
+        e.info.size = req.size;
+        e.info.mtime = e.info.ctime = Now();
+        batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
+        ZH_RETURN_IF_ERROR(Commit(&batch));
         new_file = 0;
-        return e->info;
+        return e.info;
     });
     if (new_file != 0) {
         RemoveFile(new_file);

@@ -1,6 +1,8 @@
 // The embedded store's engine: opening, ids, commits, and resolving paths to entries.
 // The operations are namespace.cc, objects.cc, items.cc and streams.cc.
 
+#include "embedded/internal/store.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,8 +14,8 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "embedded/internal/store.h"
 #include "backend/rules.h"
+#include "base/status_macros.h"
 #include "expr/expression.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
@@ -88,15 +90,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedBackend::Store>> EmbeddedBackend::Store::
             return ErrnoStatus(errno, absl::StrFormat("embedded store: cannot create %s", d));
         }
     }
-    if (absl::Status s = store->OpenDb(); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = store->CreateContainers(); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = store->CollectOrphanFiles(); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(store->OpenDb());
+    ZH_RETURN_IF_ERROR(store->CreateContainers());
+    ZH_RETURN_IF_ERROR(store->CollectOrphanFiles());
     if (store->options_.maintenance_interval > absl::ZeroDuration()) {
         store->maintenance_ = std::thread([s = store.get()] { s->MaintenanceLoop(); });
     }
@@ -178,35 +174,24 @@ absl::StatusOr<uint64_t> EmbeddedBackend::Store::NewIds(uint64_t count) {
 
 absl::Status EmbeddedBackend::Store::CreateContainers() {
     for (const std::string& c : options_.containers) {
-        auto existing = GetEntry(0, c);
-        if (!existing.ok()) {
-            return existing.status();
-        }
-        if (*existing) {
-            container_roots_[c] = (*existing)->info.id;
+        ZH_ASSIGN_OR_RETURN(auto existing, GetEntry(0, c));
+        if (existing) {
+            container_roots_[c] = existing->info.id;
             continue;
         }
-        auto id = NewId();
-        if (!id.ok()) {
-            return id.status();
-        }
-        Entry e = embedded::NewEntry(ObjectType::kDirectory, *id, 0755, 0, 0, Now());
+        ZH_ASSIGN_OR_RETURN(auto id, NewId());
+        Entry e = embedded::NewEntry(ObjectType::kDirectory, id, 0755, 0, 0, Now());
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(0, c), EncodeEntry(e));
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
-        container_roots_[c] = *id;
+        ZH_RETURN_IF_ERROR(Commit(&batch));
+        container_roots_[c] = id;
     }
     // Containers created by an earlier configuration stay reachable.
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
     std::string prefix = EntryPrefix(0);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-        auto e = embedded::DecodeEntry(ToView(it->value()));
-        if (!e.ok()) {
-            return e.status();
-        }
-        container_roots_.emplace(std::string(ToView(it->key()).substr(prefix.size())), e->info.id);
+        ZH_ASSIGN_OR_RETURN(auto e, embedded::DecodeEntry(ToView(it->value())));
+        container_roots_.emplace(std::string(ToView(it->key()).substr(prefix.size())), e.info.id);
     }
     return FromRocks(it->status(), "list containers");
 }
@@ -355,18 +340,12 @@ absl::StatusOr<std::optional<embedded::Entry>> EmbeddedBackend::Store::GetEntry(
                                                                                  std::string_view name) {
     std::string value;
     embedded::EntryKeyBuffer key(parent, name);
-    auto found = ReadEntry(key.view(), &value);
-    if (!found.ok()) {
-        return found.status();
-    }
-    if (!*found) {
+    ZH_ASSIGN_OR_RETURN(auto found, ReadEntry(key.view(), &value));
+    if (!found) {
         return std::optional<Entry>();
     }
-    auto e = embedded::DecodeEntry(value);
-    if (!e.ok()) {
-        return e.status();
-    }
-    return std::optional<Entry>(std::move(*e));
+    ZH_ASSIGN_OR_RETURN(auto e, embedded::DecodeEntry(value));
+    return std::optional<Entry>(std::move(e));
 }
 
 absl::StatusOr<EmbeddedBackend::Store::Location> EmbeddedBackend::Store::Locate(const Path& path) {
@@ -397,19 +376,16 @@ absl::StatusOr<EmbeddedBackend::Store::Location> EmbeddedBackend::Store::Locate(
     loc.parent = root->second;
     for (size_t i = 1; i < parent_depth; ++i) {
         std::string_view name = path.component(i);
-        auto e = GetEntry(loc.parent, name);
-        if (!e.ok()) {
-            return e.status();
-        }
-        if (!*e) {
+        ZH_ASSIGN_OR_RETURN(auto e, GetEntry(loc.parent, name));
+        if (!e) {
             return ParentNotFoundError(path.str());
         }
-        if (!(*e)->is_dir_like()) {
+        if (!e->is_dir_like()) {
             return AncestorNotDirectoryError(path, i + 1);
         }
         loc.grandparent = loc.parent;
-        loc.parent = (*e)->info.id;
-        loc.parent_type = (*e)->info.type;
+        loc.parent = e->info.id;
+        loc.parent_type = e->info.type;
         dirs_.Insert(path.Prefix(i + 1), {loc.grandparent, loc.parent, loc.parent_type}, epoch);
     }
     return loc;
@@ -428,61 +404,44 @@ absl::StatusOr<bool> EmbeddedBackend::Store::IsAncestor(uint64_t id, const Path&
         if (i + 1 >= path.depth()) {
             return false;
         }
-        auto e = GetEntry(at, path.component(i));
-        if (!e.ok()) {
-            return e.status();
-        }
-        if (!*e) {
+        ZH_ASSIGN_OR_RETURN(auto e, GetEntry(at, path.component(i)));
+        if (!e) {
             return false;
         }
-        at = (*e)->info.id;
+        at = e->info.id;
     }
 }
 
 absl::Status EmbeddedBackend::Store::GetEntryView(const Path& path, uint64_t parent, std::string* value, Entry* e,
                                                   std::string_view* attributes) {
     embedded::EntryKeyBuffer key(parent, path.name());
-    auto found = ReadEntry(key.view(), value);
-    if (!found.ok()) {
-        return found.status();
-    }
-    if (!*found) {
+    ZH_ASSIGN_OR_RETURN(auto found, ReadEntry(key.view(), value));
+    if (!found) {
         return PathNotFoundError(path.str());
     }
     return embedded::DecodeEntryHeader(*value, e, attributes);
 }
 
 absl::StatusOr<embedded::Entry> EmbeddedBackend::Store::GetExisting(const Path& path, const Location& loc) {
-    auto e = GetEntry(loc.parent, path.name());
-    if (!e.ok()) {
-        return e.status();
-    }
-    if (!*e) {
+    ZH_ASSIGN_OR_RETURN(auto e, GetEntry(loc.parent, path.name()));
+    if (!e) {
         return PathNotFoundError(path.str());
     }
-    return std::move(**e);
+    return std::move(*e);
 }
 
 absl::StatusOr<bool> EmbeddedBackend::Store::StillThere(const Location& loc) {
     if (loc.grandparent == 0) {
         return true;  // container roots are never removed or moved
     }
-    auto e = GetEntry(loc.grandparent, loc.parent_name);
-    if (!e.ok()) {
-        return e.status();
-    }
-    return *e && (*e)->info.id == loc.parent;  // else moved or removed since it was located
+    ZH_ASSIGN_OR_RETURN(auto e, GetEntry(loc.grandparent, loc.parent_name));
+    return e && e->info.id == loc.parent;  // else moved or removed since it was located
 }
 
 absl::StatusOr<uint64_t> EmbeddedBackend::Store::PrepareCreate(const Path& path, const Location& loc, uint64_t ids) {
-    if (absl::Status s = CheckWritableParent(path, loc); !s.ok()) {
-        return s;
-    }
-    auto existing = GetEntry(loc.parent, path.name());
-    if (!existing.ok()) {
-        return existing.status();
-    }
-    if (*existing) {
+    ZH_RETURN_IF_ERROR(CheckWritableParent(path, loc));
+    ZH_ASSIGN_OR_RETURN(auto existing, GetEntry(loc.parent, path.name()));
+    if (existing) {
         return EntryExistsError(path);
     }
     return NewIds(ids);
@@ -497,9 +456,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::InfoOf(const Entry& e) {
     if (info.type == ObjectType::kShard) {
         ShardSlot* slot = Slot(info.id);
         absl::MutexLock lock(&slot->mu);
-        if (absl::Status s = LoadSlot(info.id, slot); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(LoadSlot(info.id, slot));
         info.last_sequence = slot->state.last_sequence;
         info.size = slot->state.last_sequence >= slot->state.first_sequence
                         ? slot->state.last_sequence - slot->state.first_sequence + 1

@@ -3,9 +3,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "backend/rules.h"
-#include "wire/codec.h"
+#include "base/status_macros.h"
 #include "embedded/internal/store.h"
 #include "rocksdb/write_batch.h"
+#include "wire/codec.h"
 #include "zerohop/status.h"
 
 namespace zerohop {
@@ -21,83 +22,62 @@ using embedded::ShardStateKey;
 
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::CreateStream(const CreateStreamRequest& req) {
-    if (absl::Status s = ValidateStream(req); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(ValidateStream(req));
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
         // The stream's id is followed by its shards' ids: shard k is id + 1 + k.
-        auto base = PrepareCreate(req.path, loc, uint64_t{req.shard_count} + 1);
-        if (!base.ok()) {
-            return base.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto base, PrepareCreate(req.path, loc, uint64_t{req.shard_count} + 1));
         Timestamp now = Now();
-        Entry stream = embedded::NewEntry(ObjectType::kStream, *base, 0755, req.caller.uid, req.caller.gid, now);
+        Entry stream = embedded::NewEntry(ObjectType::kStream, base, 0755, req.caller.uid, req.caller.gid, now);
         stream.shard_count = req.shard_count;
         stream.retention_secs = req.retention_secs;
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(stream));
         for (uint32_t k = 0; k < req.shard_count; ++k) {
             Entry shard =
-                embedded::NewEntry(ObjectType::kShard, *base + 1 + k, 0644, req.caller.uid, req.caller.gid, now);
-            batch.Put(meta_, EntryKey(*base, absl::StrCat(k)), EncodeEntry(shard));
+                embedded::NewEntry(ObjectType::kShard, base + 1 + k, 0644, req.caller.uid, req.caller.gid, now);
+            batch.Put(meta_, EntryKey(base, absl::StrCat(k)), EncodeEntry(shard));
             ShardState st;
             st.retention_secs = req.retention_secs;
             batch.Put(meta_, ShardStateKey(shard.info.id), embedded::EncodeShardState(st));
         }
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Commit(&batch));
         return stream.info;
     });
 }
 
 absl::StatusOr<embedded::Entry> EmbeddedBackend::Store::GetStream(const Path& path) {
-    auto loc = Locate(path);
-    if (!loc.ok()) {
-        return loc.status();
-    }
-    auto e = GetExisting(path, *loc);
-    if (!e.ok()) {
-        return e.status();
-    }
-    if (e->info.type != ObjectType::kStream) {
-        return NotAStreamError(path, e->info.type);
+    ZH_ASSIGN_OR_RETURN(auto loc, Locate(path));
+    ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
+    if (e.info.type != ObjectType::kStream) {
+        return NotAStreamError(path, e.info.type);
     }
     return e;
 }
 
 absl::StatusOr<uint64_t> EmbeddedBackend::Store::ShardIdOf(const Entry& stream, uint32_t shard) {
-    if (absl::Status s = CheckShard(shard, stream.shard_count); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckShard(shard, stream.shard_count));
     return stream.info.id + 1 + shard;
 }
 
 absl::StatusOr<StreamDescription> EmbeddedBackend::Store::DescribeStream(const Path& path) {
-    auto e = GetStream(path);
-    if (!e.ok()) {
-        return e.status();
-    }
-    return StreamDescription{e->shard_count, e->retention_secs};
+    ZH_ASSIGN_OR_RETURN(auto e, GetStream(path));
+    return StreamDescription{e.shard_count, e.retention_secs};
 }
 
 absl::Status EmbeddedBackend::Store::DeleteStream(const Path& path) {
     uint64_t first_shard = 0, shard_count = 0;
     absl::Status s = WithEntryLocked(path, [&](const Location& loc) -> absl::Status {
-        auto e = GetExisting(path, loc);
-        if (!e.ok()) {
-            return e.status();
-        }
-        if (e->info.type != ObjectType::kStream) {
-            return NotAStreamError(path, e->info.type);
+        ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
+        if (e.info.type != ObjectType::kStream) {
+            return NotAStreamError(path, e.info.type);
         }
         rocksdb::WriteBatch batch;
         batch.Delete(meta_, EntryKey(loc.parent, path.name()));
-        first_shard = e->info.id + 1;
-        shard_count = e->shard_count;
-        for (uint32_t k = 0; k < e->shard_count; ++k) {
+        first_shard = e.info.id + 1;
+        shard_count = e.shard_count;
+        for (uint32_t k = 0; k < e.shard_count; ++k) {
             uint64_t sid = first_shard + k;
-            batch.Delete(meta_, EntryKey(e->info.id, absl::StrCat(k)));
+            batch.Delete(meta_, EntryKey(e.info.id, absl::StrCat(k)));
             batch.Delete(meta_, ShardStateKey(sid));
         }
         batch.DeleteRange(records_, RecordKey(first_shard, 0), RecordKey(first_shard + shard_count, 0));
@@ -107,9 +87,7 @@ absl::Status EmbeddedBackend::Store::DeleteStream(const Path& path) {
         }
         return committed;
     });
-    if (!s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(s);
     {
         absl::MutexLock lock(&shards_mu_);
         for (uint64_t k = 0; k < shard_count; ++k) {
@@ -143,11 +121,8 @@ absl::Status EmbeddedBackend::Store::LoadSlot(uint64_t shard_id, ShardSlot* slot
     if (!s.ok()) {
         return FromRocks(s, "read shard state");
     }
-    auto st = embedded::DecodeShardState(bytes);
-    if (!st.ok()) {
-        return st.status();
-    }
-    slot->state = *st;
+    ZH_ASSIGN_OR_RETURN(auto st, embedded::DecodeShardState(bytes));
+    slot->state = st;
     slot->loaded = true;
     return absl::OkStatus();
 }
@@ -166,21 +141,15 @@ absl::StatusOr<uint64_t> EmbeddedBackend::Store::FirstRetained(uint64_t shard_id
         return embedded::DecodeRecordArrival(ToView(v));
     };
     // Arrival times never decrease along a shard, so the expired records are a prefix.
-    auto first = arrival(st.first_sequence);
-    if (!first.ok()) {
-        return first.status();
-    }
-    if (*first >= cutoff) {
+    ZH_ASSIGN_OR_RETURN(auto first, arrival(st.first_sequence));
+    if (first >= cutoff) {
         return st.first_sequence;
     }
     uint64_t lo = st.first_sequence + 1, hi = st.last_sequence + 1;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
-        auto a = arrival(mid);
-        if (!a.ok()) {
-            return a.status();
-        }
-        if (*a >= cutoff) {
+        ZH_ASSIGN_OR_RETURN(auto a, arrival(mid));
+        if (a >= cutoff) {
             hi = mid;
         } else {
             lo = mid + 1;
@@ -190,20 +159,14 @@ absl::StatusOr<uint64_t> EmbeddedBackend::Store::FirstRetained(uint64_t shard_id
 }
 
 absl::StatusOr<std::vector<RecordResult>> EmbeddedBackend::Store::PutRecords(const PutRecordsRequest& req) {
-    auto loc = Locate(req.path);
-    if (!loc.ok()) {
-        return loc.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto loc, Locate(req.path));
     // Held shared: the stream cannot be deleted while its records go in.
-    LockSet stream_lock(&locks_, {{loc->parent, req.path.name(), LockMode::kShared}});
-    auto stream = GetExisting(req.path, *loc);
-    if (!stream.ok()) {
-        return stream.status();
+    LockSet stream_lock(&locks_, {{loc.parent, req.path.name(), LockMode::kShared}});
+    ZH_ASSIGN_OR_RETURN(auto stream, GetExisting(req.path, loc));
+    if (stream.info.type != ObjectType::kStream) {
+        return NotAStreamError(req.path, stream.info.type);
     }
-    if (stream->info.type != ObjectType::kStream) {
-        return NotAStreamError(req.path, stream->info.type);
-    }
-    std::vector<RecordResult> results = PlaceRecords(req.records, stream->shard_count, &round_robin_);
+    std::vector<RecordResult> results = PlaceRecords(req.records, stream.shard_count, &round_robin_);
     std::vector<uint32_t> used;  // shards this batch touches, ascending
     for (const RecordResult& out : results) {
         if (!out.status.ok()) {
@@ -218,7 +181,7 @@ absl::StatusOr<std::vector<RecordResult>> EmbeddedBackend::Store::PutRecords(con
     std::vector<ShardSlot*> slots;
     slots.reserve(used.size());
     for (uint32_t k : used) {
-        slots.push_back(Slot(stream->info.id + 1 + k));
+        slots.push_back(Slot(stream.info.id + 1 + k));
     }
     for (ShardSlot* slot : slots) {
         slot->mu.Lock();
@@ -230,7 +193,7 @@ absl::StatusOr<std::vector<RecordResult>> EmbeddedBackend::Store::PutRecords(con
     };
     std::vector<ShardState> next(used.size());
     for (size_t j = 0; j < used.size(); ++j) {
-        if (absl::Status s = LoadSlot(stream->info.id + 1 + used[j], slots[j]); !s.ok()) {
+        if (absl::Status s = LoadSlot(stream.info.id + 1 + used[j], slots[j]); !s.ok()) {
             unlock();
             return s;
         }
@@ -248,11 +211,11 @@ absl::StatusOr<std::vector<RecordResult>> EmbeddedBackend::Store::PutRecords(con
         st.last_arrival_ns = std::max(now, st.last_arrival_ns);
         out.sequence = ++st.last_sequence;
         const RecordInput& r = req.records[i];
-        batch.Put(records_, RecordKey(stream->info.id + 1 + out.shard, out.sequence),
+        batch.Put(records_, RecordKey(stream.info.id + 1 + out.shard, out.sequence),
                   embedded::EncodeRecord(st.last_arrival_ns, r.partition_key, r.client_info, r.data));
     }
     for (size_t j = 0; j < used.size(); ++j) {
-        batch.Put(meta_, ShardStateKey(stream->info.id + 1 + used[j]), embedded::EncodeShardState(next[j]));
+        batch.Put(meta_, ShardStateKey(stream.info.id + 1 + used[j]), embedded::EncodeShardState(next[j]));
     }
     absl::Status committed = Commit(&batch);
     if (committed.ok()) {
@@ -261,52 +224,36 @@ absl::StatusOr<std::vector<RecordResult>> EmbeddedBackend::Store::PutRecords(con
         }
     }
     unlock();
-    if (!committed.ok()) {
-        return committed;
-    }
+    ZH_RETURN_IF_ERROR(committed);
     return results;
 }
 
 absl::StatusOr<EmbeddedBackend::Store::OpenedShard> EmbeddedBackend::Store::OpenShard(const Path& path,
                                                                                       uint32_t shard) {
-    auto stream = GetStream(path);
-    if (!stream.ok()) {
-        return stream.status();
-    }
-    auto sid = ShardIdOf(*stream, shard);
-    if (!sid.ok()) {
-        return sid.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto stream, GetStream(path));
+    ZH_ASSIGN_OR_RETURN(auto sid, ShardIdOf(stream, shard));
     OpenedShard out;
-    out.id = *sid;
-    ShardSlot* slot = Slot(*sid);
+    out.id = sid;
+    ShardSlot* slot = Slot(sid);
     {
         absl::MutexLock lock(&slot->mu);
-        if (absl::Status s = LoadSlot(*sid, slot); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(LoadSlot(sid, slot));
         out.state = slot->state;
     }
-    auto first = FirstRetained(*sid, out.state);
-    if (!first.ok()) {
-        return first.status();
-    }
-    out.first_retained = *first;
+    ZH_ASSIGN_OR_RETURN(auto first, FirstRetained(sid, out.state));
+    out.first_retained = first;
     return out;
 }
 
 absl::StatusOr<StreamLocation> EmbeddedBackend::Store::Seek(const SeekRequest& req) {
-    auto shard = OpenShard(req.path, req.shard);
-    if (!shard.ok()) {
-        return shard.status();
-    }
-    const uint64_t sid = shard->id;
-    const ShardState& st = shard->state;
+    ZH_ASSIGN_OR_RETURN(auto shard, OpenShard(req.path, req.shard));
+    const uint64_t sid = shard.id;
+    const ShardState& st = shard.state;
     // The first record that arrived at or after the time: binary search, since arrival
     // times never decrease along a shard.
     auto by_time = [&]() -> absl::StatusOr<uint64_t> {
         int64_t t = req.time.ToNanos();
-        uint64_t lo = shard->first_retained, hi = st.last_sequence + 1;
+        uint64_t lo = shard.first_retained, hi = st.last_sequence + 1;
         while (lo < hi) {
             uint64_t mid = lo + (hi - lo) / 2;
             rocksdb::PinnableSlice v;
@@ -314,11 +261,8 @@ absl::StatusOr<StreamLocation> EmbeddedBackend::Store::Seek(const SeekRequest& r
             if (!s.ok()) {
                 return FromRocks(s, "read stream record");
             }
-            auto a = embedded::DecodeRecordArrival(ToView(v));
-            if (!a.ok()) {
-                return a.status();
-            }
-            if (*a >= t) {
+            ZH_ASSIGN_OR_RETURN(auto a, embedded::DecodeRecordArrival(ToView(v)));
+            if (a >= t) {
                 hi = mid;
             } else {
                 lo = mid + 1;
@@ -326,17 +270,14 @@ absl::StatusOr<StreamLocation> EmbeddedBackend::Store::Seek(const SeekRequest& r
         }
         return lo;
     };
-    return SeekIn(req, shard->first_retained, st.last_sequence, by_time);
+    return SeekIn(req, shard.first_retained, st.last_sequence, by_time);
 }
 
 absl::StatusOr<GetRecordsResult> EmbeddedBackend::Store::GetRecords(const GetRecordsRequest& req) {
-    auto shard = OpenShard(req.path, req.location.shard);
-    if (!shard.ok()) {
-        return shard.status();
-    }
-    const uint64_t sid = shard->id;
-    const ShardState& st = shard->state;
-    const uint64_t first = shard->first_retained;
+    ZH_ASSIGN_OR_RETURN(auto shard, OpenShard(req.path, req.location.shard));
+    const uint64_t sid = shard.id;
+    const ShardState& st = shard.state;
+    const uint64_t first = shard.first_retained;
     GetRecordsResult out;
     uint64_t seq = std::max(req.location.sequence, first);
     uint32_t limit = PageLimit(req.limit);
@@ -353,9 +294,7 @@ absl::StatusOr<GetRecordsResult> EmbeddedBackend::Store::GetRecords(const GetRec
             }
             int64_t arrival;
             std::string_view pk, ci, data;
-            if (absl::Status s = embedded::DecodeRecord(ToView(it->value()), &arrival, &pk, &ci, &data); !s.ok()) {
-                return s;
-            }
+            ZH_RETURN_IF_ERROR(embedded::DecodeRecord(ToView(it->value()), &arrival, &pk, &ci, &data));
             if (!out.records.empty() && bytes + data.size() > req.max_bytes) {
                 break;
             }
@@ -384,25 +323,18 @@ absl::Status EmbeddedBackend::Store::ReclaimShard(uint64_t shard_id) {
     uint64_t from = 0, to = 0;
     {
         absl::MutexLock lock(&slot->mu);
-        if (absl::Status s = LoadSlot(shard_id, slot); !s.ok()) {
-            return s;
-        }
-        auto first = FirstRetained(shard_id, slot->state);
-        if (!first.ok()) {
-            return first.status();
-        }
-        if (*first <= slot->state.first_sequence) {
+        ZH_RETURN_IF_ERROR(LoadSlot(shard_id, slot));
+        ZH_ASSIGN_OR_RETURN(auto first, FirstRetained(shard_id, slot->state));
+        if (first <= slot->state.first_sequence) {
             return absl::OkStatus();
         }
         ShardState next = slot->state;
         from = next.first_sequence;
-        to = next.first_sequence = *first;
+        to = next.first_sequence = first;
         rocksdb::WriteBatch batch;
         batch.DeleteRange(records_, RecordKey(shard_id, from), RecordKey(shard_id, to));
         batch.Put(meta_, ShardStateKey(shard_id), embedded::EncodeShardState(next));
-        if (absl::Status s = Commit(&batch); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Commit(&batch));
         slot->state = next;
     }
     std::string b = RecordKey(shard_id, from), e = RecordKey(shard_id, to);

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "expr/internal/program.h"
 
 namespace zerohop::expr {
@@ -426,9 +427,7 @@ Condition& Condition::operator=(Condition&&) noexcept = default;
 
 absl::StatusOr<Condition> Condition::Parse(std::string_view text) {
     Condition c;
-    if (absl::Status s = internal::ParseCondition(text, c.program_.get()); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(internal::ParseCondition(text, c.program_.get()));
     return c;
 }
 
@@ -450,9 +449,7 @@ Update& Update::operator=(Update&&) noexcept = default;
 
 absl::StatusOr<Update> Update::Parse(std::string_view text) {
     Update u;
-    if (absl::Status s = internal::ParseUpdate(text, u.program_.get()); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(internal::ParseUpdate(text, u.program_.get()));
     return u;
 }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "expr/expression.h"
 #include "expr/internal/program.h"
 #include "zerohop/object.h"
@@ -70,9 +71,7 @@ public:
     Parser(std::string_view text, Program* p) : src_(text), p_(p) {}
 
     absl::Status ParseCondition() {
-        if (absl::Status s = Start(); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Start());
         if (tok_.kind == Tok::kEnd) {
             return absl::OkStatus();  // empty: matches everything
         }
@@ -90,9 +89,7 @@ public:
     }
 
     absl::Status ParseUpdate() {
-        if (absl::Status s = Start(); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(Start());
         while (tok_.kind != Tok::kEnd) {
             if (tok_.kind == Tok::kSemicolon) {
                 if (!Next()) {

@@ -1,70 +1,49 @@
 // The redis backend's items: get_item, table scans, and item writes (planned from a
 // resolve, committed as one transaction; an unconditional put_item is one script).
 
-#include "redis/internal/store.h"
-
 #include <algorithm>
 
 #include "backend/rules.h"
+#include "base/status_macros.h"
 #include "expr/expression.h"
+#include "redis/internal/store.h"
 #include "zerohop/status.h"
 
 namespace zerohop::redis {
 
 absl::StatusOr<Item> Store::GetItem(const GetItemRequest& req) {
-    auto r = Resolve(req.path);
-    if (!r.ok()) {
-        return r.status();
-    }
-    Entry* e = Existing(*r);
+    ZH_ASSIGN_OR_RETURN(auto r, Resolve(req.path));
+    Entry* e = Existing(r);
     if (e == nullptr) {
         return PathNotFoundError(req.path.str());
     }
-    auto info = InfoOf(*e);
-    if (!info.ok()) {
-        return info.status();
-    }
-    auto attrs = ProjectAttributes(e->Field("a"), req.attributes, req.path.name(), *info);
-    if (!attrs.ok()) {
-        return attrs.status();
-    }
-    return Item{std::string(req.path.name()), std::move(*info), std::move(*attrs)};
+    ZH_ASSIGN_OR_RETURN(auto info, InfoOf(*e));
+    ZH_ASSIGN_OR_RETURN(auto attrs, ProjectAttributes(e->Field("a"), req.attributes, req.path.name(), info));
+    return Item{std::string(req.path.name()), std::move(info), std::move(attrs)};
 }
 
 absl::StatusOr<GetItemsResult> Store::GetItems(const GetItemsRequest& req) {
-    auto scan = PlanScan(req);
-    if (!scan.ok()) {
-        return scan.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto scan, PlanScan(req));
     std::string tag = Tag(req.path.container());
-    auto dir_id = DirectoryId(req.path, /*table=*/true);
-    if (!dir_id.ok()) {
-        return dir_id.status();
-    }
-    uint64_t dir = *dir_id;
+    ZH_ASSIGN_OR_RETURN(auto dir_id, DirectoryId(req.path, /*table=*/true));
+    uint64_t dir = dir_id;
     GetItemsResult out;
     std::string after = req.marker;
     size_t scanned = 0;
     while (true) {
-        auto page = Names(tag, dir, after, "", kScanBatch);
-        if (!page.ok()) {
-            return page.status();
-        }
-        const std::vector<std::string>* names = &page->names;
+        ZH_ASSIGN_OR_RETURN(auto page, Names(tag, dir, after, "", kScanBatch));
+        const std::vector<std::string>* names = &page.names;
         // Only the names of this segment are fetched.
         std::vector<std::string> mine;
         for (const std::string& n : *names) {
-            if (scan->InSegment(n)) {
+            if (scan.InSegment(n)) {
                 mine.push_back(n);
             }
         }
-        auto entries = FetchEntries(tag, dir, mine);
-        if (!entries.ok()) {
-            return entries.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto entries, FetchEntries(tag, dir, mine));
         size_t j = 0;
         for (const std::string& name : *names) {
-            if (out.items.size() == scan->limit || scanned == kMaxScanPerPage) {
+            if (out.items.size() == scan.limit || scanned == kMaxScanPerPage) {
                 return out;  // more may follow
             }
             ++scanned;
@@ -72,19 +51,16 @@ absl::StatusOr<GetItemsResult> Store::GetItems(const GetItemsRequest& req) {
             if (j >= mine.size() || mine[j] != name) {
                 continue;
             }
-            const std::optional<Entry>& e = (*entries)[j++];
+            const std::optional<Entry>& e = entries[j++];
             if (!e) {
                 continue;  // removed since the names were read
             }
-            auto item = ScanMatch(*scan, req.attributes, name, e->Field("a"), e->info);
-            if (!item.ok()) {
-                return item.status();
-            }
-            if (*item) {
-                out.items.push_back(std::move(**item));
+            ZH_ASSIGN_OR_RETURN(auto item, ScanMatch(scan, req.attributes, name, e->Field("a"), e->info));
+            if (item) {
+                out.items.push_back(std::move(*item));
             }
         }
-        if (!page->more || names->empty()) {
+        if (!page.more || names->empty()) {
             break;
         }
         after = names->back();
@@ -96,46 +72,33 @@ absl::StatusOr<GetItemsResult> Store::GetItems(const GetItemsRequest& req) {
 absl::StatusOr<std::pair<Txn, ObjectInfo>> Store::PlanItemWrite(const Path& path, const Caller& caller,
                                                          const Resolved& r, const ItemChange& change,
                                                          const std::function<absl::StatusOr<uint64_t>()>& new_id) {
-    if (absl::Status s = CheckWritableParent(path, r); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckWritableParent(path, r));
     if (r.entry && r.entry->info.type != ObjectType::kObject) {
         return NotAnItemError(path, r.entry->info.type);
     }
     AttributeMap attrs;
     if (r.entry) {
-        auto decoded = DecodeAttributes(r.entry->Field("a"));
-        if (!decoded.ok()) {
-            return decoded.status();
-        }
-        attrs = std::move(*decoded);
+        ZH_ASSIGN_OR_RETURN(auto decoded, DecodeAttributes(r.entry->Field("a")));
+        attrs = std::move(decoded);
     }
-    if (absl::Status s = change(r.entry, &attrs); !s.ok()) {
-        return s;
-    }
-    auto encoded = EncodeItemAttributes(path, attrs);
-    if (!encoded.ok()) {
-        return encoded.status();
-    }
+    ZH_RETURN_IF_ERROR(change(r.entry, &attrs));
+    ZH_ASSIGN_OR_RETURN(auto encoded, EncodeItemAttributes(path, attrs));
     ObjectInfo info;
     if (r.entry) {
         info = r.entry->info;
     } else {
-        auto id = new_id();
-        if (!id.ok()) {
-            return id.status();
-        }
-        info = NewInfo(ObjectType::kObject, *id, 0644, caller);
+        ZH_ASSIGN_OR_RETURN(auto id, new_id());
+        info = NewInfo(ObjectType::kObject, id, 0644, caller);
     }
     info.mtime = info.ctime = Now();
     Txn t(r.tag + "ver");
     r.CheckChain(t);
     t.CheckVersion(r.key, r.version());
     if (r.entry) {
-        t.Update(r.key, {{"m", EncodeMeta(info)}, {"a", std::move(*encoded)}});  // the bytes stay
+        t.Update(r.key, {{"m", EncodeMeta(info)}, {"a", std::move(encoded)}});  // the bytes stay
     } else {
         auto fields = NewFields(ObjectType::kObject, info.id, info);
-        fields["a"] = std::move(*encoded);
+        fields["a"] = std::move(encoded);
         fields["b"] = "";
         t.Replace(r.key, fields);
         t.ZAdd(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
@@ -144,48 +107,30 @@ absl::StatusOr<std::pair<Txn, ObjectInfo>> Store::PlanItemWrite(const Path& path
 }
 
 absl::StatusOr<ObjectInfo> Store::WriteItem(const Path& path, const Caller& caller, const ItemChange& change) {
-    if (absl::Status s = CheckBelowContainer(path); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckBelowContainer(path));
     return Retrying(path, [&]() -> absl::StatusOr<ObjectInfo> {
-        auto r = Resolve(path);
-        if (!r.ok()) {
-            return r.status();
-        }
-        auto plan = PlanItemWrite(path, caller, *r, change, [this] { return NewIds(1); });
-        if (!plan.ok()) {
-            return plan.status();
-        }
-        auto ok = Commit(plan->first);
-        if (!ok.ok()) {
-            return ok.status();
-        }
-        if (*ok) {
-            return plan->second;
+        ZH_ASSIGN_OR_RETURN(auto r, Resolve(path));
+        ZH_ASSIGN_OR_RETURN(auto plan, PlanItemWrite(path, caller, r, change, [this] { return NewIds(1); }));
+        ZH_ASSIGN_OR_RETURN(auto ok, Commit(plan.first));
+        if (ok) {
+            return plan.second;
         }
         return Retry();
     });
 }
 
 absl::StatusOr<Store::ItemChange> Store::PutChange(std::shared_ptr<const PutItemRequest> req) {
-    if (absl::Status s = ValidateAttributeNames(req->path, req->attributes); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(ValidateAttributeNames(req->path, req->attributes));
     return [this, req](const std::optional<Entry>& old, AttributeMap* attrs) {
-        if (absl::Status s = CheckCondition(req->path, req->condition, old ? &*old : nullptr); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(CheckCondition(req->path, req->condition, old ? &*old : nullptr));
         *attrs = req->attributes;
         return absl::OkStatus();
     };
 }
 
 absl::StatusOr<Store::ItemChange> Store::UpdateChange(std::shared_ptr<const UpdateItemRequest> req) {
-    auto update = ItemUpdate::Parse(*req);
-    if (!update.ok()) {
-        return update.status();
-    }
-    auto parsed = std::make_shared<ItemUpdate>(std::move(*update));
+    ZH_ASSIGN_OR_RETURN(auto update, ItemUpdate::Parse(*req));
+    auto parsed = std::make_shared<ItemUpdate>(std::move(update));
     return [req, parsed](const std::optional<Entry>& old, AttributeMap* attrs) {
         return parsed->Apply(req->path, attrs, old ? &old->info : nullptr);
     };

@@ -2,13 +2,13 @@
 // entries, resolving paths (batched into one script per container on a worker's turn),
 // committing transactions, and creating entries.
 
-#include "redis/internal/store.h"
-
 #include <algorithm>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "backend/rules.h"
+#include "base/status_macros.h"
+#include "redis/internal/store.h"
 #include "zerohop/status.h"
 
 namespace zerohop::redis {
@@ -96,38 +96,26 @@ absl::StatusOr<Entry> DecodeEntry(std::string key, const std::vector<Reply>& fla
 }
 
 absl::Status Store::Open() {
-    auto c = redis::RedisClient::Connect(options_.client);
-    if (!c.ok()) {
-        return c.status();
-    }
-    redis_ = std::move(*c);
+    ZH_ASSIGN_OR_RETURN(auto c, redis::RedisClient::Connect(options_.client));
+    redis_ = std::move(c);
     for (const std::string& name : options_.containers) {
         if (absl::Status s = Path::ValidateComponent(name); !s.ok()) {
             return absl::InvalidArgumentError(absl::StrFormat("container \"%s\": %s", name, s.message()));
         }
         // The container's root directory: created once, by whichever daemon comes first.
         std::string tag = Tag(name);
-        auto id = NewIds(1);
-        if (!id.ok()) {
-            return id.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto id, NewIds(1));
         ObjectInfo root;
         root.type = ObjectType::kDirectory;
         root.mode = 0755;
         root.mtime = root.ctime = Now();
-        auto r = Call({"HSETNX", tag + "root", "i", std::to_string(*id)}, tag, true);
-        if (!r.ok()) {
-            return r.status();
-        }
-        auto got = Call({"HGET", tag + "root", "i"}, tag, true);
-        if (!got.ok()) {
-            return got.status();
-        }
-        uint64_t root_id = ToU64(got->str);
+        ZH_ASSIGN_OR_RETURN(auto r, Call({"HSETNX", tag + "root", "i", std::to_string(id)}, tag, true));
+        ZH_ASSIGN_OR_RETURN(auto got, Call({"HGET", tag + "root", "i"}, tag, true));
+        uint64_t root_id = ToU64(got.str);
         if (root_id == 0) {
             return Damaged(tag + "root");
         }
-        if (r->integer == 1) {
+        if (r.integer == 1) {
             if (auto m = Call({"HSET", tag + "root", "m", EncodeMeta(root)}, tag, true); !m.ok()) {
                 return m.status();
             }
@@ -140,14 +128,11 @@ absl::Status Store::Open() {
                                std::pair<const char*, std::string*>{kNamesScript, &names_sha_},
                                std::pair<const char*, std::string*>{kPutRecordsScript, &records_sha_},
                                std::pair<const char*, std::string*>{kSeekTimeScript, &seek_sha_}}) {
-        auto r = Call({"SCRIPT", "LOAD", script}, "", true);
-        if (!r.ok()) {
-            return r.status();
+        ZH_ASSIGN_OR_RETURN(auto r, Call({"SCRIPT", "LOAD", script}, "", true));
+        if (r.is_error()) {
+            return absl::FailedPreconditionError(absl::StrCat("redis: SCRIPT LOAD: ", r.str));
         }
-        if (r->is_error()) {
-            return absl::FailedPreconditionError(absl::StrCat("redis: SCRIPT LOAD: ", r->str));
-        }
-        *sha = r->str;
+        *sha = r.str;
     }
     return absl::OkStatus();
 }
@@ -212,14 +197,11 @@ absl::StatusOr<uint64_t> Store::NewIds(uint64_t count) {
     }
     uint64_t reserve = std::max<uint64_t>(count, kIdRange);
     std::string key = options_.key_prefix + ":ids";
-    auto r = Call({"INCRBY", key, std::to_string(reserve)}, key, false);
-    if (!r.ok()) {
-        return r.status();
+    ZH_ASSIGN_OR_RETURN(auto r, Call({"INCRBY", key, std::to_string(reserve)}, key, false));
+    if (r.type != Reply::Type::kInteger) {
+        return absl::InternalError(absl::StrCat("redis: INCRBY: ", r.ToString()));
     }
-    if (r->type != Reply::Type::kInteger) {
-        return absl::InternalError(absl::StrCat("redis: INCRBY: ", r->ToString()));
-    }
-    uint64_t first = static_cast<uint64_t>(r->integer) - reserve + 1;
+    uint64_t first = static_cast<uint64_t>(r.integer) - reserve + 1;
     absl::MutexLock lock(&ids_mu_);
     // The rest of the new range replaces what is left of the old one (another thread may
     // have reserved meanwhile: either range is fine, each id is handed out once).
@@ -290,11 +272,8 @@ absl::StatusOr<Store::Resolved> Store::ParseResolved(const Path& path, Resolved 
         return AncestorNotDirectoryError(path, static_cast<size_t>(r->elements.size() > 4 ? r->elements[4].integer : 1) + 1);
     }
     if (status == 0) {
-        auto e = DecodeEntry(out.key, r->elements[3].elements);
-        if (!e.ok()) {
-            return e.status();
-        }
-        out.entry = std::move(*e);
+        ZH_ASSIGN_OR_RETURN(auto e, DecodeEntry(out.key, r->elements[3].elements));
+        out.entry = std::move(e);
     }
     return out;
 }
@@ -302,18 +281,13 @@ absl::StatusOr<Store::Resolved> Store::ParseResolved(const Path& path, Resolved 
 absl::StatusOr<Store::Resolved> Store::Resolve(const Path& path) {
     Resolved out;
     std::vector<std::string> args;
-    if (absl::Status s = ResolveArgs(path, &out, &args); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(ResolveArgs(path, &out, &args));
     args.insert(args.begin(), out.tag);
-    auto r = Script(kResolveScript, resolve_sha_, {out.tag + "ver"}, args, true);
-    if (!r.ok()) {
-        return r.status();
-    }
-    if (r->type != Reply::Type::kArray || r->elements.size() != 1) {
+    ZH_ASSIGN_OR_RETURN(auto r, Script(kResolveScript, resolve_sha_, {out.tag + "ver"}, args, true));
+    if (r.type != Reply::Type::kArray || r.elements.size() != 1) {
         return Damaged("a path resolution");
     }
-    return ParseResolved(path, std::move(out), r->elements[0]);
+    return ParseResolved(path, std::move(out), r.elements[0]);
 }
 
 void Store::ScriptAsync(const char* source, const std::string& sha, std::string_view route, bool safe, ScriptArgs args,
@@ -399,11 +373,8 @@ Store::ResolveBatch* Store::BatchHere() {
 }
 
 absl::StatusOr<bool> Store::Commit(const Txn& t, int* failed_check) {
-    auto r = Script(kCommitScript, commit_sha_, t.keys(), t.Args(), false);
-    if (!r.ok()) {
-        return r.status();
-    }
-    return CommitAnswer(*r, failed_check);
+    ZH_ASSIGN_OR_RETURN(auto r, Script(kCommitScript, commit_sha_, t.keys(), t.Args(), false));
+    return CommitAnswer(r, failed_check);
 }
 
 absl::StatusOr<bool> Store::CommitAnswer(const Reply& r, int* failed_check) {
@@ -443,25 +414,19 @@ absl::Status Store::CheckCondition(const Path& path, const std::string& conditio
         return zerohop::CheckCondition(path, condition, e ? std::string_view(e->Field("a")) : std::string_view(),
                                        e ? &e->info : nullptr);
     }
-    auto info = InfoOf(*e);
-    if (!info.ok()) {
-        return info.status();
-    }
-    return zerohop::CheckCondition(path, condition, e->Field("a"), &*info);
+    ZH_ASSIGN_OR_RETURN(auto info, InfoOf(*e));
+    return zerohop::CheckCondition(path, condition, e->Field("a"), &info);
 }
 
 absl::StatusOr<ObjectInfo> Store::InfoOf(const Entry& e) {
     ObjectInfo info = e.info;
     if (info.type == ObjectType::kShard) {
         std::string tag = e.key.substr(0, e.key.find("}:") + 2);
-        auto q = Call({"HMGET", absl::StrCat(tag, "q:", info.id), "last", "lt"}, tag, true);
-        if (!q.ok()) {
-            return q.status();
-        }
-        if (q->type == Reply::Type::kArray && q->elements.size() == 2) {
-            info.last_sequence = ToU64(q->elements[0].str);
+        ZH_ASSIGN_OR_RETURN(auto q, Call({"HMGET", absl::StrCat(tag, "q:", info.id), "last", "lt"}, tag, true));
+        if (q.type == Reply::Type::kArray && q.elements.size() == 2) {
+            info.last_sequence = ToU64(q.elements[0].str);
             info.size = info.last_sequence;
-            uint64_t lt = ToU64(q->elements[1].str);
+            uint64_t lt = ToU64(q.elements[1].str);
             if (lt != 0) {
                 info.mtime = Timestamp::FromNanos(static_cast<int64_t>(lt) * 1000);
             }
@@ -488,37 +453,26 @@ ObjectInfo Store::NewInfo(ObjectType type, uint64_t id, uint32_t mode, const Cal
 absl::StatusOr<ObjectInfo> Store::Create(const Path& path, ObjectType type, uint32_t mode, const Caller& caller,
                                   const std::function<void(ObjectInfo*, std::map<std::string, std::string>*)>& fill) {
     return Retrying(path, [&]() -> absl::StatusOr<ObjectInfo> {
-        auto r = Resolve(path);
-        if (!r.ok()) {
-            return r.status();
-        }
-        if (absl::Status s = CheckWritableParent(path, *r); !s.ok()) {
-            return s;
-        }
-        if (r->entry) {
+        ZH_ASSIGN_OR_RETURN(auto r, Resolve(path));
+        ZH_RETURN_IF_ERROR(CheckWritableParent(path, r));
+        if (r.entry) {
             return EntryExistsError(path);
         }
-        auto id = NewIds(1);
-        if (!id.ok()) {
-            return id.status();
-        }
-        ObjectInfo info = NewInfo(type, *id, mode, caller);
+        ZH_ASSIGN_OR_RETURN(auto id, NewIds(1));
+        ObjectInfo info = NewInfo(type, id, mode, caller);
         std::map<std::string, std::string> extra;
         if (fill) {
             fill(&info, &extra);
         }
-        auto fields = NewFields(type, *id, info);
+        auto fields = NewFields(type, id, info);
         fields.insert(extra.begin(), extra.end());
-        Txn t(r->tag + "ver");
-        r->CheckChain(t);
-        t.CheckVersion(r->key, "");
-        t.Replace(r->key, fields);
-        t.ZAdd(IndexKey(r->tag, r->parent, path.name()), std::string(path.name()));
-        auto ok = Commit(t);
-        if (!ok.ok()) {
-            return ok.status();
-        }
-        if (*ok) {
+        Txn t(r.tag + "ver");
+        r.CheckChain(t);
+        t.CheckVersion(r.key, "");
+        t.Replace(r.key, fields);
+        t.ZAdd(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
+        ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
+        if (ok) {
             return info;
         }
         return Retry();

@@ -1,14 +1,14 @@
 // The redis backend's namespace: containers, stat, listing, mkdir, rmdir, rename, symlinks,
 // delete and metadata.
 
-#include "redis/internal/store.h"
-
 #include <algorithm>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "backend/rules.h"
+#include "base/status_macros.h"
+#include "redis/internal/store.h"
 #include "zerohop/status.h"
 
 namespace zerohop::redis {
@@ -28,15 +28,12 @@ absl::StatusOr<ObjectInfo> Store::ContainerInfo(std::string_view container) {
                                                    container));
     }
     std::string tag = Tag(container);
-    auto m = Call({"HGET", tag + "root", "m"}, tag, true);
-    if (!m.ok()) {
-        return m.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto m, Call({"HGET", tag + "root", "m"}, tag, true));
     ObjectInfo info;
     info.type = ObjectType::kDirectory;
     info.id = root->second;
     info.mode = 0755;
-    std::vector<std::string> f = absl::StrSplit(m->str, ' ');
+    std::vector<std::string> f = absl::StrSplit(m.str, ' ');
     int64_t n[8] = {};
     if (f.size() == 8) {
         for (int k = 0; k < 8; ++k) {
@@ -59,11 +56,8 @@ absl::StatusOr<ObjectInfo> Store::Stat(const Path& path) {
     if (path.depth() == 1) {
         return ContainerInfo(path.container());
     }
-    auto r = Resolve(path);
-    if (!r.ok()) {
-        return r.status();
-    }
-    Entry* e = Existing(*r);
+    ZH_ASSIGN_OR_RETURN(auto r, Resolve(path));
+    Entry* e = Existing(r);
     if (e == nullptr) {
         return PathNotFoundError(path.str());
     }
@@ -106,11 +100,8 @@ absl::StatusOr<std::vector<std::optional<Entry>>> Store::FetchEntries(const std:
         if (wait.replies[i]->elements.empty()) {
             continue;
         }
-        auto e = DecodeEntry(EntryKey(tag, dir, names[i]), wait.replies[i]->elements);
-        if (!e.ok()) {
-            return e.status();
-        }
-        out[i] = std::move(*e);
+        ZH_ASSIGN_OR_RETURN(auto e, DecodeEntry(EntryKey(tag, dir, names[i]), wait.replies[i]->elements));
+        out[i] = std::move(e);
     }
     return out;
 }
@@ -122,17 +113,14 @@ absl::StatusOr<Store::NamesPage> Store::Names(const std::string& tag, uint64_t d
         from = "[" + prefix;
     }
     size_t per = (count + kIndexBuckets - 1) / kIndexBuckets * 2 + 4;
-    auto r = Script(kNamesScript, names_sha_, {tag + "ver"}, {IndexPrefix(tag, dir), from, std::to_string(per)},
-                    true);
-    if (!r.ok()) {
-        return r.status();
-    }
-    if (r->type != Reply::Type::kArray || r->elements.size() != kIndexBuckets) {
+    ZH_ASSIGN_OR_RETURN(auto r, Script(kNamesScript, names_sha_, {tag + "ver"},
+                                       {IndexPrefix(tag, dir), from, std::to_string(per)}, true));
+    if (r.type != Reply::Type::kArray || r.elements.size() != kIndexBuckets) {
         return Damaged("a directory's index");
     }
     std::vector<std::string> all;
     std::optional<std::string> cutoff;  // the smallest last name of a bucket read in full
-    for (Reply& bucket : r->elements) {
+    for (Reply& bucket : r.elements) {
         if (bucket.elements.size() >= per && (!cutoff || bucket.elements.back().str < *cutoff)) {
             cutoff = bucket.elements.back().str;
         }
@@ -159,17 +147,11 @@ absl::StatusOr<Store::NamesPage> Store::Names(const std::string& tag, uint64_t d
 
 absl::StatusOr<uint64_t> Store::DirectoryId(const Path& path, bool table) {
     if (path.depth() == 1) {
-        auto info = ContainerInfo(path.container());
-        if (!info.ok()) {
-            return info.status();
-        }
-        return info->id;
+        ZH_ASSIGN_OR_RETURN(auto info, ContainerInfo(path.container()));
+        return info.id;
     }
-    auto r = Resolve(path);
-    if (!r.ok()) {
-        return r.status();
-    }
-    Entry* e = Existing(*r);
+    ZH_ASSIGN_OR_RETURN(auto r, Resolve(path));
+    Entry* e = Existing(r);
     if (e == nullptr) {
         return PathNotFoundError(path.str());
     }
@@ -194,36 +176,24 @@ absl::StatusOr<ListResult> Store::List(const ListRequest& req) {
                 out.truncated = true;
                 break;
             }
-            auto info = ContainerInfo(n);
-            if (!info.ok()) {
-                return info.status();
-            }
-            out.entries.push_back(DirEntry{n, *info, {}});
+            ZH_ASSIGN_OR_RETURN(auto info, ContainerInfo(n));
+            out.entries.push_back(DirEntry{n, info, {}});
             out.next_marker = n;
         }
         return out;
     }
     std::string tag = Tag(req.path.container());
-    auto dir_id = DirectoryId(req.path, /*table=*/false);
-    if (!dir_id.ok()) {
-        return dir_id.status();
-    }
-    uint64_t dir = *dir_id;
+    ZH_ASSIGN_OR_RETURN(auto dir_id, DirectoryId(req.path, /*table=*/false));
+    uint64_t dir = dir_id;
     std::string after = req.marker;
     while (true) {  // (with `limit` entries, one more name decides whether it is truncated)
         size_t want = limit - out.entries.size() + 1;
-        auto page = Names(tag, dir, after, req.prefix, want);
-        if (!page.ok()) {
-            return page.status();
-        }
-        const std::vector<std::string>* names = &page->names;
-        auto entries = FetchEntries(tag, dir, *names);
-        if (!entries.ok()) {
-            return entries.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto page, Names(tag, dir, after, req.prefix, want));
+        const std::vector<std::string>* names = &page.names;
+        ZH_ASSIGN_OR_RETURN(auto entries, FetchEntries(tag, dir, *names));
         for (size_t i = 0; i < names->size(); ++i) {
             after = (*names)[i];
-            if (!(*entries)[i]) {
+            if (!entries[i]) {
                 continue;  // removed since the names were read
             }
             if (out.entries.size() == limit) {
@@ -232,22 +202,16 @@ absl::StatusOr<ListResult> Store::List(const ListRequest& req) {
             }
             DirEntry de;
             de.name = (*names)[i];
-            auto info = InfoOf(*(*entries)[i]);
-            if (!info.ok()) {
-                return info.status();
-            }
-            de.info = *info;
+            ZH_ASSIGN_OR_RETURN(auto info, InfoOf(*entries[i]));
+            de.info = info;
             if (req.with_attributes) {
-                auto attrs = DecodeAttributes((*entries)[i]->Field("a"));
-                if (!attrs.ok()) {
-                    return attrs.status();
-                }
-                de.attributes = std::move(*attrs);
+                ZH_ASSIGN_OR_RETURN(auto attrs, DecodeAttributes(entries[i]->Field("a")));
+                de.attributes = std::move(attrs);
             }
             out.next_marker = de.name;
             out.entries.push_back(std::move(de));
         }
-        if (!page->more) {
+        if (!page.more) {
             break;
         }
     }
@@ -266,33 +230,23 @@ absl::StatusOr<ObjectInfo> Store::Mkdir(const MkdirRequest& req) {
 }
 
 absl::Status Store::Rmdir(const Path& path) {
-    if (absl::Status s = CheckBelowContainer(path); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckBelowContainer(path));
     return Retrying(path, [&]() -> absl::Status {
-        auto r = Resolve(path);
-        if (!r.ok()) {
-            return r.status();
-        }
-        Entry* e = Existing(*r);
+        ZH_ASSIGN_OR_RETURN(auto r, Resolve(path));
+        Entry* e = Existing(r);
         if (e == nullptr) {
             return PathNotFoundError(path.str());
         }
-        if (absl::Status s = CheckRemovableDirectory(path, e->info.type); !s.ok()) {
-            return s;
-        }
-        Txn t(r->tag + "ver");
-        r->CheckChain(t);
-        t.CheckVersion(r->key, e->version);
-        int empty = t.CheckEmpty(IndexPrefix(r->tag, e->info.id));
-        t.Del(r->key);
-        t.ZRem(IndexKey(r->tag, r->parent, path.name()), std::string(path.name()));
+        ZH_RETURN_IF_ERROR(CheckRemovableDirectory(path, e->info.type));
+        Txn t(r.tag + "ver");
+        r.CheckChain(t);
+        t.CheckVersion(r.key, e->version);
+        int empty = t.CheckEmpty(IndexPrefix(r.tag, e->info.id));
+        t.Del(r.key);
+        t.ZRem(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
         int failed = 0;
-        auto ok = Commit(t, &failed);
-        if (!ok.ok()) {
-            return ok.status();
-        }
-        if (*ok) {
+        ZH_ASSIGN_OR_RETURN(auto ok, Commit(t, &failed));
+        if (ok) {
             return absl::OkStatus();
         }
         if (failed == empty) {
@@ -305,74 +259,56 @@ absl::Status Store::Rmdir(const Path& path) {
 absl::Status Store::Rename(const RenameRequest& req) {
     const Path& from = req.from;
     const Path& to = req.to;
-    if (absl::Status s = CheckRenamePaths(req); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckRenamePaths(req));
     if (from.container() != to.container()) {  // (each container is its own cluster slot)
         return absl::UnimplementedError(absl::StrFormat("rename %s -> %s: across containers", from.str(), to.str()));
     }
     return Retrying(from, [&]() -> absl::Status {
-        auto src = Resolve(from);
-        if (!src.ok()) {
-            return src.status();
-        }
-        auto dst = Resolve(to);
-        if (!dst.ok()) {
-            return dst.status();
-        }
-        if (absl::Status s = CheckWritableParent(to, *dst); !s.ok()) {
-            return s;
-        }
-        Entry* e = Existing(*src);
+        ZH_ASSIGN_OR_RETURN(auto src, Resolve(from));
+        ZH_ASSIGN_OR_RETURN(auto dst, Resolve(to));
+        ZH_RETURN_IF_ERROR(CheckWritableParent(to, dst));
+        Entry* e = Existing(src);
         if (e == nullptr) {
             return PathNotFoundError(from.str());
         }
-        if (absl::Status s = CheckMovable(req, e->info); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(CheckMovable(req, e->info));
         if (from == to) {
             return absl::OkStatus();
         }
-        if (e->is_dir_like() &&
-            (dst->parent == e->info.id ||
-             std::find(dst->chain_ids.begin(), dst->chain_ids.end(), e->info.id) != dst->chain_ids.end())) {
+        if (e->is_dir_like() && (dst.parent == e->info.id || std::find(dst.chain_ids.begin(), dst.chain_ids.end(),
+                                                                       e->info.id) != dst.chain_ids.end())) {
             return absl::InvalidArgumentError(
                 absl::StrFormat("rename %s -> %s: cannot move a directory inside itself", from.str(), to.str()));
         }
-        Txn t(src->tag + "ver");
-        src->CheckChain(t);
-        dst->CheckChain(t);
-        t.CheckVersion(src->key, e->version);
-        t.CheckVersion(dst->key, dst->version());
+        Txn t(src.tag + "ver");
+        src.CheckChain(t);
+        dst.CheckChain(t);
+        t.CheckVersion(src.key, e->version);
+        t.CheckVersion(dst.key, dst.version());
         std::string replaced_chunks;
         int dst_empty = -1;
-        if (dst->entry) {
-            const Entry& d = *dst->entry;
+        if (dst.entry) {
+            const Entry& d = *dst.entry;
             if (d.info.id == e->info.id) {
                 return absl::OkStatus();
             }
-            if (absl::Status s = CheckReplace(req, e->info, d.info); !s.ok()) {
-                return s;
-            }
+            ZH_RETURN_IF_ERROR(CheckReplace(req, e->info, d.info));
             if (d.info.type == ObjectType::kDirectory) {
-                dst_empty = t.CheckEmpty(IndexPrefix(dst->tag, d.info.id));
+                dst_empty = t.CheckEmpty(IndexPrefix(dst.tag, d.info.id));
             }
             replaced_chunks = d.Field("c");
         }
         Entry moved = *e;
         moved.info.ctime = Now();
         moved.fields["m"] = EncodeMeta(moved.info);
-        t.Del(src->key);
-        t.ZRem(IndexKey(src->tag, src->parent, from.name()), std::string(from.name()));
-        t.Replace(dst->key, moved.fields);
-        t.ZAdd(IndexKey(dst->tag, dst->parent, to.name()), std::string(to.name()));
+        t.Del(src.key);
+        t.ZRem(IndexKey(src.tag, src.parent, from.name()), std::string(from.name()));
+        t.Replace(dst.key, moved.fields);
+        t.ZAdd(IndexKey(dst.tag, dst.parent, to.name()), std::string(to.name()));
         int failed = 0;
-        auto ok = Commit(t, &failed);
-        if (!ok.ok()) {
-            return ok.status();
-        }
-        if (*ok) {
-            DropChunks(src->tag, replaced_chunks);
+        ZH_ASSIGN_OR_RETURN(auto ok, Commit(t, &failed));
+        if (ok) {
+            DropChunks(src.tag, replaced_chunks);
             return absl::OkStatus();
         }
         if (failed == dst_empty) {
@@ -383,9 +319,7 @@ absl::Status Store::Rename(const RenameRequest& req) {
 }
 
 absl::StatusOr<ObjectInfo> Store::Symlink(const SymlinkRequest& req) {
-    if (absl::Status s = CheckSymlinkTarget(req); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckSymlinkTarget(req));
     return Create(req.path, ObjectType::kSymlink, 0777, req.caller,
                   [&](ObjectInfo* info, std::map<std::string, std::string>* extra) {
                       info->size = req.target.size();
@@ -395,43 +329,28 @@ absl::StatusOr<ObjectInfo> Store::Symlink(const SymlinkRequest& req) {
 }
 
 absl::StatusOr<std::string> Store::Readlink(const Path& path) {
-    auto info = Stat(path);
-    if (!info.ok()) {
-        return info.status();
-    }
-    return SymlinkTargetOf(path, *info);
+    ZH_ASSIGN_OR_RETURN(auto info, Stat(path));
+    return SymlinkTargetOf(path, info);
 }
 
 absl::Status Store::Delete(const DeleteRequest& req) {
-    if (absl::Status s = CheckBelowContainer(req.path); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckBelowContainer(req.path));
     return Retrying(req.path, [&]() -> absl::Status {
-        auto r = Resolve(req.path);
-        if (!r.ok()) {
-            return r.status();
-        }
-        Entry* e = Existing(*r);
+        ZH_ASSIGN_OR_RETURN(auto r, Resolve(req.path));
+        Entry* e = Existing(r);
         if (e == nullptr) {
             return PathNotFoundError(req.path.str());
         }
-        if (absl::Status s = CheckDeletable(req.path, e->info.type); !s.ok()) {
-            return s;
-        }
-        if (absl::Status c = CheckCondition(req.path, req.condition, e); !c.ok()) {
-            return c;
-        }
-        Txn t(r->tag + "ver");
-        r->CheckChain(t);
-        t.CheckVersion(r->key, e->version);
-        t.Del(r->key);
-        t.ZRem(IndexKey(r->tag, r->parent, req.path.name()), std::string(req.path.name()));
-        auto ok = Commit(t);
-        if (!ok.ok()) {
-            return ok.status();
-        }
-        if (*ok) {
-            DropChunks(r->tag, e->Field("c"));
+        ZH_RETURN_IF_ERROR(CheckDeletable(req.path, e->info.type));
+        ZH_RETURN_IF_ERROR(CheckCondition(req.path, req.condition, e));
+        Txn t(r.tag + "ver");
+        r.CheckChain(t);
+        t.CheckVersion(r.key, e->version);
+        t.Del(r.key);
+        t.ZRem(IndexKey(r.tag, r.parent, req.path.name()), std::string(req.path.name()));
+        ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
+        if (ok) {
+            DropChunks(r.tag, e->Field("c"));
             return absl::OkStatus();
         }
         return Retry();
@@ -439,28 +358,20 @@ absl::Status Store::Delete(const DeleteRequest& req) {
 }
 
 absl::StatusOr<ObjectInfo> Store::SetMetadata(const SetMetadataRequest& req) {
-    if (absl::Status s = ValidateMetadata(req); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(ValidateMetadata(req));
     return Retrying(req.path, [&]() -> absl::StatusOr<ObjectInfo> {
-        auto r = Resolve(req.path);
-        if (!r.ok()) {
-            return r.status();
-        }
-        Entry* e = Existing(*r);
+        ZH_ASSIGN_OR_RETURN(auto r, Resolve(req.path));
+        Entry* e = Existing(r);
         if (e == nullptr) {
             return PathNotFoundError(req.path.str());
         }
         ApplyMetadata(req, Now(), &e->info);
-        Txn t(r->tag + "ver");
-        r->CheckChain(t);
-        t.CheckVersion(r->key, e->version);
-        t.Update(r->key, {{"m", EncodeMeta(e->info)}});
-        auto ok = Commit(t);
-        if (!ok.ok()) {
-            return ok.status();
-        }
-        if (*ok) {
+        Txn t(r.tag + "ver");
+        r.CheckChain(t);
+        t.CheckVersion(r.key, e->version);
+        t.Update(r.key, {{"m", EncodeMeta(e->info)}});
+        ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
+        if (ok) {
             return InfoOf(*e);
         }
         return Retry();

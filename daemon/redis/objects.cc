@@ -2,14 +2,14 @@
 // chunks written before the entry that points at them commits; get, put, write, append,
 // truncate.
 
-#include "redis/internal/store.h"
-
 #include <algorithm>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "backend/rules.h"
+#include "base/status_macros.h"
+#include "redis/internal/store.h"
 #include "zerohop/status.h"
 
 namespace zerohop::redis {
@@ -43,20 +43,16 @@ absl::StatusOr<std::map<std::string, std::string>> Store::StoreBytes(const std::
     if (bytes.size() <= options_.inline_max_bytes) {
         return std::map<std::string, std::string>{{"b", std::string(bytes)}};
     }
-    auto id = NewIds(1);
-    if (!id.ok()) {
-        return id.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto id, NewIds(1));
     uint64_t n = 0;
     for (size_t off = 0; off < bytes.size(); off += options_.chunk_bytes, ++n) {
-        auto r = Call({"SET", ChunkKey(tag, *id, n), std::string(bytes.substr(off, options_.chunk_bytes))}, tag,
-                      true);
+        auto r = Call({"SET", ChunkKey(tag, id, n), std::string(bytes.substr(off, options_.chunk_bytes))}, tag, true);
         if (!r.ok()) {
-            DropChunks(tag, absl::StrCat(*id, " ", n));
+            DropChunks(tag, absl::StrCat(id, " ", n));
             return r.status();
         }
     }
-    return std::map<std::string, std::string>{{"c", absl::StrCat(*id, " ", n)}};
+    return std::map<std::string, std::string>{{"c", absl::StrCat(id, " ", n)}};
 }
 
 absl::StatusOr<std::string> Store::ReadBytes(const std::string& tag, const Entry& e, uint64_t begin, uint64_t end) {
@@ -79,97 +75,71 @@ absl::StatusOr<std::string> Store::ReadBytes(const std::string& tag, const Entry
     for (uint64_t k = begin / cb; k * cb < end; ++k) {
         uint64_t from = std::max(begin, k * cb) - k * cb;
         uint64_t to = std::min(end, (k + 1) * cb) - k * cb;
-        auto r = Call({"GETRANGE", ChunkKey(tag, c->first, k), std::to_string(from), std::to_string(to - 1)}, tag,
-                      true);
-        if (!r.ok()) {
-            return r.status();
-        }
-        if (r->is_error() || (r->str.empty() && k < c->second)) {
+        ZH_ASSIGN_OR_RETURN(
+            auto r,
+            Call({"GETRANGE", ChunkKey(tag, c->first, k), std::to_string(from), std::to_string(to - 1)}, tag, true));
+        if (r.is_error() || (r.str.empty() && k < c->second)) {
             return absl::AbortedError("replaced while read");
         }
-        out += r->str;
-        out.resize(out.size() + (to - from) - r->str.size(), '\0');
+        out += r.str;
+        out.resize(out.size() + (to - from) - r.str.size(), '\0');
     }
     return out;
 }
 
 absl::StatusOr<GetObjectResult> Store::GetObject(const GetObjectRequest& req, DataSink* sink) {
     return Retrying(req.path, [&]() -> absl::StatusOr<GetObjectResult> {
-        auto r = Resolve(req.path);
-        if (!r.ok()) {
-            return r.status();
-        }
-        Entry* e = Existing(*r);
+        ZH_ASSIGN_OR_RETURN(auto r, Resolve(req.path));
+        Entry* e = Existing(r);
         if (e == nullptr) {
             return PathNotFoundError(req.path.str());
         }
-        if (absl::Status s = CheckReadable(req.path, e->info); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(CheckReadable(req.path, e->info));
         uint64_t size = e->info.size;
         uint64_t begin = std::min(req.offset, size);
         uint64_t end = begin + std::min(req.length, size - begin);
-        auto bytes = ReadBytes(r->tag, *e, begin, end);
+        auto bytes = ReadBytes(r.tag, *e, begin, end);
         if (absl::IsAborted(bytes.status())) {
             return Retry();
         }
-        if (!bytes.ok()) {
-            return bytes.status();
-        }
-        if (absl::Status s = sink->Expect(bytes->size()); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(bytes.status());
+        ZH_RETURN_IF_ERROR(sink->Expect(bytes->size()));
         if (char* place = sink->Placement(); place != nullptr) {
             if (!bytes->empty()) {
                 std::memcpy(place, bytes->data(), bytes->size());
             }
         } else if (!bytes->empty()) {
-            if (absl::Status s = sink->Write(*bytes); !s.ok()) {
-                return s;
-            }
+            ZH_RETURN_IF_ERROR(sink->Write(*bytes));
         }
         return GetObjectResult{e->info, bytes->size()};
     });
 }
 
 absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSource* data) {
-    auto attributes = CheckPut(req);
-    if (!attributes.ok()) {
-        return attributes.status();
-    }
-    std::string encoded = std::move(*attributes);
+    ZH_ASSIGN_OR_RETURN(auto attributes, CheckPut(req));
+    std::string encoded = std::move(attributes);
     std::string bytes;
     if (data != nullptr) {
         if (auto n = data->size()) {
-            if (absl::Status s = CheckObjectSize(req.path, *n); !s.ok()) {
-                return s;
-            }
+            ZH_RETURN_IF_ERROR(CheckObjectSize(req.path, *n));
             bytes.reserve(*n);
         }
         char buf[64 << 10];
         while (true) {
-            auto n = data->Read(buf, sizeof buf);
-            if (!n.ok()) {
-                return n.status();
-            }
-            if (*n == 0) {
+            ZH_ASSIGN_OR_RETURN(auto n, data->Read(buf, sizeof buf));
+            if (n == 0) {
                 break;
             }
-            bytes.append(buf, *n);
-            if (absl::Status s = CheckObjectSize(req.path, bytes.size()); !s.ok()) {
-                return s;
-            }
+            bytes.append(buf, n);
+            ZH_RETURN_IF_ERROR(CheckObjectSize(req.path, bytes.size()));
         }
     }
     std::string tag = Tag(req.path.container());
-    auto stored = StoreBytes(tag, bytes);
-    if (!stored.ok()) {
-        return stored.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto stored, StoreBytes(tag, bytes));
     auto result = Retrying(req.path, [&]() -> absl::StatusOr<ObjectInfo> {
         auto r = Resolve(req.path);
         if (!r.ok()) {
-            DropChunks(tag, (*stored)["c"]);
+            DropChunks(tag, stored["c"]);
             return r.status();
         }
         absl::Status s = CheckWritableParent(req.path, *r);
@@ -180,7 +150,7 @@ absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSou
             s = CheckCondition(req.path, req.condition, Existing(*r));
         }
         if (!s.ok()) {
-            DropChunks(tag, (*stored)["c"]);
+            DropChunks(tag, stored["c"]);
             return s;
         }
         ObjectInfo info;
@@ -188,11 +158,8 @@ absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSou
         if (r->entry) {
             info = r->entry->info;
         } else {
-            auto id = NewIds(1);
-            if (!id.ok()) {
-                return id.status();
-            }
-            info = NewInfo(ObjectType::kObject, *id, 0644, req.caller);
+            ZH_ASSIGN_OR_RETURN(auto id, NewIds(1));
+            info = NewInfo(ObjectType::kObject, id, 0644, req.caller);
         }
         if (req.mode) {
             info.mode = *req.mode & 07777;
@@ -201,7 +168,7 @@ absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSou
         info.mtime = info.ctime = now;
         auto fields = NewFields(ObjectType::kObject, info.id, info);
         fields["a"] = encoded;
-        fields.insert(stored->begin(), stored->end());
+        fields.insert(stored.begin(), stored.end());
         Txn t(r->tag + "ver");
         r->CheckChain(t);
         t.CheckVersion(r->key, r->version());
@@ -222,7 +189,7 @@ absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSou
         return Retry();
     });
     if (IsConflicted(result)) {
-        DropChunks(tag, (*stored)["c"]);
+        DropChunks(tag, stored["c"]);
     }
     return result;
 }
@@ -230,71 +197,54 @@ absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSou
 absl::StatusOr<ObjectInfo> Store::Modify(const Path& path, std::optional<uint64_t> offset, std::string_view data,
                                   std::optional<uint64_t> truncate) {
     return Retrying(path, [&]() -> absl::StatusOr<ObjectInfo> {
-        auto r = Resolve(path);
-        if (!r.ok()) {
-            return r.status();
-        }
-        Entry* e = Existing(*r);
+        ZH_ASSIGN_OR_RETURN(auto r, Resolve(path));
+        Entry* e = Existing(r);
         if (e == nullptr) {
             return PathNotFoundError(path.str());
         }
-        if (absl::Status s = CheckWritable(path, e->info); !s.ok()) {
-            return s;
-        }
+        ZH_RETURN_IF_ERROR(CheckWritable(path, e->info));
         uint64_t new_size;
         uint64_t off = 0;
         if (truncate) {
             new_size = *truncate;
         } else {
             off = offset.value_or(e->info.size);
-            if (absl::Status s = CheckWriteRange(path, off, data.size()); !s.ok()) {
-                return s;
-            }
+            ZH_RETURN_IF_ERROR(CheckWriteRange(path, off, data.size()));
             new_size = std::max(e->info.size, off + data.size());
         }
-        auto bytes = ReadBytes(r->tag, *e, 0, std::min(e->info.size, new_size));
+        auto bytes = ReadBytes(r.tag, *e, 0, std::min(e->info.size, new_size));
         if (absl::IsAborted(bytes.status())) {
             return Retry();
         }
-        if (!bytes.ok()) {
-            return bytes.status();
-        }
+        ZH_RETURN_IF_ERROR(bytes.status());
         bytes->resize(new_size, '\0');
         if (!truncate && !data.empty()) {
             std::memcpy(bytes->data() + off, data.data(), data.size());
         }
-        auto stored = StoreBytes(r->tag, *bytes);
-        if (!stored.ok()) {
-            return stored.status();
-        }
+        ZH_ASSIGN_OR_RETURN(auto stored, StoreBytes(r.tag, *bytes));
         e->info.size = new_size;
         e->info.mtime = e->info.ctime = Now();
         std::map<std::string, std::string> fields = e->fields;
         fields.erase("b");
         fields.erase("c");
-        fields.insert(stored->begin(), stored->end());
+        fields.insert(stored.begin(), stored.end());
         fields["m"] = EncodeMeta(e->info);
-        Txn t(r->tag + "ver");
-        r->CheckChain(t);
-        t.CheckVersion(r->key, e->version);
-        t.Replace(r->key, fields);
-        auto ok = Commit(t);
-        if (!ok.ok()) {
-            return ok.status();
-        }
-        if (*ok) {
-            DropChunks(r->tag, e->Field("c"));
+        Txn t(r.tag + "ver");
+        r.CheckChain(t);
+        t.CheckVersion(r.key, e->version);
+        t.Replace(r.key, fields);
+        ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
+        if (ok) {
+            DropChunks(r.tag, e->Field("c"));
             return e->info;
         }
-        DropChunks(r->tag, (*stored)["c"]);
+        DropChunks(r.tag, stored["c"]);
         return Retry();
     });
 }
 
 absl::StatusOr<ObjectInfo> Store::Truncate(const TruncateRequest& req) {
-    if (absl::Status s = CheckTruncate(req); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckTruncate(req));
     return Modify(req.path, std::nullopt, {}, req.size);
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "backend/rules.h"
+#include "base/status_macros.h"
 #include "redis/internal/store.h"
 #include "zerohop/status.h"
 
@@ -18,9 +19,7 @@ namespace zerohop {
 absl::StatusOr<std::unique_ptr<RedisBackend>> RedisBackend::Open(RedisBackendOptions options) {
     size_t threads = std::max<size_t>(1, options.threads);
     auto store = std::make_unique<redis::Store>(std::move(options));
-    if (absl::Status s = store->Open(); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(store->Open());
     return std::unique_ptr<RedisBackend>(new RedisBackend(std::move(store), threads));
 }
 
@@ -58,11 +57,8 @@ absl::StatusOr<std::unique_ptr<LoopHook>> RedisBackend::JoinLoop() {
         redis::Store::ResolveBatch batch_;
         std::unique_ptr<redis::LoopLane> lane_;
     };
-    auto lane = store_->client().Attach();
-    if (!lane.ok()) {
-        return lane.status();
-    }
-    return std::unique_ptr<LoopHook>(std::make_unique<Hook>(store_.get(), std::move(*lane)));
+    ZH_ASSIGN_OR_RETURN(auto lane, store_->client().Attach());
+    return std::unique_ptr<LoopHook>(std::make_unique<Hook>(store_.get(), std::move(lane)));
 }
 
 #define ZH_REDIS_OP(call)                                                              \

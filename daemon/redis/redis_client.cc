@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <hiredis/hiredis.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -9,8 +10,6 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <hiredis/hiredis.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "base/status_macros.h"
 #include "redis/resolver.h"
 
 namespace zerohop::redis {
@@ -990,31 +990,23 @@ public:
             done.WaitForNotification();
             return out;
         };
-        auto ping = call({"PING"});
-        if (!ping.ok()) {
-            return ping.status();
-        }
-        if (!fatal_.ok()) {
-            return fatal_;
-        }
-        if (ping->is_error()) {
-            std::string_view kind = ErrorKind(*ping);
+        ZH_ASSIGN_OR_RETURN(auto ping, call({"PING"}));
+        ZH_RETURN_IF_ERROR(fatal_);
+        if (ping.is_error()) {
+            std::string_view kind = ErrorKind(ping);
             if (kind == "NOAUTH" || kind == "WRONGPASS") {
                 return absl::PermissionDeniedError(
-                    absl::StrFormat("Redis %s wants credentials: %s", seed.ToString(), ping->str));
+                    absl::StrFormat("Redis %s wants credentials: %s", seed.ToString(), ping.str));
             }
-            return absl::UnavailableError(absl::StrFormat("Redis %s: %s", seed.ToString(), ping->str));
+            return absl::UnavailableError(absl::StrFormat("Redis %s: %s", seed.ToString(), ping.str));
         }
-        auto slots = call({"CLUSTER", "SLOTS"});
-        if (!slots.ok()) {
-            return slots.status();
-        }
-        if (slots->type == Reply::Type::kArray) {
+        ZH_ASSIGN_OR_RETURN(auto slots, call({"CLUSTER", "SLOTS"}));
+        if (slots.type == Reply::Type::kArray) {
             absl::Notification installed;
             auto p = std::make_unique<Pending>();
             p->wire = Format({"PING"});
             p->pinned = seed;
-            Reply copy = *slots;
+            Reply copy = slots;
             p->internal = [this, copy, seed, &installed](absl::StatusOr<Reply>) {
                 InstallSlots(copy, seed);
                 installed.Notify();
@@ -1088,12 +1080,8 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Connect(ClientOptions 
         return absl::InvalidArgumentError("no Redis server given");
     }
     auto impl = std::make_unique<Impl>(options);
-    if (absl::Status s = impl->Start(); !s.ok()) {
-        return s;
-    }
-    if (absl::Status s = ProbeSeeds(*impl, options.seeds); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(impl->Start());
+    ZH_RETURN_IF_ERROR(ProbeSeeds(*impl, options.seeds));
     return std::unique_ptr<RedisClient>(new RedisClient(std::move(impl)));
 }
 
@@ -1108,9 +1096,7 @@ absl::StatusOr<std::unique_ptr<LoopLane>> RedisClient::Attach() {
     auto lane = std::make_unique<Impl>(o);
     lane->counters_ = impl_->counters_;
     lane->resolver_ = impl_->resolver_;
-    if (absl::Status s = lane->Start(); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(lane->Start());
     // Learned on the lane's own thread, then handed over to this one.
     absl::Status probed = ProbeSeeds(*lane, o.seeds);
     if (!probed.ok() && !absl::IsUnavailable(probed)) {

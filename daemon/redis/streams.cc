@@ -1,54 +1,41 @@
 // The redis backend's streams: create, describe, delete; records appended by one script
 // with dense sequence numbers; seek and get_records over the shard's Redis stream.
 
-#include "redis/internal/store.h"
-
 #include <algorithm>
 
 #include "backend/rules.h"
+#include "base/status_macros.h"
+#include "redis/internal/store.h"
 #include "zerohop/status.h"
 
 namespace zerohop::redis {
 
 absl::StatusOr<ObjectInfo> Store::CreateStream(const CreateStreamRequest& req) {
-    if (absl::Status s = ValidateStream(req); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(ValidateStream(req));
     return Retrying(req.path, [&]() -> absl::StatusOr<ObjectInfo> {
-        auto r = Resolve(req.path);
-        if (!r.ok()) {
-            return r.status();
-        }
-        if (absl::Status s = CheckWritableParent(req.path, *r); !s.ok()) {
-            return s;
-        }
-        if (r->entry) {
+        ZH_ASSIGN_OR_RETURN(auto r, Resolve(req.path));
+        ZH_RETURN_IF_ERROR(CheckWritableParent(req.path, r));
+        if (r.entry) {
             return EntryExistsError(req.path);
         }
         // The stream's id is followed by its shards' ids: shard k is id + 1 + k.
-        auto base = NewIds(uint64_t{req.shard_count} + 1);
-        if (!base.ok()) {
-            return base.status();
-        }
-        ObjectInfo stream = NewInfo(ObjectType::kStream, *base, 0755, req.caller);
-        auto fields = NewFields(ObjectType::kStream, *base, stream);
+        ZH_ASSIGN_OR_RETURN(auto base, NewIds(uint64_t{req.shard_count} + 1));
+        ObjectInfo stream = NewInfo(ObjectType::kStream, base, 0755, req.caller);
+        auto fields = NewFields(ObjectType::kStream, base, stream);
         fields["x"] = absl::StrCat(req.shard_count, " ", req.retention_secs);
-        Txn t(r->tag + "ver");
-        r->CheckChain(t);
-        t.CheckVersion(r->key, "");
-        t.Replace(r->key, fields);
-        t.ZAdd(IndexKey(r->tag, r->parent, req.path.name()), std::string(req.path.name()));
+        Txn t(r.tag + "ver");
+        r.CheckChain(t);
+        t.CheckVersion(r.key, "");
+        t.Replace(r.key, fields);
+        t.ZAdd(IndexKey(r.tag, r.parent, req.path.name()), std::string(req.path.name()));
         for (uint32_t k = 0; k < req.shard_count; ++k) {
-            ObjectInfo shard = NewInfo(ObjectType::kShard, *base + 1 + k, 0644, req.caller);
+            ObjectInfo shard = NewInfo(ObjectType::kShard, base + 1 + k, 0644, req.caller);
             std::string name = absl::StrCat(k);
-            t.Replace(EntryKey(r->tag, *base, name), NewFields(ObjectType::kShard, shard.id, shard));
-            t.ZAdd(IndexKey(r->tag, *base, name), name);
+            t.Replace(EntryKey(r.tag, base, name), NewFields(ObjectType::kShard, shard.id, shard));
+            t.ZAdd(IndexKey(r.tag, base, name), name);
         }
-        auto ok = Commit(t);
-        if (!ok.ok()) {
-            return ok.status();
-        }
-        if (*ok) {
+        ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
+        if (ok) {
             return stream;
         }
         return Retry();
@@ -56,11 +43,8 @@ absl::StatusOr<ObjectInfo> Store::CreateStream(const CreateStreamRequest& req) {
 }
 
 absl::StatusOr<std::pair<Store::Resolved, Entry>> Store::GetStream(const Path& path) {
-    auto r = Resolve(path);
-    if (!r.ok()) {
-        return r.status();
-    }
-    Entry* e = Existing(*r);
+    ZH_ASSIGN_OR_RETURN(auto r, Resolve(path));
+    Entry* e = Existing(r);
     if (e == nullptr) {
         return PathNotFoundError(path.str());
     }
@@ -68,24 +52,18 @@ absl::StatusOr<std::pair<Store::Resolved, Entry>> Store::GetStream(const Path& p
         return NotAStreamError(path, e->info.type);
     }
     Entry stream = std::move(*e);
-    return std::pair{std::move(*r), std::move(stream)};
+    return std::pair{std::move(r), std::move(stream)};
 }
 
 absl::StatusOr<StreamDescription> Store::DescribeStream(const Path& path) {
-    auto s = GetStream(path);
-    if (!s.ok()) {
-        return s.status();
-    }
-    return StreamDescription{s->second.shard_count, s->second.retention_secs};
+    ZH_ASSIGN_OR_RETURN(auto s, GetStream(path));
+    return StreamDescription{s.second.shard_count, s.second.retention_secs};
 }
 
 absl::Status Store::DeleteStream(const Path& path) {
     return Retrying(path, [&]() -> absl::Status {
-        auto s = GetStream(path);
-        if (!s.ok()) {
-            return s.status();
-        }
-        auto& [r, e] = *s;
+        ZH_ASSIGN_OR_RETURN(auto s, GetStream(path));
+        auto& [r, e] = s;
         Txn t(r.tag + "ver");
         r.CheckChain(t);
         t.CheckVersion(r.key, e.version);
@@ -100,11 +78,8 @@ absl::Status Store::DeleteStream(const Path& path) {
             t.Del(absl::StrCat(r.tag, "s:", sid));
             t.Del(absl::StrCat(r.tag, "q:", sid));
         }
-        auto ok = Commit(t);
-        if (!ok.ok()) {
-            return ok.status();
-        }
-        if (*ok) {
+        ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
+        if (ok) {
             return absl::OkStatus();
         }
         return Retry();
@@ -113,11 +88,8 @@ absl::Status Store::DeleteStream(const Path& path) {
 
 absl::StatusOr<std::vector<RecordResult>> Store::PutRecords(const PutRecordsRequest& req) {
     return Retrying(req.path, [&]() -> absl::StatusOr<std::vector<RecordResult>> {
-        auto s = GetStream(req.path);
-        if (!s.ok()) {
-            return s.status();
-        }
-        auto& [r, stream] = *s;
+        ZH_ASSIGN_OR_RETURN(auto s, GetStream(req.path));
+        auto& [r, stream] = s;
         std::vector<RecordResult> results = PlaceRecords(req.records, stream.shard_count, &round_robin_);
         std::vector<std::string> args = {stream.version, r.tag, std::to_string(Now().ToNanos() / 1000), "0"};
         size_t n = 0;
@@ -138,48 +110,34 @@ absl::StatusOr<std::vector<RecordResult>> Store::PutRecords(const PutRecordsRequ
             return results;
         }
         args[3] = std::to_string(n);
-        auto done = Script(kPutRecordsScript, records_sha_, {r.key}, args, false);
-        if (!done.ok()) {
-            return done.status();
-        }
-        if (done->type == Reply::Type::kInteger && done->integer == -1) {
+        ZH_ASSIGN_OR_RETURN(auto done, Script(kPutRecordsScript, records_sha_, {r.key}, args, false));
+        if (done.type == Reply::Type::kInteger && done.integer == -1) {
             return Retry();  // the stream was replaced since it was resolved
         }
-        if (done->type != Reply::Type::kArray || done->elements.size() != 2 * n) {
+        if (done.type != Reply::Type::kArray || done.elements.size() != 2 * n) {
             return Damaged("a put_records answer");
         }
         for (size_t j = 0; j < n; ++j) {
-            results[placed[j]].sequence = static_cast<uint64_t>(done->elements[2 * j].integer);
+            results[placed[j]].sequence = static_cast<uint64_t>(done.elements[2 * j].integer);
         }
         return results;
     });
 }
 
 absl::StatusOr<Store::OpenedShard> Store::OpenShard(const Path& path, uint32_t shard) {
-    auto s = GetStream(path);
-    if (!s.ok()) {
-        return s.status();
-    }
-    auto& [r, stream] = *s;
-    if (absl::Status s = CheckShard(shard, stream.shard_count); !s.ok()) {
-        return s;
-    }
+    ZH_ASSIGN_OR_RETURN(auto s, GetStream(path));
+    auto& [r, stream] = s;
+    ZH_RETURN_IF_ERROR(CheckShard(shard, stream.shard_count));
     OpenedShard out;
     out.tag = r.tag;
     uint64_t sid = stream.info.id + 1 + shard;
     out.records_key = absl::StrCat(r.tag, "s:", sid);
-    auto q = Call({"HGET", absl::StrCat(r.tag, "q:", sid), "last"}, r.tag, true);
-    if (!q.ok()) {
-        return q.status();
-    }
-    out.last = ToU64(q->str);
+    ZH_ASSIGN_OR_RETURN(auto q, Call({"HGET", absl::StrCat(r.tag, "q:", sid), "last"}, r.tag, true));
+    out.last = ToU64(q.str);
     // Expired records are a prefix (arrival never decreases): the first one still kept.
     int64_t cutoff_us = Now().ToNanos() / 1000 - stream.retention_secs * 1'000'000;
-    auto first = FirstAtOrAfter(out.records_key, cutoff_us, 1, out.last + 1);
-    if (!first.ok()) {
-        return first.status();
-    }
-    out.first_retained = *first;
+    ZH_ASSIGN_OR_RETURN(auto first, FirstAtOrAfter(out.records_key, cutoff_us, 1, out.last + 1));
+    out.first_retained = first;
     if (out.first_retained > 1) {
         // Expired records go for good (lazily: when their shard is read). Repeating it
         // does no harm, and nobody waits for it.
@@ -193,46 +151,34 @@ absl::StatusOr<uint64_t> Store::FirstAtOrAfter(const std::string& key, int64_t t
     if (lo >= hi) {
         return lo;
     }
-    auto r = Script(kSeekTimeScript, seek_sha_, {key},
-                    {std::to_string(t_us), std::to_string(lo), std::to_string(hi)}, true);
-    if (!r.ok()) {
-        return r.status();
-    }
-    return ToU64(r->str);
+    ZH_ASSIGN_OR_RETURN(auto r, Script(kSeekTimeScript, seek_sha_, {key},
+                                       {std::to_string(t_us), std::to_string(lo), std::to_string(hi)}, true));
+    return ToU64(r.str);
 }
 
 absl::StatusOr<StreamLocation> Store::Seek(const SeekRequest& req) {
-    auto shard = OpenShard(req.path, req.shard);
-    if (!shard.ok()) {
-        return shard.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto shard, OpenShard(req.path, req.shard));
     auto by_time = [&]() -> absl::StatusOr<uint64_t> {
         // Arrival is kept in microseconds: a time inside a microsecond rounds up.
         int64_t ns = req.time.ToNanos();
         int64_t us = ns / 1000 + (ns % 1000 > 0 ? 1 : 0);
-        return FirstAtOrAfter(shard->records_key, us, shard->first_retained, shard->last + 1);
+        return FirstAtOrAfter(shard.records_key, us, shard.first_retained, shard.last + 1);
     };
-    return SeekIn(req, shard->first_retained, shard->last, by_time);
+    return SeekIn(req, shard.first_retained, shard.last, by_time);
 }
 
 absl::StatusOr<GetRecordsResult> Store::GetRecords(const GetRecordsRequest& req) {
-    auto shard = OpenShard(req.path, req.location.shard);
-    if (!shard.ok()) {
-        return shard.status();
-    }
+    ZH_ASSIGN_OR_RETURN(auto shard, OpenShard(req.path, req.location.shard));
     GetRecordsResult out;
-    uint64_t seq = std::max(req.location.sequence, shard->first_retained);
+    uint64_t seq = std::max(req.location.sequence, shard.first_retained);
     uint32_t limit = PageLimit(req.limit);
     uint64_t bytes = 0;
     out.next = StreamLocation{req.location.shard, seq};
-    if (seq <= shard->last) {
-        auto r = Call({"XRANGE", shard->records_key, absl::StrCat(seq, "-0"), absl::StrCat(shard->last, "-0"),
-                       "COUNT", std::to_string(limit)},
-                      shard->tag, true);
-        if (!r.ok()) {
-            return r.status();
-        }
-        for (const Reply& item : r->elements) {
+    if (seq <= shard.last) {
+        ZH_ASSIGN_OR_RETURN(auto r, Call({"XRANGE", shard.records_key, absl::StrCat(seq, "-0"),
+                                          absl::StrCat(shard.last, "-0"), "COUNT", std::to_string(limit)},
+                                         shard.tag, true));
+        for (const Reply& item : r.elements) {
             if (item.elements.size() != 2) {
                 return Damaged("a stream record");
             }
@@ -260,7 +206,7 @@ absl::StatusOr<GetRecordsResult> Store::GetRecords(const GetRecordsRequest& req)
             out.records.push_back(std::move(rec));
         }
     }
-    out.behind = shard->last >= out.next.sequence ? shard->last - out.next.sequence + 1 : 0;
+    out.behind = shard.last >= out.next.sequence ? shard.last - out.next.sequence + 1 : 0;
     return out;
 }
 

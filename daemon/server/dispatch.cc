@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
 #include "server/internal/server_impl.h"
 #include "server/internal/worker.h"
 
@@ -108,15 +109,10 @@ private:
 }  // namespace
 
 absl::StatusOr<Backend*> Worker::Route(Call& call, const Path& path, Access access) {
-    if (absl::Status a = server_->Allow(*call.s, path, access == Access::kWrite); !a.ok()) {
-        return a;
-    }
-    auto mount = server_->Route(path);
-    if (!mount.ok()) {
-        return mount.status();
-    }
-    call.backend = mount->label;
-    return mount->backend;
+    ZH_RETURN_IF_ERROR(server_->Allow(*call.s, path, access == Access::kWrite));
+    ZH_ASSIGN_OR_RETURN(auto mount, server_->Route(path));
+    call.backend = mount.label;
+    return mount.backend;
 }
 
 template <Op op, typename Request>

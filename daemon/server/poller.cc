@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "shmring/unique_fd.h"
 
 namespace zerohop {
@@ -171,9 +172,7 @@ absl::StatusOr<std::unique_ptr<Poller>> Poller::Create(Kind kind) {
         }
     }
     auto epoll = std::make_unique<EpollPoller>();
-    if (absl::Status s = epoll->Init(); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(epoll->Init());
     return std::unique_ptr<Poller>(std::move(epoll));
 }
 

@@ -185,9 +185,7 @@ DaemonStatus Server::Impl::stats() const {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const DaemonConfig& config) {
     auto impl = std::make_unique<Impl>(config);
-    if (absl::Status s = impl->Open(); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(impl->Open());
     return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "server/internal/server_impl.h"
 #include "server/log.h"
 
@@ -30,19 +31,11 @@ constexpr absl::Duration kSpinBeforeSleep = absl::Microseconds(50);
 thread_local Worker* Worker::tls_worker_ = nullptr;
 
 absl::Status Worker::Start(Poller::Kind wait_with) {
-    auto poller = Poller::Create(wait_with);
-    if (!poller.ok()) {
-        return poller.status();
-    }
-    poller_ = std::move(*poller);
-    auto bell = shmring::EventFd::Create();
-    if (!bell.ok()) {
-        return bell.status();
-    }
-    wake_.emplace(std::move(*bell));
-    if (absl::Status s = poller_->Add(wake_->fd(), kWakeKey); !s.ok()) {
-        return s;
-    }
+    ZH_ASSIGN_OR_RETURN(auto poller, Poller::Create(wait_with));
+    poller_ = std::move(poller);
+    ZH_ASSIGN_OR_RETURN(auto bell, shmring::EventFd::Create());
+    wake_.emplace(std::move(bell));
+    ZH_RETURN_IF_ERROR(poller_->Add(wake_->fd(), kWakeKey));
     thread_ = std::thread([this] { Loop(); });
     return absl::OkStatus();
 }

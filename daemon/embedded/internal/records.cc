@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "wire/codec.h"
 
 namespace zerohop::embedded {
@@ -133,9 +134,7 @@ absl::Status DecodeEntryHeader(std::string_view bytes, Entry* e, std::string_vie
 absl::StatusOr<Entry> DecodeEntry(std::string_view bytes) {
     Entry e;
     std::string_view attrs;
-    if (absl::Status s = DecodeEntryHeader(bytes, &e, &attrs); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(DecodeEntryHeader(bytes, &e, &attrs));
     e.attributes.assign(attrs.data(), attrs.size());
     return e;
 }

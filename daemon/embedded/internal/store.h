@@ -12,15 +12,16 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "backend/rules.h"
+#include "base/status_macros.h"
 #include "embedded/embedded_backend.h"
 #include "embedded/internal/dir_cache.h"
 #include "embedded/internal/entry_cache.h"
 #include "embedded/internal/lock_table.h"
 #include "embedded/internal/records.h"
 #include "rocksdb/db.h"
-#include "absl/strings/str_format.h"
-#include "backend/rules.h"
 #include "shmring/unique_fd.h"
 
 namespace zerohop {
@@ -210,22 +211,14 @@ inline constexpr int kMaxLocateRetries = 16;
 template <typename Body>
 auto EmbeddedBackend::Store::WithEntryLocked(const Path& path, Body&& body)
     -> decltype(body(std::declval<const Location&>())) {
-    if (absl::Status s = CheckBelowContainer(path); !s.ok()) {
-        return s;
-    }
+    ZH_RETURN_IF_ERROR(CheckBelowContainer(path));
     for (int attempt = 0; attempt < kMaxLocateRetries; ++attempt) {
-        auto loc = Locate(path);
-        if (!loc.ok()) {
-            return loc.status();
-        }
-        embedded::LockSet locks(&locks_, {{loc->parent, path.name(), embedded::LockMode::kExclusive},
-                                {loc->grandparent, loc->parent_name, embedded::LockMode::kShared}});
-        auto there = StillThere(*loc);
-        if (!there.ok()) {
-            return there.status();
-        }
-        if (*there) {
-            return body(*loc);
+        ZH_ASSIGN_OR_RETURN(auto loc, Locate(path));
+        embedded::LockSet locks(&locks_, {{loc.parent, path.name(), embedded::LockMode::kExclusive},
+                                          {loc.grandparent, loc.parent_name, embedded::LockMode::kShared}});
+        ZH_ASSIGN_OR_RETURN(auto there, StillThere(loc));
+        if (there) {
+            return body(loc);
         }
     }
     return absl::UnavailableError(
