@@ -1,4 +1,4 @@
-// The expression language of DESIGN.md section 4: conditions, filters and updates.
+// The expression language (docs/EXPRESSIONS.md): conditions, filters and updates.
 
 #include <atomic>
 #include <cstdlib>

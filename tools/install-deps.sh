@@ -14,6 +14,7 @@ packages=(
     util-linux procps
     attr git sqlite3 rsync tar fio diffutils
     nlohmann-json3-dev containernetworking-plugins iproute2 iputils-ping
+    graphviz
 )
 
 missing=()

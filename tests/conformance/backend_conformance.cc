@@ -1,4 +1,5 @@
-// The semantics of DESIGN.md section 3, checked against any backend.
+// The contract of every backend (daemon/backend/backend.h, zerohop/operations.h), checked
+// against any backend.
 
 #include "conformance/backend_conformance.h"
 

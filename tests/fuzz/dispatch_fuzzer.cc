@@ -19,7 +19,7 @@
 #include "shmring/doorbell.h"
 #include "shmring/fd_passing.h"
 #include "shmring/segment.h"
-#include "zerohop/codec.h"
+#include "wire/codec.h"
 #include "wire/protocol.h"
 
 namespace {

@@ -162,7 +162,7 @@ int zh_rename(zh_client* c, const char* from, const char* to, int no_replace);
 int zh_symlink(zh_client* c, const char* path, const char* target);
 /* *target: NUL-terminated, freed with zh_free. */
 int zh_readlink(zh_client* c, const char* path, char** target);
-/* condition: NULL for none (DESIGN.md section 4). */
+/* condition: NULL for none (docs/EXPRESSIONS.md). */
 int zh_delete(zh_client* c, const char* path, const char* condition);
 
 /* What zh_set_metadata changes: OR of these. */
