@@ -113,6 +113,20 @@ public:
 // In a backend's class: `ZH_BACKEND_OPERATIONS(ZH_BACKEND_OVERRIDE)` declares them all.
 #define ZH_BACKEND_OVERRIDE(...) ZH_BACKEND_METHOD(__VA_ARGS__) override;
 
+// The synchronous form of each operation, for a backend's engine behind its asynchronous
+// face: `absl::StatusOr<ObjectInfo> Stat(const Path& req)`, `absl::Status Rmdir(const Path&
+// req)`, `absl::StatusOr<GetObjectResult> GetObject(const GetObjectRequest& req, DataSink*
+// sink)`. In the engine's class: `ZH_BACKEND_OPERATIONS(ZH_SYNC_DECLARATION)`.
+template <typename T>
+using SyncResultFor = std::conditional_t<std::is_same_v<T, NoResult>, absl::Status, absl::StatusOr<T>>;
+#define ZH_SYNC_METHOD_Plain(Name, Request, Result) SyncResultFor<Result> Name(const Request& req)
+#define ZH_SYNC_METHOD_NoBody(Name, Request, Result) SyncResultFor<Result> Name()
+#define ZH_SYNC_METHOD_Sink(Name, Request, Result) SyncResultFor<Result> Name(const Request& req, DataSink* sink)
+#define ZH_SYNC_METHOD_Source(Name, Request, Result) \
+    SyncResultFor<Result> Name(const Request& req, DataSource* data)
+#define ZH_SYNC_DECLARATION(Name, number, name, Request, Result, access, repeat, shape) \
+    ZH_SYNC_METHOD_##shape(Name, Request, Result);
+
 class Backend {
 public:
     virtual ~Backend() = default;

@@ -121,13 +121,13 @@ void EmbeddedBackend::PutObject(PutObjectRequest req, DataSource* data, Done<Obj
 void EmbeddedBackend::WriteObject(WriteObjectRequest req, Done<ObjectInfo> done) {
     bool slow = sync_writes_ || req.data.size() > inline_max_bytes_;
     Maybe(slow, [this, req = std::move(req), done = std::move(done)]() mutable {
-        std::move(done)(store_->WriteAt(req.path, req.offset, req.data));
+        std::move(done)(store_->WriteObject(req));
     });
 }
 void EmbeddedBackend::Append(AppendRequest req, Done<ObjectInfo> done) {
     bool slow = sync_writes_ || req.data.size() > inline_max_bytes_;
     Maybe(slow, [this, req = std::move(req), done = std::move(done)]() mutable {
-        std::move(done)(store_->WriteAt(req.path, std::nullopt, req.data));
+        std::move(done)(store_->Append(req));
     });
 }
 void EmbeddedBackend::Truncate(TruncateRequest req, Done<ObjectInfo> done) {
@@ -141,12 +141,7 @@ void EmbeddedBackend::PutItem(PutItemRequest req, Done<ObjectInfo> done) {
 }
 void EmbeddedBackend::PutItems(std::vector<PutItemRequest> reqs, Done<std::vector<absl::Status>> done) {
     Maybe(sync_writes_ || reqs.size() > 16, [this, reqs = std::move(reqs), done = std::move(done)]() mutable {
-        std::vector<absl::Status> results;
-        results.reserve(reqs.size());
-        for (const PutItemRequest& r : reqs) {
-            results.push_back(store_->PutItem(r).status());
-        }
-        std::move(done)(std::move(results));
+        std::move(done)(store_->PutItems(reqs));
     });
 }
 void EmbeddedBackend::UpdateItem(UpdateItemRequest req, Done<ObjectInfo> done) {

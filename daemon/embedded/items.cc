@@ -118,6 +118,15 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutItem(const PutItemRequest&
     });
 }
 
+absl::StatusOr<ItemStatuses> EmbeddedBackend::Store::PutItems(const PutItemRequests& reqs) {
+    ItemStatuses results;
+    results.reserve(reqs.size());
+    for (const PutItemRequest& r : reqs) {
+        results.push_back(PutItem(r).status());
+    }
+    return results;
+}
+
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::UpdateItem(const UpdateItemRequest& req) {
     ZH_ASSIGN_OR_RETURN(auto update, ItemUpdate::Parse(req));
     return WriteItem(req.path, req.caller, [&](const std::optional<Entry>& old, AttributeMap* attrs) {

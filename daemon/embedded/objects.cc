@@ -339,6 +339,14 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
     return result;
 }
 
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteObject(const WriteObjectRequest& req) {
+    return WriteAt(req.path, req.offset, req.data);
+}
+
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Append(const AppendRequest& req) {
+    return WriteAt(req.path, std::nullopt, req.data);
+}
+
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Truncate(const TruncateRequest& req) {
     ZH_RETURN_IF_ERROR(CheckTruncate(req));
     uint64_t new_file = 0;

@@ -217,4 +217,19 @@ absl::StatusOr<ObjectInfo> Store::PutItem(const PutItemRequest& req) {
     return change.ok() ? WriteItem(req.path, req.caller, *change) : change.status();
 }
 
+absl::StatusOr<ItemStatuses> Store::PutItems(const PutItemRequests& reqs) {
+    ItemStatuses out;
+    out.reserve(reqs.size());
+    for (const PutItemRequest& r : reqs) {
+        out.push_back(PutItem(r).status());
+    }
+    return out;
+}
+
+absl::StatusOr<ObjectInfo> Store::UpdateItem(const UpdateItemRequest& req) {
+    ZH_RETURN_IF_ERROR(CheckBelowContainer(req.path));
+    ZH_ASSIGN_OR_RETURN(ItemChange change, UpdateChange(std::make_shared<const UpdateItemRequest>(req)));
+    return WriteItem(req.path, req.caller, change);
+}
+
 }  // namespace zerohop::redis

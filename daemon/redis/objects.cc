@@ -243,6 +243,14 @@ absl::StatusOr<ObjectInfo> Store::Modify(const Path& path, std::optional<uint64_
     });
 }
 
+absl::StatusOr<ObjectInfo> Store::WriteObject(const WriteObjectRequest& req) {
+    return Modify(req.path, req.offset, req.data, std::nullopt);
+}
+
+absl::StatusOr<ObjectInfo> Store::Append(const AppendRequest& req) {
+    return Modify(req.path, std::nullopt, req.data, std::nullopt);
+}
+
 absl::StatusOr<ObjectInfo> Store::Truncate(const TruncateRequest& req) {
     ZH_RETURN_IF_ERROR(CheckTruncate(req));
     return Modify(req.path, std::nullopt, {}, req.size);

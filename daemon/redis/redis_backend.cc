@@ -107,12 +107,8 @@ void RedisBackend::PutObject(PutObjectRequest req, DataSource* data, Done<Object
         std::move(done)(store_->PutObject(req, data));
     });
 }
-void RedisBackend::WriteObject(WriteObjectRequest req, Done<ObjectInfo> done) {
-    ZH_REDIS_OP(Modify(req.path, req.offset, req.data, std::nullopt));
-}
-void RedisBackend::Append(AppendRequest req, Done<ObjectInfo> done) {
-    ZH_REDIS_OP(Modify(req.path, std::nullopt, req.data, std::nullopt));
-}
+void RedisBackend::WriteObject(WriteObjectRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(WriteObject(req)); }
+void RedisBackend::Append(AppendRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(Append(req)); }
 void RedisBackend::Truncate(TruncateRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(Truncate(req)); }
 void RedisBackend::GetItem(GetItemRequest req, Done<Item> done) {
     Path path = req.path;
@@ -203,13 +199,7 @@ void RedisBackend::PutItem(PutItemRequest req, Done<ObjectInfo> done) {
         ItemWrite{std::move(path), std::move(caller), std::move(*change), std::move(done)}));
 }
 void RedisBackend::PutItems(std::vector<PutItemRequest> req, Done<std::vector<absl::Status>> done) {
-    pool_->Run([this, req = std::move(req), done = std::move(done)]() mutable {
-        std::vector<absl::Status> out;
-        for (const PutItemRequest& r : req) {
-            out.push_back(store_->PutItem(r).status());
-        }
-        std::move(done)(std::move(out));
-    });
+    ZH_REDIS_OP(PutItems(req));
 }
 void RedisBackend::UpdateItem(UpdateItemRequest req, Done<ObjectInfo> done) {
     Path path = req.path;

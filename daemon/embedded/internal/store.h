@@ -38,18 +38,10 @@ public:
     static absl::StatusOr<std::unique_ptr<Store>> Open(EmbeddedOptions options);
     ~Store();
 
-    absl::StatusOr<std::vector<std::string>> ListContainers();
-    absl::StatusOr<ObjectInfo> Stat(const Path& path);
-    absl::StatusOr<ListResult> List(const ListRequest& req);
-    absl::StatusOr<ObjectInfo> Mkdir(const MkdirRequest& req);
-    absl::Status Rmdir(const Path& path);
-    absl::Status Rename(const RenameRequest& req);
-    absl::StatusOr<ObjectInfo> Symlink(const SymlinkRequest& req);
-    absl::StatusOr<std::string> Readlink(const Path& path);
-    absl::Status Delete(const DeleteRequest& req);
-    absl::StatusOr<ObjectInfo> SetMetadata(const SetMetadataRequest& req);
+    // Every operation, synchronously (ZH_SYNC_DECLARATION: backend/backend.h). Defined in
+    // namespace.cc, objects.cc, items.cc, streams.cc; ListContainers and Sync in store.cc.
+    ZH_BACKEND_OPERATIONS(ZH_SYNC_DECLARATION)
 
-    absl::StatusOr<GetObjectResult> GetObject(const GetObjectRequest& req, DataSink* sink);
     // A get in two steps: OpenObject pins the version and the range (quick), ReadObject
     // copies its bytes into a sink that has Expect()ed them (long for large objects).
     struct ObjectRead {
@@ -63,25 +55,11 @@ public:
     absl::StatusOr<GetObjectResult> ReadObject(const ObjectRead& read, DataSink* sink);
     // Where unlinks of unreferenced object files go (see RemoveFile); set once, before use.
     void SetFileReaper(std::function<void(absl::AnyInvocable<void() &&>)> reaper) { reaper_ = std::move(reaper); }
-    absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req, DataSource* data);
     // Writes at `offset`, or at the end when `offset` is empty (append).
     absl::StatusOr<ObjectInfo> WriteAt(const Path& path, std::optional<uint64_t> offset, std::string_view data);
-    absl::StatusOr<ObjectInfo> Truncate(const TruncateRequest& req);
 
-    absl::StatusOr<Item> GetItem(const GetItemRequest& req);
-    absl::StatusOr<GetItemsResult> GetItems(const GetItemsRequest& req);
-    absl::StatusOr<ObjectInfo> PutItem(const PutItemRequest& req);
-    absl::StatusOr<ObjectInfo> UpdateItem(const UpdateItemRequest& req);
-
-    absl::StatusOr<ObjectInfo> CreateStream(const CreateStreamRequest& req);
-    absl::StatusOr<StreamDescription> DescribeStream(const Path& path);
-    absl::Status DeleteStream(const Path& path);
-    absl::StatusOr<std::vector<RecordResult>> PutRecords(const PutRecordsRequest& req);
-    absl::StatusOr<StreamLocation> Seek(const SeekRequest& req);
-    absl::StatusOr<GetRecordsResult> GetRecords(const GetRecordsRequest& req);
+    // Reclaims the space of expired stream records.
     absl::Status Maintain();
-
-    absl::Status Sync();
     absl::Status Flush();
 
 private:

@@ -43,9 +43,13 @@ public:
 
     // Connects, creates the containers' roots if missing, loads the scripts.
     absl::Status Open();
-    // A round trip: acknowledged writes are as durable as the servers make them.
-    absl::Status Sync();
     RedisClient& client() { return *redis_; }
+
+    // Every operation, synchronously (ZH_SYNC_DECLARATION: backend/backend.h), defined in
+    // namespace.cc, objects.cc, items.cc and streams.cc (Sync in layout.cc). The asynchronous
+    // face (redis_backend.cc) runs them on the backend's threads, or takes the workers'
+    // lanes with the asynchronous resolves and commits below.
+    ZH_BACKEND_OPERATIONS(ZH_SYNC_DECLARATION)
 
     // ---- plumbing (layout.cc) ----
 
@@ -100,7 +104,6 @@ public:
 
     // The script's arguments for `path`, with the parts of `out` known before asking.
     absl::Status ResolveArgs(const Path& path, Resolved* out, std::vector<std::string>* args);
-
 
     absl::StatusOr<Resolved> ParseResolved(const Path& path, Resolved out, const Reply& reply);
 
@@ -198,11 +201,7 @@ public:
 
     // ---- namespace (namespace.cc) ----
 
-    absl::StatusOr<std::vector<std::string>> ListContainers();
-
     absl::StatusOr<ObjectInfo> ContainerInfo(std::string_view container);
-
-    absl::StatusOr<ObjectInfo> Stat(const Path& path);
 
     // The entries of `names` in directory `dir`, fetched together; absent ones (removed
     // since) are nullopt.
@@ -224,22 +223,6 @@ public:
     // unless `table`, which asks for a directory of items).
     absl::StatusOr<uint64_t> DirectoryId(const Path& path, bool table);
 
-    absl::StatusOr<ListResult> List(const ListRequest& req);
-
-    absl::StatusOr<ObjectInfo> Mkdir(const MkdirRequest& req);
-
-    absl::Status Rmdir(const Path& path);
-
-    absl::Status Rename(const RenameRequest& req);
-
-    absl::StatusOr<ObjectInfo> Symlink(const SymlinkRequest& req);
-
-    absl::StatusOr<std::string> Readlink(const Path& path);
-
-    absl::Status Delete(const DeleteRequest& req);
-
-    absl::StatusOr<ObjectInfo> SetMetadata(const SetMetadataRequest& req);
-
     // ---- objects (objects.cc) ----
 
     // "data-id count" of a chunked object, or nothing.
@@ -255,22 +238,12 @@ public:
     // meanwhile: read again).
     absl::StatusOr<std::string> ReadBytes(const std::string& tag, const Entry& e, uint64_t begin, uint64_t end);
 
-    absl::StatusOr<GetObjectResult> GetObject(const GetObjectRequest& req, DataSink* sink);
-
-    absl::StatusOr<ObjectInfo> PutObject(const PutObjectRequest& req, DataSource* data);
-
     // Writes at `offset` (append when nullopt), or truncates to `truncate`: the bytes of the
     // new version are the old ones changed, stored anew.
     absl::StatusOr<ObjectInfo> Modify(const Path& path, std::optional<uint64_t> offset, std::string_view data,
                                       std::optional<uint64_t> truncate);
 
-    absl::StatusOr<ObjectInfo> Truncate(const TruncateRequest& req);
-
     // ---- items (items.cc) ----
-
-    absl::StatusOr<Item> GetItem(const GetItemRequest& req);
-
-    absl::StatusOr<GetItemsResult> GetItems(const GetItemsRequest& req);
 
     using ItemChange = std::function<absl::Status(const std::optional<Entry>& old, AttributeMap* attrs)>;
 
@@ -293,19 +266,9 @@ public:
 
     absl::StatusOr<ObjectInfo> PutItemAnswer(const Path& path, const Reply& r);
 
-    absl::StatusOr<ObjectInfo> PutItem(const PutItemRequest& req);
-
     // ---- streams (streams.cc) ----
 
-    absl::StatusOr<ObjectInfo> CreateStream(const CreateStreamRequest& req);
-
     absl::StatusOr<std::pair<Resolved, Entry>> GetStream(const Path& path);
-
-    absl::StatusOr<StreamDescription> DescribeStream(const Path& path);
-
-    absl::Status DeleteStream(const Path& path);
-
-    absl::StatusOr<std::vector<RecordResult>> PutRecords(const PutRecordsRequest& req);
 
     struct OpenedShard {
         std::string tag;
@@ -317,10 +280,6 @@ public:
     absl::StatusOr<OpenedShard> OpenShard(const Path& path, uint32_t shard);
 
     absl::StatusOr<uint64_t> FirstAtOrAfter(const std::string& key, int64_t t_us, uint64_t lo, uint64_t hi);
-
-    absl::StatusOr<StreamLocation> Seek(const SeekRequest& req);
-
-    absl::StatusOr<GetRecordsResult> GetRecords(const GetRecordsRequest& req);
 
 private:
     RedisBackendOptions options_;
