@@ -100,3 +100,69 @@ TEST(Config, MissingFileIsNotFound) {
 
 }  // namespace
 }  // namespace zerohop
+
+namespace zerohop {
+namespace {
+
+TEST(Config, MountsBecomeTypedBackendsOnePerStoreOrServer) {
+    auto c = ParseConfig(R"(
+listen: /tmp/zh.sock
+mounts:
+  - {container: a, options: {dir: /d1, sync_writes: "true"}}
+  - {container: b, options: {dir: /d1, io_threads: "2"}}
+  - {container: c, options: {dir: /d2}}
+  - {container: r1, backend: redis, options: {url: "redis://h:7000,h:7001", replicas: "1", command_timeout_ms: "250"}}
+  - {container: r2, backend: redis, options: {url: "redis://h:7000,h:7001", replicas: "1", command_timeout_ms: "250"}}
+  - {container: r3, backend: redis, options: {url: "redis://other:6379"}}
+credentials:
+  - {key: k, containers: {a: rw}}
+)",
+                         "typed.yaml");
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_EQ(c->backends.size(), 4u);
+    const auto& d1 = std::get<EmbeddedOptions>(c->backends[0]);
+    EXPECT_EQ(d1.dir, "/d1");
+    EXPECT_EQ(d1.containers, (std::vector<std::string>{"a", "b"}));
+    EXPECT_TRUE(d1.sync_writes) << "an option one mount of the store gives applies to it";
+    EXPECT_EQ(d1.io_threads, 2u);
+    EXPECT_EQ(std::get<EmbeddedOptions>(c->backends[1]).containers, (std::vector<std::string>{"c"}));
+    const auto& r = std::get<RedisBackendOptions>(c->backends[2]);
+    EXPECT_EQ(r.containers, (std::vector<std::string>{"r1", "r2"})) << "same options, one client";
+    ASSERT_EQ(r.client.seeds.size(), 2u);
+    EXPECT_EQ(r.client.seeds[1].port, 7001);
+    EXPECT_EQ(r.replicas, 1);
+    EXPECT_EQ(r.client.command_timeout, absl::Milliseconds(250));
+    EXPECT_EQ(BackendKind(c->backends[3]), "redis");
+}
+
+TEST(Config, OneStoreCannotBeGivenTwoValuesOfAnOption) {
+    auto c = ParseConfig(R"(
+mounts:
+  - {container: a, options: {dir: /d1, sync_writes: "true"}}
+  - {container: b, options: {dir: /d1, sync_writes: "false"}}
+credentials:
+  - {key: k, containers: {a: rw}}
+)",
+                         "two.yaml");
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.status().message().find("mounts[1].options.sync_writes"), std::string::npos) << c.status();
+    EXPECT_NE(c.status().message().find("mounts[0]"), std::string::npos) << c.status();
+}
+
+TEST(Config, MetricsPortMayBeAutoOrOff) {
+    const std::string rest = "mounts: [{container: a, options: {dir: /d}}]\ncredentials: [{key: k, containers: {a: rw}}]\n";
+    auto automatic = ParseConfig("metrics_port: auto\n" + rest, "m.yaml");
+    ASSERT_TRUE(automatic.ok()) << automatic.status();
+    EXPECT_TRUE(automatic->metrics_port_auto);
+    EXPECT_EQ(automatic->metrics_port, 9464) << "the default port first, if it is free";
+    auto off = ParseConfig("metrics_port: 0\n" + rest, "m.yaml");
+    ASSERT_TRUE(off.ok());
+    EXPECT_EQ(off->metrics_port, 0);
+    EXPECT_FALSE(off->metrics_port_auto);
+    auto bad = ParseConfig("metrics_port: sometimes\n" + rest, "m.yaml");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("metrics_port"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace zerohop

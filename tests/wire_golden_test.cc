@@ -61,6 +61,8 @@ TEST(WireGolden, EveryMessageEncodesToItsRecordedBytes) {
               DaemonStatus{.version = 1, .workers = 2, .sessions_open = 3, .sessions_total = 4, .sessions_refused = 5,
                            .requests = 99, .request_errors = 6, .bad_descriptors = 7, .containers = {"a", "b"}},
               "01020304056306070201610162"),
+        Check("DaemonInfo", DaemonInfo{.version = "0.1.0", .socket = "/s", .metrics = "127.0.0.1:9464"},
+              "05302e312e30022f730e3132372e302e302e313a39343634"),
         Check("Path", P("/c/a/b"), "062f632f612f62"),
         Check("string", std::string("target"), "06746172676574"),
         Check("strings", std::vector<std::string>{"c1", "c2"}, "02026331026332"),

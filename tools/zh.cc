@@ -323,6 +323,14 @@ public:
             if (!st.ok()) {
                 return Fail(st.status());
             }
+            auto info = c_->Info();
+            if (!info.ok() && !absl::IsUnimplemented(info.status())) {
+                return Fail(info.status());
+            }
+            // Where the metrics are: an address, off, or not said by an older daemon.
+            std::string metrics = !info.ok()              ? "unknown (zerohopd too old to say)"
+                                  : info->metrics.empty() ? "off"
+                                                          : absl::StrCat("http://", info->metrics, "/metrics");
             if (json_) {
                 std::cout << DumpJson({{"protocol", st->version},
                                        {"workers", st->workers},
@@ -333,15 +341,20 @@ public:
                                        {"request_errors", st->request_errors},
                                        {"bad_descriptors", st->bad_descriptors},
                                        {"session", c_->session_id()},
-                                       {"containers", st->containers}})
+                                       {"containers", st->containers},
+                                       {"version", info.ok() ? info->version : ""},
+                                       {"metrics", info.ok() ? info->metrics : ""}})
                           << "\n";
             } else {
-                std::printf("protocol      %u\nworkers       %u\nsessions      %llu open, %llu total, %llu refused\n"
-                            "requests      %llu (%llu errors, %llu malformed descriptors)\ncontainers    %s\n",
-                            st->version, st->workers, (unsigned long long)st->sessions_open,
-                            (unsigned long long)st->sessions_total, (unsigned long long)st->sessions_refused,
-                            (unsigned long long)st->requests, (unsigned long long)st->request_errors,
-                            (unsigned long long)st->bad_descriptors, absl::StrJoin(st->containers, ", ").c_str());
+                std::printf("zerohopd      %s (protocol %u)\nworkers       %u\n"
+                            "sessions      %llu open, %llu total, %llu refused\n"
+                            "requests      %llu (%llu errors, %llu malformed descriptors)\ncontainers    %s\n"
+                            "metrics       %s\n",
+                            info.ok() ? info->version.c_str() : "?", st->version, st->workers,
+                            (unsigned long long)st->sessions_open, (unsigned long long)st->sessions_total,
+                            (unsigned long long)st->sessions_refused, (unsigned long long)st->requests,
+                            (unsigned long long)st->request_errors, (unsigned long long)st->bad_descriptors,
+                            absl::StrJoin(st->containers, ", ").c_str(), metrics.c_str());
             }
             return 0;
         }

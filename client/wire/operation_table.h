@@ -45,6 +45,7 @@ using RecordResults = std::vector<RecordResult>;
 #define ZH_SESSION_OPERATIONS(X)                                                                     \
     X(Nop, 0, "nop", NoRequest, NoResult, kNone, kRepeatable, NoBody)                                \
     X(Status, 51, "status", NoRequest, DaemonStatus, kNone, kRepeatable, NoBody)                     \
+    X(Info, 52, "info", NoRequest, DaemonInfo, kNone, kRepeatable, NoBody)                           \
     X(Release, 60, "release", NoRequest, NoResult, kNone, kRepeatable, Control)
 
 // Every backend implements these (see daemon/backend/backend.h).

@@ -288,8 +288,12 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
         cfg.wait_with = how;
     }
     if (root["metrics_port"]) {
-        ZH_ASSIGN_OR_RETURN(auto port, p.Number(root["metrics_port"], "metrics_port", 0, 65535));
-        cfg.metrics_port = static_cast<uint16_t>(port);
+        if (root["metrics_port"].IsScalar() && root["metrics_port"].as<std::string>() == "auto") {
+            cfg.metrics_port_auto = true;  // the default port if it is free
+        } else {
+            ZH_ASSIGN_OR_RETURN(auto port, p.Number(root["metrics_port"], "metrics_port", 0, 65535));
+            cfg.metrics_port = static_cast<uint16_t>(port);
+        }
     }
     if (root["log_level"]) {
         ZH_ASSIGN_OR_RETURN(auto level, p.String(root["log_level"], "log_level"));

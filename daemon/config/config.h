@@ -4,7 +4,7 @@
 //   listen: /run/zerohop/zerohop.sock
 //   workers: 2                      # default: one per core
 //   wait_with: auto                 # how idle workers sleep: auto (io_uring, else epoll) | io_uring | epoll
-//   metrics_port: 9464              # on 127.0.0.1; 0 disables
+//   metrics_port: 9464              # on 127.0.0.1; 0 disables; auto: 9464 if free, else any free port
 //   log_level: info                 # debug | info | warning | error
 //   limits: {max_in_flight: 256, max_client_bytes: 64Mi, max_daemon_bytes: 64Mi, max_sessions: 4096}
 //   mounts:
@@ -75,6 +75,7 @@ struct DaemonConfig {
     std::string listen = "/run/zerohop/zerohop.sock";
     uint32_t workers = 0;  // 0: one per core
     uint16_t metrics_port = 9464;
+    bool metrics_port_auto = false;  // a taken metrics_port is not an error: take any free one
     std::string log_level = "info";
     std::string wait_with = "auto";
     LimitsConfig limits;

@@ -2,6 +2,7 @@
 
 #include <type_traits>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "embedded/embedded_backend.h"
@@ -11,7 +12,20 @@ namespace zerohop {
 
 namespace {
 
-absl::StatusOr<std::unique_ptr<Backend>> Open(const EmbeddedOptions& o) { return EmbeddedBackend::Open(o); }
+// Start-up errors name the configuration key (mounts) and the containers, and say what to do.
+absl::StatusOr<std::unique_ptr<Backend>> Open(const EmbeddedOptions& o) {
+    auto b = EmbeddedBackend::Open(o);
+    if (!b.ok()) {
+        bool locked = absl::StrContains(b.status().message(), "lock file");
+        return absl::Status(b.status().code(),
+                            absl::StrFormat("mounts (containers %s): %s%s", absl::StrJoin(o.containers, ", "),
+                                            b.status().message(),
+                                            locked ? " (another zerohopd uses this store; each instance needs a "
+                                                     "dir of its own)"
+                                                   : ""));
+    }
+    return std::unique_ptr<Backend>(std::move(*b));
+}
 
 absl::StatusOr<std::unique_ptr<Backend>> Open(const RedisBackendOptions& o) {
     auto b = RedisBackend::Open(o);
@@ -21,7 +35,7 @@ absl::StatusOr<std::unique_ptr<Backend>> Open(const RedisBackendOptions& o) {
             seeds.push_back(e.ToString());
         }
         return absl::Status(b.status().code(),
-                            absl::StrFormat("containers %s on redis://%s: %s", absl::StrJoin(o.containers, ", "),
+                            absl::StrFormat("mounts (containers %s on redis://%s): %s", absl::StrJoin(o.containers, ", "),
                                             absl::StrJoin(seeds, ","), b.status().message()));
     }
     return std::unique_ptr<Backend>(std::move(*b));

@@ -5,7 +5,8 @@
 // Every operation of wire/operation_table.h goes through Serve<op>. The generic form serves
 // the plain ones from the table alone (decode, route, stamp the caller, call, encode the
 // result); the operations that need more have a specialization below:
-//   nop, status, list_containers, sync   answered by zerohopd itself (sync fans out)
+//   nop, status, info, list_containers,  answered by zerohopd itself (sync fans out)
+//   sync
 //   stat, list                           the root "/" is zerohopd's (the containers)
 //   rename                               two paths, one backend
 //   get_object                           the bytes go straight into the shared region
@@ -162,6 +163,11 @@ void Worker::Serve<Op::kStatus>(Call& call, std::string) {
     DaemonStatus out = server_->stats();
     out.containers = server_->GrantedContainers(*call.s);
     Complete(call, absl::OkStatus(), protocol::Encode(out));
+}
+
+template <>
+void Worker::Serve<Op::kInfo>(Call& call, std::string) {
+    Complete(call, absl::OkStatus(), protocol::Encode(server_->info()));
 }
 
 template <>
@@ -393,7 +399,10 @@ void Worker::Dispatch(const std::shared_ptr<Session>& sp, const Descriptor& d) {
                                             protocol::kProtocolVersion));
     }
     if (!protocol::IsKnownOp(d.op)) {
-        return Reject(call, absl::StrFormat("unknown operation %d", d.op));
+        // A client newer than this daemon, or garbage: either way not something it can do.
+        return Reject(call, absl::UnimplementedError(absl::StrFormat(
+                                "unknown operation %d (the client may be newer than this zerohopd %s)", d.op,
+                                ZEROHOP_VERSION)));
     }
     Op op = static_cast<Op>(d.op);
     if (op == Op::kRelease) {

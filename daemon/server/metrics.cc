@@ -123,20 +123,33 @@ std::string Metrics::Render(const std::vector<const Metrics*>& workers, const Se
 
 MetricsEndpoint::~MetricsEndpoint() { Stop(); }
 
-absl::Status MetricsEndpoint::Start(uint16_t port, std::function<std::string()> render) {
+absl::Status MetricsEndpoint::Start(uint16_t port, bool any_if_taken, std::function<std::string()> render) {
     render_ = std::move(render);
-    listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    int one = 1;
-    ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr = {};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // metrics never leave the node
-    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listener_.get(), 16) != 0) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("metrics_port %d: cannot listen on 127.0.0.1: %s", port, strerror(errno)));
+    auto listen = [this](uint16_t p) {
+        listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        int one = 1;
+        ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in addr = {};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(p);
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // metrics never leave the node
+        return ::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+               ::listen(listener_.get(), 16) == 0;
+    };
+    if (!listen(port)) {
+        int err = errno;
+        if (err != EADDRINUSE || !any_if_taken || !listen(0)) {
+            return absl::FailedPreconditionError(absl::StrFormat(
+                "metrics_port %d: cannot listen on 127.0.0.1:%d: %s%s", port, port, strerror(err),
+                err == EADDRINUSE ? " (another zerohopd?); set metrics_port to a free port, to 0 to turn metrics "
+                                    "off, or to auto to take any free port"
+                                  : ""));
+        }
     }
+    struct sockaddr_in bound = {};
+    socklen_t len = sizeof bound;
+    ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&bound), &len);
+    port_ = ntohs(bound.sin_port);
     stop_.reset(::eventfd(0, EFD_CLOEXEC));
     thread_ = std::thread([this] { Loop(); });
     return absl::OkStatus();

@@ -70,14 +70,18 @@ private:
 class MetricsEndpoint {
 public:
     ~MetricsEndpoint();
-    absl::Status Start(uint16_t port, std::function<std::string()> render);
+    // On `port`; when it is taken and `any_if_taken`, on a free port the kernel picks.
+    absl::Status Start(uint16_t port, bool any_if_taken, std::function<std::string()> render);
     void Stop();
+    // The port it listens on; 0 before Start.
+    uint16_t port() const { return port_; }
 
 private:
     void Loop();
 
     shmring::UniqueFd listener_;
     shmring::UniqueFd stop_;
+    uint16_t port_ = 0;
     std::function<std::string()> render_;
     std::thread thread_;
 };

@@ -96,14 +96,15 @@ absl::Status Server::Impl::Listen() {
     {
         shmring::UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
         if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-            return absl::AlreadyExistsError(
-                absl::StrFormat("%s: another zerohopd is serving this socket", config_.listen));
+            return absl::AlreadyExistsError(absl::StrFormat(
+                "listen: another zerohopd is serving %s; stop it, or give this one a listen path of its own",
+                config_.listen));
         }
     }
     ::unlink(config_.listen.c_str());
     if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        return absl::FailedPreconditionError(
-            absl::StrFormat("cannot listen on %s: %s (does its directory exist?)", config_.listen, strerror(errno)));
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "listen: cannot listen on %s: %s (does its directory exist?)", config_.listen, strerror(errno)));
     }
     ::chmod(config_.listen.c_str(), 0666);  // access is decided by the key and the peer's uid
     if (::listen(listener_.get(), 1024) != 0) {
@@ -127,7 +128,7 @@ absl::Status Server::Impl::Open() {
         workers_.push_back(std::move(w));
     }
     if (config_.metrics_port != 0) {
-        ZH_RETURN_IF_ERROR(metrics_endpoint_.Start(config_.metrics_port, [this] {
+        ZH_RETURN_IF_ERROR(metrics_endpoint_.Start(config_.metrics_port, config_.metrics_port_auto, [this] {
             DaemonStatus st = stats();
             std::vector<const Metrics*> workers;
             for (const auto& w : workers_) {
@@ -138,7 +139,8 @@ absl::Status Server::Impl::Open() {
     }
     acceptor_ = std::thread([this] { AcceptLoop(); });
     Log(LogLevel::kInfo, "zerohopd listening", "socket", config_.listen, "workers", config_.workers, "waiting_with",
-        workers_.front()->poller_name(), "containers", mounts_.size());
+        workers_.front()->poller_name(), "containers", mounts_.size(), "metrics",
+        metrics_endpoint_.port() != 0 ? absl::StrFormat("127.0.0.1:%d", metrics_endpoint_.port()) : "off");
     return absl::OkStatus();
 }
 
@@ -181,6 +183,16 @@ DaemonStatus Server::Impl::stats() const {
     st.sessions_total = sessions_total_.load();
     st.sessions_refused = sessions_refused_.load();
     return st;
+}
+
+DaemonInfo Server::Impl::info() const {
+    DaemonInfo out;
+    out.version = ZEROHOP_VERSION;
+    out.socket = config_.listen;
+    if (metrics_endpoint_.port() != 0) {
+        out.metrics = absl::StrFormat("127.0.0.1:%d", metrics_endpoint_.port());
+    }
+    return out;
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const DaemonConfig& config) {

@@ -316,14 +316,14 @@ void Worker::Record(const Call& call, int code, uint64_t out_bytes) {
                     out_bytes);
 }
 
-void Worker::Reject(const Call& call, std::string_view why) {
+void Worker::Reject(const Call& call, absl::Status why) {
     metrics_.BadDescriptor();
     ++call.s->in_flight;  // answered like any request: Push counts it out again
     if (++call.s->bad_descriptors > kMaxBadDescriptors) {
         Close(*call.s, "too many malformed descriptors");
         return;
     }
-    Complete(call, absl::InvalidArgumentError(std::string(why)), {});
+    Complete(call, why, {});
 }
 
 bool Worker::FlushOverflow(Session& s) {

@@ -112,6 +112,9 @@ public:
     absl::Status Sync();
     // The daemon's counters, and the containers this key can read.
     absl::StatusOr<DaemonStatus> Status();
+    // The daemon's version, socket and metrics address (Unimplemented from a daemon older
+    // than this call).
+    absl::StatusOr<DaemonInfo> Info();
     // A request that does nothing: measures the rings.
     absl::Status Nop();
 
@@ -147,6 +150,7 @@ public:
     void GetRecordsAsync(const GetRecordsRequest& req, Callback<GetRecordsResult> done);
     void SyncAsync(StatusCallback done);
     void StatusAsync(Callback<DaemonStatus> done);
+    void InfoAsync(Callback<DaemonInfo> done);
     void NopAsync(StatusCallback done);
 
     // Runs the completions that have arrived; returns how many.

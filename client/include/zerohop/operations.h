@@ -222,4 +222,11 @@ struct DaemonStatus {
     std::vector<std::string> containers;  // those this session's key can read
 };
 
+// Where and what the daemon is (`zh status` shows it beside DaemonStatus).
+struct DaemonInfo {
+    std::string version;  // zerohopd's version
+    std::string socket;   // the socket it listens on
+    std::string metrics;  // where its metrics are served ("127.0.0.1:9464"); empty: nowhere
+};
+
 }  // namespace zerohop

@@ -103,6 +103,7 @@ ZH_MESSAGE(Welcome, m.status, m.version, m.session_id, m.max_in_flight)
 ZH_MESSAGE(WireStatus, m.status)
 ZH_MESSAGE(DaemonStatus, m.version, m.workers, m.sessions_open, m.sessions_total, m.sessions_refused, m.requests,
            m.request_errors, m.bad_descriptors, m.containers)
+ZH_MESSAGE(DaemonInfo, m.version, m.socket, m.metrics)
 
 // Requests and results.
 ZH_MESSAGE(ListRequest, m.path, m.prefix, m.marker, m.limit, m.with_attributes)

@@ -29,6 +29,7 @@ public:
     absl::Status Open();
     void Stop();
     DaemonStatus stats() const;
+    DaemonInfo info() const;
     const std::string& socket_path() const { return config_.listen; }
 
     // Where a container is served: its backend, and that backend's metrics label.

@@ -101,7 +101,10 @@ private:
     void Close(Session& s, std::string_view why);
     void CancelUploads(Session& s);
     void Woken(uint64_t key);
-    void Reject(const Call& call, std::string_view why);
+    // Answers a malformed descriptor with `why` (InvalidArgument unless given a status),
+    // counting it; a session that sends too many is closed.
+    void Reject(const Call& call, std::string_view why) { Reject(call, absl::InvalidArgumentError(std::string(why))); }
+    void Reject(const Call& call, absl::Status why);
     void Complete(const Call& call, const absl::Status& status, std::string_view body);
     // Completes with a result already placed in the daemon region: [payload, +length) inside
     // the allocation at `buffer`.
