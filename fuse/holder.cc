@@ -16,20 +16,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "shmring/fd_passing.h"
+#include "shmring/unix_socket.h"
 
 namespace zerohop::fuse {
 
 namespace {
-
-bool FillAddress(const std::string& path, sockaddr_un* addr) {
-    *addr = {};
-    addr->sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr->sun_path) {
-        return false;
-    }
-    std::memcpy(addr->sun_path, path.data(), path.size());
-    return true;
-}
 
 bool Mounted(const std::string& mountpoint) {
     std::ifstream m("/proc/self/mounts");
@@ -78,17 +69,12 @@ absl::StatusOr<shmring::UniqueFd> SpawnHolder(const std::string& self_exe, const
 
 int RunHolder(const std::string& socket, int fuse_fd, int journal_fd, const std::string& mountpoint,
               int takeover_secs) {
-    sockaddr_un addr;
-    if (!FillAddress(socket, &addr)) {
-        return 2;
-    }
-    shmring::UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    ::unlink(socket.c_str());
-    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listener.get(), 4) != 0) {
+    // The mount's descriptor: only its owner may take it.
+    auto listening = shmring::ListenUnix(socket, 0600, 4);
+    if (!listening.ok()) {
         return 1;
     }
-    ::chmod(socket.c_str(), 0600);  // the mount's descriptor: only its owner may take it
+    shmring::UniqueFd listener = std::move(*listening);
     std::vector<shmring::UniqueFd> leases;
     time_t unleased_since = time(nullptr);
     for (;;) {
@@ -124,14 +110,11 @@ int RunHolder(const std::string& socket, int fuse_fd, int journal_fd, const std:
 }
 
 absl::StatusOr<HeldMount> FetchFromHolder(const std::string& socket) {
-    sockaddr_un addr;
-    if (!FillAddress(socket, &addr)) {
-        return absl::InvalidArgumentError(absl::StrFormat("holder socket path %s is too long", socket));
-    }
-    shmring::UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    auto connected = shmring::ConnectUnix(socket);
+    if (!connected.ok()) {
         return absl::NotFoundError(absl::StrFormat("no holder at %s", socket));
     }
+    shmring::UniqueFd s = std::move(*connected);
     char byte;
     std::vector<shmring::UniqueFd> fds;
     auto r = shmring::ReceiveWithFds(s.get(), &byte, 1, &fds);

@@ -80,7 +80,8 @@ public:
                                                << "credentials:\n"
                                                << "  - {key: rw-key, containers: {demo: rw}}\n"
                                                << "  - {key: ro-key, containers: {demo: r}}\n"
-                                               << "  - {key: other-key, containers: {other: rw}}\n";
+                                               << "  - {key: other-key, containers: {other: rw}}\n"
+                                               << "  - {key: admin-key, admin: true}\n";
     }
     ~Daemon() { Kill(SIGTERM); }
 
@@ -176,6 +177,8 @@ public:
 
     pid_t pid() const { return pid_; }
     const std::string& socket() const { return socket_; }
+    const std::string& dir() const { return dir_; }
+    std::string config_path() const { return dir_ + "/zerohopd.yaml"; }
 
     // GET /metrics over loopback.
     std::string Metrics() const {

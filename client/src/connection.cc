@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "shmring/fd_passing.h"
+#include "shmring/unix_socket.h"
 
 namespace zerohop {
 
@@ -111,17 +112,12 @@ bool Client::Connection::Gone() const {
 }
 
 absl::StatusOr<std::shared_ptr<Client::Connection>> Client::Connection::Dial(const ClientOptions& options) {
-    shmring::UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    struct sockaddr_un addr = {};
-    addr.sun_family = AF_UNIX;
-    if (options.socket_path.size() >= sizeof addr.sun_path) {
-        return absl::InvalidArgumentError(absl::StrFormat("socket path %s is too long", options.socket_path));
-    }
-    std::memcpy(addr.sun_path, options.socket_path.data(), options.socket_path.size());
-    if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    auto connected = shmring::ConnectUnix(options.socket_path);
+    if (!connected.ok()) {
         return absl::UnavailableError(absl::StrFormat("cannot reach zerohopd at %s: %s (is it running? set ZEROHOP_SOCKET)",
-                                                      options.socket_path, strerror(errno)));
+                                                      options.socket_path, connected.status().message()));
     }
+    shmring::UniqueFd sock = std::move(*connected);
     protocol::Hello hello;
     hello.access_key = options.access_key;
     hello.submit_entries = options.submit_entries;

@@ -46,6 +46,8 @@ using RecordResults = std::vector<RecordResult>;
     X(Nop, 0, "nop", NoRequest, NoResult, kNone, kRepeatable, NoBody)                                \
     X(Status, 51, "status", NoRequest, DaemonStatus, kNone, kRepeatable, NoBody)                     \
     X(Info, 52, "info", NoRequest, DaemonInfo, kNone, kRepeatable, NoBody)                           \
+    X(PublishVolume, 53, "publish_volume", PublishVolumeRequest, PublishedVolume, kNone, kRepeatable, Plain) \
+    X(UnpublishVolume, 54, "unpublish_volume", UnpublishVolumeRequest, NoResult, kNone, kRepeatable, Plain) \
     X(Release, 60, "release", NoRequest, NoResult, kNone, kRepeatable, Control)
 
 // Every backend implements these (see daemon/backend/backend.h).

@@ -267,14 +267,22 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
     if (root.IsNull()) {
         return p.Error("(top level)", "the file is empty");
     }
-    ZH_RETURN_IF_ERROR(p.OnlyKeys(
-        root, "", {"listen", "workers", "wait_with", "metrics_port", "log_level", "limits", "mounts", "credentials"}));
+    ZH_RETURN_IF_ERROR(p.OnlyKeys(root, "", {"listen", "runtime_dir", "workers", "wait_with", "metrics_port",
+                                             "log_level", "limits", "mounts", "credentials"}));
     if (root["listen"]) {
         ZH_ASSIGN_OR_RETURN(auto listen, p.String(root["listen"], "listen"));
         if (listen.empty() || listen[0] != '/' || listen.size() > 107) {
             return p.Error("listen", "must be an absolute socket path of at most 107 bytes");
         }
         cfg.listen = listen;
+    }
+    if (root["runtime_dir"]) {
+        ZH_ASSIGN_OR_RETURN(auto dir, p.String(root["runtime_dir"], "runtime_dir"));
+        if (dir.empty() || dir[0] != '/' || dir.size() > 60) {
+            return p.Error("runtime_dir",
+                           "must be an absolute directory of at most 60 bytes (volume sockets go below it)");
+        }
+        cfg.runtime_dir = dir;
     }
     if (root["workers"]) {
         ZH_ASSIGN_OR_RETURN(auto workers, p.Number(root["workers"], "workers", 1, 256));
@@ -386,7 +394,7 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
         for (size_t i = 0; i < creds.size(); ++i) {
             std::string where = absl::StrFormat("credentials[%d]", i);
             const YAML::Node c = creds[i];
-            ZH_RETURN_IF_ERROR(p.OnlyKeys(c, where, {"key", "containers", "uids"}));
+            ZH_RETURN_IF_ERROR(p.OnlyKeys(c, where, {"key", "containers", "uids", "admin"}));
             CredentialConfig cc;
             if (!c["key"]) {
                 return p.Error(where + ".key", "missing");
@@ -399,7 +407,18 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
                 return p.Error(where + ".key", "the same key is listed twice");
             }
             cc.key = key;
+            if (const YAML::Node admin = c["admin"]) {
+                ZH_ASSIGN_OR_RETURN(auto flag, p.String(admin, where + ".admin"));
+                if (flag != "true" && flag != "false") {
+                    return p.Error(where + ".admin", "expected true or false");
+                }
+                cc.admin = flag == "true";
+            }
             const YAML::Node cs = c["containers"];
+            if (cc.admin && !cs) {
+                cfg.credentials.push_back(std::move(cc));  // an admin key needs no container of its own
+                continue;
+            }
             if (!cs || !cs.IsMap() || cs.size() == 0) {
                 return p.Error(where + ".containers", "expected a mapping of container: r | rw");
             }
@@ -428,6 +447,12 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
     }
     if (cfg.credentials.empty()) {
         return p.Error("credentials", "at least one access key is needed, or no client can connect");
+    }
+    if (cfg.runtime_dir.empty()) {
+        cfg.runtime_dir = cfg.listen.substr(0, cfg.listen.rfind('/'));
+        if (cfg.runtime_dir.empty()) {
+            cfg.runtime_dir = "/";
+        }
     }
     if (cfg.workers == 0) {
         cfg.workers = std::max(1u, std::thread::hardware_concurrency());

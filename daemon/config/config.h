@@ -2,6 +2,7 @@
 // zerohopd's configuration: one YAML document (a Kubernetes ConfigMap carries it as is).
 //
 //   listen: /run/zerohop/zerohop.sock
+//   runtime_dir: /run/zerohop       # volume sockets and their records; default: listen's directory
 //   workers: 2                      # default: one per core
 //   wait_with: auto                 # how idle workers sleep: auto (io_uring, else epoll) | io_uring | epoll
 //   metrics_port: 9464              # on 127.0.0.1; 0 disables; auto: 9464 if free, else any free port
@@ -13,6 +14,7 @@
 //        password_file: /etc/zerohop/redis-password, replicas: 1}}   # see docs/REDIS.md
 //   credentials:
 //     - {key: dev-key, containers: {demo: rw}, uids: [0, 1000]}   # uids: optional
+//     - {key: csi-node-key, admin: true}      # may publish volume sockets (the CSI node plugin)
 //
 // The options of each backend kind (each key checked, numbers in range):
 //   embedded  dir (absolute, required), sync_writes (true|false), inline_max_bytes, io_threads
@@ -62,6 +64,7 @@ struct CredentialConfig {
     std::string key;
     std::map<std::string, uint32_t> containers;  // container -> kRightRead | kRightWrite
     std::vector<uint32_t> uids;                  // peers allowed to use the key; empty: any
+    bool admin = false;                          // may publish volume sockets (PublishVolumeRequest)
 };
 
 struct LimitsConfig {
@@ -73,6 +76,9 @@ struct LimitsConfig {
 
 struct DaemonConfig {
     std::string listen = "/run/zerohop/zerohop.sock";
+    // Where volume sockets (<runtime_dir>/volumes/) and their records live; empty: the
+    // directory of `listen`.
+    std::string runtime_dir;
     uint32_t workers = 0;  // 0: one per core
     uint16_t metrics_port = 9464;
     bool metrics_port_auto = false;  // a taken metrics_port is not an error: take any free one

@@ -6,7 +6,7 @@
 // the plain ones from the table alone (decode, route, stamp the caller, call, encode the
 // result); the operations that need more have a specialization below:
 //   nop, status, info, list_containers,  answered by zerohopd itself (sync fans out)
-//   sync
+//   sync, publish/unpublish_volume
 //   stat, list                           the root "/" is zerohopd's (the containers)
 //   rename                               two paths, one backend
 //   get_object                           the bytes go straight into the shared region
@@ -48,11 +48,16 @@ struct BackendCall;
 ZH_BACKEND_OPERATIONS(ZH_BACKEND_CALL)
 #undef ZH_BACKEND_CALL
 
-// What a request is checked and routed by.
-const Path& PathOf(const Path& p) { return p; }
+// What a request is checked and routed by (and, for a volume's session, mapped).
+Path& PathOf(Path& p) { return p; }
 template <typename Request>
-const Path& PathOf(const Request& r) {
+Path& PathOf(Request& r) {
     return r.path;
+}
+
+// Operations that would take a volume's root away from its sessions.
+bool RemovesItsPath(Op op) {
+    return op == Op::kRmdir || op == Op::kDelete || op == Op::kDeleteStream || op == Op::kRename;
 }
 
 // Requests whose bytes are a view into the body (write, append): the body must live until
@@ -109,8 +114,20 @@ private:
 
 }  // namespace
 
-absl::StatusOr<Backend*> Worker::Route(Call& call, const Path& path, Access access) {
+absl::StatusOr<Backend*> Worker::Route(Call& call, Path& path, Access access) {
+    const Scope* scope = call.s->scope.get();
+    if (scope != nullptr && path.container() != scope->root.container()) {
+        // A volume's session sees one container: the others are not there (not forbidden).
+        return absl::NotFoundError(absl::StrFormat("%s: not found (this session sees only its volume)", path.str()));
+    }
     ZH_RETURN_IF_ERROR(server_->Allow(*call.s, path, access == Access::kWrite));
+    if (scope != nullptr) {
+        if (path.is_container_root() && RemovesItsPath(static_cast<Op>(call.d.op))) {
+            return absl::PermissionDeniedError(
+                absl::StrFormat("%s is the volume's root: it cannot be removed or moved", path.str()));
+        }
+        ZH_ASSIGN_OR_RETURN(path, scope->Map(path));
+    }
     ZH_ASSIGN_OR_RETURN(auto mount, server_->Route(path));
     call.backend = mount.label;
     return mount.backend;
@@ -168,6 +185,37 @@ void Worker::Serve<Op::kStatus>(Call& call, std::string) {
 template <>
 void Worker::Serve<Op::kInfo>(Call& call, std::string) {
     Complete(call, absl::OkStatus(), protocol::Encode(server_->info()));
+}
+
+template <>
+void Worker::Serve<Op::kPublishVolume>(Call& call, std::string body) {
+    auto r = protocol::Decode<PublishVolumeRequest>(body);
+    if (!r.ok()) {
+        return Complete(call, r.status(), {});
+    }
+    if (absl::Status s = server_->CheckPublish(*call.s, *r); !s.ok()) {
+        return Complete(call, s, {});
+    }
+    auto mount = server_->Route(r->root);
+    call.backend = mount->label;
+    // Its root must be a directory that exists now (a volume's sub-path is made beforehand).
+    Path root = r->root;
+    mount->backend->Stat(std::move(root), [this, call, req = std::move(*r)](absl::StatusOr<ObjectInfo> info) mutable {
+        if (info.ok() && info->type != ObjectType::kDirectory) {
+            info = absl::FailedPreconditionError(absl::StrFormat("%s is not a directory", req.root.str()));
+        }
+        if (!info.ok()) {
+            return Finish(call, info.status(), {});
+        }
+        auto published = server_->volumes().Publish(req);
+        Finish(call, published.status(), published.ok() ? protocol::Encode(*published) : std::string());
+    });
+}
+
+template <>
+void Worker::Serve<Op::kUnpublishVolume>(Call& call, std::string body) {
+    auto r = protocol::Decode<UnpublishVolumeRequest>(body);
+    Complete(call, r.ok() ? server_->UnpublishVolume(*call.s, *r) : r.status(), {});
 }
 
 template <>

@@ -2,7 +2,7 @@
 // credentials, access key, limits) and the session handed to a worker.
 
 #include <errno.h>
-#include <sys/select.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,13 +41,22 @@ absl::Status SendFramed(int sock, const std::string& body, std::initializer_list
 }  // namespace
 
 void Server::Impl::AcceptLoop() {
+    std::vector<struct pollfd> fds;
+    std::vector<std::shared_ptr<const Scope>> scopes;  // of fds[kFixed + i]
+    constexpr size_t kFixed = 3;                        // the socket, the stop bell, volume changes
+    bool rebuild = true;
     for (;;) {
-        fd_set set;
-        FD_ZERO(&set);
-        FD_SET(listener_.get(), &set);
-        FD_SET(stop_bell_->fd(), &set);
-        int maxfd = std::max(listener_.get(), stop_bell_->fd());
-        if (::select(maxfd + 1, &set, nullptr, nullptr, nullptr) < 0) {
+        if (rebuild) {
+            volumes_->DrainChanged();
+            fds = {{listener_.get(), POLLIN, 0}, {stop_bell_->fd(), POLLIN, 0}, {volumes_->changed_fd(), POLLIN, 0}};
+            scopes.clear();
+            for (auto& [fd, scope] : volumes_->Listeners()) {
+                fds.push_back({fd, POLLIN, 0});
+                scopes.push_back(std::move(scope));
+            }
+            rebuild = false;
+        }
+        if (::poll(fds.data(), fds.size(), -1) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -57,23 +66,32 @@ void Server::Impl::AcceptLoop() {
         if (stopped_.load()) {
             return;
         }
-        if (FD_ISSET(listener_.get(), &set)) {
-            shmring::UniqueFd sock(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-            if (sock.valid()) {
-                if (HelloArrived(sock.get())) {
-                    Handshake(std::move(sock));  // nothing to wait for: no thread needed
-                    continue;
-                }
-                if (handshakes_.load() >= kMaxHandshakes) {
-                    sessions_refused_.fetch_add(1);  // too many half-open connections: shed this one
-                    continue;
-                }
-                handshakes_.fetch_add(1);
-                std::thread([this, sock = std::move(sock)]() mutable {
-                    Handshake(std::move(sock));
-                    handshakes_.fetch_sub(1);
-                }).detach();
+        if (fds[2].revents != 0) {
+            rebuild = true;  // a volume was published or unpublished (before accepting on a closed one)
+            continue;
+        }
+        for (size_t i = 0; i < fds.size(); ++i) {
+            if (i == 1 || i == 2 || (fds[i].revents & POLLIN) == 0) {
+                continue;
             }
+            shmring::UniqueFd sock(::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC));
+            if (!sock.valid()) {
+                continue;
+            }
+            std::shared_ptr<const Scope> scope = i >= kFixed ? scopes[i - kFixed] : nullptr;
+            if (HelloArrived(sock.get())) {
+                Handshake(std::move(sock), std::move(scope));  // nothing to wait for: no thread needed
+                continue;
+            }
+            if (handshakes_.load() >= kMaxHandshakes) {
+                sessions_refused_.fetch_add(1);  // too many half-open connections: shed this one
+                continue;
+            }
+            handshakes_.fetch_add(1);
+            std::thread([this, sock = std::move(sock), scope = std::move(scope)]() mutable {
+                Handshake(std::move(sock), std::move(scope));
+                handshakes_.fetch_sub(1);
+            }).detach();
         }
     }
 }
@@ -89,7 +107,7 @@ bool Server::Impl::HelloArrived(int sock) {
     return len <= kMaxHelloBytes && static_cast<size_t>(n) >= 4 + size_t{len};
 }
 
-void Server::Impl::Handshake(shmring::UniqueFd sock) {
+void Server::Impl::Handshake(shmring::UniqueFd sock, std::shared_ptr<const Scope> scope) {
     struct timeval tv = {2, 0};  // a client that does not say hello does not hold the acceptor
     ::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -121,15 +139,20 @@ void Server::Impl::Handshake(shmring::UniqueFd sock) {
     if (::getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
         return refuse(absl::InternalError("cannot read the peer's credentials"));
     }
-    auto key = keys_.find(hello->access_key);
-    if (key == keys_.end()) {
-        return refuse(absl::PermissionDeniedError("unknown access key"));
-    }
-    const CredentialConfig* credential = key->second;
-    if (!credential->uids.empty() &&
-        std::find(credential->uids.begin(), credential->uids.end(), cred.uid) == credential->uids.end()) {
-        return refuse(absl::PermissionDeniedError(
-            absl::StrFormat("this access key may not be used by uid %d", cred.uid)));
+    // On a volume's socket the scope is the credential (its key was checked when it was
+    // published): whatever key the hello carries is not looked at.
+    const CredentialConfig* credential = scope != nullptr ? &scope->credential : nullptr;
+    if (credential == nullptr) {
+        auto key = keys_.find(hello->access_key);
+        if (key == keys_.end()) {
+            return refuse(absl::PermissionDeniedError("unknown access key"));
+        }
+        credential = key->second;
+        if (!credential->uids.empty() &&
+            std::find(credential->uids.begin(), credential->uids.end(), cred.uid) == credential->uids.end()) {
+            return refuse(absl::PermissionDeniedError(
+                absl::StrFormat("this access key may not be used by uid %d", cred.uid)));
+        }
     }
     size_t open = 0;
     for (const auto& w : workers_) {
@@ -164,6 +187,10 @@ void Server::Impl::Handshake(shmring::UniqueFd sock) {
     s->gid = cred.gid;
     s->pid = cred.pid;
     s->credential = credential;
+    if (scope != nullptr) {
+        scope->sessions.fetch_add(1);
+        s->scope = std::move(scope);
+    }
     s->max_in_flight = std::min<uint32_t>(config_.limits.max_in_flight, layout->complete.capacity);
     protocol::Welcome w;
     w.session_id = s->id;
@@ -174,7 +201,8 @@ void Server::Impl::Handshake(shmring::UniqueFd sock) {
     }
     s->sock = std::move(sock);
     sessions_total_.fetch_add(1);
-    Log(LogLevel::kInfo, "session opened", "session", s->id, "pid", cred.pid, "uid", cred.uid);
+    Log(LogLevel::kInfo, "session opened", "session", s->id, "pid", cred.pid, "uid", cred.uid, "volume",
+        s->scope != nullptr ? s->scope->id : "", "pod", s->scope != nullptr ? s->scope->pod : "");
     workers_[next_worker_.fetch_add(1) % workers_.size()]->Add(std::move(s));
 }
 

@@ -4,12 +4,6 @@
 
 #include "server/server.h"
 
-#include <errno.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -19,16 +13,9 @@
 #include "registry/registry.h"
 #include "server/internal/server_impl.h"
 #include "server/log.h"
+#include "shmring/unix_socket.h"
 
 namespace zerohop {
-
-namespace {
-
-absl::Status Errno(std::string_view what) {
-    return absl::InternalError(absl::StrFormat("%s: %s", what, strerror(errno)));
-}
-
-}  // namespace
 
 absl::StatusOr<Server::Impl::Mount> Server::Impl::Route(const Path& path) const {
     auto it = mounts_.find(absl::string_view(path.container().data(), path.container().size()));
@@ -81,35 +68,70 @@ absl::Status Server::Impl::OpenBackends() {
     for (const CredentialConfig& c : config_.credentials) {
         keys_[c.key] = &c;
     }
+    // The volumes published before a restart listen again (those whose key still grants them).
+    volumes_ = std::make_unique<VolumeSockets>(config_.runtime_dir);
+    volumes_->Restore([this](const std::string& fingerprint) -> const CredentialConfig* {
+        for (const CredentialConfig& c : config_.credentials) {
+            if (VolumeSockets::Fingerprint(c.key) == fingerprint) {
+                return &c;
+            }
+        }
+        return nullptr;
+    });
+    return absl::OkStatus();
+}
+
+absl::Status Server::Impl::CheckPublish(const Session& s, const PublishVolumeRequest& req) const {
+    if (!s.credential->admin) {
+        return absl::PermissionDeniedError("publish_volume: this access key is not an admin key");
+    }
+    ZH_RETURN_IF_ERROR(VolumeSockets::ValidateId(req.scope_id));
+    if (req.root.is_root()) {
+        return absl::InvalidArgumentError("publish_volume: the root must name a container");
+    }
+    ZH_RETURN_IF_ERROR(Route(req.root).status());
+    auto key = keys_.find(req.access_key);
+    std::string container(req.root.container());
+    uint32_t need = req.read_only ? kRightRead : (kRightRead | kRightWrite);
+    if (key == keys_.end()) {
+        return absl::PermissionDeniedError("publish_volume: the volume's access key is unknown");
+    }
+    auto granted = key->second->containers.find(container);
+    if (granted == key->second->containers.end() || (granted->second & need) != need) {
+        return absl::PermissionDeniedError(absl::StrFormat("publish_volume: the volume's access key does not grant %s "
+                                                           "on container \"%s\"",
+                                                           req.read_only ? "read" : "read-write", container));
+    }
+    return absl::OkStatus();
+}
+
+absl::Status Server::Impl::UnpublishVolume(const Session& s, const UnpublishVolumeRequest& req) {
+    if (!s.credential->admin) {
+        return absl::PermissionDeniedError("unpublish_volume: this access key is not an admin key");
+    }
+    ZH_RETURN_IF_ERROR(VolumeSockets::ValidateId(req.scope_id));
+    if (volumes_->Unpublish(req.scope_id)) {
+        for (auto& w : workers_) {
+            w->CloseScope(req.scope_id);  // its pod is gone: so are its sessions
+        }
+    }
     return absl::OkStatus();
 }
 
 absl::Status Server::Impl::Listen() {
     // The socket: a stale one from a dead daemon is replaced; a live one is an error.
-    struct sockaddr_un addr = {};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, config_.listen.data(), config_.listen.size());
-    listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!listener_.valid()) {
-        return Errno("socket");
+    if (shmring::ConnectUnix(config_.listen).ok()) {
+        return absl::AlreadyExistsError(absl::StrFormat(
+            "listen: another zerohopd is serving %s; stop it, or give this one a listen path of its own",
+            config_.listen));
     }
-    {
-        shmring::UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-            return absl::AlreadyExistsError(absl::StrFormat(
-                "listen: another zerohopd is serving %s; stop it, or give this one a listen path of its own",
-                config_.listen));
-        }
+    // Access is decided by the key and the peer's uid, not the socket's mode.
+    auto listener = shmring::ListenUnix(config_.listen, 0666, 1024);
+    if (!listener.ok()) {
+        return absl::FailedPreconditionError(absl::StrFormat("listen: cannot listen on %s: %s (does its directory exist?)",
+                                                             config_.listen, listener.status().message()));
     }
-    ::unlink(config_.listen.c_str());
-    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "listen: cannot listen on %s: %s (does its directory exist?)", config_.listen, strerror(errno)));
-    }
-    ::chmod(config_.listen.c_str(), 0666);  // access is decided by the key and the peer's uid
-    if (::listen(listener_.get(), 1024) != 0) {
-        return Errno("listen");
-    }
+    listener_ = std::move(*listener);
     return absl::OkStatus();
 }
 
@@ -134,7 +156,8 @@ absl::Status Server::Impl::Open() {
             for (const auto& w : workers_) {
                 workers.push_back(&w->metrics());
             }
-            return Metrics::Render(workers, {st.sessions_open, st.sessions_total, st.sessions_refused}, labels_);
+            return Metrics::Render(workers, {st.sessions_open, st.sessions_total, st.sessions_refused}, labels_) +
+                   volumes_->RenderMetrics();
         }));
     }
     acceptor_ = std::thread([this] { AcceptLoop(); });

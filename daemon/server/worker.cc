@@ -72,6 +72,16 @@ void Worker::Stop() {
     }
 }
 
+void Worker::CloseScope(const std::string& id) {
+    Post([this, id] {
+        for (auto& s : sessions_) {
+            if (s->scope != nullptr && s->scope->id == id) {
+                Close(*s, "its volume was unpublished");
+            }
+        }
+    });
+}
+
 void Worker::Adopt() {
     std::vector<std::shared_ptr<Session>> fresh;
     {

@@ -115,6 +115,11 @@ public:
     // The daemon's version, socket and metrics address (Unimplemented from a daemon older
     // than this call).
     absl::StatusOr<DaemonInfo> Info();
+    // Volumes (an admin key only): a socket of its own for sessions scoped to `req.root`.
+    // Publishing the same scope again with the same arguments is OK; with others,
+    // AlreadyExists. Unpublishing closes its sessions; an unknown scope is OK.
+    absl::StatusOr<PublishedVolume> PublishVolume(const PublishVolumeRequest& req);
+    absl::Status UnpublishVolume(const UnpublishVolumeRequest& req);
     // A request that does nothing: measures the rings.
     absl::Status Nop();
 
@@ -151,6 +156,8 @@ public:
     void SyncAsync(StatusCallback done);
     void StatusAsync(Callback<DaemonStatus> done);
     void InfoAsync(Callback<DaemonInfo> done);
+    void PublishVolumeAsync(const PublishVolumeRequest& req, Callback<PublishedVolume> done);
+    void UnpublishVolumeAsync(const UnpublishVolumeRequest& req, StatusCallback done);
     void NopAsync(StatusCallback done);
 
     // Runs the completions that have arrived; returns how many.

@@ -222,6 +222,31 @@ struct DaemonStatus {
     std::vector<std::string> containers;  // those this session's key can read
 };
 
+// ---- volumes: sessions scoped to one part of the namespace -------------------------------
+//
+// A key marked `admin` in zerohopd's configuration (the CSI node plugin's) may publish a
+// volume: zerohopd then listens on a socket of its own for it, in a directory the publisher
+// bind-mounts into a pod. Sessions on that socket need no key: they see one container, whose
+// root is the volume's root, read-only or read-write as published.
+
+struct PublishVolumeRequest {
+    std::string scope_id;    // the publisher's name for it: 1..64 of [A-Za-z0-9._-]
+    Path root;               // /<container>[/<sub-path>]: what the sessions see as /<container>
+    bool read_only = false;
+    std::string access_key;  // the volume's key: it must grant the container (rw unless read_only)
+    // Who uses it, for logs and metrics (Kubernetes' podInfoOnMount); empty if unknown.
+    std::string pod_namespace, pod_name, pod_uid, service_account;
+};
+
+struct PublishedVolume {
+    std::string directory;  // holds `socket`; publish this directory, not the socket
+    std::string socket;
+};
+
+struct UnpublishVolumeRequest {
+    std::string scope_id;
+};
+
 // Where and what the daemon is (`zh status` shows it beside DaemonStatus).
 struct DaemonInfo {
     std::string version;  // zerohopd's version

@@ -104,6 +104,10 @@ ZH_MESSAGE(WireStatus, m.status)
 ZH_MESSAGE(DaemonStatus, m.version, m.workers, m.sessions_open, m.sessions_total, m.sessions_refused, m.requests,
            m.request_errors, m.bad_descriptors, m.containers)
 ZH_MESSAGE(DaemonInfo, m.version, m.socket, m.metrics)
+ZH_MESSAGE(PublishVolumeRequest, m.scope_id, m.root, m.read_only, Bounded<kMaxAccessKeyBytes>(m.access_key),
+           m.pod_namespace, m.pod_name, m.pod_uid, m.service_account)
+ZH_MESSAGE(PublishedVolume, m.directory, m.socket)
+ZH_MESSAGE(UnpublishVolumeRequest, m.scope_id)
 
 // Requests and results.
 ZH_MESSAGE(ListRequest, m.path, m.prefix, m.marker, m.limit, m.with_attributes)

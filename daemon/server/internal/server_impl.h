@@ -16,6 +16,7 @@
 #include "server/internal/worker.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/volumes.h"
 #include "shmring/doorbell.h"
 #include "shmring/unique_fd.h"
 
@@ -43,13 +44,20 @@ public:
     absl::Status Allow(const Session& s, const Path& path, bool write) const;
     std::vector<std::string> GrantedContainers(const Session& s) const;
 
+    // Volumes: whether the session may publish `req` (an admin key; the volume's key grants
+    // its container), then VolumeSockets::Publish once its root is found to be a directory.
+    absl::Status CheckPublish(const Session& s, const PublishVolumeRequest& req) const;
+    VolumeSockets& volumes() { return *volumes_; }
+    absl::Status UnpublishVolume(const Session& s, const UnpublishVolumeRequest& req);
+
 private:
     absl::Status OpenBackends();
     absl::Status Listen();
     // handshake.cc
     void AcceptLoop();
     static bool HelloArrived(int sock);
-    void Handshake(shmring::UniqueFd sock);
+    // `scope`: the connection came on a volume's socket.
+    void Handshake(shmring::UniqueFd sock, std::shared_ptr<const Scope> scope);
 
     DaemonConfig config_;
     std::vector<std::unique_ptr<Backend>> backends_;
@@ -61,6 +69,7 @@ private:
     std::thread acceptor_;
     std::vector<std::unique_ptr<Worker>> workers_;
     MetricsEndpoint metrics_endpoint_;
+    std::unique_ptr<VolumeSockets> volumes_;
     std::atomic<uint64_t> next_session_{1};
     std::atomic<uint64_t> sessions_total_{0}, sessions_refused_{0};
     std::atomic<bool> stopped_{false};

@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "config/config.h"
+#include "server/volumes.h"
 #include "shmring/arena.h"
 #include "shmring/doorbell.h"
 #include "shmring/segment.h"
@@ -44,7 +45,9 @@ struct Session {
     shmring::EventFd doorbell;
     uint32_t uid = 0, gid = 0;
     pid_t pid = 0;
-    const CredentialConfig* credential = nullptr;
+    const CredentialConfig* credential = nullptr;  // the key's, or the scope's
+    // Sessions on a volume's socket: what they may see (their paths are mapped below it).
+    std::shared_ptr<const Scope> scope;
     uint32_t max_in_flight = 0;
 
     // Private state of the owning worker: never read back from shared memory.
@@ -66,6 +69,11 @@ struct Session {
           complete(segment.complete_ring()),
           client_bytes(segment.layout().client_region.size),
           daemon_alloc_(segment.layout().daemon_region.size) {}
+    ~Session() {
+        if (scope != nullptr) {
+            scope->sessions.fetch_sub(1);
+        }
+    }
 
     // Result buffers in the daemon region: backends fill them from their own threads too.
     std::optional<uint64_t> AllocateResult(uint64_t bytes) {

@@ -45,6 +45,9 @@ public:
     void Stop();
 
     size_t open_sessions() const { return open_.load(); }
+
+    // From any thread: closes this worker's sessions of the volume scope `id`.
+    void CloseScope(const std::string& id);
     const Metrics& metrics() const { return metrics_; }
 
     // Runs `fn` on the worker's thread: at once when called there, else posted to it.
@@ -126,7 +129,8 @@ private:
     void Forward(Call& call, Request req, std::shared_ptr<const std::string> keep = nullptr);
     // The backend serving `path` if the session's key grants `access` there; notes the
     // backend's label in `call`.
-    absl::StatusOr<Backend*> Route(Call& call, const Path& path, protocol::Access access);
+    // For a volume's session, `path` is first mapped below the volume's root (in place).
+    absl::StatusOr<Backend*> Route(Call& call, Path& path, protocol::Access access);
     void GetObject(Call& call, GetObjectRequest req, Backend* b);
 
     // uploads.cc: puts streamed in chunks.
