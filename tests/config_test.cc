@@ -82,6 +82,10 @@ TEST(Config, BadFilesNameTheKey) {
              {mounts + "credentials: [{key: k, containers: {demo: r}}, {key: k, containers: {demo: r}}]\n",
               "credentials[1].key: the same key is listed twice"},
              {mounts + "limits: {max_in_flight: -1}\n" + creds, "limits.max_in_flight"},
+             {mounts + "credentials: [{key: k, admin: yes}]\n", "credentials[0].admin: expected true or false"},
+             {mounts + "credentials: [{key: k, admin: false}]\n", "credentials[0].containers: expected a mapping"},
+             {mounts + creds + "runtime_dir: run\n", "runtime_dir: must be an absolute directory"},
+             {mounts + creds + "runtime_dir: /" + std::string(70, 'r') + "\n", "runtime_dir: must be an absolute"},
              {mounts + creds + "mounts: [\n", "line"},
          }) {
         auto r = ParseConfig(c.yaml, "bad.yaml");
@@ -97,12 +101,6 @@ TEST(Config, BadFilesNameTheKey) {
 TEST(Config, MissingFileIsNotFound) {
     EXPECT_EQ(LoadConfig("/nonexistent/zerohopd.yaml").status().code(), absl::StatusCode::kNotFound);
 }
-
-}  // namespace
-}  // namespace zerohop
-
-namespace zerohop {
-namespace {
 
 TEST(Config, MountsBecomeTypedBackendsOnePerStoreOrServer) {
     auto c = ParseConfig(R"(
@@ -162,6 +160,22 @@ TEST(Config, MetricsPortMayBeAutoOrOff) {
     auto bad = ParseConfig("metrics_port: sometimes\n" + rest, "m.yaml");
     ASSERT_FALSE(bad.ok());
     EXPECT_NE(bad.status().message().find("metrics_port"), std::string::npos);
+}
+
+TEST(Config, AnAdminKeyNeedsNoContainerAndVolumeSocketsGoBesideTheMainOne) {
+    const std::string mounts = "mounts: [{container: a, options: {dir: /d}}]\n";
+    auto c = ParseConfig("listen: /run/zerohop/zerohop.sock\n" + mounts +
+                             "credentials: [{key: csi, admin: true}, {key: k, containers: {a: rw}}]\n",
+                         "a.yaml");
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE(c->credentials[0].admin);
+    EXPECT_TRUE(c->credentials[0].containers.empty()) << "publishing needs the volume's key, not the admin's rights";
+    EXPECT_FALSE(c->credentials[1].admin);
+    EXPECT_EQ(c->runtime_dir, "/run/zerohop");
+    auto own = ParseConfig("runtime_dir: /run/zh-volumes\n" + mounts + "credentials: [{key: k, containers: {a: r}}]\n",
+                           "a.yaml");
+    ASSERT_TRUE(own.ok()) << own.status();
+    EXPECT_EQ(own->runtime_dir, "/run/zh-volumes");
 }
 
 }  // namespace
