@@ -33,6 +33,7 @@ struct FuseOptions {
     // the completion thread: saves a wake-up per request when there are cores to spin on.
     unsigned assist_us = 0;
     bool allow_other = false;     // let other users in (needs user_allow_other or root)
+    bool read_only = false;       // mounted ro: writes fail with EROFS in the kernel
     // The kernel keeps written pages and sends them in large writes at close, fsync or
     // under memory pressure, instead of one request per write(2). Faster small writes; a
     // write's errors then show at close or fsync, and other pods see it from then on.

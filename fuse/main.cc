@@ -2,7 +2,7 @@
 //
 //   zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]
 //                [--attr-timeout S] [--entry-timeout S] [--spin-us N] [--holder-socket PATH | --no-holder]
-//                [--takeover-timeout S] [--writeback-cache] [--allow-other] [--debug] MOUNTPOINT
+//                [--takeover-timeout S] [--writeback-cache] [--allow-other] [--read-only] [--debug] MOUNTPOINT
 //
 // Runs in the foreground until the mount goes away (fusermount3 -u MOUNTPOINT, umount) or
 // SIGINT/SIGTERM, which unmount. Killed any other way (SIGKILL, a crash), it leaves the mount
@@ -70,7 +70,7 @@ int Usage(int code) {
         << "usage: zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]\n"
            "                    [--attr-timeout S] [--entry-timeout S] [--spin-us N]\n"
            "                    [--holder-socket PATH | --no-holder] [--takeover-timeout S] [--writeback-cache]\n"
-           "                    [--allow-other] [--debug]\n"
+           "                    [--allow-other] [--read-only] [--debug]\n"
            "                    MOUNTPOINT\n"
            "  Mounts the zerohop namespace at MOUNTPOINT (type fuse.zerohop) and serves it until unmounted.\n"
            "  --socket, --key: the daemon and access key (default $ZEROHOP_SOCKET, $ZEROHOP_ACCESS_KEY)\n"
@@ -82,7 +82,9 @@ int Usage(int code) {
            "  --takeover-timeout: seconds the holder waits for a successor before failing callers (default 60)\n"
            "  --writeback-cache: the kernel gathers writes and sends them at close, fsync or under memory\n"
            "    pressure (faster small writes; errors show at close; others see the bytes from then on);\n"
-           "    a successor taking over the mount must be started with the same choice\n";
+           "    a successor taking over the mount must be started with the same choice\n"
+           "  --allow-other: users other than the mounter may use it (permissions are checked)\n"
+           "  --read-only: mount it read-only (writes fail with EROFS)\n";
     return code;
 }
 
@@ -156,6 +158,8 @@ int main(int argc, char** argv) {
             o.writeback_cache = true;
         } else if (a == "--allow-other") {
             o.allow_other = true;
+        } else if (a == "--read-only") {
+            o.read_only = true;
         } else if (a == "--debug") {
             o.debug = true;
         } else if (a == "--help" || a == "-h") {

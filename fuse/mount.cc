@@ -36,6 +36,10 @@ absl::Status FuseFs::Impl::Start() {
     }
 
     std::vector<std::string> argv = {"zerohop-fuse", "-o", "fsname=zerohop,subtype=zerohop,default_permissions"};
+    if (options_.read_only) {
+        argv.push_back("-o");
+        argv.push_back("ro");
+    }
     if (options_.allow_other) {
         argv.push_back("-o");
         argv.push_back("allow_other");

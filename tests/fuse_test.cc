@@ -728,6 +728,23 @@ TEST_F(FuseTest, Sqlite3KeepsItsDatabaseIntact) {
     EXPECT_EQ(out, "ok\n60\nok\n");
 }
 
+TEST_F(FuseTest, AReadOnlyMountReadsAndRefusesWritesWithErofs) {
+    { std::ofstream(F("kept")) << "before"; }
+    StopFuse();
+    extra_args_ = {"--read-only"};
+    StartFuse();
+    EXPECT_EQ(ReadAll(F("kept")), "before");
+    EXPECT_LT(::open(F("new").c_str(), O_WRONLY | O_CREAT, 0644), 0);
+    EXPECT_EQ(errno, EROFS);
+    EXPECT_LT(::open(F("kept").c_str(), O_WRONLY | O_APPEND), 0);
+    EXPECT_EQ(errno, EROFS);
+    EXPECT_NE(::mkdir(F("d").c_str(), 0755), 0);
+    EXPECT_EQ(errno, EROFS);
+    EXPECT_NE(::unlink(F("kept").c_str()), 0);
+    EXPECT_EQ(errno, EROFS);
+    EXPECT_EQ(*client_->GetObject({.path = P("/demo/kept")}), "before");
+}
+
 TEST_F(FuseTest, WithWritebackCachingWritesReachTheBackendByCloseAndProgramsWork) {
     StopFuse();
     extra_args_ = {"--writeback-cache"};
