@@ -13,7 +13,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "config/config.h"
-#include "server/log.h"
+#include "base/log.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {

@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "server/log.h"
+#include "base/log.h"
 
 namespace zerohop {
 namespace {

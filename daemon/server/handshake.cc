@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_format.h"
 #include "server/internal/server_impl.h"
-#include "server/log.h"
+#include "base/log.h"
 #include "shmring/fd_passing.h"
 
 namespace zerohop {

@@ -12,7 +12,7 @@
 #include "base/status_macros.h"
 #include "registry/registry.h"
 #include "server/internal/server_impl.h"
-#include "server/log.h"
+#include "base/log.h"
 #include "shmring/unix_socket.h"
 
 namespace zerohop {

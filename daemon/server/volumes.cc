@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
-#include "server/log.h"
+#include "base/log.h"
 #include "shmring/unix_socket.h"
 #include "wire/protocol.h"
 

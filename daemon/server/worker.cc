@@ -15,7 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "server/internal/server_impl.h"
-#include "server/log.h"
+#include "base/log.h"
 
 namespace zerohop {
 
