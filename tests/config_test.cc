@@ -1,5 +1,7 @@
 // zerohopd's configuration: good files load, bad ones name the key and the problem.
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "config/config.h"
@@ -83,6 +85,11 @@ TEST(Config, BadFilesNameTheKey) {
               "credentials[1].key: the same key is listed twice"},
              {mounts + "limits: {max_in_flight: -1}\n" + creds, "limits.max_in_flight"},
              {mounts + "credentials: [{key: k, admin: yes}]\n", "credentials[0].admin: expected true or false"},
+             {mounts + "credentials: [{containers: {demo: r}}]\n", "credentials[0].key: give key or key_file"},
+             {mounts + "credentials: [{key: k, key_file: /k, containers: {demo: r}}]\n",
+              "credentials[0].key: give key or key_file"},
+             {mounts + "credentials: [{key_file: /nonexistent/k, containers: {demo: r}}]\n",
+              "credentials[0].key_file: cannot read /nonexistent/k"},
              {mounts + "credentials: [{key: k, admin: false}]\n", "credentials[0].containers: expected a mapping"},
              {mounts + creds + "runtime_dir: run\n", "runtime_dir: must be an absolute directory"},
              {mounts + creds + "runtime_dir: /" + std::string(70, 'r') + "\n", "runtime_dir: must be an absolute"},
@@ -176,6 +183,20 @@ TEST(Config, AnAdminKeyNeedsNoContainerAndVolumeSocketsGoBesideTheMainOne) {
                            "a.yaml");
     ASSERT_TRUE(own.ok()) << own.status();
     EXPECT_EQ(own->runtime_dir, "/run/zh-volumes");
+}
+
+TEST(Config, AKeyMayComeFromAFileAsAMountedSecretGivesIt) {
+    char path[] = "/tmp/zh-key-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, "s3cret-key\n", 11), 11);
+    close(fd);
+    auto c = ParseConfig(std::string("mounts: [{container: a, options: {dir: /d}}]\ncredentials: [{key_file: ") + path +
+                             ", containers: {a: rw}}]\n",
+                         "k.yaml");
+    unlink(path);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(c->credentials[0].key, "s3cret-key");
 }
 
 }  // namespace

@@ -22,6 +22,20 @@ namespace zerohop {
 
 namespace {
 
+// A secret kept in a file of its own (a mounted Kubernetes Secret): its first line.
+absl::StatusOr<std::string> FirstLineOf(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) {
+        return absl::NotFoundError(absl::StrFormat("cannot read %s", path));
+    }
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
+        line.pop_back();
+    }
+    return line;
+}
+
 class Parser {
 public:
     explicit Parser(std::string_view source) : source_(source) {}
@@ -177,11 +191,11 @@ absl::Status ReadOptions(const OptionReader& r, RedisBackendOptions* o) {
         if (password_file.empty() || password_file[0] != '/') {
             return r.Error("password_file", "expected an absolute path");
         }
-        std::ifstream in(password_file);
-        if (!in) {
-            return r.Error("password_file", absl::StrFormat("cannot read %s", password_file));
+        auto password = FirstLineOf(password_file);
+        if (!password.ok()) {
+            return r.Error("password_file", std::string(password.status().message()));
         }
-        std::getline(in, o->client.password);
+        o->client.password = *password;
     }
     r.Text("prefix", &o->key_prefix);
     r.Text("user", &o->client.user);
@@ -394,12 +408,23 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
         for (size_t i = 0; i < creds.size(); ++i) {
             std::string where = absl::StrFormat("credentials[%d]", i);
             const YAML::Node c = creds[i];
-            ZH_RETURN_IF_ERROR(p.OnlyKeys(c, where, {"key", "containers", "uids", "admin"}));
+            ZH_RETURN_IF_ERROR(p.OnlyKeys(c, where, {"key", "key_file", "containers", "uids", "admin"}));
             CredentialConfig cc;
-            if (!c["key"]) {
-                return p.Error(where + ".key", "missing");
+            if (!c["key"] == !c["key_file"]) {
+                return p.Error(where + ".key", "give key or key_file (a file holding it: a mounted Secret), one of them");
             }
-            ZH_ASSIGN_OR_RETURN(auto key, p.String(c["key"], where + ".key"));
+            std::string key;
+            if (c["key"]) {
+                ZH_ASSIGN_OR_RETURN(key, p.String(c["key"], where + ".key"));
+            } else {
+                ZH_ASSIGN_OR_RETURN(auto file, p.String(c["key_file"], where + ".key_file"));
+                auto read = file.empty() || file[0] != '/' ? absl::InvalidArgumentError("expected an absolute path")
+                                                           : FirstLineOf(file);
+                if (!read.ok()) {
+                    return p.Error(where + ".key_file", std::string(read.status().message()));
+                }
+                key = *read;
+            }
             if (key.empty() || key.size() > 256) {
                 return p.Error(where + ".key", "must be 1..256 bytes");
             }
