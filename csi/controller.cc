@@ -42,6 +42,10 @@ absl::StatusOr<VolumeSpec> SpecOf(const ::csi::v1::CreateVolumeRequest& req) {
     if (spec.container.empty()) {
         return absl::InvalidArgumentError("CreateVolume: the StorageClass must name a container (parameter container)");
     }
+    if (req.name().find('/') != std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrFormat("CreateVolume: name \"%s\" must be one path component",
+                                                          req.name().substr(0, 100)));
+    }
     while (!parent.empty() && parent.back() == '/') {
         parent.pop_back();
     }

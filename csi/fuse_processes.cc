@@ -79,10 +79,14 @@ bool FuseProcesses::Serving(const InstanceRecord& instance) const {
 
 absl::Status FuseProcesses::Start(const std::string& id, InstanceRecord& instance) const {
     std::string dir = Directory(id);
+    // Never a stat of a held mount point: nobody answers it until the successor runs.
+    bool takeover = MountedAt(instance.mountpoint);
     std::error_code ec;
-    std::filesystem::create_directories(instance.mountpoint, ec);
-    if (ec) {
-        return absl::InternalError(absl::StrFormat("mkdir %s: %s", instance.mountpoint, ec.message()));
+    if (!takeover) {
+        std::filesystem::create_directories(instance.mountpoint, ec);
+        if (ec) {
+            return absl::InternalError(absl::StrFormat("mkdir %s: %s", instance.mountpoint, ec.message()));
+        }
     }
     std::string log = dir + "/zerohop-fuse.log";
     if (std::filesystem::file_size(log, ec) > (1 << 20)) {
@@ -96,7 +100,6 @@ absl::Status FuseProcesses::Start(const std::string& id, InstanceRecord& instanc
         args.push_back("--read-only");
     }
     args.push_back(instance.mountpoint);
-    bool takeover = MountedAt(instance.mountpoint);
     std::vector<char*> argv;
     for (std::string& a : args) {
         argv.push_back(a.data());
@@ -124,7 +127,8 @@ absl::Status FuseProcesses::Start(const std::string& id, InstanceRecord& instanc
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     auto settled = std::chrono::steady_clock::now() + std::chrono::milliseconds(takeover ? 200 : 0);
     while (std::chrono::steady_clock::now() < deadline) {
-        if (!Serving(instance)) {
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
             instance.pid = 0;
             return absl::UnavailableError(absl::StrFormat("zerohop-fuse for %s ended at start: %s", instance.root,
                                                           Tail(log)));

@@ -190,7 +190,10 @@ int main(int argc, char** argv) {
     while (read(g_stop_pipe[0], &c, 1) < 0 && errno == EINTR) {
     }
     Log(LogLevel::kInfo, "zerohop-csi stopping (mounts and sockets stay for the next one)");
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    // Calls still running get 2 s; a cancelled one still ends its work (under the node's lock)
+    // before the server, and then the services, go.
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server.reset();
     node_service.reset();
     unlink(path.c_str());
     return 0;

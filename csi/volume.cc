@@ -17,6 +17,10 @@ absl::Status CheckRoot(std::string_view container, std::string_view sub_path, st
     if (container.empty()) {
         return Invalid(absl::StrFormat("%s: the container is missing", std::string(what)));
     }
+    if (container.find('/') != std::string_view::npos) {
+        return Invalid(absl::StrFormat("%s: container \"%s\" is one name, without '/'", std::string(what),
+                                       std::string(container.substr(0, 100))));
+    }
     if (!sub_path.empty() && (sub_path.front() == '/' || sub_path.back() == '/')) {
         return Invalid(absl::StrFormat("%s: sub-path \"%s\" must be relative, like a/b", std::string(what),
                                        std::string(sub_path)));

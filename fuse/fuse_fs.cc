@@ -296,7 +296,10 @@ void FuseFs::Impl::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mo
     if (!path) {
         return;
     }
-    fs->client_->MkdirAsync({.path = *path, .mode = static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask)},
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    fs->client_->MkdirAsync({.path = *path,
+                             .mode = static_cast<uint32_t>(mode & 07777 & ~ctx->umask),
+                             .caller = {ctx->uid, ctx->gid}},
                             fs->NewEntry(req, parent, name, *path));
 }
 
@@ -349,7 +352,9 @@ void FuseFs::Impl::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, 
     if (!path) {
         return;
     }
-    fs->client_->SymlinkAsync({.path = *path, .target = link}, fs->NewEntry(req, parent, name, *path));
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    fs->client_->SymlinkAsync({.path = *path, .target = link, .caller = {ctx->uid, ctx->gid}},
+                              fs->NewEntry(req, parent, name, *path));
 }
 
 void FuseFs::Impl::Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) {
@@ -461,7 +466,8 @@ void FuseFs::Impl::Create(fuse_req_t req, fuse_ino_t parent, const char* name, m
     fs->client_->PutObjectAsync(
         {.path = p,
          .condition = std::string(kCreateCondition),
-         .mode = static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask)},
+         .mode = static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask),
+         .caller = {fuse_req_ctx(req)->uid, fuse_req_ctx(req)->gid}},
         "", [fs, req, p, fh, excl, trunc, reply](absl::StatusOr<ObjectInfo> r) {
             if (r.ok()) {
                 return fs->OwnThenReply(req, p, *r, reply);

@@ -141,7 +141,7 @@ void Worker::Forward(Call& call, Request req, std::shared_ptr<const std::string>
         return Complete(call, backend.status(), {});
     }
     if constexpr (requires { req.caller; }) {
-        req.caller = Caller{call.s->uid, call.s->gid};  // never what the client says
+        req.caller = call.s->OwnerOf(req.caller);
     }
     if (keep == nullptr) {
         return BackendCall<op>::Run(*backend, std::move(req), Reply<Result>(call));
@@ -334,7 +334,7 @@ void Worker::Serve<Op::kPutObject>(Call& call, std::string body) {
     if (!b.ok()) {
         return Complete(call, b.status(), {});
     }
-    r->caller = Caller{call.s->uid, call.s->gid};
+    r->caller = call.s->OwnerOf(r->caller);
     auto source = std::make_shared<StringSource>(rest);
     (*b)->PutObject(std::move(*r), source.get(),
                     [reply = Reply<ObjectInfo>(call), owned, source](absl::StatusOr<ObjectInfo> r) mutable {
@@ -381,7 +381,7 @@ void Worker::Serve<Op::kPutItems>(Call& call, std::string body) {
             continue;
         }
         PutItemRequest& item = (*items)[i];
-        item.caller = Caller{call.s->uid, call.s->gid};
+        item.caller = call.s->OwnerOf(item.caller);
         backends[i]->PutItem(std::move(item), [batch, i, one_done](absl::StatusOr<ObjectInfo> r) {
             batch->results[i] = r.status();
             one_done();

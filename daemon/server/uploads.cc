@@ -35,7 +35,7 @@ void Worker::StartUpload(Call& call, const std::string& body) {
                             "session %d: %d streamed puts at once is the limit", s.id, kMaxUploadsPerSession)),
                         {});
     }
-    req->caller = Caller{s.uid, s.gid};
+    req->caller = s.OwnerOf(req->caller);
     auto up = std::make_shared<Upload>();
     {
         absl::MutexLock lock(&up->mu);

@@ -130,7 +130,10 @@ private:
 
     fuse_entry_param Entry(Ino parent, const std::string& name, const ObjectInfo& info, uint64_t lookups = 1);
 
-    // After a create by `req`'s caller: the new entry belongs to the caller, not to us.
+    // After a create by `req`'s caller: the new entry belongs to the caller, not to us. A
+    // root zerohop-fuse names the owner in the create itself (Caller), so this finds it done;
+    // run as another user, it takes a second request (and a create whose answer is lost
+    // leaves the entry ours).
     template <typename Reply>
     void OwnThenReply(fuse_req_t req, const Path& path, const ObjectInfo& info, Reply reply) {
         const fuse_ctx* ctx = fuse_req_ctx(req);

@@ -28,7 +28,9 @@ inline constexpr size_t kMaxSymlinkTargetBytes = 4096;
 inline constexpr uint32_t kMaxListLimit = 10000;
 inline constexpr uint64_t kMaxObjectBytes = uint64_t{1} << 40;
 
-// Who asks: owner of what gets created.
+// The owner of what a request creates. zerohopd takes it from the session's peer
+// (SO_PEERCRED) and ignores this, unless the peer is root: zerohop-fuse, running as root,
+// creates files owned by the callers of its mount in the same operation.
 struct Caller {
     uint32_t uid = 0;
     uint32_t gid = 0;

@@ -69,6 +69,11 @@ struct Session {
           complete(segment.complete_ring()),
           client_bytes(segment.layout().client_region.size),
           daemon_alloc_(segment.layout().daemon_region.size) {}
+    // Who owns what this session creates: its peer (SO_PEERCRED), never what the client
+    // says; except that a root peer (zerohop-fuse, creating for the callers of its mount)
+    // names the owner, as root could chown it afterwards anyway.
+    Caller OwnerOf(const Caller& claimed) const { return uid == 0 ? claimed : Caller{uid, gid}; }
+
     ~Session() {
         if (scope != nullptr) {
             scope->sessions.fetch_sub(1);
