@@ -59,6 +59,9 @@ absl::StatusOr<VolumeSpec> ParseVolumeHandle(std::string_view handle) {
     size_t slash = handle.find('/');
     spec.container = std::string(handle.substr(0, slash));
     spec.sub_path = slash == std::string_view::npos ? "" : std::string(handle.substr(slash + 1));
+    if (slash != std::string_view::npos && spec.sub_path.empty()) {
+        spec.sub_path = "/";  // "demo/": refused below as a sub-path that is not relative
+    }
     if (absl::Status s = CheckRoot(spec.container, spec.sub_path,
                                    absl::StrFormat("volume id \"%s\" (expected <container>[/<sub-path>])",
                                                    std::string(handle.substr(0, 300))));

@@ -15,6 +15,8 @@ packages=(
     attr git sqlite3 rsync tar fio diffutils
     nlohmann-json3-dev containernetworking-plugins iproute2 iputils-ping
     graphviz
+    libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+    mmdebstrap umoci crun
 )
 
 missing=()
