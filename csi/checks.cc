@@ -6,8 +6,7 @@
 namespace zerohop::csi {
 
 grpc::Status ToGrpc(const absl::Status& s) {
-    return s.ok() ? grpc::Status::OK
-                  : grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+    return s.ok() ? grpc::Status::OK : grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
 absl::Status CheckCapability(const ::csi::v1::VolumeCapability& cap) {
@@ -29,8 +28,7 @@ absl::Status CheckCapability(const ::csi::v1::VolumeCapability& cap) {
             absl::StrFormat("fsType \"%s\": a zerohop volume has no file system to format (leave it empty)", fs));
     }
     for (const std::string& flag : cap.mount().mount_flags()) {
-        if (flag != "ro" && flag != "rw" && flag != "noexec" && flag != "exec" && flag != "nosuid" &&
-            flag != "nodev") {
+        if (flag != "ro" && flag != "rw" && flag != "noexec" && flag != "exec" && flag != "nosuid" && flag != "nodev") {
             return absl::InvalidArgumentError(
                 absl::StrFormat("mount flag \"%s\" is not offered (ro, rw, noexec, exec, nosuid, nodev)", flag));
         }

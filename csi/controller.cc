@@ -35,23 +35,24 @@ absl::StatusOr<VolumeSpec> SpecOf(const ::csi::v1::CreateVolumeRequest& req) {
         } else if (key == kPublishKey) {
             ZH_RETURN_IF_ERROR(ParsePublish(value, &spec));
         } else if (key.rfind("csi.storage.k8s.io/", 0) != 0) {
-            return absl::InvalidArgumentError(absl::StrFormat(
-                "StorageClass parameter \"%s\" is not known (known: container, parentPath, publish)", key.substr(0, 100)));
+            return absl::InvalidArgumentError(
+                absl::StrFormat("StorageClass parameter \"%s\" is not known (known: container, parentPath, publish)",
+                                key.substr(0, 100)));
         }
     }
     if (spec.container.empty()) {
         return absl::InvalidArgumentError("CreateVolume: the StorageClass must name a container (parameter container)");
     }
     if (req.name().find('/') != std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrFormat("CreateVolume: name \"%s\" must be one path component",
-                                                          req.name().substr(0, 100)));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("CreateVolume: name \"%s\" must be one path component", req.name().substr(0, 100)));
     }
     while (!parent.empty() && parent.back() == '/') {
         parent.pop_back();
     }
     // The handle's own parser checks the container, the parent and the name alike.
-    ZH_ASSIGN_OR_RETURN(VolumeSpec parsed,
-                        ParseVolumeHandle(absl::StrCat(spec.container, "/", parent, parent.empty() ? "" : "/", req.name())));
+    ZH_ASSIGN_OR_RETURN(VolumeSpec parsed, ParseVolumeHandle(absl::StrCat(spec.container, "/", parent,
+                                                                          parent.empty() ? "" : "/", req.name())));
     spec.sub_path = parsed.sub_path;
     return spec;
 }
@@ -120,7 +121,8 @@ grpc::Status ControllerService::ValidateVolumeCapabilities(grpc::ServerContext*,
     }
     auto spec = ParseVolumeHandle(req->volume_id());
     if (!spec.ok()) {
-        return ToGrpc(absl::NotFoundError(absl::StrFormat("no volume %s: %s", req->volume_id(), spec.status().message())));
+        return ToGrpc(
+            absl::NotFoundError(absl::StrFormat("no volume %s: %s", req->volume_id(), spec.status().message())));
     }
     // With a key, the volume must be there; without one, only the capabilities are judged.
     if (auto key = req->secrets().find(kAccessKeySecret); key != req->secrets().end()) {

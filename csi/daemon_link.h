@@ -20,9 +20,9 @@
 namespace zerohop::csi {
 
 struct Usage {
-    int64_t bytes = 0;    // object bytes below the root
-    int64_t entries = 0;  // files, directories and other entries below it
-    bool complete = true; // false: the walk stopped at its limit (at least this much)
+    int64_t bytes = 0;     // object bytes below the root
+    int64_t entries = 0;   // files, directories and other entries below it
+    bool complete = true;  // false: the walk stopped at its limit (at least this much)
 };
 
 class DaemonLink {

@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "mounts.h"
+#include "shmring/unix_socket.h"
 
 namespace zerohop::csi {
 
@@ -49,6 +50,11 @@ std::string Tail(const std::string& path) {
 }
 
 }  // namespace
+
+bool FuseProcesses::Held(const std::string& id) const {
+    // A holder hands its descriptors to whoever connects; closing at once gives them back.
+    return shmring::ConnectUnix(Directory(id) + "/holder.sock").ok();
+}
 
 void FuseProcesses::Reap() {
     while (::waitpid(-1, nullptr, WNOHANG) > 0) {
@@ -93,8 +99,10 @@ absl::Status FuseProcesses::Start(const std::string& id, InstanceRecord& instanc
         std::filesystem::rename(log, log + ".1", ec);  // one old log kept
     }
     std::string container = std::string(Path::Parse(instance.root)->container());
-    std::vector<std::string> args = {"zerohop-fuse", "--socket", instance.socket, "--root", "/" + container,
-                                     "--allow-other", "--holder-socket", dir + "/holder.sock",
+    std::vector<std::string> args = {"zerohop-fuse",       "--socket",
+                                     instance.socket,      "--root",
+                                     "/" + container,      "--allow-other",
+                                     "--holder-socket",    dir + "/holder.sock",
                                      "--takeover-timeout", absl::StrCat(options_.takeover_secs)};
     if (instance.read_only) {
         args.push_back("--read-only");
@@ -130,12 +138,12 @@ absl::Status FuseProcesses::Start(const std::string& id, InstanceRecord& instanc
         int status = 0;
         if (::waitpid(pid, &status, WNOHANG) == pid) {
             instance.pid = 0;
-            return absl::UnavailableError(absl::StrFormat("zerohop-fuse for %s ended at start: %s", instance.root,
-                                                          Tail(log)));
+            return absl::UnavailableError(
+                absl::StrFormat("zerohop-fuse for %s ended at start: %s", instance.root, Tail(log)));
         }
         if (MountedAt(instance.mountpoint) && std::chrono::steady_clock::now() >= settled) {
-            Log(LogLevel::kInfo, takeover ? "zerohop-fuse took its mount over" : "zerohop-fuse mounted", "instance",
-                id, "root", instance.root, "pid", pid);
+            Log(LogLevel::kInfo, takeover ? "zerohop-fuse took its mount over" : "zerohop-fuse mounted", "instance", id,
+                "root", instance.root, "pid", pid);
             return absl::OkStatus();
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -24,7 +24,7 @@ public:
     struct Options {
         std::string zerohop_fuse;  // the binary
         std::string state_dir;
-        int takeover_secs = 60;    // a dead server's callers wait this long for its successor
+        int takeover_secs = 60;  // a dead server's callers wait this long for its successor
     };
     explicit FuseProcesses(Options options) : options_(std::move(options)) {}
 
@@ -38,6 +38,10 @@ public:
     // Whether `instance.pid` is alive and is the zerohop-fuse of this mount point (a pid the
     // kernel has given to another process is not).
     bool Serving(const InstanceRecord& instance) const;
+
+    // Whether the holder of its mount answers (the mount can be taken over). A mount nobody
+    // holds any more is dead: callers get ENOTCONN until it is replaced.
+    bool Held(const std::string& id) const;
 
     // Stops it (SIGTERM: it unmounts), makes sure nothing stays mounted, removes its
     // directory. The targets bound to it must be unmounted first.

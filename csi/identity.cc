@@ -11,7 +11,8 @@ grpc::Status IdentityService::GetPluginInfo(grpc::ServerContext*, const ::csi::v
     return grpc::Status::OK;
 }
 
-grpc::Status IdentityService::GetPluginCapabilities(grpc::ServerContext*, const ::csi::v1::GetPluginCapabilitiesRequest*,
+grpc::Status IdentityService::GetPluginCapabilities(grpc::ServerContext*,
+                                                    const ::csi::v1::GetPluginCapabilitiesRequest*,
                                                     ::csi::v1::GetPluginCapabilitiesResponse* out) {
     if (controller_) {
         out->add_capabilities()->mutable_service()->set_type(::csi::v1::PluginCapability::Service::CONTROLLER_SERVICE);

@@ -6,6 +6,7 @@
 //
 // Serves until SIGTERM or SIGINT. See docs/CSI.md.
 
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,10 +15,9 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
@@ -80,8 +80,17 @@ int main(int argc, char** argv) {
         node.zerohop_fuse = dir + "../fuse/zerohop-fuse";  // in a build tree
     }
     for (int i = 1; i < argc; ++i) {
+        // --flag value, or --flag=value (as Kubernetes manifests usually write them).
         std::string a = argv[i];
+        std::optional<std::string> inline_value;
+        if (size_t eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+            inline_value = a.substr(eq + 1);
+            a = a.substr(0, eq);
+        }
         auto value = [&]() -> std::string {
+            if (inline_value) {
+                return *inline_value;
+            }
             if (i + 1 >= argc) {
                 std::cerr << "zerohop-csi: " << a << " needs a value\n";
                 std::exit(Usage(2));
@@ -176,8 +185,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     chmod(path.c_str(), 0600);  // kubelet and the sidecars run as root
-    Log(LogLevel::kInfo, "zerohop-csi serving", "endpoint", endpoint, "mode", mode, "node", node_id, "zerohopd",
-        socket, "version", ZEROHOP_VERSION);
+    Log(LogLevel::kInfo, "zerohop-csi serving", "endpoint", endpoint, "mode", mode, "node", node_id, "zerohopd", socket,
+        "version", ZEROHOP_VERSION);
 
     if (pipe(g_stop_pipe) != 0) {
         return 1;

@@ -72,7 +72,8 @@ struct NodeService::Publication {
 NodeService::NodeService(NodeOptions options, DaemonLink* daemon)
     : options_(std::move(options)),
       daemon_(daemon),
-      fuse_({.zerohop_fuse = options_.zerohop_fuse, .state_dir = options_.state_dir,
+      fuse_({.zerohop_fuse = options_.zerohop_fuse,
+             .state_dir = options_.state_dir,
              .takeover_secs = options_.takeover_secs}),
       state_(options_.state_dir) {}
 
@@ -97,8 +98,10 @@ absl::Status NodeService::Recover() {
         Log(LogLevel::kInfo, "node state read", "targets", state_.targets.size(), "views", state_.instances.size());
         for (const auto& [target, record] : state_.targets) {
             if (!IsMountPoint(target)) {
-                Log(LogLevel::kWarning, "a published target is not mounted (kubelet will publish it again or "
-                                        "unpublish it)", "target", target, "volume", record.volume_id);
+                Log(LogLevel::kWarning,
+                    "a published target is not mounted (kubelet will publish it again or "
+                    "unpublish it)",
+                    "target", target, "volume", record.volume_id);
             }
         }
         std::vector<std::string> ids;
@@ -135,9 +138,15 @@ void NodeService::Revive(const std::string& id) {
     if (view.targets.empty() || fuse_.Serving(view)) {
         return;  // not wanted (being taken down), or alive
     }
-    bool fresh = !IsMountPoint(view.mountpoint);
-    Log(LogLevel::kWarning, "zerohop-fuse of a view is gone: starting it again", "view", id, "pid", view.pid,
-        "mount", fresh ? "gone" : "held");
+    // Held: its successor takes the mount over and nobody notices. Not held (the whole
+    // container restarted, say): the mount is dead and is made afresh.
+    bool held = IsMountPoint(view.mountpoint) && fuse_.Held(id);
+    bool fresh = !held;
+    Log(LogLevel::kWarning, "zerohop-fuse of a view is gone: starting it again", "view", id, "pid", view.pid, "mount",
+        held ? "held" : "dead or gone");
+    for (int i = 0; !held && i < 8 && IsMountPoint(view.mountpoint); ++i) {
+        Warn("unmount a dead view", Unmount(view.mountpoint), "view", id);
+    }
     if (absl::Status s = fuse_.Start(id, view); !s.ok()) {
         Log(LogLevel::kError, "a view could not be started again (retrying)", "view", id, "error",
             std::string(s.message()));
@@ -191,10 +200,10 @@ grpc::Status NodeService::NodePublishVolume(grpc::ServerContext*, const ::csi::v
             p.no_exec |= flag == "noexec";
         }
         ZH_ASSIGN_OR_RETURN(p.key, AccessKeyOf(req->secrets(), "NodePublishVolume"));
-        p.digest = Digest(absl::StrCat(p.volume_id, "\n", VolumeHandle(p.spec), "\n", p.spec.PublishText(), "\n",
-                                       p.spec.create_sub_path, p.spec.ephemeral, p.read_only, p.no_exec, "\n",
-                                       Digest(p.key), "\n", p.pod.name_space, "/", p.pod.name, "/", p.pod.uid, "/",
-                                       p.pod.service_account));
+        p.digest =
+            Digest(absl::StrCat(p.volume_id, "\n", VolumeHandle(p.spec), "\n", p.spec.PublishText(), "\n",
+                                p.spec.create_sub_path, p.spec.ephemeral, p.read_only, p.no_exec, "\n", Digest(p.key),
+                                "\n", p.pod.name_space, "/", p.pod.name, "/", p.pod.uid, "/", p.pod.service_account));
         return p;
     };
     auto p = check();
@@ -206,16 +215,17 @@ grpc::Status NodeService::NodePublishVolume(grpc::ServerContext*, const ::csi::v
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     Log(s.ok() ? LogLevel::kInfo : LogLevel::kWarning, "NodePublishVolume", "volume", req->volume_id(), "target",
         req->target_path(), "publish", p.ok() ? p->spec.PublishText() : "", "read_only",
-        p.ok() && p->read_only ? "true" : "false", "pod", p.ok() ? absl::StrCat(p->pod.name_space, "/", p->pod.name) : "",
-        "code", absl::StatusCodeToString(s.code()), "error", std::string(s.message()), "ms", ms);
+        p.ok() && p->read_only ? "true" : "false", "pod",
+        p.ok() ? absl::StrCat(p->pod.name_space, "/", p->pod.name) : "", "code", absl::StatusCodeToString(s.code()),
+        "error", std::string(s.message()), "ms", ms);
     return ToGrpc(s);
 }
 
 absl::Status NodeService::Publish(const Publication& p) {
     if (auto it = state_.targets.find(p.target); it != state_.targets.end()) {
         if (it->second.digest != p.digest) {
-            return absl::AlreadyExistsError(absl::StrFormat(
-                "%s already holds volume %s published with other arguments", p.target, it->second.volume_id));
+            return absl::AlreadyExistsError(absl::StrFormat("%s already holds volume %s published with other arguments",
+                                                            p.target, it->second.volume_id));
         }
         if (IsMountPoint(p.target)) {
             return absl::OkStatus();  // the same publish again
@@ -229,7 +239,8 @@ absl::Status NodeService::Publish(const Publication& p) {
         return absl::FailedPreconditionError(absl::StrFormat("%s exists and is not a directory", p.target));
     }
     if (exists && IsMountPoint(p.target)) {
-        return absl::AlreadyExistsError(absl::StrFormat("something this plugin did not publish is mounted at %s", p.target));
+        return absl::AlreadyExistsError(
+            absl::StrFormat("something this plugin did not publish is mounted at %s", p.target));
     }
     Undo undo;
     if (p.spec.create_sub_path) {
@@ -266,9 +277,9 @@ absl::Status NodeService::Publish(const Publication& p) {
     }
     if (!exists) {
         if (::mkdir(p.target.c_str(), 0750) != 0) {
-            return errno == ENOENT ? absl::FailedPreconditionError(
-                                         absl::StrFormat("the parent of %s does not exist", p.target))
-                                   : absl::InternalError(absl::StrFormat("mkdir %s: %s", p.target, strerror(errno)));
+            return errno == ENOENT
+                       ? absl::FailedPreconditionError(absl::StrFormat("the parent of %s does not exist", p.target))
+                       : absl::InternalError(absl::StrFormat("mkdir %s: %s", p.target, strerror(errno)));
         }
         record.created_target = true;
         undo.Add([target = p.target] { ::rmdir(target.c_str()); });
@@ -360,8 +371,7 @@ absl::Status NodeService::Unpublish(const std::string& volume_id, const std::str
     }
     TargetRecord& t = it->second;
     if (t.volume_id != volume_id) {
-        return absl::NotFoundError(
-            absl::StrFormat("%s holds volume %s, not %s", target, t.volume_id, volume_id));
+        return absl::NotFoundError(absl::StrFormat("%s holds volume %s, not %s", target, t.volume_id, volume_id));
     }
     // Each step may already have been done by an earlier attempt that failed later on.
     ZH_RETURN_IF_ERROR(Unmount(target));

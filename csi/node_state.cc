@@ -31,8 +31,11 @@ Json ToJson(const TargetRecord& t) {
             {"create_sub_path", t.spec.create_sub_path},
             {"ephemeral", t.spec.ephemeral},
             {"read_only", t.read_only},
-            {"pod", {{"namespace", t.pod.name_space}, {"name", t.pod.name}, {"uid", t.pod.uid},
-                     {"service_account", t.pod.service_account}}},
+            {"pod",
+             {{"namespace", t.pod.name_space},
+              {"name", t.pod.name},
+              {"uid", t.pod.uid},
+              {"service_account", t.pod.service_account}}},
             {"scope_id", t.scope_id},
             {"scope_dir", t.scope_dir},
             {"instance", t.instance},
@@ -51,8 +54,8 @@ TargetRecord TargetFrom(const Json& j) {
     t.spec.ephemeral = j.at("ephemeral").get<bool>();
     t.read_only = j.at("read_only").get<bool>();
     const Json& pod = j.at("pod");
-    t.pod = {pod.at("namespace").get<std::string>(), pod.at("name").get<std::string>(), pod.at("uid").get<std::string>(),
-             pod.at("service_account").get<std::string>()};
+    t.pod = {pod.at("namespace").get<std::string>(), pod.at("name").get<std::string>(),
+             pod.at("uid").get<std::string>(), pod.at("service_account").get<std::string>()};
     t.scope_id = j.at("scope_id").get<std::string>();
     t.scope_dir = j.at("scope_dir").get<std::string>();
     t.instance = j.at("instance").get<std::string>();
@@ -61,9 +64,14 @@ TargetRecord TargetFrom(const Json& j) {
 }
 
 Json ToJson(const InstanceRecord& i) {
-    return {{"volume_id", i.volume_id}, {"root", i.root},     {"read_only", i.read_only},
-            {"scope_id", i.scope_id},   {"socket", i.socket}, {"mountpoint", i.mountpoint},
-            {"pid", i.pid},             {"targets", i.targets}};
+    return {{"volume_id", i.volume_id},
+            {"root", i.root},
+            {"read_only", i.read_only},
+            {"scope_id", i.scope_id},
+            {"socket", i.socket},
+            {"mountpoint", i.mountpoint},
+            {"pid", i.pid},
+            {"targets", i.targets}};
 }
 
 InstanceRecord InstanceFrom(const Json& j) {
@@ -103,9 +111,10 @@ absl::Status NodeState::Load() {
             instances[id] = InstanceFrom(record);
         }
     } catch (const Json::exception& e) {
-        return absl::DataLossError(absl::StrFormat("%s is damaged: %s (move it away to start afresh; the mounts "
-                                                   "it names are then the administrator's to remove)",
-                                                   path, e.what()));
+        return absl::DataLossError(
+            absl::StrFormat("%s is damaged: %s (move it away to start afresh; the mounts "
+                            "it names are then the administrator's to remove)",
+                            path, e.what()));
     }
     return absl::OkStatus();
 }

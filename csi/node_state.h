@@ -27,9 +27,9 @@ struct TargetRecord {
     VolumeSpec spec;
     bool read_only = false;
     PodInfo pod;
-    std::string scope_id;   // socket: zerohopd's scope for this target ("" if none)
-    std::string scope_dir;  // socket: its directory (zerohopd's), bound at the target
-    std::string instance;   // fuse: the zerohop-fuse instance it uses ("" if none)
+    std::string scope_id;         // socket: zerohopd's scope for this target ("" if none)
+    std::string scope_dir;        // socket: its directory (zerohopd's), bound at the target
+    std::string instance;         // fuse: the zerohop-fuse instance it uses ("" if none)
     bool created_target = false;  // publish made the target directory: unpublish removes it
 };
 

@@ -101,7 +101,8 @@ public:
                               ::csi::v1::CreateVolumeResponse* out) override;
     grpc::Status DeleteVolume(grpc::ServerContext*, const ::csi::v1::DeleteVolumeRequest* req,
                               ::csi::v1::DeleteVolumeResponse*) override;
-    grpc::Status ValidateVolumeCapabilities(grpc::ServerContext*, const ::csi::v1::ValidateVolumeCapabilitiesRequest* req,
+    grpc::Status ValidateVolumeCapabilities(grpc::ServerContext*,
+                                            const ::csi::v1::ValidateVolumeCapabilitiesRequest* req,
                                             ::csi::v1::ValidateVolumeCapabilitiesResponse* out) override;
     grpc::Status ControllerGetCapabilities(grpc::ServerContext*, const ::csi::v1::ControllerGetCapabilitiesRequest*,
                                            ::csi::v1::ControllerGetCapabilitiesResponse* out) override;

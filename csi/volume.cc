@@ -50,9 +50,7 @@ Path VolumeSpec::Root() const {
     return *Path::Parse(absl::StrCat("/", container, sub_path.empty() ? "" : "/", sub_path));
 }
 
-std::string VolumeSpec::PublishText() const {
-    return fuse && socket ? "fuse,socket" : socket ? "socket" : "fuse";
-}
+std::string VolumeSpec::PublishText() const { return fuse && socket ? "fuse,socket" : socket ? "socket" : "fuse"; }
 
 absl::StatusOr<VolumeSpec> ParseVolumeHandle(std::string_view handle) {
     VolumeSpec spec;

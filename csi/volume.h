@@ -45,7 +45,7 @@ struct VolumeSpec {
     bool create_sub_path = false;
     bool ephemeral = false;
 
-    Path Root() const;               // /<container>[/<sub-path>]
+    Path Root() const;                // /<container>[/<sub-path>]
     std::string PublishText() const;  // "fuse", "socket" or "fuse,socket"
     bool operator==(const VolumeSpec&) const = default;
 };

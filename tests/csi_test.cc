@@ -11,6 +11,8 @@
 // Runs as root (mounts, namespaces); in CI it must not skip.
 
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -22,9 +24,6 @@
 #include <fstream>
 #include <regex>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -84,7 +83,8 @@ std::vector<pid_t> FuseServersBelow(const std::string& dir) {
     if (s.error_code() == want) {
         return ::testing::AssertionSuccess();
     }
-    return ::testing::AssertionFailure() << "code " << s.error_code() << " (want " << want << "): " << s.error_message();
+    return ::testing::AssertionFailure() << "code " << s.error_code() << " (want " << want
+                                         << "): " << s.error_message();
 }
 #define EXPECT_CODE(status, code) EXPECT_TRUE(HasCode((status), grpc::StatusCode::code))
 #define ASSERT_GRPC_OK(status) ASSERT_TRUE(HasCode((status), grpc::StatusCode::OK))
@@ -148,7 +148,8 @@ protected:
             RunShell("tail -n 20 " + dir_ + "/state/fuse/*/zerohop-fuse.log", &ignored_code_);
         }
         if (!dir_.empty()) {
-            RunShell("grep -o ' " + dir_ + "[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l", &ignored_code_);
+            RunShell("grep -o ' " + dir_ + "[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l",
+                     &ignored_code_);
             std::filesystem::remove_all(dir_);
         }
     }
@@ -200,7 +201,9 @@ protected:
     // A kubelet target for pod `pod` and volume `volume` (its parent made, as kubelet does),
     // as long as kubelet's: <pods>/<pod uid>/volumes/kubernetes.io~csi/<pv name>/mount.
     std::string Target(const std::string& pod, const std::string& volume) {
-        auto uid = [](const std::string& name) { return "6b1f7a52-0c3d-4e8f-9a21-" + std::string(12 - name.size(), '0') + name; };
+        auto uid = [](const std::string& name) {
+            return "6b1f7a52-0c3d-4e8f-9a21-" + std::string(12 - name.size(), '0') + name;
+        };
         std::string parent = absl::StrCat(pods_, "/", uid(pod), "/volumes/kubernetes.io~csi/pvc-", uid(volume));
         std::filesystem::create_directories(parent);
         return parent + "/mount";
@@ -279,18 +282,21 @@ protected:
     int Pod(const std::vector<std::pair<std::string, std::string>>& volumes, const std::string& command,
             std::string* output = nullptr, int uid = 1000) {
         std::string build = getenv("ZH_BUILD_ROOT");
-        std::string script = "set -e; R=$(mktemp -d /tmp/zh-pod-XXXXXX); mount -t tmpfs -o mode=755 pod $R; "
-                             "for d in usr etc; do mkdir $R/$d; mount --bind -o ro /$d $R/$d; done; "
-                             "ln -s usr/bin $R/bin; ln -s usr/lib $R/lib; ln -s usr/lib64 $R/lib64; "
-                             "ln -s usr/sbin $R/sbin; mkdir -p $R/proc $R/dev $R/tmp $R" + build +
-                             "; chmod 1777 $R/tmp; touch $R/dev/null; mount --bind /dev/null $R/dev/null; "
-                             "mount --bind -o ro " + build + " $R" + build + "; mount -t proc proc $R/proc; ";
+        std::string script =
+            "set -e; R=$(mktemp -d /tmp/zh-pod-XXXXXX); mount -t tmpfs -o mode=755 pod $R; "
+            "for d in usr etc; do mkdir $R/$d; mount --bind -o ro /$d $R/$d; done; "
+            "ln -s usr/bin $R/bin; ln -s usr/lib $R/lib; ln -s usr/lib64 $R/lib64; "
+            "ln -s usr/sbin $R/sbin; mkdir -p $R/proc $R/dev $R/tmp $R" +
+            build +
+            "; chmod 1777 $R/tmp; touch $R/dev/null; mount --bind /dev/null $R/dev/null; "
+            "mount --bind -o ro " +
+            build + " $R" + build + "; mount -t proc proc $R/proc; ";
         for (const auto& [target, at] : volumes) {
             script += "mkdir -p $R" + at + "; mount --rbind " + target + " $R" + at + "; ";
         }
-        script += absl::StrCat("rmdir_later=$R; exec chroot $R setpriv --reuid=", uid, " --regid=", uid,
-                               " --clear-groups env -i PATH=/usr/bin:/bin HOME=/tmp ZH=", getenv("ZH"),
-                               " sh -c \"$0\"");
+        script +=
+            absl::StrCat("rmdir_later=$R; exec chroot $R setpriv --reuid=", uid, " --regid=", uid,
+                         " --clear-groups env -i PATH=/usr/bin:/bin HOME=/tmp ZH=", getenv("ZH"), " sh -c \"$0\"");
         std::string quoted = command;
         std::string escaped;
         for (char c : quoted) {
@@ -301,9 +307,8 @@ protected:
             }
         }
         int code = -1;
-        std::string out = RunShell("unshare --mount --pid --fork --propagation private sh -c '" + script + "' '" +
-                                       escaped + "'",
-                                   &code);
+        std::string out = RunShell(
+            "unshare --mount --pid --fork --propagation private sh -c '" + script + "' '" + escaped + "'", &code);
         RunShell("rmdir /tmp/zh-pod-* 2>/dev/null", &ignored_code_);
         if (output != nullptr) {
             *output = out;
@@ -321,8 +326,6 @@ protected:
     std::unique_ptr<v1::Controller::Stub> controller_;
     std::map<std::string, std::string> published_;  // target -> volume, for TearDown
 };
-
-
 
 // ---- Identity ---------------------------------------------------------------------------
 
@@ -389,9 +392,11 @@ TEST_F(CsiTest, EveryBadPublishIsRefusedWithItsCodeAndLeavesNothingBehind) {
     EXPECT_CODE(with([](R& r) { r.clear_target_path(); }), INVALID_ARGUMENT);
     EXPECT_CODE(with([](R& r) { r.clear_volume_capability(); }), INVALID_ARGUMENT);
     EXPECT_CODE(with([](R& r) { r.mutable_volume_capability()->mutable_block(); }), INVALID_ARGUMENT);
-    EXPECT_CODE(with([](R& r) { r.mutable_volume_capability()->mutable_access_mode()->set_mode(
-                                    v1::VolumeCapability::AccessMode::UNKNOWN); }),
-                INVALID_ARGUMENT);
+    EXPECT_CODE(
+        with([](R& r) {
+            r.mutable_volume_capability()->mutable_access_mode()->set_mode(v1::VolumeCapability::AccessMode::UNKNOWN);
+        }),
+        INVALID_ARGUMENT);
     EXPECT_CODE(with([](R& r) { r.mutable_volume_capability()->mutable_mount()->set_fs_type("ext4"); }),
                 INVALID_ARGUMENT);
     EXPECT_CODE(with([](R& r) { r.mutable_volume_capability()->mutable_mount()->add_mount_flags("suid"); }),
@@ -492,7 +497,8 @@ TEST_F(CsiTest, VolumeStatsReportUsageAndAnAbnormalConditionWhileSomethingIsDown
     stats = Stats("demo/vols/a", target);
     ASSERT_TRUE(stats.ok()) << stats.status();
     EXPECT_TRUE(stats->volume_condition().abnormal());
-    EXPECT_TRUE(absl::StrContains(stats->volume_condition().message(), "zerohopd")) << stats->volume_condition().message();
+    EXPECT_TRUE(absl::StrContains(stats->volume_condition().message(), "zerohopd"))
+        << stats->volume_condition().message();
     daemon_->Start();
     stats = Stats("demo/vols/a", target);
     ASSERT_TRUE(stats.ok());
@@ -564,11 +570,15 @@ TEST_F(CsiTest, AReadOnlyVolumeIsReadOnlyInTheMountAndInTheSession) {
 TEST_F(CsiTest, AnInlineVolumeNamesItsContainerAndSubPathAndMayCreateIt) {
     std::string target = Target("p1", "scratch");
     Volume v{.id = "csi-1c2d3e", .publish = "fuse,socket"};
-    v.context = {{"csi.storage.k8s.io/ephemeral", "true"}, {"container", "demo"},
-                 {"subPath", "scratch/fn-1"}, {"createSubPath", "true"}};
+    v.context = {{"csi.storage.k8s.io/ephemeral", "true"},
+                 {"container", "demo"},
+                 {"subPath", "scratch/fn-1"},
+                 {"createSubPath", "true"}};
     ASSERT_GRPC_OK(Publish(v, target));
     std::string out;
-    ASSERT_EQ(Pod({{target, "/run/zerohop"}}, "echo hi > /run/zerohop/fs/x && $ZH ls /demo | awk '{print $NF}'", &out), 0) << out;
+    ASSERT_EQ(Pod({{target, "/run/zerohop"}}, "echo hi > /run/zerohop/fs/x && $ZH ls /demo | awk '{print $NF}'", &out),
+              0)
+        << out;
     EXPECT_EQ(out, "x\n");
     EXPECT_EQ(*owner_->GetObject({.path = P("/demo/scratch/fn-1/x")}), "hi\n");
     ASSERT_GRPC_OK(Unpublish(v.id, target));
@@ -617,10 +627,27 @@ TEST_F(CsiTest, TwoPodsCannotReachEachOthersDataByAnyPath) {
         "[ $(ls /proc | grep -c '^[0-9]') -lt 10 ] && echo few-processes");
     ASSERT_EQ(Pod({{ta, "/run/zerohop"}}, script, &out), 0) << out;
     std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
-    EXPECT_EQ(lines, (std::vector<std::string>{"hello", "hello", "bin", "dev", "etc", "lib", "lib64", "proc", "run",
-                                               "sbin", "tmp", "usr", "work", "no-b-target", "link-dead",
-                                               "get-refused 3", "dotdot-refused 2", "other-refused 3",
-                                               "b-socket-unreachable", "key-ignored 3", "few-processes"}))
+    EXPECT_EQ(lines, (std::vector<std::string>{"hello",
+                                               "hello",
+                                               "bin",
+                                               "dev",
+                                               "etc",
+                                               "lib",
+                                               "lib64",
+                                               "proc",
+                                               "run",
+                                               "sbin",
+                                               "tmp",
+                                               "usr",
+                                               "work",
+                                               "no-b-target",
+                                               "link-dead",
+                                               "get-refused 3",
+                                               "dotdot-refused 2",
+                                               "other-refused 3",
+                                               "b-socket-unreachable",
+                                               "key-ignored 3",
+                                               "few-processes"}))
         << out;
     EXPECT_EQ(*owner_->GetObject({.path = P("/demo/vols/b/secret")}), "from b");
 }
@@ -638,9 +665,8 @@ public:
         std::string self(4096, '\0');
         self.resize(std::max<ssize_t>(0, readlink("/proc/self/exe", self.data(), self.size())));
         std::string script = absl::StrCat(
-            self, " --pod-client ", seconds, " > /tmp/client.out 2>&1 & ",
-            "end=$(( $(date +%s) + ", seconds, " )); i=0; again=0; ",
-            "while [ $(date +%s) -lt $end ]; do i=$((i+1)); ",
+            self, " --pod-client ", seconds, " > /tmp/client.out 2>&1 & ", "end=$(( $(date +%s) + ", seconds,
+            " )); i=0; again=0; ", "while [ $(date +%s) -lt $end ]; do i=$((i+1)); ",
             "echo $i > /run/zerohop/fs/w$i 2>/dev/null || { again=$((again+1)); echo $i > /run/zerohop/fs/w$i; } || "
             "{ echo write $i failed; exit 1; }; ",
             "[ \"$(cat /run/zerohop/fs/hello)\" = 'from a' ] || { echo read $i failed; exit 1; }; done; ",
@@ -734,6 +760,31 @@ TEST_F(CsiTest, KillingZerohopFuseDisturbsNoPod) {
     EXPECT_NE(after[0], before[0]);
     ASSERT_GRPC_OK(Unpublish("demo/vols/a", target));
     EXPECT_TRUE(FuseServers().empty());
+}
+
+TEST_F(CsiTest, APluginRestartedWithItsWholeContainerMountsItsViewsAfreshAtTheirTargets) {
+    // A container restart takes the plugin, zerohop-fuse and its holder at once: the mount is
+    // dead. The new plugin mounts the view again and binds it at every target anew.
+    std::string t1 = Target("p1", "v1"), t2 = Target("p2", "v1");
+    ASSERT_GRPC_OK(Publish(Volume{}, t1));
+    ASSERT_GRPC_OK(Publish(Volume{.publish = "fuse,socket"}, t2));
+    StopPlugin(SIGKILL);
+    std::string ignored;
+    RunShell("pkill -KILL -f 'zerohop-fuse .*" + dir_ + "/state/fuse/'", &ignored_code_);
+    for (int i = 0; i < 200 && !FuseServers().empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::string out;
+    EXPECT_NE(Pod({{t1, "/data"}}, "cat /data/hello", &out), 0) << "dead: " << out;
+    StartPlugin();
+    EXPECT_EQ(Slurp(t1 + "/hello"), "from a");
+    EXPECT_EQ(Slurp(t2 + "/fs/hello"), "from a");
+    ASSERT_EQ(Pod({{t2, "/run/zerohop"}}, "cat /run/zerohop/fs/hello; $ZH get /demo/hello", &out), 0) << out;
+    EXPECT_EQ(out, "from afrom a");
+    ASSERT_GRPC_OK(Unpublish("demo/vols/a", t1));
+    ASSERT_GRPC_OK(Unpublish("demo/vols/a", t2));
+    EXPECT_TRUE(FuseServers().empty());
+    EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/state/fuse"));
 }
 
 TEST_F(CsiTest, KillingZerohopdDisturbsNoPodAndItsSocketComesBack) {

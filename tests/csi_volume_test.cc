@@ -40,8 +40,8 @@ TEST(CsiVolume, PublishSaysFuseSocketOrBoth) {
 }
 
 TEST(CsiVolume, APersistentVolumeTakesItsRootFromTheHandleAndOnlyOptionsFromTheContext) {
-    auto v = VolumeFromRequest("demo/a", {{"publish", "socket"}, {"createSubPath", "true"},
-                                          {"csi.storage.k8s.io/pod.name", "fn"}});
+    auto v = VolumeFromRequest(
+        "demo/a", {{"publish", "socket"}, {"createSubPath", "true"}, {"csi.storage.k8s.io/pod.name", "fn"}});
     ASSERT_TRUE(v.ok()) << v.status();
     EXPECT_EQ(v->Root().str(), "/demo/a");
     EXPECT_TRUE(v->socket);
@@ -66,7 +66,8 @@ TEST(CsiVolume, AnInlineVolumeIsWhollyDescribedByItsUntrustedContext) {
         c[key] = std::move(value);
         return VolumeFromRequest("csi-abc", c).status();
     };
-    for (const std::string& sub : std::vector<std::string>{"../x", "/x", "x/", "x//y", "x/./y", std::string(5000, 'a'), std::string("a\0b", 3)}) {
+    for (const std::string& sub : std::vector<std::string>{"../x", "/x", "x/", "x//y", "x/./y", std::string(5000, 'a'),
+                                                           std::string("a\0b", 3)}) {
         EXPECT_EQ(with("subPath", sub).code(), absl::StatusCode::kInvalidArgument) << sub.substr(0, 20);
     }
     for (const std::string& c : std::vector<std::string>{"", "a/b", "..", std::string(300, 'c')}) {

@@ -1,6 +1,7 @@
 // Volume sockets: an admin key publishes part of the namespace on a socket of its own, and a
 // session on it needs no key and sees that part only (what the CSI plugin gives each pod).
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,8 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -134,6 +133,11 @@ TEST_F(VolumeTest, AVolumeSessionCannotReachAnythingOutsideItsRoot) {
     EXPECT_EQ(c.Rmdir(P("/demo")).code(), absl::StatusCode::kPermissionDenied);
     EXPECT_EQ(c.Delete({.path = P("/demo")}).code(), absl::StatusCode::kPermissionDenied);
     EXPECT_EQ(c.Rename({.from = P("/demo"), .to = P("/demo/x")}).code(), absl::StatusCode::kPermissionDenied);
+    // Errors name paths as the pod does: the volume's place in the container stays unsaid.
+    auto missing = c.GetObject({.path = P("/demo/nothing/here")});
+    EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+    EXPECT_FALSE(absl::StrContains(missing.status().message(), "vols")) << missing.status();
+    EXPECT_TRUE(absl::StrContains(missing.status().message(), "/demo/nothing")) << missing.status();
     // Nothing of b's was touched, and b's pod sees only b.
     auto pod_b = Pod(b->socket);
     ASSERT_OK(pod_b);
@@ -158,8 +162,7 @@ TEST_F(VolumeTest, AReadOnlyVolumeReadsAndRefusesEveryWrite) {
 }
 
 TEST_F(VolumeTest, OnlyAnAdminKeyPublishesAndTheVolumesKeyMustGrantTheRoot) {
-    EXPECT_EQ(owner_->PublishVolume(Volume("a", "/demo/vols/a")).status().code(),
-              absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(owner_->PublishVolume(Volume("a", "/demo/vols/a")).status().code(), absl::StatusCode::kPermissionDenied);
     EXPECT_EQ(owner_->UnpublishVolume({"a"}).code(), absl::StatusCode::kPermissionDenied);
     auto unknown = admin_->PublishVolume(Volume("a", "/demo/vols/a", "no-such-key"));
     EXPECT_EQ(unknown.status().code(), absl::StatusCode::kPermissionDenied);
@@ -176,12 +179,10 @@ TEST_F(VolumeTest, OnlyAnAdminKeyPublishesAndTheVolumesKeyMustGrantTheRoot) {
 TEST_F(VolumeTest, ABadRootOrScopeIdIsRefusedWithTheRightCode) {
     EXPECT_EQ(admin_->PublishVolume(Volume("a", "/demo/vols/missing")).status().code(), absl::StatusCode::kNotFound);
     EXPECT_EQ(admin_->PublishVolume(Volume("a", "/nosuch/x")).status().code(), absl::StatusCode::kNotFound);
-    EXPECT_EQ(admin_->PublishVolume(Volume("a", "/demo/top")).status().code(),
-              absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(admin_->PublishVolume(Volume("a", "/demo/top")).status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_EQ(admin_->PublishVolume(Volume("a", "/")).status().code(), absl::StatusCode::kInvalidArgument);
     for (const std::string& id : std::vector<std::string>{"", "..", "a/b", "a b", std::string(65, 'x')}) {
-        EXPECT_EQ(admin_->PublishVolume(Volume(id, "/demo/vols/a")).status().code(),
-                  absl::StatusCode::kInvalidArgument)
+        EXPECT_EQ(admin_->PublishVolume(Volume(id, "/demo/vols/a")).status().code(), absl::StatusCode::kInvalidArgument)
             << "id \"" << id << "\"";
     }
     EXPECT_FALSE(std::filesystem::exists(dir_ + "/volumes/a"));
@@ -314,8 +315,9 @@ TEST_F(VolumeTest, ASocketBelowAPathLongerThanSunPathIsReached) {
     auto published = admin_->PublishVolume(Volume("a", "/demo/vols/a"));
     ASSERT_OK(published);
     // Kubernetes' target paths are long: /var/lib/kubelet/pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount.
-    std::string deep = dir_ + "/var/lib/kubelet/pods/0f3c2a8e-6d4b-4f1e-9b7a-2c5d8e1f4a6b/volumes/kubernetes.io~csi/"
-                              "pvc-1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d";
+    std::string deep = dir_ +
+                       "/var/lib/kubelet/pods/0f3c2a8e-6d4b-4f1e-9b7a-2c5d8e1f4a6b/volumes/kubernetes.io~csi/"
+                       "pvc-1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d";
     std::filesystem::create_directories(deep);
     std::filesystem::create_directory_symlink(published->directory, deep + "/mount");
     std::string socket = deep + "/mount/zerohop.sock";

@@ -16,7 +16,7 @@ packages=(
     nlohmann-json3-dev containernetworking-plugins iproute2 iputils-ping
     graphviz
     libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-    mmdebstrap umoci crun
+    mmdebstrap umoci runc crun
 )
 
 missing=()

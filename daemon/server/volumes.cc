@@ -15,8 +15,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
 #include "base/log.h"
+#include "base/status_macros.h"
 #include "shmring/unix_socket.h"
 #include "wire/protocol.h"
 
@@ -48,8 +48,7 @@ absl::Status WriteAtomically(const std::string& path, const std::string& bytes) 
     if (!fd.valid()) {
         return Errno("create", tmp);
     }
-    if (::write(fd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()) ||
-        ::fsync(fd.get()) != 0) {
+    if (::write(fd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()) || ::fsync(fd.get()) != 0) {
         return Errno("write", tmp);
     }
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -66,17 +65,32 @@ bool SameScope(const PublishVolumeRequest& a, const PublishVolumeRequest& b) {
 
 absl::StatusOr<Path> Scope::Map(const Path& path) const {
     if (path.container() != root.container()) {
-        return absl::NotFoundError(absl::StrFormat("%s: this volume holds only container \"%s\"", path.str(),
-                                                   std::string(root.container())));
+        return absl::NotFoundError(
+            absl::StrFormat("%s: this volume holds only container \"%s\"", path.str(), std::string(root.container())));
     }
     // /<container>/<rest> -> <root>/<rest>
     std::string_view rest = std::string_view(path.str()).substr(1 + path.container().size());
     return Path::Parse(root.str() + std::string(rest));
 }
 
+std::string Scope::Unmap(std::string_view text) const {
+    const std::string& from = root.str();
+    std::string to = "/" + std::string(root.container());
+    std::string out;
+    size_t at = 0;
+    for (size_t hit; (hit = text.find(from, at)) != std::string_view::npos; at = hit + from.size()) {
+        size_t end = hit + from.size();
+        bool whole = end == text.size() || text[end] == '/' || text[end] == '"' || text[end] == ':' ||
+                     text[end] == ' ' || text[end] == '\'';
+        out.append(text.substr(at, hit - at));
+        out.append(whole ? to : from);
+    }
+    out.append(text.substr(at));
+    return out;
+}
+
 VolumeSockets::VolumeSockets(std::string runtime_dir)
-    : runtime_dir_(std::move(runtime_dir)),
-      changed_(shmring::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))) {}
+    : runtime_dir_(std::move(runtime_dir)), changed_(shmring::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))) {}
 
 VolumeSockets::~VolumeSockets() {
     // The sockets stay on disk: a restarted zerohopd listens on them again.
@@ -97,8 +111,7 @@ absl::Status VolumeSockets::ValidateId(const std::string& id) {
     if (id.empty() || id.size() > 64 || id == "." || id == ".." ||
         id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
             std::string::npos) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("scope id \"%s\": expected 1..64 of A-Z a-z 0-9 . _ -", id));
+        return absl::InvalidArgumentError(absl::StrFormat("scope id \"%s\": expected 1..64 of A-Z a-z 0-9 . _ -", id));
     }
     return absl::OkStatus();
 }
@@ -120,9 +133,9 @@ absl::StatusOr<PublishedVolume> VolumeSockets::Publish(const PublishVolumeReques
     absl::MutexLock lock(&mu_);
     if (auto it = scopes_.find(req.scope_id); it != scopes_.end()) {
         if (!SameScope(it->second.scope->published, record)) {
-            return absl::AlreadyExistsError(
-                absl::StrFormat("scope %s is published with other arguments (root %s, %s)", req.scope_id,
-                                it->second.scope->root.str(), it->second.scope->read_only ? "read-only" : "read-write"));
+            return absl::AlreadyExistsError(absl::StrFormat("scope %s is published with other arguments (root %s, %s)",
+                                                            req.scope_id, it->second.scope->root.str(),
+                                                            it->second.scope->read_only ? "read-only" : "read-write"));
         }
         return out;
     }
@@ -188,8 +201,10 @@ void VolumeSockets::Restore(const std::function<const CredentialConfig*(const st
         std::string container = record.ok() ? std::string(record->root.container()) : "";
         uint32_t need = record.ok() && record->read_only ? kRightRead : (kRightRead | kRightWrite);
         if (key == nullptr || !key->containers.count(container) || (key->containers.at(container) & need) != need) {
-            Log(LogLevel::kWarning, "a volume's scope is dropped: its record is damaged or its key no longer "
-                                    "grants it", "scope", id);
+            Log(LogLevel::kWarning,
+                "a volume's scope is dropped: its record is damaged or its key no longer "
+                "grants it",
+                "scope", id);
             ::unlink(RecordPath(id).c_str());
             ::unlink((Directory(id) + "/zerohop.sock").c_str());
             continue;

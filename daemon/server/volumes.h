@@ -35,9 +35,9 @@ namespace zerohop {
 
 struct Scope {
     std::string id;
-    Path root;        // /<container>[/<sub-path>]
+    Path root;  // /<container>[/<sub-path>]
     bool read_only = false;
-    std::string pod;  // "namespace/name" (or "") for logs and metrics
+    std::string pod;                 // "namespace/name" (or "") for logs and metrics
     PublishVolumeRequest published;  // as published, the key replaced by its fingerprint
     CredentialConfig credential;     // what its sessions may do: {container: r | rw}
     mutable std::atomic<int> sessions{0};
@@ -45,6 +45,8 @@ struct Scope {
     // The path a scoped session's `path` stands for: /<container>/<rest> maps to
     // <root>/<rest>. NotFound for another container.
     absl::StatusOr<Path> Map(const Path& path) const;
+    // `text` (an error message) with the root's paths written as the session names them.
+    std::string Unmap(std::string_view text) const;
 };
 
 class VolumeSockets {

@@ -13,9 +13,9 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "server/internal/server_impl.h"
-#include "base/log.h"
 
 namespace zerohop {
 
@@ -289,7 +289,7 @@ void Worker::Loop() {
             Woken(key);
         }
         PollHooks(/*all=*/ready.empty());  // a timeout: the hooks' timers are due
-        idle_since = absl::Now();  // woke up: serve, then spin again briefly before sleeping
+        idle_since = absl::Now();          // woke up: serve, then spin again briefly before sleeping
     }
     for (auto& s : sessions_) {
         Close(*s, "the daemon is stopping");
@@ -356,7 +356,11 @@ void Worker::Complete(const Call& call, const absl::Status& status, std::string_
     c.status = static_cast<int32_t>(status.code());
     std::string err;
     if (!status.ok()) {
-        err = protocol::Encode(protocol::WireStatus{status});
+        // A volume's session is told of its paths as it names them, never of the root.
+        err = protocol::Encode(protocol::WireStatus{
+            s.scope == nullptr ? status
+                               : absl::Status(status.code(), s.scope->Unmap(std::string_view(
+                                                                 status.message().data(), status.message().size())))});
         body = err;
     }
     if (!body.empty() && !s.closed) {
