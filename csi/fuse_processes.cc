@@ -146,7 +146,7 @@ absl::Status FuseProcesses::Start(const std::string& id, InstanceRecord& instanc
                 "root", instance.root, "pid", pid);
             return absl::OkStatus();
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     ::kill(pid, SIGKILL);
     instance.pid = 0;

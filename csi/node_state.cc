@@ -131,8 +131,10 @@ absl::Status NodeState::Save() const {
     std::string path = dir_ + "/" + kFile;
     std::string tmp = path + ".tmp";
     shmring::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    // No fsync: the state must outlive the plugin's process, which a rename of a written file
+    // does; a node that crashes loses its mounts too, and kubelet publishes again.
     if (!fd.valid() || ::write(fd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()) ||
-        ::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+        ::rename(tmp.c_str(), path.c_str()) != 0) {
         return absl::InternalError(absl::StrFormat("write %s: %s", path, strerror(errno)));
     }
     return absl::OkStatus();

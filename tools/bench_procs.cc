@@ -83,7 +83,7 @@ BenchDaemon StartBenchDaemon(const std::string& dir, int workers, const std::str
     std::ofstream(dir + "/zerohopd.yaml") << "listen: " << d.options.socket_path << "\nworkers: " << workers
                                           << "\nmetrics_port: 0\nlog_level: warning\n"
                                           << "mounts: [{container: bench, options: {dir: " << dir << "/shm-store}}]\n"
-                                          << "credentials: [{key: bench, containers: {bench: rw}}]\n"
+                                          << "credentials:\n  - {key: bench, containers: {bench: rw}}\n"
                                           << extra_yaml;
     d.process = std::make_unique<Child>(std::vector<std::string>{FindZerohopd(), "--config", dir + "/zerohopd.yaml"});
     return d;

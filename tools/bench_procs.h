@@ -34,7 +34,7 @@ double CpuSeconds(pid_t pid);
 double RssBytes(pid_t pid);
 
 // A zerohopd serving container "bench" (key "bench") from `dir`; `extra_yaml` is appended
-// to its configuration.
+// to its configuration, right after its list of credentials (so "  - {key: ...}" adds one).
 struct BenchDaemon {
     std::unique_ptr<Child> process;
     ClientOptions options;  // socket and key

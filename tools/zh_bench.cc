@@ -27,6 +27,7 @@
 #include "embedded/embedded_backend.h"
 #include "expr/expression.h"
 #include "rocksdb/db.h"
+#include "bench_csi.h"
 #include "bench_fuse.h"
 #include "bench_redis.h"
 #include "bench_harness.h"
@@ -299,7 +300,7 @@ int main(int argc, char** argv) {
     std::string workload_file;
     std::vector<std::pair<std::string, std::string>> load_flags;  // applied over the file
     const std::string usage =
-        "usage: zh-bench [--suite all|expr|embedded|shm|fuse|redis] [--json] [--duration-ms N] [--dir DIR]\n"
+        "usage: zh-bench [--suite all|expr|embedded|shm|fuse|csi|redis] [--json] [--duration-ms N] [--dir DIR]\n"
         "       zh-bench --load [--workload FILE] [--mix get_item=80,put_item=20] [--value-size N] [--keys N]\n"
         "                [--threads N] [--depth N] [--duration-ms N] [--spin-us N] [--socket PATH --key KEY]\n"
         "                [--no-baseline] [--json]\n"
@@ -385,6 +386,11 @@ int main(int argc, char** argv) {
         }
         if (suite == "all" || suite == "fuse") {
             for (auto& c : zerohop::FuseSuite(d, dir)) {
+                zerohop::Print(c, json);
+            }
+        }
+        if (suite == "all" || suite == "csi") {
+            for (auto& c : zerohop::CsiSuite(d, dir)) {
                 zerohop::Print(c, json);
             }
         }

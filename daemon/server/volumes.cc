@@ -41,14 +41,16 @@ absl::Status MakeDirs(const std::string& path, mode_t mode) {
     return absl::OkStatus();
 }
 
-// Writes `bytes` to `path` atomically (a temporary file, fsync, rename), readable by root only.
+// Writes `bytes` to `path` atomically (a temporary file, renamed), readable by root only. No
+// fsync: a record must outlive zerohopd's process, not the node (whose reboot takes the
+// pods and their volumes with it).
 absl::Status WriteAtomically(const std::string& path, const std::string& bytes) {
     std::string tmp = path + ".tmp";
     shmring::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd.valid()) {
         return Errno("create", tmp);
     }
-    if (::write(fd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size()) || ::fsync(fd.get()) != 0) {
+    if (::write(fd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
         return Errno("write", tmp);
     }
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
