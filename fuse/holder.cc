@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "shmring/fd_passing.h"
 #include "shmring/unix_socket.h"
 
@@ -37,6 +38,11 @@ bool Mounted(const std::string& mountpoint) {
 
 absl::StatusOr<shmring::UniqueFd> SpawnHolder(const std::string& self_exe, const std::string& socket, int fuse_fd,
                                               int journal_fd, const std::string& mountpoint, int takeover_secs) {
+    // The holder's socket listens before the holder runs: our lease connects at once and the
+    // mount is served while the holder is still starting (it accepts the lease when it is up).
+    // The mount's descriptor: only its owner may take it.
+    ZH_ASSIGN_OR_RETURN(shmring::UniqueFd listener, shmring::ListenUnix(socket, 0600, 4));
+    ZH_ASSIGN_OR_RETURN(shmring::UniqueFd lease, shmring::ConnectUnix(socket));
     // Twice forked, so that the holder is nobody's child to wait for.
     pid_t child = fork();
     if (child < 0) {
@@ -49,32 +55,23 @@ absl::StatusOr<shmring::UniqueFd> SpawnHolder(const std::string& self_exe, const
         setsid();  // not in the server's process group: a kill of that leaves the holder
         fcntl(fuse_fd, F_SETFD, 0);
         fcntl(journal_fd, F_SETFD, 0);
-        std::string f = absl::StrCat(fuse_fd), j = absl::StrCat(journal_fd), t = absl::StrCat(takeover_secs);
+        fcntl(listener.get(), F_SETFD, 0);
+        std::string f = absl::StrCat(fuse_fd), j = absl::StrCat(journal_fd), t = absl::StrCat(takeover_secs),
+                    l = absl::StrCat(listener.get());
         execl(self_exe.c_str(), "zerohop-fuse", "--hold", socket.c_str(), "--fuse-fd", f.c_str(), "--journal-fd",
-              j.c_str(), "--takeover", t.c_str(), mountpoint.c_str(), static_cast<char*>(nullptr));
+              j.c_str(), "--takeover", t.c_str(), "--listen-fd", l.c_str(), mountpoint.c_str(),
+              static_cast<char*>(nullptr));
         _exit(127);
     }
     int status = 0;
     waitpid(child, &status, 0);
-    // The holder is ready once it answers; that first connection is our lease.
-    for (int i = 0; i < 500; ++i) {
-        auto held = FetchFromHolder(socket);
-        if (held.ok()) {
-            return std::move(held->lease);
-        }
-        usleep(2000);
-    }
-    return absl::UnavailableError(absl::StrFormat("the descriptor holder did not come up on %s", socket));
+    return lease;
 }
 
-int RunHolder(const std::string& socket, int fuse_fd, int journal_fd, const std::string& mountpoint,
+int RunHolder(const std::string& socket, int listen_fd, int fuse_fd, int journal_fd, const std::string& mountpoint,
               int takeover_secs) {
-    // The mount's descriptor: only its owner may take it.
-    auto listening = shmring::ListenUnix(socket, 0600, 4);
-    if (!listening.ok()) {
-        return 1;
-    }
-    shmring::UniqueFd listener = std::move(*listening);
+    shmring::UniqueFd listener(listen_fd);
+    ::fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
     std::vector<shmring::UniqueFd> leases;
     time_t unleased_since = time(nullptr);
     for (;;) {

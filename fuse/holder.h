@@ -27,14 +27,14 @@ struct HeldMount {
 };
 
 // Starts the holder as a process of its own (not a child that dies with us): `self_exe`
-// re-executed with --hold.
-// Returns the lease of the caller.
+// re-executed with --hold, on a socket listening already. Returns the caller's lease at
+// once: the caller serves the mount while the holder starts.
 absl::StatusOr<shmring::UniqueFd> SpawnHolder(const std::string& self_exe, const std::string& socket, int fuse_fd,
                                               int journal_fd, const std::string& mountpoint, int takeover_secs);
 
-// The holder's main: serves `socket` until the mount at `mountpoint` is gone, or no server
-// has held a lease for `takeover_secs`.
-int RunHolder(const std::string& socket, int fuse_fd, int journal_fd, const std::string& mountpoint,
+// The holder's main: serves `socket` (listening on `listen_fd`) until the mount at
+// `mountpoint` is gone, or no server has held a lease for `takeover_secs`.
+int RunHolder(const std::string& socket, int listen_fd, int fuse_fd, int journal_fd, const std::string& mountpoint,
               int takeover_secs);
 
 absl::StatusOr<HeldMount> FetchFromHolder(const std::string& socket);
