@@ -27,6 +27,8 @@ ROOTS = {
     "shmring/": "shmring/include/shmring/",
 }
 DAEMON_MODULES = ("backend/", "config/", "embedded/", "expr/", "redis/", "registry/", "server/")
+# Headers the build generates, and the module whose source makes them.
+GENERATED = {"csi.pb.h": "csi/proto/csi.pb.h", "csi.grpc.pb.h": "csi/proto/csi.grpc.pb.h"}
 
 
 def read_table(root):
@@ -66,6 +68,8 @@ def resolve(include, path, root):
             return where + include[len(prefix):]
     if include.startswith(DAEMON_MODULES):
         return "daemon/" + include
+    if include in GENERATED:
+        return GENERATED[include]
     # A header of the including file's directory, or of one above it (a module's own).
     d = os.path.dirname(path)
     while True:
