@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/fingerprint.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "mounts.h"
@@ -43,6 +44,14 @@ public:
 private:
     std::vector<std::function<void()>> steps_;
 };
+
+// A target path as recorded: without trailing slashes.
+std::string WithoutTrailingSlash(std::string path) {
+    while (path.size() > 1 && path.back() == '/') {
+        path.pop_back();
+    }
+    return path;
+}
 
 bool ReadOnlyMode(const VolumeCapability& cap) {
     using Mode = VolumeCapability::AccessMode;
@@ -104,13 +113,7 @@ absl::Status NodeService::Recover() {
                     "target", target, "volume", record.volume_id);
             }
         }
-        std::vector<std::string> ids;
-        for (const auto& [id, view] : state_.instances) {
-            ids.push_back(id);
-        }
-        for (const std::string& id : ids) {
-            Revive(id);
-        }
+        ReviveAll();
     }
     supervisor_ = std::thread([this] { Supervise(); });
     return absl::OkStatus();
@@ -123,13 +126,13 @@ void NodeService::Supervise() {
         if (stopping_) {
             break;
         }
-        std::vector<std::string> ids;
-        for (const auto& [id, view] : state_.instances) {
-            ids.push_back(id);
-        }
-        for (const std::string& id : ids) {
-            Revive(id);
-        }
+        ReviveAll();
+    }
+}
+
+void NodeService::ReviveAll() {
+    for (const auto& [id, view] : state_.instances) {
+        Revive(id);
     }
 }
 
@@ -187,10 +190,7 @@ grpc::Status NodeService::NodePublishVolume(grpc::ServerContext*, const ::csi::v
         ZH_RETURN_IF_ERROR(CheckCapability(req->volume_capability()));
         Publication p;
         p.volume_id = req->volume_id();
-        p.target = req->target_path();
-        while (p.target.size() > 1 && p.target.back() == '/') {
-            p.target.pop_back();
-        }
+        p.target = WithoutTrailingSlash(req->target_path());
         Context context = ToContext(req->volume_context());
         ZH_ASSIGN_OR_RETURN(p.spec, VolumeFromRequest(p.volume_id, context));
         p.pod = PodFromContext(context);
@@ -201,8 +201,8 @@ grpc::Status NodeService::NodePublishVolume(grpc::ServerContext*, const ::csi::v
         }
         ZH_ASSIGN_OR_RETURN(p.key, AccessKeyOf(req->secrets(), "NodePublishVolume"));
         p.digest =
-            Digest(absl::StrCat(p.volume_id, "\n", VolumeHandle(p.spec), "\n", p.spec.PublishText(), "\n",
-                                p.spec.create_sub_path, p.spec.ephemeral, p.read_only, p.no_exec, "\n", Digest(p.key),
+            Fingerprint(absl::StrCat(p.volume_id, "\n", VolumeHandle(p.spec), "\n", p.spec.PublishText(), "\n",
+                                p.spec.create_sub_path, p.spec.ephemeral, p.read_only, p.no_exec, "\n", Fingerprint(p.key),
                                 "\n", p.pod.name_space, "/", p.pod.name, "/", p.pod.uid, "/", p.pod.service_account));
         return p;
     };
@@ -262,7 +262,7 @@ absl::Status NodeService::Publish(const Publication& p) {
     }
     if (p.spec.socket) {
         PublishVolumeRequest scope;
-        scope.scope_id = "t-" + Digest(p.target);
+        scope.scope_id = "t-" + Fingerprint(p.target);
         scope.root = p.spec.Root();
         scope.read_only = p.read_only;
         scope.access_key = p.key;
@@ -310,7 +310,7 @@ absl::Status NodeService::Publish(const Publication& p) {
 
 absl::StatusOr<std::string> NodeService::AcquireView(const Publication& p) {
     std::string root = p.spec.Root().str();
-    std::string id = "f-" + Digest(absl::StrCat(p.volume_id, "\n", root, "\n", Digest(p.key), "\n", p.read_only));
+    std::string id = "f-" + Fingerprint(absl::StrCat(p.volume_id, "\n", root, "\n", Fingerprint(p.key), "\n", p.read_only));
     // The view's own scope: its zerohop-fuse needs no key either. Publishing it again checks
     // the key again (it may have been revoked since the view started).
     PublishVolumeRequest scope;
@@ -352,12 +352,8 @@ grpc::Status NodeService::NodeUnpublishVolume(grpc::ServerContext*, const ::csi:
     } else if (req->target_path().empty()) {
         s = absl::InvalidArgumentError("NodeUnpublishVolume: target_path is missing");
     } else {
-        std::string target = req->target_path();
-        while (target.size() > 1 && target.back() == '/') {
-            target.pop_back();
-        }
         absl::MutexLock lock(&mu_);
-        s = Unpublish(req->volume_id(), target);
+        s = Unpublish(req->volume_id(), WithoutTrailingSlash(req->target_path()));
     }
     Log(s.ok() ? LogLevel::kInfo : LogLevel::kWarning, "NodeUnpublishVolume", "volume", req->volume_id(), "target",
         req->target_path(), "code", absl::StatusCodeToString(s.code()), "error", std::string(s.message()));
@@ -424,10 +420,7 @@ grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext*, const ::csi::
     if (req->volume_path().empty()) {
         return ToGrpc(absl::InvalidArgumentError("NodeGetVolumeStats: volume_path is missing"));
     }
-    std::string path = req->volume_path();
-    while (path.size() > 1 && path.back() == '/') {
-        path.pop_back();
-    }
+    std::string path = WithoutTrailingSlash(req->volume_path());
     std::string socket, container, problem;
     {
         absl::MutexLock lock(&mu_);

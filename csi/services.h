@@ -82,6 +82,7 @@ private:
     // Starts view `id` again if its zerohop-fuse is gone; rebinds its targets if its mount
     // had to be made afresh.
     void Revive(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+    void ReviveAll() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
     void Supervise();
 
     NodeOptions options_;

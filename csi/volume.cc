@@ -149,12 +149,4 @@ PodInfo PodFromContext(const Context& context) {
     return {get(kPodNamespaceKey), get(kPodNameKey), get(kPodUidKey), get(kServiceAccountKey)};
 }
 
-std::string Digest(std::string_view bytes) {
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : bytes) {
-        h = (h ^ c) * 1099511628211ull;
-    }
-    return absl::StrFormat("%016x", h);
-}
-
 }  // namespace zerohop::csi

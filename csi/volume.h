@@ -70,8 +70,5 @@ absl::StatusOr<VolumeSpec> VolumeFromRequest(std::string_view volume_id, const C
 // The pod kubelet names in the context (podInfoOnMount); empty fields if it does not.
 PodInfo PodFromContext(const Context& context);
 
-// 16 hex digits (64-bit FNV-1a) telling byte strings apart: for names and comparisons of
-// arguments, never a secret's protection.
-std::string Digest(std::string_view bytes);
 
 }  // namespace zerohop::csi

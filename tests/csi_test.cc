@@ -22,7 +22,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -59,9 +61,10 @@ bool MountedAt(const std::string& path, const std::string& type = "") {
     return false;
 }
 
-// The zerohop-fuse processes (not their holders) serving mount points below `dir`.
+// The zerohop-fuse processes (not their holders) serving mount points below `dir`. (Not
+// the short-lived copies a server forks to start its holder: their parent is a server.)
 std::vector<pid_t> FuseServersBelow(const std::string& dir) {
-    std::vector<pid_t> out;
+    std::map<pid_t, pid_t> matched;  // pid -> parent
     for (const auto& e : std::filesystem::directory_iterator("/proc")) {
         pid_t pid = atoi(e.path().filename().c_str());
         if (pid <= 0) {
@@ -70,9 +73,20 @@ std::vector<pid_t> FuseServersBelow(const std::string& dir) {
         std::string cmd = Slurp(e.path().string() + "/cmdline");
         std::replace(cmd.begin(), cmd.end(), '\0', ' ');
         std::string stat = Slurp(e.path().string() + "/stat");
-        bool zombie = stat.find(") Z") != std::string::npos;
+        size_t close = stat.rfind(')');
+        if (close == std::string::npos || close + 4 >= stat.size()) {
+            continue;  // gone meanwhile
+        }
+        bool zombie = stat[close + 2] == 'Z';
+        pid_t parent = atoi(stat.c_str() + close + 4);
         if (!zombie && absl::StrContains(cmd, "zerohop-fuse") && absl::StrContains(cmd, " " + dir + "/") &&
             absl::EndsWith(cmd, "/mnt ") && !absl::StrContains(cmd, "--hold ")) {
+            matched[pid] = parent;
+        }
+    }
+    std::vector<pid_t> out;
+    for (const auto& [pid, parent] : matched) {
+        if (!matched.contains(parent)) {
             out.push_back(pid);
         }
     }
@@ -358,6 +372,41 @@ TEST_F(CsiTest, IdentityNamesThePluginByTheSpecsRulesAndProbesTheDaemon) {
     EXPECT_TRUE(probe()) << "ready again once it is back";
 }
 
+TEST_F(CsiTest, AControllerWithoutAKeyOfItsOwnIsReadyWhileZerohopdAnswers) {
+    std::string endpoint = dir_ + "/controller.sock";
+    pid_t controller = fork();
+    ASSERT_GE(controller, 0);
+    if (controller == 0) {
+        int fd = open((dir_ + "/controller.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(getenv("ZEROHOP_CSI"), "zerohop-csi", "--mode=controller", ("--endpoint=unix://" + endpoint).c_str(),
+              ("--zerohop-socket=" + daemon_->socket()).c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    auto channel = grpc::CreateChannel("unix://" + endpoint, grpc::InsecureChannelCredentials());
+    ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20)));
+    auto identity = v1::Identity::NewStub(channel);
+    auto ready = [&] {
+        grpc::ClientContext c;
+        v1::ProbeResponse out;
+        EXPECT_TRUE(identity->Probe(&c, {}, &out).ok());
+        return out.ready().value();
+    };
+    EXPECT_TRUE(ready());
+    EXPECT_TRUE(absl::StrContains(daemon_->Metrics(), "zerohop_sessions_refused_total 0"))
+        << "a probe is not a refused session";
+    owner_.reset();
+    daemon_->Kill(SIGKILL);
+    EXPECT_FALSE(ready());
+    daemon_->Start();
+    EXPECT_TRUE(ready());
+    kill(controller, SIGTERM);
+    int status = 0;
+    waitpid(controller, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << Slurp(dir_ + "/controller.log");
+}
+
 // ---- Node: arguments --------------------------------------------------------------------
 
 TEST_F(CsiTest, NodeCapabilitiesAndInfo) {
@@ -627,28 +676,19 @@ TEST_F(CsiTest, TwoPodsCannotReachEachOthersDataByAnyPath) {
         "[ $(ls /proc | grep -c '^[0-9]') -lt 10 ] && echo few-processes");
     ASSERT_EQ(Pod({{ta, "/run/zerohop"}}, script, &out), 0) << out;
     std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
-    EXPECT_EQ(lines, (std::vector<std::string>{"hello",
-                                               "hello",
-                                               "bin",
-                                               "dev",
-                                               "etc",
-                                               "lib",
-                                               "lib64",
-                                               "proc",
-                                               "run",
-                                               "sbin",
-                                               "tmp",
-                                               "usr",
-                                               "work",
-                                               "no-b-target",
+    // The pod's root: a few system directories and the (read-only) build tree's top one.
+    std::set<std::string> root = {"bin", "dev", "etc", "lib", "lib64", "proc", "run", "sbin", "tmp", "usr"};
+    std::vector<std::string> build = absl::StrSplit(getenv("ZH_BUILD_ROOT"), '/', absl::SkipEmpty());
+    root.insert(build.front());
+    std::vector<std::string> want = {"hello", "hello"};
+    want.insert(want.end(), root.begin(), root.end());
+    want.insert(want.end(), {"no-b-target",
                                                "link-dead",
                                                "get-refused 3",
                                                "dotdot-refused 2",
                                                "other-refused 3",
-                                               "b-socket-unreachable",
-                                               "key-ignored 3",
-                                               "few-processes"}))
-        << out;
+                             "b-socket-unreachable", "key-ignored 3", "few-processes"});
+    EXPECT_EQ(lines, want) << out;
     EXPECT_EQ(*owner_->GetObject({.path = P("/demo/vols/b/secret")}), "from b");
 }
 

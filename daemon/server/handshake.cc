@@ -119,7 +119,11 @@ void Server::Impl::Handshake(shmring::UniqueFd sock, std::shared_ptr<const Scope
         Log(LogLevel::kWarning, "session refused", "why", std::string(why.message()));
     };
     uint32_t len = 0;
-    if (::recv(sock.get(), &len, 4, MSG_WAITALL) != 4 || len == 0 || len > kMaxHelloBytes) {
+    ssize_t got = ::recv(sock.get(), &len, 4, MSG_WAITALL);
+    if (got == 0) {
+        return;  // connected and left without a word: a health check, nothing to refuse
+    }
+    if (got != 4 || len == 0 || len > kMaxHelloBytes) {
         return refuse(absl::InvalidArgumentError("expected a framed hello of 1..4096 bytes"));
     }
     std::string body(len, '\0');

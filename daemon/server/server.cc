@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_format.h"
+#include "base/fingerprint.h"
 #include "base/status_macros.h"
 #include "registry/registry.h"
 #include "server/internal/server_impl.h"
@@ -72,7 +73,7 @@ absl::Status Server::Impl::OpenBackends() {
     volumes_ = std::make_unique<VolumeSockets>(config_.runtime_dir);
     volumes_->Restore([this](const std::string& fingerprint) -> const CredentialConfig* {
         for (const CredentialConfig& c : config_.credentials) {
-            if (VolumeSockets::Fingerprint(c.key) == fingerprint) {
+            if (Fingerprint(c.key) == fingerprint) {
                 return &c;
             }
         }

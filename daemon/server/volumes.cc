@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
+#include "base/fingerprint.h"
 #include "base/status_macros.h"
 #include "shmring/unix_socket.h"
 #include "wire/protocol.h"
@@ -100,15 +101,6 @@ VolumeSockets::~VolumeSockets() {
     scopes_.clear();
 }
 
-std::string VolumeSockets::Fingerprint(const std::string& key) {
-    // FNV-1a, 64 bits: enough to tell keys apart in a file only root may read; not a secret.
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : key) {
-        h = (h ^ c) * 1099511628211ull;
-    }
-    return absl::StrFormat("%016x", h);
-}
-
 absl::Status VolumeSockets::ValidateId(const std::string& id) {
     if (id.empty() || id.size() > 64 || id == "." || id == ".." ||
         id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
@@ -130,7 +122,7 @@ absl::StatusOr<VolumeSockets::Listening> VolumeSockets::Listen(std::shared_ptr<c
 absl::StatusOr<PublishedVolume> VolumeSockets::Publish(const PublishVolumeRequest& req) {
     ZH_RETURN_IF_ERROR(ValidateId(req.scope_id));
     PublishVolumeRequest record = req;
-    record.access_key = Fingerprint(req.access_key);
+    record.access_key = zerohop::Fingerprint(req.access_key);
     PublishedVolume out{Directory(req.scope_id), Directory(req.scope_id) + "/zerohop.sock"};
     absl::MutexLock lock(&mu_);
     if (auto it = scopes_.find(req.scope_id); it != scopes_.end()) {

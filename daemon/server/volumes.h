@@ -74,8 +74,6 @@ public:
     // Prometheus lines: sessions open per volume and pod.
     std::string RenderMetrics() const;
 
-    // A key's fingerprint, as scopes record it (the key itself is never written).
-    static std::string Fingerprint(const std::string& key);
     // Whether `id` may name a scope: 1..64 of [A-Za-z0-9._-].
     static absl::Status ValidateId(const std::string& id);
 
