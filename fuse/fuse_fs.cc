@@ -157,22 +157,48 @@ void FuseFs::Impl::DropDir(uint64_t fh) {
     dirs_.erase(fh);
 }
 
-Callback<ObjectInfo> FuseFs::Impl::NewEntry(fuse_req_t req, Ino parent, const char* name, Path path) {
-    return [this, req, parent, n = std::string(name), path = std::move(path)](absl::StatusOr<ObjectInfo> r) {
+Callback<ObjectInfo> FuseFs::Impl::NewEntry(fuse_req_t req, Ino parent, const char* name, Path path, Once once,
+                                            std::function<void(Once)> again) {
+    return [this, req, parent, n = std::string(name), path = std::move(path), once,
+            again = std::move(again)](absl::StatusOr<ObjectInfo> r) mutable {
+        if (!once.unknown && OutcomeUnknown(r.status())) {
+            once.unknown = true;
+            return again(once);
+        }
+        auto reply = [this, req, parent, n, once](const ObjectInfo& info) {
+            fuse_entry_param e = Entry(parent, n, info);
+            AppliedOnce(once, &e, sizeof e);
+            fuse_reply_entry(req, &e);
+        };
+        if (once.unknown && absl::IsAlreadyExists(r.status())) {
+            // Made by this very request before the restart: answered as made.
+            return client_->StatAsync(path, [req, reply](absl::StatusOr<ObjectInfo> st) {
+                if (!st.ok()) {
+                    return (void)fuse_reply_err(req, Errno(st.status()));
+                }
+                reply(*st);
+            });
+        }
         if (!r.ok()) {
             return (void)fuse_reply_err(req, Errno(r.status()));
         }
-        OwnThenReply(req, path, *r, [this, req, parent, n](const ObjectInfo& info) {
-            fuse_entry_param e = Entry(parent, n, info);
-            fuse_reply_entry(req, &e);
-        });
+        OwnThenReply(req, path, *r, reply);
     };
 }
 
-StatusCallback FuseFs::Impl::Removed(fuse_req_t req, Ino parent, const char* name) {
-    return [this, req, parent, n = std::string(name)](absl::Status s) {
+StatusCallback FuseFs::Impl::Removed(fuse_req_t req, Ino parent, const char* name, Once once,
+                                     std::function<void(Once)> again) {
+    return [this, req, parent, n = std::string(name), once, again = std::move(again)](absl::Status s) mutable {
+        if (!once.unknown && OutcomeUnknown(s)) {
+            once.unknown = true;
+            return again(once);
+        }
+        if (once.unknown && absl::IsNotFound(s)) {
+            s = absl::OkStatus();  // removed by this very request before the restart
+        }
         if (s.ok()) {
             nodes_.Unlink(parent, n);
+            AppliedOnce(once);
         }
         fuse_reply_err(req, Errno(s));
     };
@@ -296,11 +322,19 @@ void FuseFs::Impl::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mo
     if (!path) {
         return;
     }
+    Once once = fs->BeginOnce();
+    if (ReplayEntry(req, once)) {
+        return;
+    }
+    fs->MkdirNow(req, parent, name, *path, static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask), once);
+}
+
+void FuseFs::Impl::MkdirNow(fuse_req_t req, Ino parent, std::string name, Path path, uint32_t mode, Once once) {
     const fuse_ctx* ctx = fuse_req_ctx(req);
-    fs->client_->MkdirAsync({.path = *path,
-                             .mode = static_cast<uint32_t>(mode & 07777 & ~ctx->umask),
-                             .caller = {ctx->uid, ctx->gid}},
-                            fs->NewEntry(req, parent, name, *path));
+    client_->MkdirAsync({.path = path, .mode = mode, .caller = {ctx->uid, ctx->gid}},
+                        NewEntry(req, parent, name.c_str(), path, once, [this, req, parent, name, path, mode](Once o) {
+                            MkdirNow(req, parent, name, path, mode, o);
+                        }));
 }
 
 void FuseFs::Impl::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -310,11 +344,33 @@ void FuseFs::Impl::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (!path) {
         return;
     }
-    if (auto open = fs->nodes_.OpenAt(parent, name)) {
-        // Open here: hide it, so that its descriptors keep working; gone at the last close.
-        return fs->Hide(parent, *path, *open, [req](absl::Status s) { fuse_reply_err(req, Errno(s)); });
+    Once once = fs->BeginOnce();
+    if (once.applied) {
+        fs->nodes_.Unlink(parent, name);
+        return (void)fuse_reply_err(req, 0);
     }
-    fs->client_->DeleteAsync({.path = *path}, fs->Removed(req, parent, name));
+    fs->UnlinkNow(req, parent, name, *path, once);
+}
+
+void FuseFs::Impl::UnlinkNow(fuse_req_t req, Ino parent, std::string name, Path path, Once once) {
+    auto again = [this, req, parent, name, path](Once o) { UnlinkNow(req, parent, name, path, o); };
+    if (auto open = nodes_.OpenAt(parent, name)) {
+        // Open here: hide it, so that its descriptors keep working; gone at the last close.
+        return Hide(parent, path, *open, [this, req, once, again](absl::Status s) mutable {
+            if (!once.unknown && OutcomeUnknown(s)) {
+                once.unknown = true;
+                return again(once);
+            }
+            if (once.unknown && absl::IsNotFound(s)) {
+                s = absl::OkStatus();
+            }
+            if (s.ok()) {
+                AppliedOnce(once);
+            }
+            fuse_reply_err(req, Errno(s));
+        });
+    }
+    client_->DeleteAsync({.path = path}, Removed(req, parent, name.c_str(), once, again));
 }
 
 void FuseFs::Impl::Hide(Ino parent, const Path& path, Ino ino, std::function<void(absl::Status)> then) {
@@ -342,7 +398,18 @@ void FuseFs::Impl::Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (!path) {
         return;
     }
-    fs->client_->RmdirAsync(*path, fs->Removed(req, parent, name));
+    Once once = fs->BeginOnce();
+    if (once.applied) {
+        fs->nodes_.Unlink(parent, name);
+        return (void)fuse_reply_err(req, 0);
+    }
+    fs->RmdirNow(req, parent, name, *path, once);
+}
+
+void FuseFs::Impl::RmdirNow(fuse_req_t req, Ino parent, std::string name, Path path, Once once) {
+    client_->RmdirAsync(path, Removed(req, parent, name.c_str(), once, [this, req, parent, name, path](Once o) {
+                            RmdirNow(req, parent, name, path, o);
+                        }));
 }
 
 void FuseFs::Impl::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
@@ -352,9 +419,19 @@ void FuseFs::Impl::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, 
     if (!path) {
         return;
     }
+    Once once = fs->BeginOnce();
+    if (ReplayEntry(req, once)) {
+        return;
+    }
+    fs->SymlinkNow(req, parent, name, *path, link, once);
+}
+
+void FuseFs::Impl::SymlinkNow(fuse_req_t req, Ino parent, std::string name, Path path, std::string target, Once once) {
     const fuse_ctx* ctx = fuse_req_ctx(req);
-    fs->client_->SymlinkAsync({.path = *path, .target = link, .caller = {ctx->uid, ctx->gid}},
-                              fs->NewEntry(req, parent, name, *path));
+    client_->SymlinkAsync({.path = path, .target = target, .caller = {ctx->uid, ctx->gid}},
+                          NewEntry(req, parent, name.c_str(), path, once, [this, req, parent, name, path, target](Once o) {
+                              SymlinkNow(req, parent, name, path, target, o);
+                          }));
 }
 
 void FuseFs::Impl::Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) {
@@ -376,24 +453,52 @@ void FuseFs::Impl::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, f
     if (!to) {
         return;
     }
-    auto rename = [fs, req, parent, newparent, from = *from, to = *to, no_replace = (flags & RENAME_NOREPLACE) != 0,
-                   n = std::string(name), nn = std::string(newname)](absl::Status hidden) {
-        if (!hidden.ok()) {
+    Once once = fs->BeginOnce();
+    if (once.applied) {
+        fs->nodes_.Move(parent, name, newparent, newname);
+        return (void)fuse_reply_err(req, 0);
+    }
+    fs->RenameNow(req,
+                  RenameArgs{.parent = parent,
+                             .newparent = newparent,
+                             .name = name,
+                             .newname = newname,
+                             .from = *from,
+                             .to = *to,
+                             .no_replace = (flags & RENAME_NOREPLACE) != 0},
+                  once);
+}
+
+void FuseFs::Impl::RenameNow(fuse_req_t req, RenameArgs a, Once once) {
+    auto rename = [this, req, a, once](absl::Status hidden) mutable {
+        if (!once.unknown && OutcomeUnknown(hidden)) {
+            once.unknown = true;
+            return RenameNow(req, a, once);
+        }
+        if (!hidden.ok() && !(once.unknown && absl::IsNotFound(hidden))) {
             return (void)fuse_reply_err(req, Errno(hidden));
         }
-        fs->client_->RenameAsync({.from = from, .to = to, .no_replace = no_replace},
-                                 [fs, req, parent, newparent, n, nn](absl::Status s) {
-                                     if (s.ok()) {
-                                         fs->nodes_.Move(parent, n, newparent, nn);
-                                     }
-                                     fuse_reply_err(req, Errno(s));
-                                 });
+        client_->RenameAsync({.from = a.from, .to = a.to, .no_replace = a.no_replace},
+                             [this, req, a, once](absl::Status s) mutable {
+                                 if (!once.unknown && OutcomeUnknown(s)) {
+                                     once.unknown = true;
+                                     return RenameNow(req, a, once);
+                                 }
+                                 if (once.unknown && absl::IsNotFound(s)) {
+                                     s = absl::OkStatus();  // moved by this very request before the restart
+                                 }
+                                 if (s.ok()) {
+                                     nodes_.Move(a.parent, a.name, a.newparent, a.newname);
+                                     AppliedOnce(once);
+                                 }
+                                 fuse_reply_err(req, Errno(s));
+                             });
     };
     // A file open here that the rename would replace is hidden first, so that its
     // descriptors keep the old bytes.
-    auto open = (flags & RENAME_NOREPLACE) ? std::nullopt : fs->nodes_.OpenAt(newparent, newname);
-    if (open && *open != fs->nodes_.OpenAt(parent, name).value_or(0)) {
-        return fs->Hide(newparent, *to, *open, rename);
+    auto open = a.no_replace ? std::nullopt : nodes_.OpenAt(a.newparent, a.newname);
+    if (open && *open != nodes_.OpenAt(a.parent, a.name).value_or(0)) {
+        return Hide(a.newparent, a.to, *open, rename);
     }
     rename(absl::OkStatus());
 }
@@ -451,43 +556,64 @@ void FuseFs::Impl::Create(fuse_req_t req, fuse_ino_t parent, const char* name, m
     if (!path) {
         return;
     }
-    Path p = *path;
-    uint64_t fh = fs->AddFile(0, fs->BackendAppends(fi->flags), false);
-    fi->fh = fh;
-    fuse_file_info out = *fi;
-    bool excl = (fi->flags & O_EXCL) != 0;
-    bool trunc = (fi->flags & O_TRUNC) != 0;
-    auto reply = [fs, req, parent, out, n = std::string(name)](const ObjectInfo& info) {
-        fuse_entry_param e = fs->Entry(parent, n, info);
-        fs->nodes_.Opened(e.ino);
-        fuse_reply_create(req, &e, &out);
+    Once once = fs->BeginOnce();
+    if (once.applied) {
+        Created c = {};
+        if (once.applied->size() != sizeof c) {
+            return (void)fuse_reply_err(req, EIO);
+        }
+        memcpy(&c, once.applied->data(), sizeof c);
+        fs->nodes_.Opened(c.entry.ino);
+        return (void)fuse_reply_create(req, &c.entry, &c.file);
+    }
+    fi->fh = fs->AddFile(0, fs->BackendAppends(fi->flags), false);
+    fs->CreateNow(req, parent, name, *path, static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask), *fi,
+                  once);
+}
+
+void FuseFs::Impl::CreateNow(fuse_req_t req, Ino parent, std::string name, Path p, uint32_t mode, fuse_file_info out,
+                             Once once) {
+    uint64_t fh = out.fh;
+    // Made by this very request before a restart: the file there is ours (O_EXCL or not).
+    bool excl = (out.flags & O_EXCL) != 0 && !once.unknown;
+    bool trunc = (out.flags & O_TRUNC) != 0;
+    auto reply = [this, req, parent, out, name, once](const ObjectInfo& info) {
+        Created c = {.entry = Entry(parent, name, info), .file = out};
+        nodes_.Opened(c.entry.ino);
+        AppliedOnce(once, &c, sizeof c);
+        fuse_reply_create(req, &c.entry, &c.file);
     };
     // Only if nothing is there: an existing file is opened as it is (O_EXCL: EEXIST).
-    fs->client_->PutObjectAsync(
+    client_->PutObjectAsync(
         {.path = p,
          .condition = std::string(kCreateCondition),
-         .mode = static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask),
+         .mode = mode,
          .caller = {fuse_req_ctx(req)->uid, fuse_req_ctx(req)->gid}},
-        "", [fs, req, p, fh, excl, trunc, reply](absl::StatusOr<ObjectInfo> r) {
+        "",
+        [this, req, parent, name, p, mode, out, once, fh, excl, trunc, reply](absl::StatusOr<ObjectInfo> r) mutable {
             if (r.ok()) {
-                return fs->OwnThenReply(req, p, *r, reply);
+                return OwnThenReply(req, p, *r, reply);
+            }
+            if (!once.unknown && OutcomeUnknown(r.status())) {
+                once.unknown = true;
+                return CreateNow(req, parent, name, p, mode, out, once);
             }
             bool exists = IsConditionFailed(r.status());
             if (!exists || excl) {
-                fs->DropFile(fh);
+                DropFile(fh);
                 return (void)fuse_reply_err(req, exists ? EEXIST : Errno(r.status()));
             }
-            auto opened = [fs, req, fh, reply](absl::StatusOr<ObjectInfo> r) {
+            auto opened = [this, req, fh, reply](absl::StatusOr<ObjectInfo> r) {
                 if (!r.ok()) {
-                    fs->DropFile(fh);
+                    DropFile(fh);
                     return (void)fuse_reply_err(req, Errno(r.status()));
                 }
                 reply(*r);
             };
             if (trunc) {
-                fs->client_->TruncateAsync({.path = p, .size = 0}, opened);
+                client_->TruncateAsync({.path = p, .size = 0}, opened);
             } else {
-                fs->client_->StatAsync(p, opened);
+                client_->StatAsync(p, opened);
             }
         });
 }
@@ -521,44 +647,53 @@ void FuseFs::Impl::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t
         return;
     }
     std::shared_ptr<FileHandle> h = fs->File(ino, fi->fh);
+    bool append = h != nullptr && h->append;
+    Once once = h != nullptr && (h->shard || h->append) ? fs->BeginOnce() : Once{};
+    if (once.applied) {
+        return (void)fuse_reply_write(req, size);
+    }
     if (h != nullptr && h->shard) {
-        // One write, one record, on this shard.
+        // One write, one record, on this shard. (One whose outcome is unknown is put again:
+        // a record has no place to be written at twice the same.)
         return fs->client_->PutRecordsAsync(
             {.path = h->stream, .records = {{.data = std::string(buf, size), .shard = h->shard_no}}},
-            [req, size](absl::StatusOr<std::vector<RecordResult>> r) {
+            [fs, req, size, once](absl::StatusOr<std::vector<RecordResult>> r) {
                 absl::Status s = !r.ok() ? r.status() : r->empty() ? absl::InternalError("no result") : (*r)[0].status;
                 if (!s.ok()) {
                     return (void)fuse_reply_err(req, Errno(s));
                 }
+                fs->AppliedOnce(once);
                 fuse_reply_write(req, size);
             });
     }
-    // A write in flight when zerohopd restarts has an unknown outcome. Writing the same
-    // bytes at the same place again gives the same file either way, so it is sent once
-    // more as a positional write at the offset the kernel gave (for O_APPEND, the size
-    // the kernel knows, which is where a single appender's bytes belong).
-    auto retry = std::make_shared<std::string>(buf, size);
-    auto done = [fs, req, size, p = *path, off, retry](absl::StatusOr<ObjectInfo> r) {
-        if (r.ok()) {
-            return (void)fuse_reply_write(req, size);
+    fs->WriteNow(req, *path, std::string_view(buf, size), off, append, once);
+}
+
+void FuseFs::Impl::WriteNow(fuse_req_t req, const Path& path, std::string_view data, off_t off, bool append,
+                            Once once) {
+    // The bytes are copied into the request before these return; kept for a second try.
+    auto retry = once.unknown ? nullptr : std::make_shared<std::string>(data);
+    auto done = [this, req, path, off, append, once, retry,
+                 size = data.size()](absl::StatusOr<ObjectInfo> r) mutable {
+        if (!once.unknown && OutcomeUnknown(r.status())) {
+            once.unknown = true;
+            return WriteNow(req, path, *retry, off, append, once);
         }
-        if (!absl::IsUnavailable(r.status()) || !absl::StrContains(r.status().message(), "restarted while")) {
+        if (!r.ok()) {
             return (void)fuse_reply_err(req, Errno(r.status()));
         }
-        fs->client_->WriteObjectAsync({.path = p, .offset = static_cast<uint64_t>(off), .data = *retry},
-                                      [req, size, retry](absl::StatusOr<ObjectInfo> again) {
-                                          if (!again.ok()) {
-                                              return (void)fuse_reply_err(req, Errno(again.status()));
-                                          }
-                                          fuse_reply_write(req, size);
-                                      });
+        AppliedOnce(once);
+        fuse_reply_write(req, size);
     };
-    // The bytes are copied into the request before these return.
-    std::string_view data(buf, size);
-    if (h != nullptr && h->append) {
-        fs->client_->AppendAsync({.path = *path, .data = data}, done);
+    // A positional write is its own repetition: the same bytes at the same place. An
+    // append (O_APPEND, no writeback cache) is the backend's atomic append; one whose
+    // outcome is unknown (a predecessor began it, zerohopd restarted while it was in
+    // flight) is written at the offset the kernel gave instead (for O_APPEND, the size the
+    // kernel knows: where a single appender's bytes belong), once or twice the same.
+    if (append && !once.unknown) {
+        client_->AppendAsync({.path = path, .data = data}, done);
     } else {
-        fs->client_->WriteObjectAsync({.path = *path, .offset = static_cast<uint64_t>(off), .data = data}, done);
+        client_->WriteObjectAsync({.path = path, .offset = static_cast<uint64_t>(off), .data = data}, done);
     }
 }
 
@@ -804,10 +939,11 @@ void FuseFs::Impl::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     });
 }
 
-void FuseFs::Impl::ChangeAttributes(fuse_req_t req, Path path, std::function<int(AttributeMap*)> change, int attempts) {
+void FuseFs::Impl::ChangeAttributes(fuse_req_t req, Path path, std::function<int(AttributeMap*)> change, int attempts,
+                                    Once once, int already) {
     client_->GetItemAsync(
         {.path = path, .attributes = {"*", "__mtime_secs", "__mtime_nsecs"}},
-        [this, req, path, change, attempts](absl::StatusOr<Item> r) {
+        [this, req, path, change, attempts, once, already](absl::StatusOr<Item> r) {
             if (!r.ok()) {
                 return (void)fuse_reply_err(req, Errno(r.status()));
             }
@@ -823,18 +959,27 @@ void FuseFs::Impl::ChangeAttributes(fuse_req_t req, Path path, std::function<int
                 }
             }
             if (int e = change(&attrs); e != 0) {
+                if (once.unknown && e == already) {
+                    AppliedOnce(once);  // made by this very request before the restart
+                    e = 0;
+                }
                 return (void)fuse_reply_err(req, e);
             }
             client_->PutItemAsync(
                 {.path = path,
                  .attributes = std::move(attrs),
                  .condition = absl::StrFormat("__mtime_secs == %d AND __mtime_nsecs == %d", secs, nsecs)},
-                [this, req, path, change, attempts](absl::StatusOr<ObjectInfo> w) {
+                [this, req, path, change, attempts, once, already](absl::StatusOr<ObjectInfo> w) mutable {
                     if (w.ok()) {
+                        AppliedOnce(once);
                         return (void)fuse_reply_err(req, 0);
                     }
+                    if (!once.unknown && OutcomeUnknown(w.status())) {
+                        once.unknown = true;
+                        return ChangeAttributes(req, path, change, attempts, once, already);
+                    }
                     if (absl::IsFailedPrecondition(w.status()) && attempts > 1) {
-                        return ChangeAttributes(req, path, change, attempts - 1);
+                        return ChangeAttributes(req, path, change, attempts - 1, once, already);
                     }
                     fuse_reply_err(req, absl::IsFailedPrecondition(w.status()) ? EAGAIN : Errno(w.status()));
                 });
@@ -855,6 +1000,10 @@ void FuseFs::Impl::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, co
     if (!path) {
         return;
     }
+    Once once = fs->BeginOnce();
+    if (once.applied) {
+        return (void)fuse_reply_err(req, 0);
+    }
     std::string text(value, size);
     fs->ChangeAttributes(
         req, *path,
@@ -873,7 +1022,7 @@ void FuseFs::Impl::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, co
             attrs->insert_or_assign(a, XattrToValue(text, current));
             return 0;
         },
-        8);
+        8, once, EEXIST);
 }
 
 void FuseFs::Impl::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
@@ -887,8 +1036,12 @@ void FuseFs::Impl::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name)
     if (!path) {
         return;
     }
+    Once once = fs->BeginOnce();
+    if (once.applied) {
+        return (void)fuse_reply_err(req, 0);
+    }
     fs->ChangeAttributes(
-        req, *path, [a = *attr](AttributeMap* attrs) { return attrs->erase(a) == 1 ? 0 : ENODATA; }, 8);
+        req, *path, [a = *attr](AttributeMap* attrs) { return attrs->erase(a) == 1 ? 0 : ENODATA; }, 8, once, ENODATA);
 }
 
 struct fuse_lowlevel_ops FuseFs::Impl::Ops() {

@@ -95,16 +95,18 @@ int main(int argc, char** argv) {
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     zerohop::fuse::FuseOptions o;
     // The holder (started by zerohop-fuse itself):
-    //   --hold SOCKET --fuse-fd N --journal-fd M --takeover SECONDS --listen-fd L MOUNTPOINT
-    if (argc == 12 && std::string(argv[1]) == "--hold" && std::string(argv[3]) == "--fuse-fd" &&
-        std::string(argv[5]) == "--journal-fd" && std::string(argv[7]) == "--takeover" &&
-        std::string(argv[9]) == "--listen-fd") {
-        int fuse_fd = -1, journal_fd = -1, takeover = 0, listen_fd = -1;
-        if (!absl::SimpleAtoi(argv[4], &fuse_fd) || !absl::SimpleAtoi(argv[6], &journal_fd) ||
-            !absl::SimpleAtoi(argv[8], &takeover) || !absl::SimpleAtoi(argv[10], &listen_fd)) {
+    //   --hold SOCKET --fuse-fd N --journal-fd M --requests-fd R --takeover SECONDS --listen-fd L MOUNTPOINT
+    if (argc == 14 && std::string(argv[1]) == "--hold" && std::string(argv[3]) == "--fuse-fd" &&
+        std::string(argv[5]) == "--journal-fd" && std::string(argv[7]) == "--requests-fd" &&
+        std::string(argv[9]) == "--takeover" && std::string(argv[11]) == "--listen-fd") {
+        zerohop::fuse::HeldFds fds;
+        int takeover = 0, listen_fd = -1;
+        if (!absl::SimpleAtoi(argv[4], &fds.fuse) || !absl::SimpleAtoi(argv[6], &fds.journal) ||
+            !absl::SimpleAtoi(argv[8], &fds.requests) || !absl::SimpleAtoi(argv[10], &takeover) ||
+            !absl::SimpleAtoi(argv[12], &listen_fd)) {
             return 2;
         }
-        return zerohop::fuse::RunHolder(argv[2], listen_fd, fuse_fd, journal_fd, argv[11], takeover);
+        return zerohop::fuse::RunHolder(argv[2], listen_fd, fds, takeover);
     }
     bool hold = true;
     for (int i = 1; i < argc; ++i) {

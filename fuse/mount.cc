@@ -19,6 +19,14 @@
 namespace zerohop::fuse {
 
 absl::Status FuseFs::Impl::Start() {
+    if (const char* f = getenv("ZEROHOP_FUSE_FAULT"); f != nullptr && *f != '\0') {
+        std::string_view fault(f);
+        if (fault != "after-apply" && fault != "after-record") {
+            return absl::InvalidArgumentError(
+                absl::StrFormat("ZEROHOP_FUSE_FAULT=%s: after-apply or after-record", fault));
+        }
+        fault_ = fault == "after-apply" ? Fault::kAfterApply : Fault::kAfterRecord;
+    }
     ZH_ASSIGN_OR_RETURN(auto c, Client::Connect(options_.client));
     client_ = std::move(c);
     // The root must be a directory we can see.
@@ -71,15 +79,20 @@ absl::Status FuseFs::Impl::Start() {
     if (held) {
         ZH_RETURN_IF_ERROR(nodes_.Replay(held->journal.get()));
         journal_ = std::move(held->journal);
+        ZH_ASSIGN_OR_RETURN(RequestJournal requests, RequestJournal::Adopt(std::move(held->requests)));
+        requests_ = std::move(requests);
         lease_ = std::move(held->lease);
         nodes_.SetJournal(journal_.get());
         int fd = held->fuse.release();  // the session owns it from here
         if (fuse_session_mount(session_, absl::StrCat("/dev/fd/", fd).c_str()) != 0) {
             return absl::InternalError("cannot serve the held /dev/fuse descriptor");
         }
+        ZH_RETURN_IF_ERROR(HookIo());
         resumed_ = true;
         Resume();
     } else {
+        ZH_ASSIGN_OR_RETURN(RequestJournal requests, RequestJournal::Create());
+        requests_ = std::move(requests);
         if (!options_.holder_socket.empty()) {
             journal_.reset(::memfd_create("zerohop-fuse-inodes", MFD_CLOEXEC));
             if (!journal_.valid()) {
@@ -94,9 +107,18 @@ absl::Status FuseFs::Impl::Start() {
                 "cannot mount on %s (does it exist? is /dev/fuse there? root or fusermount3 needed)",
                 options_.mountpoint));
         }
+        if (absl::Status hooked = HookIo(); !hooked.ok()) {
+            fuse_session_unmount(session_);
+            fuse_session_destroy(session_);
+            session_ = nullptr;
+            return hooked;
+        }
         if (!options_.holder_socket.empty()) {
-            auto lease = SpawnHolder(options_.self_exe, options_.holder_socket, fuse_session_fd(session_),
-                                     journal_.get(), options_.mountpoint, options_.takeover_secs);
+            auto lease = SpawnHolder(options_.self_exe, options_.holder_socket,
+                                     {.fuse = fuse_session_fd(session_),
+                                      .journal = journal_.get(),
+                                      .requests = requests_->fd()},
+                                     options_.mountpoint, options_.takeover_secs);
             if (!lease.ok()) {
                 fuse_session_unmount(session_);
                 fuse_session_destroy(session_);
@@ -112,6 +134,14 @@ absl::Status FuseFs::Impl::Start() {
             client_->WaitAndPoll(absl::Milliseconds(100));
         }
     });
+    return absl::OkStatus();
+}
+
+absl::Status FuseFs::Impl::HookIo() {
+    static const fuse_custom_io io = {.writev = WriteAnswer, .read = ReadRequest};
+    if (int r = fuse_session_custom_io(session_, &io, fuse_session_fd(session_)); r != 0) {
+        return absl::InternalError(absl::StrFormat("fuse_session_custom_io: %s", strerror(-r)));
+    }
     return absl::OkStatus();
 }
 
@@ -178,6 +208,10 @@ void FuseFs::Impl::Shutdown() {
         if (session_ != nullptr && mounted_) {
             Unmount();
             mounted_ = false;
+        }
+        if (session_ != nullptr && lease_.valid()) {
+            ReleaseHolder(lease_.get());
+            lease_.reset();
         }
     }
     stopping_.store(true, std::memory_order_release);

@@ -85,6 +85,9 @@ protected:
                                               "--attr-timeout", "0.2", "--entry-timeout", "0.2", "--takeover-timeout", "5"};
             args.insert(args.end(), extra_args_.begin(), extra_args_.end());
             args.push_back(mnt_);
+            if (!fault_.empty()) {
+                setenv("ZEROHOP_FUSE_FAULT", fault_.c_str(), 1);
+            }
             std::vector<char*> argv;
             for (std::string& a : args) {
                 argv.push_back(a.data());
@@ -148,7 +151,7 @@ protected:
     // Runs a reader (comparing a 256 KiB file) and a writer (appending a numbered line per
     // turn) on the mount for 3 s while `disrupt` runs; checks that neither saw an error and
     // that every line is there once and in order.
-    void LoopThrough(const std::function<void()>& disrupt) {
+    void LoopThrough(const std::function<void()>& disrupt, int seconds = 3) {
         std::string expected(256 << 10, '\0');
         for (size_t i = 0; i < expected.size(); ++i) {
             expected[i] = static_cast<char>('a' + i % 23);
@@ -159,7 +162,7 @@ protected:
         int code = -1;
         std::thread loops([&] {
             out = testing::RunShell(
-                "cd '" + root_ + "' && end=$(($(date +%s) + 3)); i=0; "
+                "cd '" + root_ + "' && end=$(($(date +%s) + " + std::to_string(seconds) + ")); i=0; "
                 "while [ $(date +%s) -lt $end ]; do "
                 "  cmp -s r '" + dir_ + "/expected' || { echo READ-ERROR $i; exit 1; }; "
                 "  echo $i >> w || { echo WRITE-ERROR $i; exit 1; }; i=$((i + 1)); "
@@ -189,6 +192,7 @@ protected:
 
     std::string dir_, mnt_, root_;
     std::vector<std::string> extra_args_;  // more zerohop-fuse options, for SpawnFuse
+    std::string fault_;                    // ZEROHOP_FUSE_FAULT for SpawnFuse
     std::unique_ptr<testing::Daemon> daemon_;
     std::unique_ptr<Client> client_;
     pid_t fuse_pid_ = -1;
@@ -567,6 +571,108 @@ TEST_F(FuseTest, AKilledServerIsTakenOverAndItsCallersNeverNotice) {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the loops wait meanwhile
         SpawnFuse();
     });
+}
+
+TEST_F(FuseTest, AnAppenderSeesEveryLineOnceThroughEightKills) {
+    LoopThrough(
+        [&] {
+            for (int kill_no = 0; kill_no < 8; ++kill_no) {
+                kill(fuse_pid_, SIGKILL);
+                int status = 0;
+                waitpid(fuse_pid_, &status, 0);
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                SpawnFuse();
+                std::this_thread::sleep_for(std::chrono::milliseconds(400));
+            }
+        },
+        6);
+}
+
+// A server killed after it applied a request and before it answered: its successor
+// answers the request (it is sent again) from what was done and does not apply it twice.
+// Killed before it could record that it applied it, the successor applies it again in a
+// way that gives the same result (an append at the offset the kernel gave, a create that
+// finds the file made, a removal that finds it gone).
+TEST_F(FuseTest, ARequestAKilledServerAppliedIsAnsweredByItsSuccessorAndNeverAppliedTwice) {
+    struct Case {
+        const char* name;
+        std::function<void()> prepare;  // through libzerohop, not the mount
+        std::function<int()> call;      // on the mount: 0 or an errno
+        std::function<void()> check;
+    };
+    auto put = [&](const std::string& name, const std::string& data) {
+        ASSERT_TRUE(client_->PutObject({.path = P("/demo/" + name)}, data).ok());
+    };
+    auto exists = [&](const std::string& name) { return client_->Stat(P("/demo/" + name)).ok(); };
+    auto err = [](int r) { return r < 0 ? errno : 0; };
+    std::vector<Case> cases = {
+        {"append", [&] { put("log", "a\n"); },
+         [&] {
+             int fd = open(F("log").c_str(), O_WRONLY | O_APPEND);
+             if (fd < 0) {
+                 return errno;
+             }
+             int e = write(fd, "b\n", 2) == 2 ? 0 : errno ? errno : EIO;
+             close(fd);
+             return e;
+         },
+         [&] { EXPECT_EQ(ReadAll(F("log")), "a\nb\n"); }},
+        {"exclusive create", [] {},
+         [&] {
+             int fd = open(F("new").c_str(), O_CREAT | O_EXCL | O_WRONLY, 0640);
+             if (fd < 0) {
+                 return errno;
+             }
+             close(fd);
+             return 0;
+         },
+         [&] { EXPECT_TRUE(exists("new")); }},
+        {"mkdir", [] {}, [&] { return err(mkdir(F("d").c_str(), 0755)); },
+         [&] { EXPECT_TRUE(std::filesystem::is_directory(F("d"))); }},
+        {"symlink", [] {}, [&] { return err(symlink("target", F("ln").c_str())); },
+         [&] { EXPECT_EQ(std::filesystem::read_symlink(F("ln")), "target"); }},
+        {"unlink", [&] { put("gone", "x"); }, [&] { return err(unlink(F("gone").c_str())); },
+         [&] { EXPECT_FALSE(exists("gone")); }},
+        {"rmdir", [&] { ASSERT_TRUE(client_->Mkdir({.path = P("/demo/dir")}).ok()); },
+         [&] { return err(rmdir(F("dir").c_str())); }, [&] { EXPECT_FALSE(exists("dir")); }},
+        {"rename", [&] { put("from", "moved"); }, [&] { return err(rename(F("from").c_str(), F("to").c_str())); },
+         [&] {
+             EXPECT_FALSE(exists("from"));
+             EXPECT_EQ(ReadAll(F("to")), "moved");
+         }},
+        {"setxattr create", [&] { put("attrs", "x"); },
+         [&] { return err(setxattr(F("attrs").c_str(), "user.k", "v", 1, XATTR_CREATE)); },
+         [&] {
+             char v[8] = {};
+             EXPECT_EQ(getxattr(F("attrs").c_str(), "user.k", v, sizeof v), 1);
+         }},
+    };
+    for (const char* fault : {"after-apply", "after-record"}) {
+        for (const Case& c : cases) {
+            SCOPED_TRACE(absl::StrCat(c.name, ", killed ", fault));
+            ASSERT_TRUE(Sh("rm -rf ./*") == 0);
+            c.prepare();
+            StopFuse();
+            fault_ = fault;
+            StartFuse();
+            fault_.clear();
+            // The caller is a process of its own: a descriptor it holds on the mount must
+            // not be inherited by the successor (its exec would flush it, to itself).
+            pid_t caller = fork();
+            ASSERT_GE(caller, 0);
+            if (caller == 0) {
+                _exit(c.call());
+            }
+            int status = 0;
+            ASSERT_EQ(waitpid(fuse_pid_, &status, 0), fuse_pid_);
+            EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "the fault did not strike: " << status;
+            SpawnFuse();
+            ASSERT_EQ(waitpid(caller, &status, 0), caller);
+            int result = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            EXPECT_EQ(result, 0) << strerror(result);
+            c.check();
+        }
+    }
 }
 
 TEST_F(FuseTest, ARestartedDaemonIsReconnectedToAndCallersNeverNotice) {

@@ -8,6 +8,8 @@
 //   fuse_fs.cc      the operations table: lookup, attributes, namespace, files, directories,
 //                   xattrs
 //   shard_files.cc  stream shards as files: reads yield framed records, a write appends one
+//   once.cc         exactly once: the request journal's hooks on /dev/fuse, and what a
+//                   request a predecessor began is answered with
 
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
 
@@ -29,6 +31,7 @@
 #include "absl/status/status.h"
 #include "fuse_fs.h"
 #include "node_table.h"
+#include "request_journal.h"
 #include "shmring/unique_fd.h"
 #include "zerohop/client.h"
 
@@ -84,6 +87,10 @@ public:
     // read and not answered (FUSE_NOTIFY_RESEND, Linux 6.9).
     void Resume();
 
+    // Puts the request journal's hooks between libfuse and /dev/fuse (once.cc), before
+    // the first request is read.
+    absl::Status HookIo();
+
     absl::Status Run();
 
     // From any thread (main.cc calls it from its signal watcher), also while Run ends.
@@ -129,6 +136,36 @@ private:
     std::optional<Path> PathOrReply(fuse_req_t req, Ino ino);
 
     fuse_entry_param Entry(Ino parent, const std::string& name, const ObjectInfo& info, uint64_t lookups = 1);
+
+    // ---- exactly once (once.cc, request_journal.h) ------------------------------------
+    // libfuse reads requests and writes answers through these: the number of the request
+    // a thread is handling is noted, and a request's record ends once its answer is out.
+    static ssize_t ReadRequest(int fd, void* buf, size_t size, void* userdata);
+    static ssize_t WriteAnswer(int fd, struct iovec* iov, int count, void* userdata);
+    static thread_local uint64_t incoming_;
+
+    // A request that changes something, on its way (held by its completions).
+    struct Once {
+        uint64_t unique = 0;
+        // It may have been applied already: a predecessor began it, or zerohopd restarted
+        // while it was in flight. It is applied so that twice gives what once gives (a
+        // create finds the file there, an unlink finds it gone, an append is written at
+        // the offset the kernel gave).
+        bool unknown = false;
+        // Applied by a predecessor: answered from what it recorded, not applied again.
+        std::optional<std::string> applied;
+    };
+    // Called by the handler of such a request, on the thread libfuse called it on.
+    Once BeginOnce();
+    // Before the answer: the request was applied; `payload` is what its answer needs.
+    void AppliedOnce(const Once& once, const void* payload = nullptr, size_t size = 0);
+    // An outcome a daemon restart made unknown (the request is to be applied again as such).
+    static bool OutcomeUnknown(const absl::Status& s);
+    // A seam for the tests of the above: ZEROHOP_FUSE_FAULT=after-apply makes the server
+    // kill itself (SIGKILL) when a request is applied and not recorded yet, after-record
+    // when it is recorded and not answered yet.
+    enum class Fault { kNone, kAfterApply, kAfterRecord };
+    Fault fault_ = Fault::kNone;
 
     // After a create by `req`'s caller: the new entry belongs to the caller, not to us. A
     // root zerohop-fuse names the owner in the create itself (Caller), so this finds it done;
@@ -177,11 +214,16 @@ private:
     bool InitShard(Ino ino, FileHandle* h);
 
     // The completion of a call that made `name` in `parent`: the entry is given to the
-    // caller, then answered.
-    Callback<ObjectInfo> NewEntry(fuse_req_t req, Ino parent, const char* name, Path path);
+    // caller, then answered. An outcome made unknown calls `again` (the same call, marked
+    // unknown); a name found there when unknown is the one this request made.
+    Callback<ObjectInfo> NewEntry(fuse_req_t req, Ino parent, const char* name, Path path, Once once,
+                                  std::function<void(Once)> again);
+    // Answers a request a predecessor applied with the entry it recorded.
+    static bool ReplayEntry(fuse_req_t req, const Once& once);
 
-    // The completion of a call that removed `name` from `parent`.
-    StatusCallback Removed(fuse_req_t req, Ino parent, const char* name);
+    // The completion of a call that removed `name` from `parent` (a name gone when unknown
+    // is the one this request removed).
+    StatusCallback Removed(fuse_req_t req, Ino parent, const char* name, Once once, std::function<void(Once)> again);
 
     // ---- the operations -------------------------------------------------------------
 
@@ -198,24 +240,42 @@ private:
     static void Readlink(fuse_req_t req, fuse_ino_t ino);
 
     static void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
+    void MkdirNow(fuse_req_t req, Ino parent, std::string name, Path path, uint32_t mode, Once once);
 
     static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
+    void UnlinkNow(fuse_req_t req, Ino parent, std::string name, Path path, Once once);
 
     // Renames the open file `ino` at `path` to its hidden name; `then` gets the outcome.
     void Hide(Ino parent, const Path& path, Ino ino, std::function<void(absl::Status)> then);
 
     static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
+    void RmdirNow(fuse_req_t req, Ino parent, std::string name, Path path, Once once);
 
     static void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
+    void SymlinkNow(fuse_req_t req, Ino parent, std::string name, Path path, std::string target, Once once);
 
     static void Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*);
 
     static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
                        unsigned int flags);
+    struct RenameArgs {
+        Ino parent, newparent;
+        std::string name, newname;
+        Path from, to;
+        bool no_replace;
+    };
+    void RenameNow(fuse_req_t req, RenameArgs a, Once once);
 
     static void Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi);
 
     static void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, struct fuse_file_info* fi);
+    // What a create's answer is made of (recorded for a successor).
+    struct Created {
+        fuse_entry_param entry;
+        fuse_file_info file;
+    };
+    void CreateNow(fuse_req_t req, Ino parent, std::string name, Path path, uint32_t mode, fuse_file_info out,
+                   Once once);
 
     // Bytes [off, off + size) of a shard file's framed records. The handle keeps a window
     // of framed bytes starting at `offset`, fetches records until the window covers the
@@ -238,6 +298,7 @@ private:
 
     static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
                       struct fuse_file_info* fi);
+    void WriteNow(fuse_req_t req, const Path& path, std::string_view data, off_t off, bool append, Once once);
 
     // Reserving space: the backends have no preallocation, so mode 0 extends the size (the
     // new bytes read as zeros) and FALLOC_FL_KEEP_SIZE succeeds without change; punching or
@@ -281,7 +342,10 @@ private:
 
     // A read-modify-write of the attribute map, guarded by the mtime it read: a concurrent
     // change makes the put fail and the whole change is tried again.
-    void ChangeAttributes(fuse_req_t req, Path path, std::function<int(AttributeMap*)> change, int attempts);
+    // When the outcome is unknown, `already` (EEXIST for a create-only set, ENODATA for a
+    // remove) means this very change was made.
+    void ChangeAttributes(fuse_req_t req, Path path, std::function<int(AttributeMap*)> change, int attempts, Once once,
+                          int already);
 
     static void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags);
 
@@ -303,6 +367,7 @@ private:
     bool mounted_ = false;
     bool resumed_ = false;          // serving a predecessor's mount
     shmring::UniqueFd journal_;     // the inode journal the holder keeps
+    std::optional<RequestJournal> requests_;  // the request journal the holder keeps
     shmring::UniqueFd lease_;       // our connection to the holder: open while we serve
     std::atomic<bool> stopping_{false};
     std::thread completions_;
