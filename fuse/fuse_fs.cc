@@ -338,18 +338,21 @@ void FuseFs::Impl::MkdirNow(fuse_req_t req, Ino parent, std::string name, Path p
 }
 
 void FuseFs::Impl::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    Impl* fs = Self(req);
-    Assist assist{fs};
-    auto path = fs->ChildPath(req, parent, name);
+    Self(req)->BeginRemoval(req, parent, name, &Impl::UnlinkNow);
+}
+
+void FuseFs::Impl::BeginRemoval(fuse_req_t req, Ino parent, const char* name, RemovalNow now) {
+    Assist assist{this};
+    auto path = ChildPath(req, parent, name);
     if (!path) {
         return;
     }
-    Once once = fs->BeginOnce();
+    Once once = BeginOnce();
     if (once.applied) {
-        fs->nodes_.Unlink(parent, name);
+        nodes_.Unlink(parent, name);
         return (void)fuse_reply_err(req, 0);
     }
-    fs->UnlinkNow(req, parent, name, *path, once);
+    (this->*now)(req, parent, name, *path, once);
 }
 
 void FuseFs::Impl::UnlinkNow(fuse_req_t req, Ino parent, std::string name, Path path, Once once) {
@@ -392,18 +395,7 @@ void FuseFs::Impl::Hide(Ino parent, const Path& path, Ino ino, std::function<voi
 }
 
 void FuseFs::Impl::Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    Impl* fs = Self(req);
-    Assist assist{fs};
-    auto path = fs->ChildPath(req, parent, name);
-    if (!path) {
-        return;
-    }
-    Once once = fs->BeginOnce();
-    if (once.applied) {
-        fs->nodes_.Unlink(parent, name);
-        return (void)fuse_reply_err(req, 0);
-    }
-    fs->RmdirNow(req, parent, name, *path, once);
+    Self(req)->BeginRemoval(req, parent, name, &Impl::RmdirNow);
 }
 
 void FuseFs::Impl::RmdirNow(fuse_req_t req, Ino parent, std::string name, Path path, Once once) {

@@ -244,6 +244,9 @@ private:
 
     static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
     void UnlinkNow(fuse_req_t req, Ino parent, std::string name, Path path, Once once);
+    // Unlink and rmdir alike: the path, the journal, then `now`.
+    using RemovalNow = void (Impl::*)(fuse_req_t, Ino, std::string, Path, Once);
+    void BeginRemoval(fuse_req_t req, Ino parent, const char* name, RemovalNow now);
 
     // Renames the open file `ino` at `path` to its hidden name; `then` gets the outcome.
     void Hide(Ino parent, const Path& path, Ino ino, std::function<void(absl::Status)> then);
