@@ -675,6 +675,101 @@ TEST_F(FuseTest, ARequestAKilledServerAppliedIsAnsweredByItsSuccessorAndNeverApp
     }
 }
 
+// utimensat as on ext4 for the modification time: nanoseconds kept, times before 1970 and
+// after 2038, UTIME_OMIT leaves it, UTIME_NOW sets it to now; ctime moves with every change.
+TEST_F(FuseTest, ModificationTimesKeepNanosecondsBefore1970AndAfter2038) {
+    { std::ofstream(F("t")) << "x"; }
+    auto times = [&] {
+        struct stat st = {};
+        EXPECT_EQ(stat(F("t").c_str(), &st), 0);
+        return st;
+    };
+    for (struct timespec when : {timespec{-315619200, 123456789}, timespec{4102444800, 987654321}}) {
+        struct timespec ts[2] = {{0, UTIME_OMIT}, when};
+        ASSERT_EQ(utimensat(AT_FDCWD, F("t").c_str(), ts, 0), 0) << strerror(errno);
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));  // past --attr-timeout
+        struct stat st = times();
+        EXPECT_EQ(st.st_mtim.tv_sec, when.tv_sec);
+        EXPECT_EQ(st.st_mtim.tv_nsec, when.tv_nsec);
+    }
+    struct timespec omit[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+    ASSERT_EQ(utimensat(AT_FDCWD, F("t").c_str(), omit, 0), 0);
+    EXPECT_EQ(times().st_mtim.tv_sec, 4102444800) << "UTIME_OMIT changes nothing";
+    struct timespec now[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+    time_t before = time(nullptr);
+    ASSERT_EQ(utimensat(AT_FDCWD, F("t").c_str(), now, 0), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    EXPECT_GE(times().st_mtim.tv_sec, before);
+    EXPECT_LE(times().st_mtim.tv_sec, time(nullptr));
+    // ctime: every change of data or metadata moves it forward.
+    for (const std::string& change : {std::string("chmod 600 t"), std::string("echo y >> t"),
+                                      std::string("mv t t2 && mv t2 t")}) {
+        struct stat old = times();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        ASSERT_EQ(Sh(change), 0) << change;
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        struct stat st = times();
+        EXPECT_GT(std::make_pair(st.st_ctim.tv_sec, st.st_ctim.tv_nsec),
+                  std::make_pair(old.st_ctim.tv_sec, old.st_ctim.tv_nsec))
+            << change;
+    }
+}
+
+// With allow_other, users other than root get exactly the kernel's rules: default_permissions
+// applies them to the modes, owners and sticky bits the mount keeps, and the kernel asks the
+// mount to drop setuid/setgid where Linux drops them.
+TEST_F(FuseTest, OtherUsersGetTheKernelsPermissionRules) {
+    StopFuse();
+    extra_args_ = {"--allow-other"};
+    StartFuse();
+    // (The shell starts in the mount as root: the users need no way through the test's 0700 directory.)
+    auto as = [&](int uid, const std::string& cmd, std::string* out = nullptr) {
+        return Sh(absl::StrCat("setpriv --reuid=", uid, " --regid=", uid, " --clear-groups sh -c '", cmd, "' 2>&1"),
+                  out);
+    };
+    auto mode = [&](const std::string& rel) {
+        struct stat st = {};
+        EXPECT_EQ(stat(F(rel).c_str(), &st), 0) << rel;
+        return st.st_mode & 07777;
+    };
+    std::string setup;
+    ASSERT_EQ(Sh("mkdir -m 1777 shared && mkdir -m 755 mine && chown 1001:1001 mine 2>&1", &setup), 0)
+        << setup;
+    ASSERT_EQ(as(1001, "echo a > shared/a && echo b > mine/b"), 0);
+    struct stat st = {};
+    ASSERT_EQ(stat(F("shared/a").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 1001u) << "a file belongs to whoever made it";
+    EXPECT_EQ(st.st_gid, 1001u);
+    // A sticky directory: others may add, not remove or rename what is not theirs.
+    std::string out;
+    EXPECT_NE(as(1002, "rm -f shared/a", &out), 0);
+    EXPECT_TRUE(absl::StrContains(out, "Operation not permitted")) << out;
+    EXPECT_NE(as(1002, "mv shared/a shared/z"), 0);
+    EXPECT_EQ(as(1002, "echo c > shared/c"), 0);
+    EXPECT_EQ(as(1001, "rm shared/a"), 0) << "the owner may";
+    // Owner, group, other.
+    EXPECT_NE(as(1002, "echo d > mine/d"), 0) << "not in another's 755 directory";
+    EXPECT_EQ(as(1002, "cat mine/b"), 0);
+    EXPECT_EQ(as(1001, "chmod 600 mine/b"), 0);
+    EXPECT_NE(as(1002, "cat mine/b"), 0) << "600: the owner only";
+    EXPECT_EQ(as(1001, "cat mine/b"), 0);
+    // chown: root only (a non-owner and the owner alike get EPERM).
+    EXPECT_NE(as(1002, "chown 1002 mine/b", &out), 0);
+    EXPECT_TRUE(absl::StrContains(out, "Operation not permitted")) << out;
+    EXPECT_NE(as(1001, "chown 1002 mine/b", &out), 0);
+    EXPECT_TRUE(absl::StrContains(out, "Operation not permitted")) << out;
+    // setuid and setgid go when another than root writes, and at a chown.
+    EXPECT_EQ(as(1001, "chmod 6755 mine/b && echo more >> mine/b"), 0);
+    EXPECT_EQ(mode("mine/b"), 0755u);
+    EXPECT_EQ(as(1001, "chmod 4755 mine/b"), 0);
+    EXPECT_EQ(mode("mine/b"), 04755u);
+    EXPECT_EQ(Sh("chown 1002 mine/b"), 0);
+    EXPECT_EQ(mode("mine/b"), 0755u);
+    // No hard links, for anyone (EPERM, as documented).
+    EXPECT_NE(as(1002, "ln shared/c shared/c2", &out), 0);
+    EXPECT_TRUE(absl::StrContains(out, "Operation not permitted")) << out;
+}
+
 TEST_F(FuseTest, ARestartedDaemonIsReconnectedToAndCallersNeverNotice) {
     LoopThrough([&] {
         daemon_->Kill(SIGKILL);
