@@ -30,8 +30,9 @@ struct FuseOptions {
     double entry_timeout = 1.0;   // seconds the kernel may cache names
     unsigned max_threads = 16;    // FUSE threads reading requests
     // How long a FUSE thread polls for the answer to what it submitted before leaving it to
-    // the completion thread: saves a wake-up per request when there are cores to spin on.
-    unsigned assist_us = 0;
+    // the completion thread, when that is the only request in progress: saves a wake-up per
+    // request for a single caller; with more in progress nobody spins.
+    unsigned assist_us = 20;
     bool allow_other = false;     // let other users in (needs user_allow_other or root)
     bool read_only = false;       // mounted ro: writes fail with EROFS in the kernel
     // The kernel keeps written pages and sends them in large writes at close, fsync or

@@ -76,7 +76,7 @@ int Usage(int code) {
            "  --socket, --key: the daemon and access key (default $ZEROHOP_SOCKET, $ZEROHOP_ACCESS_KEY)\n"
            "  --root: show only this part of the namespace (default /: every container the key can read)\n"
            "  --threads: FUSE threads (default 16); timeouts in seconds (default 1)\n"
-           "  --spin-us: how long a FUSE thread polls for its answer (default 0; worth it with cores to spare)\n"
+           "  --spin-us: how long a FUSE thread polls for its answer when it is the only request in progress (default 20; 0: never)\n"
            "  --holder-socket: where the holder of the mount listens (default MOUNTPOINT.zerohop-fuse.sock);\n"
            "    a zerohop-fuse started while a holder keeps the mount takes it over; --no-holder: none\n"
            "  --takeover-timeout: seconds the holder waits for a successor before failing callers (default 60)\n"

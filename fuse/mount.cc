@@ -195,6 +195,7 @@ void FuseFs::Impl::Stop() {
 }
 
 void FuseFs::Impl::Unmount() {
+    unmounted_ = true;
     if (resumed_) {
         ::umount2(options_.mountpoint.c_str(), MNT_DETACH);
     } else {
@@ -209,7 +210,9 @@ void FuseFs::Impl::Shutdown() {
             Unmount();
             mounted_ = false;
         }
-        if (session_ != nullptr && lease_.valid()) {
+        // Only after a clean stop: a server that failed to start (or to take over) leaves
+        // the mount to the holder and the next server.
+        if (unmounted_ && lease_.valid()) {
             ReleaseHolder(lease_.get());
             lease_.reset();
         }

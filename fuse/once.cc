@@ -15,10 +15,19 @@ namespace zerohop::fuse {
 
 thread_local uint64_t FuseFs::Impl::incoming_ = 0;
 
-ssize_t FuseFs::Impl::ReadRequest(int fd, void* buf, size_t size, void*) {
+ssize_t FuseFs::Impl::ReadRequest(int fd, void* buf, size_t size, void* userdata) {
     ssize_t n = ::read(fd, buf, size);
+    if (n < static_cast<ssize_t>(sizeof(fuse_in_header))) {
+        incoming_ = 0;
+        return n;
+    }
     // libfuse handles what it read on this thread, before it reads again.
-    incoming_ = n >= static_cast<ssize_t>(sizeof(fuse_in_header)) ? static_cast<fuse_in_header*>(buf)->unique : 0;
+    const auto* in = static_cast<const fuse_in_header*>(buf);
+    incoming_ = in->unique;
+    if (in->opcode != FUSE_FORGET && in->opcode != FUSE_BATCH_FORGET && in->opcode != FUSE_INTERRUPT &&
+        in->opcode != FUSE_NOTIFY_REPLY) {
+        static_cast<Impl*>(userdata)->answering_.fetch_add(1, std::memory_order_relaxed);  // one answer to come
+    }
     return n;
 }
 
@@ -29,8 +38,12 @@ ssize_t FuseFs::Impl::WriteAnswer(int fd, struct iovec* iov, int count, void* us
     // sends it to nobody again. (A notification has number 0: no request.)
     const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
     auto* fs = static_cast<Impl*>(userdata);
-    if (out->unique != 0 && fs->requests_) {
-        fs->requests_->End(out->unique);
+    // (~0: the INIT a taking-over server gives libfuse itself; it was never read.)
+    if (out->unique != 0 && out->unique != ~uint64_t{0}) {
+        fs->answering_.fetch_sub(1, std::memory_order_relaxed);
+        if (fs->requests_) {
+            fs->requests_->End(out->unique);
+        }
     }
     errno = saved;
     return n;

@@ -160,10 +160,14 @@ std::vector<Comparison> FuseSuite(std::chrono::milliseconds d, const std::string
     (void)ConnectWaiting(daemon.options);
     const std::string zh_mnt = dir + "/zh-mnt";
     std::filesystem::create_directories(zh_mnt);
-    const char* spin = getenv("ZH_BENCH_FUSE_SPIN_US");
-    auto fuse = std::make_unique<Child>(std::vector<std::string>{FindZerohopFuse(), "--socket", daemon.options.socket_path,
-                                                                 "--key", "bench", "--root", "/bench", "--spin-us",
-                                                                 spin != nullptr ? spin : "0", zh_mnt});
+    // zerohop-fuse's defaults, unless ZH_BENCH_FUSE_SPIN_US says how long it may spin.
+    std::vector<std::string> fuse_args = {FindZerohopFuse(), "--socket", daemon.options.socket_path, "--key", "bench",
+                                          "--root", "/bench"};
+    if (const char* spin = getenv("ZH_BENCH_FUSE_SPIN_US")) {
+        fuse_args.insert(fuse_args.end(), {"--spin-us", spin});
+    }
+    fuse_args.push_back(zh_mnt);
+    auto fuse = std::make_unique<Child>(fuse_args);
     Check(WaitMounted(zh_mnt, "fuse.zerohop") ? absl::OkStatus() : absl::InternalError("zerohop-fuse did not mount"),
           "zerohop-fuse");
     Unmount unmount_zh{zh_mnt};

@@ -106,17 +106,18 @@ private:
 
     static Impl* Self(fuse_req_t req) { return static_cast<Impl*>(fuse_req_userdata(req)); }
 
-    // A FUSE thread that has just submitted polls for a moment before going back to
-    // /dev/fuse: the daemon usually answers within microseconds, and a completion run
-    // here saves waking the completion thread (tens of microseconds). Requests still
-    // unanswered after that are the completion thread's.
-    // One FUSE thread at a time polls for answers (it completes everyone's): at queue depth
-    // one it saves the wake-up of the completion thread; at depth sixteen the others do not
-    // burn the cores the daemon and the callers need.
+    // A FUSE thread that has just submitted the only request in progress polls for its
+    // answer for a moment before going back to /dev/fuse: the daemon usually answers
+    // within microseconds, and a completion run here saves waking the completion thread
+    // (tens of microseconds). With more in progress, nobody spins: the completion thread
+    // answers them in batches, and on two cores a spinning thread takes the CPU the
+    // daemon and the callers need. Requests still unanswered after that are the completion
+    // thread's.
     struct Assist {
         Impl* fs;
         ~Assist() {
-            if (fs->options_.assist_us == 0 || fs->spinning_.exchange(true, std::memory_order_acquire)) {
+            if (fs->options_.assist_us == 0 || fs->answering_.load(std::memory_order_relaxed) != 1 ||
+                fs->spinning_.exchange(true, std::memory_order_acquire)) {
                 return;
             }
             auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(fs->options_.assist_us);
@@ -127,6 +128,7 @@ private:
         }
     };
     std::atomic<bool> spinning_{false};
+    std::atomic<int> answering_{0};  // requests read from /dev/fuse and not answered yet
 
     std::optional<Path> PathOf(Ino ino);
 
@@ -369,6 +371,7 @@ private:
     std::mutex unmount_mu_;  // Stop (another thread) against Shutdown: libfuse's unmount is not re-entrant
     bool mounted_ = false;
     bool resumed_ = false;          // serving a predecessor's mount
+    bool unmounted_ = false;        // we unmounted (a clean stop): the holder is told
     shmring::UniqueFd journal_;     // the inode journal the holder keeps
     std::optional<RequestJournal> requests_;  // the request journal the holder keeps
     shmring::UniqueFd lease_;       // our connection to the holder: open while we serve
