@@ -161,8 +161,7 @@ Callback<ObjectInfo> FuseFs::Impl::NewEntry(fuse_req_t req, Ino parent, const ch
                                             std::function<void(Once)> again) {
     return [this, req, parent, n = std::string(name), path = std::move(path), once,
             again = std::move(again)](absl::StatusOr<ObjectInfo> r) mutable {
-        if (!once.unknown && OutcomeUnknown(r.status())) {
-            once.unknown = true;
+        if (MadeUnknown(&once, r.status())) {
             return again(once);
         }
         auto reply = [this, req, parent, n, once](const ObjectInfo& info) {
@@ -189,13 +188,10 @@ Callback<ObjectInfo> FuseFs::Impl::NewEntry(fuse_req_t req, Ino parent, const ch
 StatusCallback FuseFs::Impl::Removed(fuse_req_t req, Ino parent, const char* name, Once once,
                                      std::function<void(Once)> again) {
     return [this, req, parent, n = std::string(name), once, again = std::move(again)](absl::Status s) mutable {
-        if (!once.unknown && OutcomeUnknown(s)) {
-            once.unknown = true;
+        if (MadeUnknown(&once, s)) {
             return again(once);
         }
-        if (once.unknown && absl::IsNotFound(s)) {
-            s = absl::OkStatus();  // removed by this very request before the restart
-        }
+        s = GoneBefore(once, s);
         if (s.ok()) {
             nodes_.Unlink(parent, n);
             AppliedOnce(once);
@@ -360,13 +356,10 @@ void FuseFs::Impl::UnlinkNow(fuse_req_t req, Ino parent, std::string name, Path 
     if (auto open = nodes_.OpenAt(parent, name)) {
         // Open here: hide it, so that its descriptors keep working; gone at the last close.
         return Hide(parent, path, *open, [this, req, once, again](absl::Status s) mutable {
-            if (!once.unknown && OutcomeUnknown(s)) {
-                once.unknown = true;
+            if (MadeUnknown(&once, s)) {
                 return again(once);
             }
-            if (once.unknown && absl::IsNotFound(s)) {
-                s = absl::OkStatus();
-            }
+            s = GoneBefore(once, s);
             if (s.ok()) {
                 AppliedOnce(once);
             }
@@ -463,22 +456,18 @@ void FuseFs::Impl::Rename(fuse_req_t req, fuse_ino_t parent, const char* name, f
 
 void FuseFs::Impl::RenameNow(fuse_req_t req, RenameArgs a, Once once) {
     auto rename = [this, req, a, once](absl::Status hidden) mutable {
-        if (!once.unknown && OutcomeUnknown(hidden)) {
-            once.unknown = true;
+        if (MadeUnknown(&once, hidden)) {
             return RenameNow(req, a, once);
         }
-        if (!hidden.ok() && !(once.unknown && absl::IsNotFound(hidden))) {
-            return (void)fuse_reply_err(req, Errno(hidden));
+        if (absl::Status s = GoneBefore(once, hidden); !s.ok()) {
+            return (void)fuse_reply_err(req, Errno(s));
         }
         client_->RenameAsync({.from = a.from, .to = a.to, .no_replace = a.no_replace},
                              [this, req, a, once](absl::Status s) mutable {
-                                 if (!once.unknown && OutcomeUnknown(s)) {
-                                     once.unknown = true;
+                                 if (MadeUnknown(&once, s)) {
                                      return RenameNow(req, a, once);
                                  }
-                                 if (once.unknown && absl::IsNotFound(s)) {
-                                     s = absl::OkStatus();  // moved by this very request before the restart
-                                 }
+                                 s = GoneBefore(once, s);
                                  if (s.ok()) {
                                      nodes_.Move(a.parent, a.name, a.newparent, a.newname);
                                      AppliedOnce(once);
@@ -586,8 +575,7 @@ void FuseFs::Impl::CreateNow(fuse_req_t req, Ino parent, std::string name, Path 
             if (r.ok()) {
                 return OwnThenReply(req, p, *r, reply);
             }
-            if (!once.unknown && OutcomeUnknown(r.status())) {
-                once.unknown = true;
+            if (MadeUnknown(&once, r.status())) {
                 return CreateNow(req, parent, name, p, mode, out, once);
             }
             bool exists = IsConditionFailed(r.status());
@@ -667,8 +655,7 @@ void FuseFs::Impl::WriteNow(fuse_req_t req, const Path& path, std::string_view d
     auto retry = once.unknown ? nullptr : std::make_shared<std::string>(data);
     auto done = [this, req, path, off, append, once, retry,
                  size = data.size()](absl::StatusOr<ObjectInfo> r) mutable {
-        if (!once.unknown && OutcomeUnknown(r.status())) {
-            once.unknown = true;
+        if (MadeUnknown(&once, r.status())) {
             return WriteNow(req, path, *retry, off, append, once);
         }
         if (!r.ok()) {
@@ -966,8 +953,7 @@ void FuseFs::Impl::ChangeAttributes(fuse_req_t req, Path path, std::function<int
                         AppliedOnce(once);
                         return (void)fuse_reply_err(req, 0);
                     }
-                    if (!once.unknown && OutcomeUnknown(w.status())) {
-                        once.unknown = true;
+                    if (MadeUnknown(&once, w.status())) {
                         return ChangeAttributes(req, path, change, attempts, once, already);
                     }
                     if (absl::IsFailedPrecondition(w.status()) && attempts > 1) {

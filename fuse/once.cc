@@ -86,9 +86,17 @@ void FuseFs::Impl::AppliedOnce(const Once& once, const void* payload, size_t siz
     }
 }
 
-bool FuseFs::Impl::OutcomeUnknown(const absl::Status& s) {
+bool FuseFs::Impl::MadeUnknown(Once* once, const absl::Status& s) {
     // libzerohop's word for a request in flight across a zerohopd restart (client.cc).
-    return absl::IsUnavailable(s) && absl::StrContains(s.message(), "restarted while");
+    if (once->unknown || !absl::IsUnavailable(s) || !absl::StrContains(s.message(), "restarted while")) {
+        return false;
+    }
+    once->unknown = true;
+    return true;
+}
+
+absl::Status FuseFs::Impl::GoneBefore(const Once& once, absl::Status s) {
+    return once.unknown && absl::IsNotFound(s) ? absl::OkStatus() : s;
 }
 
 bool FuseFs::Impl::ReplayEntry(fuse_req_t req, const Once& once) {

@@ -167,7 +167,8 @@ std::vector<Comparison> CsiSuite(std::chrono::milliseconds d, const std::string&
         unpublish(target);
         return std::pair{Micros(t0, t1), Micros(t0, t2)};
     });
-    auto [fresh, fresh_read] = Cycles("fuse, new view", d, [&] {
+    // One cycle of a FUSE view: publish, first read, unpublish.
+    auto fuse_cycle = [&] {
         std::string target = next_target();
         auto t0 = Clock::now();
         publish(target, "fuse");
@@ -176,19 +177,11 @@ std::vector<Comparison> CsiSuite(std::chrono::milliseconds d, const std::string&
         auto t2 = Clock::now();
         unpublish(target);
         return std::pair{Micros(t0, t1), Micros(t0, t2)};
-    });
+    };
+    auto [fresh, fresh_read] = Cycles("fuse, new view", d, fuse_cycle);
     std::string holder = next_target();  // keeps the view up: the next publishes share it
     publish(holder, "fuse");
-    auto [shared, shared_read] = Cycles("fuse, shared view", d, [&] {
-        std::string target = next_target();
-        auto t0 = Clock::now();
-        publish(target, "fuse");
-        auto t1 = Clock::now();
-        check_read(ReadFile(target + "/data"));
-        auto t2 = Clock::now();
-        unpublish(target);
-        return std::pair{Micros(t0, t1), Micros(t0, t2)};
-    });
+    auto [shared, shared_read] = Cycles("fuse, shared view", d, fuse_cycle);
     unpublish(holder);
     std::string base = "CSI call + bind mount (csi-driver-host-path)";
     std::string base_read = "CSI call + bind mount + first read";

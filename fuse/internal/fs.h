@@ -161,8 +161,12 @@ private:
     Once BeginOnce();
     // Before the answer: the request was applied; `payload` is what its answer needs.
     void AppliedOnce(const Once& once, const void* payload = nullptr, size_t size = 0);
-    // An outcome a daemon restart made unknown (the request is to be applied again as such).
-    static bool OutcomeUnknown(const absl::Status& s);
+    // Whether `s` says zerohopd restarted with the request in flight (the first time): `once`
+    // is then marked unknown, and the caller applies the request again.
+    static bool MadeUnknown(Once* once, const absl::Status& s);
+    // `s`, except that a name found gone is no error for a removal whose outcome was
+    // unknown: this very request removed it before the restart.
+    static absl::Status GoneBefore(const Once& once, absl::Status s);
     // A seam for the tests of the above: ZEROHOP_FUSE_FAULT=after-apply makes the server
     // kill itself (SIGKILL) when a request is applied and not recorded yet, after-record
     // when it is recorded and not answered yet.
