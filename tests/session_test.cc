@@ -380,6 +380,65 @@ TEST_F(SessionTest, KeysAreScopedToTheirContainersAndRights) {
     EXPECT_NE(std::string(none.status().message()).find("unknown access key"), std::string::npos);
 }
 
+TEST_F(SessionTest, ALargeObjectsFileComesAsADescriptorOnlyToAKeyThatMayWrite) {
+    std::string big(300 * 1024, 'b');  // past the store's 64 KiB inline limit: a file
+    for (size_t i = 0; i < big.size(); i += 4096) {
+        big[i] = static_cast<char>('a' + i / 4096 % 26);
+    }
+    ASSERT_OK(client_->PutObject({.path = P("/demo/big")}, big));
+    ASSERT_OK(client_->PutObject({.path = P("/demo/small")}, "tiny"));
+
+    // Several at once, asynchronously: each answer takes its own descriptor off the socket.
+    std::vector<absl::StatusOr<ObjectFile>> files;
+    for (int i = 0; i < 8; ++i) {
+        files.emplace_back(absl::UnknownError("not yet"));
+    }
+    int left = static_cast<int>(files.size());
+    for (auto& f : files) {
+        client_->OpenObjectFileAsync(P("/demo/big"), [&](absl::StatusOr<ObjectFile> r) {
+            f = std::move(r);
+            --left;
+        });
+    }
+    for (auto deadline = absl::Now() + absl::Seconds(10); left > 0 && absl::Now() < deadline;) {
+        client_->WaitAndPoll(absl::Milliseconds(100));
+    }
+    ASSERT_EQ(left, 0);
+    for (auto& f : files) {
+        ASSERT_OK(f);
+        ASSERT_GE(f->fd, 0);
+        EXPECT_EQ(f->info.size, big.size());
+        std::string got(big.size(), '\0');
+        ASSERT_EQ(::pread(f->fd, got.data(), got.size(), 0), static_cast<ssize_t>(big.size()));
+        EXPECT_EQ(got, big);
+        EXPECT_EQ(::write(f->fd, "x", 1), -1) << "the descriptor is read-only";
+    }
+
+    // A write at an offset lands in the same file; a put replaces it with another.
+    auto before = client_->OpenObjectFile(P("/demo/big"));
+    ASSERT_OK(before);
+    ASSERT_OK(client_->WriteObject({.path = P("/demo/big"), .offset = 10, .data = "XYZ"}));
+    char three[3];
+    ASSERT_EQ(::pread(before->fd, three, 3, 10), 3);
+    EXPECT_EQ(std::string(three, 3), "XYZ");
+    ASSERT_OK(client_->PutObject({.path = P("/demo/big")}, std::string(100 * 1024, 'n')));
+    ASSERT_EQ(::pread(before->fd, three, 3, 10), 3);
+    EXPECT_EQ(std::string(three, 3), "XYZ") << "the old version stays readable through its descriptor";
+
+    auto small = client_->OpenObjectFile(P("/demo/small"));
+    ASSERT_OK(small);
+    EXPECT_EQ(small->fd, -1) << "small objects live inline: no file";
+    EXPECT_EQ(small->info.size, 4u);
+
+    EXPECT_EQ(client_->OpenObjectFile(P("/demo/none")).status().code(), absl::StatusCode::kNotFound);
+    auto ro = daemon_->Connect("ro-key");
+    ASSERT_OK(ro);
+    EXPECT_EQ((*ro)->OpenObjectFile(P("/demo/big")).status().code(), absl::StatusCode::kPermissionDenied);
+    // The session is still fine for everything else.
+    EXPECT_TRUE((*ro)->Stat(P("/demo/big")).ok());
+    EXPECT_TRUE(client_->Stat(P("/demo/big")).ok());
+}
+
 // A raw session, without libzerohop: what a hostile or broken client can do.
 struct RawSession {
     shmring::UniqueFd sock;

@@ -89,6 +89,8 @@ TEST(WireGolden, EveryMessageEncodesToItsRecordedBytes) {
               SetMetadataRequest{.path = P("/c/x"), .mode = 0600, .gid = 7, .mtime = Timestamp{5, 6}}, "042f632f7801800300010701050000000000000006000000"),
         Check("GetObjectRequest", GetObjectRequest{.path = P("/c/o"), .offset = 10, .length = 20}, "042f632f6f0a14"),
         Check("GetObjectResult", GetObjectResult{.info = SampleInfo(), .bytes = 20}, "032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f7814"),
+        Check("ObjectFileAnswer", ObjectFileAnswer{.info = SampleInfo(), .file_tag = 20},
+              "032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f7814"),
         Check("PutObjectRequest",
               PutObjectRequest{.path = P("/c/o"), .attributes = SampleAttrs(), .condition = "x", .mode = 0644}, "042f632f6f0c01016902ffffffffffffffff017801a403"),
         Check("WriteObjectRequest", WriteObjectRequest{.path = P("/c/o"), .offset = 5, .data = "payload"}, "042f632f6f057061796c6f6164"),

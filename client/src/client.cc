@@ -510,6 +510,7 @@ using AsyncDone = std::conditional_t<std::is_same_v<T, NoResult>, StatusCallback
     void Client::Name##Async(AsyncDone<Result> done) { impl_->CallAsync<Op::k##Name>({}, std::move(done)); }
 #define ZH_CLIENT_CALLS_Sink(Name, Request, Result)
 #define ZH_CLIENT_CALLS_Source(Name, Request, Result)
+#define ZH_CLIENT_CALLS_File(Name, Request, Result)
 #define ZH_CLIENT_CALLS_Control(Name, Request, Result)
 #define ZH_CLIENT_CALLS(Name, number, name, Request, Result, access, repeat, shape) \
     ZH_CLIENT_CALLS_##shape(Name, Request, Result)
@@ -519,7 +520,39 @@ ZH_OPERATIONS(ZH_CLIENT_CALLS)
 #undef ZH_CLIENT_CALLS_NoBody
 #undef ZH_CLIENT_CALLS_Sink
 #undef ZH_CLIENT_CALLS_Source
+#undef ZH_CLIENT_CALLS_File
 #undef ZH_CLIENT_CALLS_Control
+
+// ---- local files: the descriptor beside the answer -------------------------------------------
+
+absl::StatusOr<ObjectFile> Client::FileOf(const absl::Status& st, std::string_view body,
+                                          const std::shared_ptr<Connection>& conn) {
+    ZH_RETURN_IF_ERROR(st);
+    ZH_ASSIGN_OR_RETURN(auto answer, protocol::Decode<ObjectFileAnswer>(body));
+    if (answer.file_tag == 0) {
+        return ObjectFile(std::move(answer.info), -1);
+    }
+    ZH_ASSIGN_OR_RETURN(auto fd, conn->TakeFile(answer.file_tag));
+    return ObjectFile(std::move(answer.info), fd.release());
+}
+
+absl::StatusOr<ObjectFile> Client::OpenObjectFile(const Path& path) {
+    absl::StatusOr<ObjectFile> out = absl::UnknownError("no completion");
+    ZH_RETURN_IF_ERROR(impl_->CallRaw(Op::kOpenObjectFile, protocol::Encode(path),
+                                      [&](absl::Status st, std::string_view b, uint64_t, const auto& conn) {
+                                          out = FileOf(st, b, conn);
+                                          return false;
+                                      }));
+    return out;
+}
+
+void Client::OpenObjectFileAsync(const Path& path, Callback<ObjectFile> done) {
+    impl_->Submit(Op::kOpenObjectFile, protocol::Encode(path),
+                  [done = std::move(done)](absl::Status st, std::string_view b, uint64_t, const auto& conn) mutable {
+                      std::move(done)(FileOf(st, b, conn));
+                      return false;
+                  });
+}
 
 // ---- gets and puts: the bytes beside the request --------------------------------------------
 

@@ -111,6 +111,32 @@ bool Client::Connection::Gone() const {
     return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+absl::StatusOr<shmring::UniqueFd> Client::Connection::TakeFile(uint64_t tag) {
+    std::lock_guard<std::mutex> lock(files_mu_);
+    for (;;) {
+        if (auto it = files_.find(tag); it != files_.end()) {
+            shmring::UniqueFd fd = std::move(it->second);
+            files_.erase(it);
+            return fd;
+        }
+        // Already on the socket (sent before its completion): the wait is a formality that
+        // keeps a confused daemon from hanging the caller.
+        struct pollfd p = {sock_.get(), POLLIN, 0};
+        if (::poll(&p, 1, 5000) <= 0) {
+            return absl::InternalError(absl::StrFormat("zerohopd named descriptor %d, which never came", tag));
+        }
+        uint64_t got = 0;
+        std::vector<shmring::UniqueFd> fds;
+        ZH_ASSIGN_OR_RETURN(size_t n, shmring::ReceiveWithFds(sock_.get(), reinterpret_cast<char*>(&got), sizeof got, &fds));
+        if (n != sizeof got || fds.size() != 1) {
+            return absl::InternalError(absl::StrFormat(
+                "the session socket carried %d bytes and %d descriptors where a tagged descriptor was due", n,
+                fds.size()));
+        }
+        files_[got] = std::move(fds[0]);
+    }
+}
+
 absl::StatusOr<std::shared_ptr<Client::Connection>> Client::Connection::Dial(const ClientOptions& options) {
     auto connected = shmring::ConnectUnix(options.socket_path);
     if (!connected.ok()) {

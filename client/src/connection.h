@@ -123,6 +123,11 @@ public:
     // Whether the daemon's end of the session socket is gone. A syscall: slow paths only.
     bool Gone() const;
 
+    // The descriptor the daemon sent on the session socket with `tag` (open_object_file:
+    // sent before the completion that names it). Descriptors with other tags that arrive
+    // first are kept for their own completions.
+    absl::StatusOr<shmring::UniqueFd> TakeFile(uint64_t tag);
+
 private:
     shmring::UniqueFd sock_;
     shmring::Segment segment_;
@@ -138,6 +143,8 @@ private:
     mutable std::mutex pending_mu_;
     absl::flat_hash_map<uint64_t, Pending> pending_;  // under pending_mu_
     bool dead_ = false;                               // under pending_mu_
+    std::mutex files_mu_;
+    absl::flat_hash_map<uint64_t, shmring::UniqueFd> files_;  // received, not taken: under files_mu_
 };
 
 }  // namespace zerohop

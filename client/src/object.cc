@@ -1,5 +1,7 @@
 #include "zerohop/object.h"
 
+#include <unistd.h>
+
 namespace zerohop {
 
 std::string_view ObjectTypeName(ObjectType t) {
@@ -11,6 +13,23 @@ std::string_view ObjectTypeName(ObjectType t) {
         case ObjectType::kShard: return "shard";
     }
     return "unknown";
+}
+
+ObjectFile& ObjectFile::operator=(ObjectFile&& o) noexcept {
+    if (this != &o) {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        info = std::move(o.info);
+        fd = o.release();
+    }
+    return *this;
+}
+
+ObjectFile::~ObjectFile() {
+    if (fd >= 0) {
+        ::close(fd);
+    }
 }
 
 std::optional<ValueView> SystemAttribute(std::string_view attr, std::string_view name, const ObjectInfo& info) {

@@ -20,6 +20,7 @@
 //            NoBody  no request body
 //            Sink    a get: the bytes go to a DataSink (the session's shared region)
 //            Source  a put: the bytes come from a DataSource (the client's region, chunks)
+//            File    the object's local file: its descriptor comes on the session socket
 //            Control not a call: the client handing a result buffer back
 
 #include <string>
@@ -38,6 +39,14 @@ using ContainerNames = std::vector<std::string>;
 using PutItemRequests = std::vector<PutItemRequest>;
 using ItemStatuses = std::vector<absl::Status>;
 using RecordResults = std::vector<RecordResult>;
+
+// open_object_file's answer on the wire: the object's info and, when its bytes are in a
+// local file, the tag of the message that carries its descriptor on the session socket
+// (0: no file). The backend's result is an ObjectFile.
+struct ObjectFileAnswer {
+    ObjectInfo info;
+    uint64_t file_tag = 0;
+};
 
 }  // namespace zerohop
 
@@ -67,6 +76,7 @@ using RecordResults = std::vector<RecordResult>;
     X(WriteObject, 22, "write_object", WriteObjectRequest, ObjectInfo, kWrite, kOnce, Plain)         \
     X(Append, 23, "append", AppendRequest, ObjectInfo, kWrite, kOnce, Plain)                         \
     X(Truncate, 24, "truncate", TruncateRequest, ObjectInfo, kWrite, kOnce, Plain)                   \
+    X(OpenObjectFile, 25, "open_object_file", Path, ObjectFileAnswer, kWrite, kRepeatable, File)     \
     X(GetItem, 30, "get_item", GetItemRequest, Item, kRead, kRepeatable, Plain)                      \
     X(GetItems, 31, "get_items", GetItemsRequest, GetItemsResult, kRead, kRepeatable, Plain)         \
     X(PutItem, 32, "put_item", PutItemRequest, ObjectInfo, kWrite, kOnce, Plain)                     \

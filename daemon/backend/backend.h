@@ -107,6 +107,7 @@ public:
     void Name(Request req, DataSink* sink, DoneFor<Result> done)
 #define ZH_BACKEND_METHOD_Source(Name, Request, Result) \
     void Name(Request req, DataSource* data, DoneFor<Result> done)
+#define ZH_BACKEND_METHOD_File(Name, Request, Result) void Name(Request req, Done<ObjectFile> done)
 #define ZH_BACKEND_METHOD(Name, number, name, Request, Result, access, repeat, shape) \
     ZH_BACKEND_METHOD_##shape(Name, Request, Result)
 #define ZH_BACKEND_PURE(...) virtual ZH_BACKEND_METHOD(__VA_ARGS__) = 0;
@@ -124,6 +125,7 @@ using SyncResultFor = std::conditional_t<std::is_same_v<T, NoResult>, absl::Stat
 #define ZH_SYNC_METHOD_Sink(Name, Request, Result) SyncResultFor<Result> Name(const Request& req, DataSink* sink)
 #define ZH_SYNC_METHOD_Source(Name, Request, Result) \
     SyncResultFor<Result> Name(const Request& req, DataSource* data)
+#define ZH_SYNC_METHOD_File(Name, Request, Result) absl::StatusOr<ObjectFile> Name(const Request& req)
 #define ZH_SYNC_DECLARATION(Name, number, name, Request, Result, access, repeat, shape) \
     ZH_SYNC_METHOD_##shape(Name, Request, Result);
 
@@ -148,6 +150,8 @@ public:
     //            the bytes go to `sink`, which must outlive the completion
     //   Source   void PutObject(PutObjectRequest req, DataSource* data, Done<ObjectInfo> done):
     //            the bytes come from `data` (null: an empty object), which must outlive it
+    //   File     void OpenObjectFile(Path req, Done<ObjectFile> done): the object's info, and
+    //            a read-only descriptor of its bytes where they are a local file
     // What each must do beyond the request's own comments (zerohop/operations.h):
     //   PutItems  one status per item, in order; each item is atomic on its own
     //   Delete    is delete_item too

@@ -41,6 +41,9 @@ absl::Status EmbeddedBackend::Flush() { return store_->Flush(); }
 // Reads that stay quick: point lookups, mostly served from caches.
 void EmbeddedBackend::ListContainers(Done<std::vector<std::string>> done) { std::move(done)(store_->ListContainers()); }
 void EmbeddedBackend::Stat(Path path, Done<ObjectInfo> done) { std::move(done)(store_->Stat(path)); }
+void EmbeddedBackend::OpenObjectFile(Path path, Done<ObjectFile> done) {
+    std::move(done)(store_->OpenObjectFile(path));
+}
 void EmbeddedBackend::Readlink(Path path, Done<std::string> done) { std::move(done)(store_->Readlink(path)); }
 void EmbeddedBackend::GetItem(GetItemRequest req, Done<Item> done) { std::move(done)(store_->GetItem(req)); }
 void EmbeddedBackend::DescribeStream(Path path, Done<StreamDescription> done) {

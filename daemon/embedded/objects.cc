@@ -125,6 +125,18 @@ absl::StatusOr<EmbeddedBackend::Store::ObjectRead> EmbeddedBackend::Store::OpenO
     return out;
 }
 
+absl::StatusOr<ObjectFile> EmbeddedBackend::Store::OpenObjectFile(const Path& path) {
+    ZH_ASSIGN_OR_RETURN(auto loc, Locate(path));
+    LockSet locks(&locks_, {{loc.parent, path.name(), LockMode::kShared}});
+    ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
+    ZH_RETURN_IF_ERROR(CheckReadable(path, e.info));
+    if (e.data_id == 0) {
+        return ObjectFile(std::move(e.info), -1);  // inline: no file to hand out
+    }
+    ZH_ASSIGN_OR_RETURN(auto f, OpenFile(e.data_id, O_RDONLY));
+    return ObjectFile(std::move(e.info), f.release());
+}
+
 absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::ReadObject(const ObjectRead& read, DataSink* sink) {
     GetObjectResult out;
     out.info = read.info;

@@ -89,6 +89,15 @@ void RedisBackend::Stat(Path req, Done<ObjectInfo> done) {
         std::move(done)(r->entry->info);
     });
 }
+// Objects on Redis are not local files: the info alone, as quick as a stat.
+void RedisBackend::OpenObjectFile(Path req, Done<ObjectFile> done) {
+    Stat(std::move(req), [done = std::move(done)](absl::StatusOr<ObjectInfo> r) mutable {
+        if (!r.ok()) {
+            return std::move(done)(r.status());
+        }
+        std::move(done)(ObjectFile(std::move(*r), -1));
+    });
+}
 void RedisBackend::List(ListRequest req, Done<ListResult> done) { ZH_REDIS_OP(List(req)); }
 void RedisBackend::Mkdir(MkdirRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(Mkdir(req)); }
 void RedisBackend::Rmdir(Path req, DoneStatus done) { ZH_REDIS_OP(Rmdir(req)); }

@@ -13,6 +13,7 @@
 //   put_object                           the bytes come from the body, or chunk by chunk
 //   put_items                            each item routed on its own
 //   get_records                          at most a quarter of the session's result region
+//   open_object_file                     the descriptor goes on the session socket
 
 #include <algorithm>
 #include <atomic>
@@ -22,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "base/status_macros.h"
+#include "shmring/fd_passing.h"
 #include "server/internal/server_impl.h"
 #include "server/internal/worker.h"
 
@@ -316,6 +318,43 @@ void Worker::Serve<Op::kGetObject>(Call& call, std::string body) {
 }
 
 template <>
+void Worker::Serve<Op::kOpenObjectFile>(Call& call, std::string body) {
+    auto p = protocol::Decode<Path>(body);
+    if (!p.ok()) {
+        return Complete(call, p.status(), {});
+    }
+    auto b = Route(call, *p, Access::kWrite);
+    if (!b.ok()) {
+        return Complete(call, b.status(), {});
+    }
+    std::string where = p->str();
+    (*b)->OpenObjectFile(std::move(*p), [this, call, where = std::move(where)](absl::StatusOr<ObjectFile> r) {
+        if (!r.ok()) {
+            return Finish(call, r.status(), {});
+        }
+        ObjectFileAnswer answer{.info = std::move(r->info)};
+        if (r->fd >= 0) {
+            // The descriptor goes first, tagged, on the session socket; the completion that
+            // names its tag after it. Never waiting: a client that does not read its socket
+            // gets an error, not a stuck worker.
+            uint64_t tag = call.s->file_tags.fetch_add(1, std::memory_order_relaxed) + 1;
+            absl::Status sent = shmring::SendWithFds(
+                call.s->sock.get(), std::string_view(reinterpret_cast<const char*>(&tag), sizeof tag), {r->fd},
+                MSG_DONTWAIT);
+            if (!sent.ok()) {
+                return Finish(call,
+                              absl::ResourceExhaustedError(absl::StrFormat(
+                                  "open_object_file %s: the descriptor cannot be sent (%s); read the session socket",
+                                  where, sent.message())),
+                              {});
+            }
+            answer.file_tag = tag;
+        }
+        Finish(call, absl::OkStatus(), protocol::Encode(answer));
+    });
+}
+
+template <>
 void Worker::Serve<Op::kPutObject>(Call& call, std::string body) {
     if (call.d.flags & protocol::kFlagChunk) {
         return AddChunk(call);
@@ -483,6 +522,7 @@ void Worker::Dispatch(const std::shared_ptr<Session>& sp, const Descriptor& d) {
 #define ZH_DISPATCH_NoBody(Name) ZH_DISPATCH_Plain(Name)
 #define ZH_DISPATCH_Sink(Name) ZH_DISPATCH_Plain(Name)
 #define ZH_DISPATCH_Source(Name) ZH_DISPATCH_Plain(Name)
+#define ZH_DISPATCH_File(Name) ZH_DISPATCH_Plain(Name)
 #define ZH_DISPATCH_Control(Name)
 #define ZH_DISPATCH(Name, number, name, Request, Result, access, repeat, shape) ZH_DISPATCH_##shape(Name)
         ZH_OPERATIONS(ZH_DISPATCH)
@@ -491,6 +531,7 @@ void Worker::Dispatch(const std::shared_ptr<Session>& sp, const Descriptor& d) {
 #undef ZH_DISPATCH_NoBody
 #undef ZH_DISPATCH_Sink
 #undef ZH_DISPATCH_Source
+#undef ZH_DISPATCH_File
 #undef ZH_DISPATCH_Control
         case Op::kRelease:  // answered above
             break;

@@ -9,7 +9,7 @@
 
 namespace shmring {
 
-absl::Status SendWithFds(int sock, std::string_view data, std::initializer_list<int> fds) {
+absl::Status SendWithFds(int sock, std::string_view data, std::initializer_list<int> fds, int flags) {
     if (data.empty() || fds.size() > kMaxPassedFds) {
         return absl::InvalidArgumentError("SendWithFds: needs 1+ bytes and at most 8 descriptors");
     }
@@ -29,7 +29,7 @@ absl::Status SendWithFds(int sock, std::string_view data, std::initializer_list<
     }
     size_t sent = 0;
     while (sent < data.size()) {
-        ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+        ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;

@@ -93,6 +93,10 @@ public:
     absl::StatusOr<ObjectInfo> WriteObject(const WriteObjectRequest& req);
     absl::StatusOr<ObjectInfo> Append(const AppendRequest& req);
     absl::StatusOr<ObjectInfo> Truncate(const TruncateRequest& req);
+    // The object's bytes as a read-only file on this node, where they are one (see
+    // ObjectFile); for a reader that hands it to the kernel. Needs the right to write the
+    // container: a root peer holding the descriptor could reopen it for writing.
+    absl::StatusOr<ObjectFile> OpenObjectFile(const Path& path);
 
     // Items.
     absl::StatusOr<Item> GetItem(const GetItemRequest& req);
@@ -142,6 +146,7 @@ public:
     void WriteObjectAsync(const WriteObjectRequest& req, Callback<ObjectInfo> done);
     void AppendAsync(const AppendRequest& req, Callback<ObjectInfo> done);
     void TruncateAsync(const TruncateRequest& req, Callback<ObjectInfo> done);
+    void OpenObjectFileAsync(const Path& path, Callback<ObjectFile> done);
     void GetItemAsync(const GetItemRequest& req, Callback<Item> done);
     void GetItemsAsync(const GetItemsRequest& req, Callback<GetItemsResult> done);
     void PutItemAsync(const PutItemRequest& req, Callback<ObjectInfo> done);
@@ -174,6 +179,9 @@ private:
     explicit Client(std::unique_ptr<Impl> impl);
     // A get's result (header, then the bytes) as a view that releases the buffer.
     static absl::StatusOr<ObjectView> ViewOf(std::string_view body, uint64_t buffer,
+                                             const std::shared_ptr<Connection>& conn);
+    // open_object_file's answer, with the descriptor its tag names taken off the socket.
+    static absl::StatusOr<ObjectFile> FileOf(const absl::Status& st, std::string_view body,
                                              const std::shared_ptr<Connection>& conn);
 
     std::unique_ptr<Impl> impl_;

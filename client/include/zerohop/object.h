@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "zerohop/value.h"
 
@@ -41,6 +42,30 @@ struct ObjectInfo {
     Timestamp ctime;
     uint64_t last_sequence = 0;  // shards only
     std::string symlink_target;  // symlinks only
+};
+
+// An object's bytes as a file on this node (Client::OpenObjectFile), for a reader that
+// hands it to the kernel (zerohop-fuse's passthrough): `fd` is a read-only descriptor this
+// owns (closed with it), or -1 when the bytes are not in a local file (small objects kept
+// inline, objects on the redis backend). It is the version that was current at the call:
+// a later put replaces the object with another file; writes at an offset change this one.
+struct ObjectFile {
+    ObjectInfo info;
+    int fd = -1;
+
+    ObjectFile() = default;
+    ObjectFile(ObjectInfo i, int owned_fd) : info(std::move(i)), fd(owned_fd) {}
+    ObjectFile(ObjectFile&& o) noexcept : info(std::move(o.info)), fd(o.release()) {}
+    ObjectFile& operator=(ObjectFile&& o) noexcept;
+    ObjectFile(const ObjectFile&) = delete;
+    ObjectFile& operator=(const ObjectFile&) = delete;
+    ~ObjectFile();
+    // The descriptor, no longer owned.
+    int release() {
+        int f = fd;
+        fd = -1;
+        return f;
+    }
 };
 
 // True for names that start with "__".

@@ -3,6 +3,7 @@
 // that owns it keeps in private memory (ring positions, results held, uploads), and one
 // request being served (a Call).
 
+#include <atomic>
 #include <sys/types.h>
 
 #include <chrono>
@@ -49,6 +50,8 @@ struct Session {
     // Sessions on a volume's socket: what they may see (their paths are mapped below it).
     std::shared_ptr<const Scope> scope;
     uint32_t max_in_flight = 0;
+    // The last tag of a descriptor sent on the socket (open_object_file), from any thread.
+    std::atomic<uint64_t> file_tags{0};
 
     // Private state of the owning worker: never read back from shared memory.
     shmring::RingSlots submit;

@@ -5,6 +5,8 @@
 //   std::vector<UniqueFd> fds;
 //   auto n = ReceiveWithFds(sock, buf, sizeof buf, &fds);   // fds arrive close-on-exec
 
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <initializer_list>
 #include <string_view>
@@ -17,8 +19,9 @@ namespace shmring {
 
 inline constexpr size_t kMaxPassedFds = 8;
 
-// Sends all of `data` (at least one byte) with `fds` attached to its first byte.
-absl::Status SendWithFds(int sock, std::string_view data, std::initializer_list<int> fds);
+// Sends all of `data` (at least one byte) with `fds` attached to its first byte. `flags`
+// go to sendmsg (MSG_DONTWAIT: Unavailable instead of waiting for room).
+absl::Status SendWithFds(int sock, std::string_view data, std::initializer_list<int> fds, int flags = 0);
 
 // Receives up to `capacity` bytes; descriptors that came with them are appended to `fds`.
 // 0 bytes means the peer closed the socket. Extra descriptors beyond kMaxPassedFds and
