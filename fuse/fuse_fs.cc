@@ -104,14 +104,16 @@ bool FuseFs::Impl::BackendAppends(int open_flags) const {
     return (open_flags & O_APPEND) != 0 && !options_.writeback_cache;
 }
 
-uint64_t FuseFs::Impl::AddFile(Ino ino, bool append, bool shard) {
+uint64_t FuseFs::Impl::AddFile(Ino ino, bool append, bool shard, bool passthrough) {
     auto h = std::make_shared<FileHandle>();
     h->append = append;
+    h->passthrough = passthrough;
     if (shard && !InitShard(ino, h.get())) {
         return 0;
     }
     std::lock_guard<std::mutex> lock(handles_mu_);
-    uint64_t fh = (next_handle_++ << 2) | (append ? kFhAppend : 0) | (shard ? kFhShard : 0);
+    uint64_t fh = (next_handle_++ << 3) | (append ? kFhAppend : 0) | (shard ? kFhShard : 0) |
+                  (passthrough ? kFhPassthrough : 0);
     files_[fh] = std::move(h);
     return fh;
 }
@@ -131,14 +133,57 @@ std::shared_ptr<FileHandle> FuseFs::Impl::File(Ino ino, uint64_t fh) {
     return files_[fh] = std::move(h);
 }
 
-void FuseFs::Impl::DropFile(uint64_t fh) {
+bool FuseFs::Impl::DropFile(uint64_t fh) {
     std::lock_guard<std::mutex> lock(handles_mu_);
-    files_.erase(fh);
+    auto it = files_.find(fh);
+    if (it == files_.end()) {
+        return (fh & kFhPassthrough) != 0;  // a predecessor's
+    }
+    bool passthrough = it->second->passthrough;
+    files_.erase(it);
+    return passthrough;
+}
+
+void FuseFs::Impl::AnswerCreate(fuse_req_t req, const Created& c) {
+    // Created, or an existing file opened: writing, cached unless the inode passes through.
+    Passthrough::Choice choice = passthrough_.Open(c.entry.ino, -1, true);
+    bool passthrough = choice.backing_id != 0;
+    if (passthrough) {
+        std::lock_guard<std::mutex> lock(handles_mu_);
+        if (auto it = files_.find(c.file.fh); it != files_.end()) {
+            it->second->passthrough = true;
+        }
+    }
+    Passthrough::AnswerWith(choice);
+    int sent = fuse_reply_create(req, &c.entry, &c.file);
+    Passthrough::AnswerWith({});  // (taken by the hook, unless libfuse failed before it)
+    if (sent != 0) {
+        DropFile(c.file.fh);
+        passthrough_.Closed(c.entry.ino, passthrough);
+        nodes_.Closed(c.entry.ino);
+    }
+}
+
+void FuseFs::Impl::AnswerOpen(fuse_req_t req, Ino ino, fuse_file_info out, Passthrough::Choice choice) {
+    bool passthrough = choice.backing_id != 0;
+    out.fh = AddFile(ino, BackendAppends(out.flags), false, passthrough);
+    if (passthrough) {
+        out.keep_cache = 0;  // the kernel's pages are the backing file's
+    }
+    Passthrough::AnswerWith(choice);
+    int sent = fuse_reply_open(req, &out);
+    Passthrough::AnswerWith({});  // (taken by the hook, unless libfuse failed before it)
+    if (sent != 0) {
+        // Interrupted meanwhile: the kernel will not release what it never got.
+        DropFile(out.fh);
+        passthrough_.Closed(ino, passthrough);
+        nodes_.Closed(ino);
+    }
 }
 
 uint64_t FuseFs::Impl::AddDir() {
     std::lock_guard<std::mutex> lock(handles_mu_);
-    uint64_t fh = next_handle_++ << 2;
+    uint64_t fh = next_handle_++ << 3;
     dirs_[fh] = std::make_unique<DirHandle>();
     return fh;
 }
@@ -217,15 +262,21 @@ void FuseFs::Impl::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void FuseFs::Impl::Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-    Self(req)->nodes_.Forget(ino, nlookup);
+    Self(req)->ForgetNode(ino, nlookup);
     fuse_reply_none(req);
 }
 
 void FuseFs::Impl::ForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
     for (size_t i = 0; i < count; ++i) {
-        Self(req)->nodes_.Forget(forgets[i].ino, forgets[i].nlookup);
+        Self(req)->ForgetNode(forgets[i].ino, forgets[i].nlookup);
     }
     fuse_reply_none(req);
+}
+
+void FuseFs::Impl::ForgetNode(Ino ino, uint64_t nlookup) {
+    if (nodes_.Forget(ino, nlookup)) {
+        passthrough_.Forgot(ino);
+    }
 }
 
 void FuseFs::Impl::GetAttr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*) {
@@ -491,42 +542,60 @@ void FuseFs::Impl::Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* f
     if (!path) {
         return;
     }
-    bool shard = fs->nodes_.IsShard(ino);
-    uint64_t fh = fs->AddFile(ino, fs->BackendAppends(fi->flags), shard);
-    if (fh == 0) {
-        return (void)fuse_reply_err(req, EINVAL);  // a shard file not named by its number
-    }
-    fi->fh = fh;
-    if (shard) {
+    if (fs->nodes_.IsShard(ino)) {
+        uint64_t fh = fs->AddFile(ino, fs->BackendAppends(fi->flags), true);
+        if (fh == 0) {
+            return (void)fuse_reply_err(req, EINVAL);  // a shard file not named by its number
+        }
+        fi->fh = fh;
         // Records, not bytes: read from the start, to the end, whatever st_size says.
         fi->direct_io = 1;  // (not nonseekable: stream files get offset 0 on every read)
+        fi->noflush = 1;
         fs->nodes_.Opened(ino);
         return (void)fuse_reply_open(req, fi);
     }
     fuse_file_info out = *fi;
+    out.noflush = 1;  // see Flush
     fs->nodes_.Opened(ino);
+    bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
     if (fi->flags & O_TRUNC) {
-        fs->client_->TruncateAsync({.path = *path, .size = 0}, [fs, req, ino, out, fh](absl::StatusOr<ObjectInfo> r) {
+        fs->client_->TruncateAsync({.path = *path, .size = 0}, [fs, req, ino, out](absl::StatusOr<ObjectInfo> r) {
             if (!r.ok()) {
-                fs->DropFile(fh);
                 fs->nodes_.Closed(ino);
                 return (void)fuse_reply_err(req, Errno(r.status()));
             }
             fs->nodes_.SameVersion(ino, r->size, r->mtime.secs, r->mtime.nsecs);
-            fuse_reply_open(req, &out);
+            fs->AnswerOpen(req, ino, out, fs->passthrough_.Open(ino, -1, true));
         });
         return;
     }
     // The kernel keeps its cached pages when the object is the version it cached them
     // from (same size and mtime as at the previous open).
-    fs->client_->StatAsync(*path, [fs, req, ino, out, fh](absl::StatusOr<ObjectInfo> r) mutable {
+    auto answer = [fs, req, ino, out, writing](absl::StatusOr<ObjectInfo> r, int file) mutable {
         if (!r.ok()) {
-            fs->DropFile(fh);
             fs->nodes_.Closed(ino);
             return (void)fuse_reply_err(req, Errno(r.status()));
         }
         out.keep_cache = fs->nodes_.SameVersion(ino, r->size, r->mtime.secs, r->mtime.nsecs) ? 1 : 0;
-        fuse_reply_open(req, &out);
+        fs->AnswerOpen(req, ino, out, fs->passthrough_.Open(ino, file, writing));
+    };
+    auto stat = [fs, path = *path, answer]() mutable {
+        fs->client_->StatAsync(path, [answer](absl::StatusOr<ObjectInfo> r) mutable { answer(std::move(r), -1); });
+    };
+    if (writing || !fs->passthrough_.active()) {
+        return stat();
+    }
+    // A reader: the object's file, if it is one, for the kernel to read straight.
+    fs->client_->OpenObjectFileAsync(*path, [fs, answer, stat](absl::StatusOr<ObjectFile> r) mutable {
+        if (!r.ok() && (absl::IsPermissionDenied(r.status()) || absl::IsUnimplemented(r.status()))) {
+            // A key that may only read (or an older zerohopd): no files for us.
+            fs->passthrough_.Refused(std::string(r.status().message()));
+            return stat();
+        }
+        if (!r.ok()) {
+            return answer(r.status(), -1);
+        }
+        answer(std::move(r->info), r->fd);  // the descriptor closes with r; the kernel holds its own
     });
 }
 
@@ -545,9 +614,10 @@ void FuseFs::Impl::Create(fuse_req_t req, fuse_ino_t parent, const char* name, m
         }
         memcpy(&c, once.applied->data(), sizeof c);
         fs->nodes_.Opened(c.entry.ino);
-        return (void)fuse_reply_create(req, &c.entry, &c.file);
+        return fs->AnswerCreate(req, c);
     }
     fi->fh = fs->AddFile(0, fs->BackendAppends(fi->flags), false);
+    fi->noflush = 1;  // see Flush
     fs->CreateNow(req, parent, name, *path, static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask), *fi,
                   once);
 }
@@ -562,7 +632,7 @@ void FuseFs::Impl::CreateNow(fuse_req_t req, Ino parent, std::string name, Path 
         Created c = {.entry = Entry(parent, name, info), .file = out};
         nodes_.Opened(c.entry.ino);
         AppliedOnce(once, &c, sizeof c);
-        fuse_reply_create(req, &c.entry, &c.file);
+        AnswerCreate(req, c);
     };
     // Only if nothing is there: an existing file is opened as it is (O_EXCL: EEXIST).
     client_->PutObjectAsync(
@@ -707,14 +777,19 @@ void FuseFs::Impl::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off
     });
 }
 
+// Every write is already in the backend, so opens say FOPEN_NOFLUSH and a close(2) sends
+// nothing (the kernel still flushes with writeback caching, its pages first). Nothing to
+// wait for at close matters beyond speed: a process that forks or execs while this server
+// restarts would otherwise wait in close(2) for the successor, and a zerohop-fuse started
+// by such a process would wait for itself.
 void FuseFs::Impl::Flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info*) {
-    fuse_reply_err(req, 0);  // every write is already in the backend
+    fuse_reply_err(req, 0);
 }
 
 void FuseFs::Impl::Release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     Impl* fs = Self(req);
     Assist assist{fs};
-    fs->DropFile(fi->fh);
+    fs->passthrough_.Closed(ino, fs->DropFile(fi->fh));
     if (auto hidden = fs->nodes_.Closed(ino)) {
         // The last close of a file unlinked while open: now it goes.
         if (auto p = Path::Parse(*hidden); p.ok()) {

@@ -39,6 +39,10 @@ struct FuseOptions {
     // under memory pressure, instead of one request per write(2). Faster small writes; a
     // write's errors then show at close or fsync, and other pods see it from then on.
     bool writeback_cache = false;
+    // Kernel passthrough (Linux 6.9+, root): a large object of the embedded store opened
+    // for reading is read by the kernel straight from its file (docs/FUSE.md).
+    // Off with writeback_cache (the kernel allows only one of the two).
+    bool passthrough = true;
     bool debug = false;           // libfuse's request trace on stderr
     // Where the holder of the mount's /dev/fuse descriptor listens (see holder.h); empty:
     // no holder, and a killed zerohop-fuse leaves a dead mount. A zerohop-fuse started

@@ -2,7 +2,8 @@
 //
 //   zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]
 //                [--attr-timeout S] [--entry-timeout S] [--spin-us N] [--holder-socket PATH | --no-holder]
-//                [--takeover-timeout S] [--writeback-cache] [--allow-other] [--read-only] [--debug] MOUNTPOINT
+//                [--takeover-timeout S] [--writeback-cache] [--no-passthrough] [--allow-other] [--read-only]
+//                [--debug] MOUNTPOINT
 //
 // Runs in the foreground until the mount goes away (fusermount3 -u MOUNTPOINT, umount) or
 // SIGINT/SIGTERM, which unmount. Killed any other way (SIGKILL, a crash), it leaves the mount
@@ -70,7 +71,7 @@ int Usage(int code) {
         << "usage: zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]\n"
            "                    [--attr-timeout S] [--entry-timeout S] [--spin-us N]\n"
            "                    [--holder-socket PATH | --no-holder] [--takeover-timeout S] [--writeback-cache]\n"
-           "                    [--allow-other] [--read-only] [--debug]\n"
+           "                    [--no-passthrough] [--allow-other] [--read-only] [--debug]\n"
            "                    MOUNTPOINT\n"
            "  Mounts the zerohop namespace at MOUNTPOINT (type fuse.zerohop) and serves it until unmounted.\n"
            "  --socket, --key: the daemon and access key (default $ZEROHOP_SOCKET, $ZEROHOP_ACCESS_KEY)\n"
@@ -83,6 +84,8 @@ int Usage(int code) {
            "  --writeback-cache: the kernel gathers writes and sends them at close, fsync or under memory\n"
            "    pressure (faster small writes; errors show at close; others see the bytes from then on);\n"
            "    a successor taking over the mount must be started with the same choice\n"
+           "  --no-passthrough: every read comes to zerohop-fuse; by default (as root, Linux 6.9+) the kernel\n"
+           "    reads large objects of the embedded store straight from their files\n"
            "  --allow-other: users other than the mounter may use it (permissions are checked)\n"
            "  --read-only: mount it read-only (writes fail with EROFS)\n";
     return code;
@@ -159,6 +162,8 @@ int main(int argc, char** argv) {
             }
         } else if (a == "--writeback-cache") {
             o.writeback_cache = true;
+        } else if (a == "--no-passthrough") {
+            o.passthrough = false;
         } else if (a == "--allow-other") {
             o.allow_other = true;
         } else if (a == "--read-only") {

@@ -88,6 +88,7 @@ absl::Status FuseFs::Impl::Start() {
             return absl::InternalError("cannot serve the held /dev/fuse descriptor");
         }
         ZH_RETURN_IF_ERROR(HookIo());
+        passthrough_.Bind(fuse_session_fd(session_), true);
         resumed_ = true;
         Resume();
     } else {
@@ -113,6 +114,7 @@ absl::Status FuseFs::Impl::Start() {
             session_ = nullptr;
             return hooked;
         }
+        passthrough_.Bind(fuse_session_fd(session_), false);
         if (!options_.holder_socket.empty()) {
             auto lease = SpawnHolder(options_.self_exe, options_.holder_socket,
                                      {.fuse = fuse_session_fd(session_),

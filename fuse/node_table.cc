@@ -33,14 +33,14 @@ Ino NodeTable::Lookup(Ino parent, std::string_view name, uint64_t count, bool sh
     return ino;
 }
 
-void NodeTable::Forget(Ino ino, uint64_t count) {
+bool NodeTable::Forget(Ino ino, uint64_t count) {
     if (ino == kRootIno) {
-        return;
+        return false;
     }
     absl::MutexLock lock(&mu_);
     auto it = nodes_.find(ino);
     if (it == nodes_.end()) {
-        return;
+        return false;
     }
     Node& n = it->second;
     n.lookups = count >= n.lookups ? 0 : n.lookups - count;
@@ -50,7 +50,9 @@ void NodeTable::Forget(Ino ino, uint64_t count) {
         }
         nodes_.erase(it);
         Log('F', ino);
+        return true;
     }
+    return false;
 }
 
 std::optional<std::string> NodeTable::PathLocked(Ino ino) const {
@@ -242,6 +244,7 @@ absl::Status NodeTable::Replay(int fd) {
             case 'S': {
                 Node node{parent, name, uint64_t{1} << 62, true};  // never dropped
                 node.shard = op == 'S';
+                node.inherited = true;
                 nodes_[ino] = std::move(node);
                 by_name_[Key{parent, name}] = ino;
                 next_ = std::max(next_, ino + 1);
@@ -272,11 +275,44 @@ absl::Status NodeTable::Replay(int fd) {
                     nodes_.erase(it);
                 }
                 break;
+            case 'B': {
+                // parent: the backing id; name: the file's device and inode number.
+                Backing b{.id = static_cast<int32_t>(parent)};
+                if (name.size() == 16) {
+                    std::memcpy(&b.file_dev, name.data(), 8);
+                    std::memcpy(&b.file_ino, name.data() + 8, 8);
+                }
+                if (b.id == 0) {
+                    inherited_backings_.erase(ino);
+                } else {
+                    inherited_backings_[ino] = b;
+                }
+                break;
+            }
             default:
                 return absl::DataLossError(absl::StrFormat("node journal: unknown record '%c' at byte %d", op, pos));
         }
     }
     return absl::OkStatus();
+}
+
+bool NodeTable::Inherited(Ino ino) const {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = nodes_.find(ino);
+    return it != nodes_.end() && it->second.inherited;
+}
+
+void NodeTable::RecordBacking(Ino ino, const Backing& b) {
+    char file[16];
+    std::memcpy(file, &b.file_dev, 8);
+    std::memcpy(file + 8, &b.file_ino, 8);
+    absl::MutexLock lock(&mu_);
+    Log('B', ino, static_cast<uint32_t>(b.id), std::string_view(file, b.id != 0 ? 16 : 0));
+}
+
+absl::flat_hash_map<Ino, NodeTable::Backing> NodeTable::InheritedBackings() const {
+    absl::ReaderMutexLock lock(&mu_);
+    return inherited_backings_;
 }
 
 size_t NodeTable::size() const {

@@ -32,8 +32,8 @@ public:
     // remembers whether it is a stream shard (whose file reads and writes are records).
     Ino Lookup(Ino parent, std::string_view name, uint64_t count = 1, bool shard = false);
     bool IsShard(Ino ino) const;
-    // Drops `count` lookups; a node nobody knows any more (and not linked) is freed.
-    void Forget(Ino ino, uint64_t count);
+    // Drops `count` lookups; a node nobody knows any more is freed (true).
+    bool Forget(Ino ino, uint64_t count);
     // The namespace path of `ino`, or nullopt if it is unknown.
     std::optional<std::string> PathOf(Ino ino) const;
     // The path of `name` in `parent`.
@@ -64,6 +64,21 @@ public:
 
     size_t size() const;
 
+    // Whether `ino` was known to a predecessor (restored by Replay): the kernel may hold
+    // open files of it that this process never saw.
+    bool Inherited(Ino ino) const;
+
+    // Kernel passthrough (passthrough.h): `ino`'s backing id, registered with the kernel
+    // for the file (file_dev, file_ino); backing id 0: unregistered. Journaled, so that a
+    // successor knows what the kernel may still hold.
+    struct Backing {
+        int32_t id = 0;
+        uint64_t file_dev = 0, file_ino = 0;
+    };
+    void RecordBacking(Ino ino, const Backing& b);
+    // The backings a predecessor left registered (after Replay).
+    absl::flat_hash_map<Ino, Backing> InheritedBackings() const;
+
     // Restarts: every change to the table (nodes added, moved, unlinked, forgotten) is
     // appended to `fd` (a memfd the holder keeps), so that a successor can Replay it and
     // answer for the inode numbers the kernel already knows.
@@ -81,6 +96,7 @@ private:
         uint32_t opens = 0;
         bool hidden = false;  // unlinked while open: removed at the last close
         bool shard = false;
+        bool inherited = false;  // restored from a predecessor's journal
         // The version seen at the last open (size, mtime), for keep_cache.
         std::optional<std::tuple<uint64_t, int64_t, int32_t>> version;
     };
@@ -103,6 +119,7 @@ private:
     absl::flat_hash_map<Key, Ino> by_name_ ABSL_GUARDED_BY(mu_);
     Ino next_ ABSL_GUARDED_BY(mu_) = kRootIno + 1;
     int journal_ ABSL_GUARDED_BY(mu_) = -1;
+    absl::flat_hash_map<Ino, Backing> inherited_backings_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace zerohop::fuse

@@ -1,5 +1,6 @@
-// Exactly once (docs/FUSE.md): the request journal's hooks on /dev/fuse, and how a request
-// that changes something is begun, recorded as applied, and answered again.
+// Exactly once (docs/FUSE.md): the request journal's hooks on /dev/fuse (which also ask for
+// kernel passthrough in the INIT answer and give it in opens'), and how a request that
+// changes something is begun, recorded as applied, and answered again.
 
 #include <linux/fuse.h>
 #include <signal.h>
@@ -24,20 +25,30 @@ ssize_t FuseFs::Impl::ReadRequest(int fd, void* buf, size_t size, void* userdata
     // libfuse handles what it read on this thread, before it reads again.
     const auto* in = static_cast<const fuse_in_header*>(buf);
     incoming_ = in->unique;
+    auto* fs = static_cast<Impl*>(userdata);
+    if (in->opcode == FUSE_INIT) {
+        fs->init_unique_.store(in->unique, std::memory_order_relaxed);
+        fs->passthrough_.Offered(in + 1, static_cast<size_t>(n) - sizeof *in);
+    }
     if (in->opcode != FUSE_FORGET && in->opcode != FUSE_BATCH_FORGET && in->opcode != FUSE_INTERRUPT &&
         in->opcode != FUSE_NOTIFY_REPLY) {
-        static_cast<Impl*>(userdata)->answering_.fetch_add(1, std::memory_order_relaxed);  // one answer to come
+        fs->answering_.fetch_add(1, std::memory_order_relaxed);  // one answer to come
     }
     return n;
 }
 
 ssize_t FuseFs::Impl::WriteAnswer(int fd, struct iovec* iov, int count, void* userdata) {
+    auto* fs = static_cast<Impl*>(userdata);
+    // Kernel passthrough (passthrough.h): asked for in the INIT answer, given in opens'.
+    if (static_cast<const fuse_out_header*>(iov[0].iov_base)->unique == fs->init_unique_.load(std::memory_order_relaxed)) {
+        fs->passthrough_.Accept(iov, count);
+    }
+    Passthrough::PatchOpen(iov, count);
     ssize_t n = ::writev(fd, iov, count);
     int saved = errno;
     // Written or refused (the caller was interrupted), the request is over: the kernel
     // sends it to nobody again. (A notification has number 0: no request.)
     const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
-    auto* fs = static_cast<Impl*>(userdata);
     // (~0: the INIT a taking-over server gives libfuse itself; it was never read.)
     if (out->unique != 0 && out->unique != ~uint64_t{0}) {
         fs->answering_.fetch_sub(1, std::memory_order_relaxed);

@@ -185,6 +185,36 @@ protected:
         EXPECT_EQ(ReadAll(F("r")), expected);
     }
 
+    // How many requests of `op` zerohopd has served (its metrics).
+    uint64_t Served(const std::string& op) const {
+        std::string want = absl::StrCat("zerohop_requests_total{op=\"", op, "\",backend=\"embedded\"} ");
+        std::string m = daemon_->Metrics();
+        size_t at = m.find(want);
+        uint64_t n = 0;
+        if (at != std::string::npos) {
+            size_t end = m.find('\n', at);
+            (void)absl::SimpleAtoi(m.substr(at + want.size(), end - at - want.size()), &n);
+        }
+        return n;
+    }
+
+    // An object of `size` bytes, each 4 KiB block starting with its number.
+    static std::string Blocks(size_t size, char fill) {
+        std::string s(size, fill);
+        for (size_t b = 0; b * 4096 < size; ++b) {
+            std::string tag = absl::StrFormat("%08d", b);
+            s.replace(b * 4096, std::min(tag.size(), size - b * 4096), tag.substr(0, size - b * 4096));
+        }
+        return s;
+    }
+
+    static std::string PRead(int fd, size_t n, off_t off) {
+        std::string buf(n, '\0');
+        ssize_t got = pread(fd, buf.data(), n, off);
+        buf.resize(got < 0 ? 0 : static_cast<size_t>(got));
+        return buf;
+    }
+
     static std::string ReadAll(const std::string& path) {
         std::ifstream f(path, std::ios::binary);
         return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -719,6 +749,132 @@ TEST_F(FuseTest, ARequestAKilledServerAppliedIsAnsweredByItsSuccessorAndNeverApp
 
 // utimensat as on ext4 for the modification time: nanoseconds kept, times before 1970 and
 // after 2038, UTIME_OMIT leaves it, UTIME_NOW sets it to now; ctime moves with every change.
+// Kernel passthrough: a large object of the embedded store (a file of its own) opened for
+// reading is read by the kernel straight from that file: no get_object reaches zerohopd,
+// whether read with read(2), O_DIRECT or mmap. Small objects and --no-passthrough go the
+// daemon's way.
+TEST_F(FuseTest, LargeObjectsAreReadByTheKernelStraightFromTheirFiles) {
+    std::string big = Blocks(1 << 20, 'p');
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/big")}, big).ok());
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/small")}, "a small one").ok());
+    uint64_t gets = Served("get_object");
+
+    EXPECT_TRUE(ReadAll(F("big")) == big);
+    int fd = open(F("big").c_str(), O_RDONLY | O_DIRECT);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    void* aligned = nullptr;
+    ASSERT_EQ(posix_memalign(&aligned, 4096, 4096), 0);
+    for (int b : {0, 17, 255, 3}) {
+        ASSERT_EQ(pread(fd, aligned, 4096, static_cast<off_t>(b) * 4096), 4096) << strerror(errno);
+        EXPECT_EQ(std::string(static_cast<char*>(aligned), 4096), big.substr(static_cast<size_t>(b) * 4096, 4096));
+    }
+    free(aligned);
+    close(fd);
+    fd = open(F("big").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    void* map = mmap(nullptr, big.size(), PROT_READ, MAP_SHARED, fd, 0);
+    ASSERT_NE(map, MAP_FAILED) << strerror(errno);
+    EXPECT_TRUE(std::string(static_cast<char*>(map), big.size()) == big);
+    munmap(map, big.size());
+    close(fd);
+    EXPECT_EQ(Served("get_object"), gets) << "reads of a passed-through file reached zerohopd";
+
+    EXPECT_EQ(ReadAll(F("small")), "a small one");
+    EXPECT_GT(Served("get_object"), gets) << "a small object is read through zerohopd";
+
+    // Turned off: the same bytes, every read through zerohopd.
+    StopFuse();
+    extra_args_ = {"--no-passthrough"};
+    StartFuse();
+    gets = Served("get_object");
+    EXPECT_TRUE(ReadAll(F("big")) == big);
+    EXPECT_GT(Served("get_object"), gets);
+}
+
+// A passed-through reader and everything else that can change the object at once: writes
+// through the mount (answered with the same backing file, their bytes through zerohopd),
+// writes and puts through the API. Readers see what a local file would show; one that
+// opened before a put keeps the old version, as every descriptor of the store does.
+TEST_F(FuseTest, PassedThroughReadersSeeWritesAndPutsAsOnALocalFile) {
+    std::string big = Blocks(512 << 10, 'q');
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/obj")}, big).ok());
+    int reader = open(F("obj").c_str(), O_RDONLY);
+    ASSERT_GE(reader, 0);
+    ASSERT_EQ(PRead(reader, 8, 4096), "00000001");
+
+    // A writer on the mount while it passes through: in place, seen at once, size right.
+    int writer = open(F("obj").c_str(), O_RDWR);
+    ASSERT_GE(writer, 0) << strerror(errno);
+    ASSERT_EQ(pwrite(writer, "WRITTEN!", 8, 4096), 8);
+    EXPECT_EQ(PRead(reader, 8, 4096), "WRITTEN!");
+    EXPECT_EQ(PRead(writer, 8, 4096), "WRITTEN!");
+    ASSERT_EQ(pwrite(writer, "tail", 4, big.size()), 4);
+    struct stat st;
+    ASSERT_EQ(fstat(reader, &st), 0);
+    EXPECT_EQ(st.st_size, static_cast<off_t>(big.size() + 4));
+    EXPECT_EQ(PRead(reader, 4, static_cast<off_t>(big.size())), "tail");
+    auto info = client_->Stat(P("/demo/obj"));
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->size, big.size() + 4) << "the API sees the size the mount wrote";
+    close(writer);
+
+    // A write through the API, at an offset: the same file, seen by the open reader.
+    ASSERT_TRUE(client_->WriteObject({.path = P("/demo/obj"), .offset = 8192, .data = "FROM-API"}).ok());
+    EXPECT_EQ(PRead(reader, 8, 8192), "FROM-API");
+
+    // A put through the API replaces the object with another file: the open reader keeps
+    // the old version; an open from now on reads the new one, also while the old is open.
+    std::string fresh = Blocks(300 << 10, 'r');
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/obj")}, fresh).ok());
+    EXPECT_EQ(PRead(reader, 8, 4096), "WRITTEN!");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the attribute timeout
+    EXPECT_TRUE(ReadAll(F("obj")) == fresh);
+    close(reader);
+    EXPECT_TRUE(ReadAll(F("obj")) == fresh);
+
+    // Replaced through the mount (truncated, rewritten) and renamed over: always the bytes
+    // last written.
+    { std::ofstream(F("obj"), std::ios::binary) << big; }
+    EXPECT_TRUE(ReadAll(F("obj")) == big);
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/other")}, fresh).ok());
+    reader = open(F("obj").c_str(), O_RDONLY);
+    ASSERT_GE(reader, 0);
+    ASSERT_EQ(rename(F("other").c_str(), F("obj").c_str()), 0);
+    EXPECT_EQ(PRead(reader, 8, 0), big.substr(0, 8)) << "the open descriptor keeps the old bytes";
+    close(reader);
+    EXPECT_TRUE(ReadAll(F("obj")) == fresh);
+}
+
+// A reader whose file passes through keeps reading across a SIGKILL of zerohop-fuse, and
+// the successor answers new opens of that file (it must pass through with the backing
+// file its predecessor registered, or the kernel fails the open).
+TEST_F(FuseTest, PassedThroughFilesKeepWorkingAcrossAServerKill) {
+    std::string big = Blocks(1 << 20, 's');
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/big")}, big).ok());
+    // (Each zerohop-fuse forked from this test closes it at exec: with FOPEN_NOFLUSH that
+    // close waits for no server. Without close-on-exec it would hold a file of its own
+    // mount, which keeps the mount, so that a stop never ends.)
+    int reader = open(F("big").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(reader, 0);
+    ASSERT_EQ(PRead(reader, 8, 0), "00000000");
+    for (int round = 0; round < 3; ++round) {
+        kill(fuse_pid_, SIGKILL);
+        int status = 0;
+        waitpid(fuse_pid_, &status, 0);
+        StartFuse();
+        EXPECT_EQ(PRead(reader, 8, 4096 * 100), "00000100");
+        EXPECT_TRUE(ReadAll(F("big")) == big) << "round " << round;
+        int again = open(F("big").c_str(), O_RDONLY | O_DIRECT);
+        ASSERT_GE(again, 0) << strerror(errno);
+        close(again);
+    }
+    close(reader);
+    std::string fresh = Blocks(200 << 10, 't');
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/big")}, fresh).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_TRUE(ReadAll(F("big")) == fresh);
+}
+
 TEST_F(FuseTest, ModificationTimesKeepNanosecondsBefore1970AndAfter2038) {
     { std::ofstream(F("t")) << "x"; }
     auto times = [&] {

@@ -160,11 +160,15 @@ std::vector<Comparison> FuseSuite(std::chrono::milliseconds d, const std::string
     (void)ConnectWaiting(daemon.options);
     const std::string zh_mnt = dir + "/zh-mnt";
     std::filesystem::create_directories(zh_mnt);
-    // zerohop-fuse's defaults, unless ZH_BENCH_FUSE_SPIN_US says how long it may spin.
+    // zerohop-fuse's defaults, unless ZH_BENCH_FUSE_SPIN_US says how long it may spin and
+    // ZH_BENCH_FUSE_PASSTHROUGH=0 turns kernel passthrough off.
     std::vector<std::string> fuse_args = {FindZerohopFuse(), "--socket", daemon.options.socket_path, "--key", "bench",
                                           "--root", "/bench"};
     if (const char* spin = getenv("ZH_BENCH_FUSE_SPIN_US")) {
         fuse_args.insert(fuse_args.end(), {"--spin-us", spin});
+    }
+    if (const char* pt = getenv("ZH_BENCH_FUSE_PASSTHROUGH"); pt != nullptr && std::string(pt) == "0") {
+        fuse_args.push_back("--no-passthrough");
     }
     fuse_args.push_back(zh_mnt);
     auto fuse = std::make_unique<Child>(fuse_args);

@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "fuse_fs.h"
 #include "node_table.h"
+#include "passthrough.h"
 #include "request_journal.h"
 #include "shmring/unique_fd.h"
 #include "zerohop/client.h"
@@ -54,6 +55,7 @@ struct DirHandle {
 // An open file.
 struct FileHandle {
     bool append = false;
+    bool passthrough = false;  // the kernel reads it from its backing file
     // A stream shard: reads yield its records framed (see AppendFrame), each write appends one.
     bool shard = false;
     Path stream;
@@ -145,6 +147,7 @@ private:
     static ssize_t ReadRequest(int fd, void* buf, size_t size, void* userdata);
     static ssize_t WriteAnswer(int fd, struct iovec* iov, int count, void* userdata);
     static thread_local uint64_t incoming_;
+    std::atomic<uint64_t> init_unique_{0};  // the kernel's INIT: its answer asks for passthrough
 
     // A request that changes something, on its way (held by its completions).
     struct Once {
@@ -196,20 +199,25 @@ private:
     // The kernel keeps a number per open file, not a pointer: a successor process (after a
     // restart) that does not know a number makes a fresh handle from the flags in its low
     // bits instead of following a stale pointer.
-    static constexpr uint64_t kFhAppend = 1, kFhShard = 2, kFhFlags = 3;
+    static constexpr uint64_t kFhAppend = 1, kFhShard = 2, kFhPassthrough = 4, kFhFlags = 7;
 
     // 0 if `ino` is a shard whose name is not a shard number.
     // O_APPEND writes are appends in the backend, except with writeback caching: the kernel
     // then places them itself (at the end it knows) and sends them as positional writes.
     bool BackendAppends(int open_flags) const;
 
-    uint64_t AddFile(Ino ino, bool append, bool shard);
+    uint64_t AddFile(Ino ino, bool append, bool shard, bool passthrough = false);
 
     // Shared: a shard read still running when the kernel releases the handle (it may, once
     // the read's reply is out) keeps it alive until it is done.
     std::shared_ptr<FileHandle> File(Ino ino, uint64_t fh);
 
-    void DropFile(uint64_t fh);
+    // Forgets the handle; whether it was an open the kernel passes through.
+    bool DropFile(uint64_t fh);
+
+    // Answers an open of `ino` (not a shard) made as `choice` says (passthrough.h), with a
+    // new handle; takes back what it counted if the answer cannot reach the kernel.
+    void AnswerOpen(fuse_req_t req, Ino ino, fuse_file_info out, Passthrough::Choice choice);
 
     uint64_t AddDir();
 
@@ -238,6 +246,7 @@ private:
     static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 
     static void ForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data* forgets);
+    void ForgetNode(Ino ino, uint64_t nlookup);
 
     static void GetAttr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*);
 
@@ -285,6 +294,8 @@ private:
     };
     void CreateNow(fuse_req_t req, Ino parent, std::string name, Path path, uint32_t mode, fuse_file_info out,
                    Once once);
+    // As AnswerOpen, for a create (its handle made before the create was sent).
+    void AnswerCreate(fuse_req_t req, const Created& c);
 
     // Bytes [off, off + size) of a shard file's framed records. The handle keeps a window
     // of framed bytes starting at `offset`, fetches records until the window covers the
@@ -366,6 +377,7 @@ private:
 
     FuseOptions options_;
     NodeTable nodes_;
+    Passthrough passthrough_{options_.passthrough && !options_.writeback_cache, &nodes_};
     std::mutex handles_mu_;
     uint64_t next_handle_ = 1;  // under handles_mu_
     absl::flat_hash_map<uint64_t, std::shared_ptr<FileHandle>> files_;  // under handles_mu_
