@@ -144,39 +144,44 @@ bool FuseFs::Impl::DropFile(uint64_t fh) {
     return passthrough;
 }
 
+bool FuseFs::Impl::NoFilesFrom(std::string_view container, bool refused) {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    if (refused) {
+        no_files_.emplace(container);
+        return true;
+    }
+    return no_files_.contains(std::string(container));
+}
+
 void FuseFs::Impl::AnswerCreate(fuse_req_t req, const Created& c) {
     // Created, or an existing file opened: writing, cached unless the inode passes through.
     Passthrough::Choice choice = passthrough_.Open(c.entry.ino, -1, true);
-    bool passthrough = choice.backing_id != 0;
-    if (passthrough) {
+    if (choice.backing_id != 0) {
         std::lock_guard<std::mutex> lock(handles_mu_);
         if (auto it = files_.find(c.file.fh); it != files_.end()) {
             it->second->passthrough = true;
         }
     }
-    Passthrough::AnswerWith(choice);
-    int sent = fuse_reply_create(req, &c.entry, &c.file);
-    Passthrough::AnswerWith({});  // (taken by the hook, unless libfuse failed before it)
-    if (sent != 0) {
-        DropFile(c.file.fh);
-        passthrough_.Closed(c.entry.ino, passthrough);
-        nodes_.Closed(c.entry.ino);
-    }
+    SendOpened(c.entry.ino, c.file.fh, choice, [&] { return fuse_reply_create(req, &c.entry, &c.file); });
 }
 
 void FuseFs::Impl::AnswerOpen(fuse_req_t req, Ino ino, fuse_file_info out, Passthrough::Choice choice) {
-    bool passthrough = choice.backing_id != 0;
-    out.fh = AddFile(ino, BackendAppends(out.flags), false, passthrough);
-    if (passthrough) {
+    out.fh = AddFile(ino, BackendAppends(out.flags), false, choice.backing_id != 0);
+    if (choice.backing_id != 0) {
         out.keep_cache = 0;  // the kernel's pages are the backing file's
     }
+    SendOpened(ino, out.fh, choice, [&] { return fuse_reply_open(req, &out); });
+}
+
+template <typename Send>
+void FuseFs::Impl::SendOpened(Ino ino, uint64_t fh, const Passthrough::Choice& choice, Send send) {
     Passthrough::AnswerWith(choice);
-    int sent = fuse_reply_open(req, &out);
+    int sent = send();
     Passthrough::AnswerWith({});  // (taken by the hook, unless libfuse failed before it)
     if (sent != 0) {
         // Interrupted meanwhile: the kernel will not release what it never got.
-        DropFile(out.fh);
-        passthrough_.Closed(ino, passthrough);
+        DropFile(fh);
+        passthrough_.Closed(ino, choice.backing_id != 0);
         nodes_.Closed(ino);
     }
 }
@@ -582,14 +587,19 @@ void FuseFs::Impl::Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* f
     auto stat = [fs, path = *path, answer]() mutable {
         fs->client_->StatAsync(path, [answer](absl::StatusOr<ObjectInfo> r) mutable { answer(std::move(r), -1); });
     };
-    if (writing || !fs->passthrough_.active()) {
+    if (writing || !fs->passthrough_.active() || fs->NoFilesFrom(path->container())) {
         return stat();
     }
     // A reader: the object's file, if it is one, for the kernel to read straight.
-    fs->client_->OpenObjectFileAsync(*path, [fs, answer, stat](absl::StatusOr<ObjectFile> r) mutable {
-        if (!r.ok() && (absl::IsPermissionDenied(r.status()) || absl::IsUnimplemented(r.status()))) {
-            // A key that may only read (or an older zerohopd): no files for us.
-            fs->passthrough_.Refused(std::string(r.status().message()));
+    fs->client_->OpenObjectFileAsync(*path, [fs, answer, stat, container = std::string(path->container())](
+                                                absl::StatusOr<ObjectFile> r) mutable {
+        if (!r.ok() && absl::IsPermissionDenied(r.status())) {
+            // The key may only read this container: its objects take the daemon's way.
+            fs->NoFilesFrom(container, true);
+            return stat();
+        }
+        if (!r.ok() && absl::IsUnimplemented(r.status())) {
+            fs->passthrough_.Refused(std::string(r.status().message()));  // an older zerohopd
             return stat();
         }
         if (!r.ok()) {

@@ -58,7 +58,7 @@ public:
     // Whether opens may pass through: wanted, and (for the server that made the mount) the
     // kernel agreed. False after the kernel refused a registration.
     bool active() const { return active_.load(std::memory_order_relaxed); }
-    // zerohopd will not hand out files (a key that may only read, an older daemon): off.
+    // zerohopd hands out no files at all (older than open_object_file): off.
     void Refused(std::string_view why);
 
     // ---- opens -------------------------------------------------------------------------

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "fuse_fs.h"
 #include "node_table.h"
@@ -296,6 +297,13 @@ private:
                    Once once);
     // As AnswerOpen, for a create (its handle made before the create was sent).
     void AnswerCreate(fuse_req_t req, const Created& c);
+    // Sends an open's or a create's answer (`send`), which carries `choice`; takes back
+    // what was counted for it if it cannot reach the kernel.
+    template <typename Send>
+    void SendOpened(Ino ino, uint64_t fh, const Passthrough::Choice& choice, Send send);
+    // Containers whose files zerohopd will not hand us (the key may not write them): their
+    // opens take the daemon's way without asking. `refused`: add `container`.
+    bool NoFilesFrom(std::string_view container, bool refused = false);
 
     // Bytes [off, off + size) of a shard file's framed records. The handle keeps a window
     // of framed bytes starting at `offset`, fetches records until the window covers the
@@ -382,6 +390,7 @@ private:
     uint64_t next_handle_ = 1;  // under handles_mu_
     absl::flat_hash_map<uint64_t, std::shared_ptr<FileHandle>> files_;  // under handles_mu_
     absl::flat_hash_map<uint64_t, std::unique_ptr<DirHandle>> dirs_;    // under handles_mu_
+    absl::flat_hash_set<std::string> no_files_;                         // under handles_mu_
     std::unique_ptr<Client> client_;
     struct fuse_session* session_ = nullptr;
     std::mutex unmount_mu_;  // Stop (another thread) against Shutdown: libfuse's unmount is not re-entrant
