@@ -1,0 +1,571 @@
+// zerohop for Python: the extension module `zerohop._zerohop` over libzerohop's public API.
+// The package (zerohop/__init__.py) re-exports it with the exception classes; this file
+// only converts. Every call releases the GIL while libzerohop waits for the daemon, so
+// threads run their calls at once on one shared session (libzerohop is thread-safe).
+//
+// Values both ways: bool, int, float, str, bytes (and any buffer), datetime (timezone
+// aware: a Timestamp; naive ones are taken as UTC), and lists of int or of float.
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "zerohop/client.h"
+#include "zerohop/status.h"
+
+namespace py = pybind11;
+
+namespace zerohop::python {
+namespace {
+
+// ---- errors --------------------------------------------------------------------------
+
+// Set by the package at import: zerohop.Error's subclass for each absl code.
+py::dict& ErrorClasses() {
+    static py::dict* classes = new py::dict();
+    return *classes;
+}
+
+[[noreturn]] void Raise(const absl::Status& s) {
+    std::string message(s.message());
+    py::dict& classes = ErrorClasses();
+    py::object code = py::int_(static_cast<int>(s.code()));
+    if (IsConditionFailed(s) && classes.contains("condition_failed")) {
+        PyErr_SetObject(classes["condition_failed"].ptr(), py::make_tuple(message, static_cast<int>(s.code())).ptr());
+    } else if (classes.contains(code)) {
+        PyErr_SetObject(classes[code].ptr(), py::make_tuple(message, static_cast<int>(s.code())).ptr());
+    } else {
+        PyErr_SetString(PyExc_RuntimeError, message.c_str());
+    }
+    throw py::error_already_set();
+}
+
+template <typename T>
+T Take(absl::StatusOr<T> r) {
+    if (!r.ok()) {
+        Raise(r.status());
+    }
+    return std::move(*r);
+}
+
+void Check(const absl::Status& s) {
+    if (!s.ok()) {
+        Raise(s);
+    }
+}
+
+Path ToPath(const std::string& s) {
+    auto p = Path::Parse(s);
+    if (!p.ok()) {
+        Raise(p.status());
+    }
+    return *p;
+}
+
+// ---- values --------------------------------------------------------------------------
+
+// datetime.datetime and datetime.timezone.utc, held for the life of the process (never
+// released: static py::objects would be released after the interpreter is gone).
+py::handle g_datetime, g_timezone_utc;
+
+py::object FromTimestamp(Timestamp t) {
+    py::object epoch = g_datetime.attr("fromtimestamp")(0, g_timezone_utc);
+    py::object delta = py::module_::import("datetime").attr("timedelta")(
+        py::arg("seconds") = t.secs, py::arg("microseconds") = t.nsecs / 1000);
+    return epoch + delta;
+}
+
+Timestamp ToTimestamp(const py::handle& dt) {
+    py::object aware = dt.attr("tzinfo").is_none() ? py::object(dt.attr("replace")(py::arg("tzinfo") = g_timezone_utc))
+                                                   : py::reinterpret_borrow<py::object>(dt);
+    py::object epoch = g_datetime.attr("fromtimestamp")(0, g_timezone_utc);
+    py::object delta = aware - epoch;
+    int64_t days = delta.attr("days").cast<int64_t>();
+    int64_t secs = delta.attr("seconds").cast<int64_t>();
+    int64_t micros = delta.attr("microseconds").cast<int64_t>();
+    return Timestamp{days * 86400 + secs, static_cast<int32_t>(micros * 1000)};
+}
+
+py::object FromValue(const Value& v) {
+    switch (v.type()) {
+        case ValueType::kBool: return py::bool_(v.as_bool());
+        case ValueType::kInt64: return py::int_(v.as_int64());
+        case ValueType::kDouble: return py::float_(v.as_double());
+        case ValueType::kString: return py::str(v.as_string());
+        case ValueType::kBlob: return py::bytes(v.as_blob());
+        case ValueType::kTimestamp: return FromTimestamp(v.as_timestamp());
+        case ValueType::kInt64Array: return py::cast(v.as_int64_array());
+        case ValueType::kDoubleArray: return py::cast(v.as_double_array());
+    }
+    return py::none();
+}
+
+Value ToValue(const std::string& name, const py::handle& o) {
+    // bool before int: True is an int in Python.
+    if (py::isinstance<py::bool_>(o)) {
+        return Value::Bool(o.cast<bool>());
+    }
+    if (py::isinstance<py::int_>(o)) {
+        return Value::Int64(o.cast<int64_t>());
+    }
+    if (py::isinstance<py::float_>(o)) {
+        return Value::Double(o.cast<double>());
+    }
+    if (py::isinstance<py::str>(o)) {
+        return Value::String(o.cast<std::string>());
+    }
+    if (py::isinstance(o, g_datetime)) {
+        return Value::Time(ToTimestamp(o));
+    }
+    if (PyObject_CheckBuffer(o.ptr())) {
+        py::buffer_info b = py::reinterpret_borrow<py::buffer>(o).request();
+        return Value::Blob(std::string(static_cast<const char*>(b.ptr), static_cast<size_t>(b.size * b.itemsize)));
+    }
+    if (py::isinstance<py::list>(o) || py::isinstance<py::tuple>(o)) {
+        py::sequence seq = py::reinterpret_borrow<py::sequence>(o);
+        bool all_int = true;
+        for (py::handle e : seq) {
+            if (py::isinstance<py::bool_>(e) || !(py::isinstance<py::int_>(e) || py::isinstance<py::float_>(e))) {
+                throw py::type_error("attribute " + name + ": a list must hold only int or only float");
+            }
+            all_int &= py::isinstance<py::int_>(e);
+        }
+        if (all_int) {
+            return Value::Int64Array(seq.cast<std::vector<int64_t>>());
+        }
+        return Value::DoubleArray(seq.cast<std::vector<double>>());
+    }
+    throw py::type_error("attribute " + name + ": " + std::string(py::str(py::type::handle_of(o).attr("__name__"))) +
+                         " is not a zerohop value (bool, int, float, str, bytes, datetime, list of int or float)");
+}
+
+AttributeMap ToAttributes(const py::dict& d) {
+    AttributeMap out;
+    for (auto [k, v] : d) {
+        std::string name = py::str(k);
+        out.emplace(name, ToValue(name, v));
+    }
+    return out;
+}
+
+py::dict FromAttributes(const AttributeMap& m) {
+    py::dict d;
+    for (const auto& [k, v] : m) {
+        d[py::str(k)] = FromValue(v);
+    }
+    return d;
+}
+
+py::dict FromInfo(const ObjectInfo& i) {
+    py::dict d;
+    d["type"] = std::string(ObjectTypeName(i.type));
+    d["id"] = i.id;
+    d["size"] = i.size;
+    d["mode"] = i.mode;
+    d["uid"] = i.uid;
+    d["gid"] = i.gid;
+    d["mtime"] = FromTimestamp(i.mtime);
+    d["ctime"] = FromTimestamp(i.ctime);
+    if (i.type == ObjectType::kShard) {
+        d["last_sequence"] = i.last_sequence;
+    }
+    if (i.type == ObjectType::kSymlink) {
+        d["target"] = i.symlink_target;
+    }
+    return d;
+}
+
+py::dict FromItem(const Item& item) {
+    py::dict d = FromAttributes(item.attributes);
+    d["__name"] = item.name;
+    return d;
+}
+
+py::dict FromRecord(const StreamRecord& r) {
+    py::dict d;
+    d["shard"] = r.shard;
+    d["sequence"] = r.sequence;
+    d["arrival"] = FromTimestamp(r.arrival);
+    d["data"] = py::bytes(r.data);
+    d["partition_key"] = r.partition_key;
+    d["client_info"] = r.client_info;
+    return d;
+}
+
+std::string BytesOf(const py::handle& o) {
+    if (py::isinstance<py::str>(o)) {
+        return o.cast<std::string>();
+    }
+    py::buffer_info b = py::reinterpret_borrow<py::buffer>(o).request();
+    return std::string(static_cast<const char*>(b.ptr), static_cast<size_t>(b.size * b.itemsize));
+}
+
+// ---- the zero-copy view --------------------------------------------------------------
+
+// The bytes of a get in the daemon's shared region. memoryview(view) reads them in place
+// (a read-only buffer); release() (or the end of a `with`) hands the region back: at once
+// when no memoryview of it is alive, else when the last one is released. Any use of a
+// released view raises ValueError; a memoryview made before stays readable until it goes.
+class View {
+public:
+    explicit View(ObjectView v) : view_(std::make_unique<ObjectView>(std::move(v))) {}
+
+    const ObjectView& Get() const {
+        if (released_) {
+            throw py::value_error("the view was released");
+        }
+        return *view_;
+    }
+    void Release() {
+        released_ = true;
+        if (exports_ == 0) {
+            view_.reset();
+        }
+    }
+    bool released() const { return released_; }
+
+    // The buffer protocol, by hand: pybind11's has no hook at a buffer's release.
+    static int GetBuffer(PyObject* self, Py_buffer* out, int flags) {
+        View& v = py::cast<View&>(py::handle(self));
+        if (v.released_) {
+            PyErr_SetString(PyExc_ValueError, "the view was released");
+            return -1;
+        }
+        std::string_view data = v.view_->data();
+        if (PyBuffer_FillInfo(out, self, const_cast<char*>(data.data()), static_cast<Py_ssize_t>(data.size()),
+                              /*readonly=*/1, flags) != 0) {
+            return -1;
+        }
+        ++v.exports_;
+        return 0;
+    }
+    static void ReleaseBuffer(PyObject* self, Py_buffer*) {
+        View& v = py::cast<View&>(py::handle(self));
+        if (--v.exports_ == 0 && v.released_) {
+            v.view_.reset();
+        }
+    }
+
+private:
+    std::unique_ptr<ObjectView> view_;
+    int exports_ = 0;  // memoryviews alive
+    bool released_ = false;
+};
+
+// ---- the client ----------------------------------------------------------------------
+
+class PyClient {
+public:
+    PyClient(const std::string& socket, const std::string& key) {
+        ClientOptions o;
+        o.socket_path = socket;
+        o.access_key = key;
+        absl::StatusOr<std::unique_ptr<Client>> c;
+        {
+            py::gil_scoped_release nogil;
+            c = Client::Connect(std::move(o));
+        }
+        client_ = Take(std::move(c));
+    }
+
+    Client& c() {
+        if (client_ == nullptr) {
+            throw py::value_error("the client is closed");
+        }
+        return *client_;
+    }
+    void Close() {
+        py::gil_scoped_release nogil;
+        client_.reset();
+    }
+
+    // Runs `fn` without the GIL; its result (a Status or StatusOr) raised or returned.
+    template <typename Fn>
+    auto Call(Fn fn) {
+        Client& client = c();
+        using R = decltype(fn(client));
+        std::optional<R> r;
+        {
+            py::gil_scoped_release nogil;
+            r.emplace(fn(client));
+        }
+        if constexpr (std::is_same_v<R, absl::Status>) {
+            Check(*r);
+        } else {
+            return Take(std::move(*r));
+        }
+    }
+
+private:
+    std::unique_ptr<Client> client_;
+};
+
+}  // namespace
+}  // namespace zerohop::python
+
+using namespace zerohop;          // NOLINT: the module's body names the API throughout
+using namespace zerohop::python;  // NOLINT
+
+PYBIND11_MODULE(_zerohop, m) {
+    m.doc() = "zerohop's libzerohop for Python (use the `zerohop` package).";
+    g_datetime = py::object(py::module_::import("datetime").attr("datetime")).release();
+    g_timezone_utc = py::object(py::module_::import("datetime").attr("timezone").attr("utc")).release();
+
+    m.def("_set_error_classes", [](py::dict classes) { ErrorClasses() = classes; });
+    m.attr("STATUS_CODES") = [] {
+        py::dict d;
+        for (auto [name, code] : std::initializer_list<std::pair<const char*, absl::StatusCode>>{
+                 {"cancelled", absl::StatusCode::kCancelled},
+                 {"unknown", absl::StatusCode::kUnknown},
+                 {"invalid_argument", absl::StatusCode::kInvalidArgument},
+                 {"deadline_exceeded", absl::StatusCode::kDeadlineExceeded},
+                 {"not_found", absl::StatusCode::kNotFound},
+                 {"already_exists", absl::StatusCode::kAlreadyExists},
+                 {"permission_denied", absl::StatusCode::kPermissionDenied},
+                 {"resource_exhausted", absl::StatusCode::kResourceExhausted},
+                 {"failed_precondition", absl::StatusCode::kFailedPrecondition},
+                 {"aborted", absl::StatusCode::kAborted},
+                 {"out_of_range", absl::StatusCode::kOutOfRange},
+                 {"unimplemented", absl::StatusCode::kUnimplemented},
+                 {"internal", absl::StatusCode::kInternal},
+                 {"unavailable", absl::StatusCode::kUnavailable},
+                 {"data_loss", absl::StatusCode::kDataLoss},
+                 {"unauthenticated", absl::StatusCode::kUnauthenticated}}) {
+            d[name] = static_cast<int>(code);
+        }
+        return d;
+    }();
+
+    auto view_class = py::class_<View>(m, "ObjectView", py::buffer_protocol(),
+                                       R"(The bytes of a get, in place in shared memory (no copy).
+
+memoryview(view) reads them in place (read-only). view.release(), or the end of a `with`
+block, hands the memory back to zerohopd (when no memoryview of it is left). A released
+view raises ValueError on use; it never reads memory that is no longer the client's.)")
+        .def_property_readonly("info", [](View& v) { return FromInfo(v.Get().info()); },
+                               "The object's info (a dict) as of this read.")
+        .def("__len__", [](View& v) { return v.Get().data().size(); })
+        .def("tobytes", [](View& v) { return py::bytes(std::string(v.Get().data())); }, "A copy of the bytes.")
+        .def_property_readonly("released", &View::released)
+        .def("release", &View::Release, "Hands the memory back; any later use raises ValueError.")
+        .def("__enter__", [](py::object self) { return self; })
+        .def("__exit__", [](View& v, py::args) {
+            v.Release();
+            return false;
+        });
+    auto* heap = reinterpret_cast<PyHeapTypeObject*>(view_class.ptr());
+    heap->as_buffer.bf_getbuffer = &View::GetBuffer;
+    heap->as_buffer.bf_releasebuffer = &View::ReleaseBuffer;
+    PyType_Modified(reinterpret_cast<PyTypeObject*>(view_class.ptr()));
+
+    py::class_<PyClient>(m, "_Client")
+        .def(py::init<const std::string&, const std::string&>(), py::arg("socket") = "", py::arg("key") = "")
+        .def("close", &PyClient::Close)
+        .def_property_readonly("session_id", [](PyClient& c) { return c.c().session_id(); })
+        .def_property_readonly("reconnects", [](PyClient& c) { return c.c().reconnects(); })
+        // namespace
+        .def("list_containers", [](PyClient& c) { return c.Call([](Client& z) { return z.ListContainers(); }); })
+        .def("stat", [](PyClient& c, const std::string& path) {
+            Path p = ToPath(path);
+            return FromInfo(c.Call([&](Client& z) { return z.Stat(p); }));
+        })
+        .def("list", [](PyClient& c, const std::string& path, const std::string& prefix, const std::string& marker,
+                        uint32_t limit, bool with_attributes) {
+            ListRequest req{.path = ToPath(path), .prefix = prefix, .marker = marker, .limit = limit,
+                            .with_attributes = with_attributes};
+            ListResult r = c.Call([&](Client& z) { return z.List(req); });
+            py::list entries;
+            for (const DirEntry& e : r.entries) {
+                py::dict d = FromInfo(e.info);
+                d["name"] = e.name;
+                if (with_attributes) {
+                    d["attributes"] = FromAttributes(e.attributes);
+                }
+                entries.append(d);
+            }
+            return py::make_tuple(entries, r.truncated ? py::object(py::str(r.next_marker)) : py::none());
+        })
+        .def("mkdir", [](PyClient& c, const std::string& path, uint32_t mode) {
+            MkdirRequest req{.path = ToPath(path), .mode = mode};
+            return FromInfo(c.Call([&](Client& z) { return z.Mkdir(req); }));
+        })
+        .def("rmdir", [](PyClient& c, const std::string& path) {
+            Path p = ToPath(path);
+            c.Call([&](Client& z) { return z.Rmdir(p); });
+        })
+        .def("rename", [](PyClient& c, const std::string& from, const std::string& to, bool no_replace) {
+            RenameRequest req{.from = ToPath(from), .to = ToPath(to), .no_replace = no_replace};
+            c.Call([&](Client& z) { return z.Rename(req); });
+        })
+        .def("delete", [](PyClient& c, const std::string& path, const std::string& condition) {
+            DeleteRequest req{.path = ToPath(path), .condition = condition};
+            c.Call([&](Client& z) { return z.Delete(req); });
+        })
+        // objects
+        .def("get", [](PyClient& c, const std::string& path, uint64_t offset, int64_t length) {
+            GetObjectRequest req{.path = ToPath(path), .offset = offset};
+            if (length >= 0) {
+                req.length = static_cast<uint64_t>(length);
+            }
+            std::string bytes = c.Call([&](Client& z) { return z.GetObject(req); });
+            return py::bytes(bytes);
+        })
+        .def("get_view", [](PyClient& c, const std::string& path, uint64_t offset, int64_t length) {
+            GetObjectRequest req{.path = ToPath(path), .offset = offset};
+            if (length >= 0) {
+                req.length = static_cast<uint64_t>(length);
+            }
+            return View(c.Call([&](Client& z) { return z.GetObjectView(req); }));
+        })
+        .def("put", [](PyClient& c, const std::string& path, py::object data, std::optional<py::dict> attributes,
+                       const std::string& condition, std::optional<uint32_t> mode) {
+            PutObjectRequest req{.path = ToPath(path), .condition = condition, .mode = mode};
+            if (attributes) {
+                req.attributes = ToAttributes(*attributes);
+            }
+            // Straight from the caller's buffer (no copy into a Python object first).
+            py::buffer_info b;
+            std::string owned;
+            std::string_view bytes;
+            if (py::isinstance<py::str>(data)) {
+                owned = data.cast<std::string>();
+                bytes = owned;
+            } else {
+                b = py::reinterpret_borrow<py::buffer>(data).request();
+                bytes = std::string_view(static_cast<const char*>(b.ptr), static_cast<size_t>(b.size * b.itemsize));
+            }
+            return FromInfo(c.Call([&](Client& z) { return z.PutObject(req, bytes); }));
+        })
+        .def("append", [](PyClient& c, const std::string& path, py::object data) {
+            std::string bytes = BytesOf(data);
+            AppendRequest req{.path = ToPath(path), .data = bytes};
+            return FromInfo(c.Call([&](Client& z) { return z.Append(req); }));
+        })
+        .def("write_at", [](PyClient& c, const std::string& path, uint64_t offset, py::object data) {
+            std::string bytes = BytesOf(data);
+            WriteObjectRequest req{.path = ToPath(path), .offset = offset, .data = bytes};
+            return FromInfo(c.Call([&](Client& z) { return z.WriteObject(req); }));
+        })
+        .def("truncate", [](PyClient& c, const std::string& path, uint64_t size) {
+            TruncateRequest req{.path = ToPath(path), .size = size};
+            return FromInfo(c.Call([&](Client& z) { return z.Truncate(req); }));
+        })
+        // items
+        .def("get_item", [](PyClient& c, const std::string& path, std::vector<std::string> attributes) {
+            GetItemRequest req{.path = ToPath(path), .attributes = std::move(attributes)};
+            return FromItem(c.Call([&](Client& z) { return z.GetItem(req); }));
+        })
+        .def("put_item", [](PyClient& c, const std::string& path, py::dict attributes, const std::string& condition) {
+            PutItemRequest req{.path = ToPath(path), .attributes = ToAttributes(attributes), .condition = condition};
+            return FromInfo(c.Call([&](Client& z) { return z.PutItem(req); }));
+        })
+        .def("put_items", [](PyClient& c, py::list items) {
+            std::vector<PutItemRequest> reqs;
+            for (py::handle h : items) {
+                py::tuple t = py::reinterpret_borrow<py::tuple>(h);
+                reqs.push_back({.path = ToPath(t[0].cast<std::string>()), .attributes = ToAttributes(t[1].cast<py::dict>())});
+            }
+            std::vector<absl::Status> r = c.Call([&](Client& z) { return z.PutItems(reqs); });
+            py::list errors;
+            for (const absl::Status& s : r) {
+                errors.append(s.ok() ? py::object(py::none())
+                                     : py::make_tuple(static_cast<int>(s.code()), std::string(s.message())));
+            }
+            return errors;
+        })
+        .def("update_item", [](PyClient& c, const std::string& path, const std::string& update,
+                               const std::string& condition, const std::string& else_update) {
+            UpdateItemRequest req{.path = ToPath(path), .update = update, .condition = condition,
+                                  .else_update = else_update};
+            return FromInfo(c.Call([&](Client& z) { return z.UpdateItem(req); }));
+        })
+        .def("scan_page", [](PyClient& c, const std::string& path, const std::string& filter,
+                             std::vector<std::string> attributes, const std::string& marker, uint32_t limit,
+                             uint32_t segment, uint32_t total_segments) {
+            GetItemsRequest req{.path = ToPath(path), .filter = filter, .attributes = std::move(attributes),
+                                .marker = marker, .limit = limit, .segment = segment,
+                                .total_segments = total_segments};
+            GetItemsResult r = c.Call([&](Client& z) { return z.GetItems(req); });
+            py::list items;
+            for (const Item& i : r.items) {
+                items.append(FromItem(i));
+            }
+            return py::make_tuple(items, r.done ? py::object(py::none()) : py::object(py::str(r.next_marker)));
+        })
+        // streams
+        .def("create_stream", [](PyClient& c, const std::string& path, uint32_t shards, int64_t retention_secs) {
+            CreateStreamRequest req{.path = ToPath(path), .shard_count = shards, .retention_secs = retention_secs};
+            return FromInfo(c.Call([&](Client& z) { return z.CreateStream(req); }));
+        })
+        .def("describe_stream", [](PyClient& c, const std::string& path) {
+            Path p = ToPath(path);
+            StreamDescription d = c.Call([&](Client& z) { return z.DescribeStream(p); });
+            py::dict out;
+            out["shard_count"] = d.shard_count;
+            out["retention_secs"] = d.retention_secs;
+            return out;
+        })
+        .def("put_records", [](PyClient& c, const std::string& path, py::list records) {
+            PutRecordsRequest req{.path = ToPath(path)};
+            for (py::handle h : records) {
+                py::dict r = py::reinterpret_borrow<py::dict>(h);
+                RecordInput in{.data = BytesOf(r["data"])};
+                if (r.contains("shard") && !r["shard"].is_none()) {
+                    in.shard = r["shard"].cast<uint32_t>();
+                }
+                if (r.contains("partition_key")) {
+                    in.partition_key = r["partition_key"].cast<std::string>();
+                }
+                if (r.contains("client_info")) {
+                    in.client_info = BytesOf(r["client_info"]);
+                }
+                req.records.push_back(std::move(in));
+            }
+            std::vector<RecordResult> results = c.Call([&](Client& z) { return z.PutRecords(req); });
+            py::list out;
+            for (const RecordResult& r : results) {
+                py::dict d;
+                d["shard"] = r.shard;
+                d["sequence"] = r.sequence;
+                d["error"] = r.status.ok() ? py::object(py::none()) : py::object(py::str(std::string(r.status.message())));
+                out.append(d);
+            }
+            return out;
+        })
+        .def("seek", [](PyClient& c, const std::string& path, uint32_t shard, const std::string& type,
+                        uint64_t sequence, py::object time) {
+            SeekRequest req{.path = ToPath(path), .shard = shard, .sequence = sequence};
+            if (type == "earliest") {
+                req.type = SeekType::kEarliest;
+            } else if (type == "latest") {
+                req.type = SeekType::kLatest;
+            } else if (type == "sequence") {
+                req.type = SeekType::kSequence;
+            } else if (type == "time") {
+                req.type = SeekType::kTime;
+                req.time = ToTimestamp(time);
+            } else {
+                throw py::value_error("seek: type is one of earliest, latest, sequence, time");
+            }
+            StreamLocation loc = c.Call([&](Client& z) { return z.Seek(req); });
+            return loc.Encode();
+        })
+        .def("get_records", [](PyClient& c, const std::string& path, const std::string& location, uint32_t limit) {
+            auto loc = StreamLocation::Decode(location);
+            if (!loc.ok()) {
+                Raise(loc.status());
+            }
+            GetRecordsRequest req{.path = ToPath(path), .location = *loc, .limit = limit};
+            GetRecordsResult r = c.Call([&](Client& z) { return z.GetRecords(req); });
+            py::list records;
+            for (const StreamRecord& rec : r.records) {
+                records.append(FromRecord(rec));
+            }
+            return py::make_tuple(records, r.next.Encode(), r.behind);
+        });
+}

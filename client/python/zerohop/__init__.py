@@ -1,0 +1,316 @@
+"""zerohop: objects, items and streams on this node's zerohopd, over shared memory.
+
+    import zerohop
+    z = zerohop.Client()                      # $ZEROHOP_SOCKET, else /run/zerohop/zerohop.sock
+    z.put("/demo/hello", b"hi")
+    with z.get_view("/demo/hello") as v:      # zero copy: the bytes in shared memory
+        print(bytes(memoryview(v)))
+    z.put_item("/demo/users/alice", {"age": 31, "tags": [1, 2]})
+    z.update_item("/demo/users/alice", "SET age = age + 1", condition="age < 100")
+    for item in z.scan("/demo/users", filter="age > 30"):
+        print(item["__name"], item["age"])
+
+Every call waits for the daemon without holding the GIL: threads share one client. Errors
+are exceptions of one hierarchy (zerohop.Error): NotFound, AlreadyExists, ConditionFailed,
+PermissionDenied, InvalidArgument, FailedPrecondition, ResourceExhausted, Unavailable, ...
+each carrying the daemon's message.
+
+Values map both ways: bool, int (64-bit), float, str, bytes (any buffer in), datetime
+(naive ones are taken as UTC; out: aware, UTC), lists of int and lists of float.
+"""
+
+import os
+
+from . import _zerohop
+from ._zerohop import ObjectView
+
+__all__ = [
+    "Client", "ObjectView", "Error", "NotFound", "AlreadyExists", "ConditionFailed", "PermissionDenied",
+    "InvalidArgument", "FailedPrecondition", "ResourceExhausted", "Unavailable", "DeadlineExceeded",
+    "Unimplemented", "DataLoss", "Internal",
+]
+
+
+class Error(Exception):
+    """A zerohop error: str(e) is the daemon's message, e.code its status code name."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.message = message
+        self.code = _CODE_NAMES.get(code, "unknown")
+
+
+class NotFound(Error, LookupError):
+    """The path (or a parent of it) does not exist."""
+
+
+class AlreadyExists(Error):
+    """Something is already there (mkdir, rename without replacing, a create)."""
+
+
+class FailedPrecondition(Error):
+    """The entry's type or state does not allow it (a directory not empty, say)."""
+
+
+class ConditionFailed(FailedPrecondition):
+    """A condition expression was false: nothing was changed."""
+
+
+class PermissionDenied(Error, PermissionError):
+    """The access key lacks the right for this container."""
+
+
+class InvalidArgument(Error, ValueError):
+    """A bad path, expression (with its position) or value."""
+
+
+class ResourceExhausted(Error):
+    """Disk full, a quota, the in-flight limit."""
+
+
+class Unavailable(Error):
+    """zerohopd is not there (or restarted with the call in flight): try again."""
+
+
+class DeadlineExceeded(Error, TimeoutError):
+    pass
+
+
+class Unimplemented(Error):
+    pass
+
+
+class DataLoss(Error):
+    pass
+
+
+class Internal(Error):
+    pass
+
+
+_CODE_NAMES = {code: name for name, code in _zerohop.STATUS_CODES.items()}
+_CLASSES = {
+    "not_found": NotFound, "already_exists": AlreadyExists, "failed_precondition": FailedPrecondition,
+    "permission_denied": PermissionDenied, "invalid_argument": InvalidArgument,
+    "resource_exhausted": ResourceExhausted, "unavailable": Unavailable,
+    "deadline_exceeded": DeadlineExceeded, "unimplemented": Unimplemented, "data_loss": DataLoss,
+    "internal": Internal,
+}
+_error_classes = {code: _CLASSES.get(name, Error) for name, code in _zerohop.STATUS_CODES.items()}
+_error_classes["condition_failed"] = ConditionFailed
+_zerohop._set_error_classes(_error_classes)
+
+
+def _default_socket():
+    return os.environ.get("ZEROHOP_SOCKET", "")
+
+
+class Client:
+    """A session with this node's zerohopd. Thread-safe; close() (or `with`) ends it.
+
+    Client() finds the daemon as libzerohop does: $ZEROHOP_SOCKET (a CSI volume's socket
+    is published there for its pod), else /run/zerohop/zerohop.sock; the key is
+    $ZEROHOP_ACCESS_KEY unless given (a volume's socket needs none).
+    """
+
+    def __init__(self, socket=None, key=None):
+        self._c = _zerohop._Client(socket if socket is not None else _default_socket(),
+                                   key if key is not None else os.environ.get("ZEROHOP_ACCESS_KEY", ""))
+
+    def close(self):
+        """Ends the session. Views from it stay readable until released."""
+        self._c.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    @property
+    def session_id(self):
+        return self._c.session_id
+
+    @property
+    def reconnects(self):
+        """How many times the client reconnected to a restarted zerohopd."""
+        return self._c.reconnects
+
+    # ---- namespace ----------------------------------------------------------------------
+
+    def list_containers(self):
+        """The containers this key can read."""
+        return self._c.list_containers()
+
+    def stat(self, path):
+        """The entry's info: a dict with type, id, size, mode, uid, gid, mtime, ctime."""
+        return self._c.stat(path)
+
+    def list(self, path, prefix="", with_attributes=False, page_size=1000):
+        """The entries of a directory, as an iterator of info dicts (with "name")."""
+        marker = ""
+        while True:
+            entries, marker = self._c.list(path, prefix, marker, page_size, with_attributes)
+            yield from entries
+            if marker is None:
+                return
+
+    def mkdir(self, path, mode=0o755):
+        return self._c.mkdir(path, mode)
+
+    def rmdir(self, path):
+        self._c.rmdir(path)
+
+    def rename(self, src, dst, replace=True):
+        """Moves an entry (a directory with all below it); replace=False: AlreadyExists."""
+        self._c.rename(src, dst, not replace)
+
+    def delete(self, path, condition=""):
+        """Removes an object or item (if `condition` holds): delete_item too."""
+        self._c.delete(path, condition)
+
+    delete_item = delete
+
+    # ---- objects ------------------------------------------------------------------------
+
+    def get(self, path, offset=0, length=None):
+        """The object's bytes (a copy), or a range of them."""
+        return self._c.get(path, offset, -1 if length is None else length)
+
+    def get_view(self, path, offset=0, length=None):
+        """The object's bytes in place in shared memory (an ObjectView: no copy).
+
+        Use it as a context manager, or call release(): until then the daemon keeps the
+        memory for it. At most half the session's result region per view; read larger
+        objects in ranges (or with get()).
+        """
+        return self._c.get_view(path, offset, -1 if length is None else length)
+
+    def put(self, path, data, attributes=None, condition="", mode=None):
+        """Replaces (or creates) the object with `data` (bytes, str or any buffer).
+
+        The replace is atomic; `condition` is checked against the object replaced.
+        Returns the new info.
+        """
+        return self._c.put(path, data, attributes, condition, mode)
+
+    def append(self, path, data):
+        return self._c.append(path, data)
+
+    def write_at(self, path, offset, data):
+        return self._c.write_at(path, offset, data)
+
+    def truncate(self, path, size):
+        return self._c.truncate(path, size)
+
+    # ---- items --------------------------------------------------------------------------
+
+    def get_item(self, path, attributes=()):
+        """The item's attributes (all, or those named), with "__name"."""
+        return self._c.get_item(path, list(attributes))
+
+    def put_item(self, path, attributes, condition=""):
+        """Replaces all of the item's attributes (creates it); `condition` must hold."""
+        return self._c.put_item(path, attributes, condition)
+
+    def update_item(self, path, update, condition="", else_update=""):
+        """Runs an update expression ("SET n = n + 1, tags = list_append(tags, [3])")."""
+        return self._c.update_item(path, update, condition, else_update)
+
+    def put_items(self, table, rows, key=None):
+        """Puts many items at once: `rows` is a list of (name, attributes) pairs, or a
+        pandas DataFrame (its index, or the column `key`, names the items). Each item is
+        atomic on its own; errors are raised together (zerohop.Error listing them)."""
+        pairs = _rows_of(rows, key)
+        errors = self._c.put_items([(f"{table}/{name}", attrs) for name, attrs in pairs])
+        failed = [(pairs[i][0], e) for i, e in enumerate(errors) if e is not None]
+        if failed:
+            raise Error(f"{len(failed)} of {len(pairs)} items failed: " +
+                        "; ".join(f"{name}: {msg}" for name, (code, msg) in failed[:5]))
+        return len(pairs)
+
+    def scan(self, table, filter="", attributes=(), segment=0, total_segments=1, page_size=1000):
+        """The items of a table matching `filter`, page by page (a Scan: iterate it, or
+        call to_pandas())."""
+        return Scan(self._c, table, filter, list(attributes), segment, total_segments, page_size)
+
+    # ---- streams ------------------------------------------------------------------------
+
+    def create_stream(self, path, shards=1, retention_secs=24 * 3600):
+        return self._c.create_stream(path, shards, retention_secs)
+
+    def describe_stream(self, path):
+        return self._c.describe_stream(path)
+
+    def put_records(self, path, records):
+        """Appends records: each bytes, or a dict with data and optionally shard,
+        partition_key, client_info. Returns, per record, its shard, sequence and error."""
+        batch = [r if isinstance(r, dict) else {"data": r} for r in records]
+        return self._c.put_records(path, batch)
+
+    def seek(self, path, shard=0, type="earliest", sequence=0, time=None):
+        """A location (an opaque str) in one shard: earliest, latest, sequence or time."""
+        return self._c.seek(path, shard, type, sequence, time)
+
+    def get_records(self, path, location, limit=1000, follow=False):
+        """The records from `location` on, as an iterator of dicts (shard, sequence,
+        arrival, data, partition_key, client_info). It ends at the end of the shard."""
+        while True:
+            records, location, behind = self._c.get_records(path, location, limit)
+            yield from records
+            if not records and not follow:
+                return
+
+
+class Scan:
+    """The items of a scan, fetched a page at a time as you iterate."""
+
+    def __init__(self, c, table, filter, attributes, segment, total_segments, page_size):
+        self._args = (c, table, filter, attributes, segment, total_segments, page_size)
+
+    def pages(self):
+        c, table, filter, attributes, segment, total, limit = self._args
+        marker = ""
+        while True:
+            items, marker = c.scan_page(table, filter, attributes, marker, limit, segment, total)
+            yield items
+            if marker is None:
+                return
+
+    def __iter__(self):
+        for page in self.pages():
+            yield from page
+
+    def to_pandas(self):
+        """A pandas DataFrame of the items, indexed by name (needs python3-pandas)."""
+        import pandas
+        rows = list(self)
+        frame = pandas.DataFrame.from_records(rows) if rows else pandas.DataFrame(columns=["__name"])
+        return frame.set_index("__name")
+
+
+def _rows_of(rows, key):
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a pandas DataFrame
+        frame = rows.set_index(key) if key is not None else rows
+        out = []
+        for name, row in frame.iterrows():
+            out.append((str(name), {k: _plain(v) for k, v in row.items() if not _missing(v)}))
+        return out
+    return [(str(name), attrs) for name, attrs in rows]
+
+
+def _plain(v):
+    """numpy scalars and pandas timestamps as the Python values zerohop maps."""
+    if hasattr(v, "to_pydatetime"):
+        return v.to_pydatetime()
+    if hasattr(v, "item") and not isinstance(v, (bytes, bytearray, memoryview)):
+        return v.item()
+    return v
+
+
+def _missing(v):
+    try:
+        return v != v  # NaN, NaT
+    except Exception:
+        return False

@@ -1,0 +1,242 @@
+"""The Python package against a real zerohopd (ZEROHOPD names the binary; meson sets it and
+PYTHONPATH). Every operation, the zero-copy view's lifetime, errors, threads, pandas, and a
+daemon restart during use."""
+
+import datetime
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+import zerohop
+
+
+class Daemon:
+    def __init__(self, root):
+        self.dir = root
+        self.socket = os.path.join(root, "zh.sock")
+        with open(os.path.join(root, "zerohopd.yaml"), "w") as f:
+            f.write(f"listen: {self.socket}\nworkers: 2\nlog_level: warning\n"
+                    f"mounts:\n  - {{container: demo, options: {{dir: {root}/store}}}}\n"
+                    "credentials:\n  - {key: rw-key, containers: {demo: rw}}\n"
+                    "  - {key: ro-key, containers: {demo: r}}\n")
+        self.proc = None
+
+    def start(self):
+        # (Under ASan this interpreter has the runtime preloaded; zerohopd has its own.)
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        self.proc = subprocess.Popen([os.environ["ZEROHOPD"], "--config", os.path.join(self.dir, "zerohopd.yaml")],
+                                     env=env)
+        for _ in range(500):
+            try:
+                zerohop.Client(self.socket, "rw-key").close()
+                return
+            except zerohop.Unavailable:
+                time.sleep(0.01)
+        raise RuntimeError("zerohopd did not come up")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def daemon():
+    root = tempfile.mkdtemp(prefix="zh-py-")
+    d = Daemon(root)
+    d.start()
+    yield d
+    d.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def z(daemon):
+    with zerohop.Client(daemon.socket, "rw-key") as c:
+        yield c
+
+
+def test_objects_round_trip_with_ranges_appends_and_renames(z):
+    info = z.put("/demo/o", b"hello world", attributes={"kind": "greeting"})
+    assert info["size"] == 11 and info["type"] == "object"
+    assert z.get("/demo/o") == b"hello world"
+    assert z.get("/demo/o", offset=6) == b"world"
+    assert z.get("/demo/o", offset=0, length=5) == b"hello"
+    z.put("/demo/s", "text is utf-8")
+    assert z.get("/demo/s") == b"text is utf-8"
+    z.put("/demo/b", bytearray(b"\x00\x01\x02") + memoryview(b"\x03"))
+    assert z.get("/demo/b") == b"\x00\x01\x02\x03"
+    assert z.append("/demo/o", b"!")["size"] == 12
+    assert z.write_at("/demo/o", 0, b"J")["size"] == 12
+    assert z.get("/demo/o") == b"Jello world!"
+    assert z.truncate("/demo/o", 5)["size"] == 5
+    z.rename("/demo/o", "/demo/p")
+    assert z.get("/demo/p") == b"Jello"
+    with pytest.raises(zerohop.AlreadyExists):
+        z.rename("/demo/s", "/demo/p", replace=False)
+    z.mkdir("/demo/d")
+    z.put("/demo/d/x", b"1")
+    assert [e["name"] for e in z.list("/demo/d")] == ["x"]
+    assert sorted(e["name"] for e in z.list("/demo", prefix="d")) == ["d"]
+    z.delete("/demo/d/x")
+    z.rmdir("/demo/d")
+    assert z.stat("/demo/p")["size"] == 5
+    assert "demo" in z.list_containers()
+    big = os.urandom(3 << 20)  # streams through the client region in chunks
+    z.put("/demo/big", big)
+    assert z.get("/demo/big") == big
+
+
+def test_a_view_reads_shared_memory_in_place_and_is_never_read_after_release(z):
+    z.put("/demo/v", b"x" * 100000)
+    with z.get_view("/demo/v") as v:
+        m = memoryview(v)
+        assert m.readonly and len(m) == 100000 and m[:3] == b"xxx"
+        assert v.info["size"] == 100000
+        m.release()
+    assert v.released
+    with pytest.raises(ValueError):
+        memoryview(v)
+    with pytest.raises(ValueError):
+        len(v)
+    # A memoryview alive at release keeps the memory until it goes: reading it is safe.
+    v = z.get_view("/demo/v", offset=10, length=5)
+    m = memoryview(v)
+    v.release()
+    assert bytes(m) == b"xxxxx"
+    m.release()
+    # Views left to the garbage collector give their memory back too.
+    for _ in range(2000):
+        z.get_view("/demo/v")
+    assert z.get("/demo/v") == b"x" * 100000
+
+
+def test_items_map_every_value_type_both_ways(z):
+    when = datetime.datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
+    attrs = {"i": -5, "f": 2.5, "s": "x", "b": b"\x00\xff", "t": True, "when": when, "ints": [1, 2, 3],
+             "floats": [0.5, 1.5]}
+    z.mkdir("/demo/users")
+    z.put_item("/demo/users/alice", attrs)
+    got = z.get_item("/demo/users/alice")
+    assert got["__name"] == "alice"
+    for k, v in attrs.items():
+        assert got[k] == v and type(got[k]) is type(v), k
+    assert set(z.get_item("/demo/users/alice", ["i", "s"])) == {"__name", "i", "s"}
+    z.update_item("/demo/users/alice", "SET i = i + 10")
+    assert z.get_item("/demo/users/alice")["i"] == 5
+    with pytest.raises(zerohop.ConditionFailed) as e:
+        z.update_item("/demo/users/alice", "SET i = 0", condition="i > 100")
+    assert isinstance(e.value, zerohop.FailedPrecondition) and e.value.code == "failed_precondition"
+    with pytest.raises(zerohop.ConditionFailed):
+        z.put_item("/demo/users/alice", {"i": 1}, condition="NOT exists(__name)")
+    with pytest.raises(TypeError):
+        z.put_item("/demo/users/bad", {"x": object()})
+    with pytest.raises(TypeError):
+        z.put_item("/demo/users/bad", {"x": [1, "two"]})
+    z.delete_item("/demo/users/alice")
+    with pytest.raises(zerohop.NotFound) as e:
+        z.get_item("/demo/users/alice")
+    assert "alice" in str(e.value)
+
+
+def test_scans_page_filter_project_segment_and_make_dataframes(z):
+    z.mkdir("/demo/t")
+    z.put_items("/demo/t", [(f"k{i:03}", {"n": i, "even": i % 2 == 0}) for i in range(250)])
+    assert len(list(z.scan("/demo/t", page_size=7))) == 250
+    odd = list(z.scan("/demo/t", filter="even == false AND n < 20", attributes=["n"]))
+    assert sorted(i["n"] for i in odd) == list(range(1, 20, 2))
+    assert all(set(i) == {"__name", "n"} for i in odd)
+    seen = []
+    for seg in range(3):
+        seen += [i["__name"] for i in z.scan("/demo/t", segment=seg, total_segments=3)]
+    assert sorted(seen) == [f"k{i:03}" for i in range(250)]
+    pandas = pytest.importorskip("pandas")
+    frame = z.scan("/demo/t", filter="n < 10").to_pandas()
+    assert list(frame.sort_index()["n"]) == list(range(10))
+    z.mkdir("/demo/u")
+    df = pandas.DataFrame({"name": ["a", "b"], "score": [1.5, 2.5], "count": [3, 4]})
+    assert z.put_items("/demo/u", df, key="name") == 2
+    assert z.get_item("/demo/u/b") == {"__name": "b", "score": 2.5, "count": 4}
+
+
+def test_streams_take_records_and_give_them_back_in_order(z):
+    z.create_stream("/demo/events", shards=2)
+    assert z.describe_stream("/demo/events")["shard_count"] == 2
+    results = z.put_records("/demo/events", [b"a", {"data": b"b", "shard": 1}, {"data": "c", "shard": 1,
+                                                                                 "partition_key": "p"}])
+    assert all(r["error"] is None for r in results)
+    assert [r["shard"] for r in results[1:]] == [1, 1]
+    records = list(z.get_records("/demo/events", z.seek("/demo/events", shard=1), limit=1))
+    assert [r["data"] for r in records][-2:] == [b"b", b"c"]
+    assert [r["sequence"] for r in records] == sorted(r["sequence"] for r in records)
+    assert records[-1]["partition_key"] == "p"
+    latest = z.seek("/demo/events", shard=1, type="latest")
+    assert list(z.get_records("/demo/events", latest)) == []
+    with pytest.raises(ValueError):
+        z.seek("/demo/events", type="sideways")
+
+
+def test_errors_are_one_hierarchy_with_the_daemons_message(daemon, z):
+    with pytest.raises(zerohop.NotFound) as e:
+        z.get("/demo/nope")
+    assert isinstance(e.value, zerohop.Error) and isinstance(e.value, LookupError)
+    assert "/demo/nope" in str(e.value) and e.value.code == "not_found"
+    with pytest.raises(zerohop.InvalidArgument):
+        z.get("relative/path")
+    with pytest.raises(zerohop.InvalidArgument):
+        z.update_item("/demo/x", "SET = 1")
+    with zerohop.Client(daemon.socket, "ro-key") as ro:
+        with pytest.raises(zerohop.PermissionDenied):
+            ro.put("/demo/x", b"no")
+    with pytest.raises(zerohop.PermissionDenied):
+        zerohop.Client(daemon.socket, "no-such-key")
+    with pytest.raises(zerohop.Unavailable):
+        zerohop.Client(os.path.join(daemon.dir, "absent.sock"), "rw-key")
+    z.close()
+    with pytest.raises(ValueError):
+        z.stat("/demo")
+
+
+def test_threads_share_one_client_and_run_at_once(z):
+    z.mkdir("/demo/c")
+    z.put_item("/demo/c/n", {"n": 0})
+    errors = []
+
+    def work(t):
+        try:
+            for i in range(200):
+                z.update_item("/demo/c/n", "SET n = n + 1")
+                z.put(f"/demo/c/t{t}-{i % 5}", b"%d" % i)
+        except Exception as e:  # noqa: BLE001 (the test reports it)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert z.get_item("/demo/c/n")["n"] == 1600
+
+
+def test_a_daemon_restart_during_use_is_survived(daemon, z):
+    z.put("/demo/r", b"before")
+    daemon.stop(signal.SIGKILL)
+    daemon.start()
+    assert z.get("/demo/r") == b"before"  # the client reconnects by itself
+    assert z.reconnects >= 1
+    z.put("/demo/r", b"after")
+    assert z.get("/demo/r") == b"after"
+
+
+def test_help_reads_like_documentation():
+    assert "shared memory" in zerohop.__doc__
+    assert "ZEROHOP_SOCKET" in zerohop.Client.__doc__
+    assert "zero copy" in zerohop.Client.get_view.__doc__.lower() or "no copy" in zerohop.Client.get_view.__doc__
