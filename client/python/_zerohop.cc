@@ -9,7 +9,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <memory>
 #include <string>
 #include <utility>
@@ -43,6 +45,16 @@ py::dict& ErrorClasses() {
         PyErr_SetString(PyExc_RuntimeError, message.c_str());
     }
     throw py::error_already_set();
+}
+
+// The exception Raise would raise, as an object (for a completion to hand over).
+py::object ErrorObject(const absl::Status& s) {
+    py::dict& classes = ErrorClasses();
+    py::object code = py::int_(static_cast<int>(s.code()));
+    py::object cls = IsConditionFailed(s) && classes.contains("condition_failed") ? py::object(classes["condition_failed"])
+                     : classes.contains(code)                                    ? py::object(classes[code])
+                                                                                  : py::object(py::module_::import("builtins").attr("RuntimeError"));
+    return cls(std::string(s.message()), static_cast<int>(s.code()));
 }
 
 template <typename T>
@@ -257,6 +269,36 @@ private:
     bool released_ = false;
 };
 
+// ---- completions to Python -------------------------------------------------------------
+
+// A libzerohop completion that calls `done(error, value)` with the GIL (error None on
+// success); `convert` turns the result into Python. It runs on whichever thread polls the
+// client: the client's completion thread, or a thread waiting in a synchronous call.
+template <typename T, typename Convert>
+Callback<T> Completion(const py::object& done, Convert convert) {
+    PyObject* fn = done.inc_ref().ptr();
+    return [fn, convert](absl::StatusOr<T> r) mutable {
+        py::gil_scoped_acquire gil;
+        py::object call = py::reinterpret_steal<py::object>(fn);
+        try {
+            if (r.ok()) {
+                call(py::none(), convert(*r));
+            } else {
+                call(ErrorObject(r.status()), py::none());
+            }
+        } catch (py::error_already_set& e) {
+            e.discard_as_unraisable("zerohop completion");
+        }
+    };
+}
+
+StatusCallback StatusCompletion(const py::object& done) {
+    Callback<bool> inner = Completion<bool>(done, [](bool) { return py::none(); });
+    return [inner = std::move(inner)](absl::Status s) mutable {
+        std::move(inner)(s.ok() ? absl::StatusOr<bool>(true) : absl::StatusOr<bool>(s));
+    };
+}
+
 // ---- the client ----------------------------------------------------------------------
 
 class PyClient {
@@ -279,9 +321,39 @@ public:
         }
         return *client_;
     }
+    ~PyClient() {
+        if (poller_.joinable()) {
+            py::gil_scoped_release nogil;  // its completions take the GIL
+            StopPoller();
+        }
+    }
+
     void Close() {
         py::gil_scoped_release nogil;
+        StopPoller();
         client_.reset();
+    }
+
+    // The asynchronous calls' completions run on one thread per client, started at the first
+    // (it waits without the GIL and takes it for each completion).
+    Client& Async() {
+        Client& client = c();
+        if (!poller_.joinable()) {
+            poller_ = std::thread([this, &client] {
+                while (!stop_.load(std::memory_order_acquire)) {
+                    client.WaitAndPoll(absl::Milliseconds(50));
+                }
+            });
+        }
+        return client;
+    }
+
+    // Submits an asynchronous call (`fn(client)`) without the GIL.
+    template <typename Fn>
+    void Submit(Fn fn) {
+        Client& client = Async();
+        py::gil_scoped_release nogil;
+        fn(client);
     }
 
     // Runs `fn` without the GIL; its result (a Status or StatusOr) raised or returned.
@@ -302,7 +374,16 @@ public:
     }
 
 private:
+    void StopPoller() {
+        stop_.store(true, std::memory_order_release);
+        if (poller_.joinable()) {
+            poller_.join();
+        }
+    }
+
     std::unique_ptr<Client> client_;
+    std::thread poller_;
+    std::atomic<bool> stop_{false};
 };
 
 }  // namespace
@@ -368,6 +449,70 @@ view raises ValueError on use; it never reads memory that is no longer the clien
         .def("close", &PyClient::Close)
         .def_property_readonly("session_id", [](PyClient& c) { return c.c().session_id(); })
         .def_property_readonly("reconnects", [](PyClient& c) { return c.c().reconnects(); })
+        // asynchronous forms (AsyncClient): `done(error, value)` from the completion thread.
+        // Everything Python is made first; the submission itself (which may wait for room
+        // in the rings, freed by completions that need the GIL) runs without the GIL.
+        .def("stat_async", [](PyClient& c, const std::string& path, py::object done) {
+            Path p = ToPath(path);
+            auto cb = Completion<ObjectInfo>(done, FromInfo);
+            c.Submit([&](Client& z) { z.StatAsync(p, std::move(cb)); });
+        })
+        .def("get_async", [](PyClient& c, const std::string& path, uint64_t offset, int64_t length, py::object done) {
+            GetObjectRequest req{.path = ToPath(path), .offset = offset};
+            if (length >= 0) {
+                req.length = static_cast<uint64_t>(length);
+            }
+            auto cb = Completion<ObjectView>(done, [](const ObjectView& v) {
+                return py::bytes(v.data().data(), v.data().size());
+            });
+            c.Submit([&](Client& z) { z.GetObjectAsync(req, std::move(cb)); });
+        })
+        .def("put_async", [](PyClient& c, const std::string& path, py::object data, py::object done) {
+            std::string bytes = BytesOf(data);
+            PutObjectRequest req{.path = ToPath(path)};
+            auto cb = Completion<ObjectInfo>(done, FromInfo);
+            c.Submit([&](Client& z) { z.PutObjectAsync(req, bytes, std::move(cb)); });
+        })
+        .def("delete_async", [](PyClient& c, const std::string& path, const std::string& condition, py::object done) {
+            DeleteRequest req{.path = ToPath(path), .condition = condition};
+            auto cb = StatusCompletion(done);
+            c.Submit([&](Client& z) { z.DeleteAsync(req, std::move(cb)); });
+        })
+        .def("get_item_async", [](PyClient& c, const std::string& path, std::vector<std::string> attributes,
+                                  py::object done) {
+            GetItemRequest req{.path = ToPath(path), .attributes = std::move(attributes)};
+            auto cb = Completion<Item>(done, FromItem);
+            c.Submit([&](Client& z) { z.GetItemAsync(req, std::move(cb)); });
+        })
+        .def("put_item_async", [](PyClient& c, const std::string& path, py::dict attributes,
+                                  const std::string& condition, py::object done) {
+            PutItemRequest req{.path = ToPath(path), .attributes = ToAttributes(attributes), .condition = condition};
+            auto cb = Completion<ObjectInfo>(done, FromInfo);
+            c.Submit([&](Client& z) { z.PutItemAsync(req, std::move(cb)); });
+        })
+        .def("update_item_async", [](PyClient& c, const std::string& path, const std::string& update,
+                                     const std::string& condition, const std::string& else_update, py::object done) {
+            UpdateItemRequest req{.path = ToPath(path), .update = update, .condition = condition,
+                                  .else_update = else_update};
+            auto cb = Completion<ObjectInfo>(done, FromInfo);
+            c.Submit([&](Client& z) { z.UpdateItemAsync(req, std::move(cb)); });
+        })
+        .def("put_records_async", [](PyClient& c, const std::string& path, py::list records, py::object done) {
+            PutRecordsRequest req{.path = ToPath(path)};
+            for (py::handle h : records) {
+                req.records.push_back({.data = BytesOf(h)});
+            }
+            auto cb = Completion<std::vector<RecordResult>>(done, [](const std::vector<RecordResult>& rs) {
+                py::list out;
+                for (const RecordResult& r : rs) {
+                    out.append(py::make_tuple(r.shard, r.sequence,
+                                              r.status.ok() ? py::object(py::none())
+                                                            : py::object(py::str(std::string(r.status.message())))));
+                }
+                return out;
+            });
+            c.Submit([&](Client& z) { z.PutRecordsAsync(req, std::move(cb)); });
+        })
         // namespace
         .def("list_containers", [](PyClient& c) { return c.Call([](Client& z) { return z.ListContainers(); }); })
         .def("stat", [](PyClient& c, const std::string& path) {

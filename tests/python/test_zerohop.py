@@ -2,6 +2,7 @@
 PYTHONPATH). Every operation, the zero-copy view's lifetime, errors, threads, pandas, and a
 daemon restart during use."""
 
+import asyncio
 import datetime
 import os
 import shutil
@@ -234,6 +235,33 @@ def test_a_daemon_restart_during_use_is_survived(daemon, z):
     assert z.reconnects >= 1
     z.put("/demo/r", b"after")
     assert z.get("/demo/r") == b"after"
+
+
+def test_asyncio_runs_many_requests_at_once_on_one_session(daemon):
+    async def main():
+        async with zerohop.AsyncClient(daemon.socket, "rw-key") as z:
+            await asyncio.gather(*(z.put_item(f"/demo/cars-{i}", {"speed": i}) for i in range(200)))
+            items = await asyncio.gather(*(z.get_item(f"/demo/cars-{i}") for i in range(200)))
+            assert [it["speed"] for it in items] == list(range(200))
+            await asyncio.gather(*(z.update_item("/demo/cars-0", "SET speed = speed + 1") for _ in range(100)))
+            assert (await z.get_item("/demo/cars-0"))["speed"] == 100
+            with pytest.raises(zerohop.NotFound):
+                await z.get_item("/demo/none")
+            with pytest.raises(zerohop.ConditionFailed):
+                await z.update_item("/demo/cars-1", "SET speed = 0", condition="speed > 5")
+            assert (await z.put("/demo/blob", b"abc"))["size"] == 3
+            assert await z.get("/demo/blob") == b"abc"
+            await z.delete("/demo/blob")
+            with pytest.raises(zerohop.NotFound):
+                await z.stat("/demo/blob")
+            # A cancelled call's late answer is dropped, not an error.
+            task = asyncio.ensure_future(z.get_item("/demo/cars-3"))
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert (await z.get_item("/demo/cars-3"))["speed"] == 3
+
+    asyncio.run(main())
 
 
 def test_help_reads_like_documentation():

@@ -19,13 +19,14 @@ Values map both ways: bool, int (64-bit), float, str, bytes (any buffer in), dat
 (naive ones are taken as UTC; out: aware, UTC), lists of int and lists of float.
 """
 
+import asyncio
 import os
 
 from . import _zerohop
 from ._zerohop import ObjectView
 
 __all__ = [
-    "Client", "ObjectView", "Error", "NotFound", "AlreadyExists", "ConditionFailed", "PermissionDenied",
+    "Client", "AsyncClient", "ObjectView", "Error", "NotFound", "AlreadyExists", "ConditionFailed", "PermissionDenied",
     "InvalidArgument", "FailedPrecondition", "ResourceExhausted", "Unavailable", "DeadlineExceeded",
     "Unimplemented", "DataLoss", "Internal",
 ]
@@ -261,6 +262,82 @@ class Client:
             yield from records
             if not records and not follow:
                 return
+
+
+class AsyncClient:
+    """The same session for asyncio: every call is a coroutine.
+
+        z = zerohop.AsyncClient()
+        a, b = await asyncio.gather(z.get_item("/demo/cars/1"), z.get_item("/demo/cars/2"))
+
+    Requests go out at once (many in flight on one session); their completions come back
+    on one thread of the client, which hands each result to the calling coroutine's event
+    loop (call_soon_threadsafe): no thread per request, and the loop never blocks.
+    close() (or `async with`) ends the session.
+    """
+
+    def __init__(self, socket=None, key=None):
+        self._c = _zerohop._Client(socket if socket is not None else _default_socket(),
+                                   key if key is not None else os.environ.get("ZEROHOP_ACCESS_KEY", ""))
+
+    def close(self):
+        self._c.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+        return False
+
+    def _call(self, method, *args):
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def done(error, value):  # on the client's completion thread
+            loop.call_soon_threadsafe(_settle, future, error, value)
+
+        method(*args, done)
+        return future
+
+    async def stat(self, path):
+        return await self._call(self._c.stat_async, path)
+
+    async def get(self, path, offset=0, length=None):
+        """The object's bytes (at most half the session's result region per call)."""
+        return await self._call(self._c.get_async, path, offset, -1 if length is None else length)
+
+    async def put(self, path, data):
+        """Replaces the object (at most half the session's request region: larger puts go
+        through Client.put)."""
+        return await self._call(self._c.put_async, path, data)
+
+    async def delete(self, path, condition=""):
+        return await self._call(self._c.delete_async, path, condition)
+
+    delete_item = delete
+
+    async def get_item(self, path, attributes=()):
+        return await self._call(self._c.get_item_async, path, list(attributes))
+
+    async def put_item(self, path, attributes, condition=""):
+        return await self._call(self._c.put_item_async, path, attributes, condition)
+
+    async def update_item(self, path, update, condition="", else_update=""):
+        return await self._call(self._c.update_item_async, path, update, condition, else_update)
+
+    async def put_records(self, path, records):
+        """Appends records (bytes each); returns (shard, sequence, error) per record."""
+        return await self._call(self._c.put_records_async, path, list(records))
+
+
+def _settle(future, error, value):
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
 
 
 class Scan:
