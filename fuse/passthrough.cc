@@ -117,7 +117,7 @@ void Passthrough::Unregister(Ino ino, Inode& n) {
 }
 
 Passthrough::Choice Passthrough::Open(Ino ino, int file, bool writing) {
-    if (!active()) {
+    if (!wanted_) {
         return {};
     }
     bool inherited = nodes_->Inherited(ino);
@@ -138,8 +138,9 @@ Passthrough::Choice Passthrough::Open(Ino ino, int file, bool writing) {
         return {.backing_id = n.backing.id, .direct = writing || !same};
     }
     // A predecessor's inode may have cached opens we cannot see; a cached open of ours,
-    // or a writer, keeps the inode cached.
-    if (n.inherited || n.cached > 0 || writing || !have_file) {
+    // or a writer, keeps the inode cached. (Turned off meanwhile, passthrough still
+    // answers for the inodes that pass through: the kernel fails any other open of them.)
+    if (!active() || n.inherited || n.cached > 0 || writing || !have_file) {
         ++n.cached;
         return {};
     }

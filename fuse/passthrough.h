@@ -55,8 +55,9 @@ public:
     // unregistered: the kernel's files may be using them).
     void Bind(int fuse_fd, bool resumed);
 
-    // Whether opens may pass through: wanted, and (for the server that made the mount) the
-    // kernel agreed. False after the kernel refused a registration.
+    // Whether new opens may start passing through: wanted, and (for the server that made
+    // the mount) the kernel agreed. False after the kernel refused a registration; inodes
+    // that pass through already go on doing so.
     bool active() const { return active_.load(std::memory_order_relaxed); }
     // zerohopd hands out no files at all (older than open_object_file): off.
     void Refused(std::string_view why);

@@ -29,6 +29,7 @@
 #include "rocksdb/db.h"
 #include "bench_csi.h"
 #include "bench_fuse.h"
+#include "bench_procs.h"
 #include "bench_redis.h"
 #include "bench_harness.h"
 #include "bench_load.h"
@@ -286,6 +287,24 @@ std::vector<Comparison> EmbeddedSuite(std::chrono::milliseconds d, const std::st
 }  // namespace
 }  // namespace zerohop
 
+namespace zerohop {
+
+// zh-bench --suite python: tools/bench_python.py (beside this binary in the build tree) with
+// Debian's python3, the package built beside it and this build's zerohopd.
+void PythonSuite(std::chrono::milliseconds d, bool json) {
+    std::string zerohopd = FindZerohopd();
+    std::string build = zerohopd.substr(0, zerohopd.rfind('/')) + "/..";
+    std::string cmd = absl::StrFormat("PYTHONPATH='%s/client/python' /usr/bin/python3 '%s/tools/bench_python.py' "
+                                      "--zerohopd '%s' --duration-ms %d%s",
+                                      build, build, zerohopd, d.count(), json ? " --json" : "");
+    if (std::system(cmd.c_str()) != 0) {
+        std::cerr << "zh-bench: the python suite failed (it needs the Python package built, python3-redis and "
+                     "redis-server: tools/install-deps.sh)\n";
+    }
+}
+
+}  // namespace zerohop
+
 int main(int argc, char** argv) {
     // Debian builds abseil with the Mutex deadlock detector on: tens of ns per lock.
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -300,7 +319,7 @@ int main(int argc, char** argv) {
     std::string workload_file;
     std::vector<std::pair<std::string, std::string>> load_flags;  // applied over the file
     const std::string usage =
-        "usage: zh-bench [--suite all|expr|embedded|shm|fuse|csi|redis] [--json] [--duration-ms N] [--dir DIR]\n"
+        "usage: zh-bench [--suite all|expr|embedded|shm|fuse|csi|redis|python] [--json] [--duration-ms N] [--dir DIR]\n"
         "       zh-bench --load [--workload FILE] [--mix get_item=80,put_item=20] [--value-size N] [--keys N]\n"
         "                [--threads N] [--depth N] [--duration-ms N] [--spin-us N] [--socket PATH --key KEY]\n"
         "                [--no-baseline] [--json]\n"
@@ -393,6 +412,9 @@ int main(int argc, char** argv) {
             for (auto& c : zerohop::CsiSuite(d, dir)) {
                 zerohop::Print(c, json);
             }
+        }
+        if (suite == "all" || suite == "python") {
+            zerohop::PythonSuite(d, json);
         }
         if (suite == "all" || suite == "redis") {
             char self[4096];
