@@ -9,6 +9,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstring>
 #include <thread>
@@ -17,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "zerohop/client.h"
 #include "zerohop/status.h"
 
@@ -269,36 +273,6 @@ private:
     bool released_ = false;
 };
 
-// ---- completions to Python -------------------------------------------------------------
-
-// A libzerohop completion that calls `done(error, value)` with the GIL (error None on
-// success); `convert` turns the result into Python. It runs on whichever thread polls the
-// client: the client's completion thread, or a thread waiting in a synchronous call.
-template <typename T, typename Convert>
-Callback<T> Completion(const py::object& done, Convert convert) {
-    PyObject* fn = done.inc_ref().ptr();
-    return [fn, convert](absl::StatusOr<T> r) mutable {
-        py::gil_scoped_acquire gil;
-        py::object call = py::reinterpret_steal<py::object>(fn);
-        try {
-            if (r.ok()) {
-                call(py::none(), convert(*r));
-            } else {
-                call(ErrorObject(r.status()), py::none());
-            }
-        } catch (py::error_already_set& e) {
-            e.discard_as_unraisable("zerohop completion");
-        }
-    };
-}
-
-StatusCallback StatusCompletion(const py::object& done) {
-    Callback<bool> inner = Completion<bool>(done, [](bool) { return py::none(); });
-    return [inner = std::move(inner)](absl::Status s) mutable {
-        std::move(inner)(s.ok() ? absl::StatusOr<bool>(true) : absl::StatusOr<bool>(s));
-    };
-}
-
 // ---- the client ----------------------------------------------------------------------
 
 class PyClient {
@@ -322,9 +296,12 @@ public:
         return *client_;
     }
     ~PyClient() {
-        if (poller_.joinable()) {
-            py::gil_scoped_release nogil;  // its completions take the GIL
-            StopPoller();
+        // (Before the members go: libzerohop may still complete calls into the queue.)
+        py::gil_scoped_release nogil;
+        StopPoller();
+        client_.reset();
+        if (bell_ >= 0) {
+            ::close(bell_);
         }
     }
 
@@ -334,8 +311,73 @@ public:
         client_.reset();
     }
 
-    // The asynchronous calls' completions run on one thread per client, started at the first
-    // (it waits without the GIL and takes it for each completion).
+    // ---- asynchronous calls (AsyncClient) ------------------------------------------
+    // A call's completion never touches Python: it queues its result (converted later) and
+    // makes the client's eventfd readable when the queue was empty. The event loop watches
+    // that descriptor and drains the queue on its own thread, with the GIL it holds anyway:
+    // no thread contends for the GIL, and a burst of completions costs one wake-up.
+    // libzerohop's completions run from Poll: one thread per client waits for them (started
+    // at the first asynchronous call, without the GIL).
+    using Converted = absl::AnyInvocable<py::tuple() &&>;  // (error, value), with the GIL
+
+    template <typename T, typename Convert>
+    Callback<T> Completion(uint64_t token, Convert convert) {
+        return [this, token, convert](absl::StatusOr<T> r) mutable {
+            Ready(token, [r = std::move(r), convert]() mutable -> py::tuple {
+                if (!r.ok()) {
+                    return py::make_tuple(ErrorObject(r.status()), py::none());
+                }
+                return py::make_tuple(py::none(), convert(*r));
+            });
+        };
+    }
+    StatusCallback StatusCompletion(uint64_t token) {
+        return [this, token](absl::Status s) {
+            Ready(token, [s]() -> py::tuple {
+                return py::make_tuple(s.ok() ? py::object(py::none()) : ErrorObject(s), py::none());
+            });
+        };
+    }
+
+    // The descriptor the event loop watches (readable: call drain()).
+    int async_fd() {
+        std::lock_guard<std::mutex> lock(ready_mu_);
+        if (bell_ < 0) {
+            bell_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+            if (bell_ < 0) {
+                throw py::value_error("eventfd failed");
+            }
+        }
+        return bell_;
+    }
+
+    // The completions that arrived: a list of (token, error, value).
+    py::list Drain() {
+        uint64_t count;
+        std::vector<std::pair<uint64_t, Converted>> ready;
+        {
+            std::lock_guard<std::mutex> lock(ready_mu_);
+            if (bell_ >= 0) {
+                (void)!::read(bell_, &count, sizeof count);  // reset first: a later one rings again
+            }
+            ready.swap(ready_);
+        }
+        py::list out;
+        for (auto& [token, convert] : ready) {
+            py::tuple ev = std::move(convert)();
+            out.append(py::make_tuple(token, ev[0], ev[1]));
+        }
+        return out;
+    }
+
+    // Submits an asynchronous call (`fn(client)`) without the GIL.
+    template <typename Fn>
+    void Submit(Fn fn) {
+        Client& client = Async();
+        py::gil_scoped_release nogil;
+        fn(client);
+    }
+
     Client& Async() {
         Client& client = c();
         if (!poller_.joinable()) {
@@ -346,14 +388,6 @@ public:
             });
         }
         return client;
-    }
-
-    // Submits an asynchronous call (`fn(client)`) without the GIL.
-    template <typename Fn>
-    void Submit(Fn fn) {
-        Client& client = Async();
-        py::gil_scoped_release nogil;
-        fn(client);
     }
 
     // Runs `fn` without the GIL; its result (a Status or StatusOr) raised or returned.
@@ -381,6 +415,18 @@ private:
         }
     }
 
+    void Ready(uint64_t token, Converted convert) {
+        std::lock_guard<std::mutex> lock(ready_mu_);
+        ready_.emplace_back(token, std::move(convert));
+        if (ready_.size() == 1 && bell_ >= 0) {
+            uint64_t one = 1;
+            (void)!::write(bell_, &one, sizeof one);
+        }
+    }
+
+    std::mutex ready_mu_;
+    std::vector<std::pair<uint64_t, Converted>> ready_;  // under ready_mu_
+    int bell_ = -1;                                      // an eventfd; under ready_mu_
     std::unique_ptr<Client> client_;
     std::thread poller_;
     std::atomic<bool> stop_{false};
@@ -449,60 +495,62 @@ view raises ValueError on use; it never reads memory that is no longer the clien
         .def("close", &PyClient::Close)
         .def_property_readonly("session_id", [](PyClient& c) { return c.c().session_id(); })
         .def_property_readonly("reconnects", [](PyClient& c) { return c.c().reconnects(); })
-        // asynchronous forms (AsyncClient): `done(error, value)` from the completion thread.
-        // Everything Python is made first; the submission itself (which may wait for room
-        // in the rings, freed by completions that need the GIL) runs without the GIL.
-        .def("stat_async", [](PyClient& c, const std::string& path, py::object done) {
+        // asynchronous forms (AsyncClient): the result comes back through drain() under
+        // `token`. Everything Python is made first; the submission itself (which may wait
+        // for room in the rings) runs without the GIL.
+        .def("async_fd", &PyClient::async_fd)
+        .def("drain", &PyClient::Drain)
+        .def("stat_async", [](PyClient& c, const std::string& path, uint64_t token) {
             Path p = ToPath(path);
-            auto cb = Completion<ObjectInfo>(done, FromInfo);
+            auto cb = c.Completion<ObjectInfo>(token, FromInfo);
             c.Submit([&](Client& z) { z.StatAsync(p, std::move(cb)); });
         })
-        .def("get_async", [](PyClient& c, const std::string& path, uint64_t offset, int64_t length, py::object done) {
+        .def("get_async", [](PyClient& c, const std::string& path, uint64_t offset, int64_t length, uint64_t token) {
             GetObjectRequest req{.path = ToPath(path), .offset = offset};
             if (length >= 0) {
                 req.length = static_cast<uint64_t>(length);
             }
-            auto cb = Completion<ObjectView>(done, [](const ObjectView& v) {
+            auto cb = c.Completion<ObjectView>(token, [](const ObjectView& v) {
                 return py::bytes(v.data().data(), v.data().size());
             });
             c.Submit([&](Client& z) { z.GetObjectAsync(req, std::move(cb)); });
         })
-        .def("put_async", [](PyClient& c, const std::string& path, py::object data, py::object done) {
+        .def("put_async", [](PyClient& c, const std::string& path, py::object data, uint64_t token) {
             std::string bytes = BytesOf(data);
             PutObjectRequest req{.path = ToPath(path)};
-            auto cb = Completion<ObjectInfo>(done, FromInfo);
+            auto cb = c.Completion<ObjectInfo>(token, FromInfo);
             c.Submit([&](Client& z) { z.PutObjectAsync(req, bytes, std::move(cb)); });
         })
-        .def("delete_async", [](PyClient& c, const std::string& path, const std::string& condition, py::object done) {
+        .def("delete_async", [](PyClient& c, const std::string& path, const std::string& condition, uint64_t token) {
             DeleteRequest req{.path = ToPath(path), .condition = condition};
-            auto cb = StatusCompletion(done);
+            auto cb = c.StatusCompletion(token);
             c.Submit([&](Client& z) { z.DeleteAsync(req, std::move(cb)); });
         })
         .def("get_item_async", [](PyClient& c, const std::string& path, std::vector<std::string> attributes,
-                                  py::object done) {
+                                  uint64_t token) {
             GetItemRequest req{.path = ToPath(path), .attributes = std::move(attributes)};
-            auto cb = Completion<Item>(done, FromItem);
+            auto cb = c.Completion<Item>(token, FromItem);
             c.Submit([&](Client& z) { z.GetItemAsync(req, std::move(cb)); });
         })
         .def("put_item_async", [](PyClient& c, const std::string& path, py::dict attributes,
-                                  const std::string& condition, py::object done) {
+                                  const std::string& condition, uint64_t token) {
             PutItemRequest req{.path = ToPath(path), .attributes = ToAttributes(attributes), .condition = condition};
-            auto cb = Completion<ObjectInfo>(done, FromInfo);
+            auto cb = c.Completion<ObjectInfo>(token, FromInfo);
             c.Submit([&](Client& z) { z.PutItemAsync(req, std::move(cb)); });
         })
         .def("update_item_async", [](PyClient& c, const std::string& path, const std::string& update,
-                                     const std::string& condition, const std::string& else_update, py::object done) {
+                                     const std::string& condition, const std::string& else_update, uint64_t token) {
             UpdateItemRequest req{.path = ToPath(path), .update = update, .condition = condition,
                                   .else_update = else_update};
-            auto cb = Completion<ObjectInfo>(done, FromInfo);
+            auto cb = c.Completion<ObjectInfo>(token, FromInfo);
             c.Submit([&](Client& z) { z.UpdateItemAsync(req, std::move(cb)); });
         })
-        .def("put_records_async", [](PyClient& c, const std::string& path, py::list records, py::object done) {
+        .def("put_records_async", [](PyClient& c, const std::string& path, py::list records, uint64_t token) {
             PutRecordsRequest req{.path = ToPath(path)};
             for (py::handle h : records) {
                 req.records.push_back({.data = BytesOf(h)});
             }
-            auto cb = Completion<std::vector<RecordResult>>(done, [](const std::vector<RecordResult>& rs) {
+            auto cb = c.Completion<std::vector<RecordResult>>(token, [](const std::vector<RecordResult>& rs) {
                 py::list out;
                 for (const RecordResult& r : rs) {
                     out.append(py::make_tuple(r.shard, r.sequence,
