@@ -206,13 +206,4 @@ void Passthrough::PatchOpen(struct iovec* iov, int count) {
     Store32(out, 12, static_cast<uint32_t>(c.backing_id));
 }
 
-size_t Passthrough::registered() const {
-    absl::MutexLock lock(&mu_);
-    size_t n = 0;
-    for (const auto& [ino, i] : inodes_) {
-        n += i.backing.id != 0 && !i.inherited;
-    }
-    return n;
-}
-
 }  // namespace zerohop::fuse

@@ -83,8 +83,6 @@ public:
     // The hook: patches this thread's pending open answer, if there is one.
     static void PatchOpen(struct iovec* iov, int count);
 
-    size_t registered() const;  // backing ids held, for tests and metrics
-
 private:
     struct Inode {
         NodeTable::Backing backing;  // id 0: not passing through

@@ -213,6 +213,23 @@ py::dict FromRecord(const StreamRecord& r) {
     return d;
 }
 
+// A scan page: (items, next marker or None at the end).
+py::tuple FromPage(const GetItemsResult& r) {
+    py::list items;
+    for (const Item& i : r.items) {
+        items.append(FromItem(i));
+    }
+    return py::make_tuple(items, r.done ? py::object(py::none()) : py::object(py::str(r.next_marker)));
+}
+
+py::list FromRecords(const std::vector<StreamRecord>& rs) {
+    py::list records;
+    for (const StreamRecord& rec : rs) {
+        records.append(FromRecord(rec));
+    }
+    return records;
+}
+
 std::string BytesOf(const py::handle& o) {
     if (py::isinstance<py::str>(o)) {
         return o.cast<std::string>();
@@ -561,6 +578,27 @@ view raises ValueError on use; it never reads memory that is no longer the clien
             });
             c.Submit([&](Client& z) { z.PutRecordsAsync(req, std::move(cb)); });
         })
+        .def("scan_page_async", [](PyClient& c, const std::string& path, const std::string& filter,
+                                   std::vector<std::string> attributes, const std::string& marker, uint32_t limit,
+                                   uint32_t segment, uint32_t total_segments, uint64_t token) {
+            GetItemsRequest req{.path = ToPath(path), .filter = filter, .attributes = std::move(attributes),
+                                .marker = marker, .limit = limit, .segment = segment,
+                                .total_segments = total_segments};
+            auto cb = c.Completion<GetItemsResult>(token, FromPage);
+            c.Submit([&](Client& z) { z.GetItemsAsync(req, std::move(cb)); });
+        })
+        .def("get_records_async", [](PyClient& c, const std::string& path, const std::string& location,
+                                     uint32_t limit, uint64_t token) {
+            auto loc = StreamLocation::Decode(location);
+            if (!loc.ok()) {
+                Raise(loc.status());
+            }
+            GetRecordsRequest req{.path = ToPath(path), .location = *loc, .limit = limit};
+            auto cb = c.Completion<GetRecordsResult>(token, [](const GetRecordsResult& r) {
+                return py::make_tuple(FromRecords(r.records), r.next.Encode());
+            });
+            c.Submit([&](Client& z) { z.GetRecordsAsync(req, std::move(cb)); });
+        })
         // namespace
         .def("list_containers", [](PyClient& c) { return c.Call([](Client& z) { return z.ListContainers(); }); })
         .def("stat", [](PyClient& c, const std::string& path) {
@@ -683,12 +721,7 @@ view raises ValueError on use; it never reads memory that is no longer the clien
             GetItemsRequest req{.path = ToPath(path), .filter = filter, .attributes = std::move(attributes),
                                 .marker = marker, .limit = limit, .segment = segment,
                                 .total_segments = total_segments};
-            GetItemsResult r = c.Call([&](Client& z) { return z.GetItems(req); });
-            py::list items;
-            for (const Item& i : r.items) {
-                items.append(FromItem(i));
-            }
-            return py::make_tuple(items, r.done ? py::object(py::none()) : py::object(py::str(r.next_marker)));
+            return FromPage(c.Call([&](Client& z) { return z.GetItems(req); }));
         })
         // streams
         .def("create_stream", [](PyClient& c, const std::string& path, uint32_t shards, int64_t retention_secs) {
@@ -755,10 +788,6 @@ view raises ValueError on use; it never reads memory that is no longer the clien
             }
             GetRecordsRequest req{.path = ToPath(path), .location = *loc, .limit = limit};
             GetRecordsResult r = c.Call([&](Client& z) { return z.GetRecords(req); });
-            py::list records;
-            for (const StreamRecord& rec : r.records) {
-                records.append(FromRecord(rec));
-            }
-            return py::make_tuple(records, r.next.Encode(), r.behind);
+            return py::make_tuple(FromRecords(r.records), r.next.Encode(), r.behind);
         });
 }

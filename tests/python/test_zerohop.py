@@ -254,6 +254,15 @@ def test_asyncio_runs_many_requests_at_once_on_one_session(daemon):
             await z.delete("/demo/blob")
             with pytest.raises(zerohop.NotFound):
                 await z.stat("/demo/blob")
+            # Scans and stream reads as async iterators.
+            names = [item["__name"] async for item in z.scan("/demo", filter="speed >= 190", page_size=3)]
+            assert sorted(names) == [f"cars-{i}" for i in range(190, 200)]
+            sync = zerohop.Client(daemon.socket, "rw-key")
+            sync.create_stream("/demo/ev")
+            await z.put_records("/demo/ev", [b"one", b"two"])
+            start = sync.seek("/demo/ev")
+            assert [r["data"] async for r in z.get_records("/demo/ev", start, limit=1)] == [b"one", b"two"]
+            sync.close()
             # A cancelled call's late answer is dropped, not an error.
             task = asyncio.ensure_future(z.get_item("/demo/cars-3"))
             task.cancel()

@@ -353,6 +353,27 @@ class AsyncClient:
         """Appends records (bytes each); returns (shard, sequence, error) per record."""
         return await self._call(self._c.put_records_async, path, list(records))
 
+    async def scan(self, table, filter="", attributes=(), segment=0, total_segments=1, page_size=1000):
+        """The items of a table matching `filter`, as an async iterator (a page per request)."""
+        marker = ""
+        while True:
+            items, marker = await self._call(self._c.scan_page_async, table, filter, list(attributes), marker,
+                                             page_size, segment, total_segments)
+            for item in items:
+                yield item
+            if marker is None:
+                return
+
+    async def get_records(self, path, location, limit=1000):
+        """The records from `location` (from Client.seek) to the end of the shard, as an
+        async iterator."""
+        while True:
+            records, location = await self._call(self._c.get_records_async, path, location, limit)
+            if not records:
+                return
+            for record in records:
+                yield record
+
 
 class Scan:
     """The items of a scan, fetched a page at a time as you iterate."""
