@@ -109,8 +109,9 @@ def _default_socket():
 class Client:
     """A session with this node's zerohopd. Thread-safe; close() (or `with`) ends it.
 
-    Client() finds the daemon as libzerohop does: $ZEROHOP_SOCKET (a CSI volume's socket
-    is published there for its pod), else /run/zerohop/zerohop.sock; the key is
+    Client() finds the daemon as libzerohop does: $ZEROHOP_SOCKET, else
+    /run/zerohop/zerohop.sock (where a CSI volume with publish: socket puts its pod's
+    socket, scoped to the volume: no key needed); the key is
     $ZEROHOP_ACCESS_KEY unless given (a volume's socket needs none).
     """
 
