@@ -39,8 +39,9 @@ ssize_t FuseFs::Impl::ReadRequest(int fd, void* buf, size_t size, void* userdata
 
 ssize_t FuseFs::Impl::WriteAnswer(int fd, struct iovec* iov, int count, void* userdata) {
     auto* fs = static_cast<Impl*>(userdata);
+    const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
     // Kernel passthrough (passthrough.h): asked for in the INIT answer, given in opens'.
-    if (static_cast<const fuse_out_header*>(iov[0].iov_base)->unique == fs->init_unique_.load(std::memory_order_relaxed)) {
+    if (out->unique != 0 && out->unique == fs->init_unique_.load(std::memory_order_relaxed)) {
         fs->passthrough_.Accept(iov, count);
     }
     Passthrough::PatchOpen(iov, count);
@@ -48,7 +49,6 @@ ssize_t FuseFs::Impl::WriteAnswer(int fd, struct iovec* iov, int count, void* us
     int saved = errno;
     // Written or refused (the caller was interrupted), the request is over: the kernel
     // sends it to nobody again. (A notification has number 0: no request.)
-    const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
     // (~0: the INIT a taking-over server gives libfuse itself; it was never read.)
     if (out->unique != 0 && out->unique != ~uint64_t{0}) {
         fs->answering_.fetch_sub(1, std::memory_order_relaxed);

@@ -121,14 +121,14 @@ Passthrough::Choice Passthrough::Open(Ino ino, int file, bool writing) {
         return {};
     }
     bool inherited = nodes_->Inherited(ino);
+    struct stat st = {};
+    bool have_file = file >= 0 && ::fstat(file, &st) == 0 && S_ISREG(st.st_mode);
     absl::MutexLock lock(&mu_);
     auto [it, fresh] = inodes_.try_emplace(ino);
     Inode& n = it->second;
     if (fresh) {
         n.inherited = inherited;
     }
-    struct stat st = {};
-    bool have_file = file >= 0 && ::fstat(file, &st) == 0 && S_ISREG(st.st_mode);
     if (n.backing.id != 0) {
         // Passing through (or it may be, for a predecessor's): every open must, with this
         // backing file. Straight to it only to read the same version.

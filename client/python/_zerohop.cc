@@ -37,21 +37,7 @@ py::dict& ErrorClasses() {
     return *classes;
 }
 
-[[noreturn]] void Raise(const absl::Status& s) {
-    std::string message(s.message());
-    py::dict& classes = ErrorClasses();
-    py::object code = py::int_(static_cast<int>(s.code()));
-    if (IsConditionFailed(s) && classes.contains("condition_failed")) {
-        PyErr_SetObject(classes["condition_failed"].ptr(), py::make_tuple(message, static_cast<int>(s.code())).ptr());
-    } else if (classes.contains(code)) {
-        PyErr_SetObject(classes[code].ptr(), py::make_tuple(message, static_cast<int>(s.code())).ptr());
-    } else {
-        PyErr_SetString(PyExc_RuntimeError, message.c_str());
-    }
-    throw py::error_already_set();
-}
-
-// The exception Raise would raise, as an object (for a completion to hand over).
+// The exception for `s`: zerohop.Error's subclass for its code, carrying its message.
 py::object ErrorObject(const absl::Status& s) {
     py::dict& classes = ErrorClasses();
     py::object code = py::int_(static_cast<int>(s.code()));
@@ -59,6 +45,12 @@ py::object ErrorObject(const absl::Status& s) {
                      : classes.contains(code)                                    ? py::object(classes[code])
                                                                                   : py::object(py::module_::import("builtins").attr("RuntimeError"));
     return cls(std::string(s.message()), static_cast<int>(s.code()));
+}
+
+[[noreturn]] void Raise(const absl::Status& s) {
+    py::object e = ErrorObject(s);
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(e.ptr())), e.ptr());
+    throw py::error_already_set();
 }
 
 template <typename T>

@@ -125,7 +125,8 @@ using SyncResultFor = std::conditional_t<std::is_same_v<T, NoResult>, absl::Stat
 #define ZH_SYNC_METHOD_Sink(Name, Request, Result) SyncResultFor<Result> Name(const Request& req, DataSink* sink)
 #define ZH_SYNC_METHOD_Source(Name, Request, Result) \
     SyncResultFor<Result> Name(const Request& req, DataSource* data)
-#define ZH_SYNC_METHOD_File(Name, Request, Result) absl::StatusOr<ObjectFile> Name(const Request& req)
+// (None for File: only an engine with local files has one, and declares it itself.)
+#define ZH_SYNC_METHOD_File(Name, Request, Result)
 #define ZH_SYNC_DECLARATION(Name, number, name, Request, Result, access, repeat, shape) \
     ZH_SYNC_METHOD_##shape(Name, Request, Result);
 

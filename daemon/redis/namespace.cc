@@ -46,12 +46,6 @@ absl::StatusOr<ObjectInfo> Store::ContainerInfo(std::string_view container) {
     return info;
 }
 
-// Objects on Redis are not local files: the info alone.
-absl::StatusOr<ObjectFile> Store::OpenObjectFile(const Path& path) {
-    ZH_ASSIGN_OR_RETURN(auto info, Stat(path));
-    return ObjectFile(std::move(info), -1);
-}
-
 absl::StatusOr<ObjectInfo> Store::Stat(const Path& path) {
     if (path.is_root()) {
         ObjectInfo info;

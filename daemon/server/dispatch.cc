@@ -323,7 +323,7 @@ void Worker::Serve<Op::kOpenObjectFile>(Call& call, std::string body) {
     if (!p.ok()) {
         return Complete(call, p.status(), {});
     }
-    auto b = Route(call, *p, Access::kWrite);
+    auto b = Route(call, *p, OpTraits<Op::kOpenObjectFile>::kAccess);
     if (!b.ok()) {
         return Complete(call, b.status(), {});
     }

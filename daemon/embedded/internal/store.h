@@ -41,6 +41,9 @@ public:
     // Every operation, synchronously (ZH_SYNC_DECLARATION: backend/backend.h). Defined in
     // namespace.cc, objects.cc, items.cc, streams.cc; ListContainers and Sync in store.cc.
     ZH_BACKEND_OPERATIONS(ZH_SYNC_DECLARATION)
+    // open_object_file: the entry's info and, for an object in a file, a read-only
+    // descriptor of it (objects.cc).
+    absl::StatusOr<ObjectFile> OpenObjectFile(const Path& path);
 
     // A get in two steps: OpenObject pins the version and the range (quick), ReadObject
     // copies its bytes into a sink that has Expect()ed them (long for large objects).
