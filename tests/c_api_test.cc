@@ -3,12 +3,18 @@
 
 #include "zerohop/zerohop.h"
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 #include "daemon_fixture.h"
 
@@ -304,6 +310,36 @@ TEST_F(CApiTest, SyncNopStatusAndRights) {
     ASSERT_NE(ro, nullptr) << zh_last_error();
     EXPECT_EQ(zh_put(ro, "/demo/x", "x", 1, nullptr, nullptr, nullptr), ZH_PERMISSION_DENIED);
     zh_close(ro);
+}
+
+TEST_F(CApiTest, ADeadlineBoundsTheThreadsCallsUntilCleared) {
+    ASSERT_EQ(zh_put(c_, "/demo/d", "x", 1, nullptr, nullptr, nullptr), ZH_OK) << zh_last_error();
+    kill(daemon_->pid(), SIGSTOP);  // a daemon that answers nothing, once all its threads stopped
+    auto stopped = [&] {
+        for (const auto& task : std::filesystem::directory_iterator(absl::StrCat("/proc/", daemon_->pid(), "/task"))) {
+            std::ifstream f(task.path() / "stat");
+            std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            if (stat.find(") T ") == std::string::npos) {
+                return false;
+            }
+        }
+        return true;
+    };
+    for (int i = 0; i < 1000 && !stopped(); ++i) {
+        absl::SleepFor(absl::Milliseconds(2));
+    }
+    absl::Time start = absl::Now();
+    zh_set_deadline(absl::ToUnixNanos(start + absl::Milliseconds(200)));
+    zh_info info;
+    EXPECT_EQ(zh_stat(c_, "/demo/d", &info), ZH_DEADLINE_EXCEEDED);
+    EXPECT_NE(std::string(zh_last_error()).find("by the caller's deadline"), std::string::npos) << zh_last_error();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5));  // not the client's 30 s
+    kill(daemon_->pid(), SIGCONT);
+    zh_set_deadline(absl::ToUnixNanos(absl::Now() + absl::Seconds(20)));
+    EXPECT_EQ(zh_stat(c_, "/demo/d", &info), ZH_OK) << zh_last_error();
+    zh_set_deadline(0);
+    EXPECT_EQ(zh_stat(c_, "/demo/d", &info), ZH_OK) << zh_last_error();
+    EXPECT_EQ(info.size, 1u);
 }
 
 TEST_F(CApiTest, TheCExampleRuns) {

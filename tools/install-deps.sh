@@ -18,6 +18,7 @@ packages=(
     libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
     mmdebstrap umoci runc crun
     python3-dev pybind11-dev python3-pytest python3-pandas python3-redis
+    golang-go
 )
 
 missing=()

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,7 @@ struct zh_records {
 namespace {
 
 thread_local std::string last_error;
+thread_local std::optional<zerohop::CallDeadline> thread_deadline;  // zh_set_deadline
 
 int Fail(const absl::Status& s) {
     last_error = std::string(s.message());
@@ -157,6 +159,13 @@ absl::StatusOr<const zerohop::Value*> Get(const zh_attrs* a, const char* name, z
 extern "C" {
 
 const char* zh_last_error(void) { return last_error.c_str(); }
+
+void zh_set_deadline(int64_t unix_nanos) {
+    thread_deadline.reset();
+    if (unix_nanos != 0) {
+        thread_deadline.emplace(absl::FromUnixNanos(unix_nanos));
+    }
+}
 void zh_free(void* p) { std::free(p); }
 
 // ---- sessions ---------------------------------------------------------------------------

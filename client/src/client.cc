@@ -30,7 +30,13 @@ bool SafeToRepeat(Op op, uint32_t flags) {
 // Room before a put buffer's bytes for the encoded request (path, condition, attributes).
 constexpr size_t kPutBufferRoom = 8192;
 
+// The innermost CallDeadline of this thread (InfiniteFuture: none).
+thread_local absl::Time call_deadline = absl::InfiniteFuture();
+
 }  // namespace
+
+CallDeadline::CallDeadline(absl::Time deadline) : previous_(call_deadline) { call_deadline = deadline; }
+CallDeadline::~CallDeadline() { call_deadline = previous_; }
 
 class Client::Impl {
 public:
@@ -432,7 +438,7 @@ private:
     // request is forgotten, unless its completion is already running.
     template <typename DoneFn>
     absl::Status WaitFor(Op op, uint64_t id, DoneFn done) {
-        absl::Time deadline = absl::Now() + options_.timeout;
+        absl::Time deadline = std::min(absl::Now() + options_.timeout, call_deadline);
         std::shared_ptr<Connection> c = Current();
         while (!done()) {
             if (c->Poll() > 0) {
@@ -442,8 +448,9 @@ private:
             if (now >= deadline) {
                 if (c->Abandon(id) || Current()->Abandon(id)) {
                     return absl::DeadlineExceededError(absl::StrFormat(
-                        "zerohopd did not answer %s within %s; the outcome is unknown", protocol::OpName(op),
-                        absl::FormatDuration(options_.timeout)));
+                        "zerohopd did not answer %s %s; the outcome is unknown", protocol::OpName(op),
+                        deadline == call_deadline ? std::string("by the caller's deadline")
+                                                  : "within " + absl::FormatDuration(options_.timeout)));
                 }
                 continue;  // it is completing right now
             }

@@ -187,6 +187,23 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// Bounds the synchronous calls the constructing thread makes while this lives: each gives up
+// at `deadline` (DeadlineExceeded, outcome unknown, as on the client's own timeout) when that
+// comes first. Nested ones: the innermost holds until it ends.
+//
+//   zerohop::CallDeadline d(absl::Now() + absl::Milliseconds(5));
+//   auto item = client->GetItem(req);
+class CallDeadline {
+public:
+    explicit CallDeadline(absl::Time deadline);
+    ~CallDeadline();
+    CallDeadline(const CallDeadline&) = delete;
+    CallDeadline& operator=(const CallDeadline&) = delete;
+
+private:
+    absl::Time previous_;
+};
+
 // The bytes of a get, in place in the daemon's buffer region (no copy), released back to
 // the daemon when the view is destroyed.
 class ObjectView {

@@ -70,6 +70,12 @@ zh_client* zh_connect(const zh_options* options);
 void zh_close(zh_client* c);
 uint64_t zh_session_id(zh_client* c);
 
+/* Bounds the calling thread's calls from now on: each gives up at this instant (nanoseconds
+ * since the Unix epoch) with ZH_DEADLINE_EXCEEDED, its outcome unknown, when that comes
+ * before the client's timeout. 0 removes the bound. (A binding whose callers move between
+ * threads, like Go's goroutines, sets it, calls and clears it on one thread.) */
+void zh_set_deadline(int64_t unix_nanos);
+
 /* ---- metadata ------------------------------------------------------------------------- */
 
 typedef enum zh_type {
