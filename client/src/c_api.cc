@@ -159,13 +159,6 @@ absl::StatusOr<const zerohop::Value*> Get(const zh_attrs* a, const char* name, z
 extern "C" {
 
 const char* zh_last_error(void) { return last_error.c_str(); }
-
-void zh_set_deadline(int64_t unix_nanos) {
-    thread_deadline.reset();
-    if (unix_nanos != 0) {
-        thread_deadline.emplace(absl::FromUnixNanos(unix_nanos));
-    }
-}
 void zh_free(void* p) { std::free(p); }
 
 // ---- sessions ---------------------------------------------------------------------------
@@ -198,6 +191,13 @@ zh_client* zh_connect(const zh_options* o) {
 
 void zh_close(zh_client* c) { delete c; }
 uint64_t zh_session_id(zh_client* c) { return c != nullptr && c->client ? c->client->session_id() : 0; }
+
+void zh_set_deadline(int64_t unix_nanos) {
+    thread_deadline.reset();
+    if (unix_nanos != 0) {
+        thread_deadline.emplace(absl::FromUnixNanos(unix_nanos));
+    }
+}
 
 // ---- attributes -------------------------------------------------------------------------
 
