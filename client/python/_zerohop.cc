@@ -282,6 +282,69 @@ private:
     bool released_ = false;
 };
 
+// Room for a put's bytes in the client's shared region (Client.put_buffer), writable in
+// place through the buffer protocol. A put takes it (Take) only when no memoryview of it
+// is alive: the memory is the daemon's to read from then, and freed after the put.
+class Buffer {
+public:
+    explicit Buffer(PutBuffer b) : buffer_(std::make_unique<PutBuffer>(std::move(b))) {}
+
+    const PutBuffer& Get() const {
+        if (buffer_ == nullptr) {
+            throw py::value_error("the put buffer was used or released");
+        }
+        return *buffer_;
+    }
+    PutBuffer Take() {
+        Get();
+        if (exports_ > 0) {
+            throw py::buffer_error("release the memoryviews of the put buffer before putting it");
+        }
+        PutBuffer b = std::move(*buffer_);
+        buffer_.reset();
+        return b;
+    }
+    void Release() { (void)Take(); }
+    bool released() const { return buffer_ == nullptr; }
+
+    static int GetBuffer(PyObject* self, Py_buffer* out, int flags) {
+        Buffer& b = py::cast<Buffer&>(py::handle(self));
+        if (b.buffer_ == nullptr) {
+            PyErr_SetString(PyExc_ValueError, "the put buffer was used or released");
+            return -1;
+        }
+        if (PyBuffer_FillInfo(out, self, b.buffer_->data(), static_cast<Py_ssize_t>(b.buffer_->capacity()),
+                              /*readonly=*/0, flags) != 0) {
+            return -1;
+        }
+        ++b.exports_;
+        return 0;
+    }
+    static void ReleaseBuffer(PyObject* self, Py_buffer*) { --py::cast<Buffer&>(py::handle(self)).exports_; }
+
+private:
+    std::unique_ptr<PutBuffer> buffer_;
+    int exports_ = 0;  // memoryviews alive
+};
+
+GetObjectRequest GetRequest(const std::string& path, uint64_t offset, int64_t length) {
+    GetObjectRequest req{.path = ToPath(path), .offset = offset};
+    if (length >= 0) {
+        req.length = static_cast<uint64_t>(length);
+    }
+    return req;
+}
+
+// A converted result as a Python object (it may be one already).
+template <typename T>
+py::object ToObject(T&& v) {
+    if constexpr (std::is_base_of_v<py::handle, std::decay_t<T>>) {
+        return std::forward<T>(v);
+    } else {
+        return py::cast(std::forward<T>(v));
+    }
+}
+
 // ---- the client ----------------------------------------------------------------------
 
 class PyClient {
@@ -336,7 +399,7 @@ public:
                 if (!r.ok()) {
                     return py::make_tuple(ErrorObject(r.status()), py::none());
                 }
-                return py::make_tuple(py::none(), convert(*r));
+                return py::make_tuple(py::none(), convert(std::move(*r)));
             });
         };
     }
@@ -414,6 +477,29 @@ public:
         } else {
             return Take(std::move(*r));
         }
+    }
+
+    // One operation, synchronous or not. With token 0 it runs now (without the GIL) and
+    // returns `convert` of its result; else it is submitted and its converted result comes
+    // back through drain() under `token`.
+    template <typename T, typename Sync, typename Async, typename Convert>
+    py::object Run(uint64_t token, Sync sync, Async async, Convert convert) {
+        if (token == 0) {
+            return ToObject(convert(Call(std::move(sync))));
+        }
+        auto cb = Completion<T>(token, std::move(convert));
+        Submit([&](Client& z) { async(z, std::move(cb)); });
+        return py::none();
+    }
+    // The same for an operation that gives nothing but its status.
+    template <typename Sync, typename Async>
+    void Run(uint64_t token, Sync sync, Async async) {
+        if (token == 0) {
+            Call(std::move(sync));
+            return;
+        }
+        auto cb = StatusCompletion(token);
+        Submit([&](Client& z) { async(z, std::move(cb)); });
     }
 
 private:
@@ -494,159 +580,122 @@ view raises ValueError on use; it never reads memory that is no longer the clien
             v.Release();
             return false;
         });
-    auto* heap = reinterpret_cast<PyHeapTypeObject*>(view_class.ptr());
+    PyHeapTypeObject* heap = reinterpret_cast<PyHeapTypeObject*>(view_class.ptr());
     heap->as_buffer.bf_getbuffer = &View::GetBuffer;
     heap->as_buffer.bf_releasebuffer = &View::ReleaseBuffer;
     PyType_Modified(reinterpret_cast<PyTypeObject*>(view_class.ptr()));
 
+    auto buffer_class = py::class_<Buffer>(m, "PutBuffer", py::buffer_protocol(),
+                                           R"(Room in the session's shared memory for a put's bytes, written in place.
+
+memoryview(buffer) is writable: fill it (f.readinto(buffer), numpy.frombuffer, slicing),
+release the memoryviews, then Client.put(path, buffer, size=n) sends the first n bytes
+without copying them. The put consumes the buffer; release() (or the end of a `with`)
+gives it back unused. A consumed or released buffer raises ValueError on use.)")
+        .def_property_readonly("capacity", [](Buffer& b) { return b.Get().capacity(); })
+        .def("__len__", [](Buffer& b) { return b.Get().capacity(); })
+        .def_property_readonly("released", &Buffer::released)
+        .def("release", &Buffer::Release, "Gives the memory back unused.")
+        .def("__enter__", [](py::object self) { return self; })
+        .def("__exit__", [](Buffer& b, py::args) {
+            if (!b.released()) {
+                b.Release();
+            }
+            return false;
+        });
+    heap = reinterpret_cast<PyHeapTypeObject*>(buffer_class.ptr());
+    heap->as_buffer.bf_getbuffer = &Buffer::GetBuffer;
+    heap->as_buffer.bf_releasebuffer = &Buffer::ReleaseBuffer;
+    PyType_Modified(reinterpret_cast<PyTypeObject*>(buffer_class.ptr()));
+
+    // Every operation takes a last argument `token`: 0 runs it now and returns its result;
+    // another submits it (AsyncClient), and its (error, result) comes back from drain()
+    // under that token. Everything Python is converted first; waiting (and the submission,
+    // which may wait for room in the rings) runs without the GIL.
+    py::arg_v token = py::arg("token") = 0;
     py::class_<PyClient>(m, "_Client")
         .def(py::init<const std::string&, const std::string&>(), py::arg("socket") = "", py::arg("key") = "")
         .def("close", &PyClient::Close)
         .def_property_readonly("session_id", [](PyClient& c) { return c.c().session_id(); })
         .def_property_readonly("reconnects", [](PyClient& c) { return c.c().reconnects(); })
-        // asynchronous forms (AsyncClient): the result comes back through drain() under
-        // `token`. Everything Python is made first; the submission itself (which may wait
-        // for room in the rings) runs without the GIL.
         .def("async_fd", &PyClient::async_fd)
         .def("drain", &PyClient::Drain)
-        .def("stat_async", [](PyClient& c, const std::string& path, uint64_t token) {
-            Path p = ToPath(path);
-            auto cb = c.Completion<ObjectInfo>(token, FromInfo);
-            c.Submit([&](Client& z) { z.StatAsync(p, std::move(cb)); });
-        })
-        .def("get_async", [](PyClient& c, const std::string& path, uint64_t offset, int64_t length, uint64_t token) {
-            GetObjectRequest req{.path = ToPath(path), .offset = offset};
-            if (length >= 0) {
-                req.length = static_cast<uint64_t>(length);
-            }
-            auto cb = c.Completion<ObjectView>(token, [](const ObjectView& v) {
-                return py::bytes(v.data().data(), v.data().size());
-            });
-            c.Submit([&](Client& z) { z.GetObjectAsync(req, std::move(cb)); });
-        })
-        .def("put_async", [](PyClient& c, const std::string& path, py::object data, uint64_t token) {
-            std::string bytes = BytesOf(data);
-            PutObjectRequest req{.path = ToPath(path)};
-            auto cb = c.Completion<ObjectInfo>(token, FromInfo);
-            c.Submit([&](Client& z) { z.PutObjectAsync(req, bytes, std::move(cb)); });
-        })
-        .def("delete_async", [](PyClient& c, const std::string& path, const std::string& condition, uint64_t token) {
-            DeleteRequest req{.path = ToPath(path), .condition = condition};
-            auto cb = c.StatusCompletion(token);
-            c.Submit([&](Client& z) { z.DeleteAsync(req, std::move(cb)); });
-        })
-        .def("get_item_async", [](PyClient& c, const std::string& path, std::vector<std::string> attributes,
-                                  uint64_t token) {
-            GetItemRequest req{.path = ToPath(path), .attributes = std::move(attributes)};
-            auto cb = c.Completion<Item>(token, FromItem);
-            c.Submit([&](Client& z) { z.GetItemAsync(req, std::move(cb)); });
-        })
-        .def("put_item_async", [](PyClient& c, const std::string& path, py::dict attributes,
-                                  const std::string& condition, uint64_t token) {
-            PutItemRequest req{.path = ToPath(path), .attributes = ToAttributes(attributes), .condition = condition};
-            auto cb = c.Completion<ObjectInfo>(token, FromInfo);
-            c.Submit([&](Client& z) { z.PutItemAsync(req, std::move(cb)); });
-        })
-        .def("update_item_async", [](PyClient& c, const std::string& path, const std::string& update,
-                                     const std::string& condition, const std::string& else_update, uint64_t token) {
-            UpdateItemRequest req{.path = ToPath(path), .update = update, .condition = condition,
-                                  .else_update = else_update};
-            auto cb = c.Completion<ObjectInfo>(token, FromInfo);
-            c.Submit([&](Client& z) { z.UpdateItemAsync(req, std::move(cb)); });
-        })
-        .def("put_records_async", [](PyClient& c, const std::string& path, py::list records, uint64_t token) {
-            PutRecordsRequest req{.path = ToPath(path)};
-            for (py::handle h : records) {
-                req.records.push_back({.data = BytesOf(h)});
-            }
-            auto cb = c.Completion<std::vector<RecordResult>>(token, [](const std::vector<RecordResult>& rs) {
-                py::list out;
-                for (const RecordResult& r : rs) {
-                    out.append(py::make_tuple(r.shard, r.sequence,
-                                              r.status.ok() ? py::object(py::none())
-                                                            : py::object(py::str(std::string(r.status.message())))));
-                }
-                return out;
-            });
-            c.Submit([&](Client& z) { z.PutRecordsAsync(req, std::move(cb)); });
-        })
-        .def("scan_page_async", [](PyClient& c, const std::string& path, const std::string& filter,
-                                   std::vector<std::string> attributes, const std::string& marker, uint32_t limit,
-                                   uint32_t segment, uint32_t total_segments, uint64_t token) {
-            GetItemsRequest req{.path = ToPath(path), .filter = filter, .attributes = std::move(attributes),
-                                .marker = marker, .limit = limit, .segment = segment,
-                                .total_segments = total_segments};
-            auto cb = c.Completion<GetItemsResult>(token, FromPage);
-            c.Submit([&](Client& z) { z.GetItemsAsync(req, std::move(cb)); });
-        })
-        .def("get_records_async", [](PyClient& c, const std::string& path, const std::string& location,
-                                     uint32_t limit, uint64_t token) {
-            auto loc = StreamLocation::Decode(location);
-            if (!loc.ok()) {
-                Raise(loc.status());
-            }
-            GetRecordsRequest req{.path = ToPath(path), .location = *loc, .limit = limit};
-            auto cb = c.Completion<GetRecordsResult>(token, [](const GetRecordsResult& r) {
-                return py::make_tuple(FromRecords(r.records), r.next.Encode());
-            });
-            c.Submit([&](Client& z) { z.GetRecordsAsync(req, std::move(cb)); });
-        })
         // namespace
-        .def("list_containers", [](PyClient& c) { return c.Call([](Client& z) { return z.ListContainers(); }); })
-        .def("stat", [](PyClient& c, const std::string& path) {
+        .def("list_containers", [](PyClient& c, uint64_t token) {
+            return c.Run<std::vector<std::string>>(
+                token, [](Client& z) { return z.ListContainers(); },
+                [](Client& z, auto done) { z.ListContainersAsync(std::move(done)); },
+                [](std::vector<std::string> names) { return py::cast(names); });
+        }, token)
+        .def("stat", [](PyClient& c, const std::string& path, uint64_t token) {
             Path p = ToPath(path);
-            return FromInfo(c.Call([&](Client& z) { return z.Stat(p); }));
-        })
+            return c.Run<ObjectInfo>(
+                token, [&](Client& z) { return z.Stat(p); },
+                [&](Client& z, auto done) { z.StatAsync(p, std::move(done)); }, FromInfo);
+        }, py::arg("path"), token)
         .def("list", [](PyClient& c, const std::string& path, const std::string& prefix, const std::string& marker,
-                        uint32_t limit, bool with_attributes) {
+                        uint32_t limit, bool with_attributes, uint64_t token) {
             ListRequest req{.path = ToPath(path), .prefix = prefix, .marker = marker, .limit = limit,
                             .with_attributes = with_attributes};
-            ListResult r = c.Call([&](Client& z) { return z.List(req); });
-            py::list entries;
-            for (const DirEntry& e : r.entries) {
-                py::dict d = FromInfo(e.info);
-                d["name"] = e.name;
-                if (with_attributes) {
-                    d["attributes"] = FromAttributes(e.attributes);
-                }
-                entries.append(d);
-            }
-            return py::make_tuple(entries, r.truncated ? py::object(py::str(r.next_marker)) : py::none());
-        })
-        .def("mkdir", [](PyClient& c, const std::string& path, uint32_t mode) {
+            return c.Run<ListResult>(
+                token, [&](Client& z) { return z.List(req); },
+                [&](Client& z, auto done) { z.ListAsync(req, std::move(done)); },
+                [with_attributes](const ListResult& r) {  // (entries, next marker or None)
+                    py::list entries;
+                    for (const DirEntry& e : r.entries) {
+                        py::dict d = FromInfo(e.info);
+                        d["name"] = e.name;
+                        if (with_attributes) {
+                            d["attributes"] = FromAttributes(e.attributes);
+                        }
+                        entries.append(d);
+                    }
+                    return py::make_tuple(entries, r.truncated ? py::object(py::str(r.next_marker)) : py::none());
+                });
+        }, py::arg("path"), py::arg("prefix"), py::arg("marker"), py::arg("limit"), py::arg("with_attributes"), token)
+        .def("mkdir", [](PyClient& c, const std::string& path, uint32_t mode, uint64_t token) {
             MkdirRequest req{.path = ToPath(path), .mode = mode};
-            return FromInfo(c.Call([&](Client& z) { return z.Mkdir(req); }));
-        })
-        .def("rmdir", [](PyClient& c, const std::string& path) {
+            return c.Run<ObjectInfo>(
+                token, [&](Client& z) { return z.Mkdir(req); },
+                [&](Client& z, auto done) { z.MkdirAsync(req, std::move(done)); }, FromInfo);
+        }, py::arg("path"), py::arg("mode"), token)
+        .def("rmdir", [](PyClient& c, const std::string& path, uint64_t token) {
             Path p = ToPath(path);
-            c.Call([&](Client& z) { return z.Rmdir(p); });
-        })
-        .def("rename", [](PyClient& c, const std::string& from, const std::string& to, bool no_replace) {
+            c.Run(token, [&](Client& z) { return z.Rmdir(p); },
+                  [&](Client& z, auto done) { z.RmdirAsync(p, std::move(done)); });
+        }, py::arg("path"), token)
+        .def("rename", [](PyClient& c, const std::string& from, const std::string& to, bool no_replace,
+                          uint64_t token) {
             RenameRequest req{.from = ToPath(from), .to = ToPath(to), .no_replace = no_replace};
-            c.Call([&](Client& z) { return z.Rename(req); });
-        })
-        .def("delete", [](PyClient& c, const std::string& path, const std::string& condition) {
+            c.Run(token, [&](Client& z) { return z.Rename(req); },
+                  [&](Client& z, auto done) { z.RenameAsync(req, std::move(done)); });
+        }, py::arg("from"), py::arg("to"), py::arg("no_replace"), token)
+        .def("delete", [](PyClient& c, const std::string& path, const std::string& condition, uint64_t token) {
             DeleteRequest req{.path = ToPath(path), .condition = condition};
-            c.Call([&](Client& z) { return z.Delete(req); });
-        })
+            c.Run(token, [&](Client& z) { return z.Delete(req); },
+                  [&](Client& z, auto done) { z.DeleteAsync(req, std::move(done)); });
+        }, py::arg("path"), py::arg("condition"), token)
         // objects
-        .def("get", [](PyClient& c, const std::string& path, uint64_t offset, int64_t length) {
-            GetObjectRequest req{.path = ToPath(path), .offset = offset};
-            if (length >= 0) {
-                req.length = static_cast<uint64_t>(length);
+        .def("get", [](PyClient& c, const std::string& path, uint64_t offset, int64_t length, uint64_t token) {
+            GetObjectRequest req = GetRequest(path, offset, length);
+            if (token == 0) {  // any size: large objects are read in ranges
+                std::string bytes = c.Call([&](Client& z) { return z.GetObject(req); });
+                return py::object(py::bytes(bytes));
             }
-            std::string bytes = c.Call([&](Client& z) { return z.GetObject(req); });
-            return py::bytes(bytes);
-        })
-        .def("get_view", [](PyClient& c, const std::string& path, uint64_t offset, int64_t length) {
-            GetObjectRequest req{.path = ToPath(path), .offset = offset};
-            if (length >= 0) {
-                req.length = static_cast<uint64_t>(length);
-            }
-            return View(c.Call([&](Client& z) { return z.GetObjectView(req); }));
-        })
+            return c.Run<ObjectView>(
+                token, [&](Client& z) { return z.GetObjectView(req); },
+                [&](Client& z, auto done) { z.GetObjectAsync(req, std::move(done)); },
+                [](const ObjectView& v) { return py::bytes(v.data().data(), v.data().size()); });
+        }, py::arg("path"), py::arg("offset"), py::arg("length"), token)
+        .def("get_view", [](PyClient& c, const std::string& path, uint64_t offset, int64_t length, uint64_t token) {
+            GetObjectRequest req = GetRequest(path, offset, length);
+            return c.Run<ObjectView>(
+                token, [&](Client& z) { return z.GetObjectView(req); },
+                [&](Client& z, auto done) { z.GetObjectAsync(req, std::move(done)); },
+                [](ObjectView v) { return View(std::move(v)); });
+        }, py::arg("path"), py::arg("offset"), py::arg("length"), token)
         .def("put", [](PyClient& c, const std::string& path, py::object data, std::optional<py::dict> attributes,
-                       const std::string& condition, std::optional<uint32_t> mode) {
+                       const std::string& condition, std::optional<uint32_t> mode, uint64_t token) {
             PutObjectRequest req{.path = ToPath(path), .condition = condition, .mode = mode};
             if (attributes) {
                 req.attributes = ToAttributes(*attributes);
@@ -662,73 +711,122 @@ view raises ValueError on use; it never reads memory that is no longer the clien
                 b = py::reinterpret_borrow<py::buffer>(data).request();
                 bytes = std::string_view(static_cast<const char*>(b.ptr), static_cast<size_t>(b.size * b.itemsize));
             }
-            return FromInfo(c.Call([&](Client& z) { return z.PutObject(req, bytes); }));
+            return c.Run<ObjectInfo>(
+                token, [&](Client& z) { return z.PutObject(req, bytes); },  // any size: streamed
+                [&](Client& z, auto done) { z.PutObjectAsync(req, bytes, std::move(done)); }, FromInfo);
+        }, py::arg("path"), py::arg("data"), py::arg("attributes"), py::arg("condition"), py::arg("mode"), token)
+        .def("put_buffer", [](PyClient& c, size_t capacity) {
+            return Buffer(c.Call([&](Client& z) { return z.AllocatePutBuffer(capacity); }));
         })
-        .def("append", [](PyClient& c, const std::string& path, py::object data) {
-            std::string bytes = BytesOf(data);
+        .def("put_from_buffer", [](PyClient& c, const std::string& path, Buffer& buffer, std::optional<size_t> size,
+                                   std::optional<py::dict> attributes, const std::string& condition,
+                                   std::optional<uint32_t> mode) {
+            PutObjectRequest req{.path = ToPath(path), .condition = condition, .mode = mode};
+            if (attributes) {
+                req.attributes = ToAttributes(*attributes);
+            }
+            PutBuffer b = buffer.Take();
+            size_t n = size.value_or(b.capacity());
+            return FromInfo(c.Call([&](Client& z) { return z.PutObject(req, std::move(b), n); }));
+        })
+        .def("append", [](PyClient& c, const std::string& path, py::object data, uint64_t token) {
+            std::string bytes = BytesOf(data);  // (the request only points at it)
             AppendRequest req{.path = ToPath(path), .data = bytes};
-            return FromInfo(c.Call([&](Client& z) { return z.Append(req); }));
-        })
-        .def("write_at", [](PyClient& c, const std::string& path, uint64_t offset, py::object data) {
+            return c.Run<ObjectInfo>(
+                token, [&](Client& z) { return z.Append(req); },
+                [&](Client& z, auto done) { z.AppendAsync(req, std::move(done)); }, FromInfo);
+        }, py::arg("path"), py::arg("data"), token)
+        .def("write_at", [](PyClient& c, const std::string& path, uint64_t offset, py::object data, uint64_t token) {
             std::string bytes = BytesOf(data);
             WriteObjectRequest req{.path = ToPath(path), .offset = offset, .data = bytes};
-            return FromInfo(c.Call([&](Client& z) { return z.WriteObject(req); }));
-        })
-        .def("truncate", [](PyClient& c, const std::string& path, uint64_t size) {
+            return c.Run<ObjectInfo>(
+                token, [&](Client& z) { return z.WriteObject(req); },
+                [&](Client& z, auto done) { z.WriteObjectAsync(req, std::move(done)); }, FromInfo);
+        }, py::arg("path"), py::arg("offset"), py::arg("data"), token)
+        .def("truncate", [](PyClient& c, const std::string& path, uint64_t size, uint64_t token) {
             TruncateRequest req{.path = ToPath(path), .size = size};
-            return FromInfo(c.Call([&](Client& z) { return z.Truncate(req); }));
-        })
+            return c.Run<ObjectInfo>(
+                token, [&](Client& z) { return z.Truncate(req); },
+                [&](Client& z, auto done) { z.TruncateAsync(req, std::move(done)); }, FromInfo);
+        }, py::arg("path"), py::arg("size"), token)
         // items
-        .def("get_item", [](PyClient& c, const std::string& path, std::vector<std::string> attributes) {
+        .def("get_item", [](PyClient& c, const std::string& path, std::vector<std::string> attributes,
+                            uint64_t token) {
             GetItemRequest req{.path = ToPath(path), .attributes = std::move(attributes)};
-            return FromItem(c.Call([&](Client& z) { return z.GetItem(req); }));
-        })
-        .def("put_item", [](PyClient& c, const std::string& path, py::dict attributes, const std::string& condition) {
+            return c.Run<Item>(
+                token, [&](Client& z) { return z.GetItem(req); },
+                [&](Client& z, auto done) { z.GetItemAsync(req, std::move(done)); }, FromItem);
+        }, py::arg("path"), py::arg("attributes"), token)
+        .def("put_item", [](PyClient& c, const std::string& path, py::dict attributes, const std::string& condition,
+                            uint64_t token) {
             PutItemRequest req{.path = ToPath(path), .attributes = ToAttributes(attributes), .condition = condition};
-            return FromInfo(c.Call([&](Client& z) { return z.PutItem(req); }));
-        })
-        .def("put_items", [](PyClient& c, py::list items) {
+            return c.Run<ObjectInfo>(
+                token, [&](Client& z) { return z.PutItem(req); },
+                [&](Client& z, auto done) { z.PutItemAsync(req, std::move(done)); }, FromInfo);
+        }, py::arg("path"), py::arg("attributes"), py::arg("condition"), token)
+        .def("put_items", [](PyClient& c, py::list items, uint64_t token) {
             std::vector<PutItemRequest> reqs;
             for (py::handle h : items) {
                 py::tuple t = py::reinterpret_borrow<py::tuple>(h);
                 reqs.push_back({.path = ToPath(t[0].cast<std::string>()), .attributes = ToAttributes(t[1].cast<py::dict>())});
             }
-            std::vector<absl::Status> r = c.Call([&](Client& z) { return z.PutItems(reqs); });
-            py::list errors;
-            for (const absl::Status& s : r) {
-                errors.append(s.ok() ? py::object(py::none())
-                                     : py::make_tuple(static_cast<int>(s.code()), std::string(s.message())));
-            }
-            return errors;
-        })
+            return c.Run<std::vector<absl::Status>>(
+                token, [&](Client& z) { return z.PutItems(reqs); },
+                [&](Client& z, auto done) { z.PutItemsAsync(reqs, std::move(done)); },
+                [](const std::vector<absl::Status>& r) {  // per item: None or (code, message)
+                    py::list errors;
+                    for (const absl::Status& s : r) {
+                        errors.append(s.ok() ? py::object(py::none())
+                                             : py::make_tuple(static_cast<int>(s.code()), std::string(s.message())));
+                    }
+                    return errors;
+                });
+        }, py::arg("items"), token)
         .def("update_item", [](PyClient& c, const std::string& path, const std::string& update,
-                               const std::string& condition, const std::string& else_update) {
+                               const std::string& condition, const std::string& else_update, uint64_t token) {
             UpdateItemRequest req{.path = ToPath(path), .update = update, .condition = condition,
                                   .else_update = else_update};
-            return FromInfo(c.Call([&](Client& z) { return z.UpdateItem(req); }));
-        })
+            return c.Run<ObjectInfo>(
+                token, [&](Client& z) { return z.UpdateItem(req); },
+                [&](Client& z, auto done) { z.UpdateItemAsync(req, std::move(done)); }, FromInfo);
+        }, py::arg("path"), py::arg("update"), py::arg("condition"), py::arg("else_update"), token)
         .def("scan_page", [](PyClient& c, const std::string& path, const std::string& filter,
                              std::vector<std::string> attributes, const std::string& marker, uint32_t limit,
-                             uint32_t segment, uint32_t total_segments) {
+                             uint32_t segment, uint32_t total_segments, uint64_t token) {
             GetItemsRequest req{.path = ToPath(path), .filter = filter, .attributes = std::move(attributes),
                                 .marker = marker, .limit = limit, .segment = segment,
                                 .total_segments = total_segments};
-            return FromPage(c.Call([&](Client& z) { return z.GetItems(req); }));
-        })
+            return c.Run<GetItemsResult>(
+                token, [&](Client& z) { return z.GetItems(req); },
+                [&](Client& z, auto done) { z.GetItemsAsync(req, std::move(done)); }, FromPage);
+        }, py::arg("path"), py::arg("filter"), py::arg("attributes"), py::arg("marker"), py::arg("limit"),
+           py::arg("segment"), py::arg("total_segments"), token)
         // streams
-        .def("create_stream", [](PyClient& c, const std::string& path, uint32_t shards, int64_t retention_secs) {
+        .def("create_stream", [](PyClient& c, const std::string& path, uint32_t shards, int64_t retention_secs,
+                                 uint64_t token) {
             CreateStreamRequest req{.path = ToPath(path), .shard_count = shards, .retention_secs = retention_secs};
-            return FromInfo(c.Call([&](Client& z) { return z.CreateStream(req); }));
-        })
-        .def("describe_stream", [](PyClient& c, const std::string& path) {
+            return c.Run<ObjectInfo>(
+                token, [&](Client& z) { return z.CreateStream(req); },
+                [&](Client& z, auto done) { z.CreateStreamAsync(req, std::move(done)); }, FromInfo);
+        }, py::arg("path"), py::arg("shards"), py::arg("retention_secs"), token)
+        .def("describe_stream", [](PyClient& c, const std::string& path, uint64_t token) {
             Path p = ToPath(path);
-            StreamDescription d = c.Call([&](Client& z) { return z.DescribeStream(p); });
-            py::dict out;
-            out["shard_count"] = d.shard_count;
-            out["retention_secs"] = d.retention_secs;
-            return out;
-        })
-        .def("put_records", [](PyClient& c, const std::string& path, py::list records) {
+            return c.Run<StreamDescription>(
+                token, [&](Client& z) { return z.DescribeStream(p); },
+                [&](Client& z, auto done) { z.DescribeStreamAsync(p, std::move(done)); },
+                [](const StreamDescription& d) {
+                    py::dict out;
+                    out["shard_count"] = d.shard_count;
+                    out["retention_secs"] = d.retention_secs;
+                    return out;
+                });
+        }, py::arg("path"), token)
+        .def("delete_stream", [](PyClient& c, const std::string& path, uint64_t token) {
+            Path p = ToPath(path);
+            c.Run(token, [&](Client& z) { return z.DeleteStream(p); },
+                  [&](Client& z, auto done) { z.DeleteStreamAsync(p, std::move(done)); });
+        }, py::arg("path"), token)
+        .def("put_records", [](PyClient& c, const std::string& path, py::list records, uint64_t token) {
             PutRecordsRequest req{.path = ToPath(path)};
             for (py::handle h : records) {
                 py::dict r = py::reinterpret_borrow<py::dict>(h);
@@ -744,19 +842,24 @@ view raises ValueError on use; it never reads memory that is no longer the clien
                 }
                 req.records.push_back(std::move(in));
             }
-            std::vector<RecordResult> results = c.Call([&](Client& z) { return z.PutRecords(req); });
-            py::list out;
-            for (const RecordResult& r : results) {
-                py::dict d;
-                d["shard"] = r.shard;
-                d["sequence"] = r.sequence;
-                d["error"] = r.status.ok() ? py::object(py::none()) : py::object(py::str(std::string(r.status.message())));
-                out.append(d);
-            }
-            return out;
-        })
+            return c.Run<std::vector<RecordResult>>(
+                token, [&](Client& z) { return z.PutRecords(req); },
+                [&](Client& z, auto done) { z.PutRecordsAsync(req, std::move(done)); },
+                [](const std::vector<RecordResult>& results) {
+                    py::list out;
+                    for (const RecordResult& r : results) {
+                        py::dict d;
+                        d["shard"] = r.shard;
+                        d["sequence"] = r.sequence;
+                        d["error"] = r.status.ok() ? py::object(py::none())
+                                                   : py::object(py::str(std::string(r.status.message())));
+                        out.append(d);
+                    }
+                    return out;
+                });
+        }, py::arg("path"), py::arg("records"), token)
         .def("seek", [](PyClient& c, const std::string& path, uint32_t shard, const std::string& type,
-                        uint64_t sequence, py::object time) {
+                        uint64_t sequence, py::object time, uint64_t token) {
             SeekRequest req{.path = ToPath(path), .shard = shard, .sequence = sequence};
             if (type == "earliest") {
                 req.type = SeekType::kEarliest;
@@ -770,16 +873,23 @@ view raises ValueError on use; it never reads memory that is no longer the clien
             } else {
                 throw py::value_error("seek: type is one of earliest, latest, sequence, time");
             }
-            StreamLocation loc = c.Call([&](Client& z) { return z.Seek(req); });
-            return loc.Encode();
-        })
-        .def("get_records", [](PyClient& c, const std::string& path, const std::string& location, uint32_t limit) {
+            return c.Run<StreamLocation>(
+                token, [&](Client& z) { return z.Seek(req); },
+                [&](Client& z, auto done) { z.SeekAsync(req, std::move(done)); },
+                [](const StreamLocation& loc) { return loc.Encode(); });
+        }, py::arg("path"), py::arg("shard"), py::arg("type"), py::arg("sequence"), py::arg("time"), token)
+        .def("get_records", [](PyClient& c, const std::string& path, const std::string& location, uint32_t limit,
+                               uint64_t token) {
             auto loc = StreamLocation::Decode(location);
             if (!loc.ok()) {
                 Raise(loc.status());
             }
             GetRecordsRequest req{.path = ToPath(path), .location = *loc, .limit = limit};
-            GetRecordsResult r = c.Call([&](Client& z) { return z.GetRecords(req); });
-            return py::make_tuple(FromRecords(r.records), r.next.Encode(), r.behind);
-        });
+            return c.Run<GetRecordsResult>(
+                token, [&](Client& z) { return z.GetRecords(req); },
+                [&](Client& z, auto done) { z.GetRecordsAsync(req, std::move(done)); },
+                [](const GetRecordsResult& r) {  // (records, next location, records behind)
+                    return py::make_tuple(FromRecords(r.records), r.next.Encode(), r.behind);
+                });
+        }, py::arg("path"), py::arg("location"), py::arg("limit"), token);
 }

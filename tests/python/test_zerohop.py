@@ -273,6 +273,79 @@ def test_asyncio_runs_many_requests_at_once_on_one_session(daemon):
     asyncio.run(main())
 
 
+def test_a_put_buffer_is_filled_in_place_and_consumed_by_the_put(z):
+    with z.put_buffer(1 << 20) as buf:
+        assert buf.capacity == 1 << 20
+        with memoryview(buf) as m:
+            m[:5] = b"hello"
+            m[5:11] = b" world"
+        assert z.put("/demo/pb", buf, size=11, attributes={"k": 1})["size"] == 11
+        assert buf.released
+        with pytest.raises(ValueError):
+            memoryview(buf)
+    assert z.get("/demo/pb") == b"hello world"
+    # A put while a memoryview of the buffer is alive would hand the daemon memory Python
+    # still writes: refused, and the buffer stays usable.
+    buf = z.put_buffer(16)
+    m = memoryview(buf)
+    m[:3] = b"abc"
+    with pytest.raises(BufferError):
+        z.put("/demo/pb", buf, size=3)
+    m.release()
+    z.put("/demo/pb", buf, size=3)
+    assert z.get("/demo/pb") == b"abc"
+    with pytest.raises(ValueError):
+        z.put("/demo/pb", buf, size=3)  # consumed
+    with pytest.raises(zerohop.InvalidArgument):
+        z.put_buffer(1 << 30)  # more than half the region
+    # Released unused: its room goes back (far more than the region holds in all).
+    for _ in range(100):
+        z.put_buffer(1 << 20).release()
+    # size with ordinary bytes: the first `size` of them.
+    assert z.put("/demo/pb", b"abcdef", size=2)["size"] == 2
+
+
+def test_every_operation_has_an_async_form(daemon):
+    async def main():
+        async with zerohop.AsyncClient(daemon.socket, "rw-key") as z:
+            assert await z.list_containers() == ["demo"]
+            await z.mkdir("/demo/d", 0o750)
+            assert (await z.stat("/demo/d"))["type"] == "directory"
+            await asyncio.gather(*(z.put(f"/demo/d/f{i}", bytes([i])) for i in range(5)))
+            assert [e["name"] async for e in z.list("/demo/d", page_size=2)] == [f"f{i}" for i in range(5)]
+            await z.rename("/demo/d/f0", "/demo/d/g0")
+            with pytest.raises(zerohop.AlreadyExists):
+                await z.rename("/demo/d/f1", "/demo/d/g0", replace=False)
+            assert (await z.append("/demo/d/g0", b"bc"))["size"] == 3
+            assert (await z.write_at("/demo/d/g0", 1, b"B"))["size"] == 3
+            assert (await z.truncate("/demo/d/g0", 2))["size"] == 2
+            with await z.get_view("/demo/d/g0") as v:
+                assert bytes(memoryview(v)) == b"\x00B"
+            assert v.released
+            for name in ["g0", "f1", "f2", "f3", "f4"]:
+                await z.delete(f"/demo/d/{name}")
+            await z.rmdir("/demo/d")
+            with pytest.raises(zerohop.NotFound):
+                await z.stat("/demo/d")
+            await z.mkdir("/demo/t")
+            assert await z.put_items("/demo/t", [(f"k{i}", {"n": i}) for i in range(10)]) == 10
+            assert sorted([it["n"] async for it in z.scan("/demo/t", filter="n >= 5")]) == [5, 6, 7, 8, 9]
+            await z.create_stream("/demo/ev", shards=2, retention_secs=3600)
+            assert await z.describe_stream("/demo/ev") == {"shard_count": 2, "retention_secs": 3600}
+            results = await z.put_records("/demo/ev", [b"a", {"data": b"b", "shard": 1}, {"data": b"c", "shard": 7}])
+            assert results[1]["shard"] == 1 and results[0]["error"] is None and results[2]["error"]
+            start = await z.seek("/demo/ev", shard=1)
+            assert [r["data"] async for r in z.get_records("/demo/ev", start)][-1] == b"b"
+            await z.delete_stream("/demo/ev")
+            with pytest.raises(zerohop.NotFound):
+                await z.describe_stream("/demo/ev")
+            with pytest.raises(zerohop.InvalidArgument):
+                await z.stat("relative")  # refused before anything is sent
+            assert not z._pending
+
+    asyncio.run(main())
+
+
 def test_help_reads_like_documentation():
     assert "shared memory" in zerohop.__doc__
     assert "ZEROHOP_SOCKET" in zerohop.Client.__doc__

@@ -21,12 +21,13 @@ Values map both ways: bool, int (64-bit), float, str, bytes (any buffer in), dat
 
 import asyncio
 import os
+import time as _time
 
 from . import _zerohop
-from ._zerohop import ObjectView
+from ._zerohop import ObjectView, PutBuffer
 
 __all__ = [
-    "Client", "AsyncClient", "ObjectView", "Error", "NotFound", "AlreadyExists", "ConditionFailed", "PermissionDenied",
+    "Client", "AsyncClient", "ObjectView", "PutBuffer", "Error", "NotFound", "AlreadyExists", "ConditionFailed", "PermissionDenied",
     "InvalidArgument", "FailedPrecondition", "ResourceExhausted", "Unavailable", "DeadlineExceeded",
     "Unimplemented", "DataLoss", "Internal",
 ]
@@ -189,13 +190,30 @@ class Client:
         """
         return self._c.get_view(path, offset, -1 if length is None else length)
 
-    def put(self, path, data, attributes=None, condition="", mode=None):
-        """Replaces (or creates) the object with `data` (bytes, str or any buffer).
+    def put(self, path, data, attributes=None, condition="", mode=None, size=None):
+        """Replaces (or creates) the object with `data` (bytes, str or any buffer), of any
+        size (large ones stream through shared memory).
 
-        The replace is atomic; `condition` is checked against the object replaced.
-        Returns the new info.
+        `data` may be a PutBuffer (put_buffer()): then its first `size` bytes (default: all)
+        go without a copy, and the put consumes it. The replace is atomic; `condition` is
+        checked against the object replaced. Returns the new info.
         """
+        if isinstance(data, PutBuffer):
+            return self._c.put_from_buffer(path, data, size, attributes, condition, mode)
+        if size is not None:
+            data = memoryview(data)[:size]
         return self._c.put(path, data, attributes, condition, mode)
+
+    def put_buffer(self, capacity):
+        """Room for a put's bytes in shared memory (a PutBuffer), filled in place:
+
+            with z.put_buffer(1 << 20) as buf:
+                n = f.readinto(buf)              # or memoryview(buf)[...] = ...
+                z.put("/demo/blob", buf, size=n)  # no copy of the bytes
+
+        At most half the session's request region.
+        """
+        return self._c.put_buffer(capacity)
 
     def append(self, path, data):
         return self._c.append(path, data)
@@ -225,12 +243,7 @@ class Client:
         pandas DataFrame (its index, or the column `key`, names the items). Each item is
         atomic on its own; errors are raised together (zerohop.Error listing them)."""
         pairs = _rows_of(rows, key)
-        errors = self._c.put_items([(f"{table}/{name}", attrs) for name, attrs in pairs])
-        failed = [(pairs[i][0], e) for i, e in enumerate(errors) if e is not None]
-        if failed:
-            raise Error(f"{len(failed)} of {len(pairs)} items failed: " +
-                        "; ".join(f"{name}: {msg}" for name, (code, msg) in failed[:5]))
-        return len(pairs)
+        return _put_items_result(pairs, self._c.put_items([(f"{table}/{name}", attrs) for name, attrs in pairs]))
 
     def scan(self, table, filter="", attributes=(), segment=0, total_segments=1, page_size=1000):
         """The items of a table matching `filter`, page by page (a Scan: iterate it, or
@@ -243,26 +256,33 @@ class Client:
         return self._c.create_stream(path, shards, retention_secs)
 
     def describe_stream(self, path):
+        """{"shard_count", "retention_secs"}."""
         return self._c.describe_stream(path)
+
+    def delete_stream(self, path):
+        self._c.delete_stream(path)
 
     def put_records(self, path, records):
         """Appends records: each bytes, or a dict with data and optionally shard,
-        partition_key, client_info. Returns, per record, its shard, sequence and error."""
-        batch = [r if isinstance(r, dict) else {"data": r} for r in records]
-        return self._c.put_records(path, batch)
+        partition_key, client_info. Returns, per record, a dict of its shard, sequence and
+        error (None, or the message of why this record was not put)."""
+        return self._c.put_records(path, _records_of(records))
 
     def seek(self, path, shard=0, type="earliest", sequence=0, time=None):
         """A location (an opaque str) in one shard: earliest, latest, sequence or time."""
         return self._c.seek(path, shard, type, sequence, time)
 
-    def get_records(self, path, location, limit=1000, follow=False):
+    def get_records(self, path, location, limit=1000, follow=False, poll_interval=0.05):
         """The records from `location` on, as an iterator of dicts (shard, sequence,
-        arrival, data, partition_key, client_info). It ends at the end of the shard."""
+        arrival, data, partition_key, client_info). It ends at the end of the shard, unless
+        `follow`: then it waits for more (sleeping poll_interval between empty reads)."""
         while True:
             records, location, behind = self._c.get_records(path, location, limit)
             yield from records
-            if not records and not follow:
-                return
+            if not records:
+                if not follow:
+                    return
+                _time.sleep(poll_interval)
 
 
 class AsyncClient:
@@ -309,9 +329,14 @@ class AsyncClient:
             loop.add_reader(self._fd, self._drain)
             self._loop = loop
         self._token += 1
+        token = self._token
         future = loop.create_future()
-        self._pending[self._token] = future
-        method(*args, self._token)
+        self._pending[token] = future
+        try:
+            method(*args, token)
+        except BaseException:
+            del self._pending[token]  # (a bad argument: nothing was sent)
+            raise
         return future
 
     def _drain(self):
@@ -324,56 +349,112 @@ class AsyncClient:
             else:
                 future.set_result(value)
 
+    # Every operation of Client, as a coroutine (see Client for each one's documentation).
+
+    async def list_containers(self):
+        return await self._call(self._c.list_containers)
+
     async def stat(self, path):
-        return await self._call(self._c.stat_async, path)
+        return await self._call(self._c.stat, path)
 
-    async def get(self, path, offset=0, length=None):
-        """The object's bytes (at most half the session's result region per call)."""
-        return await self._call(self._c.get_async, path, offset, -1 if length is None else length)
+    async def list(self, path, prefix="", with_attributes=False, page_size=1000):
+        """The entries of a directory, as an async iterator (a page per request)."""
+        marker = ""
+        while True:
+            entries, marker = await self._call(self._c.list, path, prefix, marker, page_size, with_attributes)
+            for entry in entries:
+                yield entry
+            if marker is None:
+                return
 
-    async def put(self, path, data):
-        """Replaces the object (at most half the session's request region: larger puts go
-        through Client.put)."""
-        return await self._call(self._c.put_async, path, data)
+    async def mkdir(self, path, mode=0o755):
+        return await self._call(self._c.mkdir, path, mode)
+
+    async def rmdir(self, path):
+        await self._call(self._c.rmdir, path)
+
+    async def rename(self, src, dst, replace=True):
+        await self._call(self._c.rename, src, dst, not replace)
 
     async def delete(self, path, condition=""):
-        return await self._call(self._c.delete_async, path, condition)
+        await self._call(self._c.delete, path, condition)
 
     delete_item = delete
 
+    async def get(self, path, offset=0, length=None):
+        """The object's bytes (at most half the session's result region per call)."""
+        return await self._call(self._c.get, path, offset, -1 if length is None else length)
+
+    async def get_view(self, path, offset=0, length=None):
+        """An ObjectView: the bytes in place in shared memory (release it, or `with`)."""
+        return await self._call(self._c.get_view, path, offset, -1 if length is None else length)
+
+    async def put(self, path, data, attributes=None, condition="", mode=None):
+        """Replaces the object (at most half the session's request region: larger puts,
+        and puts from a PutBuffer, go through Client.put)."""
+        return await self._call(self._c.put, path, data, attributes, condition, mode)
+
+    async def append(self, path, data):
+        return await self._call(self._c.append, path, data)
+
+    async def write_at(self, path, offset, data):
+        return await self._call(self._c.write_at, path, offset, data)
+
+    async def truncate(self, path, size):
+        return await self._call(self._c.truncate, path, size)
+
     async def get_item(self, path, attributes=()):
-        return await self._call(self._c.get_item_async, path, list(attributes))
+        return await self._call(self._c.get_item, path, list(attributes))
 
     async def put_item(self, path, attributes, condition=""):
-        return await self._call(self._c.put_item_async, path, attributes, condition)
+        return await self._call(self._c.put_item, path, attributes, condition)
 
     async def update_item(self, path, update, condition="", else_update=""):
-        return await self._call(self._c.update_item_async, path, update, condition, else_update)
+        return await self._call(self._c.update_item, path, update, condition, else_update)
 
-    async def put_records(self, path, records):
-        """Appends records (bytes each); returns (shard, sequence, error) per record."""
-        return await self._call(self._c.put_records_async, path, list(records))
+    async def put_items(self, table, rows, key=None):
+        pairs = _rows_of(rows, key)
+        errors = await self._call(self._c.put_items, [(f"{table}/{name}", attrs) for name, attrs in pairs])
+        return _put_items_result(pairs, errors)
 
     async def scan(self, table, filter="", attributes=(), segment=0, total_segments=1, page_size=1000):
         """The items of a table matching `filter`, as an async iterator (a page per request)."""
         marker = ""
         while True:
-            items, marker = await self._call(self._c.scan_page_async, table, filter, list(attributes), marker,
+            items, marker = await self._call(self._c.scan_page, table, filter, list(attributes), marker,
                                              page_size, segment, total_segments)
             for item in items:
                 yield item
             if marker is None:
                 return
 
-    async def get_records(self, path, location, limit=1000):
-        """The records from `location` (from Client.seek) to the end of the shard, as an
-        async iterator."""
+    async def create_stream(self, path, shards=1, retention_secs=24 * 3600):
+        return await self._call(self._c.create_stream, path, shards, retention_secs)
+
+    async def describe_stream(self, path):
+        return await self._call(self._c.describe_stream, path)
+
+    async def delete_stream(self, path):
+        await self._call(self._c.delete_stream, path)
+
+    async def put_records(self, path, records):
+        return await self._call(self._c.put_records, path, _records_of(records))
+
+    async def seek(self, path, shard=0, type="earliest", sequence=0, time=None):
+        return await self._call(self._c.seek, path, shard, type, sequence, time)
+
+    async def get_records(self, path, location, limit=1000, follow=False, poll_interval=0.05):
+        """The records from `location` (from seek) on, as an async iterator. It ends at the
+        end of the shard, unless `follow`: then it waits for more (asyncio.sleep between
+        empty reads)."""
         while True:
-            records, location = await self._call(self._c.get_records_async, path, location, limit)
-            if not records:
-                return
+            records, location, behind = await self._call(self._c.get_records, path, location, limit)
             for record in records:
                 yield record
+            if not records:
+                if not follow:
+                    return
+                await asyncio.sleep(poll_interval)
 
 
 class Scan:
@@ -401,6 +482,19 @@ class Scan:
         rows = list(self)
         frame = pandas.DataFrame.from_records(rows) if rows else pandas.DataFrame(columns=["__name"])
         return frame.set_index("__name")
+
+
+def _put_items_result(pairs, errors):
+    """How many items were put; or Error naming the first that were not."""
+    failed = [(pairs[i][0], e) for i, e in enumerate(errors) if e is not None]
+    if failed:
+        raise Error(f"{len(failed)} of {len(pairs)} items failed: " +
+                    "; ".join(f"{name}: {msg}" for name, (code, msg) in failed[:5]))
+    return len(pairs)
+
+
+def _records_of(records):
+    return [r if isinstance(r, dict) else {"data": r} for r in records]
 
 
 def _rows_of(rows, key):
