@@ -94,7 +94,7 @@ def main():
     try:
         sock = os.path.join(root, "zh.sock")
         with open(os.path.join(root, "zerohopd.yaml"), "w") as f:
-            f.write(f"listen: {sock}\nworkers: 1\nlog_level: warning\nmounts:\n"
+            f.write(f"listen: {sock}\nworkers: 1\nmetrics_port: 0\nlog_level: warning\nmounts:\n"
                     f"  - {{container: bench, options: {{dir: {root}/store}}}}\n"
                     "credentials:\n  - {key: bench, containers: {bench: rw}}\n")
         procs.append(subprocess.Popen([args.zerohopd, "--config", os.path.join(root, "zerohopd.yaml")]))

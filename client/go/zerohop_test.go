@@ -37,7 +37,7 @@ func startDaemon(t *testing.T) *daemon {
 	}
 	dir := t.TempDir()
 	d := &daemon{dir: dir, socket: filepath.Join(dir, "zh.sock")}
-	config := fmt.Sprintf("listen: %s\nworkers: 2\nlog_level: warning\n"+
+	config := fmt.Sprintf("listen: %s\nworkers: 2\nmetrics_port: 0\nlog_level: warning\n"+
 		"mounts:\n  - {container: demo, options: {dir: %s/store}}\n"+
 		"credentials:\n  - {key: rw-key, containers: {demo: rw}}\n  - {key: ro-key, containers: {demo: r}}\n",
 		d.socket, dir)

@@ -423,6 +423,15 @@ public:
         return bell_;
     }
 
+    // Runs the completions that have arrived (without waiting), then Drain().
+    py::list PollNow() {
+        if (client_ != nullptr) {
+            py::gil_scoped_release nogil;
+            client_->Poll();
+        }
+        return Drain();
+    }
+
     // The completions that arrived: a list of (token, error, value).
     py::list Drain() {
         uint64_t count;
@@ -620,6 +629,7 @@ gives it back unused. A consumed or released buffer raises ValueError on use.)")
         .def_property_readonly("reconnects", [](PyClient& c) { return c.c().reconnects(); })
         .def("async_fd", &PyClient::async_fd)
         .def("drain", &PyClient::Drain)
+        .def("poll", &PyClient::PollNow)
         // namespace
         .def("list_containers", [](PyClient& c, uint64_t token) {
             return c.Run<std::vector<std::string>>(

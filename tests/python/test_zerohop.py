@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,7 +23,7 @@ class Daemon:
         self.dir = root
         self.socket = os.path.join(root, "zh.sock")
         with open(os.path.join(root, "zerohopd.yaml"), "w") as f:
-            f.write(f"listen: {self.socket}\nworkers: 2\nlog_level: warning\n"
+            f.write(f"listen: {self.socket}\nworkers: 2\nmetrics_port: 0\nlog_level: warning\n"
                     f"mounts:\n  - {{container: demo, options: {{dir: {root}/store}}}}\n"
                     "credentials:\n  - {key: rw-key, containers: {demo: rw}}\n"
                     "  - {key: ro-key, containers: {demo: r}}\n")
@@ -350,3 +351,18 @@ def test_help_reads_like_documentation():
     assert "shared memory" in zerohop.__doc__
     assert "ZEROHOP_SOCKET" in zerohop.Client.__doc__
     assert "zero copy" in zerohop.Client.get_view.__doc__.lower() or "no copy" in zerohop.Client.get_view.__doc__
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "python")
+
+
+@pytest.mark.parametrize("example, args, says", [
+    ("connected_cars.py", ["--events", "300", "--concurrency", "16"], "every event counted once (300 trips)"),
+    ("pandas_scan.py", ["--rows", "3000"], "drivers most often over 80 km/h"),
+])
+def test_the_examples_run_and_check_their_own_results(daemon, example, args, says):
+    env = dict(os.environ, ZEROHOP_SOCKET=daemon.socket, ZEROHOP_ACCESS_KEY="rw-key")
+    out = subprocess.run([sys.executable, os.path.join(EXAMPLES, example)] + args, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert says in out.stdout

@@ -305,6 +305,7 @@ class AsyncClient:
         self._loop = None
         self._pending = {}
         self._token = 0
+        self._spinning = False
 
     def close(self):
         self._unwatch()
@@ -337,10 +338,28 @@ class AsyncClient:
         except BaseException:
             del self._pending[token]  # (a bad argument: nothing was sent)
             raise
+        if not self._spinning:
+            self._spinning = True
+            loop.call_soon(self._spin, _time.perf_counter() + self.SPIN_SECONDS)
         return future
 
+    # How long the loop polls for answers itself after sending, between its other work,
+    # before it leaves them to the descriptor: the daemon answers in microseconds, a
+    # wake-up through the descriptor costs tens of them.
+    SPIN_SECONDS = 100e-6
+
+    def _spin(self, until):
+        self._deliver(self._c.poll())
+        if self._pending and _time.perf_counter() < until and self._loop is not None:
+            self._loop.call_soon(self._spin, until)
+        else:
+            self._spinning = False
+
     def _drain(self):
-        for token, error, value in self._c.drain():
+        self._deliver(self._c.drain())
+
+    def _deliver(self, completions):
+        for token, error, value in completions:
             future = self._pending.pop(token, None)
             if future is None or future.cancelled():
                 continue
@@ -477,10 +496,13 @@ class Scan:
             yield from page
 
     def to_pandas(self):
-        """A pandas DataFrame of the items, indexed by name (needs python3-pandas)."""
+        """A pandas DataFrame of the items, indexed by name (needs python3-pandas). Its
+        columns are the attributes asked for, in that order, or else every attribute
+        found, in name order (an item without one has NaN/None there)."""
         import pandas
         rows = list(self)
-        frame = pandas.DataFrame.from_records(rows) if rows else pandas.DataFrame(columns=["__name"])
+        columns = [a for a in self._args[3] if a not in ("__name", "*", "**")] or sorted({k for r in rows for k in r} - {"__name"})
+        frame = pandas.DataFrame.from_records(rows, columns=["__name"] + columns)
         return frame.set_index("__name")
 
 

@@ -23,7 +23,7 @@ import (
 func TestServesObjectsByKeyWithTheRightStatus(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "zh.sock")
-	config := fmt.Sprintf("listen: %s\nworkers: 2\nlog_level: error\nmounts:\n  - {container: demo, options: {dir: %s/store}}\n"+
+	config := fmt.Sprintf("listen: %s\nworkers: 2\nmetrics_port: 0\nlog_level: error\nmounts:\n  - {container: demo, options: {dir: %s/store}}\n"+
 		"credentials:\n  - {key: rw-key, containers: {demo: rw}}\n", socket, dir)
 	if err := os.WriteFile(filepath.Join(dir, "zerohopd.yaml"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
