@@ -501,7 +501,8 @@ class Scan:
         found, in name order (an item without one has NaN/None there)."""
         import pandas
         rows = list(self)
-        columns = [a for a in self._args[3] if a not in ("__name", "*", "**")] or sorted({k for r in rows for k in r} - {"__name"})
+        asked = [a for a in self._args[3] if a not in ("__name", "*", "**")]
+        columns = asked or sorted({k for r in rows for k in r} - {"__name"})
         frame = pandas.DataFrame.from_records(rows, columns=["__name"] + columns)
         return frame.set_index("__name")
 
