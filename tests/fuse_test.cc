@@ -32,6 +32,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "daemon_fixture.h"
 #include "zerohop/client.h"
@@ -384,6 +385,58 @@ TEST_F(FuseTest, DirectoriesAndTheirErrors) {
     EXPECT_ERRNO(link(F("x").c_str(), F("y").c_str()), ENOENT);
     { std::ofstream(F("x")) << "x"; }
     EXPECT_ERRNO(link(F("x").c_str(), F("y").c_str()), EPERM) ;  // no hard links
+}
+
+TEST_F(FuseTest, PathsDeeperThanPathMaxWorkADirectoryAtATime) {
+    // 24 names of 255 bytes: 6 KiB below the mount, more than PATH_MAX, reached with *at()
+    // calls as find, rm -r and tar do.
+    std::vector<std::string> names;
+    int dir = open(F("").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(dir, 0);
+    for (int i = 0; i < 24; ++i) {
+        names.push_back(std::string(254, static_cast<char>('a' + i)) + "d");
+        ASSERT_EQ(mkdirat(dir, names.back().c_str(), 0755), 0) << "depth " << i << ": " << strerror(errno);
+        int next = openat(dir, names.back().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ASSERT_GE(next, 0) << "depth " << i << ": " << strerror(errno);
+        close(dir);
+        dir = next;
+    }
+    int fd = openat(dir, "leaf", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    ASSERT_EQ(write(fd, "deep", 4), 4);
+    close(fd);
+    struct stat st;
+    ASSERT_EQ(fstatat(dir, "leaf", &st, 0), 0);
+    EXPECT_EQ(st.st_size, 4);
+    ASSERT_EQ(renameat(dir, "leaf", dir, "leaf2"), 0);
+    char buf[8] = {};
+    fd = openat(dir, "leaf2", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(read(fd, buf, sizeof buf), 4);
+    close(fd);
+    EXPECT_EQ(std::string(buf, 4), "deep");
+    // Through the API too: the whole path is one name of the namespace.
+    std::string key = "/demo/" + absl::StrJoin(names, "/") + "/leaf2";
+    ASSERT_GT(key.size(), 4096u);
+    auto info = client_->Stat(*Path::Parse(key));
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->size, 4u);
+    // And removed again from the bottom up.
+    ASSERT_EQ(unlinkat(dir, "leaf2", 0), 0);
+    close(dir);
+    for (int i = 23; i >= 0; --i) {
+        std::string parent = F("");
+        int p = open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (int j = 0; j < i; ++j) {
+            int next = openat(p, names[j].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            close(p);
+            p = next;
+        }
+        ASSERT_GE(p, 0);
+        ASSERT_EQ(unlinkat(p, names[i].c_str(), AT_REMOVEDIR), 0) << "depth " << i << ": " << strerror(errno);
+        close(p);
+    }
+    EXPECT_ERRNO(stat(F(names[0]).c_str(), &st), ENOENT);
 }
 
 TEST_F(FuseTest, AFileUnlinkedOrReplacedWhileOpenKeepsWorkingUntilClosed) {

@@ -53,11 +53,12 @@ TEST(Path, EnforcesComponentAndTotalLimits) {
     EXPECT_TRUE(Path::Parse("/c/" + std::string(255, 'x')).ok());
     EXPECT_FALSE(Path::Parse("/c/" + std::string(256, 'x')).ok());
     std::string longest = "/c";
-    while (longest.size() + 101 <= 4096) {
-        longest += "/" + std::string(100, 'y');
+    while (longest.size() + 256 <= kMaxPathBytes) {
+        longest += "/" + std::string(255, 'y');
     }
-    longest += "/" + std::string(4096 - longest.size() - 1, 'z');
-    ASSERT_EQ(longest.size(), 4096u);
+    longest += "/" + std::string(kMaxPathBytes - longest.size() - 1, 'z');
+    ASSERT_EQ(longest.size(), kMaxPathBytes);
+    ASSERT_GT(longest.size(), 4096u);  // deeper than PATH_MAX
     EXPECT_TRUE(Path::Parse(longest).ok());
     EXPECT_FALSE(Path::Parse(longest + "z").ok());
 }

@@ -3,7 +3,8 @@
 //
 // A Path is always valid once constructed: it starts with '/', has no empty, "." or ".."
 // component, no NUL byte, every component is at most 255 bytes and the whole path at most
-// 4096 bytes. A single trailing '/' is accepted and dropped.
+// 32 KiB (deeper than PATH_MAX: a file system reaches such paths a directory at a time,
+// with *at() calls). A single trailing '/' is accepted and dropped.
 //
 //   auto p = zerohop::Path::Parse("/users/tables/people/alice");
 //   if (!p.ok()) return p.status();          // InvalidArgument naming the bad byte
@@ -22,7 +23,7 @@
 
 namespace zerohop {
 
-inline constexpr size_t kMaxPathBytes = 4096;
+inline constexpr size_t kMaxPathBytes = 32768;
 inline constexpr size_t kMaxComponentBytes = 255;
 
 class Path {
