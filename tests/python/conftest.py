@@ -1,8 +1,19 @@
-"""pytest reports its cases the way the test command counts gtest's: given
---gtest_output=json:PATH, it writes the cases there in gtest's JSON shape
+"""The fixtures of the Python tests (a real zerohopd: ZEROHOPD names the binary), and the
+report of their cases the way the test command counts gtest's: given
+--gtest_output=json:PATH, pytest writes the cases there in gtest's JSON shape
 (tools/summarize-tests.py reads it)."""
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import zerohop
 
 _cases = []
 
@@ -26,3 +37,50 @@ def pytest_sessionfinish(session):
     if out.startswith("json:"):
         with open(out[len("json:"):], "w") as f:
             json.dump({"testsuites": [{"name": "python", "testsuite": _cases}]}, f)
+
+
+class Daemon:
+    def __init__(self, root):
+        self.dir = root
+        self.socket = os.path.join(root, "zh.sock")
+        with open(os.path.join(root, "zerohopd.yaml"), "w") as f:
+            f.write(f"listen: {self.socket}\nworkers: 2\nmetrics_port: 0\nlog_level: warning\n"
+                    f"mounts:\n  - {{container: demo, options: {{dir: {root}/store}}}}\n"
+                    "credentials:\n  - {key: rw-key, containers: {demo: rw}}\n"
+                    "  - {key: ro-key, containers: {demo: r}}\n")
+        self.proc = None
+
+    def start(self):
+        # (Under ASan this interpreter has the runtime preloaded; zerohopd has its own.)
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        self.proc = subprocess.Popen([os.environ["ZEROHOPD"], "--config", os.path.join(self.dir, "zerohopd.yaml")],
+                                     env=env)
+        for _ in range(500):
+            try:
+                zerohop.Client(self.socket, "rw-key").close()
+                return
+            except zerohop.Unavailable:
+                time.sleep(0.01)
+        raise RuntimeError("zerohopd did not come up")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def daemon():
+    root = tempfile.mkdtemp(prefix="zh-py-")
+    d = Daemon(root)
+    d.start()
+    yield d
+    d.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def z(daemon):
+    with zerohop.Client(daemon.socket, "rw-key") as c:
+        yield c

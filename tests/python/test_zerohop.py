@@ -5,64 +5,14 @@ daemon restart during use."""
 import asyncio
 import datetime
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 
 import pytest
 
 import zerohop
-
-
-class Daemon:
-    def __init__(self, root):
-        self.dir = root
-        self.socket = os.path.join(root, "zh.sock")
-        with open(os.path.join(root, "zerohopd.yaml"), "w") as f:
-            f.write(f"listen: {self.socket}\nworkers: 2\nmetrics_port: 0\nlog_level: warning\n"
-                    f"mounts:\n  - {{container: demo, options: {{dir: {root}/store}}}}\n"
-                    "credentials:\n  - {key: rw-key, containers: {demo: rw}}\n"
-                    "  - {key: ro-key, containers: {demo: r}}\n")
-        self.proc = None
-
-    def start(self):
-        # (Under ASan this interpreter has the runtime preloaded; zerohopd has its own.)
-        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-        self.proc = subprocess.Popen([os.environ["ZEROHOPD"], "--config", os.path.join(self.dir, "zerohopd.yaml")],
-                                     env=env)
-        for _ in range(500):
-            try:
-                zerohop.Client(self.socket, "rw-key").close()
-                return
-            except zerohop.Unavailable:
-                time.sleep(0.01)
-        raise RuntimeError("zerohopd did not come up")
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc is not None:
-            self.proc.send_signal(sig)
-            self.proc.wait()
-            self.proc = None
-
-
-@pytest.fixture
-def daemon():
-    root = tempfile.mkdtemp(prefix="zh-py-")
-    d = Daemon(root)
-    d.start()
-    yield d
-    d.stop()
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def z(daemon):
-    with zerohop.Client(daemon.socket, "rw-key") as c:
-        yield c
 
 
 def test_objects_round_trip_with_ranges_appends_and_renames(z):

@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""The ledger: every write a client issued and its outcome, and the check that the
+namespace holds exactly what the outcomes allow.
+
+Clients record each operation as one JSON line (Ledger.record) with its outcome:
+  ack      the daemon acknowledged it: it must be there (or overwritten by a later write);
+  failed   the daemon answered an error: it must not be there;
+  unknown  no answer (the daemon died, a deadline passed): it may be there, at most once.
+
+check(client, ledger_files) reads the namespace back and proves, per kind of write:
+  put      (objects and items) the value is the last acknowledged one, or one written
+           after it whose outcome is unknown; nothing that failed;
+  append   every acknowledged record once, in order; unknown ones at most once; failed
+           ones never; nothing else;
+  incr     a counter (update expressions) equals the acknowledged increments plus at most
+           the unknown ones;
+  record   (stream records) every acknowledged record in its shard exactly once, unknown
+           ones at most once, failed ones never, each shard's sequence numbers dense;
+  rename   the object is at one of the places the outcomes allow, with its bytes.
+
+    ledger.py --socket S --key K LEDGER...   prints the verdict; exit 1 on any violation
+"""
+
+import argparse
+import collections
+import json
+import sys
+
+import zerohop
+
+# A call whose outcome zerohop does not know: the daemon died with it in flight, or the
+# caller stopped waiting.
+UNKNOWN_ERRORS = (zerohop.Unavailable, zerohop.DeadlineExceeded)
+
+
+class Ledger:
+    """One client's ledger: a JSON line per operation, written as its outcome is known."""
+
+    def __init__(self, path):
+        self._f = open(path, "a", buffering=1)
+
+    def record(self, kind, path, value, outcome, error=""):
+        self._f.write(json.dumps({"kind": kind, "path": path, "value": value, "outcome": outcome,
+                                  "error": error}) + "\n")
+
+    def run(self, kind, path, value, call):
+        """Runs call() and records its outcome; returns (outcome, result)."""
+        try:
+            result = call()
+        except UNKNOWN_ERRORS as e:
+            self.record(kind, path, value, "unknown", str(e))
+            return "unknown", None
+        except zerohop.Error as e:
+            self.record(kind, path, value, "failed", str(e))
+            return "failed", None
+        self.record(kind, path, value, "ack")
+        return "ack", result
+
+    def close(self):
+        self._f.close()
+
+
+def read(files):
+    """The entries of the ledgers, in each client's order (clients own disjoint paths, but
+    for counters and streams, which several may share)."""
+    entries = []
+    for name in files:
+        with open(name) as f:
+            entries += [json.loads(line) for line in f if line.strip()]
+    return entries
+
+
+class Verdict:
+    def __init__(self):
+        self.checked = collections.Counter()  # kind -> operations accounted for
+        self.violations = collections.defaultdict(list)  # kind -> messages
+
+    def fail(self, kind, message):
+        self.violations[kind].append(message)
+
+    def ok(self):
+        return not self.violations
+
+    def summary(self):
+        lines = []
+        for kind in sorted(set(self.checked) | set(self.violations)):
+            bad = self.violations.get(kind, [])
+            lines.append(f"{kind}: {self.checked[kind]} operations, {len(bad)} violations")
+            lines += [f"  {m}" for m in bad[:10]]
+        return "\n".join(lines)
+
+
+def _get(client, path):
+    try:
+        return client.get(path).decode()
+    except zerohop.NotFound:
+        return None
+
+
+def check_puts(client, entries, verdict):
+    """Objects: the value is the last acknowledged, or a later unknown one."""
+    by_path = collections.defaultdict(list)
+    for e in entries:
+        if e["kind"] in ("put", "put_item"):
+            by_path[(e["kind"], e["path"])].append(e)
+    for (kind, path), ops in by_path.items():
+        verdict.checked[kind] += len(ops)
+        last_ack = max((i for i, op in enumerate(ops) if op["outcome"] == "ack"), default=-1)
+        allowed = {ops[last_ack]["value"]} if last_ack >= 0 else {None}
+        allowed |= {op["value"] for op in ops[last_ack + 1:] if op["outcome"] == "unknown"}
+        if kind == "put":
+            got = _get(client, path)
+        else:
+            try:
+                got = client.get_item(path, ["v"]).get("v")
+            except zerohop.NotFound:
+                got = None
+        if got not in allowed:
+            failed = {op["value"] for op in ops if op["outcome"] == "failed"}
+            why = "a write that failed" if got in failed else "no write that could be there"
+            verdict.fail(kind, f"{path} holds {got!r}: {why} (allowed: {sorted(map(str, allowed))[:4]})")
+
+
+def _once_each(kind, where, ops, found, verdict):
+    """Records (appends, stream records): acknowledged once, unknown at most once, failed
+    never, nothing unissued; `found` in the order the store keeps them."""
+    outcome = {op["value"]: op["outcome"] for op in ops}
+    counts = collections.Counter(found)
+    for value, n in counts.items():
+        if value not in outcome:
+            verdict.fail(kind, f"{where}: {value!r} was never written")
+        elif outcome[value] == "failed":
+            verdict.fail(kind, f"{where}: {value!r} is there, but its write failed")
+        elif n > 1:
+            verdict.fail(kind, f"{where}: {value!r} is there {n} times ({outcome[value]})")
+    for value, out in outcome.items():
+        if out == "ack" and counts[value] == 0:
+            verdict.fail(kind, f"{where}: acknowledged {value!r} is missing")
+
+
+def check_appends(client, entries, verdict):
+    by_path = collections.defaultdict(list)
+    for e in entries:
+        if e["kind"] == "append":
+            by_path[e["path"]].append(e)
+    for path, ops in by_path.items():
+        verdict.checked["append"] += len(ops)
+        text = _get(client, path) or ""
+        found = [line for line in text.split("\n") if line]
+        _once_each("append", path, ops, found, verdict)
+        # One writer per object: what is there keeps the writer's order.
+        order = {op["value"]: i for i, op in enumerate(ops)}
+        positions = [order[v] for v in found if v in order]
+        if positions != sorted(positions):
+            verdict.fail("append", f"{path}: the appends are out of order")
+
+
+def check_counters(client, entries, verdict):
+    by_path = collections.defaultdict(collections.Counter)
+    for e in entries:
+        if e["kind"] == "incr":
+            by_path[e["path"]][e["outcome"]] += 1
+    for path, outcomes in by_path.items():
+        verdict.checked["incr"] += sum(outcomes.values())
+        try:
+            n = client.get_item(path, ["n"]).get("n", 0)
+        except zerohop.NotFound:
+            n = 0
+        low, high = outcomes["ack"], outcomes["ack"] + outcomes["unknown"]
+        if not low <= n <= high:
+            verdict.fail("incr", f"{path}: n = {n}, the outcomes allow {low}..{high} "
+                                 f"({outcomes['ack']} acknowledged, {outcomes['unknown']} unknown, "
+                                 f"{outcomes['failed']} failed)")
+
+
+def check_records(client, entries, verdict):
+    by_stream = collections.defaultdict(list)
+    for e in entries:
+        if e["kind"] == "record":
+            by_stream[e["path"]].append(e)
+    for stream, ops in by_stream.items():
+        verdict.checked["record"] += len(ops)
+        found = []
+        shards = client.describe_stream(stream)["shard_count"]
+        for shard in range(shards):
+            sequences = []
+            for r in client.get_records(stream, client.seek(stream, shard=shard)):
+                found.append(r["data"].decode())
+                sequences.append(r["sequence"])
+            if sequences and sequences != list(range(sequences[0], sequences[0] + len(sequences))):
+                verdict.fail("record", f"{stream} shard {shard}: sequence numbers are not dense")
+        _once_each("record", stream, ops, found, verdict)
+
+
+def check_renames(client, entries, verdict):
+    """An object renamed back and forth between two names: it is at a name the outcomes
+    allow, once, with its bytes."""
+    by_object = collections.defaultdict(list)
+    for e in entries:
+        if e["kind"] == "rename":
+            by_object[e["value"]["object"]].append(e)
+    for obj, ops in by_object.items():
+        verdict.checked["rename"] += len(ops)
+        places = {ops[0]["value"]["from"]}
+        for op in ops:
+            src, dst = op["value"]["from"], op["value"]["to"]
+            if op["outcome"] == "ack":
+                places = {dst}
+            elif op["outcome"] == "unknown":
+                places = places | {dst if p == src else p for p in places}
+            if op["value"].get("seen"):  # where the client found it after a rename not acknowledged
+                places = {op["value"]["seen"]}
+        names = {ops[0]["value"]["from"], ops[0]["value"]["to"]}
+        present = {p for p in names if _get(client, p) is not None}
+        if len(present) != 1:
+            verdict.fail("rename", f"{obj}: found at {sorted(present)}, not at exactly one name")
+        elif not present <= places:
+            verdict.fail("rename", f"{obj}: at {present.pop()}, the outcomes allow {sorted(places)}")
+        elif _get(client, present.pop()) != obj:
+            verdict.fail("rename", f"{obj}: the bytes changed")
+
+
+def check(client, files):
+    entries = read(files)
+    verdict = Verdict()
+    for fn in (check_puts, check_appends, check_counters, check_records, check_renames):
+        fn(client, entries, verdict)
+    return verdict
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Checks ledgers against the namespace.")
+    ap.add_argument("--socket", default=None)
+    ap.add_argument("--key", default=None)
+    ap.add_argument("ledgers", nargs="+")
+    args = ap.parse_args()
+    with zerohop.Client(args.socket, args.key) as client:
+        verdict = check(client, args.ledgers)
+    print(verdict.summary())
+    print("ledger: every outcome holds" if verdict.ok() else "ledger: VIOLATIONS")
+    return 0 if verdict.ok() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
