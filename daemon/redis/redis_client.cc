@@ -186,6 +186,7 @@ public:
             thread_.join();
         }
         loop_thread_ = {};  // what the failures below send again fails at once (Submit)
+        closing_ = true;    // ... and what they dispatch themselves (a slots refresh) too
         // Whatever is left fails; nothing waits forever.
         for (auto& [ep, node] : nodes_) {
             for (auto& c : node->conns) {
@@ -407,6 +408,9 @@ private:
     }
 
     void Dispatch(std::unique_ptr<Pending> p) {
+        if (closing_) {  // never a connection opened by the destructor's own failures
+            return Fail(*p, absl::CancelledError("the Redis client is shutting down"));
+        }
         Endpoint ep = Route(*p);
         if (ep.host.empty()) {
             return RetryOrFail(std::move(p), false, absl::UnavailableError("no Redis server is known to be up"));
@@ -1032,6 +1036,7 @@ private:
     std::atomic<bool> sleeping_{true};  // the I/O thread is in (or entering) epoll_wait
     std::deque<std::unique_ptr<Pending>> incoming_ ABSL_GUARDED_BY(mu_);
     // Everything below belongs to the I/O thread.
+    bool closing_ = false;  // the destructor is failing what is left
     std::map<std::string, std::unique_ptr<Node>> nodes_;
     std::string slots_[16384];
     Endpoint default_;
