@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "base/status_macros.h"
 #include "holder.h"
 #include "internal/fs.h"
@@ -27,8 +28,16 @@ absl::Status FuseFs::Impl::Start() {
         }
         fault_ = fault == "after-apply" ? Fault::kAfterApply : Fault::kAfterRecord;
     }
-    ZH_ASSIGN_OR_RETURN(auto c, Client::Connect(options_.client));
-    client_ = std::move(c);
+    // zerohopd may be restarting (or not up yet at a node's boot): wait for it as libzerohop
+    // waits for a restarted daemon, rather than leave a mount without a server.
+    absl::Time give_up = absl::Now() + options_.client.reconnect_timeout;
+    auto c = Client::Connect(options_.client);
+    while (!c.ok() && absl::IsUnavailable(c.status()) && absl::Now() < give_up) {
+        absl::SleepFor(absl::Milliseconds(20));
+        c = Client::Connect(options_.client);
+    }
+    ZH_RETURN_IF_ERROR(c.status());
+    client_ = std::move(*c);
     // The root must be a directory we can see.
     auto root = Path::Parse(options_.root);
     if (!root.ok()) {

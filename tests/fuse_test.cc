@@ -721,6 +721,21 @@ TEST_F(FuseTest, AHundredServerKillsUnderReadersAndWritersLoseNothingDoubleNothi
               << " appended lines and " << n << " make-move-remove-create rounds, no error\n";
 }
 
+// zerohop-fuse and zerohopd killed together (a node's restart of both, or the soak's kills
+// meeting): the successor starts while the daemon is down, waits for it, and serves; the
+// programs on the mount never see an error.
+TEST_F(FuseTest, ASuccessorStartedWhileTheDaemonIsDownWaitsForItAndServes) {
+    LoopThrough([&] {
+        daemon_->Kill(SIGKILL);
+        kill(fuse_pid_, SIGKILL);
+        int status = 0;
+        waitpid(fuse_pid_, &status, 0);
+        SpawnFuse();
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        daemon_->Start();
+    });
+}
+
 // Creates, mkdirs, renames and unlinks in flight when zerohopd is killed and restarted have
 // an unknown outcome in libzerohop; zerohop-fuse applies them again so that twice is once,
 // and the programs on the mount see no error. Three restarts under a shell loop that makes,

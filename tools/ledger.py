@@ -2,7 +2,8 @@
 """The ledger: every write a client issued and its outcome, and the check that the
 namespace holds exactly what the outcomes allow.
 
-Clients record each operation as one JSON line (Ledger.record) with its outcome:
+Clients record each write as a JSON line when they issue it, and another with its outcome
+(Ledger.run; a write whose client died in between counts as unknown):
   ack      the daemon acknowledged it: it must be there (or overwritten by a later write);
   failed   the daemon answered an error: it must not be there;
   unknown  no answer (the daemon died, a deadline passed): it may be there, at most once.
@@ -24,7 +25,10 @@ check(client, ledger_files) reads the namespace back and proves, per kind of wri
 import argparse
 import collections
 import json
+import os
+import random
 import sys
+import time
 
 import zerohop
 
@@ -44,7 +48,9 @@ class Ledger:
                                   "error": error}) + "\n")
 
     def run(self, kind, path, value, call):
-        """Runs call() and records its outcome; returns (outcome, result)."""
+        """Records that the write is issued, runs call() and records its outcome; returns
+        (outcome, result). A client killed in between leaves the write `issued`: unknown."""
+        self.record(kind, path, value, "issued")
         try:
             result = call()
         except UNKNOWN_ERRORS as e:
@@ -60,13 +66,125 @@ class Ledger:
         self._f.close()
 
 
+def write_load(socket, key, worker, ledger_path, stop_path, rate=0.0):
+    """A client's random mixed writes, each recorded in its ledger, until stop_path exists.
+
+    It owns /demo/w<worker>/ (made beforehand with prepare()): versions of 4 objects, appends
+    to `log`, 4 items, and an object renamed back and forth between `r-a` and `r-b`; it
+    shares with every client the counters /demo/counters/c0 and c1 and the stream
+    /demo/events. Outcomes as Ledger.run records them. `rate`: at most this many
+    writes a second (0: as fast as it can)."""
+    rng = random.Random(f"{worker}-{os.getpid()}")
+    book = Ledger(ledger_path)
+    z = connect(socket, key)
+    home = f"/demo/w{worker}"
+    place = where(z, home)
+    seq = 0
+    start = time.monotonic()
+    while not os.path.exists(stop_path):
+        seq += 1
+        if rate > 0:
+            time.sleep(max(0.0, start + seq / rate - time.monotonic()))
+        value = f"w{worker}-{os.getpid()}-{seq}"
+        kind = rng.choice(["put", "append", "put_item", "incr", "record", "rename"])
+        if kind == "put":
+            path = f"{home}/obj-{seq % 4}"
+            book.run("put", path, value, lambda: z.put(path, value))
+        elif kind == "append":
+            path = f"{home}/log"
+            book.run("append", path, value, lambda: z.append(path, value + "\n"))
+        elif kind == "put_item":
+            path = f"{home}/items/i{seq % 4}"
+            book.run("put_item", path, value, lambda: z.put_item(path, {"v": value}))
+        elif kind == "incr":
+            path = f"/demo/counters/c{worker % 2}"
+            book.run("incr", path, value, lambda: z.update_item(path, "n = if_not_exists(n, 0) + 1"))
+        elif kind == "record":
+            path = "/demo/events"
+
+            def put_record():
+                [r] = z.put_records(path, [{"data": value, "partition_key": f"w{worker}"}])
+                if r["error"]:
+                    raise zerohop.Error(r["error"])
+            book.run("record", path, value, put_record)
+        else:
+            other = f"{home}/r-b" if place.endswith("r-a") else f"{home}/r-a"
+            op = {"object": f"w{worker}-renamed", "from": place, "to": other}
+            book.record("rename", place, op, "issued")
+            try:
+                z.rename(place, other)
+                book.record("rename", place, op, "ack")
+                place = other
+            except zerohop.Error as e:
+                outcome = "unknown" if isinstance(e, UNKNOWN_ERRORS) else "failed"
+                op["seen"] = place = where(z, home)
+                book.record("rename", op["from"], op, outcome, str(e))
+    book.close()
+    z.close()
+
+
+def connect(socket, key, patience=30.0):
+    """A client, waiting for a daemon that may be restarting (libzerohop reconnects by
+    itself once it has a session; the first one it does not wait for)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return zerohop.Client(socket, key)
+        except zerohop.Unavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def prepare(z, workers):
+    """What write_load expects to find."""
+    z.mkdir("/demo/counters")
+    z.create_stream("/demo/events", shards=2)
+    for w in range(workers):
+        z.mkdir(f"/demo/w{w}")
+        z.mkdir(f"/demo/w{w}/items")
+        z.put(f"/demo/w{w}/r-a", f"w{w}-renamed")
+        z.put(f"/demo/w{w}/log", b"")
+
+
+def where(z, home):
+    """Where a client's renamed object is now (asked until the daemon answers)."""
+    while True:
+        try:
+            for name in ("r-a", "r-b"):
+                try:
+                    z.stat(f"{home}/{name}")
+                    return f"{home}/{name}"
+                except zerohop.NotFound:
+                    pass
+            raise RuntimeError(f"{home}: the renamed object is at neither name")
+        except UNKNOWN_ERRORS:
+            time.sleep(0.05)
+
+
 def read(files):
-    """The entries of the ledgers, in each client's order (clients own disjoint paths, but
-    for counters and streams, which several may share)."""
+    """The writes of the ledgers, in each client's order (give the files of one client in
+    the order they were written): each with its outcome, `unknown` for one issued by a
+    client that was killed before it could record how it ended."""
     entries = []
     for name in files:
+        issued = {}  # the write's identity -> its index in entries
         with open(name) as f:
-            entries += [json.loads(line) for line in f if line.strip()]
+            for line in f:
+                if not line.strip():
+                    continue
+                e = json.loads(line)
+                value = e["value"]
+                if isinstance(value, dict):
+                    value = {k: v for k, v in value.items() if k != "seen"}
+                key = (e["kind"], e["path"], json.dumps(value, sort_keys=True))
+                if e["outcome"] == "issued":
+                    issued[key] = len(entries)
+                    entries.append(dict(e, outcome="unknown", error="the client died before the outcome"))
+                elif key in issued:
+                    entries[issued.pop(key)] = e
+                else:
+                    entries.append(e)
     return entries
 
 

@@ -9,6 +9,7 @@
 // right after, and `ratio` is ours / baseline for throughput (higher is better).
 
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <chrono>
@@ -303,6 +304,19 @@ void PythonSuite(std::chrono::milliseconds d, bool json) {
     }
 }
 
+// zh-bench --soak MINUTES: tools/soak.py (beside this binary in the build tree) with Debian's
+// python3, the package built beside it, this build's zerohopd and zerohop-fuse. Its exit
+// status is the soak's verdict.
+int Soak(double minutes, bool json) {
+    std::string zerohopd = FindZerohopd();
+    std::string build = zerohopd.substr(0, zerohopd.rfind('/')) + "/..";
+    std::string cmd = absl::StrFormat("PYTHONPATH='%s/client/python' /usr/bin/python3 '%s/tools/soak.py' "
+                                      "--minutes %g --zerohopd '%s' --fuse '%s/fuse/zerohop-fuse'%s",
+                                      build, build, minutes, zerohopd, build, json ? " --json" : "");
+    int rc = std::system(cmd.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
+}
+
 }  // namespace zerohop
 
 int main(int argc, char** argv) {
@@ -316,6 +330,7 @@ int main(int argc, char** argv) {
     int duration_ms = 2000;
     std::string dir;
     bool load = false;
+    double soak_minutes = 0;
     std::string workload_file;
     std::vector<std::pair<std::string, std::string>> load_flags;  // applied over the file
     const std::string usage =
@@ -323,10 +338,13 @@ int main(int argc, char** argv) {
         "       zh-bench --load [--workload FILE] [--mix get_item=80,put_item=20] [--value-size N] [--keys N]\n"
         "                [--threads N] [--depth N] [--duration-ms N] [--spin-us N] [--socket PATH --key KEY]\n"
         "                [--no-baseline] [--json]\n"
+        "       zh-bench --soak MINUTES [--json]   (root: it mounts zerohop-fuse)\n"
         "  Suites run each fixed workload for N ms (default 2000) with its baseline in the same run.\n"
         "  --load drives a workload of your own (operations: get_item, put_item, update_item, get_object,\n"
         "  put_object, nop) through libzerohop, then the same workload through Redis, and reports ops/s and\n"
-        "  p50/p99/p999 per operation and in total. Without --socket it starts its own zerohopd.\n";
+        "  p50/p99/p999 per operation and in total. Without --socket it starts its own zerohopd.\n"
+        "  --soak runs a mixed load with periodic kills of clients, zerohop-fuse and zerohopd, samples the\n"
+        "  daemon's RSS and descriptors, and ends with the ledger's verdict (docs/RELIABILITY.md).\n";
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -345,6 +363,8 @@ int main(int argc, char** argv) {
             load_flags.emplace_back("duration_ms", std::to_string(duration_ms));
         } else if (a == "--dir") {
             dir = value();
+        } else if (a == "--soak") {
+            soak_minutes = std::atof(value().c_str());
         } else if (a == "--load") {
             load = true;
         } else if (a == "--workload") {
@@ -361,6 +381,9 @@ int main(int argc, char** argv) {
             std::cout << usage;
             return a == "--help" || a == "-h" ? 0 : 2;
         }
+    }
+    if (soak_minutes > 0) {
+        return zerohop::Soak(soak_minutes, json);
     }
     bool own_dir = dir.empty();
     if (own_dir) {

@@ -5,10 +5,11 @@ acknowledged write was lost, none was applied twice, and nothing that failed is 
 
     daemon_chaos.py --zerohopd PATH [--cycles 100] [--clients 4] [--gtest_output=json:PATH]
 
-Each client process owns its objects and items and shares two counters and a stream with
-the others: put_object (versions of 4 objects), append (a log), put_item (4 items),
-update_item (an increment of a shared counter), put_records (a 2-shard stream), rename
-(one object back and forth between two names), at random, recording each outcome. The
+Each client process runs ledger.write_load: it owns its objects and items and shares two
+counters and a stream with the others: put_object (versions of 4 objects), append (a log),
+put_item (4 items), update_item (an increment of a shared counter), put_records (a 2-shard
+stream), rename (one object back and forth between two names), at random, recording each
+outcome. The
 daemon is killed at a random moment 60..250 ms into each cycle and started again on the
 same store; the clients reconnect by themselves. After the last cycle the clients stop,
 the daemon is killed once more and restarted, and the namespace is checked.
@@ -34,67 +35,8 @@ KEY = "chaos-key"
 
 
 def worker(args):
-    """One client process: random writes until the stop file appears."""
-    rng = random.Random(args.worker)
-    w = args.worker
-    book = ledger.Ledger(args.ledger)
-    # Reconnects wait out a restart; a call that waits longer than this has an unknown outcome.
-    z = zerohop.Client(args.socket, KEY)
-    home = f"/demo/w{w}"
-    place = f"{home}/r-a"
-    seq = 0
-    while not os.path.exists(args.stop):
-        seq += 1
-        value = f"w{w}-{seq}"
-        kind = rng.choice(["put", "append", "put_item", "incr", "record", "rename"])
-        if kind == "put":
-            path = f"{home}/obj-{seq % 4}"
-            book.run("put", path, value, lambda: z.put(path, value))
-        elif kind == "append":
-            path = f"{home}/log"
-            book.run("append", path, value, lambda: z.append(path, value + "\n"))
-        elif kind == "put_item":
-            path = f"{home}/items/i{seq % 4}"
-            book.run("put_item", path, value, lambda: z.put_item(path, {"v": value}))
-        elif kind == "incr":
-            path = f"/demo/counters/c{w % 2}"
-            book.run("incr", path, value, lambda: z.update_item(path, "n = if_not_exists(n, 0) + 1"))
-        elif kind == "record":
-            path = "/demo/events"
-
-            def put_record():
-                [r] = z.put_records(path, [{"data": value, "partition_key": f"w{w}"}])
-                if r["error"]:
-                    raise zerohop.Error(r["error"])
-            book.run("record", path, value, put_record)
-        else:
-            other = f"{home}/r-b" if place.endswith("r-a") else f"{home}/r-a"
-            op = {"object": f"w{w}-renamed", "from": place, "to": other}
-            try:
-                z.rename(place, other)
-                book.record("rename", place, op, "ack")
-                place = other
-            except zerohop.Error as e:
-                outcome = "unknown" if isinstance(e, ledger.UNKNOWN_ERRORS) else "failed"
-                op["seen"] = place = where(z, home)
-                book.record("rename", op["from"], op, outcome, str(e))
-    book.close()
-    z.close()
-
-
-def where(z, home):
-    """Where the renamed object is now (asked until the daemon answers)."""
-    while True:
-        try:
-            for name in ("r-a", "r-b"):
-                try:
-                    z.stat(f"{home}/{name}")
-                    return f"{home}/{name}"
-                except zerohop.NotFound:
-                    pass
-            raise RuntimeError(f"{home}: the renamed object is at neither name")
-        except ledger.UNKNOWN_ERRORS:
-            time.sleep(0.05)
+    """One client process: ledger.write_load until the stop file appears."""
+    ledger.write_load(args.socket, KEY, args.worker, args.ledger, args.stop)
 
 
 class Daemon:
@@ -154,13 +96,7 @@ def main(argv):
     try:
         daemon.start()
         with zerohop.Client(daemon.socket, KEY) as z:
-            z.mkdir("/demo/counters")
-            z.create_stream("/demo/events", shards=2)
-            for w in range(args.clients):
-                z.mkdir(f"/demo/w{w}")
-                z.mkdir(f"/demo/w{w}/items")
-                z.put(f"/demo/w{w}/r-a", f"w{w}-renamed")
-                z.put(f"/demo/w{w}/log", b"")
+            ledger.prepare(z, args.clients)
         ledgers = [os.path.join(root, f"ledger-{w}.jsonl") for w in range(args.clients)]
         workers = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", str(w),
                                      "--socket", daemon.socket, "--ledger", ledgers[w], "--stop", stop])
