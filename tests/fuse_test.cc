@@ -189,6 +189,44 @@ protected:
         EXPECT_EQ(ReadAll(F("r")), expected);
     }
 
+    // A shell loop on the mount for `seconds`: it makes a directory, fills a file in it, moves
+    // both, removes them, and creates x<i> with `set -C` (a create applied twice fails it).
+    // Finished by CheckNamesLoop; its output and exit code land in *out and *code.
+    std::thread StartNamesLoop(int seconds, std::string* out, int* code) {
+        return std::thread([this, seconds, out, code] {
+            *out = testing::RunShell(
+                "cd '" + root_ + "' && end=$(($(date +%s) + " + std::to_string(seconds) + ")); i=0; "
+                "while [ $(date +%s) -lt $end ]; do "
+                "  mkdir d$i && echo $i > d$i/f && mv d$i/f d$i/g && mv d$i e$i && rm e$i/g && rmdir e$i && "
+                "  set -C && echo $i > x$i && set +C || { echo ERROR $i; exit 1; }; i=$((i + 1)); "
+                "done; echo DONE $i",
+                code);
+        });
+    }
+
+    // The names loop saw no error and made progress, and what it leaves is x0 .. x(n-1),
+    // each with its number, and nothing of its own else (besides `others`). Returns n.
+    int CheckNamesLoop(std::thread& loop, const std::string& out, const int& code,
+                       const std::set<std::string>& others = {}) {
+        loop.join();
+        EXPECT_EQ(code, 0) << out;
+        EXPECT_TRUE(absl::StartsWith(out, "DONE ")) << out;
+        int n = 0;
+        EXPECT_TRUE(out.size() > 5 && absl::SimpleAtoi(absl::StripAsciiWhitespace(out.substr(5)), &n)) << out;
+        EXPECT_GT(n, 10) << "the loop made too little progress to test anything";
+        std::set<std::string> names;
+        for (const auto& e : std::filesystem::directory_iterator(root_)) {
+            names.insert(e.path().filename().string());
+        }
+        std::set<std::string> want = others;
+        for (int i = 0; i < n; ++i) {
+            want.insert("x" + std::to_string(i));
+            EXPECT_EQ(ReadAll(F("x" + std::to_string(i))), std::to_string(i) + "\n");
+        }
+        EXPECT_EQ(names, want);
+        return n;
+    }
+
     // How many requests of `op` zerohopd has served (its metrics).
     uint64_t Served(const std::string& op) const {
         std::string want = absl::StrCat("zerohop_requests_total{op=\"", op, "\",backend=\"embedded\"} ");
@@ -682,15 +720,7 @@ TEST_F(FuseTest, AnAppenderSeesEveryLineOnceThroughEightKills) {
 TEST_F(FuseTest, AHundredServerKillsUnderReadersAndWritersLoseNothingDoubleNothingFailNothing) {
     std::string out;
     int code = -1;
-    std::thread names([&] {
-        out = testing::RunShell(
-            "cd '" + root_ + "' && end=$(($(date +%s) + 25)); i=0; "
-            "while [ $(date +%s) -lt $end ]; do "
-            "  mkdir n$i && echo $i > n$i/f && mv n$i/f n$i/g && mv n$i m$i && rm m$i/g && rmdir m$i && "
-            "  set -C && echo $i > x$i && set +C || { echo ERROR $i; exit 1; }; i=$((i + 1)); "
-            "done; echo DONE $i",
-            &code);
-    });
+    std::thread names = StartNamesLoop(25, &out, &code);
     LoopThrough(
         [&] {
             std::mt19937 rng(16);
@@ -703,19 +733,7 @@ TEST_F(FuseTest, AHundredServerKillsUnderReadersAndWritersLoseNothingDoubleNothi
             }
         },
         25);
-    names.join();
-    ASSERT_EQ(code, 0) << out;
-    ASSERT_TRUE(absl::StartsWith(out, "DONE ")) << out;
-    int n = 0;
-    ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(out.substr(5)), &n)) << out;
-    EXPECT_GT(n, 10) << "the loop made too little progress to test anything";
-    for (int i = 0; i < n; ++i) {
-        EXPECT_EQ(ReadAll(F("x" + std::to_string(i))), std::to_string(i) + "\n");
-    }
-    for (const auto& e : std::filesystem::directory_iterator(root_)) {
-        std::string name = e.path().filename().string();
-        EXPECT_FALSE(name[0] == 'n' || name[0] == 'm') << name << " was left behind";
-    }
+    int n = CheckNamesLoop(names, out, code, {"r", "w"});
     std::string lines = ReadAll(F("w"));
     std::cout << "100 kills of zerohop-fuse: " << std::count(lines.begin(), lines.end(), '\n')
               << " appended lines and " << n << " make-move-remove-create rounds, no error\n";
@@ -743,15 +761,7 @@ TEST_F(FuseTest, ASuccessorStartedWhileTheDaemonIsDownWaitsForItAndServes) {
 TEST_F(FuseTest, NamespaceChangesInFlightAcrossDaemonRestartsNeitherFailNorDouble) {
     std::string out;
     int code = -1;
-    std::thread loop([&] {
-        out = testing::RunShell(
-            "cd '" + root_ + "' && end=$(($(date +%s) + 4)); i=0; "
-            "while [ $(date +%s) -lt $end ]; do "
-            "  mkdir d$i && echo $i > d$i/f && mv d$i/f d$i/g && mv d$i e$i && rm e$i/g && rmdir e$i && "
-            "  set -C && echo $i > x$i && set +C || { echo ERROR $i; exit 1; }; i=$((i + 1)); "
-            "done; echo DONE $i",
-            &code);
-    });
+    std::thread loop = StartNamesLoop(4, &out, &code);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     for (int restart = 0; restart < 3; ++restart) {
         daemon_->Kill(SIGKILL);
@@ -759,23 +769,7 @@ TEST_F(FuseTest, NamespaceChangesInFlightAcrossDaemonRestartsNeitherFailNorDoubl
         daemon_->Start();
         std::this_thread::sleep_for(std::chrono::milliseconds(700));
     }
-    loop.join();
-    ASSERT_EQ(code, 0) << out;
-    ASSERT_TRUE(absl::StartsWith(out, "DONE ")) << out;
-    int n = 0;
-    ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(out.substr(5)), &n)) << out;
-    EXPECT_GT(n, 10) << "the loop made too little progress to test anything";
-    // What is left: x0 .. x(n-1), each with its number; no d*, e* left behind.
-    std::set<std::string> names;
-    for (const auto& e : std::filesystem::directory_iterator(root_)) {
-        names.insert(e.path().filename().string());
-    }
-    std::set<std::string> want;
-    for (int i = 0; i < n; ++i) {
-        want.insert("x" + std::to_string(i));
-        EXPECT_EQ(ReadAll(F("x" + std::to_string(i))), std::to_string(i) + "\n");
-    }
-    EXPECT_EQ(names, want);
+    CheckNamesLoop(loop, out, code);
 }
 
 // A server killed after it applied a request and before it answered: its successor

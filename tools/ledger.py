@@ -208,6 +208,15 @@ class Verdict:
         return "\n".join(lines)
 
 
+def _by(entries, kinds, key=lambda e: e["path"]):
+    """The entries of these kinds, grouped by `key`, each group in the ledgers' order."""
+    groups = collections.defaultdict(list)
+    for e in entries:
+        if e["kind"] in kinds:
+            groups[key(e)].append(e)
+    return groups
+
+
 def _get(client, path):
     try:
         return client.get(path).decode()
@@ -217,11 +226,7 @@ def _get(client, path):
 
 def check_puts(client, entries, verdict):
     """Objects: the value is the last acknowledged, or a later unknown one."""
-    by_path = collections.defaultdict(list)
-    for e in entries:
-        if e["kind"] in ("put", "put_item"):
-            by_path[(e["kind"], e["path"])].append(e)
-    for (kind, path), ops in by_path.items():
+    for (kind, path), ops in _by(entries, ("put", "put_item"), lambda e: (e["kind"], e["path"])).items():
         verdict.checked[kind] += len(ops)
         last_ack = max((i for i, op in enumerate(ops) if op["outcome"] == "ack"), default=-1)
         allowed = {ops[last_ack]["value"]} if last_ack >= 0 else {None}
@@ -257,11 +262,7 @@ def _once_each(kind, where, ops, found, verdict):
 
 
 def check_appends(client, entries, verdict):
-    by_path = collections.defaultdict(list)
-    for e in entries:
-        if e["kind"] == "append":
-            by_path[e["path"]].append(e)
-    for path, ops in by_path.items():
+    for path, ops in _by(entries, ("append",)).items():
         verdict.checked["append"] += len(ops)
         text = _get(client, path) or ""
         found = [line for line in text.split("\n") if line]
@@ -292,11 +293,7 @@ def check_counters(client, entries, verdict):
 
 
 def check_records(client, entries, verdict):
-    by_stream = collections.defaultdict(list)
-    for e in entries:
-        if e["kind"] == "record":
-            by_stream[e["path"]].append(e)
-    for stream, ops in by_stream.items():
+    for stream, ops in _by(entries, ("record",)).items():
         verdict.checked["record"] += len(ops)
         found = []
         shards = client.describe_stream(stream)["shard_count"]
@@ -313,11 +310,7 @@ def check_records(client, entries, verdict):
 def check_renames(client, entries, verdict):
     """An object renamed back and forth between two names: it is at a name the outcomes
     allow, once, with its bytes."""
-    by_object = collections.defaultdict(list)
-    for e in entries:
-        if e["kind"] == "rename":
-            by_object[e["value"]["object"]].append(e)
-    for obj, ops in by_object.items():
+    for obj, ops in _by(entries, ("rename",), lambda e: e["value"]["object"]).items():
         verdict.checked["rename"] += len(ops)
         places = {ops[0]["value"]["from"]}
         for op in ops:

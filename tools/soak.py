@@ -36,24 +36,41 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ledger  # noqa: E402
+import zerohop  # noqa: E402
 
 KEY = "soak-key"
 
 
 class Daemon:
-    def __init__(self, binary, root):
-        self.binary = binary
+    """A zerohopd of its own on the embedded store in `root`: the container demo, one key."""
+
+    def __init__(self, binary, root, key=KEY):
+        self.binary, self.key = binary, key
         self.socket = os.path.join(root, "zh.sock")
         self.config = os.path.join(root, "zerohopd.yaml")
         with open(self.config, "w") as f:
             f.write(f"listen: {self.socket}\nworkers: 2\nmetrics_port: 0\nlog_level: error\n"
                     f"mounts:\n  - {{container: demo, options: {{dir: {root}/store}}}}\n"
-                    f"credentials:\n  - {{key: {KEY}, containers: {{demo: rw}}}}\n")
+                    f"credentials:\n  - {{key: {key}, containers: {{demo: rw}}}}\n")
         self.proc = None
+        self.starts = []  # how long each start took until it served
 
     def start(self):
-        self.proc = subprocess.Popen([self.binary, "--config", self.config])
-        ledger.connect(self.socket, KEY).close()
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # (an ASan runtime is ours)
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([self.binary, "--config", self.config], env=env)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                zerohop.Client(self.socket, self.key).close()
+                self.starts.append(time.perf_counter() - t0)
+                return
+            except zerohop.Unavailable:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"zerohopd exited with {self.proc.returncode} while starting")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("zerohopd did not come up in 30 s")
+                time.sleep(0.005)
 
     def kill(self, sig=signal.SIGKILL):
         self.proc.send_signal(sig)

@@ -9,6 +9,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 	"time"
 	"unsafe"
@@ -50,26 +51,12 @@ func setC(m *C.zh_attrs, name string, v any) error {
 			b = 1
 		}
 		rc = C.zh_attrs_set_bool(m, n, b)
-	case int:
-		rc = C.zh_attrs_set_int64(m, n, C.int64_t(x))
-	case int8:
-		rc = C.zh_attrs_set_int64(m, n, C.int64_t(x))
-	case int16:
-		rc = C.zh_attrs_set_int64(m, n, C.int64_t(x))
-	case int32:
-		rc = C.zh_attrs_set_int64(m, n, C.int64_t(x))
-	case int64:
-		rc = C.zh_attrs_set_int64(m, n, C.int64_t(x))
-	case uint8:
-		rc = C.zh_attrs_set_int64(m, n, C.int64_t(x))
-	case uint16:
-		rc = C.zh_attrs_set_int64(m, n, C.int64_t(x))
-	case uint32:
-		rc = C.zh_attrs_set_int64(m, n, C.int64_t(x))
-	case float32:
-		rc = C.zh_attrs_set_double(m, n, C.double(x))
-	case float64:
-		rc = C.zh_attrs_set_double(m, n, C.double(x))
+	case int, int8, int16, int32, int64:
+		rc = C.zh_attrs_set_int64(m, n, C.int64_t(reflect.ValueOf(x).Int()))
+	case uint8, uint16, uint32: // (a uint64 may not fit an int64)
+		rc = C.zh_attrs_set_int64(m, n, C.int64_t(reflect.ValueOf(x).Uint()))
+	case float32, float64:
+		rc = C.zh_attrs_set_double(m, n, C.double(reflect.ValueOf(x).Float()))
 	case string:
 		b := []byte(x)
 		rc = C.zh_attrs_set_string(m, n, (*C.char)(bytesPtr(b)), C.size_t(len(b)))

@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 
 import ledger  # noqa: E402
+from soak import Daemon  # noqa: E402
 import zerohop  # noqa: E402
 
 KEY = "chaos-key"
@@ -37,39 +38,6 @@ KEY = "chaos-key"
 def worker(args):
     """One client process: ledger.write_load until the stop file appears."""
     ledger.write_load(args.socket, KEY, args.worker, args.ledger, args.stop)
-
-
-class Daemon:
-    def __init__(self, binary, root):
-        self.binary, self.root = binary, root
-        self.socket = os.path.join(root, "zh.sock")
-        self.config = os.path.join(root, "zerohopd.yaml")
-        with open(self.config, "w") as f:
-            f.write(f"listen: {self.socket}\nworkers: 2\nmetrics_port: 0\nlog_level: error\n"
-                    f"mounts:\n  - {{container: demo, options: {{dir: {root}/store}}}}\n"
-                    f"credentials:\n  - {{key: {KEY}, containers: {{demo: rw}}}}\n")
-        self.proc = None
-        self.starts = []
-
-    def start(self):
-        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen([self.binary, "--config", self.config], env=env)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                zerohop.Client(self.socket, KEY).close()
-                self.starts.append(time.perf_counter() - t0)
-                return
-            except zerohop.Unavailable:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"zerohopd exited with {self.proc.returncode} while starting")
-                time.sleep(0.005)
-        raise RuntimeError("zerohopd did not come up in 30 s")
-
-    def kill(self, sig=signal.SIGKILL):
-        self.proc.send_signal(sig)
-        self.proc.wait()
 
 
 def main(argv):
@@ -91,7 +59,7 @@ def main(argv):
     rng = random.Random(args.seed)
     root = tempfile.mkdtemp(prefix="zh-chaos-")
     stop = os.path.join(root, "stop")
-    daemon = Daemon(args.zerohopd, root)
+    daemon = Daemon(args.zerohopd, root, KEY)
     cases = []
     try:
         daemon.start()
