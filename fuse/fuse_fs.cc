@@ -873,6 +873,9 @@ void FuseFs::Impl::ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, of
 }
 
 void FuseFs::Impl::ServeDir(fuse_req_t req, Ino ino, size_t size, off_t off, DirHandle* d, bool plus) {
+    // The kernel asks for at most max_pages (256) pages; a size beyond that is not its, and
+    // must not make us allocate it (found by the FUSE request fuzzer: a 4 GiB readdir).
+    size = std::min<size_t>(size, 256 * 4096);
     std::string buf(size, '\0');
     size_t used = 0;
     auto add = [&](const std::string& name, const struct stat& st, off_t next, const ObjectInfo* info) {

@@ -52,6 +52,9 @@ struct FuseOptions {
     // How long the holder waits for a successor after zerohop-fuse died; then the mount
     // fails its callers (ECONNABORTED, ENOTCONN) instead of leaving them waiting.
     int takeover_secs = 60;
+    // Tests and fuzzers: serve this descriptor (one end of a SOCK_SEQPACKET socketpair: a
+    // message per request and per answer) as the /dev/fuse connection instead of mounting.
+    int device_fd = -1;
 };
 
 class FuseFs {

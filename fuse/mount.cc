@@ -110,7 +110,9 @@ absl::Status FuseFs::Impl::Start() {
             }
             nodes_.SetJournal(journal_.get());
         }
-        if (fuse_session_mount(session_, options_.mountpoint.c_str()) != 0) {
+        std::string target = options_.device_fd >= 0 ? absl::StrCat("/dev/fd/", options_.device_fd)
+                                                     : options_.mountpoint;
+        if (fuse_session_mount(session_, target.c_str()) != 0) {
             fuse_session_destroy(session_);
             session_ = nullptr;
             return absl::FailedPreconditionError(absl::StrFormat(

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/match.h"
@@ -16,12 +17,47 @@ namespace zerohop::fuse {
 
 thread_local uint64_t FuseFs::Impl::incoming_ = 0;
 
+// More than the largest fixed part of a request (fuse_setattr_in and the like: under 100).
+constexpr size_t kZeroedTail = 256;
+
+// libfuse 3.14 trusts the counts inside a request: a WRITE's or a SETXATTR's `size` is
+// handed to us as the length of the bytes that follow, a BATCH_FORGET's `count` as the
+// number of entries, unchecked against what was read.
+// The kernel never lies there, but a count beyond the request would have us read past it
+// (found by the FUSE request fuzzer), so such a count is cut to what is there.
+void FuseFs::Impl::ClampToLength(void* buf, size_t n) {
+    auto* in = static_cast<fuse_in_header*>(buf);
+    char* body = static_cast<char*>(buf) + sizeof *in;
+    size_t have = n - sizeof *in;
+    // What follows a fixed part of `fixed` bytes (the fixed part itself may be cut short:
+    // its missing bytes read as the zeros ReadRequest put there).
+    auto after = [&](size_t fixed) { return have > fixed ? have - fixed : 0; };
+    if (in->opcode == FUSE_WRITE) {
+        auto* w = reinterpret_cast<fuse_write_in*>(body);
+        w->size = static_cast<uint32_t>(std::min<size_t>(w->size, after(sizeof *w)));
+    } else if (in->opcode == FUSE_BATCH_FORGET) {
+        auto* f = reinterpret_cast<fuse_batch_forget_in*>(body);
+        f->count = static_cast<uint32_t>(std::min<size_t>(f->count, after(sizeof *f) / sizeof(fuse_forget_one)));
+    } else if (in->opcode == FUSE_SETXATTR) {
+        // (we do not ask for FUSE_SETXATTR_EXT: the short form) then the name, then the value
+        auto* x = reinterpret_cast<fuse_setxattr_in*>(body);
+        size_t name_room = after(FUSE_COMPAT_SETXATTR_IN_SIZE);
+        size_t name_len = strnlen(body + FUSE_COMPAT_SETXATTR_IN_SIZE, name_room);
+        size_t value_room = name_len < name_room ? name_room - name_len - 1 : 0;
+        x->size = static_cast<uint32_t>(std::min<size_t>(x->size, value_room));
+    }
+}
+
 ssize_t FuseFs::Impl::ReadRequest(int fd, void* buf, size_t size, void* userdata) {
     ssize_t n = ::read(fd, buf, size);
     if (n < static_cast<ssize_t>(sizeof(fuse_in_header))) {
         incoming_ = 0;
         return n;
     }
+    // A request shorter than its fixed part reads as zeros past its end, not as the bytes
+    // of the request read before it into the same buffer; counts inside it stay inside it.
+    std::memset(static_cast<char*>(buf) + n, 0, std::min<size_t>(kZeroedTail, size - static_cast<size_t>(n)));
+    ClampToLength(buf, static_cast<size_t>(n));
     // libfuse handles what it read on this thread, before it reads again.
     const auto* in = static_cast<const fuse_in_header*>(buf);
     incoming_ = in->unique;

@@ -66,12 +66,12 @@ for target in build-san/tests/fuzz/*_fuzzer; do
     corpus=$(mktemp -d)
     seeds="$top/tests/fuzz/corpus/${name%_fuzzer}"
     [ -d "$seeds" ] || seeds=""
-    # A target whose code runs threads of its own (the dispatch fuzzer's in-process zerohopd)
+    # A target whose code runs threads of its own (an in-process zerohopd, zerohop-fuse's)
     # makes nearly every input's mallocs and frees differ, and libFuzzer then scans the whole
     # heap for leaks after each one: that scan was most of its time. Its leaks are still
     # found by LeakSanitizer at exit.
     leaks=""
-    [ "$name" = dispatch_fuzzer ] && leaks="-detect_leaks=0"
+    case "$name" in dispatch_fuzzer | fuse_request_fuzzer) leaks="-detect_leaks=0" ;; esac
     if "$target" $leaks -max_total_time="$fuzz_seconds" -seed="$fuzz_seed" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
         -artifact_prefix="build-san/$name-" \
         "$corpus" $seeds >"build-san/$name.log" 2>&1; then

@@ -146,6 +146,7 @@ private:
     // libfuse reads requests and writes answers through these: the number of the request
     // a thread is handling is noted, and a request's record ends once its answer is out.
     static ssize_t ReadRequest(int fd, void* buf, size_t size, void* userdata);
+    static void ClampToLength(void* buf, size_t n);  // a request's inner byte counts, to its length
     static ssize_t WriteAnswer(int fd, struct iovec* iov, int count, void* userdata);
     static thread_local uint64_t incoming_;
     std::atomic<uint64_t> init_unique_{0};  // the kernel's INIT: its answer asks for passthrough
