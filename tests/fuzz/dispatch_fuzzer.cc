@@ -15,8 +15,7 @@
 #include <fstream>
 #include <optional>
 
-#include "config/config.h"
-#include "server/server.h"
+#include "fuzz_daemon.h"
 #include "shmring/doorbell.h"
 #include "shmring/fd_passing.h"
 #include "shmring/segment.h"
@@ -34,8 +33,6 @@ struct Raw {
     uint64_t tail = 0;
 };
 
-// Never destroyed: RocksDB's own statics go away at exit before ours would.
-zerohop::Server* g_server = nullptr;
 std::string g_socket;
 std::optional<Raw> g_raw;
 
@@ -80,21 +77,7 @@ std::optional<Raw> Open() {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    char tmpl[] = "/tmp/zh-dispatch-fuzz-XXXXXX";
-    std::string dir = mkdtemp(tmpl);
-    g_socket = dir + "/zh.sock";
-    std::string yaml = "listen: " + g_socket + "\nworkers: 1\nmetrics_port: 0\nlog_level: error\n" +
-                       "limits: {max_in_flight: 16}\n" + "mounts: [{container: c, options: {dir: " + dir +
-                       "/store}}]\n" + "credentials: [{key: fuzz, containers: {c: rw}}]\n";
-    auto cfg = zerohop::ParseConfig(yaml, "fuzz");
-    if (!cfg.ok()) {
-        abort();
-    }
-    auto server = zerohop::Server::Start(*cfg);
-    if (!server.ok()) {
-        abort();
-    }
-    g_server = server->release();
+    g_socket = zerohop::fuzz::StartDaemon("{max_in_flight: 16}");
     return 0;
 }
 

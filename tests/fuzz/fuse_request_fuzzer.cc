@@ -23,16 +23,13 @@
 #include <thread>
 #include <vector>
 
-#include "config/config.h"
 #include "fuse_fs.h"
-#include "server/server.h"
+#include "fuzz_daemon.h"
 #include "wire/codec.h"
 
 namespace {
 
-// Never destroyed: RocksDB's own statics go away at exit before ours would.
-zerohop::Server* g_server = nullptr;
-zerohop::fuse::FuseFs* g_fs = nullptr;
+zerohop::fuse::FuseFs* g_fs = nullptr;  // never destroyed, like the daemon
 int g_kernel = -1;                     // our end of the "device"
 uint64_t g_unique = 1;
 std::vector<uint64_t> g_nodes = {1};   // node ids the file system handed out (1: the root)
@@ -129,21 +126,7 @@ void Learn(uint32_t opcode, const std::string& answer) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    char tmpl[] = "/tmp/zh-fuse-fuzz-XXXXXX";
-    std::string dir = mkdtemp(tmpl);
-    std::string socket = dir + "/zh.sock";
-    std::string yaml = "listen: " + socket + "\nworkers: 1\nmetrics_port: 0\nlog_level: error\n" +
-                       "mounts: [{container: c, options: {dir: " + dir + "/store}}]\n" +
-                       "credentials: [{key: fuzz, containers: {c: rw}}]\n";
-    auto cfg = zerohop::ParseConfig(yaml, "fuzz");
-    if (!cfg.ok()) {
-        abort();
-    }
-    auto server = zerohop::Server::Start(*cfg);
-    if (!server.ok()) {
-        abort();
-    }
-    g_server = server->release();
+    std::string socket = zerohop::fuzz::StartDaemon("");
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
         abort();
