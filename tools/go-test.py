@@ -10,9 +10,10 @@ failed case named after the package, with the end of its output. Exit status: 0 
 every package passed."""
 
 import json
-import os
 import subprocess
 import sys
+
+import gtest_json
 
 
 def run_module(module, race):
@@ -51,7 +52,7 @@ def run_module(module, race):
 
 def main(argv):
     race = "--race" in argv
-    out = next((a.split(":", 1)[1] for a in argv if a.startswith("--gtest_output=json:")), None)
+    out = next((a.split("=", 1)[1] for a in argv if a.startswith("--gtest_output=")), "")
     modules = [a for a in argv[1:] if not a.startswith("--")]
     cases = []
     for module in modules:
@@ -68,9 +69,7 @@ def main(argv):
             case["result"] = "SKIPPED"
         suite.append(case)
     print(f"{len(suite)} Go cases, {'some failed' if failed else 'all passed or skipped'}")
-    if out:
-        with open(out, "w") as f:
-            json.dump({"testsuites": [{"name": "go", "testsuite": suite}]}, f)
+    gtest_json.write(out, "go", suite)
     return 1 if failed or not suite else 0
 
 

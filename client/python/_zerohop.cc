@@ -327,6 +327,15 @@ private:
     int exports_ = 0;  // memoryviews alive
 };
 
+PutObjectRequest PutRequest(const std::string& path, const std::optional<py::dict>& attributes,
+                            const std::string& condition, std::optional<uint32_t> mode) {
+    PutObjectRequest req{.path = ToPath(path), .condition = condition, .mode = mode};
+    if (attributes) {
+        req.attributes = ToAttributes(*attributes);
+    }
+    return req;
+}
+
 GetObjectRequest GetRequest(const std::string& path, uint64_t offset, int64_t length) {
     GetObjectRequest req{.path = ToPath(path), .offset = offset};
     if (length >= 0) {
@@ -706,10 +715,7 @@ gives it back unused. A consumed or released buffer raises ValueError on use.)")
         }, py::arg("path"), py::arg("offset"), py::arg("length"), token)
         .def("put", [](PyClient& c, const std::string& path, py::object data, std::optional<py::dict> attributes,
                        const std::string& condition, std::optional<uint32_t> mode, uint64_t token) {
-            PutObjectRequest req{.path = ToPath(path), .condition = condition, .mode = mode};
-            if (attributes) {
-                req.attributes = ToAttributes(*attributes);
-            }
+            PutObjectRequest req = PutRequest(path, attributes, condition, mode);
             // Straight from the caller's buffer (no copy into a Python object first).
             py::buffer_info b;
             std::string owned;
@@ -731,10 +737,7 @@ gives it back unused. A consumed or released buffer raises ValueError on use.)")
         .def("put_from_buffer", [](PyClient& c, const std::string& path, Buffer& buffer, std::optional<size_t> size,
                                    std::optional<py::dict> attributes, const std::string& condition,
                                    std::optional<uint32_t> mode) {
-            PutObjectRequest req{.path = ToPath(path), .condition = condition, .mode = mode};
-            if (attributes) {
-                req.attributes = ToAttributes(*attributes);
-            }
+            PutObjectRequest req = PutRequest(path, attributes, condition, mode);
             PutBuffer b = buffer.Take();
             size_t n = size.value_or(b.capacity());
             return FromInfo(c.Call([&](Client& z) { return z.PutObject(req, std::move(b), n); }));

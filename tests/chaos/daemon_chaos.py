@@ -16,7 +16,6 @@ the daemon is killed once more and restarted, and the namespace is checked.
 """
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -28,6 +27,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 
+import gtest_json  # noqa: E402
 import ledger  # noqa: E402
 from soak import Daemon  # noqa: E402
 import zerohop  # noqa: E402
@@ -119,9 +119,7 @@ def main(argv):
         if daemon.proc is not None and daemon.proc.poll() is None:
             daemon.kill(signal.SIGTERM)
         shutil.rmtree(root, ignore_errors=True)
-    if args.gtest_output.startswith("json:"):
-        with open(args.gtest_output[len("json:"):], "w") as f:
-            json.dump({"testsuites": [{"name": "daemon_chaos", "testsuite": cases}]}, f)
+    gtest_json.write(args.gtest_output, "daemon_chaos", cases)
     return 1 if any("failures" in c for c in cases) else 0
 
 

@@ -12,7 +12,6 @@ no counter went past what the outcomes allow.
 """
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -24,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 
+import gtest_json  # noqa: E402
 import ledger  # noqa: E402
 import zerohop  # noqa: E402
 
@@ -199,9 +199,7 @@ def main(argv):
             p.terminate()
             p.wait()
         shutil.rmtree(root, ignore_errors=True)
-    if args.gtest_output.startswith("json:"):
-        with open(args.gtest_output[len("json:"):], "w") as f:
-            json.dump({"testsuites": [{"name": "redis_faults", "testsuite": cases}]}, f)
+    gtest_json.write(args.gtest_output, "redis_faults", cases)
     return 1 if any("failures" in c for c in cases) else 0
 
 

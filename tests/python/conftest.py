@@ -3,17 +3,20 @@ report of their cases the way the test command counts gtest's: given
 --gtest_output=json:PATH, pytest writes the cases there in gtest's JSON shape
 (tools/summarize-tests.py reads it)."""
 
-import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 
 import zerohop
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import gtest_json  # noqa: E402
 
 _cases = []
 
@@ -33,10 +36,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session):
-    out = session.config.getoption("--gtest_output")
-    if out.startswith("json:"):
-        with open(out[len("json:"):], "w") as f:
-            json.dump({"testsuites": [{"name": "python", "testsuite": _cases}]}, f)
+    gtest_json.write(session.config.getoption("--gtest_output"), "python", _cases)
 
 
 class Daemon:
