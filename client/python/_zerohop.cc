@@ -447,8 +447,11 @@ public:
         std::vector<std::pair<uint64_t, Converted>> ready;
         {
             std::lock_guard<std::mutex> lock(ready_mu_);
-            if (bell_ >= 0) {
-                (void)!::read(bell_, &count, sizeof count);  // reset first: a later one rings again
+            // Reset first (a later one rings again), and only when there is something: the
+            // bell rings as the queue turns non-empty, so an empty queue has nothing to reset,
+            // and the loop's polling (PollNow) makes no syscall per empty look.
+            if (bell_ >= 0 && !ready_.empty()) {
+                (void)!::read(bell_, &count, sizeof count);
             }
             ready.swap(ready_);
         }
