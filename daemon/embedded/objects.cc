@@ -34,6 +34,22 @@ constexpr size_t kFileChunk = 1 << 20;
 
 }  // namespace
 
+ObjectFileCalls* EmbeddedBackend::Store::SystemFileCalls() {
+    struct System final : ObjectFileCalls {
+        int Open(const char* path, int flags, mode_t mode) override { return ::open(path, flags, mode); }
+        ssize_t Pwrite(int fd, const void* data, size_t n, off_t offset) override {
+            return ::pwrite(fd, data, n, offset);
+        }
+        int Ftruncate(int fd, off_t size) override { return ::ftruncate(fd, size); }
+        int Fdatasync(int fd) override { return ::fdatasync(fd); }
+        int Fsync(int fd) override { return ::fsync(fd); }
+        int Syncfs(int fd) override { return ::syncfs(fd); }
+        int Unlink(const char* path) override { return ::unlink(path); }
+    };
+    static System system;
+    return &system;
+}
+
 // ---- object files -------------------------------------------------------------------
 
 std::string EmbeddedBackend::Store::FilePath(uint64_t data_id) const {
@@ -43,7 +59,7 @@ std::string EmbeddedBackend::Store::FilePath(uint64_t data_id) const {
 absl::StatusOr<shmring::UniqueFd> EmbeddedBackend::Store::CreateFile(uint64_t* data_id_out) {
     ZH_ASSIGN_OR_RETURN(auto id, NewId());
     uint64_t data_id = *data_id_out = id;
-    shmring::UniqueFd fd(::open(FilePath(data_id).c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0640));
+    shmring::UniqueFd fd(calls_->Open(FilePath(data_id).c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0640));
     if (!fd.valid()) {
         return ErrnoStatus(errno, absl::StrFormat("create object file %s", FilePath(data_id)));
     }
@@ -51,7 +67,7 @@ absl::StatusOr<shmring::UniqueFd> EmbeddedBackend::Store::CreateFile(uint64_t* d
 }
 
 absl::StatusOr<shmring::UniqueFd> EmbeddedBackend::Store::OpenFile(uint64_t data_id, int flags) {
-    shmring::UniqueFd fd(::open(FilePath(data_id).c_str(), flags | O_CLOEXEC));
+    shmring::UniqueFd fd(calls_->Open(FilePath(data_id).c_str(), flags | O_CLOEXEC, 0));
     if (!fd.valid()) {
         if (errno == ENOENT) {
             return absl::DataLossError(absl::StrFormat("embedded store: object file %s is missing", FilePath(data_id)));
@@ -64,7 +80,7 @@ absl::StatusOr<shmring::UniqueFd> EmbeddedBackend::Store::OpenFile(uint64_t data
 absl::Status EmbeddedBackend::Store::WriteFully(int fd, const char* data, size_t n, uint64_t offset,
                                                 uint64_t data_id) {
     while (n > 0) {
-        ssize_t w = ::pwrite(fd, data, n, static_cast<off_t>(offset));
+        ssize_t w = calls_->Pwrite(fd, data, n, static_cast<off_t>(offset));
         if (w < 0) {
             if (errno == EINTR) {
                 continue;
@@ -80,10 +96,25 @@ absl::Status EmbeddedBackend::Store::WriteFully(int fd, const char* data, size_t
 
 void EmbeddedBackend::Store::RemoveFile(uint64_t data_id) {
     if (reaper_) {
-        reaper_([path = FilePath(data_id)] { ::unlink(path.c_str()); });
+        reaper_([calls = calls_, path = FilePath(data_id)] { calls->Unlink(path.c_str()); });
     } else {
-        ::unlink(FilePath(data_id).c_str());
+        calls_->Unlink(FilePath(data_id).c_str());
     }
+}
+
+absl::Status EmbeddedBackend::Store::SyncFile(int fd, bool created, const Path& path) {
+    if (!options_.sync_writes) {
+        return absl::OkStatus();
+    }
+    if (calls_->Fdatasync(fd) != 0) {
+        return ErrnoStatus(errno, absl::StrFormat("sync %s", path.str()));
+    }
+    // A new file's name lives in the directory: without this a power cut can take the file
+    // away from under the entry that names it.
+    if (created && calls_->Fsync(objects_dir_.get()) != 0) {
+        return ErrnoStatus(errno, absl::StrFormat("sync the objects directory for %s", path.str()));
+    }
+    return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> EmbeddedBackend::Store::ReadInline(uint64_t object_id) {
@@ -245,9 +276,9 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
                 head.shrink_to_fit();
             }
         }
-        if (fd.valid() && options_.sync_writes && ::fdatasync(fd.get()) != 0) {
+        if (absl::Status s = fd.valid() ? SyncFile(fd.get(), /*created=*/true, req.path) : absl::OkStatus(); !s.ok()) {
             discard();
-            return ErrnoStatus(errno, absl::StrFormat("sync %s", req.path.str()));
+            return s;
         }
     }
     uint64_t replaced_file = 0;
@@ -322,21 +353,17 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
             bytes.resize(static_cast<size_t>(e.info.size), '\0');
             ZH_RETURN_IF_ERROR(WriteFully(fd.get(), bytes.data(), bytes.size(), 0, new_file));
             ZH_RETURN_IF_ERROR(WriteFully(fd.get(), data.data(), data.size(), off, new_file));
-            if (::ftruncate(fd.get(), static_cast<off_t>(new_size)) != 0) {
+            if (calls_->Ftruncate(fd.get(), static_cast<off_t>(new_size)) != 0) {
                 return ErrnoStatus(errno, absl::StrFormat("extend %s", path.str()));
             }
-            if (options_.sync_writes && ::fdatasync(fd.get()) != 0) {
-                return ErrnoStatus(errno, absl::StrFormat("sync %s", path.str()));
-            }
+            ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/true, path));
             batch.Delete(data_, DataKey(e.info.id));
             batch.Put(meta_, FileKey(new_file), "");
             e.data_id = new_file;
         } else {
             ZH_ASSIGN_OR_RETURN(auto fd, OpenFile(e.data_id, O_WRONLY));
             ZH_RETURN_IF_ERROR(WriteFully(fd.get(), data.data(), data.size(), off, e.data_id));
-            if (options_.sync_writes && ::fdatasync(fd.get()) != 0) {
-                return ErrnoStatus(errno, absl::StrFormat("sync %s", path.str()));
-            }
+            ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/false, path));
         }
         e.info.size = new_size;
         e.info.mtime = e.info.ctime = Now();
@@ -386,9 +413,10 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Truncate(const TruncateReques
                 ZH_ASSIGN_OR_RETURN(auto f, OpenFile(data_id, O_WRONLY));
                 fd = std::move(f);
             }
-            if (::ftruncate(fd.get(), static_cast<off_t>(req.size)) != 0) {
+            if (calls_->Ftruncate(fd.get(), static_cast<off_t>(req.size)) != 0) {
                 return ErrnoStatus(errno, absl::StrFormat("truncate %s", req.path.str()));
             }
+            ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/new_file != 0, req.path));
         }
         e.info.size = req.size;
         e.info.mtime = e.info.ctime = Now();

@@ -6,8 +6,11 @@
 //   opts.dir = "/var/lib/zerohop";
 //   opts.containers = {"users", "logs"};
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,7 +18,26 @@
 #include "absl/time/time.h"
 #include "zerohop/value.h"
 
+namespace rocksdb {
+class FileSystem;
+}
+
 namespace zerohop {
+
+// The system calls by which the embedded store writes and removes its object files, as a
+// seam for fault injection (tests give one that fails on demand or loses what a power cut
+// would). Each behaves as the system call of its name: -1 with errno set on failure.
+class ObjectFileCalls {
+public:
+    virtual ~ObjectFileCalls() = default;
+    virtual int Open(const char* path, int flags, mode_t mode) = 0;
+    virtual ssize_t Pwrite(int fd, const void* data, size_t n, off_t offset) = 0;
+    virtual int Ftruncate(int fd, off_t size) = 0;
+    virtual int Fdatasync(int fd) = 0;
+    virtual int Fsync(int fd) = 0;  // the store syncs its objects directory with it
+    virtual int Syncfs(int fd) = 0;
+    virtual int Unlink(const char* path) = 0;
+};
 
 struct EmbeddedOptions {
     static constexpr std::string_view kKind = "embedded";
@@ -38,6 +60,10 @@ struct EmbeddedOptions {
     size_t inline_read_max_bytes = 256 * 1024;
     // The time source for mtimes and record arrival; tests replace it.
     std::function<Timestamp()> clock;
+    // Seams for fault injection (tests): the file system RocksDB runs on and the calls that
+    // write object files. Empty: the real ones.
+    std::shared_ptr<rocksdb::FileSystem> file_system;
+    std::shared_ptr<ObjectFileCalls> object_file_calls;
 };
 
 }  // namespace zerohop

@@ -90,6 +90,11 @@ absl::StatusOr<std::unique_ptr<EmbeddedBackend::Store>> EmbeddedBackend::Store::
             return ErrnoStatus(errno, absl::StrFormat("embedded store: cannot create %s", d));
         }
     }
+    store->calls_ = store->options_.object_file_calls ? store->options_.object_file_calls.get() : SystemFileCalls();
+    store->objects_dir_.reset(::open((store->options_.dir + "/objects").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!store->objects_dir_.valid()) {
+        return ErrnoStatus(errno, absl::StrFormat("embedded store: open %s/objects", store->options_.dir));
+    }
     ZH_RETURN_IF_ERROR(store->OpenDb());
     ZH_RETURN_IF_ERROR(store->CreateContainers());
     ZH_RETURN_IF_ERROR(store->CollectOrphanFiles());
@@ -107,6 +112,10 @@ absl::Status EmbeddedBackend::Store::OpenDb() {
     opts.bytes_per_sync = 1 << 20;
     opts.max_open_files = 512;
     opts.keep_log_file_num = 4;
+    if (options_.file_system) {
+        env_ = rocksdb::NewCompositeEnv(options_.file_system);
+        opts.env = env_.get();
+    }
     if (options_.row_cache_bytes > 0) {
         opts.row_cache = rocksdb::NewLRUCache(options_.row_cache_bytes);
     }
@@ -246,6 +255,10 @@ absl::Status EmbeddedBackend::Store::FromRocks(const rocksdb::Status& s, std::st
         return absl::ResourceExhaustedError(absl::StrFormat(
             "embedded store %s: %s: disk full; free space and retry, nothing was changed", options_.dir, what));
     }
+    if (s.IsIOError()) {
+        // RocksDB refuses writes after a failed log or table write until resumed.
+        needs_resume_ = true;
+    }
     if (s.IsCorruption()) {
         return absl::DataLossError(absl::StrFormat("embedded store %s: %s: %s", options_.dir, what, s.ToString()));
     }
@@ -260,9 +273,18 @@ absl::Status EmbeddedBackend::Store::FromRocks(const rocksdb::Status& s, std::st
 
 absl::Status EmbeddedBackend::Store::Commit(rocksdb::WriteBatch* batch) {
     if (needs_resume_.load(std::memory_order_relaxed)) {
-        // After a full disk RocksDB refuses writes until resumed; space may be back now.
-        if (db_->Resume().ok()) {
+        // After a full disk or a failed write RocksDB refuses writes until resumed; the fault
+        // may have cleared. After a failed log write it cannot resume: what reached the log
+        // is unknown, and only recovery from the log at the next open is safe (the same
+        // choice as PostgreSQL's after a failed fsync).
+        rocksdb::Status r = db_->Resume();
+        if (r.ok()) {
             needs_resume_ = false;
+        } else if (r.severity() > rocksdb::Status::Severity::kHardError) {
+            return absl::UnavailableError(absl::StrFormat(
+                "embedded store %s: stopped taking writes after an I/O error it cannot resume from (%s); reads go "
+                "on, and a restart of zerohopd recovers every acknowledged write from the store's log",
+                options_.dir, r.ToString()));
         }
     }
     // Entries this batch touches are kept out of the cache from before the write until after
@@ -321,8 +343,7 @@ absl::Status EmbeddedBackend::Store::Sync() {
         return FromRocks(s, "sync WAL");
     }
     // Object files are fdatasync'ed when written with sync_writes; otherwise syncfs covers them.
-    shmring::UniqueFd dir(::open((options_.dir + "/objects").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dir.valid() && ::syncfs(dir.get()) != 0) {
+    if (calls_->Syncfs(objects_dir_.get()) != 0) {
         return ErrnoStatus(errno, "sync object files");
     }
     return absl::OkStatus();

@@ -22,6 +22,7 @@
 #include "embedded/internal/lock_table.h"
 #include "embedded/internal/records.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "shmring/unique_fd.h"
 
 namespace zerohop {
@@ -133,7 +134,13 @@ private:
     // is set (the unlink of a large file is slow, and the change is already committed),
     // else here. A crash before it runs leaves an orphan that Open() removes.
     void RemoveFile(uint64_t data_id);
+    // With sync_writes: makes an object file's bytes durable and, for a file `created` by
+    // this write, its name too, before the entry that points at it commits.
+    absl::Status SyncFile(int fd, bool created, const Path& path);
+    static ObjectFileCalls* SystemFileCalls();
     std::function<void(absl::AnyInvocable<void() &&>)> reaper_;
+    ObjectFileCalls* calls_ = nullptr;  // options_.object_file_calls, else the system's
+    shmring::UniqueFd objects_dir_;
     absl::StatusOr<std::string> ReadInline(uint64_t object_id);
 
     // Items.
@@ -157,6 +164,7 @@ private:
     absl::Status ReclaimShard(uint64_t shard_id);
 
     EmbeddedOptions options_;
+    std::unique_ptr<rocksdb::Env> env_;  // over options_.file_system, when given; outlives db_
     std::unique_ptr<rocksdb::DB> db_;
     rocksdb::ColumnFamilyHandle* meta_ = nullptr;
     rocksdb::ColumnFamilyHandle* data_ = nullptr;
