@@ -683,6 +683,187 @@ TEST_F(SessionTest, TenThousandKilledClientsLeaveNothingBehind) {
     ASSERT_OK(client_->GetItem({.path = P("/demo/victim")}));
 }
 
+// Where in its life a client dies (SessionTest.AClientKilledAtAnyStepLeavesNothingBehind).
+enum class DeathStep {
+    kConnected,      // the socket connected, nothing sent
+    kHalfHello,      // half a hello frame sent
+    kHelloUnread,    // the hello sent, the welcome (and its descriptors) never read
+    kWelcomed,       // the shared region and the bell received, nothing done with them
+    kQueuedSilent,   // a request in the ring, the bell never rung
+    kRequestUnread,  // a request rung in, its answer never read
+    kHoldingView,    // holding a zero-copy view of a large object (a lent daemon buffer)
+    kHoldingBuffer,  // holding a put buffer half written
+    kMidUpload,      // streaming a put larger than its region
+};
+
+// Runs in the child: reaches `step`, tells the parent through `ready`, and waits to be killed.
+[[noreturn]] void DieAt(DeathStep step, Daemon& daemon, int ready) {
+    auto reached = [&] {
+        (void)!write(ready, "s", 1);
+        for (;;) {
+            pause();
+        }
+    };
+    protocol::Hello hello;
+    hello.access_key = "rw-key";
+    std::string body = protocol::Encode(hello);
+    uint32_t len = static_cast<uint32_t>(body.size());
+    std::string framed = std::string(reinterpret_cast<char*>(&len), 4) + body;
+    if (step <= DeathStep::kHelloUnread) {
+        shmring::UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        struct sockaddr_un addr = {};
+        addr.sun_family = AF_UNIX;
+        std::memcpy(addr.sun_path, daemon.socket().data(), daemon.socket().size());
+        if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+            _exit(3);
+        }
+        if (step == DeathStep::kHalfHello) {
+            (void)!::send(sock.get(), framed.data(), framed.size() / 2, MSG_NOSIGNAL);
+        } else if (step == DeathStep::kHelloUnread) {
+            (void)!::send(sock.get(), framed.data(), framed.size(), MSG_NOSIGNAL);
+        }
+        reached();
+    }
+    if (step <= DeathStep::kRequestUnread) {
+        RawSession rs = OpenRaw(daemon.socket(), hello);
+        if (!rs.refused.ok()) {
+            _exit(3);
+        }
+        if (step >= DeathStep::kQueuedSilent) {
+            Descriptor d;
+            d.op = static_cast<uint16_t>(Op::kGetItem);
+            std::string req = protocol::Encode(GetItemRequest{.path = P("/demo/victim")});
+            std::memcpy(rs.segment->client_region(), req.data(), req.size());
+            d.offset = 0;
+            d.length = static_cast<uint32_t>(req.size());
+            d.request_id = 1;
+            uint64_t tail = 0;
+            if (!rs.segment->submit_ring().PushPrivate(&tail, &d)) {
+                _exit(4);
+            }
+            if (step == DeathStep::kRequestUnread) {
+                shmring::NotifyCreator(rs.segment->header(), *rs.bell);
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));  // answered meanwhile
+            }
+        }
+        reached();
+    }
+    ClientOptions small;
+    small.client_bytes = 1 << 18;
+    small.daemon_bytes = 4 << 20;
+    auto c = daemon.Connect("rw-key", small);
+    if (!c.ok()) {
+        _exit(3);
+    }
+    if (step == DeathStep::kHoldingView) {
+        auto view = (*c)->GetObjectView({.path = P("/demo/large")});
+        if (!view.ok()) {
+            _exit(5);
+        }
+        reached();
+    }
+    if (step == DeathStep::kHoldingBuffer) {
+        auto buf = (*c)->AllocatePutBuffer(64 << 10);
+        if (!buf.ok()) {
+            _exit(5);
+        }
+        std::memset(buf->data(), 'x', 32 << 10);
+        reached();
+    }
+    // kMidUpload: 8 MiB through a 256 KiB region, killed a moment after it starts.
+    std::string data(8 << 20, 'u');
+    (void)!write(ready, "s", 1);
+    (void)(*c)->PutObject({.path = P("/demo/upload")}, data);
+    for (;;) {
+        pause();
+    }
+}
+
+size_t ObjectFilesUnder(const std::string& dir) {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+        n += e.is_regular_file() && e.path().parent_path().filename() == "objects" ? 1 : 0;
+    }
+    return n;
+}
+
+// A client may die at any step of its session, holding anything the daemon lent it; the
+// daemon keeps nothing of it (no descriptor, no session, no upload, no half-written object)
+// and everyone else carries on.
+TEST_F(SessionTest, AClientKilledAtAnyStepLeavesNothingBehind) {
+    ASSERT_OK(client_->PutItem({.path = P("/demo/victim"), .attributes = {{"n", Value::Int64(1)}}}));
+    ASSERT_OK(client_->PutObject({.path = P("/demo/large")}, std::string(1 << 20, 'L')));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    size_t fds_before = daemon_->SessionFds();
+    size_t files_before = ObjectFilesUnder(dir_);
+    auto status_before = client_->Status();
+    ASSERT_OK(status_before);
+    const std::pair<DeathStep, const char*> steps[] = {
+        {DeathStep::kConnected, "connected"},         {DeathStep::kHalfHello, "half a hello"},
+        {DeathStep::kHelloUnread, "welcome unread"},  {DeathStep::kWelcomed, "welcomed"},
+        {DeathStep::kQueuedSilent, "request queued"}, {DeathStep::kRequestUnread, "answer unread"},
+        {DeathStep::kHoldingView, "holding a view"},  {DeathStep::kHoldingBuffer, "holding a put buffer"},
+        {DeathStep::kMidUpload, "mid-upload"},
+    };
+    for (int round = 0; round < 3; ++round) {
+        for (const auto& [step, name] : steps) {
+            int ready[2];
+            ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
+            pid_t pid = fork();
+            ASSERT_GE(pid, 0);
+            if (pid == 0) {
+                close(ready[0]);
+                DieAt(step, *daemon_, ready[1]);
+            }
+            close(ready[1]);
+            char byte;
+            bool got_there = read(ready[0], &byte, 1) == 1;
+            close(ready[0]);
+            if (step == DeathStep::kMidUpload) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(2 + 3 * round));
+            }
+            kill(pid, SIGKILL);
+            int status = 0;
+            waitpid(pid, &status, 0);
+            ASSERT_TRUE(got_there) << name << ": the client did not get there (exit " << WEXITSTATUS(status) << ")";
+            // Everyone else carries on.
+            ASSERT_OK(client_->UpdateItem({.path = P("/demo/victim"), .update = "n = n + 1"}));
+            auto upload = client_->Stat(P("/demo/upload"));
+            ASSERT_TRUE(absl::IsNotFound(upload.status()) || (upload.ok() && upload->size == (8u << 20)))
+                << name << ": a half-streamed put is visible: " << upload.status();
+        }
+    }
+    size_t fds_after = 0;
+    std::optional<DaemonStatus> status_after;
+    for (int i = 0; i < 100; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        fds_after = daemon_->SessionFds();
+        auto st = client_->Status();
+        ASSERT_OK(st);
+        status_after = *st;
+        if (fds_after <= fds_before && st->sessions_open == status_before->sessions_open &&
+            ObjectFilesUnder(dir_) <= files_before + 1) {
+            break;
+        }
+    }
+    EXPECT_LE(fds_after, fds_before) << "the daemon kept descriptors of dead clients";
+    EXPECT_EQ(status_after->sessions_open, status_before->sessions_open) << "the daemon kept sessions of dead clients";
+    // At most the one upload that completed before its client died adds a file.
+    EXPECT_LE(ObjectFilesUnder(dir_), files_before + 1) << "abandoned uploads left object files";
+    // What was lent to the dead (views, put buffers) is back: a client can use all of it.
+    ClientOptions small;
+    small.daemon_bytes = 4 << 20;
+    auto c = daemon_->Connect("rw-key", small);
+    ASSERT_OK(c);
+    for (int i = 0; i < 20; ++i) {
+        auto view = (*c)->GetObjectView({.path = P("/demo/large")});
+        ASSERT_OK(view);
+    }
+    auto item = client_->GetItem({.path = P("/demo/victim")});
+    ASSERT_OK(item);
+    EXPECT_EQ(item->attributes.at("n"), Value::Int64(1 + 3 * 9));
+}
+
 TEST_F(SessionTest, MetricsCountRequestsErrorsAndSessions) {
     ASSERT_OK(client_->PutItem({.path = P("/demo/m"), .attributes = {{"v", Value::Int64(1)}}}));
     for (int i = 0; i < 10; ++i) {
