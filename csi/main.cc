@@ -1,7 +1,7 @@
 // zerohop-csi: the CSI plugin (Identity, Node, Controller) for zerohop volumes.
 //
 //   zerohop-csi [--endpoint unix:///csi/csi.sock] [--mode node|controller|all] [--node-id NAME]
-//               [--zerohop-socket PATH] [--admin-key-file PATH] [--state-dir DIR]
+//               [--zerohop-socket PATH] [--admin-key-file PATH] [--state-dir DIR] [--kubelet-dir DIR]
 //               [--zerohop-fuse PATH] [--log-level info]
 //
 // Serves until SIGTERM or SIGINT. See docs/CSI.md.
@@ -29,7 +29,8 @@ int Usage(int code) {
     (code == 0 ? std::cout : std::cerr)
         << "usage: zerohop-csi [--endpoint unix:///csi/csi.sock] [--mode node|controller|all] [--node-id NAME]\n"
            "                   [--zerohop-socket PATH] [--admin-key-file PATH] [--state-dir DIR]\n"
-           "                   [--zerohop-fuse PATH] [--takeover-timeout S] [--log-level LEVEL]\n"
+           "                   [--zerohop-fuse PATH] [--takeover-timeout S] [--kubelet-dir DIR]\n"
+           "                   [--log-level LEVEL]\n"
            "  --endpoint: where to serve CSI (default $CSI_ENDPOINT, else unix:///csi/csi.sock)\n"
            "  --mode: node (Identity + Node, one per node), controller (Identity + Controller), all\n"
            "          (default node)\n"
@@ -39,7 +40,8 @@ int Usage(int code) {
            "                    (default $ZEROHOP_ADMIN_KEY_FILE; the node mode needs one)\n"
            "  --state-dir: the node plugin's state and FUSE mount points (default /var/lib/zerohop-csi)\n"
            "  --zerohop-fuse: the zerohop-fuse binary (default: beside this one)\n"
-           "  --takeover-timeout: seconds a FUSE view's callers wait for a restarted zerohop-fuse (60)\n";
+           "  --takeover-timeout: seconds a FUSE view's callers wait for a restarted zerohop-fuse (60)\n"
+           "  --kubelet-dir: kubelet's root directory; targets outside it are refused (/var/lib/kubelet)\n";
     return code;
 }
 
@@ -113,6 +115,8 @@ int main(int argc, char** argv) {
             node.zerohop_fuse = value();
         } else if (a == "--takeover-timeout") {
             node.takeover_secs = std::atoi(value().c_str());
+        } else if (a == "--kubelet-dir") {
+            node.kubelet_dir = value();
         } else if (a == "--log-level") {
             SetLogLevel(value());
         } else if (a == "--help" || a == "-h") {

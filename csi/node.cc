@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <vector>
@@ -51,6 +52,27 @@ std::string WithoutTrailingSlash(std::string path) {
         path.pop_back();
     }
     return path;
+}
+
+// A target must be below kubelet's directory, named without "." or ".." or empty
+// components: a request naming /etc, or climbing out of kubelet's tree, binds nothing.
+absl::Status CheckTarget(const std::string& target, const std::string& kubelet_dir) {
+    std::string root = WithoutTrailingSlash(kubelet_dir) + "/";
+    if (target.size() <= root.size() || target.compare(0, root.size(), root) != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("NodePublishVolume: target_path %s is not below kubelet's directory %s (--kubelet-dir)",
+                            target, kubelet_dir));
+    }
+    for (size_t at = 1; at <= target.size();) {
+        size_t end = std::min(target.find('/', at), target.size());
+        std::string_view c = std::string_view(target).substr(at, end - at);
+        at = end + 1;
+        if (c.empty() || c == "." || c == "..") {
+            return absl::InvalidArgumentError(absl::StrFormat(
+                "NodePublishVolume: target_path %s has an empty, \".\" or \"..\" component", target));
+        }
+    }
+    return absl::OkStatus();
 }
 
 bool ReadOnlyMode(const VolumeCapability& cap) {
@@ -191,6 +213,7 @@ grpc::Status NodeService::NodePublishVolume(grpc::ServerContext*, const ::csi::v
         Publication p;
         p.volume_id = req->volume_id();
         p.target = WithoutTrailingSlash(req->target_path());
+        ZH_RETURN_IF_ERROR(CheckTarget(p.target, options_.kubelet_dir));
         Context context = ToContext(req->volume_context());
         ZH_ASSIGN_OR_RETURN(p.spec, VolumeFromRequest(p.volume_id, context));
         p.pod = PodFromContext(context);

@@ -48,6 +48,9 @@ struct NodeOptions {
     std::string state_dir;     // node-state.json and the FUSE views' mount points
     std::string zerohop_fuse;  // the binary
     int takeover_secs = 60;
+    // Kubelet's root directory: targets are below it (kubelet publishes into
+    // <kubelet_dir>/pods/<uid>/volumes/...), never elsewhere on the node.
+    std::string kubelet_dir = "/var/lib/kubelet";
 };
 
 class NodeService final : public ::csi::v1::Node::Service {

@@ -184,7 +184,8 @@ protected:
             execl(bin, "zerohop-csi", "--endpoint", ("unix://" + endpoint_).c_str(), "--mode", "all", "--node-id",
                   "node-7", "--zerohop-socket", daemon_->socket().c_str(), "--admin-key-file",
                   (dir_ + "/admin-key").c_str(), "--state-dir", (dir_ + "/state").c_str(), "--zerohop-fuse",
-                  getenv("ZEROHOP_FUSE"), "--takeover-timeout", "20", static_cast<char*>(nullptr));
+                  getenv("ZEROHOP_FUSE"), "--takeover-timeout", "20", "--kubelet-dir", (dir_ + "/var/lib/kubelet").c_str(),
+                  static_cast<char*>(nullptr));
             _exit(127);
         }
         auto channel = grpc::CreateChannel("unix://" + endpoint_, grpc::InsecureChannelCredentials());
@@ -439,6 +440,10 @@ TEST_F(CsiTest, EveryBadPublishIsRefusedWithItsCodeAndLeavesNothingBehind) {
     using R = v1::NodePublishVolumeRequest;
     EXPECT_CODE(with([](R& r) { r.clear_volume_id(); }), INVALID_ARGUMENT);
     EXPECT_CODE(with([](R& r) { r.clear_target_path(); }), INVALID_ARGUMENT);
+    // Only below kubelet's directory, and no climbing out of it.
+    EXPECT_CODE(with([](R& r) { r.set_target_path("/etc/zerohop-was-here"); }), INVALID_ARGUMENT);
+    EXPECT_CODE(with([&](R& r) { r.set_target_path(pods_ + "/../../../../etc"); }), INVALID_ARGUMENT);
+    EXPECT_CODE(with([&](R& r) { r.set_target_path(pods_ + "//x/./mount"); }), INVALID_ARGUMENT);
     EXPECT_CODE(with([](R& r) { r.clear_volume_capability(); }), INVALID_ARGUMENT);
     EXPECT_CODE(with([](R& r) { r.mutable_volume_capability()->mutable_block(); }), INVALID_ARGUMENT);
     EXPECT_CODE(
