@@ -71,7 +71,7 @@ for target in build-san/tests/fuzz/*_fuzzer; do
     # heap for leaks after each one: that scan was most of its time. Its leaks are still
     # found by LeakSanitizer at exit.
     leaks=""
-    case "$name" in dispatch_fuzzer | fuse_request_fuzzer) leaks="-detect_leaks=0" ;; esac
+    case "$name" in dispatch_fuzzer | fuse_request_fuzzer | csi_request_fuzzer) leaks="-detect_leaks=0" ;; esac
     if "$target" $leaks -max_total_time="$fuzz_seconds" -seed="$fuzz_seed" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
         -artifact_prefix="build-san/$name-" \
         "$corpus" $seeds >"build-san/$name.log" 2>&1; then
