@@ -20,12 +20,14 @@
 //   auto backend = EmbeddedBackend::Open(opts);
 //   if (!backend.ok()) return backend.status();
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "backend/backend.h"
 #include "backend/task_pool.h"
@@ -51,15 +53,33 @@ public:
     class Store;
 
 private:
-    explicit EmbeddedBackend(std::unique_ptr<Store> store, const EmbeddedOptions& options);
+    static constexpr absl::Duration kFirstReopenBackoff = absl::Milliseconds(100);
+    static constexpr absl::Duration kMaxReopenBackoff = absl::Seconds(30);
+
+    EmbeddedBackend(std::unique_ptr<Store> store, EmbeddedOptions options);
     // Runs `fn` on an I/O thread when `slow`, else right here.
     void Maybe(bool slow, absl::AnyInvocable<void() &&> fn);
+    // Runs `fn(store)` with the store held open; Unavailable while it cannot be opened.
+    template <typename Fn>
+    auto WithStore(Fn&& fn) -> decltype(fn(std::declval<Store&>()));
+    // A store stopped by an I/O error RocksDB cannot resume from is closed and opened
+    // again (its log replayed): at once, then with a growing backoff while the disk still
+    // refuses, serving reads from a read-only open meanwhile.
+    void Reopen();
+    void SetReaper(Store& store);
 
-    std::unique_ptr<Store> store_;
-    bool sync_writes_;
-    size_t inline_max_bytes_;
-    size_t inline_read_max_bytes_;
-    std::unique_ptr<TaskPool> io_;  // declared last: drained and joined before the store goes
+    const EmbeddedOptions options_;  // also what a reopen opens with
+
+    // Every call holds it shared; a reopen holds it alone.
+    absl::Mutex store_mu_;
+    std::unique_ptr<Store> store_ ABSL_GUARDED_BY(store_mu_);
+    std::atomic<bool> needs_reopen_{false};
+    absl::Mutex reopen_mu_ ABSL_ACQUIRED_BEFORE(store_mu_);
+    absl::Time next_reopen_ ABSL_GUARDED_BY(reopen_mu_) = absl::InfinitePast();
+    absl::Duration reopen_backoff_ ABSL_GUARDED_BY(reopen_mu_) = kFirstReopenBackoff;
+    absl::Status reopen_error_;  // written under both locks, read under store_mu_
+
+    std::unique_ptr<TaskPool> io_;  // drained and joined (destructor) before the store goes
 };
 
 }  // namespace zerohop

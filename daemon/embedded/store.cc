@@ -75,7 +75,8 @@ EmbeddedBackend::Store::~Store() {
     }
 }
 
-absl::StatusOr<std::unique_ptr<EmbeddedBackend::Store>> EmbeddedBackend::Store::Open(EmbeddedOptions options) {
+absl::StatusOr<std::unique_ptr<EmbeddedBackend::Store>> EmbeddedBackend::Store::Open(EmbeddedOptions options,
+                                                                                  bool read_only) {
     if (options.dir.empty()) {
         return absl::InvalidArgumentError("embedded store: `dir` is empty; give the directory to keep data in");
     }
@@ -85,6 +86,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedBackend::Store>> EmbeddedBackend::Store::
         }
     }
     std::unique_ptr<Store> store(new Store(std::move(options)));
+    store->read_only_ = read_only;
     for (const std::string& d : {store->options_.dir, store->options_.dir + "/objects"}) {
         if (::mkdir(d.c_str(), 0750) != 0 && errno != EEXIST) {
             return ErrnoStatus(errno, absl::StrFormat("embedded store: cannot create %s", d));
@@ -97,6 +99,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedBackend::Store>> EmbeddedBackend::Store::
     }
     ZH_RETURN_IF_ERROR(store->OpenDb());
     ZH_RETURN_IF_ERROR(store->CreateContainers());
+    if (read_only) {
+        return store;
+    }
     ZH_RETURN_IF_ERROR(store->CollectOrphanFiles());
     if (store->options_.maintenance_interval > absl::ZeroDuration()) {
         store->maintenance_ = std::thread([s = store.get()] { s->MaintenanceLoop(); });
@@ -134,7 +139,8 @@ absl::Status EmbeddedBackend::Store::OpenDb() {
         {rocksdb::kDefaultColumnFamilyName, cf}, {"data", cf}, {"records", cf}};
     rocksdb::DB* raw = nullptr;
     rocksdb::DBOptions dbopts(opts);
-    rocksdb::Status s = rocksdb::DB::Open(dbopts, options_.dir + "/db", cfs, &handles_, &raw);
+    rocksdb::Status s = read_only_ ? rocksdb::DB::OpenForReadOnly(dbopts, options_.dir + "/db", cfs, &handles_, &raw)
+                                   : rocksdb::DB::Open(dbopts, options_.dir + "/db", cfs, &handles_, &raw);
     if (!s.ok()) {
         return FromRocks(s, absl::StrFormat("open %s/db", options_.dir));
     }
@@ -165,6 +171,7 @@ absl::Status EmbeddedBackend::Store::OpenDb() {
 absl::StatusOr<uint64_t> EmbeddedBackend::Store::NewIds(uint64_t count) {
     absl::MutexLock lock(&id_mu_);
     if (next_id_ + count > reserved_id_) {
+        ZH_RETURN_IF_ERROR(CheckTakesWrites());
         uint64_t reserve = next_id_ + count + kIdReserveBlock;
         std::string v(8, '\0');
         std::memcpy(v.data(), &reserve, 8);
@@ -187,6 +194,9 @@ absl::Status EmbeddedBackend::Store::CreateContainers() {
         if (existing) {
             container_roots_[c] = existing->info.id;
             continue;
+        }
+        if (read_only_) {
+            continue;  // made by the next open that may write
         }
         ZH_ASSIGN_OR_RETURN(auto id, NewId());
         Entry e = embedded::NewEntry(ObjectType::kDirectory, id, 0755, 0, 0, Now());
@@ -271,19 +281,31 @@ absl::Status EmbeddedBackend::Store::FromRocks(const rocksdb::Status& s, std::st
     return absl::InternalError(absl::StrFormat("embedded store %s: %s: %s", options_.dir, what, s.ToString()));
 }
 
+absl::Status EmbeddedBackend::Store::CheckTakesWrites() const {
+    if (read_only_) {
+        return absl::UnavailableError(absl::StrFormat(
+            "embedded store %s: serving reads only after an I/O error it could not recover from; it reopens for "
+            "writes by itself once the disk takes them again",
+            options_.dir));
+    }
+    return absl::OkStatus();
+}
+
 absl::Status EmbeddedBackend::Store::Commit(rocksdb::WriteBatch* batch) {
+    ZH_RETURN_IF_ERROR(CheckTakesWrites());
     if (needs_resume_.load(std::memory_order_relaxed)) {
         // After a full disk or a failed write RocksDB refuses writes until resumed; the fault
         // may have cleared. After a failed log write it cannot resume: what reached the log
         // is unknown, and only recovery from the log at the next open is safe (the same
-        // choice as PostgreSQL's after a failed fsync).
+        // choice as PostgreSQL's after a failed fsync): EmbeddedBackend reopens the store.
         rocksdb::Status r = db_->Resume();
         if (r.ok()) {
             needs_resume_ = false;
         } else if (r.severity() > rocksdb::Status::Severity::kHardError) {
+            stopped_ = true;  // EmbeddedBackend reopens the store
             return absl::UnavailableError(absl::StrFormat(
-                "embedded store %s: stopped taking writes after an I/O error it cannot resume from (%s); reads go "
-                "on, and a restart of zerohopd recovers every acknowledged write from the store's log",
+                "embedded store %s: stopped taking writes after an I/O error it cannot resume from (%s); it reopens "
+                "from its log, with every acknowledged write, once the disk takes writes again; retry",
                 options_.dir, r.ToString()));
         }
     }
@@ -338,6 +360,7 @@ absl::StatusOr<bool> EmbeddedBackend::Store::ReadEntry(std::string_view key, std
 }
 
 absl::Status EmbeddedBackend::Store::Sync() {
+    ZH_RETURN_IF_ERROR(CheckTakesWrites());
     rocksdb::Status s = db_->FlushWAL(/*sync=*/true);
     if (!s.ok()) {
         return FromRocks(s, "sync WAL");
@@ -350,6 +373,7 @@ absl::Status EmbeddedBackend::Store::Sync() {
 }
 
 absl::Status EmbeddedBackend::Store::Flush() {
+    ZH_RETURN_IF_ERROR(CheckTakesWrites());
     rocksdb::FlushOptions fo;
     fo.wait = true;
     return FromRocks(db_->Flush(fo, handles_), "flush");

@@ -36,7 +36,12 @@ absl::Status ErrnoStatus(int err, std::string_view what);
 
 class EmbeddedBackend::Store {
 public:
-    static absl::StatusOr<std::unique_ptr<Store>> Open(EmbeddedOptions options);
+    // `read_only`: reads only (RocksDB's read-only open: nothing is written, not even the
+    // log's recovery), for serving while the disk refuses writes.
+    static absl::StatusOr<std::unique_ptr<Store>> Open(EmbeddedOptions options, bool read_only = false);
+    // Whether it takes no more writes (read-only, or after an error RocksDB cannot resume
+    // from): EmbeddedBackend then reopens it.
+    bool stopped() const { return read_only_ || stopped_.load(std::memory_order_relaxed); }
     ~Store();
 
     // Every operation, synchronously (ZH_SYNC_DECLARATION: backend/backend.h). Defined in
@@ -119,6 +124,7 @@ private:
     template <typename Body>
     auto WithEntryLocked(const Path& path, Body&& body) -> decltype(body(std::declval<const Location&>()));
 
+    absl::Status CheckTakesWrites() const;
     absl::Status Commit(rocksdb::WriteBatch* batch);
     // Reads the entry key into `value` through the entry cache; false if absent.
     absl::StatusOr<bool> ReadEntry(std::string_view key, std::string* value);
@@ -189,6 +195,8 @@ private:
     std::atomic<uint64_t> round_robin_{0};
 
     std::atomic<bool> needs_resume_{false};
+    std::atomic<bool> stopped_{false};
+    bool read_only_ = false;
 
     absl::Mutex stop_mu_;
     bool stop_ ABSL_GUARDED_BY(stop_mu_) = false;
