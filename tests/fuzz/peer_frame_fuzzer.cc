@@ -1,0 +1,76 @@
+// libFuzzer target: the peer wire's frame reader (rdma/frame.h) on hostile bytes.
+//
+// The input is a byte stream as a peer would send it. It is read twice: whole, and cut into
+// pieces whose sizes come from the stream itself. Both reads must give the same frames and
+// the same verdict; every frame given must re-encode to exactly the bytes it came from, and
+// the frames must account for no more bytes than there were.
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rdma/frame.h"
+
+namespace {
+
+using zerohop::peer::EncodeHeader;
+using zerohop::peer::FrameReader;
+using zerohop::peer::kFrameHeaderSize;
+
+constexpr uint32_t kMaxBody = 4096;
+
+struct Read {
+    std::vector<std::string> frames;  // header bytes re-encoded, then the body
+    bool ok = true;
+};
+
+Read ReadPieces(std::string_view stream, const std::vector<size_t>& cuts) {
+    Read out;
+    FrameReader r(kMaxBody);
+    size_t at = 0;
+    std::vector<std::string> pieces;  // each piece stays alive while the reader may use it
+    for (size_t i = 0; i <= cuts.size(); ++i) {
+        size_t end = i < cuts.size() ? cuts[i] : stream.size();
+        pieces.emplace_back(stream.substr(at, end - at));
+        at = end;
+        r.Feed(pieces.back());
+        while (auto f = r.Next()) {
+            std::string bytes(kFrameHeaderSize, '\0');
+            EncodeHeader(f->header, bytes.data());
+            if (f->header.length != f->body.size()) {
+                abort();
+            }
+            out.frames.push_back(bytes + std::string(f->body));
+        }
+    }
+    out.ok = r.status().ok();
+    return out;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    std::string_view stream(reinterpret_cast<const char*>(data), size);
+    Read whole = ReadPieces(stream, {});
+    std::vector<size_t> cuts;
+    for (size_t at = 0; at < size;) {
+        at += 1 + data[at] % 61;
+        if (at < size) {
+            cuts.push_back(at);
+        }
+    }
+    Read pieces = ReadPieces(stream, cuts);
+    if (whole.frames != pieces.frames || whole.ok != pieces.ok) {
+        abort();  // the same stream cut otherwise read otherwise
+    }
+    size_t consumed = 0;
+    for (const std::string& f : whole.frames) {
+        if (consumed + f.size() > size || std::memcmp(data + consumed, f.data(), f.size()) != 0) {
+            abort();  // a frame that is not the bytes it came from
+        }
+        consumed += f.size();
+    }
+    return 0;
+}
