@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "conformance/sync_backend.h"
+#include "test_data.h"
 #include "embedded/embedded_backend.h"
 #include "embedded/internal/records.h"
 #include "rocksdb/db.h"
@@ -27,23 +28,10 @@ namespace zerohop {
 namespace {
 
 using testing::P;
+using testing::Pattern;
 using testing::SyncBackend;
+using testing::TempDir;
 
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/zh-store-XXXXXX";
-        path_ = mkdtemp(tmpl);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 std::unique_ptr<EmbeddedBackend> OpenOrDie(const std::string& dir, EmbeddedOptions opts = {}) {
     opts.dir = dir;
@@ -55,17 +43,6 @@ std::unique_ptr<EmbeddedBackend> OpenOrDie(const std::string& dir, EmbeddedOptio
     return b.ok() ? std::move(*b) : nullptr;
 }
 
-std::string Pattern(size_t n, uint64_t seed) {
-    std::string s(n, '\0');
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; ++i) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s[i] = static_cast<char>(x);
-    }
-    return s;
-}
 
 size_t RssBytes() {
     std::ifstream f("/proc/self/statm");
@@ -128,7 +105,7 @@ int RunCrashWriter(const std::string& dir, int round) {
 }
 
 TEST(EmbeddedCrash, KillNineLosesNoAcknowledgedWrite) {
-    TempDir dir;
+    TempDir dir("zh-store");
     std::mt19937 rng(12345);
     std::map<std::string, int64_t> items;      // key -> v
     std::map<std::string, uint64_t> bigs;      // key -> seed
@@ -245,7 +222,7 @@ TEST(EmbeddedCrash, KillNineLosesNoAcknowledgedWrite) {
 // ---- files ------------------------------------------------------------------------------
 
 TEST(EmbeddedFiles, HalfWrittenObjectFilesAreRemovedOnOpen) {
-    TempDir dir;
+    TempDir dir("zh-store");
     {
         auto b = OpenOrDie(dir.path());
         SyncBackend s(b.get());
@@ -266,7 +243,7 @@ TEST(EmbeddedFiles, HalfWrittenObjectFilesAreRemovedOnOpen) {
 }
 
 TEST(EmbeddedFiles, ReplacedAndDeletedObjectsFreeTheirFiles) {
-    TempDir dir;
+    TempDir dir("zh-store");
     auto b = OpenOrDie(dir.path());
     SyncBackend s(b.get());
     ASSERT_TRUE(s.Put("/c1/o", std::string(200000, 'a')).ok());
@@ -301,7 +278,7 @@ TEST(EmbeddedFiles, HugeObjectsStreamWithoutBeingHeldInMemory) {
         ASSERT_TRUE(absl::SimpleAtoi(env, &gib));
     }
     const uint64_t size = gib << 30;
-    TempDir dir;
+    TempDir dir("zh-store");
     auto b = OpenOrDie(dir.path());
 
     // Bytes made on the fly: the object exists nowhere in memory.
@@ -398,7 +375,7 @@ size_t CountRecordKeys(const std::string& dir) {
 }
 
 TEST(EmbeddedRetention, ExpiredRecordsAreReclaimed) {
-    TempDir dir;
+    TempDir dir("zh-store");
     std::atomic<int64_t> now_ns{1'700'000'000'000'000'000};
     EmbeddedOptions opts;
     opts.clock = [&] { return Timestamp::FromNanos(now_ns.load()); };
@@ -433,7 +410,7 @@ TEST(EmbeddedRetention, ExpiredRecordsAreReclaimed) {
 // ---- corruption -------------------------------------------------------------------------
 
 TEST(EmbeddedCorruption, CorruptRecordsAreDataLossNotCrashes) {
-    TempDir dir;
+    TempDir dir("zh-store");
     {
         auto b = OpenOrDie(dir.path());
         SyncBackend s(b.get());
@@ -494,7 +471,7 @@ public:
     const std::string& path() const { return path_; }
 
 private:
-    TempDir dir_;
+    TempDir dir_{"zh-store"};
     std::string path_;
     bool mounted_ = false;
 };

@@ -198,7 +198,7 @@ absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::ReadObject(const ObjectR
             return ErrnoStatus(errno, absl::StrFormat("read %s", read.path.str()));
         }
         if (r == 0) {
-            // A short file (after a failed write or truncate) reads as zeros up to the size.
+            // A short file (a truncate of this version racing the read) reads as zeros up to the size.
             std::memset(into, 0, want);
             r = static_cast<ssize_t>(want);
         }
@@ -362,6 +362,9 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
             e.data_id = new_file;
         } else {
             ZH_ASSIGN_OR_RETURN(auto fd, OpenFile(e.data_id, O_WRONLY));
+            if (off > e.info.size) {
+                ZH_RETURN_IF_ERROR(OpenGap(fd.get(), e.info.size, path));
+            }
             ZH_RETURN_IF_ERROR(WriteFully(fd.get(), data.data(), data.size(), off, e.data_id));
             ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/false, path));
         }
@@ -393,42 +396,62 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Truncate(const TruncateReques
         ZH_ASSIGN_OR_RETURN(auto e, GetExisting(req.path, loc));
         ZH_RETURN_IF_ERROR(CheckWritable(req.path, e.info));
         rocksdb::WriteBatch batch;
+        shmring::UniqueFd fd;
+        bool shrink_after = false;
         if (e.data_id == 0 && req.size <= options_.inline_max_bytes) {
             ZH_ASSIGN_OR_RETURN(auto bytes, ReadInline(e.info.id));
             bytes.resize(static_cast<size_t>(req.size), '\0');
             batch.Put(data_, DataKey(e.info.id), bytes);
-        } else {
-            uint64_t data_id = e.data_id;
-            shmring::UniqueFd fd;
-            if (data_id == 0) {
-                ZH_ASSIGN_OR_RETURN(auto bytes, ReadInline(e.info.id));
-                ZH_ASSIGN_OR_RETURN(auto f, CreateFile(&data_id));
-                new_file = data_id;
-                fd = std::move(f);
-                ZH_RETURN_IF_ERROR(WriteFully(fd.get(), bytes.data(), bytes.size(), 0, data_id));
-                batch.Delete(data_, DataKey(e.info.id));
-                batch.Put(meta_, FileKey(data_id), "");
-                e.data_id = data_id;
-            } else {
-                ZH_ASSIGN_OR_RETURN(auto f, OpenFile(data_id, O_WRONLY));
-                fd = std::move(f);
-            }
+        } else if (e.data_id == 0) {
+            // Outgrows inline storage: move to a file.
+            ZH_ASSIGN_OR_RETURN(auto bytes, ReadInline(e.info.id));
+            ZH_ASSIGN_OR_RETURN(fd, CreateFile(&new_file));
+            ZH_RETURN_IF_ERROR(WriteFully(fd.get(), bytes.data(), bytes.size(), 0, new_file));
             if (calls_->Ftruncate(fd.get(), static_cast<off_t>(req.size)) != 0) {
                 return ErrnoStatus(errno, absl::StrFormat("truncate %s", req.path.str()));
             }
-            ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/new_file != 0, req.path));
+            ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/true, req.path));
+            batch.Delete(data_, DataKey(e.info.id));
+            batch.Put(meta_, FileKey(new_file), "");
+            e.data_id = new_file;
+        } else {
+            ZH_ASSIGN_OR_RETURN(fd, OpenFile(e.data_id, O_WRONLY));
+            if (req.size > e.info.size) {
+                ZH_RETURN_IF_ERROR(OpenGap(fd.get(), e.info.size, req.path));
+                if (calls_->Ftruncate(fd.get(), static_cast<off_t>(req.size)) != 0) {
+                    return ErrnoStatus(errno, absl::StrFormat("truncate %s", req.path.str()));
+                }
+                ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/false, req.path));
+            } else {
+                // A shrink commits first and cuts the file after: until then its tail lies past
+                // the entry's size, where no read reaches. Cut first, a failed commit would
+                // leave an acknowledged object shorter than its size says.
+                shrink_after = true;
+            }
         }
         e.info.size = req.size;
         e.info.mtime = e.info.ctime = Now();
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
         ZH_RETURN_IF_ERROR(Commit(&batch));
         new_file = 0;
+        if (shrink_after) {
+            // Best effort: a tail left here is cut by the next growth (OpenGap).
+            (void)calls_->Ftruncate(fd.get(), static_cast<off_t>(req.size));
+            (void)SyncFile(fd.get(), /*created=*/false, req.path);
+        }
         return e.info;
     });
     if (new_file != 0) {
         RemoveFile(new_file);
     }
     return result;
+}
+
+absl::Status EmbeddedBackend::Store::OpenGap(int fd, uint64_t size, const Path& path) {
+    if (calls_->Ftruncate(fd, static_cast<off_t>(size)) != 0) {
+        return ErrnoStatus(errno, absl::StrFormat("truncate %s", path.str()));
+    }
+    return absl::OkStatus();
 }
 
 }  // namespace zerohop

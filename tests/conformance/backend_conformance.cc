@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "test_data.h"
 
 namespace zerohop::testing {
 
@@ -65,17 +66,6 @@ std::vector<std::string> Names(const ListResult& r) {
     return out;
 }
 
-std::string Pattern(size_t n, uint32_t seed) {
-    std::string s(n, '\0');
-    uint32_t x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n; ++i) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        s[i] = static_cast<char>(x);
-    }
-    return s;
-}
 
 // ---- namespace ----------------------------------------------------------------------
 

@@ -143,6 +143,9 @@ private:
     // With sync_writes: makes an object file's bytes durable and, for a file `created` by
     // this write, its name too, before the entry that points at it commits.
     absl::Status SyncFile(int fd, bool created, const Path& path);
+    // Before an object file grows with a gap past the entry's `size`, cuts whatever lies
+    // there (the tail of a shrink whose cut was lost), so that the gap reads as zeros.
+    absl::Status OpenGap(int fd, uint64_t size, const Path& path);
     static ObjectFileCalls* SystemFileCalls();
     std::function<void(absl::AnyInvocable<void() &&>)> reaper_;
     ObjectFileCalls* calls_ = nullptr;  // options_.object_file_calls, else the system's
