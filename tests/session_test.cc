@@ -80,6 +80,7 @@ TEST_F(SessionTest, EveryOperationWorksThroughTheRings) {
     ASSERT_OK(c.PutObject({.path = P("/demo/dir/obj"), .attributes = {{"v", Value::Int64(1)}}}, "hello world"));
     EXPECT_EQ(*c.GetObject({.path = P("/demo/dir/obj")}), "hello world");
     EXPECT_EQ(*c.GetObject({.path = P("/demo/dir/obj"), .offset = 6, .length = 3}), "wor");
+    EXPECT_EQ(*c.GetObject({.path = P("/demo/dir/obj"), .offset = 50, .length = 3}), "") << "past the end: nothing";
     ASSERT_OK(c.WriteObject({.path = P("/demo/dir/obj"), .offset = 0, .data = "HELLO"}));
     auto appended = c.Append({.path = P("/demo/dir/obj"), .data = "!"});
     ASSERT_OK(appended);

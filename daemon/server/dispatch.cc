@@ -92,6 +92,9 @@ public:
         if (!buffer_ || chunk.size() > end_ - cursor_) {
             return absl::InternalError("backend wrote more than it announced");
         }
+        if (chunk.empty()) {
+            return absl::OkStatus();  // (an empty view may have no data pointer at all)
+        }
         std::memcpy(s_->segment.daemon_region() + cursor_, chunk.data(), chunk.size());
         cursor_ += chunk.size();
         return absl::OkStatus();
