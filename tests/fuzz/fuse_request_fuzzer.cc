@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 #include <optional>
@@ -34,6 +35,7 @@ int g_kernel = -1;                     // our end of the "device"
 uint64_t g_unique = 1;
 std::vector<uint64_t> g_nodes = {1};   // node ids the file system handed out (1: the root)
 std::vector<uint64_t> g_handles = {0};
+uint32_t g_max_answer = 0;  // the largest answer the socket carries (see LLVMFuzzerInitialize)
 
 // The opcodes the kernel sends (not INIT or DESTROY: the session's own).
 constexpr uint32_t kOps[] = {
@@ -141,11 +143,22 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
         abort();
     }
+    // /dev/fuse takes answers of max_pages (256 pages); a socket takes a message no larger
+    // than its send buffer, and an answer that does not fit is lost (EMSGSIZE), which looks
+    // like a hang. Root may set buffers past net.core.wmem_max; anyone else gets requests
+    // whose answers fit (g_max_answer).
     int big = 4 << 20;
     for (int fd : fds) {
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) != 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) != 0) {
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+        }
     }
+    int sndbuf = 0;
+    socklen_t len = sizeof sndbuf;
+    getsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, &len);
+    g_max_answer = static_cast<uint32_t>(sndbuf / 2) - 4096;
     g_kernel = fds[0];
     zerohop::fuse::FuseOptions o;
     o.root = "/c";
@@ -196,6 +209,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         body.size() >= sizeof(uint64_t) && handle < 200) {
         uint64_t fh = g_handles[handle % g_handles.size()];
         std::memcpy(body.data(), &fh, sizeof fh);  // fh is the first field of each of these
+    }
+    // fuse_read_in (READ, READDIR, READDIRPLUS): the size asked for at offset 16.
+    if ((opcode == FUSE_READ || opcode == FUSE_READDIR || opcode == FUSE_READDIRPLUS) &&
+        body.size() >= 16 + sizeof(uint32_t)) {
+        uint32_t asked;
+        std::memcpy(&asked, body.data() + 16, sizeof asked);
+        asked = std::min(asked, g_max_answer);
+        std::memcpy(body.data() + 16, &asked, sizeof asked);
     }
     body.push_back('\0');  // the kernel NUL-terminates the names it sends
     auto answer = Send(opcode, nodeid, body, Answered(opcode));
