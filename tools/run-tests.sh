@@ -72,7 +72,11 @@ for target in build-san/tests/fuzz/*_fuzzer; do
     # found by LeakSanitizer at exit.
     leaks=""
     case "$name" in dispatch_fuzzer | fuse_request_fuzzer | csi_request_fuzzer) leaks="-detect_leaks=0" ;; esac
-    if "$target" $leaks -max_total_time="$fuzz_seconds" -seed="$fuzz_seed" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+    # An input of the FUSE fuzzer may wait for a sync of the whole file system (its own hang
+    # check allows 2 minutes for one).
+    timeout=10
+    [ "$name" = fuse_request_fuzzer ] && timeout=150
+    if "$target" $leaks -max_total_time="$fuzz_seconds" -seed="$fuzz_seed" -timeout="$timeout" -rss_limit_mb=2048 -max_len=8192 \
         -artifact_prefix="build-san/$name-" \
         "$corpus" $seeds >"build-san/$name.log" 2>&1; then
         ok=true

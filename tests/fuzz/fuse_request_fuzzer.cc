@@ -53,14 +53,16 @@ bool Answered(uint32_t opcode) {
            opcode != FUSE_NOTIFY_REPLY;
 }
 
-// How long an answer may take: 5 s, or $ZH_FUZZ_ANSWER_SECONDS (a run at low priority on a
-// busy machine can be starved of the CPU for longer than any hang it would catch).
-int AnswerSeconds() {
+// How long an answer may take before the file system counts as hung: 30 s, or
+// $ZH_FUZZ_ANSWER_SECONDS (a run at low priority on a busy machine can be starved of the CPU
+// for longer). Syncs (FSYNC, FSYNCDIR: a syncfs of the store's file system) take as long as
+// the machine's dirty pages take to write, seconds on a shared disk: four times as long.
+int AnswerSeconds(uint32_t opcode) {
     static const int seconds = [] {
         const char* v = getenv("ZH_FUZZ_ANSWER_SECONDS");
-        return v != nullptr && atoi(v) > 0 ? atoi(v) : 5;
+        return v != nullptr && atoi(v) > 0 ? atoi(v) : 30;
     }();
-    return seconds;
+    return opcode == FUSE_FSYNC || opcode == FUSE_FSYNCDIR ? 4 * seconds : seconds;
 }
 
 // Sends one request; with `wait`, reads until its answer (others are skipped) and returns it.
@@ -83,9 +85,9 @@ std::optional<std::string> Send(uint32_t opcode, uint64_t nodeid, const std::str
     std::string buf(1 << 21, '\0');
     for (;;) {
         struct pollfd p = {.fd = g_kernel, .events = POLLIN, .revents = 0};
-        if (::poll(&p, 1, AnswerSeconds() * 1000) != 1) {
+        if (::poll(&p, 1, AnswerSeconds(opcode) * 1000) != 1) {
             fprintf(stderr, "fuse_request_fuzzer: request %llu (opcode %u) was not answered in %d s\n",
-                    static_cast<unsigned long long>(h.unique), opcode, AnswerSeconds());
+                    static_cast<unsigned long long>(h.unique), opcode, AnswerSeconds(opcode));
             abort();
         }
         ssize_t n = ::recv(g_kernel, buf.data(), buf.size(), 0);
