@@ -119,6 +119,21 @@ absl::StatusOr<FrameHeader> DecodeHeader(std::string_view bytes, uint32_t max_bo
 
 void FrameReader::Feed(std::string_view bytes) { input_ = bytes; }
 
+std::optional<std::string_view> FrameReader::Take(size_t n) {
+    if (partial_.empty() && input_.size() >= n) {
+        std::string_view whole = input_.substr(0, n);  // in place: no copy
+        input_.remove_prefix(n);
+        return whole;
+    }
+    size_t take = std::min(n - partial_.size(), input_.size());
+    partial_.append(input_.substr(0, take));
+    input_.remove_prefix(take);
+    if (partial_.size() < n) {
+        return std::nullopt;
+    }
+    return std::string_view(partial_);
+}
+
 std::optional<Frame> FrameReader::Next() {
     if (delivered_) {
         partial_.clear();
@@ -128,20 +143,11 @@ std::optional<Frame> FrameReader::Next() {
         return std::nullopt;
     }
     if (!header_) {
-        std::string_view bytes;
-        if (partial_.empty() && input_.size() >= kFrameHeaderSize) {
-            bytes = input_.substr(0, kFrameHeaderSize);
-            input_.remove_prefix(kFrameHeaderSize);
-        } else {
-            size_t take = std::min(kFrameHeaderSize - partial_.size(), input_.size());
-            partial_.append(input_.substr(0, take));
-            input_.remove_prefix(take);
-            if (partial_.size() < kFrameHeaderSize) {
-                return std::nullopt;
-            }
-            bytes = partial_;
+        auto bytes = Take(kFrameHeaderSize);
+        if (!bytes) {
+            return std::nullopt;
         }
-        auto h = DecodeHeader(bytes, max_body_);
+        auto h = DecodeHeader(*bytes, max_body_);
         partial_.clear();
         if (!h.ok()) {
             status_ = h.status();
@@ -150,22 +156,12 @@ std::optional<Frame> FrameReader::Next() {
         }
         header_ = *h;
     }
-    size_t length = header_->length;
-    std::string_view body;
-    if (partial_.empty() && input_.size() >= length) {
-        body = input_.substr(0, length);
-        input_.remove_prefix(length);
-    } else {
-        size_t take = std::min(length - partial_.size(), input_.size());
-        partial_.append(input_.substr(0, take));
-        input_.remove_prefix(take);
-        if (partial_.size() < length) {
-            return std::nullopt;
-        }
-        body = partial_;
-        delivered_ = true;
+    auto body = Take(header_->length);
+    if (!body) {
+        return std::nullopt;
     }
-    Frame f{*header_, body};
+    delivered_ = !partial_.empty();  // gathered: handed out from partial_, cleared next call
+    Frame f{*header_, *body};
     header_.reset();
     return f;
 }

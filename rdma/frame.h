@@ -117,6 +117,10 @@ public:
     bool mid_frame() const { return header_.has_value() || (!partial_.empty() && !delivered_); }
 
 private:
+    // The next `n` bytes of the stream: in place when the current feed holds them all, else
+    // gathered in partial_ across feeds; nothing while they have not all arrived.
+    std::optional<std::string_view> Take(size_t n);
+
     uint32_t max_body_;
     std::string_view input_;  // fed and not yet consumed
     std::string partial_;     // a header or body begun in an earlier feed
