@@ -112,10 +112,19 @@ uint64_t FuseFs::Impl::AddFile(Ino ino, bool append, bool shard, bool passthroug
         return 0;
     }
     std::lock_guard<std::mutex> lock(handles_mu_);
-    uint64_t fh = (next_handle_++ << 3) | (append ? kFhAppend : 0) | (shard ? kFhShard : 0) |
-                  (passthrough ? kFhPassthrough : 0);
+    uint64_t fh =
+        NewHandle((append ? kFhAppend : 0) | (shard ? kFhShard : 0) | (passthrough ? kFhPassthrough : 0));
     files_[fh] = std::move(h);
     return fh;
+}
+
+uint64_t FuseFs::Impl::NewHandle(uint64_t flags) {
+    return (handle_generation_ << kFhGenerationShift) | (next_handle_++ << 3) | flags;
+}
+
+bool FuseFs::Impl::Predecessors(uint64_t fh) const {
+    uint64_t generation = fh >> kFhGenerationShift;
+    return generation != 0 && generation < handle_generation_;
 }
 
 std::shared_ptr<FileHandle> FuseFs::Impl::File(Ino ino, uint64_t fh) {
@@ -124,13 +133,15 @@ std::shared_ptr<FileHandle> FuseFs::Impl::File(Ino ino, uint64_t fh) {
     if (it != files_.end()) {
         return it->second;
     }
-    // Opened by a predecessor.
     auto h = std::make_shared<FileHandle>();
     h->append = (fh & kFhAppend) != 0;
     if ((fh & kFhShard) && !InitShard(ino, h.get())) {
         return nullptr;
     }
-    return files_[fh] = std::move(h);
+    if (Predecessors(fh)) {
+        files_[fh] = h;
+    }
+    return h;
 }
 
 bool FuseFs::Impl::DropFile(uint64_t fh) {
@@ -188,18 +199,21 @@ void FuseFs::Impl::SendOpened(Ino ino, uint64_t fh, const Passthrough::Choice& c
 
 uint64_t FuseFs::Impl::AddDir() {
     std::lock_guard<std::mutex> lock(handles_mu_);
-    uint64_t fh = next_handle_++ << 3;
-    dirs_[fh] = std::make_unique<DirHandle>();
+    uint64_t fh = NewHandle(0);
+    dirs_[fh] = std::make_shared<DirHandle>();
     return fh;
 }
 
-DirHandle* FuseFs::Impl::Dir(uint64_t fh) {
+std::shared_ptr<DirHandle> FuseFs::Impl::Dir(uint64_t fh) {
     std::lock_guard<std::mutex> lock(handles_mu_);
-    auto& d = dirs_[fh];  // opened by a predecessor: a fresh listing
-    if (!d) {
-        d = std::make_unique<DirHandle>();
+    if (auto it = dirs_.find(fh); it != dirs_.end()) {
+        return it->second;
     }
-    return d.get();
+    auto d = std::make_shared<DirHandle>();  // a fresh listing
+    if (Predecessors(fh)) {
+        dirs_[fh] = d;
+    }
+    return d;
 }
 
 void FuseFs::Impl::DropDir(uint64_t fh) {
@@ -827,7 +841,8 @@ void FuseFs::Impl::ReleaseDir(fuse_req_t req, fuse_ino_t, struct fuse_file_info*
     fuse_reply_err(req, 0);
 }
 
-void FuseFs::Impl::LoadDir(fuse_req_t req, Path path, DirHandle* d, std::string marker, std::function<void()> then) {
+void FuseFs::Impl::LoadDir(fuse_req_t req, Path path, std::shared_ptr<DirHandle> d, std::string marker,
+                           std::function<void()> then) {
     client_->ListAsync({.path = path, .marker = marker, .limit = kMaxListLimit},
                        [this, req, path, d, then](absl::StatusOr<ListResult> r) mutable {
                            if (!r.ok()) {
@@ -858,8 +873,8 @@ void FuseFs::Impl::ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, of
                           bool plus) {
     Impl* fs = Self(req);
     Assist assist{fs};
-    DirHandle* d = fs->Dir(fi->fh);
-    auto serve = [fs, req, ino, size, off, d, plus] { fs->ServeDir(req, ino, size, off, d, plus); };
+    std::shared_ptr<DirHandle> d = fs->Dir(fi->fh);
+    auto serve = [fs, req, ino, size, off, d, plus] { fs->ServeDir(req, ino, size, off, *d, plus); };
     if (d->loaded && off != 0) {
         return serve();
     }
@@ -872,7 +887,7 @@ void FuseFs::Impl::ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, of
     fs->LoadDir(req, *path, d, "", serve);
 }
 
-void FuseFs::Impl::ServeDir(fuse_req_t req, Ino ino, size_t size, off_t off, DirHandle* d, bool plus) {
+void FuseFs::Impl::ServeDir(fuse_req_t req, Ino ino, size_t size, off_t off, const DirHandle& d, bool plus) {
     // The kernel asks for at most max_pages (256) pages; a size beyond that is not its, and
     // must not make us allocate it (found by the FUSE request fuzzer: a 4 GiB readdir).
     size = std::min<size_t>(size, 256 * 4096);
@@ -905,13 +920,13 @@ void FuseFs::Impl::ServeDir(fuse_req_t req, Ino ino, size_t size, off_t off, Dir
     };
     struct stat dir = {};
     dir.st_mode = S_IFDIR;
-    for (off_t i = off; i < 2 + static_cast<off_t>(d->entries.size()); ++i) {
+    for (off_t i = off; i < 2 + static_cast<off_t>(d.entries.size()); ++i) {
         bool fit;
         if (i < 2) {
             dir.st_ino = i == 0 ? ino : kRootIno;  // ".." needs some inode, or ls hides it
             fit = add(i == 0 ? "." : "..", dir, i + 1, nullptr);
         } else {
-            const DirEntry& e = d->entries[static_cast<size_t>(i - 2)];
+            const DirEntry& e = d.entries[static_cast<size_t>(i - 2)];
             // A plain readdir counts no lookup, so it names no node of ours; d_ino must
             // not be 0 (readdir(3) callers skip those): the backend's id stands in.
             struct stat st = ToStat(e.info, e.info.id != 0 ? e.info.id : kRootIno);

@@ -19,6 +19,11 @@
 
 namespace zerohop::fuse {
 
+uint64_t FuseFs::Impl::HandleGeneration(const RequestJournal& requests) {
+    constexpr uint64_t kGenerations = (uint64_t{1} << (64 - kFhGenerationShift)) - 1;
+    return (requests.generation() - 1) % kGenerations + 1;
+}
+
 absl::Status FuseFs::Impl::Start() {
     if (const char* f = getenv("ZEROHOP_FUSE_FAULT"); f != nullptr && *f != '\0') {
         std::string_view fault(f);
@@ -90,6 +95,7 @@ absl::Status FuseFs::Impl::Start() {
         journal_ = std::move(held->journal);
         ZH_ASSIGN_OR_RETURN(RequestJournal requests, RequestJournal::Adopt(std::move(held->requests)));
         requests_ = std::move(requests);
+        handle_generation_ = HandleGeneration(*requests_);
         lease_ = std::move(held->lease);
         nodes_.SetJournal(journal_.get());
         int fd = held->fuse.release();  // the session owns it from here
@@ -103,6 +109,7 @@ absl::Status FuseFs::Impl::Start() {
     } else {
         ZH_ASSIGN_OR_RETURN(RequestJournal requests, RequestJournal::Create());
         requests_ = std::move(requests);
+        handle_generation_ = HandleGeneration(*requests_);
         if (!options_.holder_socket.empty()) {
             journal_.reset(::memfd_create("zerohop-fuse-inodes", MFD_CLOEXEC));
             if (!journal_.valid()) {

@@ -225,4 +225,8 @@ size_t RequestJournal::Live() const {
     return A(static_cast<Header*>(base_)->live).load(std::memory_order_relaxed);
 }
 
+uint64_t RequestJournal::generation() const {
+    return A(static_cast<Header*>(base_)->generation).load(std::memory_order_relaxed);
+}
+
 }  // namespace zerohop::fuse

@@ -67,6 +67,8 @@ public:
 
     // Records in the table (for tests and metrics).
     size_t Live() const;
+    // Which process of the mount holds the table: 1 for the first, one more per Adopt.
+    uint64_t generation() const;
 
     // The memfd's layout (request_journal.cc).
     struct Header;

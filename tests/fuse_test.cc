@@ -12,6 +12,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -990,6 +991,55 @@ TEST_F(FuseTest, PassedThroughFilesKeepWorkingAcrossAServerKill) {
     ASSERT_TRUE(client_->PutObject({.path = P("/demo/big")}, fresh).ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     EXPECT_TRUE(ReadAll(F("big")) == fresh);
+}
+
+// A directory read begun before a SIGKILL of zerohop-fuse goes on with that directory's
+// names after it, even when the successor has opened another directory meanwhile: the
+// successor's handle numbers never equal those the kernel holds from its predecessor.
+TEST_F(FuseTest, ADirectoryReadAcrossAServerKillKeepsItsOwnNames) {
+    for (const char* dir : {"a", "b"}) {
+        ASSERT_TRUE(client_->Mkdir({.path = P(absl::StrCat("/demo/", dir))}).ok());
+        for (int i = 0; i < 100; ++i) {
+            std::string name = absl::StrFormat("%s%03d", dir, i) + std::string(200, dir[0]);
+            ASSERT_TRUE(client_->PutObject({.path = P(absl::StrCat("/demo/", dir, "/", name))}, "x").ok());
+        }
+    }
+    // Names the directory holds, read a few kilobytes (one kernel request) at a time.
+    auto read_some = [](int fd, std::vector<std::string>* names) {
+        alignas(8) char buf[4096];
+        long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        for (long at = 0; at < n;) {
+            auto* d = reinterpret_cast<struct dirent64*>(buf + at);
+            if (std::string(d->d_name) != "." && std::string(d->d_name) != "..") {
+                names->push_back(d->d_name);
+            }
+            at += d->d_reclen;
+        }
+        return n;
+    };
+    int a = open(F("a").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(a, 0);
+    std::vector<std::string> in_a;
+    ASSERT_GT(read_some(a, &in_a), 0);
+    ASSERT_LT(in_a.size(), 100u) << "the test needs a read that stops mid-directory";
+    kill(fuse_pid_, SIGKILL);
+    int status = 0;
+    waitpid(fuse_pid_, &status, 0);
+    StartFuse();
+    int b = open(F("b").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(b, 0);
+    std::vector<std::string> in_b;
+    ASSERT_GT(read_some(b, &in_b), 0);
+    while (read_some(a, &in_a) > 0) {
+    }
+    close(a);
+    close(b);
+    std::set<std::string> names(in_a.begin(), in_a.end());
+    EXPECT_EQ(in_a.size(), 100u);
+    EXPECT_EQ(names.size(), 100u) << "every name of a, once";
+    for (const std::string& name : in_a) {
+        ASSERT_EQ(name[0], 'a') << "a name of another directory: " << name.substr(0, 4);
+    }
 }
 
 TEST_F(FuseTest, ModificationTimesKeepNanosecondsBefore1970AndAfter2038) {

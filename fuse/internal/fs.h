@@ -200,8 +200,21 @@ private:
     // ---- open handles ---------------------------------------------------------------
     // The kernel keeps a number per open file, not a pointer: a successor process (after a
     // restart) that does not know a number makes a fresh handle from the flags in its low
-    // bits instead of following a stale pointer.
+    // bits instead of following a stale pointer. A number is [generation:21][count:40]
+    // [flags:3]; the generation is the request journal's (one more per restart), so that a
+    // successor's new handles never equal those its predecessors gave and the kernel holds.
     static constexpr uint64_t kFhAppend = 1, kFhShard = 2, kFhPassthrough = 4, kFhFlags = 7;
+    static constexpr int kFhGenerationShift = 43;
+
+    // The generation of this process's handle numbers: 1 to 2^21 - 1, one more per restart
+    // (it comes round again after two million restarts of one mount).
+    static uint64_t HandleGeneration(const RequestJournal& requests);
+    // A new handle number with `flags` (under handles_mu_).
+    uint64_t NewHandle(uint64_t flags);
+    // Whether `fh` was given by a predecessor (the kernel may still hold it). A number of
+    // ours that we do not know was released, or never given: the kernel does not send
+    // those, and they get a handle that is not kept, so no number can make us hold memory.
+    bool Predecessors(uint64_t fh) const;
 
     // 0 if `ino` is a shard whose name is not a shard number.
     // O_APPEND writes are appends in the backend, except with writeback caching: the kernel
@@ -223,7 +236,8 @@ private:
 
     uint64_t AddDir();
 
-    DirHandle* Dir(uint64_t fh);
+    // Shared: a listing in flight keeps it alive.
+    std::shared_ptr<DirHandle> Dir(uint64_t fh);
 
     void DropDir(uint64_t fh);
 
@@ -346,7 +360,7 @@ private:
     static void ReleaseDir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi);
 
     // Loads the whole listing into `d`, page by page, then calls `then`.
-    void LoadDir(fuse_req_t req, Path path, DirHandle* d, std::string marker, std::function<void()> then);
+    void LoadDir(fuse_req_t req, Path path, std::shared_ptr<DirHandle> d, std::string marker, std::function<void()> then);
 
     static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi);
     static void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi);
@@ -355,7 +369,7 @@ private:
                               bool plus);
 
     // Offsets: 1 and 2 for "." and "..", then 3 + the entry's index in the listing.
-    void ServeDir(fuse_req_t req, Ino ino, size_t size, off_t off, DirHandle* d, bool plus);
+    void ServeDir(fuse_req_t req, Ino ino, size_t size, off_t off, const DirHandle& d, bool plus);
 
     static void StatFs(fuse_req_t req, fuse_ino_t);
 
@@ -388,9 +402,10 @@ private:
     NodeTable nodes_;
     Passthrough passthrough_{options_.passthrough && !options_.writeback_cache, &nodes_};
     std::mutex handles_mu_;
-    uint64_t next_handle_ = 1;  // under handles_mu_
+    uint64_t handle_generation_ = 1;  // set at mount
+    uint64_t next_handle_ = 1;        // under handles_mu_
     absl::flat_hash_map<uint64_t, std::shared_ptr<FileHandle>> files_;  // under handles_mu_
-    absl::flat_hash_map<uint64_t, std::unique_ptr<DirHandle>> dirs_;    // under handles_mu_
+    absl::flat_hash_map<uint64_t, std::shared_ptr<DirHandle>> dirs_;    // under handles_mu_
     absl::flat_hash_set<std::string> no_files_;                         // under handles_mu_
     std::unique_ptr<Client> client_;
     struct fuse_session* session_ = nullptr;
