@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -578,6 +579,50 @@ TEST_F(SessionTest, AHostileClientCannotHurtAWellBehavedOne) {
     ASSERT_OK(item);
     EXPECT_EQ(item->attributes.at("n"), Value::Int64(3000));
     EXPECT_EQ(kill(daemon_->pid(), 0), 0) << "the daemon died";
+}
+
+// Answers that found the completion ring full wait in the daemon; once the client makes
+// room they go out, even if the client never rings the doorbell again (it only rings when it
+// submits, and a client waiting for an answer submits nothing).
+TEST_F(SessionTest, AnswersThatFoundTheCompletionRingFullGoOutWhenItHasRoom) {
+    protocol::Hello hello;
+    hello.access_key = "rw-key";
+    hello.complete_entries = 8;
+    RawSession rs = OpenRaw(daemon_->socket(), hello);
+    ASSERT_TRUE(rs.refused.ok()) << rs.refused;
+    shmring::Segment& seg = *rs.segment;
+    shmring::RingSlots sq = seg.submit_ring();
+    shmring::RingSlots cq = seg.complete_ring();
+    const uint32_t capacity = seg.layout().complete.capacity;
+    uint64_t tail = 0, head = 0;
+    for (uint32_t i = 1; i <= capacity + 2; ++i) {
+        Descriptor d;
+        d.op = static_cast<uint16_t>(Op::kNop);
+        d.request_id = i;
+        ASSERT_TRUE(sq.PushPrivate(&tail, &d));
+    }
+    shmring::NotifyCreator(seg.header(), *rs.bell);
+    // Take answers as they come, from a full ring, without ever ringing again.
+    std::set<uint64_t> answered;
+    auto take = [&](absl::Duration within) {
+        absl::Time until = absl::Now() + within;
+        while (answered.size() < capacity + 2 && absl::Now() < until) {
+            Descriptor c;
+            if (cq.PopPrivate(&head, &c)) {
+                answered.insert(c.request_id);
+            } else {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+        }
+    };
+    absl::Time until = absl::Now() + absl::Seconds(5);
+    while (!cq.ReadyAt(head + capacity - 1) && absl::Now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_TRUE(cq.ReadyAt(head + capacity - 1)) << "the ring never filled";
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the worker falls asleep
+    take(absl::Seconds(5));
+    EXPECT_EQ(answered.size(), capacity + 2u) << "answers left in the daemon while the ring had room";
 }
 
 TEST_F(SessionTest, ManySessionsAndThreadsAtOnce) {

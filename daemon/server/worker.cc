@@ -268,8 +268,12 @@ void Worker::Loop() {
         }
         // No timeout: a new session, a posted completion, a stop, a doorbell or a hook's
         // descriptor wakes us; idle sessions cost nothing. While draining, look again every
-        // millisecond; a hook with timers sets its own limit.
-        int timeout = pending ? 0 : (stopping ? 1 : -1);
+        // millisecond; a hook with timers sets its own limit. So too while answers wait for
+        // room in a completion ring: a client makes room without ringing (it rings only to
+        // submit, and one waiting for those very answers submits nothing), so we look.
+        bool overflowing = std::any_of(sessions_.begin(), sessions_.end(),
+                                       [](const std::shared_ptr<Session>& s) { return !s->overflow.empty(); });
+        int timeout = pending ? 0 : (stopping || overflowing ? 1 : -1);
         for (auto& h : hooks_) {
             h->Sleeping(true);
             int t = h->TimeoutMs();
