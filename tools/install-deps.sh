@@ -8,7 +8,7 @@ packages=(
     clang libclang-rt-14-dev
     libabsl-dev librocksdb-dev
     libgtest-dev libgmock-dev libbenchmark-dev
-    liburing-dev libfuse3-dev fuse3
+    liburing-dev libfuse3-dev fuse3 libssl-dev
     libhiredis-dev redis-server
     libyaml-cpp-dev
     util-linux procps

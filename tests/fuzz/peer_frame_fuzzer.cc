@@ -1,9 +1,12 @@
-// libFuzzer target: the peer wire's frame reader (rdma/frame.h) on hostile bytes.
+// libFuzzer target: the peer wire's frame reader (rdma/frame.h) and handshake
+// (rdma/handshake.h) on hostile bytes.
 //
 // The input is a byte stream as a peer would send it. It is read twice: whole, and cut into
 // pieces whose sizes come from the stream itself. Both reads must give the same frames and
 // the same verdict; every frame given must re-encode to exactly the bytes it came from, and
-// the frames must account for no more bytes than there were.
+// the frames must account for no more bytes than there were. The bodies of its hello,
+// challenge and proof frames go to a listener's and a dialer's handshake: malformed ones are
+// refused, and none is ever taken for proof of the key (the peer does not hold it).
 
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "rdma/frame.h"
+#include "rdma/handshake.h"
 
 namespace {
 
@@ -20,6 +24,28 @@ using zerohop::peer::FrameReader;
 using zerohop::peer::kFrameHeaderSize;
 
 constexpr uint32_t kMaxBody = 4096;
+const std::string kSecret = "the-secret-this-peer-does-not-hold";
+
+// What a peer without the key gets from a handshake by saying `frames`: it must never be
+// taken for one that holds it.
+void Handshake(const std::vector<std::string>& frames) {
+    using namespace zerohop::peer;
+    auto secret_of = [](std::string_view) -> std::optional<std::string> { return kSecret; };
+    ListenerHandshake listener(secret_of, {});
+    DialerHandshake dialer({.id = "us", .secret = kSecret}, {});
+    dialer.Hello();
+    for (const std::string& f : frames) {
+        auto h = DecodeHeader(f, kMaxBody);
+        std::string_view body = std::string_view(f).substr(kFrameHeaderSize);
+        if (h->kind == FrameKind::kHello) {
+            (void)listener.Challenge(body);
+        } else if (h->kind == FrameKind::kProof && listener.Verify(body).ok()) {
+            abort();  // a proof of a key the peer does not hold
+        } else if (h->kind == FrameKind::kChallenge && dialer.Answer(body).ok()) {
+            abort();  // a challenge that proves a key the peer does not hold
+        }
+    }
+}
 
 struct Read {
     std::vector<std::string> frames;  // header bytes re-encoded, then the body
@@ -72,5 +98,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         consumed += f.size();
     }
+    Handshake(whole.frames);
     return 0;
 }
