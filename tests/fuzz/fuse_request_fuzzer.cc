@@ -65,6 +65,35 @@ int AnswerSeconds(uint32_t opcode) {
     return opcode == FUSE_FSYNC || opcode == FUSE_FSYNCDIR ? 4 * seconds : seconds;
 }
 
+// The sockets and eventfds the daemon and the file system hold for their whole lives (the
+// listener, the session, the doorbells, the device), by number: an input that makes one of
+// them close a number it does not own shows here as a number that now names something else.
+std::vector<std::pair<int, std::string>> g_lifelong;
+
+std::string DescribeFd(int fd) {
+    char target[256];
+    ssize_t n = ::readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), target, sizeof target - 1);
+    return n > 0 ? std::string(target, static_cast<size_t>(n)) : std::string("(closed)");
+}
+
+void RecordLifelongFds() {
+    for (int fd = 0; fd < 1024; ++fd) {
+        std::string what = DescribeFd(fd);
+        if (what.rfind("socket:", 0) == 0 || what == "anon_inode:[eventfd]") {
+            g_lifelong.emplace_back(fd, what);
+        }
+    }
+}
+
+void CheckLifelongFds() {
+    for (const auto& [fd, what] : g_lifelong) {
+        if (std::string now = DescribeFd(fd); now != what) {
+            fprintf(stderr, "fuse_request_fuzzer: descriptor %d was %s and is now %s\n", fd, what.c_str(), now.c_str());
+            abort();
+        }
+    }
+}
+
 // Sends one request; with `wait`, reads until its answer (others are skipped) and returns it.
 std::optional<std::string> Send(uint32_t opcode, uint64_t nodeid, const std::string& body, bool wait) {
     fuse_in_header h = {};
@@ -82,12 +111,13 @@ std::optional<std::string> Send(uint32_t opcode, uint64_t nodeid, const std::str
     if (!wait) {
         return std::nullopt;
     }
-    std::string buf(1 << 21, '\0');
+    static std::string buf(g_max_answer + 4096, '\0');  // the largest answer asked for, and then some
     for (;;) {
         struct pollfd p = {.fd = g_kernel, .events = POLLIN, .revents = 0};
         if (::poll(&p, 1, AnswerSeconds(opcode) * 1000) != 1) {
             fprintf(stderr, "fuse_request_fuzzer: request %llu (opcode %u) was not answered in %d s\n",
                     static_cast<unsigned long long>(h.unique), opcode, AnswerSeconds(opcode));
+            CheckLifelongFds();
             abort();
         }
         ssize_t n = ::recv(g_kernel, buf.data(), buf.size(), 0);
@@ -189,6 +219,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
         fprintf(stderr, "fuse_request_fuzzer: INIT failed with %d\n", out.error);
         abort();
     }
+    RecordLifelongFds();
     return 0;
 }
 
@@ -225,5 +256,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (answer) {
         Learn(opcode, *answer);
     }
+    CheckLifelongFds();
     return 0;
 }
