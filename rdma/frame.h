@@ -113,6 +113,8 @@ public:
     void Feed(std::string_view bytes);
     std::optional<Frame> Next();
     const absl::Status& status() const { return status_; }
+    // Frames from the next header on may be this large (the terms agreed at the handshake).
+    void set_max_body(uint32_t max_body) { max_body_ = max_body; }
     // Whether a frame is begun and not finished (a peer that stopped mid-frame).
     bool mid_frame() const { return header_.has_value() || (!partial_.empty() && !delivered_); }
 

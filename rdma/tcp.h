@@ -1,0 +1,122 @@
+#pragma once
+// The peer transport over TCP: one thread and one io_uring carry every connection of a
+// daemon to and from its peers.
+//
+// Model. A PeerLoop owns listeners and connections. Accepting is one multishot accept per
+// listener; receiving is one multishot receive per connection into buffers the loop
+// provides to the kernel (a registered buffer ring), so an idle connection holds no buffer
+// and a busy one costs no submission per read. Sends are batched: the frames queued on a
+// connection go out in one sendmsg, one in flight at a time. No thread per connection.
+//
+// A connection starts with the handshake (handshake.h): the dialer's hello, the listener's
+// challenge, the dialer's proof. Until it is done only those frames are taken; a wrong key,
+// a malformed frame, a frame out of turn or a handshake that takes longer than
+// `handshake_timeout` closes that connection, and only it.
+//
+// After it, requests and responses flow both ways under credits (frame.h): each side may
+// have as many frames in flight to the other as the other posted receive buffers (its
+// window); credits come back piggybacked on any frame, or in a credit frame once half the
+// window is owed. A caller whose connection is out of credits waits in the connection's
+// queue (backpressure); the queue is bounded (`max_queued`), beyond it a call fails with
+// ResourceExhausted rather than take memory without limit.
+//
+// Deadlines. Every request carries its absolute deadline. The server side drops a request
+// whose deadline passed before it was handed up (it answers DeadlineExceeded, never does
+// the work); the calling side fails a call with DeadlineExceeded when its deadline passes
+// (a late answer is then dropped).
+//
+//   auto loop = PeerLoop::Create({});
+//   auto port = (*loop)->Listen("127.0.0.1", 0, secret_of,
+//       [](PeerRequest r) { r.Respond(absl::OkStatus(), "answer"); });
+//   auto peer = (*loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = key});
+//   (*peer)->Call("question", absl::Now() + absl::Seconds(1),
+//       [](absl::StatusOr<std::string> r) { ... });   // on the loop's thread
+//
+// Not built yet: RDMA (the same frames over queue pairs), bodies larger than one frame
+// (kMore), reconnecting (a broken connection fails its calls with Unavailable; the caller
+// dials again).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rdma/handshake.h"
+
+namespace zerohop::peer {
+
+struct PeerOptions {
+    ConnectionTerms terms;
+    absl::Duration handshake_timeout = absl::Seconds(5);
+    // Frames a connection holds for sending (waiting for credits or for the socket) before
+    // calls fail with ResourceExhausted.
+    size_t max_queued = 4096;
+};
+
+class PeerLoop;
+struct Connection;
+
+// A request as the serving side gets it; answer it once, from any thread.
+class PeerRequest {
+public:
+    PeerRequest(std::shared_ptr<Connection> c, PeerLoop* loop, uint64_t id, uint64_t deadline_ns, std::string body);
+    const std::string& body() const { return body_; }
+    const std::string& key_id() const;  // the key the peer proved it holds
+    absl::Time deadline() const;
+    // A status that is not OK is sent as an error response (its code and message).
+    void Respond(const absl::Status& status, std::string body);
+
+private:
+    std::shared_ptr<Connection> conn_;
+    PeerLoop* loop_;
+    uint64_t id_;
+    uint64_t deadline_ns_;
+    std::string body_;
+};
+
+// A dialed connection: calls to one peer.
+class PeerClient {
+public:
+    PeerClient(std::shared_ptr<Connection> c, PeerLoop* loop) : conn_(std::move(c)), loop_(loop) {}
+    ~PeerClient();
+    // `done` runs once, on the loop's thread: the answer, the peer's error, DeadlineExceeded,
+    // Unavailable (the connection broke: the outcome is unknown) or ResourceExhausted (too
+    // much queued).
+    void Call(std::string body, absl::Time deadline, std::function<void(absl::StatusOr<std::string>)> done);
+    // Whether the connection is still up.
+    bool open() const;
+
+private:
+    std::shared_ptr<Connection> conn_;
+    PeerLoop* loop_;
+};
+
+class PeerLoop {
+public:
+    static absl::StatusOr<std::unique_ptr<PeerLoop>> Create(PeerOptions options);
+    ~PeerLoop();  // closes every connection (their calls fail with Unavailable) and stops
+
+    // Serves the peers that prove a key `secret_of` knows; 0 as the port picks one. Returns
+    // the port.
+    absl::StatusOr<uint16_t> Listen(const std::string& address, uint16_t port, ListenerHandshake::SecretOf secret_of,
+                                    std::function<void(PeerRequest)> on_request);
+    // Connects and completes the handshake (waits for it): Unavailable when the peer cannot
+    // be reached, PermissionDenied when it does not hold the key.
+    absl::StatusOr<std::unique_ptr<PeerClient>> Dial(const std::string& host, uint16_t port, PeerKey key);
+
+    // Connections open now (dialed and accepted, handshaken or not), for tests and metrics.
+    size_t connections() const;
+
+    struct Impl;
+
+private:
+    explicit PeerLoop(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+    friend class PeerRequest;
+    friend class PeerClient;
+};
+
+}  // namespace zerohop::peer

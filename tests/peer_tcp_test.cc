@@ -1,0 +1,302 @@
+// The peer transport over TCP (rdma/tcp.h), between two loops on loopback: calls answered in
+// order of arrival and matched by id; the key proved or the connection refused; credits that
+// hold a caller back instead of flooding a slow peer; deadlines enforced on both sides; a
+// hostile or silent peer that costs only its own connection; a broken connection that fails
+// its calls as outcome unknown.
+
+#include "rdma/tcp.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "rdma/frame.h"
+
+namespace zerohop::peer {
+namespace {
+
+const std::string kSecret = "0123456789abcdef-shared-by-the-nodes";
+
+ListenerHandshake::SecretOf Keys() {
+    return [](std::string_view id) -> std::optional<std::string> {
+        return id == "node-a" ? std::optional<std::string>(kSecret) : std::nullopt;
+    };
+}
+
+// Waits for a call's outcome.
+struct Outcome {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool finished = false;
+    absl::StatusOr<std::string> result = absl::UnknownError("never answered");
+    std::function<void(absl::StatusOr<std::string>)> Callback() {
+        return [this](absl::StatusOr<std::string> r) {
+            std::lock_guard<std::mutex> lock(mu);
+            result = std::move(r);
+            finished = true;
+            cv.notify_all();
+        };
+    }
+    bool Done() {
+        std::lock_guard<std::mutex> lock(mu);
+        return finished;
+    }
+    absl::StatusOr<std::string> Get() {
+        std::unique_lock<std::mutex> lock(mu);
+        EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return finished; })) << "no outcome in 10 s";
+        return result;
+    }
+};
+
+template <typename Pred>
+bool Eventually(Pred pred, absl::Duration within = absl::Seconds(5)) {
+    absl::Time until = absl::Now() + within;
+    while (!pred()) {
+        if (absl::Now() > until) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+}
+
+int RawConnect(uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return fd;
+}
+
+TEST(PeerTcp, ManyPipelinedCallsEachGetTheirOwnAnswer) {
+    std::atomic<int> served{0};
+    auto server = PeerLoop::Create({});
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto port = (*server)->Listen("127.0.0.1", 0, Keys(), [&](PeerRequest r) {
+        ++served;
+        EXPECT_EQ(r.key_id(), "node-a");
+        r.Respond(absl::OkStatus(), "echo:" + r.body());
+    });
+    ASSERT_TRUE(port.ok()) << port.status();
+    auto client_loop = PeerLoop::Create({});
+    ASSERT_TRUE(client_loop.ok());
+    auto peer = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret});
+    ASSERT_TRUE(peer.ok()) << peer.status();
+    constexpr int kCalls = 2000;
+    std::vector<Outcome> outcomes(kCalls);
+    for (int i = 0; i < kCalls; ++i) {
+        (*peer)->Call(std::to_string(i) + std::string(i % 300, 'x'), absl::Now() + absl::Seconds(20),
+                      outcomes[i].Callback());
+    }
+    for (int i = 0; i < kCalls; ++i) {
+        auto r = outcomes[i].Get();
+        ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+        ASSERT_EQ(*r, "echo:" + std::to_string(i) + std::string(i % 300, 'x'));
+    }
+    EXPECT_EQ(served.load(), kCalls);
+    // Errors come back with their code and message.
+    auto err_port = (*server)->Listen("127.0.0.1", 0, Keys(), [](PeerRequest r) {
+        r.Respond(absl::NotFoundError("no such object: " + r.body()), "");
+    });
+    auto err_peer = (*client_loop)->Dial("127.0.0.1", *err_port, {.id = "node-a", .secret = kSecret});
+    ASSERT_TRUE(err_peer.ok());
+    Outcome o;
+    (*err_peer)->Call("/c/x", absl::Now() + absl::Seconds(5), o.Callback());
+    auto r = o.Get();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+    EXPECT_NE(r.status().message().find("no such object: /c/x"), std::string_view::npos) << r.status();
+}
+
+TEST(PeerTcp, APeerWithoutTheKeyIsRefusedAndOneWithItAccepted) {
+    std::atomic<int> served{0};
+    auto server = PeerLoop::Create({});
+    auto port = (*server)->Listen("127.0.0.1", 0, Keys(), [&](PeerRequest r) {
+        ++served;
+        r.Respond(absl::OkStatus(), "");
+    });
+    auto client_loop = PeerLoop::Create({});
+    auto wrong = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret + "!"});
+    EXPECT_EQ(wrong.status().code(), absl::StatusCode::kPermissionDenied) << wrong.status();
+    auto stranger = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-z", .secret = kSecret});
+    EXPECT_EQ(stranger.status().code(), absl::StatusCode::kPermissionDenied) << stranger.status();
+    EXPECT_TRUE(Eventually([&] { return (*server)->connections() == 0; })) << "refused connections must go";
+    auto right = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret});
+    ASSERT_TRUE(right.ok()) << right.status();
+    Outcome o;
+    (*right)->Call("hi", absl::Now() + absl::Seconds(5), o.Callback());
+    EXPECT_TRUE(o.Get().ok());
+    EXPECT_EQ(served.load(), 1);
+    // A port where nobody listens: Unavailable, promptly.
+    auto nobody = (*client_loop)->Dial("127.0.0.1", 1, {.id = "node-a", .secret = kSecret});
+    EXPECT_EQ(nobody.status().code(), absl::StatusCode::kUnavailable) << nobody.status();
+}
+
+TEST(PeerTcp, ASlowPeerHoldsCallersBackByCreditsNotByMemory) {
+    // The server posts 4 receive buffers: at most 4 of our requests reach it unanswered.
+    std::mutex mu;  // (before the loop: what its thread touches outlives it)
+    std::vector<PeerRequest> held;
+    auto server = PeerLoop::Create({.terms = {.max_body = 1 << 16, .window = 4}});
+    auto port = (*server)->Listen("127.0.0.1", 0, Keys(), [&](PeerRequest r) {
+        std::lock_guard<std::mutex> lock(mu);
+        held.push_back(std::move(r));
+    });
+    auto client_loop = PeerLoop::Create({.max_queued = 50});
+    auto peer = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret});
+    ASSERT_TRUE(peer.ok()) << peer.status();
+    std::vector<Outcome> outcomes(60);
+    for (int i = 0; i < 60; ++i) {
+        (*peer)->Call(std::to_string(i), absl::Now() + absl::Seconds(30), outcomes[i].Callback());
+    }
+    auto count = [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return held.size();
+    };
+    ASSERT_TRUE(Eventually([&] { return count() == 4; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(count(), 4u) << "the peer got more requests than it posted buffers for";
+    // Beyond the queue's bound, calls fail at once instead of taking memory; the others wait.
+    int refused = 0;
+    for (auto& o : outcomes) {
+        if (o.Done()) {
+            EXPECT_EQ(o.Get().status().code(), absl::StatusCode::kResourceExhausted) << o.Get().status();
+            ++refused;
+        }
+    }
+    EXPECT_GE(refused, 60 - 4 - 50) << "60 calls on a queue of 50 and a window of 4: the rest must be refused";
+    // The peer answers: each answer frees a buffer, and the waiting calls go on, in order.
+    size_t answered = 0;
+    while (answered < 60 - static_cast<size_t>(refused)) {
+        std::vector<PeerRequest> batch;
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            batch.swap(held);
+        }
+        for (auto& r : batch) {
+            r.Respond(absl::OkStatus(), "done:" + r.body());
+            ++answered;
+        }
+        if (batch.empty()) {
+            ASSERT_TRUE(Eventually([&] { return count() > 0; })) << answered << " answered, the rest never came";
+        }
+    }
+    for (int i = 0; i < 60; ++i) {
+        auto r = outcomes[i].Get();
+        if (!absl::IsResourceExhausted(r.status())) {
+            ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+            EXPECT_EQ(*r, "done:" + std::to_string(i));
+        }
+    }
+}
+
+TEST(PeerTcp, DeadlinesAreKeptOnBothSides) {
+    std::atomic<int> handed_up{0};
+    std::mutex mu;
+    std::vector<PeerRequest> ignored;
+    auto server = PeerLoop::Create({});
+    auto port = (*server)->Listen("127.0.0.1", 0, Keys(), [&](PeerRequest r) {
+        ++handed_up;
+        std::lock_guard<std::mutex> lock(mu);
+        ignored.push_back(std::move(r));  // never answered
+    });
+    auto client_loop = PeerLoop::Create({});
+    auto peer = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret});
+    ASSERT_TRUE(peer.ok());
+    // The caller's side: no answer by the deadline.
+    Outcome late;
+    absl::Time start = absl::Now();
+    (*peer)->Call("slow", start + absl::Milliseconds(100), late.Callback());
+    EXPECT_EQ(late.Get().status().code(), absl::StatusCode::kDeadlineExceeded);
+    EXPECT_GE(absl::Now() - start, absl::Milliseconds(100));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+    // The serving side: a request whose deadline passed on the way is answered, not done.
+    int before = handed_up.load();
+    Outcome expired;
+    (*peer)->Call("too late", absl::Now() - absl::Seconds(1), expired.Callback());
+    auto r = expired.Get();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(handed_up.load(), before) << "expired work must be dropped, not done";
+}
+
+TEST(PeerTcp, AHostileOrSilentPeerCostsOnlyItsOwnConnection) {
+    auto server = PeerLoop::Create({.handshake_timeout = absl::Milliseconds(300)});
+    auto port = (*server)->Listen("127.0.0.1", 0, Keys(), [](PeerRequest r) { r.Respond(absl::OkStatus(), r.body()); });
+    auto client_loop = PeerLoop::Create({});
+    auto good = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret});
+    ASSERT_TRUE(good.ok());
+    // Garbage: closed at its first header.
+    int garbage = RawConnect(*port);
+    std::string junk(4096, '\xab');
+    ASSERT_EQ(::send(garbage, junk.data(), junk.size(), MSG_NOSIGNAL), static_cast<ssize_t>(junk.size()));
+    char c;
+    EXPECT_EQ(::recv(garbage, &c, 1, 0), 0) << "the server must close a connection that sends garbage";
+    ::close(garbage);
+    // A request before any handshake: closed.
+    int eager = RawConnect(*port);
+    std::string req = EncodeFrame(FrameHeader{.kind = FrameKind::kRequest, .request_id = 1}, "let me in");
+    ASSERT_EQ(::send(eager, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    EXPECT_EQ(::recv(eager, &c, 1, 0), 0);
+    ::close(eager);
+    // Silence: closed when the handshake's time is up.
+    int silent = RawConnect(*port);
+    absl::Time start = absl::Now();
+    EXPECT_EQ(::recv(silent, &c, 1, 0), 0);
+    EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+    ::close(silent);
+    // Meanwhile the good peer is served as ever.
+    for (int i = 0; i < 100; ++i) {
+        Outcome o;
+        (*good)->Call("ok", absl::Now() + absl::Seconds(5), o.Callback());
+        ASSERT_TRUE(o.Get().ok());
+    }
+    EXPECT_TRUE(Eventually([&] { return (*server)->connections() == 1; }));
+}
+
+TEST(PeerTcp, ABrokenConnectionFailsItsCallsAsOutcomeUnknown) {
+    std::mutex mu;
+    std::vector<PeerRequest> held;
+    auto server = PeerLoop::Create({});
+    auto port = (*server)->Listen("127.0.0.1", 0, Keys(), [&](PeerRequest r) {
+        std::lock_guard<std::mutex> lock(mu);
+        held.push_back(std::move(r));
+    });
+    auto client_loop = PeerLoop::Create({});
+    auto peer = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret});
+    ASSERT_TRUE(peer.ok());
+    std::vector<Outcome> outcomes(5);
+    for (auto& o : outcomes) {
+        (*peer)->Call("x", absl::Now() + absl::Seconds(30), o.Callback());
+    }
+    ASSERT_TRUE(Eventually([&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return held.size() == 5;
+    }));
+    held.clear();
+    server->reset();  // the data node goes away with the calls in flight
+    for (auto& o : outcomes) {
+        auto r = o.Get();
+        EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+        EXPECT_NE(r.status().message().find("may or may not have been done"), std::string_view::npos) << r.status();
+    }
+    EXPECT_TRUE(Eventually([&] { return !(*peer)->open(); }));
+    Outcome after;
+    (*peer)->Call("x", absl::Now() + absl::Seconds(1), after.Callback());
+    EXPECT_EQ(after.Get().status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace zerohop::peer
