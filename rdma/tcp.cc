@@ -70,7 +70,7 @@ absl::Status DecodeError(std::string_view body) {
 
 struct PendingCall {
     absl::Time deadline;
-    std::function<void(absl::StatusOr<std::string>)> done;
+    PeerClient::Done done;
 };
 
 struct Connection {
@@ -119,7 +119,7 @@ struct PeerLoop::Impl {
     std::atomic<bool> stopping{false};
 
     std::mutex posted_mu;
-    std::vector<std::function<void()>> posted;
+    std::vector<absl::AnyInvocable<void() &&>> posted;
 
     // Loop thread only.
     absl::flat_hash_map<uint64_t, std::shared_ptr<Connection>> conns;
@@ -193,7 +193,7 @@ struct PeerLoop::Impl {
     }
 
     // Runs `fn` on the loop's thread.
-    void Post(std::function<void()> fn) {
+    void Post(absl::AnyInvocable<void() &&> fn) {
         {
             std::lock_guard<std::mutex> lock(posted_mu);
             posted.push_back(std::move(fn));
@@ -237,13 +237,13 @@ struct PeerLoop::Impl {
         Tag tag = static_cast<Tag>(data >> kTagShift);
         uint64_t id = data & ((uint64_t{1} << kTagShift) - 1);
         if (tag == kWake) {
-            std::vector<std::function<void()>> fns;
+            std::vector<absl::AnyInvocable<void() &&>> fns;
             {
                 std::lock_guard<std::mutex> lock(posted_mu);
                 fns.swap(posted);
             }
             for (auto& fn : fns) {
-                fn();
+                std::move(fn)();
             }
             ArmWake();
             return;
@@ -480,9 +480,9 @@ struct PeerLoop::Impl {
         auto done = std::move(it->second.done);
         c.calls.erase(it);
         if (h.flags & kFrameError) {
-            done(DecodeError(body));
+            std::move(done)(DecodeError(body));
         } else {
-            done(std::string(body));
+            std::move(done)(std::string(body));
         }
         return absl::OkStatus();
     }
@@ -579,7 +579,7 @@ struct PeerLoop::Impl {
         auto calls = std::move(c.calls);
         c.calls.clear();
         for (auto& [id, call] : calls) {
-            call.done(absl::UnavailableError(absl::StrFormat(
+            std::move(call.done)(absl::UnavailableError(absl::StrFormat(
                 "peer: the connection broke with the call in flight (it may or may not have been done): %s",
                 why.message())));
         }
@@ -601,7 +601,7 @@ struct PeerLoop::Impl {
                 if (now >= it->second.deadline) {
                     auto done = std::move(it->second.done);
                     c->calls.erase(it++);
-                    done(absl::DeadlineExceededError("peer: no answer before the call's deadline"));
+                    std::move(done)(absl::DeadlineExceededError("peer: no answer before the call's deadline"));
                 } else {
                     ++it;
                 }
@@ -620,6 +620,7 @@ PeerRequest::PeerRequest(std::shared_ptr<Connection> c, PeerLoop* loop, uint64_t
     : conn_(std::move(c)), loop_(loop), id_(id), deadline_ns_(deadline_ns), body_(std::move(body)) {}
 
 const std::string& PeerRequest::key_id() const { return conn_->agreed.key_id; }
+uint32_t PeerRequest::max_body() const { return conn_->agreed.max_body; }
 
 absl::Time PeerRequest::deadline() const {
     return deadline_ns_ == 0 ? absl::InfiniteFuture() : absl::FromUnixNanos(static_cast<int64_t>(deadline_ns_));
@@ -655,14 +656,15 @@ PeerClient::~PeerClient() {
 
 bool PeerClient::open() const { return conn_->up.load(); }
 
-void PeerClient::Call(std::string body, absl::Time deadline, std::function<void(absl::StatusOr<std::string>)> done) {
+void PeerClient::Call(std::string body, absl::Time deadline, Done done) {
     PeerLoop::Impl* impl = loop_->impl_.get();
     impl->Post([impl, c = conn_, body = std::move(body), deadline, done = std::move(done)]() mutable {
         if (c->state != Connection::State::kOpen) {
-            return done(absl::UnavailableError(absl::StrFormat("peer: the connection is down: %s", c->why.message())));
+            return std::move(done)(
+                absl::UnavailableError(absl::StrFormat("peer: the connection is down: %s", c->why.message())));
         }
         if (body.size() > c->agreed.max_body) {
-            return done(absl::InvalidArgumentError(absl::StrFormat(
+            return std::move(done)(absl::InvalidArgumentError(absl::StrFormat(
                 "peer: a request of %d bytes; the connection carries %d in one frame", body.size(), c->agreed.max_body)));
         }
         uint64_t id = c->next_request++;
@@ -672,7 +674,7 @@ void PeerClient::Call(std::string body, absl::Time deadline, std::function<void(
                                          ? 0
                                          : static_cast<uint64_t>(absl::ToUnixNanos(deadline))};
         if (!impl->Enqueue(*c, h, std::move(body))) {
-            return done(absl::ResourceExhaustedError(
+            return std::move(done)(absl::ResourceExhaustedError(
                 absl::StrFormat("peer: %d frames already wait to go to this peer", impl->options.max_queued)));
         }
         c->calls[id] = PendingCall{deadline, std::move(done)};

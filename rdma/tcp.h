@@ -41,6 +41,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -65,6 +66,7 @@ public:
     PeerRequest(std::shared_ptr<Connection> c, PeerLoop* loop, uint64_t id, uint64_t deadline_ns, std::string body);
     const std::string& body() const { return body_; }
     const std::string& key_id() const;  // the key the peer proved it holds
+    uint32_t max_body() const;          // the largest answer the connection carries
     absl::Time deadline() const;
     // A status that is not OK is sent as an error response (its code and message).
     void Respond(const absl::Status& status, std::string body);
@@ -85,7 +87,8 @@ public:
     // `done` runs once, on the loop's thread: the answer, the peer's error, DeadlineExceeded,
     // Unavailable (the connection broke: the outcome is unknown) or ResourceExhausted (too
     // much queued).
-    void Call(std::string body, absl::Time deadline, std::function<void(absl::StatusOr<std::string>)> done);
+    using Done = absl::AnyInvocable<void(absl::StatusOr<std::string>) &&>;
+    void Call(std::string body, absl::Time deadline, Done done);
     // Whether the connection is still up.
     bool open() const;
 

@@ -1,0 +1,132 @@
+// The peer backend against the shared conformance suite: every operation goes over the peer
+// transport (TCP on loopback, the key handshake, credits) to a data node's PeerServer, which
+// runs it on an embedded backend.
+
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "conformance/backend_conformance.h"
+#include "embedded/embedded_backend.h"
+#include "peer/peer.h"
+#include "rdma/frame.h"
+
+namespace zerohop::testing {
+namespace {
+
+const std::string kSecret = "conformance-peer-secret-0123456789";
+
+// The data node (an embedded backend behind a server) and the caller's loop.
+struct Rig {
+    std::string dir;
+    std::unique_ptr<Backend> store;
+    std::unique_ptr<PeerServer> server;
+    std::unique_ptr<peer::PeerLoop> data_node;
+    std::unique_ptr<peer::PeerLoop> caller;
+    uint16_t port = 0;
+    ~Rig() {
+        caller.reset();  // (the peer backend, gone already, was dialed from it)
+        data_node.reset();
+        server.reset();
+        store.reset();
+        std::filesystem::remove_all(dir);
+    }
+};
+
+std::shared_ptr<Rig> MakeRig(absl::flat_hash_map<std::string, PeerGrant> grants) {
+    auto rig = std::make_shared<Rig>();
+    char tmpl[] = "/tmp/zh-peer-conformance-XXXXXX";
+    rig->dir = mkdtemp(tmpl);
+    EmbeddedOptions opts;
+    opts.dir = rig->dir;
+    opts.containers = {"c1", "c2"};
+    opts.block_cache_bytes = 8 << 20;
+    auto store = EmbeddedBackend::Open(opts);
+    if (!store.ok()) {
+        ADD_FAILURE() << store.status();
+        return nullptr;
+    }
+    rig->store = std::move(*store);
+    Backend* b = rig->store.get();
+    rig->server = std::make_unique<PeerServer>(
+        [b](std::string_view container) { return container == "c1" || container == "c2" ? b : nullptr; },
+        std::move(grants));
+    peer::PeerOptions o{.terms = {.max_body = peer::kMaxFrameBody, .window = 64}};
+    auto data_node = peer::PeerLoop::Create(o);
+    auto caller = peer::PeerLoop::Create(o);
+    if (!data_node.ok() || !caller.ok()) {
+        ADD_FAILURE() << "peer loops: " << data_node.status() << " " << caller.status();
+        return nullptr;
+    }
+    rig->data_node = std::move(*data_node);
+    rig->caller = std::move(*caller);
+    PeerServer* server = rig->server.get();
+    auto port = rig->data_node->Listen("127.0.0.1", 0, server->Secrets(),
+                                       [server](peer::PeerRequest r) { server->Serve(std::move(r)); });
+    if (!port.ok()) {
+        ADD_FAILURE() << port.status();
+        return nullptr;
+    }
+    rig->port = *port;
+    return rig;
+}
+
+BackendUnderTest MakePeer() {
+    auto rig = MakeRig({{"node-a", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}, {"c2", PeerRight::kWrite}}}}});
+    if (rig == nullptr) {
+        return {};
+    }
+    auto backend = PeerBackend::Connect(rig->caller.get(), "127.0.0.1", rig->port, {.id = "node-a", .secret = kSecret}, {});
+    if (!backend.ok()) {
+        ADD_FAILURE() << backend.status();
+        return {};
+    }
+    return {std::move(*backend), [rig]() mutable { rig.reset(); }};
+}
+
+// What each peer key reaches is what its grant says: other containers are not there, a
+// read grant reads and cannot write, and a key the node does not know is refused.
+TEST(PeerServer, APeerKeyReachesOnlyItsContainersWithItsRights) {
+    const std::string reader_secret = "the-reader-key-secret-0123456789";
+    auto rig = MakeRig({{"writer", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}, {"c2", PeerRight::kWrite}}}},
+                        {"reader", PeerGrant{reader_secret, {{"c1", PeerRight::kRead}}}}});
+    ASSERT_NE(rig, nullptr);
+    auto writer = PeerBackend::Connect(rig->caller.get(), "127.0.0.1", rig->port, {.id = "writer", .secret = kSecret}, {});
+    auto reader =
+        PeerBackend::Connect(rig->caller.get(), "127.0.0.1", rig->port, {.id = "reader", .secret = reader_secret}, {});
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    SyncBackend w(writer->get()), r(reader->get());
+    ASSERT_TRUE(w.Put("/c1/shared", "for both").ok());
+    ASSERT_TRUE(w.Put("/c2/private", "writer only").ok());
+
+    auto got = r.Get("/c1/shared");
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, "for both");
+    EXPECT_EQ(r.Put("/c1/shared", "overwritten").status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(r.Get("/c2/private").status().code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(r.Stat("/c2").status().code(), absl::StatusCode::kNotFound);
+    auto root = r.List({.path = *Path::Parse("/")});
+    ASSERT_TRUE(root.ok()) << root.status();
+    ASSERT_EQ(root->entries.size(), 1u);
+    EXPECT_EQ(root->entries[0].name, "c1");
+    auto containers = r.ListContainers();
+    ASSERT_TRUE(containers.ok());
+    EXPECT_EQ(*containers, std::vector<std::string>{"c1"});
+    EXPECT_EQ(r.Rename("/c1/shared", "/c1/moved").code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(w.Get("/c1/shared").value_or(""), "for both") << "refused calls change nothing";
+
+    auto stranger =
+        PeerBackend::Connect(rig->caller.get(), "127.0.0.1", rig->port, {.id = "stranger", .secret = kSecret}, {});
+    EXPECT_EQ(stranger.status().code(), absl::StatusCode::kPermissionDenied) << stranger.status();
+    // The operation that hands out a local file has none to give across nodes.
+    auto file = Await<ObjectFile>([&](auto done) { (*writer)->OpenObjectFile(*Path::Parse("/c1/shared"), std::move(done)); });
+    EXPECT_EQ(file.status().code(), absl::StatusCode::kUnimplemented);
+}
+
+INSTANTIATE_TEST_SUITE_P(Peer, BackendConformance,
+                         ::testing::Values(BackendFactory{"peer_tcp", [] { return MakePeer(); }}),
+                         [](const ::testing::TestParamInfo<BackendFactory>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace zerohop::testing
