@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
 #include "rdma/frame.h"
 #include "shmring/unique_fd.h"
@@ -43,8 +45,22 @@ constexpr uint16_t kBufferGroup = 0;
 constexpr uint32_t kHandshakeMaxBody = 1024;
 // Frames gathered into one sendmsg.
 constexpr size_t kMaxIov = 64;
+// How long a peer may leave us unanswered (data unacknowledged, or keepalive probes) before
+// its connection is given up: idle 3 s, then 7 probes a second apart.
+constexpr int kKeepIdleSeconds = 3;
+constexpr int kKeepProbes = 7;
+constexpr absl::Duration kDeadPeer = absl::Seconds(kKeepIdleSeconds + kKeepProbes);
 
 uint64_t NowNs() { return static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())); }
+
+// Marks the errors of calls whose connection broke or was down (IsConnectionLoss).
+constexpr char kLossPayload[] = "zerohop.peer/connection-loss";
+
+absl::Status Lost(std::string message) {
+    absl::Status s = absl::UnavailableError(std::move(message));
+    s.SetPayload(kLossPayload, absl::Cord("1"));
+    return s;
+}
 
 std::string EncodeError(const absl::Status& s) {
     std::string out(4, '\0');
@@ -67,6 +83,8 @@ absl::Status DecodeError(std::string_view body) {
 }
 
 }  // namespace
+
+bool IsConnectionLoss(const absl::Status& s) { return s.GetPayload(kLossPayload).has_value(); }
 
 struct PendingCall {
     absl::Time deadline;
@@ -122,6 +140,7 @@ struct PeerLoop::Impl {
     std::vector<absl::AnyInvocable<void() &&>> posted;
 
     // Loop thread only.
+    std::multimap<absl::Time, absl::AnyInvocable<void() &&>> timers;
     absl::flat_hash_map<uint64_t, std::shared_ptr<Connection>> conns;
     struct Listener {
         shmring::UniqueFd fd;
@@ -204,14 +223,15 @@ struct PeerLoop::Impl {
 
     void Run() {
         while (!stopping.load(std::memory_order_acquire)) {
-            bool timers = false;
+            // Deadlines are looked at every 10 ms while any is pending.
+            bool pending = !timers.empty();
             for (auto& [id, c] : conns) {
-                timers |= c->state == Connection::State::kHandshake || c->state == Connection::State::kConnecting ||
-                          !c->calls.empty();
+                pending |= c->state == Connection::State::kHandshake ||
+                           c->state == Connection::State::kConnecting || !c->calls.empty();
             }
             io_uring_cqe* cqe = nullptr;
             __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10'000'000};
-            int r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, timers ? &ts : nullptr, nullptr);
+            int r = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, pending ? &ts : nullptr, nullptr);
             if (r < 0 && r != -ETIME && r != -EINTR) {
                 continue;
             }
@@ -281,8 +301,18 @@ struct PeerLoop::Impl {
         c->fd = std::move(fd);
         c->dialer = dialer;
         c->handshake_deadline = absl::Now() + options.handshake_timeout;
-        int one = 1;
+        // Small frames go at once; a peer that stops answering (dead, or the link cut with
+        // no reset) is given up after kDeadPeer: unacknowledged data (TCP_USER_TIMEOUT) or
+        // keepalive probes on an idle connection. Its calls then fail as outcome unknown and
+        // the caller dials again.
+        int one = 1, idle = kKeepIdleSeconds, interval = 1, probes = kKeepProbes;
+        unsigned int user_timeout = static_cast<unsigned int>(absl::ToInt64Milliseconds(kDeadPeer));
         setsockopt(c->fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(c->fd.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        setsockopt(c->fd.get(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(c->fd.get(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        setsockopt(c->fd.get(), IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+        setsockopt(c->fd.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
         conns[c->id] = c;
         open_count.fetch_add(1);
         return c;
@@ -579,7 +609,7 @@ struct PeerLoop::Impl {
         auto calls = std::move(c.calls);
         c.calls.clear();
         for (auto& [id, call] : calls) {
-            std::move(call.done)(absl::UnavailableError(absl::StrFormat(
+            std::move(call.done)(Lost(absl::StrFormat(
                 "peer: the connection broke with the call in flight (it may or may not have been done): %s",
                 why.message())));
         }
@@ -591,6 +621,11 @@ struct PeerLoop::Impl {
 
     void Expire() {
         absl::Time now = absl::Now();
+        while (!timers.empty() && timers.begin()->first <= now) {
+            auto fn = std::move(timers.begin()->second);
+            timers.erase(timers.begin());
+            std::move(fn)();
+        }
         std::vector<std::shared_ptr<Connection>> late;
         for (auto& [id, c] : conns) {
             if ((c->state == Connection::State::kHandshake || c->state == Connection::State::kConnecting) &&
@@ -660,8 +695,7 @@ void PeerClient::Call(std::string body, absl::Time deadline, Done done) {
     PeerLoop::Impl* impl = loop_->impl_.get();
     impl->Post([impl, c = conn_, body = std::move(body), deadline, done = std::move(done)]() mutable {
         if (c->state != Connection::State::kOpen) {
-            return std::move(done)(
-                absl::UnavailableError(absl::StrFormat("peer: the connection is down: %s", c->why.message())));
+            return std::move(done)(Lost(absl::StrFormat("peer: the connection is down: %s", c->why.message())));
         }
         if (body.size() > c->agreed.max_body) {
             return std::move(done)(absl::InvalidArgumentError(absl::StrFormat(
@@ -751,14 +785,32 @@ absl::StatusOr<uint16_t> PeerLoop::Listen(const std::string& address, uint16_t p
 }
 
 absl::StatusOr<std::unique_ptr<PeerClient>> PeerLoop::Dial(const std::string& host, uint16_t port, PeerKey key) {
+    std::promise<absl::StatusOr<std::unique_ptr<PeerClient>>> dialed;
+    auto got = dialed.get_future();
+    DialAsync(host, port, std::move(key), [&dialed](absl::StatusOr<std::unique_ptr<PeerClient>> c) {
+        dialed.set_value(std::move(c));
+    });
+    return got.get();
+}
+
+void PeerLoop::RunAfter(absl::Duration delay, absl::AnyInvocable<void() &&> fn) {
+    impl_->Post([i = impl_.get(), at = absl::Now() + delay, fn = std::move(fn)]() mutable {
+        i->timers.emplace(at, std::move(fn));
+    });
+}
+
+void PeerLoop::DialAsync(const std::string& host, uint16_t port, PeerKey key, Dialed done) {
+    auto fail = [&](absl::Status s) {
+        impl_->Post([s, done = std::move(done)]() mutable { std::move(done)(s); });
+    };
     if (absl::Status s = CheckPeerKey(key); !s.ok()) {
-        return s;
+        return fail(s);
     }
     addrinfo hints = {};
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* found = nullptr;
     if (int r = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found); r != 0) {
-        return absl::UnavailableError(absl::StrFormat("peer %s:%d: %s", host, port, gai_strerror(r)));
+        return fail(absl::UnavailableError(absl::StrFormat("peer %s:%d: %s", host, port, gai_strerror(r))));
     }
     sockaddr_storage addr = {};
     socklen_t addr_len = static_cast<socklen_t>(found->ai_addrlen);
@@ -767,37 +819,30 @@ absl::StatusOr<std::unique_ptr<PeerClient>> PeerLoop::Dial(const std::string& ho
     freeaddrinfo(found);
     shmring::UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd.valid()) {
-        return absl::UnavailableError(absl::StrFormat("peer: socket: %s", strerror(errno)));
+        return fail(absl::UnavailableError(absl::StrFormat("peer: socket: %s", strerror(errno))));
     }
-    struct Result {
-        std::promise<void> done;
-        absl::Status status;
-        std::shared_ptr<Connection> conn;
-    };
-    auto result = std::make_shared<Result>();
-    std::future<void> handshaken = result->done.get_future();
-    impl_->Post([i = impl_.get(), fd = std::make_shared<shmring::UniqueFd>(std::move(fd)), addr, addr_len,
-                 key = std::move(key), result]() mutable {
+    auto waiting = std::make_shared<Dialed>(std::move(done));
+    impl_->Post([this, i = impl_.get(), fd = std::make_shared<shmring::UniqueFd>(std::move(fd)), addr, addr_len,
+                 key = std::move(key), waiting, where = absl::StrFormat("peer %s:%d", host, port)]() mutable {
         auto c = i->NewConnection(std::move(*fd), true);
         c->dialer_hs.emplace(std::move(key), i->options.terms);
         c->peer_addr = addr;
         c->peer_addr_len = addr_len;
-        c->handshaken = [result, c](absl::Status s) {
-            result->status = s;
-            result->conn = c;
-            result->done.set_value();
+        c->handshaken = [this, waiting, c, where](absl::Status s) {
+            if (!s.ok()) {
+                absl::Status named(s.code(), absl::StrFormat("%s: %s", where, s.message()));
+                if (s.code() == absl::StatusCode::kUnavailable || s.code() == absl::StatusCode::kDeadlineExceeded) {
+                    named = Lost(std::string(named.message()));
+                }
+                return std::move(*waiting)(named);
+            }
+            std::move(*waiting)(std::make_unique<PeerClient>(c, this));
         };
         io_uring_sqe* sqe = i->Sqe();
         io_uring_prep_connect(sqe, c->fd.get(), reinterpret_cast<sockaddr*>(&c->peer_addr), c->peer_addr_len);
         io_uring_sqe_set_data64(sqe, UserData(kConnect, c->id));
         ++c->ops;
     });
-    handshaken.wait();
-    if (!result->status.ok()) {
-        return absl::Status(result->status.code(),
-                            absl::StrFormat("peer %s:%d: %s", host, port, result->status.message()));
-    }
-    return std::make_unique<PeerClient>(result->conn, this);
 }
 
 }  // namespace zerohop::peer

@@ -60,6 +60,10 @@ struct PeerOptions {
 class PeerLoop;
 struct Connection;
 
+// Whether a call failed because its connection broke, or was never up: the peer may or may
+// not have done it (for a call that is safe to repeat: send it again on a new connection).
+bool IsConnectionLoss(const absl::Status& s);
+
 // A request as the serving side gets it; answer it once, from any thread.
 class PeerRequest {
 public:
@@ -109,6 +113,11 @@ public:
     // Connects and completes the handshake (waits for it): Unavailable when the peer cannot
     // be reached, PermissionDenied when it does not hold the key.
     absl::StatusOr<std::unique_ptr<PeerClient>> Dial(const std::string& host, uint16_t port, PeerKey key);
+    // The same without waiting: `done` runs on the loop's thread.
+    using Dialed = absl::AnyInvocable<void(absl::StatusOr<std::unique_ptr<PeerClient>>) &&>;
+    void DialAsync(const std::string& host, uint16_t port, PeerKey key, Dialed done);
+    // Runs `fn` on the loop's thread once `delay` has passed.
+    void RunAfter(absl::Duration delay, absl::AnyInvocable<void() &&> fn);
 
     // Connections open now (dialed and accepted, handshaken or not), for tests and metrics.
     size_t connections() const;

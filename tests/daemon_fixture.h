@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -109,6 +111,12 @@ public:
         ASSERT_GE(pid_, 0);
         if (pid_ == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives a crashed test
+            if (!netns_.empty()) {  // (made by `ip netns add`)
+                int ns = open(("/var/run/netns/" + netns_).c_str(), O_RDONLY | O_CLOEXEC);
+                if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+                    _exit(126);
+                }
+            }
             char* argv[] = {const_cast<char*>("zerohopd"), const_cast<char*>("--config"), cfg.data(), nullptr};
             execve(bin, argv, envp.data());
             _exit(127);
@@ -175,6 +183,9 @@ public:
         return rss * static_cast<size_t>(sysconf(_SC_PAGESIZE));
     }
 
+    // Start() runs the daemon in this network namespace (its name under /var/run/netns).
+    void set_netns(std::string name) { netns_ = std::move(name); }
+
     pid_t pid() const { return pid_; }
     const std::string& socket() const { return socket_; }
     const std::string& dir() const { return dir_; }
@@ -203,6 +214,7 @@ public:
 
 private:
     std::string dir_;
+    std::string netns_;
     std::string socket_;
     int metrics_port_ = 0;
     pid_t pid_ = -1;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <map>
 
 #include "conformance/backend_conformance.h"
 #include "embedded/embedded_backend.h"
@@ -71,12 +72,27 @@ std::shared_ptr<Rig> MakeRig(absl::flat_hash_map<std::string, PeerGrant> grants)
     return rig;
 }
 
+PeerBackendOptions Mount(const Rig& rig, std::map<std::string, std::string> remote_of, std::string key_id,
+                         std::string secret) {
+    PeerBackendOptions o;
+    for (const auto& [local, remote] : remote_of) {
+        o.containers.push_back(local);
+    }
+    o.remote_of = std::move(remote_of);
+    o.host = "127.0.0.1";
+    o.port = rig.port;
+    o.key_id = std::move(key_id);
+    o.secret = std::move(secret);
+    o.timeout = absl::Seconds(10);
+    return o;
+}
+
 BackendUnderTest MakePeer() {
     auto rig = MakeRig({{"node-a", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}, {"c2", PeerRight::kWrite}}}}});
     if (rig == nullptr) {
         return {};
     }
-    auto backend = PeerBackend::Connect(rig->caller.get(), "127.0.0.1", rig->port, {.id = "node-a", .secret = kSecret}, {});
+    auto backend = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}, {"c2", "c2"}}, "node-a", kSecret));
     if (!backend.ok()) {
         ADD_FAILURE() << backend.status();
         return {};
@@ -91,9 +107,9 @@ TEST(PeerServer, APeerKeyReachesOnlyItsContainersWithItsRights) {
     auto rig = MakeRig({{"writer", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}, {"c2", PeerRight::kWrite}}}},
                         {"reader", PeerGrant{reader_secret, {{"c1", PeerRight::kRead}}}}});
     ASSERT_NE(rig, nullptr);
-    auto writer = PeerBackend::Connect(rig->caller.get(), "127.0.0.1", rig->port, {.id = "writer", .secret = kSecret}, {});
-    auto reader =
-        PeerBackend::Connect(rig->caller.get(), "127.0.0.1", rig->port, {.id = "reader", .secret = reader_secret}, {});
+    auto writer = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}, {"c2", "c2"}}, "writer", kSecret));
+    // The reader's mount asks for both containers; its grant gives it one.
+    auto reader = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}, {"c2", "c2"}}, "reader", reader_secret));
     ASSERT_TRUE(writer.ok()) << writer.status();
     ASSERT_TRUE(reader.ok()) << reader.status();
     SyncBackend w(writer->get()), r(reader->get());
@@ -110,16 +126,20 @@ TEST(PeerServer, APeerKeyReachesOnlyItsContainersWithItsRights) {
     ASSERT_TRUE(root.ok()) << root.status();
     ASSERT_EQ(root->entries.size(), 1u);
     EXPECT_EQ(root->entries[0].name, "c1");
-    auto containers = r.ListContainers();
-    ASSERT_TRUE(containers.ok());
-    EXPECT_EQ(*containers, std::vector<std::string>{"c1"});
     EXPECT_EQ(r.Rename("/c1/shared", "/c1/moved").code(), absl::StatusCode::kPermissionDenied);
     EXPECT_EQ(w.Get("/c1/shared").value_or(""), "for both") << "refused calls change nothing";
 
-    auto stranger =
-        PeerBackend::Connect(rig->caller.get(), "127.0.0.1", rig->port, {.id = "stranger", .secret = kSecret}, {});
+    auto stranger = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}}, "stranger", kSecret));
     EXPECT_EQ(stranger.status().code(), absl::StatusCode::kPermissionDenied) << stranger.status();
     // The operation that hands out a local file has none to give across nodes.
+    // A mount may name a container otherwise than the data node does.
+    auto renamed = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"mine", "c1"}}, "writer", kSecret));
+    ASSERT_TRUE(renamed.ok()) << renamed.status();
+    SyncBackend m(renamed->get());
+    ASSERT_TRUE(m.Put("/mine/via-another-name", "x").ok());
+    EXPECT_EQ(w.Get("/c1/via-another-name").value_or(""), "x");
+    EXPECT_EQ(*m.ListContainers(), std::vector<std::string>{"mine"});
+    EXPECT_EQ(m.Get("/c2/private").status().code(), absl::StatusCode::kNotFound) << "c2 is not this mount's";
     auto file = Await<ObjectFile>([&](auto done) { (*writer)->OpenObjectFile(*Path::Parse("/c1/shared"), std::move(done)); });
     EXPECT_EQ(file.status().code(), absl::StatusCode::kUnimplemented);
 }

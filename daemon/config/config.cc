@@ -211,6 +211,85 @@ absl::Status ReadOptions(const OptionReader& r, RedisBackendOptions* o) {
     return absl::OkStatus();
 }
 
+// peer://host:port/container
+struct PeerUrl {
+    std::string host;
+    uint16_t port = 0;
+    std::string container;
+};
+absl::StatusOr<PeerUrl> ParsePeerUrl(std::string_view url) {
+    constexpr std::string_view kScheme = "peer://";
+    auto bad = absl::InvalidArgumentError("the peer backend needs peer://host:port/container");
+    if (url.substr(0, kScheme.size()) != kScheme) {
+        return bad;
+    }
+    std::string_view rest = url.substr(kScheme.size());
+    size_t slash = rest.find('/');
+    size_t colon = rest.rfind(':', slash);
+    if (slash == std::string_view::npos || colon == std::string_view::npos || colon == 0) {
+        return bad;
+    }
+    PeerUrl u;
+    u.host = std::string(rest.substr(0, colon));
+    if (u.host.size() > 2 && u.host.front() == '[' && u.host.back() == ']') {
+        u.host = u.host.substr(1, u.host.size() - 2);  // [IPv6]
+    }
+    uint32_t port;
+    if (!absl::SimpleAtoi(absl::string_view(rest.data() + colon + 1, slash - colon - 1), &port) || port == 0 ||
+        port > 65535) {
+        return absl::InvalidArgumentError("the port of peer://host:port/container is 1..65535");
+    }
+    u.port = static_cast<uint16_t>(port);
+    u.container = std::string(rest.substr(slash + 1));
+    if (absl::Status s = Path::ValidateComponent(u.container); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrFormat("the container of the url: %s", s.message()));
+    }
+    return u;
+}
+
+// A secret given inline or in a file (a mounted Kubernetes Secret), one of the two.
+absl::Status ReadSecret(const OptionReader& r, const std::string& inline_key, const std::string& file_key,
+                        std::string* out) {
+    if (r.Has(inline_key) == r.Has(file_key)) {
+        return r.Error(inline_key, absl::StrFormat("give %s or %s, one of them", inline_key, file_key));
+    }
+    r.Text(inline_key, out);
+    if (r.Has(file_key)) {
+        std::string file;
+        r.Text(file_key, &file);
+        auto read = file.empty() || file[0] != '/' ? absl::InvalidArgumentError("expected an absolute path")
+                                                   : FirstLineOf(file);
+        if (!read.ok()) {
+            return r.Error(file_key, read.status().message());
+        }
+        *out = *read;
+    }
+    return absl::OkStatus();
+}
+
+absl::Status ReadOptions(const OptionReader& r, PeerBackendOptions* o) {
+    ZH_RETURN_IF_ERROR(r.OnlyKeys({"url", "key_id", "secret", "secret_file", "timeout_ms"}));
+    std::string url;
+    r.Text("url", &url);
+    auto u = ParsePeerUrl(url);
+    if (!u.ok()) {
+        return r.Error("url", u.status().message());
+    }
+    o->host = u->host;
+    o->port = u->port;
+    o->remote_of[""] = u->container;  // (each mount's own name is filled in by the grouping)
+    r.Text("key_id", &o->key_id);
+    ZH_RETURN_IF_ERROR(ReadSecret(r, "secret", "secret_file", &o->secret));
+    if (o->key_id.empty() || o->key_id.size() > 255) {
+        return r.Error("key_id", "the peer key's id: 1 to 255 bytes");
+    }
+    if (o->secret.size() < 16) {
+        return r.Error("secret", "a peer key's secret needs at least 16 bytes");
+    }
+    ZH_RETURN_IF_ERROR(r.Millis("timeout_ms", &o->timeout));
+    return absl::OkStatus();
+}
+
 // The typed options of a mount of kind `kind`: the kind is looked up among BackendOptions'
 // alternatives, so that a kind the variant lists cannot lack a parser.
 template <size_t I = 0>
@@ -276,13 +355,76 @@ absl::Status AddToGroup(const Parser& p, const std::string& where, const MountCo
     return absl::OkStatus();
 }
 
+// peer_listen: {address, port}; peer_keys: [{id, secret | secret_file, containers: {name: r | rw}}].
+absl::Status ReadPeers(const YAML::Node& root, const Parser& p, const std::set<std::string>& containers,
+                       DaemonConfig* cfg) {
+    if (const YAML::Node l = root["peer_listen"]) {
+        ZH_RETURN_IF_ERROR(p.OnlyKeys(l, "peer_listen", {"address", "port"}));
+        cfg->peer_listen.enabled = true;
+        if (l["address"]) {
+            ZH_ASSIGN_OR_RETURN(cfg->peer_listen.address, p.String(l["address"], "peer_listen.address"));
+        }
+        if (l["port"]) {
+            ZH_ASSIGN_OR_RETURN(auto port, p.Number(l["port"], "peer_listen.port", 0, 65535));
+            cfg->peer_listen.port = static_cast<uint16_t>(port);
+        }
+    }
+    const YAML::Node keys = root["peer_keys"];
+    if (cfg->peer_listen.enabled && (!keys || !keys.IsSequence() || keys.size() == 0)) {
+        return p.Error("peer_keys", "peer_listen needs a list of the peer keys it accepts");
+    }
+    if (keys && !cfg->peer_listen.enabled) {
+        return p.Error("peer_keys", "no peer_listen to accept them on");
+    }
+    std::set<std::string> ids;
+    for (size_t i = 0; keys && i < keys.size(); ++i) {
+        std::string where = absl::StrFormat("peer_keys[%d]", i);
+        const YAML::Node k = keys[i];
+        ZH_RETURN_IF_ERROR(p.OnlyKeys(k, where, {"id", "secret", "secret_file", "containers"}));
+        std::map<std::string, std::string> fields;
+        for (const char* f : {"id", "secret", "secret_file"}) {
+            if (k[f]) {
+                ZH_ASSIGN_OR_RETURN(fields[f], p.String(k[f], where + "." + f));
+            }
+        }
+        OptionReader r(p, where, fields);
+        PeerKeyConfig key;
+        r.Text("id", &key.id);
+        if (key.id.empty() || key.id.size() > 255 || !ids.insert(key.id).second) {
+            return r.Error("id", "1 to 255 bytes, each id once");
+        }
+        ZH_RETURN_IF_ERROR(ReadSecret(r, "secret", "secret_file", &key.secret));
+        if (key.secret.size() < 16) {
+            return r.Error("secret", "a peer key's secret needs at least 16 bytes");
+        }
+        const YAML::Node cs = k["containers"];
+        if (!cs || !cs.IsMap() || cs.size() == 0) {
+            return p.Error(where + ".containers", "expected a mapping of container: r | rw");
+        }
+        for (const auto& kv : cs) {
+            std::string name = kv.first.as<std::string>();
+            ZH_ASSIGN_OR_RETURN(auto rights, p.String(kv.second, where + ".containers." + name));
+            if (!containers.count(name)) {
+                return p.Error(where + ".containers." + name, "no such container in mounts");
+            }
+            if (rights != "r" && rights != "rw") {
+                return p.Error(where + ".containers." + name, absl::StrFormat("\"%s\" is not r or rw", rights));
+            }
+            key.containers[name] = rights == "rw";
+        }
+        cfg->peer_keys.push_back(std::move(key));
+    }
+    return absl::OkStatus();
+}
+
 absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
     DaemonConfig cfg;
     if (root.IsNull()) {
         return p.Error("(top level)", "the file is empty");
     }
     ZH_RETURN_IF_ERROR(p.OnlyKeys(root, "", {"listen", "runtime_dir", "workers", "wait_with", "metrics_port",
-                                             "log_level", "limits", "mounts", "credentials"}));
+                                             "log_level", "limits", "mounts", "credentials", "peer_listen",
+                                             "peer_keys"}));
     if (root["listen"]) {
         ZH_ASSIGN_OR_RETURN(auto listen, p.String(root["listen"], "listen"));
         if (listen.empty() || listen[0] != '/' || listen.size() > 107) {
@@ -398,6 +540,13 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
     for (const Group& g : groups) {
         ZH_ASSIGN_OR_RETURN(BackendOptions options, ReadBackend(g.kind, OptionReader(p, g.first, g.options)));
         std::visit([&](auto& typed) { typed.containers = g.containers; }, options);
+        if (auto* peer = std::get_if<PeerBackendOptions>(&options)) {
+            std::string remote = peer->remote_of[""];
+            peer->remote_of.clear();
+            for (const std::string& c : g.containers) {
+                peer->remote_of[c] = remote;  // (mounts of one url share it)
+            }
+        }
         cfg.backends.push_back(std::move(options));
     }
     std::set<std::string> keys;
@@ -473,6 +622,7 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
     if (cfg.credentials.empty()) {
         return p.Error("credentials", "at least one access key is needed, or no client can connect");
     }
+    ZH_RETURN_IF_ERROR(ReadPeers(root, p, containers, &cfg));
     if (cfg.runtime_dir.empty()) {
         cfg.runtime_dir = cfg.listen.substr(0, cfg.listen.rfind('/'));
         if (cfg.runtime_dir.empty()) {

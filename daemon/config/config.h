@@ -40,6 +40,7 @@
 
 #include "absl/status/statusor.h"
 #include "embedded/options.h"
+#include "peer/options.h"
 #include "redis/options.h"
 
 namespace zerohop {
@@ -48,7 +49,7 @@ inline constexpr uint32_t kRightRead = 1;
 inline constexpr uint32_t kRightWrite = 2;
 
 // One backend to open, by kind: the list of every kind zerohopd knows.
-using BackendOptions = std::variant<EmbeddedOptions, RedisBackendOptions>;
+using BackendOptions = std::variant<EmbeddedOptions, RedisBackendOptions, PeerBackendOptions>;
 
 // "embedded", "redis": the kind's name in the configuration.
 std::string_view BackendKind(const BackendOptions& options);
@@ -88,6 +89,9 @@ struct DaemonConfig {
     std::vector<MountConfig> mounts;
     std::vector<BackendOptions> backends;  // the mounts, grouped into the backends that serve them
     std::vector<CredentialConfig> credentials;
+    // Serving this node's containers to other nodes' daemons (their `peer` mounts).
+    PeerListenConfig peer_listen;
+    std::vector<PeerKeyConfig> peer_keys;
 };
 
 absl::StatusOr<DaemonConfig> ParseConfig(std::string_view yaml, std::string_view source);

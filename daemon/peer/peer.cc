@@ -1,9 +1,13 @@
 #include "peer/peer.h"
 
 #include <algorithm>
+#include <deque>
+#include <mutex>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/log.h"
 #include "rdma/frame.h"
 #include "wire/protocol.h"
 
@@ -245,8 +249,17 @@ struct Served {
 
 }  // namespace
 
+void PeerServer::Close() {
+    std::unique_lock<std::shared_mutex> lock(closing_);
+    closed_ = true;
+}
+
 void PeerServer::Serve(peer::PeerRequest request) {
     auto r = std::make_shared<peer::PeerRequest>(std::move(request));
+    std::shared_lock<std::shared_mutex> lock(closing_);
+    if (closed_) {
+        return r->Respond(absl::UnavailableError("peer: the data node is stopping"), "");
+    }
     std::string_view body = r->body();
     uint16_t op;
     uint32_t len;
@@ -285,21 +298,239 @@ void PeerServer::Serve(peer::PeerRequest request) {
 
 // ---- the calling node's side -------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<PeerBackend>> PeerBackend::Connect(peer::PeerLoop* loop, const std::string& host,
-                                                                  uint16_t port, peer::PeerKey key,
-                                                                  PeerBackendOptions options) {
-    auto client = loop->Dial(host, port, std::move(key));
-    if (!client.ok()) {
-        return client.status();
-    }
-    return std::unique_ptr<PeerBackend>(new PeerBackend(std::move(*client), options));
+peer::PeerLoop* NodePeerLoop() {
+    static peer::PeerLoop* loop = [] {
+        auto l = peer::PeerLoop::Create({.terms = {.max_body = kPeerMaxBody, .window = 64}});
+        if (!l.ok()) {
+            Log(LogLevel::kError, "the peer transport cannot start", "error", std::string(l.status().message()));
+            return static_cast<peer::PeerLoop*>(nullptr);
+        }
+        return l->release();  // lives as long as the process
+    }();
+    return loop;
 }
 
-void PeerBackend::Call(uint16_t op, std::string request, std::string extra, peer::PeerClient::Done done) {
-    client_->Call(Envelope(op, request, extra), absl::Now() + options_.timeout, std::move(done));
+// A call waiting for a connection, or in flight on one.
+struct Pending {
+    uint64_t id = 0;
+    std::string body;
+    absl::Time deadline;
+    bool repeatable = false;
+    bool resent = false;
+    peer::PeerClient::Done done;
+};
+
+struct PeerBackend::State : std::enable_shared_from_this<State> {
+    static constexpr absl::Duration kFirstBackoff = absl::Milliseconds(50);
+    static constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
+    static constexpr size_t kMaxWaiting = 4096;
+
+    peer::PeerLoop* loop = nullptr;
+    PeerBackendOptions o;
+    std::string where;  // "peer host:port", for messages
+
+    std::mutex mu;
+    std::shared_ptr<peer::PeerClient> client;  // null: none yet, or broken
+    bool dialing = false;
+    bool closed = false;
+    absl::Duration backoff = kFirstBackoff;
+    std::deque<Pending> waiting;  // for a connection
+    uint64_t next_id = 1;
+    absl::Status last_error = absl::UnavailableError("not connected yet");
+
+    peer::PeerKey Key() const { return {.id = o.key_id, .secret = o.secret}; }
+
+    void Send(Pending p) {
+        std::unique_lock<std::mutex> lock(mu);
+        if (closed) {
+            lock.unlock();
+            return std::move(p.done)(absl::CancelledError("peer: the mount is closing"));
+        }
+        if (client != nullptr && client->open()) {
+            auto c = client;
+            lock.unlock();
+            return Issue(c, std::move(p));
+        }
+        if (waiting.size() >= kMaxWaiting) {
+            lock.unlock();
+            return std::move(p.done)(absl::ResourceExhaustedError(
+                absl::StrFormat("%s: %d calls already wait for the connection", where, kMaxWaiting)));
+        }
+        p.id = next_id++;
+        uint64_t id = p.id;
+        absl::Time deadline = p.deadline;
+        waiting.push_back(std::move(p));
+        bool start = !dialing;
+        dialing = true;
+        client.reset();
+        lock.unlock();
+        // It fails at its deadline if no connection comes first.
+        loop->RunAfter(deadline - absl::Now(), [self = shared_from_this(), id] { self->Expire(id); });
+        if (start) {
+            Dial();
+        }
+    }
+
+    void Issue(const std::shared_ptr<peer::PeerClient>& c, Pending p) {
+        std::string body = p.repeatable ? p.body : std::move(p.body);  // kept to send again
+        absl::Time deadline = p.deadline;
+        c->Call(std::move(body), deadline,
+                [self = shared_from_this(), p = std::move(p)](absl::StatusOr<std::string> r) mutable {
+                    if (!r.ok() && peer::IsConnectionLoss(r.status()) && p.repeatable && !p.resent &&
+                        absl::Now() < p.deadline) {
+                        p.resent = true;  // safe to repeat: once more, on a new connection
+                        return self->Send(std::move(p));
+                    }
+                    std::move(p.done)(std::move(r));
+                });
+    }
+
+    void Dial() {
+        loop->DialAsync(o.host, o.port, Key(), [self = shared_from_this()](auto c) { self->Dialed(std::move(c)); });
+    }
+
+    void Dialed(absl::StatusOr<std::unique_ptr<peer::PeerClient>> c) {
+        std::unique_lock<std::mutex> lock(mu);
+        std::deque<Pending> ready;
+        if (c.ok()) {
+            client = std::move(*c);
+            dialing = false;
+            backoff = kFirstBackoff;
+            ready.swap(waiting);
+            auto conn = client;
+            lock.unlock();
+            Log(LogLevel::kInfo, "peer connected", "peer", where, "transport", "tcp");
+            for (Pending& p : ready) {
+                Issue(conn, std::move(p));
+            }
+            return;
+        }
+        last_error = c.status();
+        if (absl::IsPermissionDenied(c.status()) || waiting.empty() || closed) {
+            // A refused key is not going to get better by itself; nobody waits otherwise.
+            dialing = false;
+            if (absl::IsPermissionDenied(c.status())) {
+                ready.swap(waiting);
+            }
+            lock.unlock();
+            for (Pending& p : ready) {
+                std::move(p.done)(c.status());
+            }
+            return;
+        }
+        absl::Duration wait = backoff;
+        backoff = std::min(backoff * 2, kMaxBackoff);
+        lock.unlock();
+        Log(LogLevel::kWarning, "peer unreachable, trying again", "peer", where, "in_ms",
+            absl::ToInt64Milliseconds(wait), "error", std::string(c.status().message()));
+        loop->RunAfter(wait, [self = shared_from_this()] { self->Dial(); });
+    }
+
+    void Expire(uint64_t id) {
+        std::unique_lock<std::mutex> lock(mu);
+        auto it = std::find_if(waiting.begin(), waiting.end(), [id](const Pending& p) { return p.id == id; });
+        if (it == waiting.end()) {
+            return;
+        }
+        Pending p = std::move(*it);
+        waiting.erase(it);
+        absl::Status why = last_error;
+        lock.unlock();
+        std::move(p.done)(absl::UnavailableError(
+            absl::StrFormat("%s: no connection before the call's deadline (%s)", where, why.message())));
+    }
+};
+
+absl::StatusOr<std::unique_ptr<PeerBackend>> PeerBackend::Open(peer::PeerLoop* loop, PeerBackendOptions options) {
+    if (loop == nullptr) {
+        return absl::UnavailableError("the peer transport did not start (see the log)");
+    }
+    auto state = std::make_shared<State>();
+    state->loop = loop;
+    state->where = absl::StrFormat("peer %s:%d", options.host, options.port);
+    state->o = std::move(options);
+    if (absl::Status s = peer::CheckPeerKey(state->Key()); !s.ok()) {
+        return s;
+    }
+    auto c = loop->Dial(state->o.host, state->o.port, state->Key());
+    if (c.ok()) {
+        state->client = std::move(*c);
+    } else if (absl::IsPermissionDenied(c.status()) || absl::IsInvalidArgument(c.status())) {
+        return c.status();
+    } else {
+        state->last_error = c.status();  // down for now: calls wait for it
+        Log(LogLevel::kWarning, "peer unreachable at start; calls will wait for it", "peer", state->where, "error",
+            std::string(c.status().message()));
+    }
+    return std::unique_ptr<PeerBackend>(new PeerBackend(std::move(state)));
+}
+
+PeerBackend::~PeerBackend() {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->closed = true;
+    state_->client.reset();  // closes the connection (its calls fail as outcome unknown)
+}
+
+void PeerBackend::Call(uint16_t op, bool repeatable, std::string request, std::string extra,
+                       peer::PeerClient::Done done) {
+    state_->Send(Pending{.body = Envelope(op, request, extra),
+                         .deadline = absl::Now() + state_->o.timeout,
+                         .repeatable = repeatable,
+                         .done = std::move(done)});
 }
 
 namespace {
+
+// The paths of a request, to rename their containers.
+std::vector<Path*> MutablePathsOf(Path& p) { return {&p}; }
+std::vector<Path*> MutablePathsOf(RenameRequest& r) { return {&r.from, &r.to}; }
+std::vector<Path*> MutablePathsOf(PutItemRequests& items) {
+    std::vector<Path*> out;
+    for (PutItemRequest& i : items) {
+        out.push_back(&i.path);
+    }
+    return out;
+}
+template <typename Request>
+std::vector<Path*> MutablePathsOf(Request& r) {
+    return {&r.path};
+}
+
+// A request's containers as the data node names them.
+template <typename Request>
+absl::Status ToRemote(const PeerBackendOptions& o, Request& req) {
+    for (Path* p : MutablePathsOf(req)) {
+        if (p->is_root()) {
+            continue;
+        }
+        std::string local(p->container());
+        auto it = o.remote_of.find(local);
+        if (it == o.remote_of.end()) {
+            return absl::NotFoundError(absl::StrFormat("%s: container \"%s\" is not a peer mount", p->str(), local));
+        }
+        if (it->second != local) {
+            auto mapped = Path::Parse(absl::StrCat("/", it->second, p->str().substr(1 + local.size())));
+            if (!mapped.ok()) {
+                return mapped.status();
+            }
+            *p = std::move(*mapped);
+        }
+    }
+    return absl::OkStatus();
+}
+
+template <typename Result>
+peer::PeerClient::Done DecodeInto(DoneFor<Result> done);
+
+// The calls without a request: the mount's own containers are answered here.
+template <Op op, typename Result>
+void NoBodyCall(PeerBackend* b, const PeerBackendOptions& o, DoneFor<Result> done, bool repeatable) {
+    if constexpr (op == Op::kListContainers) {
+        std::move(done)(o.containers);
+    } else {
+        b->Call(static_cast<uint16_t>(op), repeatable, "", "", DecodeInto<Result>(std::move(done)));
+    }
+}
 
 template <typename Result>
 peer::PeerClient::Done DecodeInto(DoneFor<Result> done) {
@@ -317,36 +548,50 @@ peer::PeerClient::Done DecodeInto(DoneFor<Result> done) {
 
 }  // namespace
 
-#define ZH_PEER_METHOD_Plain(Name, Request, Result)                                                 \
+// Each method: the request's containers renamed to the data node's, the call, the answer
+// decoded. `repeat` (the table's) says whether a call may be sent again after a lost
+// connection.
+#define ZH_PEER_SEND(Name, repeat, request, extra, ...)                                             \
+    Call(static_cast<uint16_t>(Op::k##Name), protocol::Repeat::repeat == protocol::Repeat::kRepeatable, \
+         request, extra, __VA_ARGS__)
+#define ZH_PEER_METHOD_Plain(Name, Request, Result, repeat)                                         \
     void PeerBackend::Name(Request req, DoneFor<Result> done) {                                     \
-        Call(static_cast<uint16_t>(Op::k##Name), protocol::Encode(req), "", DecodeInto<Result>(std::move(done))); \
+        if (absl::Status s = ToRemote(state_->o, req); !s.ok()) {                                   \
+            return std::move(done)(s);                                                              \
+        }                                                                                           \
+        ZH_PEER_SEND(Name, repeat, protocol::Encode(req), "", DecodeInto<Result>(std::move(done))); \
     }
-#define ZH_PEER_METHOD_NoBody(Name, Request, Result)                                                \
+#define ZH_PEER_METHOD_NoBody(Name, Request, Result, repeat)                                        \
     void PeerBackend::Name(DoneFor<Result> done) {                                                  \
-        Call(static_cast<uint16_t>(Op::k##Name), "", "", DecodeInto<Result>(std::move(done)));      \
+        NoBodyCall<Op::k##Name, Result>(this, state_->o, std::move(done),                          \
+                                        protocol::Repeat::repeat == protocol::Repeat::kRepeatable); \
     }
-#define ZH_PEER_METHOD_Sink(Name, Request, Result)                                                  \
+#define ZH_PEER_METHOD_Sink(Name, Request, Result, repeat)                                          \
     void PeerBackend::Name(Request req, DataSink* sink, DoneFor<Result> done) {                     \
-        Call(static_cast<uint16_t>(Op::k##Name), protocol::Encode(req), "",                         \
-             [sink, done = std::move(done)](absl::StatusOr<std::string> body) mutable {             \
-                 std::move(done)(ReadInto<Result>(std::move(body), sink));                          \
-             });                                                                                    \
+        if (absl::Status s = ToRemote(state_->o, req); !s.ok()) {                                   \
+            return std::move(done)(s);                                                              \
+        }                                                                                           \
+        ZH_PEER_SEND(Name, repeat, protocol::Encode(req), "",                                       \
+                     [sink, done = std::move(done)](absl::StatusOr<std::string> body) mutable {     \
+                         std::move(done)(ReadInto<Result>(std::move(body), sink));                  \
+                     });                                                                            \
     }
-#define ZH_PEER_METHOD_Source(Name, Request, Result)                                                \
+#define ZH_PEER_METHOD_Source(Name, Request, Result, repeat)                                        \
     void PeerBackend::Name(Request req, DataSource* data, DoneFor<Result> done) {                   \
         auto bytes = ReadAll(data);                                                                 \
-        if (!bytes.ok()) {                                                                          \
-            return std::move(done)(bytes.status());                                                 \
+        absl::Status s = bytes.ok() ? ToRemote(state_->o, req) : bytes.status();                    \
+        if (!s.ok()) {                                                                              \
+            return std::move(done)(s);                                                              \
         }                                                                                           \
-        Call(static_cast<uint16_t>(Op::k##Name), protocol::Encode(req), std::move(*bytes),          \
-             DecodeInto<Result>(std::move(done)));                                                  \
+        ZH_PEER_SEND(Name, repeat, protocol::Encode(req), std::move(*bytes),                        \
+                     DecodeInto<Result>(std::move(done)));                                          \
     }
-#define ZH_PEER_METHOD_File(Name, Request, Result)                                                  \
+#define ZH_PEER_METHOD_File(Name, Request, Result, repeat)                                          \
     void PeerBackend::Name(Request, Done<ObjectFile> done) {                                        \
         std::move(done)(absl::UnimplementedError("peer: an object's local file stays on its node")); \
     }
 #define ZH_PEER_METHOD(Name, number, name, Request, Result, access, repeat, shape) \
-    ZH_PEER_METHOD_##shape(Name, Request, Result)
+    ZH_PEER_METHOD_##shape(Name, Request, Result, repeat)
 
 namespace {
 

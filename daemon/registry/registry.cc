@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "embedded/embedded_backend.h"
+#include "peer/peer.h"
 #include "redis/redis_backend.h"
 
 namespace zerohop {
@@ -37,6 +38,16 @@ absl::StatusOr<std::unique_ptr<Backend>> Open(const RedisBackendOptions& o) {
         return absl::Status(b.status().code(),
                             absl::StrFormat("mounts (containers %s on redis://%s): %s", absl::StrJoin(o.containers, ", "),
                                             absl::StrJoin(seeds, ","), b.status().message()));
+    }
+    return std::unique_ptr<Backend>(std::move(*b));
+}
+
+absl::StatusOr<std::unique_ptr<Backend>> Open(const PeerBackendOptions& o) {
+    auto b = PeerBackend::Open(NodePeerLoop(), o);
+    if (!b.ok()) {
+        return absl::Status(b.status().code(),
+                            absl::StrFormat("mounts (containers %s on peer://%s:%d): %s", absl::StrJoin(o.containers, ", "),
+                                            o.host, o.port, b.status().message()));
     }
     return std::unique_ptr<Backend>(std::move(*b));
 }

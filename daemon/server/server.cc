@@ -136,6 +136,35 @@ absl::Status Server::Impl::Listen() {
     return absl::OkStatus();
 }
 
+absl::Status Server::Impl::ServePeers() {
+    absl::flat_hash_map<std::string, PeerGrant> grants;
+    for (const PeerKeyConfig& k : config_.peer_keys) {
+        PeerGrant g{.secret = k.secret};
+        for (const auto& [container, writable] : k.containers) {
+            g.containers[container] = writable ? PeerRight::kWrite : PeerRight::kRead;
+        }
+        grants[k.id] = std::move(g);
+    }
+    peer_server_ = std::make_unique<PeerServer>(
+        [this](std::string_view container) -> Backend* {
+            auto it = mounts_.find(absl::string_view(container.data(), container.size()));
+            return it == mounts_.end() ? nullptr : it->second.backend;
+        },
+        std::move(grants));
+    peer::PeerLoop* loop = NodePeerLoop();
+    if (loop == nullptr) {
+        return absl::UnavailableError("peer_listen: the peer transport did not start (see the log)");
+    }
+    auto port = loop->Listen(config_.peer_listen.address, config_.peer_listen.port, peer_server_->Secrets(),
+                             [s = peer_server_.get()](peer::PeerRequest r) { s->Serve(std::move(r)); });
+    if (!port.ok()) {
+        return port.status();
+    }
+    Log(LogLevel::kInfo, "serving peers", "address", config_.peer_listen.address, "port", *port, "transport", "tcp",
+        "keys", config_.peer_keys.size());
+    return absl::OkStatus();
+}
+
 absl::Status Server::Impl::Open() {
     SetLogLevel(config_.log_level);
     ZH_RETURN_IF_ERROR(OpenBackends());
@@ -161,6 +190,9 @@ absl::Status Server::Impl::Open() {
                    volumes_->RenderMetrics();
         }));
     }
+    if (config_.peer_listen.enabled) {
+        ZH_RETURN_IF_ERROR(ServePeers());
+    }
     acceptor_ = std::thread([this] { AcceptLoop(); });
     Log(LogLevel::kInfo, "zerohopd listening", "socket", config_.listen, "workers", config_.workers, "waiting_with",
         workers_.front()->poller_name(), "containers", mounts_.size(), "metrics",
@@ -182,6 +214,9 @@ void Server::Impl::Stop() {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     metrics_endpoint_.Stop();
+    if (peer_server_) {
+        peer_server_->Close();  // peers' requests from now on: Unavailable; the backends go below
+    }
     for (auto& w : workers_) {
         w->Stop();  // answers what is in flight, then closes its sessions
     }

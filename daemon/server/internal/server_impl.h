@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "backend/backend.h"
 #include "config/config.h"
+#include "peer/peer.h"
 #include "server/internal/session.h"
 #include "server/internal/worker.h"
 #include "server/metrics.h"
@@ -53,6 +54,7 @@ public:
 private:
     absl::Status OpenBackends();
     absl::Status Listen();
+    absl::Status ServePeers();
     // handshake.cc
     void AcceptLoop();
     static bool HelloArrived(int sock);
@@ -70,6 +72,8 @@ private:
     std::vector<std::unique_ptr<Worker>> workers_;
     MetricsEndpoint metrics_endpoint_;
     std::unique_ptr<VolumeSockets> volumes_;
+    // This node's containers served to other daemons (peer_listen); null when not configured.
+    std::unique_ptr<PeerServer> peer_server_;
     std::atomic<uint64_t> next_session_{1};
     std::atomic<uint64_t> sessions_total_{0}, sessions_refused_{0};
     std::atomic<bool> stopped_{false};
