@@ -128,6 +128,8 @@ TEST_F(PeerDaemonTest, WhatOneNodeWritesTheOtherReads) {
     EXPECT_EQ(list->entries.size(), 5u);
     auto missing = (*a)->Stat(P("/remote/nope"));
     EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+    EXPECT_NE(missing.status().message().find("/remote/nope"), std::string_view::npos) << missing.status();
+    EXPECT_EQ(missing.status().message().find("/shared"), std::string_view::npos) << missing.status();
     // The data node's other container is not the caller's to reach.
     auto demo = (*b)->PutObject({.path = P("/demo/private")}, "b only");
     ASSERT_TRUE(demo.ok());

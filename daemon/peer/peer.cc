@@ -381,8 +381,32 @@ struct PeerBackend::State : std::enable_shared_from_this<State> {
                         p.resent = true;  // safe to repeat: once more, on a new connection
                         return self->Send(std::move(p));
                     }
+                    if (!r.ok()) {
+                        r = self->ToLocal(r.status());
+                    }
                     std::move(p.done)(std::move(r));
                 });
+    }
+
+    // An error as the caller names things: the data node's container names in its message
+    // back to this mount's.
+    absl::Status ToLocal(const absl::Status& s) const {
+        std::string message(s.message());
+        for (const auto& [local, remote] : o.remote_of) {
+            if (local == remote) {
+                continue;
+            }
+            std::string from = "/" + remote, to = "/" + local;
+            for (size_t at = message.find(from); at != std::string::npos; at = message.find(from, at + to.size())) {
+                char next = at + from.size() < message.size() ? message[at + from.size()] : '\0';
+                if (next == '\0' || next == '/' || next == ':' || next == ' ' || next == '"' || next == ')') {
+                    message.replace(at, from.size(), to);
+                }
+            }
+        }
+        absl::Status out(s.code(), message);
+        s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+        return out;
     }
 
     void Dial() {
