@@ -166,6 +166,15 @@ std::optional<Frame> FrameReader::Next() {
     return f;
 }
 
+std::string FrameReader::TakeBody(const Frame& f) {
+    if (delivered_ && !f.body.empty() && f.body.data() == partial_.data()) {
+        std::string body = std::move(partial_);
+        partial_.clear();
+        return body;
+    }
+    return std::string(f.body);
+}
+
 bool SendCredits::TryTake() {
     if (available_ == 0) {
         return false;

@@ -112,6 +112,9 @@ public:
     // until it returns nothing before feeding more.
     void Feed(std::string_view bytes);
     std::optional<Frame> Next();
+    // The body of `f`, the frame Next() just gave, as a string of its own: moved out of the
+    // reader when it was gathered across feeds (a large body), copied when it is in place.
+    std::string TakeBody(const Frame& f);
     const absl::Status& status() const { return status_; }
     // Frames from the next header on may be this large (the terms agreed at the handshake).
     void set_max_body(uint32_t max_body) { max_body_ = max_body; }

@@ -34,6 +34,7 @@
 #include "bench_redis.h"
 #include "bench_harness.h"
 #include "bench_load.h"
+#include "bench_peer.h"
 #include "bench_shm.h"
 
 namespace zerohop {
@@ -334,7 +335,7 @@ int main(int argc, char** argv) {
     std::string workload_file;
     std::vector<std::pair<std::string, std::string>> load_flags;  // applied over the file
     const std::string usage =
-        "usage: zh-bench [--suite all|expr|embedded|shm|fuse|csi|redis|python] [--json] [--duration-ms N] [--dir DIR]\n"
+        "usage: zh-bench [--suite all|expr|embedded|shm|fuse|csi|redis|peer|python] [--json] [--duration-ms N] [--dir DIR]\n"
         "       zh-bench --load [--workload FILE] [--mix get_item=80,put_item=20] [--value-size N] [--keys N]\n"
         "                [--threads N] [--depth N] [--duration-ms N] [--spin-us N] [--socket PATH --key KEY]\n"
         "                [--no-baseline] [--json]\n"
@@ -428,6 +429,11 @@ int main(int argc, char** argv) {
         }
         if (suite == "all" || suite == "fuse") {
             for (auto& c : zerohop::FuseSuite(d, dir)) {
+                zerohop::Print(c, json);
+            }
+        }
+        if (suite == "all" || suite == "peer") {
+            for (auto& c : zerohop::PeerSuite(d, dir)) {
                 zerohop::Print(c, json);
             }
         }

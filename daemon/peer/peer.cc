@@ -213,20 +213,20 @@ struct Served {
             return r->Respond(backend.status(), "");
         }
         req->length = std::min<uint64_t>(req->length, r->max_body() - kHeaderRoom);
-        auto bytes = std::make_shared<std::string>();
-        auto sink = std::make_shared<StringSink>(bytes.get());
+        // The answer is built where the bytes land: [bytes][result][u32 result length], so
+        // that they are written once, by the backend, into the frame's body.
+        auto out = std::make_shared<std::string>();
+        auto sink = std::make_shared<StringSink>(out.get());
         (*backend)->GetObject(std::move(*req), sink.get(),
-                              [r, bytes, sink](absl::StatusOr<GetObjectResult> res) {
+                              [r, out, sink](absl::StatusOr<GetObjectResult> res) {
                                   if (!res.ok()) {
                                       return r->Respond(res.status(), "");
                                   }
                                   std::string header = protocol::Encode(*res);
-                                  std::string out(4, '\0');
                                   uint32_t len = static_cast<uint32_t>(header.size());
-                                  std::memcpy(out.data(), &len, 4);
-                                  out += header;
-                                  out += *bytes;
-                                  r->Respond(absl::OkStatus(), std::move(out));
+                                  out->append(header);
+                                  out->append(reinterpret_cast<const char*>(&len), 4);
+                                  r->Respond(absl::OkStatus(), std::move(*out));
                               });
     }
 
@@ -625,16 +625,16 @@ absl::StatusOr<Result> ReadInto(absl::StatusOr<std::string> body, DataSink* sink
     if (!body.ok()) {
         return body.status();
     }
-    std::string_view b = *body;
+    std::string_view b = *body;  // [bytes][result][u32 result length]
     uint32_t len;
-    if (b.size() < 4 || (std::memcpy(&len, b.data(), 4), len > b.size() - 4)) {
+    if (b.size() < 4 || (std::memcpy(&len, b.data() + b.size() - 4, 4), len > b.size() - 4)) {
         return absl::DataLossError("peer: a get's answer without its result");
     }
-    auto res = protocol::Decode<Result>(b.substr(4, len));
+    auto res = protocol::Decode<Result>(b.substr(b.size() - 4 - len, len));
     if (!res.ok()) {
         return res.status();
     }
-    std::string_view data = b.substr(4 + len);
+    std::string_view data = b.substr(0, b.size() - 4 - len);
     if (data.size() != res->bytes) {
         return absl::DataLossError(
             absl::StrFormat("peer: a get's answer says %d bytes and carries %d", res->bytes, data.size()));

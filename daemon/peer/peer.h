@@ -6,8 +6,9 @@
 // The wire, in the body of a peer request: the operation's number (u16, the table's), the
 // request's length (u32), the request as the session wire encodes it (wire/protocol.h),
 // then a put's bytes. A response's body is the result as the session wire encodes it; a
-// get's is the result's length (u32), the result, then the bytes. Errors travel as the
-// peer transport's error responses (code and message).
+// get's is the bytes, the result, then the result's length (u32): the data node's backend
+// writes the bytes straight into the answer, whose result is known only after them.
+// Errors travel as the peer transport's error responses (code and message).
 //
 //   PeerServer server(route, {{"node-a", {{"c1", PeerRight::kWrite}}}});
 //   loop->Listen(address, port, server.Secrets(keys), [&](PeerRequest r) { server.Serve(std::move(r)); });
