@@ -1,6 +1,6 @@
 // Two zerohopd daemons, one a data node serving a container to the other through its
 // peer_listen, the other mounting it as a `peer` container: objects, items and streams
-// written on one node are read on the other; the data node killed and restarted under load
+// written on one node are read on the other; a third daemon shares the data node; the data node killed and restarted under load
 // loses nothing acknowledged and the caller's clients carry on; a wrong key is refused at
 // start; and the same across a real network hop (two network namespaces joined by a veth
 // pair, the link cut and restored) when run as root.
@@ -182,6 +182,34 @@ TEST_F(PeerDaemonTest, ADataNodeKilledUnderLoadLosesNothingAcknowledged) {
     // A read goes through now.
     auto r = (*a)->GetObject({.path = P(absl::StrCat("/remote/k", acknowledged.rbegin()->first))});
     EXPECT_TRUE(r.ok()) << r.status();
+}
+
+// Three daemons: two callers share one data node's container. Counters both update with
+// expressions add up exactly; what one writes the other reads.
+TEST_F(PeerDaemonTest, TwoCallersShareOneDataNode) {
+    auto third = std::make_unique<Daemon>(Sub(tmp_, "third"));
+    WriteCallerConfig(*third, "127.0.0.1", port_, kPeerSecret);
+    third->Start();
+    auto a = caller_->Connect("rw-key");
+    auto c = third->Connect("rw-key");
+    ASSERT_TRUE(a.ok() && c.ok());
+    ASSERT_TRUE((*a)->Mkdir({.path = P("/remote/counters")}).ok());
+    ASSERT_TRUE((*a)->PutItem({.path = P("/remote/counters/n"), .attributes = {{"n", Value::Int64(0)}}}).ok());
+    constexpr int kEach = 200;
+    auto bump = [](Client* client) {
+        for (int i = 0; i < kEach; ++i) {
+            auto r = client->UpdateItem({.path = P("/remote/counters/n"), .update = "n = n + 1"});
+            ASSERT_TRUE(r.ok()) << r.status();
+        }
+    };
+    std::thread ta(bump, a->get()), tc(bump, c->get());
+    ta.join();
+    tc.join();
+    auto item = (*c)->GetItem({.path = P("/remote/counters/n")});
+    ASSERT_TRUE(item.ok()) << item.status();
+    EXPECT_EQ(item->attributes.at("n"), Value::Int64(2 * kEach));
+    ASSERT_TRUE((*c)->PutObject({.path = P("/remote/from-c")}, "written on the third node").ok());
+    EXPECT_EQ((*a)->GetObject({.path = P("/remote/from-c")}).value_or(""), "written on the third node");
 }
 
 TEST(PeerDaemonStart, AWrongPeerKeyIsRefusedAtStart) {

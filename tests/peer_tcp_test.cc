@@ -266,6 +266,71 @@ TEST(PeerTcp, AHostileOrSilentPeerCostsOnlyItsOwnConnection) {
     EXPECT_TRUE(Eventually([&] { return (*server)->connections() == 1; }));
 }
 
+// A peer that holds a key but ignores flow control (a flood of requests beyond the window
+// it was granted) loses its connection; another peer's calls go on meanwhile.
+TEST(PeerTcp, AFloodBeyondTheCreditsClosesOnlyTheFloodersConnection) {
+    // The flooder's requests are held (never answered, so it earns no credit back); the
+    // good peer's are answered.
+    std::atomic<int> flood_served{0};
+    std::mutex mu;
+    std::vector<PeerRequest> held;
+    auto server = PeerLoop::Create({.terms = {.max_body = 1 << 16, .window = 8}});
+    auto port = (*server)->Listen("127.0.0.1", 0, Keys(), [&](PeerRequest r) {
+        if (r.body() == "flood") {
+            ++flood_served;
+            std::lock_guard<std::mutex> lock(mu);
+            held.push_back(std::move(r));
+            return;
+        }
+        r.Respond(absl::OkStatus(), "ok");
+    });
+    auto client_loop = PeerLoop::Create({});
+    auto good = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret});
+    ASSERT_TRUE(good.ok());
+    // The flooder speaks the handshake properly, with the key...
+    int fd = RawConnect(*port);
+    DialerHandshake hs({.id = "node-a", .secret = kSecret}, {.max_body = 1 << 16, .window = 8});
+    std::string hello = EncodeFrame(FrameHeader{.kind = FrameKind::kHello}, hs.Hello());
+    ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL), static_cast<ssize_t>(hello.size()));
+    std::string got;
+    FrameReader reader(1 << 16);
+    while (true) {
+        char buf[4096];
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        ASSERT_GT(n, 0);
+        reader.Feed(std::string_view(buf, static_cast<size_t>(n)));
+        if (auto f = reader.Next()) {
+            ASSERT_EQ(f->header.kind, FrameKind::kChallenge);
+            got = std::string(f->body);
+            break;
+        }
+    }
+    auto proof = hs.Answer(got);
+    ASSERT_TRUE(proof.ok()) << proof.status();
+    std::string flood = EncodeFrame(FrameHeader{.kind = FrameKind::kProof}, *proof);
+    // ...then sends 1000 requests on a window of 8.
+    for (uint64_t id = 1; id <= 1000; ++id) {
+        flood += EncodeFrame(FrameHeader{.kind = FrameKind::kRequest, .request_id = id}, "flood");
+    }
+    (void)::send(fd, flood.data(), flood.size(), MSG_NOSIGNAL);
+    // Its connection is closed (after at most its window was served)...
+    std::string rest;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+        rest.append(buf, static_cast<size_t>(n));
+    }
+    EXPECT_EQ(n, 0) << "the server must close a connection that ignores its credits";
+    ::close(fd);
+    EXPECT_EQ(flood_served.load(), 8) << "the flooder's window, and not one request more";
+    // ...and the good peer is served as ever.
+    for (int i = 0; i < 100; ++i) {
+        Outcome o;
+        (*good)->Call("ok", absl::Now() + absl::Seconds(5), o.Callback());
+        ASSERT_TRUE(o.Get().ok());
+    }
+}
+
 TEST(PeerTcp, ABrokenConnectionFailsItsCallsAsOutcomeUnknown) {
     std::mutex mu;
     std::vector<PeerRequest> held;
