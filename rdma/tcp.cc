@@ -45,6 +45,9 @@ constexpr uint16_t kBufferGroup = 0;
 constexpr uint32_t kHandshakeMaxBody = 1024;
 // Frames gathered into one sendmsg.
 constexpr size_t kMaxIov = 64;
+// Unfinished messages a connection may hold in all (a peer sending pieces of many large
+// messages at once is closed past it).
+constexpr size_t kMaxGathering = 2 * kMaxMessage;
 // How long a peer may leave us unanswered (data unacknowledged, or keepalive probes) before
 // its connection is given up: idle 3 s, then 7 probes a second apart.
 constexpr int kKeepIdleSeconds = 3;
@@ -119,6 +122,9 @@ struct Connection {
     int ops = 0;  // submissions in flight on this connection (its fd stays open until 0)
     bool receiving = false;
     absl::flat_hash_map<uint64_t, PendingCall> calls;
+    // Messages arriving in pieces, by request id and direction, and their bytes in all.
+    absl::flat_hash_map<uint64_t, std::string> gathering;
+    size_t gathering_bytes = 0;
     uint64_t next_request = 1;
     sockaddr_storage peer_addr = {};
     socklen_t peer_addr_len = 0;
@@ -432,9 +438,20 @@ struct PeerLoop::Impl {
             return granted;
         }
         FlushWaiting(c);
+        if (IsRequestLevel(h.kind)) {
+            if (absl::Status s = c.receive.Received(); !s.ok()) {
+                return s;
+            }
+            std::string body = c.reader.TakeBody(f);
+            if (!Gather(c, h, &body)) {
+                return c.gathering_bytes > kMaxGathering
+                           ? absl::ResourceExhaustedError(absl::StrFormat(
+                                 "peer: more than %d bytes of unfinished messages", kMaxGathering))
+                           : absl::OkStatus();
+            }
+            return h.kind == FrameKind::kRequest ? OnRequest(c, h, std::move(body)) : OnResponse(c, h, std::move(body));
+        }
         switch (h.kind) {
-            case FrameKind::kRequest: return OnRequest(c, h, c.reader.TakeBody(f));
-            case FrameKind::kResponse: return OnResponse(c, h, c.reader.TakeBody(f));
             case FrameKind::kPing: SendRaw(c, FrameHeader{.kind = FrameKind::kPong}, ""); return absl::OkStatus();
             case FrameKind::kGoaway:
                 return absl::UnavailableError("peer: the peer is going away");
@@ -487,10 +504,31 @@ struct PeerLoop::Impl {
         }
     }
 
-    absl::Status OnRequest(Connection& c, const FrameHeader& h, std::string body) {
-        if (absl::Status s = c.receive.Received(); !s.ok()) {
-            return s;
+    // Adds a piece of a message to what came before of it; true when `body` is now the whole
+    // message. A piece's buffer is free again at once (only a whole request holds one).
+    bool Gather(Connection& c, const FrameHeader& h, std::string* body) {
+        uint64_t key = h.request_id * 2 + (h.kind == FrameKind::kRequest ? 1 : 0);
+        auto it = c.gathering.find(key);
+        if (h.flags & kFrameMore) {
+            c.receive.Reposted();
+            c.gathering_bytes += body->size();
+            if (it == c.gathering.end()) {
+                c.gathering.emplace(key, std::move(*body));
+            } else {
+                it->second.append(*body);
+            }
+            return false;
         }
+        if (it != c.gathering.end()) {
+            c.gathering_bytes -= it->second.size();
+            it->second.append(*body);
+            *body = std::move(it->second);
+            c.gathering.erase(it);
+        }
+        return true;
+    }
+
+    absl::Status OnRequest(Connection& c, const FrameHeader& h, std::string body) {
         if (!c.on_request) {
             return absl::InvalidArgumentError("peer: a request to the side that dialed (requests go to listeners)");
         }
@@ -506,9 +544,6 @@ struct PeerLoop::Impl {
     }
 
     absl::Status OnResponse(Connection& c, const FrameHeader& h, std::string body) {
-        if (absl::Status s = c.receive.Received(); !s.ok()) {
-            return s;
-        }
         c.receive.Reposted();  // handled here and now: its buffer is free again
         auto it = c.calls.find(h.request_id);
         if (it == c.calls.end()) {
@@ -543,12 +578,19 @@ struct PeerLoop::Impl {
         }
     }
 
-    // A request or response: waits for a credit.
+    // A request or response: waits for a credit; one larger than a frame, in pieces, each
+    // waiting for one.
     bool Enqueue(Connection& c, FrameHeader h, std::string body) {
         if (c.waiting.size() + c.out.size() / 2 >= options.max_queued) {
             return false;
         }
-        c.waiting.emplace_back(h, std::move(body));
+        size_t max = c.agreed.max_body, at = 0;
+        for (; body.size() - at > max; at += max) {
+            FrameHeader piece = h;
+            piece.flags |= kFrameMore;
+            c.waiting.emplace_back(piece, body.substr(at, max));
+        }
+        c.waiting.emplace_back(h, at == 0 ? std::move(body) : body.substr(at));
         FlushWaiting(c);
         return true;
     }
@@ -672,7 +714,6 @@ PeerRequest::PeerRequest(std::shared_ptr<Connection> c, PeerLoop* loop, uint64_t
     : conn_(std::move(c)), loop_(loop), id_(id), deadline_ns_(deadline_ns), body_(std::move(body)) {}
 
 const std::string& PeerRequest::key_id() const { return conn_->agreed.key_id; }
-uint32_t PeerRequest::max_body() const { return conn_->agreed.max_body; }
 
 absl::Time PeerRequest::deadline() const {
     return deadline_ns_ == 0 ? absl::InfiniteFuture() : absl::FromUnixNanos(static_cast<int64_t>(deadline_ns_));
@@ -690,10 +731,10 @@ void PeerRequest::Respond(const absl::Status& status, std::string body) {
             h.flags = kFrameError;
             body = EncodeError(status);
         }
-        if (body.size() > c->agreed.max_body) {
+        if (body.size() > kMaxMessage) {
             h.flags = kFrameError;
-            body = EncodeError(absl::ResourceExhaustedError(absl::StrFormat(
-                "peer: an answer of %d bytes; the connection carries %d in one frame", body.size(), c->agreed.max_body)));
+            body = EncodeError(absl::ResourceExhaustedError(
+                absl::StrFormat("peer: an answer of %d bytes; a peer message carries at most %d", body.size(), kMaxMessage)));
         }
         // Within the peer's window by construction: it sent this request with a credit of
         // ours, and we grant ours only as its answers are read.
@@ -719,9 +760,9 @@ void PeerClient::Call(std::string body, absl::Time deadline, Done done) {
         if (c->state != Connection::State::kOpen) {
             return std::move(done)(Lost(absl::StrFormat("peer: the connection is down: %s", c->why.message())));
         }
-        if (body.size() > c->agreed.max_body) {
-            return std::move(done)(absl::InvalidArgumentError(absl::StrFormat(
-                "peer: a request of %d bytes; the connection carries %d in one frame", body.size(), c->agreed.max_body)));
+        if (body.size() > kMaxMessage) {
+            return std::move(done)(absl::InvalidArgumentError(
+                absl::StrFormat("peer: a request of %d bytes; a peer message carries at most %d", body.size(), kMaxMessage)));
         }
         uint64_t id = c->next_request++;
         FrameHeader h{.kind = FrameKind::kRequest,

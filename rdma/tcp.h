@@ -32,9 +32,13 @@
 //   (*peer)->Call("question", absl::Now() + absl::Seconds(1),
 //       [](absl::StatusOr<std::string> r) { ... });   // on the loop's thread
 //
-// Not built yet: RDMA (the same frames over queue pairs), bodies larger than one frame
-// (kMore), reconnecting (a broken connection fails its calls with Unavailable; the caller
-// dials again).
+// A message larger than a frame (up to kMaxMessage) goes as several frames of one request
+// id, each under a credit; the receiver gathers them (at most kMaxGathering bytes per
+// connection at a time, or the connection is closed).
+//
+// Not built yet: RDMA (the same frames over queue pairs). A broken connection is not made
+// again here: its calls fail with Unavailable and the caller dials again (the peer backend
+// does).
 
 #include <cstdint>
 #include <functional>
@@ -48,6 +52,10 @@
 #include "rdma/handshake.h"
 
 namespace zerohop::peer {
+
+// The largest request or answer a connection carries: larger than a frame, it travels as
+// several (kFrameMore on all but the last), each under its own credit, gathered on arrival.
+inline constexpr size_t kMaxMessage = size_t{256} << 20;
 
 struct PeerOptions {
     ConnectionTerms terms;
@@ -70,7 +78,7 @@ public:
     PeerRequest(std::shared_ptr<Connection> c, PeerLoop* loop, uint64_t id, uint64_t deadline_ns, std::string body);
     const std::string& body() const { return body_; }
     const std::string& key_id() const;  // the key the peer proved it holds
-    uint32_t max_body() const;          // the largest answer the connection carries
+
     absl::Time deadline() const;
     // A status that is not OK is sent as an error response (its code and message).
     void Respond(const absl::Status& status, std::string body);

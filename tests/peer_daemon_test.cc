@@ -103,6 +103,17 @@ TEST_F(PeerDaemonTest, WhatOneNodeWritesTheOtherReads) {
     auto got = (*a)->GetObject({.path = P("/remote/big")});
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_TRUE(*got == big);
+    // Larger than a peer frame (16 MiB): the put travels in pieces.
+    std::string huge = Pattern(40 << 20, 9);
+    auto put = (*a)->PutObject({.path = P("/remote/huge")}, huge);
+    ASSERT_TRUE(put.ok()) << put.status();
+    EXPECT_EQ(put->size, huge.size());
+    auto huge_back = (*b)->GetObject({.path = P("/shared/huge")});
+    ASSERT_TRUE(huge_back.ok()) << huge_back.status();
+    EXPECT_TRUE(*huge_back == huge);
+    auto huge_remote = (*a)->GetObject({.path = P("/remote/huge")});
+    ASSERT_TRUE(huge_remote.ok()) << huge_remote.status();
+    EXPECT_TRUE(*huge_remote == huge) << "read back through the peer: " << huge_remote->size() << " bytes";
     // And back: what the data node writes, the caller sees.
     ASSERT_TRUE((*b)->PutObject({.path = P("/shared/from-b")}, "hello from b").ok());
     auto back = (*a)->GetObject({.path = P("/remote/from-b")});
@@ -125,7 +136,7 @@ TEST_F(PeerDaemonTest, WhatOneNodeWritesTheOtherReads) {
     // Listings and errors name the caller's container.
     auto list = (*a)->List({.path = P("/remote")});
     ASSERT_TRUE(list.ok()) << list.status();
-    EXPECT_EQ(list->entries.size(), 5u);
+    EXPECT_EQ(list->entries.size(), 6u);  // small, big, huge, from-b, t, s
     auto missing = (*a)->Stat(P("/remote/nope"));
     EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
     EXPECT_NE(missing.status().message().find("/remote/nope"), std::string_view::npos) << missing.status();

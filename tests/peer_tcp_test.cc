@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -119,6 +120,39 @@ TEST(PeerTcp, ManyPipelinedCallsEachGetTheirOwnAnswer) {
     auto r = o.Get();
     EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
     EXPECT_NE(r.status().message().find("no such object: /c/x"), std::string_view::npos) << r.status();
+}
+
+// Requests and answers larger than the connection's frames travel in pieces, interleaved
+// with small calls on the same connection.
+TEST(PeerTcp, MessagesLargerThanAFrameTravelInPieces) {
+    auto server = PeerLoop::Create({.terms = {.max_body = 64 << 10, .window = 8}});
+    auto port = (*server)->Listen("127.0.0.1", 0, Keys(), [](PeerRequest r) {
+        std::string answer = r.body();
+        std::reverse(answer.begin(), answer.end());
+        r.Respond(absl::OkStatus(), std::move(answer));
+    });
+    auto client_loop = PeerLoop::Create({.terms = {.max_body = 64 << 10, .window = 8}});
+    auto peer = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret});
+    ASSERT_TRUE(peer.ok()) << peer.status();
+    std::vector<std::string> bodies;
+    for (size_t size : {size_t{64 << 10}, size_t{(64 << 10) + 1}, size_t{5 << 20}, size_t{3}}) {
+        std::string b(size, '\0');
+        for (size_t i = 0; i < size; ++i) {
+            b[i] = static_cast<char>(i * 7 + size);
+        }
+        bodies.push_back(std::move(b));
+    }
+    std::vector<Outcome> outcomes(bodies.size() * 3);
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+        (*peer)->Call(bodies[i % bodies.size()], absl::Now() + absl::Seconds(20), outcomes[i].Callback());
+    }
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+        auto r = outcomes[i].Get();
+        ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+        std::string want = bodies[i % bodies.size()];
+        std::reverse(want.begin(), want.end());
+        EXPECT_TRUE(*r == want) << "message " << i << " of " << want.size() << " bytes came back as " << r->size();
+    }
 }
 
 TEST(PeerTcp, APeerWithoutTheKeyIsRefusedAndOneWithItAccepted) {

@@ -212,7 +212,7 @@ struct Served {
         if (!backend.ok()) {
             return r->Respond(backend.status(), "");
         }
-        req->length = std::min<uint64_t>(req->length, r->max_body() - kHeaderRoom);
+        req->length = std::min<uint64_t>(req->length, peer::kMaxMessage - kHeaderRoom);
         // The answer is built where the bytes land: [bytes][result][u32 result length], so
         // that they are written once, by the backend, into the frame's body.
         auto out = std::make_shared<std::string>();
@@ -659,7 +659,7 @@ absl::StatusOr<std::string> ReadAll(DataSource* data) {
         return out;
     }
     if (auto size = data->size()) {
-        out.reserve(std::min<uint64_t>(*size, kPeerMaxBody));
+        out.reserve(std::min<uint64_t>(*size, peer::kMaxMessage));
     }
     char buf[64 << 10];
     for (;;) {
@@ -671,10 +671,10 @@ absl::StatusOr<std::string> ReadAll(DataSource* data) {
             return out;
         }
         out.append(buf, *n);
-        if (out.size() > kPeerMaxBody - kHeaderRoom) {
+        if (out.size() > peer::kMaxMessage - kHeaderRoom) {
             return absl::ResourceExhaustedError(absl::StrFormat(
-                "peer: a put of more than %d bytes does not fit one frame (streaming to a peer is not built yet)",
-                kPeerMaxBody - kHeaderRoom));
+                "peer: a put of more than %d bytes to another node (streaming it is not built yet)",
+                peer::kMaxMessage - kHeaderRoom));
         }
     }
 }
