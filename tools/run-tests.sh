@@ -30,8 +30,9 @@ CXX=clang++ build build-san -Dbuildtype=debugoptimized -Dfuzz=true \
     -Db_sanitize=address,undefined -Db_lundef=false -Dcpp_args=-fno-sanitize-recover=all || status=1
 # TSan only for code free of absl's locks: Debian's abseil is not built with TSan, so
 # absl::Mutex synchronisation is invisible to it and code using it would report false races.
-# The lock-free rings, and the peer transport's loop (std::mutex and io_uring only).
-tsan_tests="shmring_test peer_tcp_test"
+# The lock-free rings, the peer transport's loop and the simulated RDMA fabric (std::mutex
+# and io_uring only).
+tsan_tests="shmring_test peer_tcp_test sim_verbs_test"
 if [ ! -f build-tsan/build.ninja ]; then
     CXX=clang++ meson setup build-tsan -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false >/dev/null \
         || status=1
