@@ -62,7 +62,28 @@ TEST(Config, BadFilesNameTheKey) {
               "mounts[0].options.io_threads: expected a whole number"},
              {creds, "mounts: at least one container"},
              {"mounts: [{container: demo, backend: s3, options: {dir: /d}}]\n" + creds,
-              "mounts[0].backend: unknown backend \"s3\" (known: embedded, redis)"},
+              "mounts[0].backend: unknown backend \"s3\" (known: embedded, redis, peer)"},
+             // Peers: mounts of another node's container, and what this node serves.
+             {"mounts: [{container: r, backend: peer, options: {url: 'http://h:1/c', key_id: a, secret: "
+              "0123456789abcdef}}]\n" + creds,
+              "mounts[0].options.url: the peer backend needs peer://host:port/container"},
+             {"mounts: [{container: r, backend: peer, options: {url: 'peer://h:0/c', key_id: a, secret: "
+              "0123456789abcdef}}]\n" + creds,
+              "mounts[0].options.url: the port of peer://host:port/container is 1..65535"},
+             {"mounts: [{container: r, backend: peer, options: {url: 'peer://h:1/c', key_id: a, secret: short}}]\n" +
+                  creds,
+              "mounts[0].options.secret: a peer key's secret needs at least 16 bytes"},
+             {"mounts: [{container: r, backend: peer, options: {url: 'peer://h:1/c', key_id: a}}]\n" + creds,
+              "mounts[0].options.secret: give secret or secret_file"},
+             {mounts + creds + "peer_listen: {port: 7464}\n", "peer_keys: peer_listen needs a list"},
+             {mounts + creds + "peer_keys: [{id: a, secret: 0123456789abcdef, containers: {demo: r}}]\n",
+              "peer_keys: no peer_listen to accept them on"},
+             {mounts + creds + "peer_listen: {port: 7464}\npeer_keys: [{id: a, secret: 0123456789abcdef, "
+              "containers: {nope: r}}]\n",
+              "peer_keys[0].containers.nope: no such container in mounts"},
+             {mounts + creds + "peer_listen: {port: 7464}\npeer_keys: [{id: a, secret: 0123456789abcdef, "
+              "containers: {demo: r}}, {id: a, secret: 0123456789abcdef, containers: {demo: r}}]\n",
+              "peer_keys[1].id: 1 to 255 bytes, each id once"},
              {"mounts: [{container: demo}]\n" + creds, "mounts[0].options.dir: the embedded backend needs"},
              {"mounts: [{container: demo, backend: redis, options: {url: 'http://x'}}]\n" + creds,
               "mounts[0].options.url: the redis backend needs redis://"},
@@ -138,6 +159,40 @@ credentials:
     EXPECT_EQ(r.replicas, 1);
     EXPECT_EQ(r.client.command_timeout, absl::Milliseconds(250));
     EXPECT_EQ(BackendKind(c->backends[3]), "redis");
+}
+
+TEST(Config, PeersMountAnotherNodesContainerAndServeOurs) {
+    auto c = ParseConfig(R"(
+mounts:
+  - {container: local, options: {dir: /d1}}
+  - container: remote
+    backend: peer
+    options: {url: "peer://[fd00::2]:7464/shared", key_id: node-a, secret: "0123456789abcdef-x", timeout_ms: "2500"}
+credentials:
+  - {key: k, containers: {local: rw, remote: r}}
+peer_listen: {address: 10.0.0.1, port: 7465}
+peer_keys:
+  - {id: node-b, secret: "fedcba9876543210-y", containers: {local: rw}}
+  - {id: node-c, secret: "fedcba9876543210-z", containers: {local: r}}
+)",
+                         "peers.yaml");
+    ASSERT_TRUE(c.ok()) << c.status();
+    ASSERT_EQ(c->backends.size(), 2u);
+    const auto& p = std::get<PeerBackendOptions>(c->backends[1]);
+    EXPECT_EQ(p.containers, (std::vector<std::string>{"remote"}));
+    EXPECT_EQ(p.remote_of, (std::map<std::string, std::string>{{"remote", "shared"}}));
+    EXPECT_EQ(p.host, "fd00::2");
+    EXPECT_EQ(p.port, 7464);
+    EXPECT_EQ(p.key_id, "node-a");
+    EXPECT_EQ(p.secret, "0123456789abcdef-x");
+    EXPECT_EQ(p.timeout, absl::Milliseconds(2500));
+    EXPECT_TRUE(c->peer_listen.enabled);
+    EXPECT_EQ(c->peer_listen.address, "10.0.0.1");
+    EXPECT_EQ(c->peer_listen.port, 7465);
+    ASSERT_EQ(c->peer_keys.size(), 2u);
+    EXPECT_EQ(c->peer_keys[1].id, "node-c");
+    EXPECT_EQ(c->peer_keys[1].containers, (std::map<std::string, bool>{{"local", false}}));
+    EXPECT_EQ(c->peer_keys[0].containers.at("local"), true);
 }
 
 TEST(Config, OneStoreCannotBeGivenTwoValuesOfAnOption) {

@@ -62,64 +62,9 @@ std::vector<Comparison> PeerSuite(std::chrono::milliseconds d, const std::string
     BenchRedis redis = StartBenchRedis();
     redisContext* rc = ConnectRedis(redis.port);
 
-    const std::string value(100, 'v');
-    Path key = *Path::Parse("/bench/item");
-    Check(client->PutItem({.path = key, .attributes = {{"v", Value::String(value)}}}).status(), "put through the peer");
-    freeReplyObject(redisCommand(rc, "SET item %b", value.data(), value.size()));
-
-    // 1. get_item, one thread, synchronous: two daemons and a TCP hop against one Redis GET.
-    {
-        Comparison c;
-        c.ours = MeasureEach("peer_get_item_100B_sync", d, [&] {
-            if (!client->GetItem({.path = key}).ok()) {
-                std::abort();
-            }
-        });
-        c.baseline = MeasureEach("redis_get_100B_sync", d, [&] {
-            auto* r = static_cast<redisReply*>(redisCommand(rc, "GET item"));
-            if (r == nullptr || r->type != REDIS_REPLY_STRING) {
-                std::abort();
-            }
-            freeReplyObject(r);
-        });
-        c.baseline_name = "Redis GET over loopback TCP (hiredis)";
-        out.push_back(std::move(c));
-    }
-    // 2. 16 in flight: the peer connection pipelines every session's calls.
-    {
-        Comparison c;
-        constexpr int kDepth = 16;
-        c.ours = Measure("peer_get_item_100B_async_depth16", d, [&] {
-            int done = 0;
-            for (int i = 0; i < kDepth; ++i) {
-                client->GetItemAsync({.path = key}, [&done](absl::StatusOr<Item> r) {
-                    if (!r.ok()) {
-                        std::abort();
-                    }
-                    ++done;
-                });
-            }
-            while (done < kDepth) {
-                if (client->Poll() == 0) {
-                    client->WaitAndPoll(absl::Milliseconds(10));
-                }
-            }
-        });
-        c.ours.ops_per_s *= kDepth;
-        c.baseline = Measure("redis_get_100B_pipelined_depth16", d, [&] {
-            for (int i = 0; i < kDepth; ++i) {
-                redisAppendCommand(rc, "GET item");
-            }
-            for (int i = 0; i < kDepth; ++i) {
-                void* r = nullptr;
-                if (redisGetReply(rc, &r) != REDIS_OK) {
-                    std::abort();
-                }
-                freeReplyObject(r);
-            }
-        });
-        c.baseline->ops_per_s *= kDepth;
-        c.baseline_name = "Redis GET pipelined 16 deep (hiredis)";
+    // 1, 2. get_item, synchronous (two daemons and a TCP hop against one Redis GET) and 16
+    // in flight (the peer connection pipelines every session's calls).
+    for (auto& c : CompareGetItemWithRedis("peer", d, *client, rc)) {
         out.push_back(std::move(c));
     }
     // 3. A 1 MiB object: through the peer against a 1 MiB Redis GET.

@@ -139,4 +139,65 @@ redisContext* ConnectRedis(int port) {
     return nullptr;
 }
 
+std::vector<Comparison> CompareGetItemWithRedis(const std::string& prefix, std::chrono::milliseconds d, Client& client,
+                                                redisContext* rc) {
+    const std::string value(100, 'v');
+    Path key = *Path::Parse("/bench/item");
+    Check(client.PutItem({.path = key, .attributes = {{"v", Value::String(value)}}}).status(), "put the item");
+    freeReplyObject(redisCommand(rc, "SET item %b", value.data(), value.size()));
+    std::vector<Comparison> out;
+    // One thread, synchronous.
+    Comparison sync;
+    sync.ours = MeasureEach(prefix + "_get_item_100B_sync", d, [&] {
+        if (!client.GetItem({.path = key}).ok()) {
+            std::abort();
+        }
+    });
+    sync.baseline = MeasureEach("redis_get_100B_sync", d, [&] {
+        auto* r = static_cast<redisReply*>(redisCommand(rc, "GET item"));
+        if (r == nullptr || r->type != REDIS_REPLY_STRING) {
+            std::abort();
+        }
+        freeReplyObject(r);
+    });
+    sync.baseline_name = "Redis GET over loopback TCP (hiredis)";
+    out.push_back(std::move(sync));
+    // 16 in flight against Redis pipelining at the same depth (ops/s counts calls).
+    constexpr int kDepth = 16;
+    Comparison deep;
+    deep.ours = Measure(prefix + "_get_item_100B_async_depth16", d, [&] {
+        int done = 0;
+        for (int i = 0; i < kDepth; ++i) {
+            client.GetItemAsync({.path = key}, [&done](absl::StatusOr<Item> got) {
+                if (!got.ok()) {
+                    std::abort();
+                }
+                ++done;
+            });
+        }
+        while (done < kDepth) {
+            if (client.Poll() == 0) {
+                client.WaitAndPoll(absl::Milliseconds(10));
+            }
+        }
+    });
+    deep.ours.ops_per_s *= kDepth;
+    deep.baseline = Measure("redis_get_100B_pipelined_depth16", d, [&] {
+        for (int i = 0; i < kDepth; ++i) {
+            redisAppendCommand(rc, "GET item");
+        }
+        for (int i = 0; i < kDepth; ++i) {
+            void* reply = nullptr;
+            if (redisGetReply(rc, &reply) != REDIS_OK) {
+                std::abort();
+            }
+            freeReplyObject(reply);
+        }
+    });
+    deep.baseline->ops_per_s *= kDepth;
+    deep.baseline_name = "Redis GET pipelined 16 deep (hiredis)";
+    out.push_back(std::move(deep));
+    return out;
+}
+
 }  // namespace zerohop

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_harness.h"
 #include "zerohop/client.h"
 
 namespace zerohop {
@@ -51,5 +52,11 @@ struct BenchRedis {
 BenchRedis StartBenchRedis();
 // A hiredis connection, waiting for the server to come up; exits on failure.
 redisContext* ConnectRedis(int port);
+
+// What more than one suite measures against Redis: a 100-byte item put at /bench/item
+// through `client` and as `item` in Redis, then read synchronously and 16 in flight through
+// each, in the same run; the workloads are named `prefix`_get_item_...
+std::vector<Comparison> CompareGetItemWithRedis(const std::string& prefix, std::chrono::milliseconds d, Client& client,
+                                                redisContext* rc);
 
 }  // namespace zerohop

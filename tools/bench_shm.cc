@@ -34,27 +34,9 @@ std::vector<Comparison> ShmSuite(std::chrono::milliseconds d, const std::string&
     ClientOptions opts = daemon.options;
     std::unique_ptr<Client> client = ConnectWaiting(opts);
     redisContext* rc = ConnectRedis(redis.port);
-    const std::string value(100, 'v');
-    Path key = *Path::Parse("/bench/item");
-    Check(client->PutItem({.path = key, .attributes = {{"v", Value::String(value)}}}).status(), "put");
-    freeReplyObject(redisCommand(rc, "SET item %b", value.data(), value.size()));
-
-    // 1. get_item, one thread, synchronous, against GET over loopback.
-    {
-        Comparison c;
-        c.ours = MeasureEach("shm_get_item_100B_sync", d, [&] {
-            if (!client->GetItem({.path = key}).ok()) {
-                std::abort();
-            }
-        });
-        c.baseline = MeasureEach("redis_get_100B_sync", d, [&] {
-            auto* r = static_cast<redisReply*>(redisCommand(rc, "GET item"));
-            if (r == nullptr || r->type != REDIS_REPLY_STRING) {
-                std::abort();
-            }
-            freeReplyObject(r);
-        });
-        c.baseline_name = "Redis GET over loopback TCP (hiredis)";
+    // 1. get_item, synchronous and 16 in flight, against GET over loopback.
+    Path key = *Path::Parse("/bench/item");  // (put there by CompareGetItemWithRedis)
+    for (auto& c : CompareGetItemWithRedis("shm", d, *client, rc)) {
         out.push_back(std::move(c));
     }
     // 2. a no-op through the rings, asynchronous, one thread, 64 in flight.
@@ -74,43 +56,6 @@ std::vector<Comparison> ShmSuite(std::chrono::milliseconds d, const std::string&
         });
         c.ours.ops_per_s *= kDepth;
         c.ours.unit = "op (timed per batch of 64)";
-        out.push_back(std::move(c));
-    }
-    // 3. get_item with 16 in flight against Redis pipelining at the same depth.
-    {
-        Comparison c;
-        constexpr int kDepth = 16;
-        c.ours = Measure("shm_get_item_100B_async_depth16", d, [&] {
-            int done = 0;
-            for (int i = 0; i < kDepth; ++i) {
-                client->GetItemAsync({.path = key}, [&done](absl::StatusOr<Item> r) {
-                    if (!r.ok()) {
-                        std::abort();
-                    }
-                    ++done;
-                });
-            }
-            while (done < kDepth) {
-                if (client->Poll() == 0) {
-                    client->WaitAndPoll(absl::Milliseconds(10));
-                }
-            }
-        });
-        c.ours.ops_per_s *= kDepth;
-        c.baseline = Measure("redis_get_100B_pipelined_depth16", d, [&] {
-            for (int i = 0; i < kDepth; ++i) {
-                redisAppendCommand(rc, "GET item");
-            }
-            for (int i = 0; i < kDepth; ++i) {
-                void* r = nullptr;
-                if (redisGetReply(rc, &r) != REDIS_OK) {
-                    std::abort();
-                }
-                freeReplyObject(r);
-            }
-        });
-        c.baseline->ops_per_s *= kDepth;
-        c.baseline_name = "Redis GET pipelined 16 deep (hiredis)";
         out.push_back(std::move(c));
     }
     // 4. get of a 1 MiB object against memcpy of 1 MiB.

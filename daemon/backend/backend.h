@@ -160,6 +160,22 @@ public:
     ZH_BACKEND_OPERATIONS(ZH_BACKEND_PURE)
 };
 
+// The method of Backend that serves the table's operation numbered `number`:
+// BackendMethod<2>::Run(backend, path, done) is backend->Stat(path, done). For code that
+// handles every operation alike (the daemon's dispatch, the peer server).
+template <uint16_t number>
+struct BackendMethod;
+#define ZH_BACKEND_METHOD_OF(Name, number, ...)           \
+    template <>                                           \
+    struct BackendMethod<number> {                        \
+        template <typename... Args>                       \
+        static void Run(Backend* b, Args&&... args) {     \
+            b->Name(std::forward<Args>(args)...);         \
+        }                                                 \
+    };
+ZH_BACKEND_OPERATIONS(ZH_BACKEND_METHOD_OF)
+#undef ZH_BACKEND_METHOD_OF
+
 // The attributes a projection asks for (see GetItemRequest) of an entry called `name`, from
 // its encoded user attributes and its info: the one way every backend answers them.
 absl::StatusOr<AttributeMap> ProjectAttributes(std::string_view encoded, const std::vector<std::string>& names,

@@ -95,8 +95,11 @@ private:
 // The `options` of one mount, read key by key into its kind's typed options.
 class OptionReader {
 public:
-    OptionReader(const Parser& p, std::string where, const std::map<std::string, std::string>& options)
-        : p_(p), where_(std::move(where) + ".options"), options_(options) {}
+    // `where` names the mount ("mounts[2]": its options are below ".options"), or, with
+    // `below` empty, the mapping itself ("peer_keys[0]").
+    OptionReader(const Parser& p, std::string where, const std::map<std::string, std::string>& options,
+                 std::string_view below = ".options")
+        : p_(p), where_(std::move(where) + std::string(below)), options_(options) {}
 
     absl::Status Error(const std::string& key, absl::string_view problem) const {
         return p_.Error(key.empty() ? where_ : absl::StrCat(where_, ".", key), std::string(problem));
@@ -355,6 +358,28 @@ absl::Status AddToGroup(const Parser& p, const std::string& where, const MountCo
     return absl::OkStatus();
 }
 
+// A key's `containers: {name: r | rw}` (credentials and peer keys alike): whether each is
+// writable. Each must be mounted.
+absl::StatusOr<std::map<std::string, bool>> ReadRights(const Parser& p, const YAML::Node& cs, const std::string& where,
+                                                       const std::set<std::string>& containers) {
+    if (!cs || !cs.IsMap() || cs.size() == 0) {
+        return p.Error(where + ".containers", "expected a mapping of container: r | rw");
+    }
+    std::map<std::string, bool> out;
+    for (const auto& kv : cs) {
+        std::string name = kv.first.as<std::string>();
+        ZH_ASSIGN_OR_RETURN(auto rights, p.String(kv.second, where + ".containers." + name));
+        if (!containers.count(name)) {
+            return p.Error(where + ".containers." + name, "no such container in mounts");
+        }
+        if (rights != "r" && rights != "rw") {
+            return p.Error(where + ".containers." + name, absl::StrFormat("\"%s\" is not r or rw", rights));
+        }
+        out[name] = rights == "rw";
+    }
+    return out;
+}
+
 // peer_listen: {address, port}; peer_keys: [{id, secret | secret_file, containers: {name: r | rw}}].
 absl::Status ReadPeers(const YAML::Node& root, const Parser& p, const std::set<std::string>& containers,
                        DaemonConfig* cfg) {
@@ -387,7 +412,7 @@ absl::Status ReadPeers(const YAML::Node& root, const Parser& p, const std::set<s
                 ZH_ASSIGN_OR_RETURN(fields[f], p.String(k[f], where + "." + f));
             }
         }
-        OptionReader r(p, where, fields);
+        OptionReader r(p, where, fields, "");
         PeerKeyConfig key;
         r.Text("id", &key.id);
         if (key.id.empty() || key.id.size() > 255 || !ids.insert(key.id).second) {
@@ -397,21 +422,7 @@ absl::Status ReadPeers(const YAML::Node& root, const Parser& p, const std::set<s
         if (key.secret.size() < 16) {
             return r.Error("secret", "a peer key's secret needs at least 16 bytes");
         }
-        const YAML::Node cs = k["containers"];
-        if (!cs || !cs.IsMap() || cs.size() == 0) {
-            return p.Error(where + ".containers", "expected a mapping of container: r | rw");
-        }
-        for (const auto& kv : cs) {
-            std::string name = kv.first.as<std::string>();
-            ZH_ASSIGN_OR_RETURN(auto rights, p.String(kv.second, where + ".containers." + name));
-            if (!containers.count(name)) {
-                return p.Error(where + ".containers." + name, "no such container in mounts");
-            }
-            if (rights != "r" && rights != "rw") {
-                return p.Error(where + ".containers." + name, absl::StrFormat("\"%s\" is not r or rw", rights));
-            }
-            key.containers[name] = rights == "rw";
-        }
+        ZH_ASSIGN_OR_RETURN(key.containers, ReadRights(p, k["containers"], where, containers));
         cfg->peer_keys.push_back(std::move(key));
     }
     return absl::OkStatus();
@@ -593,19 +604,9 @@ absl::StatusOr<DaemonConfig> Build(const YAML::Node& root, const Parser& p) {
                 cfg.credentials.push_back(std::move(cc));  // an admin key needs no container of its own
                 continue;
             }
-            if (!cs || !cs.IsMap() || cs.size() == 0) {
-                return p.Error(where + ".containers", "expected a mapping of container: r | rw");
-            }
-            for (const auto& kv : cs) {
-                std::string name = kv.first.as<std::string>();
-                ZH_ASSIGN_OR_RETURN(auto rights, p.String(kv.second, where + ".containers." + name));
-                if (!containers.count(name)) {
-                    return p.Error(where + ".containers." + name, "no such container in mounts");
-                }
-                if (rights != "r" && rights != "rw") {
-                    return p.Error(where + ".containers." + name, absl::StrFormat("\"%s\" is not r or rw", rights));
-                }
-                cc.containers[name] = rights == "rw" ? (kRightRead | kRightWrite) : kRightRead;
+            ZH_ASSIGN_OR_RETURN(auto rights, ReadRights(p, cs, where, containers));
+            for (const auto& [name, writable] : rights) {
+                cc.containers[name] = writable ? (kRightRead | kRightWrite) : kRightRead;
             }
             if (const YAML::Node uids = c["uids"]) {
                 if (!uids.IsSequence()) {

@@ -36,17 +36,7 @@ std::string Envelope(uint16_t op, std::string_view request, std::string_view ext
 
 // The method of Backend that serves `op`.
 template <Op op>
-struct BackendCall;
-#define ZH_PEER_BACKEND_CALL(Name, ...)                   \
-    template <>                                           \
-    struct BackendCall<Op::k##Name> {                     \
-        template <typename... Args>                       \
-        static void Run(Backend* b, Args&&... args) {     \
-            b->Name(std::forward<Args>(args)...);         \
-        }                                                 \
-    };
-ZH_BACKEND_OPERATIONS(ZH_PEER_BACKEND_CALL)
-#undef ZH_PEER_BACKEND_CALL
+using BackendCall = BackendMethod<static_cast<uint16_t>(op)>;
 
 // The paths a request names, for the rights check.
 std::vector<const Path*> PathsOf(const Path& p) { return {&p}; }

@@ -38,17 +38,7 @@ namespace {
 
 // The method of Backend that serves `op`.
 template <Op op>
-struct BackendCall;
-#define ZH_BACKEND_CALL(Name, ...)                                    \
-    template <>                                                       \
-    struct BackendCall<Op::k##Name> {                                 \
-        template <typename... Args>                                   \
-        static void Run(Backend* b, Args&&... args) {                 \
-            b->Name(std::forward<Args>(args)...);                     \
-        }                                                             \
-    };
-ZH_BACKEND_OPERATIONS(ZH_BACKEND_CALL)
-#undef ZH_BACKEND_CALL
+using BackendCall = BackendMethod<static_cast<uint16_t>(op)>;
 
 // What a request is checked and routed by (and, for a volume's session, mapped).
 Path& PathOf(Path& p) { return p; }
