@@ -187,6 +187,7 @@ public:
     void set_netns(std::string name) { netns_ = std::move(name); }
 
     pid_t pid() const { return pid_; }
+    int metrics_port() const { return metrics_port_; }
     const std::string& socket() const { return socket_; }
     const std::string& dir() const { return dir_; }
     std::string config_path() const { return dir_ + "/zerohopd.yaml"; }

@@ -58,7 +58,7 @@ void WriteDataNodeConfig(const Daemon& d, const std::string& address, int port) 
 void WriteCallerConfig(const Daemon& d, const std::string& host, int port, const std::string& secret,
                        int timeout_ms = 5000) {
     std::ofstream(d.config_path()) << "listen: " << d.socket() << "\n"
-                                   << "metrics_port: 0\nworkers: 2\nlog_level: warning\n"
+                                   << "metrics_port: " << d.metrics_port() << "\nworkers: 2\nlog_level: warning\n"
                                    << "mounts:\n"
                                    << "  - {container: demo, options: {dir: " << d.dir() << "/store}}\n"
                                    << "  - container: remote\n"
@@ -141,6 +141,12 @@ TEST_F(PeerDaemonTest, WhatOneNodeWritesTheOtherReads) {
     EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
     EXPECT_NE(missing.status().message().find("/remote/nope"), std::string_view::npos) << missing.status();
     EXPECT_EQ(missing.status().message().find("/shared"), std::string_view::npos) << missing.status();
+    // The caller's metrics say how its peer is reached.
+    std::string metrics = caller_->Metrics();
+    EXPECT_NE(metrics.find(absl::StrFormat("zerohop_peer_up{mount=\"remote\",peer=\"127.0.0.1:%d\",transport=\"tcp\"} 1",
+                                           port_)),
+              std::string::npos)
+        << metrics;
     // The data node's other container is not the caller's to reach.
     auto demo = (*b)->PutObject({.path = P("/demo/private")}, "b only");
     ASSERT_TRUE(demo.ok());
@@ -193,6 +199,12 @@ TEST_F(PeerDaemonTest, ADataNodeKilledUnderLoadLosesNothingAcknowledged) {
     // A read goes through now.
     auto r = (*a)->GetObject({.path = P(absl::StrCat("/remote/k", acknowledged.rbegin()->first))});
     EXPECT_TRUE(r.ok()) << r.status();
+    // The metrics count the connection made again.
+    std::string metrics = caller_->Metrics();
+    std::string line = absl::StrFormat("zerohop_peer_connects_total{mount=\"remote\",peer=\"127.0.0.1:%d\",transport=\"tcp\"} ", port_);
+    size_t at = metrics.find(line);
+    ASSERT_NE(at, std::string::npos) << metrics;
+    EXPECT_GE(std::atoi(metrics.c_str() + at + line.size()), 2) << metrics.substr(at, 120);
 }
 
 // Three daemons: two callers share one data node's container. Counters both update with

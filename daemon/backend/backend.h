@@ -143,6 +143,9 @@ public:
     // An error: this worker's operations go through the backend's own threads.
     virtual absl::StatusOr<std::unique_ptr<LoopHook>> JoinLoop() { return nullptr; }
 
+    // Lines of the daemon's /metrics (Prometheus text) of this backend's own, if it has any.
+    virtual std::string RenderMetrics() const { return ""; }
+
     // Every operation of ZH_BACKEND_OPERATIONS (wire/operation_table.h), declared by its
     // shape (ZH_BACKEND_METHOD above):
     //   Plain    void Stat(Path req, Done<ObjectInfo> done); void Rmdir(Path req, DoneStatus done)

@@ -326,6 +326,7 @@ struct PeerBackend::State : std::enable_shared_from_this<State> {
     absl::Duration backoff = kFirstBackoff;
     std::deque<Pending> waiting;  // for a connection
     uint64_t next_id = 1;
+    uint64_t connects = 0;  // connections made
     absl::Status last_error = absl::UnavailableError("not connected yet");
 
     peer::PeerKey Key() const { return {.id = o.key_id, .secret = o.secret}; }
@@ -408,6 +409,7 @@ struct PeerBackend::State : std::enable_shared_from_this<State> {
         std::deque<Pending> ready;
         if (c.ok()) {
             client = std::move(*c);
+            ++connects;
             dialing = false;
             backoff = kFirstBackoff;
             ready.swap(waiting);
@@ -469,6 +471,7 @@ absl::StatusOr<std::unique_ptr<PeerBackend>> PeerBackend::Open(peer::PeerLoop* l
     auto c = loop->Dial(state->o.host, state->o.port, state->Key());
     if (c.ok()) {
         state->client = std::move(*c);
+        state->connects = 1;
     } else if (absl::IsPermissionDenied(c.status()) || absl::IsInvalidArgument(c.status())) {
         return c.status();
     } else {
@@ -477,6 +480,20 @@ absl::StatusOr<std::unique_ptr<PeerBackend>> PeerBackend::Open(peer::PeerLoop* l
             std::string(c.status().message()));
     }
     return std::unique_ptr<PeerBackend>(new PeerBackend(std::move(state)));
+}
+
+std::string PeerBackend::RenderMetrics() const {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    bool up = state_->client != nullptr && state_->client->open();
+    std::string out;
+    for (const std::string& mount : state_->o.containers) {
+        std::string labels = absl::StrFormat("mount=\"%s\",peer=\"%s:%d\",transport=\"tcp\"", mount, state_->o.host,
+                                             state_->o.port);
+        absl::StrAppendFormat(&out, "zerohop_peer_up{%s} %d\n", labels, up ? 1 : 0);
+        absl::StrAppendFormat(&out, "zerohop_peer_connects_total{%s} %d\n", labels, state_->connects);
+        absl::StrAppendFormat(&out, "zerohop_peer_calls_waiting{%s} %d\n", labels, state_->waiting.size());
+    }
+    return out;
 }
 
 PeerBackend::~PeerBackend() {

@@ -83,6 +83,9 @@ public:
     ~PeerBackend() override;
 
     std::string_view kind() const override { return "peer"; }
+    // Per mount: whether its connection is up and by which transport, how many times it was
+    // made, how many calls wait for it.
+    std::string RenderMetrics() const override;
     ZH_BACKEND_OPERATIONS(ZH_BACKEND_OVERRIDE)
 
     // Sends one request (the envelope above) and hands back the answer's body.

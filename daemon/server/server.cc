@@ -186,8 +186,17 @@ absl::Status Server::Impl::Open() {
             for (const auto& w : workers_) {
                 workers.push_back(&w->metrics());
             }
-            return Metrics::Render(workers, {st.sessions_open, st.sessions_total, st.sessions_refused}, labels_) +
-                   volumes_->RenderMetrics();
+            std::string out =
+                Metrics::Render(workers, {st.sessions_open, st.sessions_total, st.sessions_refused}, labels_) +
+                volumes_->RenderMetrics();
+            for (const auto& b : backends_) {
+                out += b->RenderMetrics();  // (untyped: several backends may give one name)
+            }
+            if (peer_server_) {
+                absl::StrAppendFormat(&out, "# TYPE zerohop_peer_connections gauge\nzerohop_peer_connections{transport=\"tcp\"} %d\n",
+                                      NodePeerLoop()->connections());
+            }
+            return out;
         }));
     }
     if (config_.peer_listen.enabled) {

@@ -37,6 +37,9 @@ std::vector<uint64_t> g_nodes = {1};   // node ids the file system handed out (1
 std::vector<uint64_t> g_handles = {0};
 uint32_t g_max_answer = 0;  // the largest answer the socket carries (see LLVMFuzzerInitialize)
 
+// The largest fixed part of a request the kernel sends (fuse_setattr_in: 88 bytes), rounded up.
+constexpr size_t kFixedPart = 128;
+
 // The opcodes the kernel sends (not INIT or DESTROY: the session's own).
 constexpr uint32_t kOps[] = {
     FUSE_LOOKUP, FUSE_FORGET, FUSE_GETATTR, FUSE_SETATTR, FUSE_READLINK, FUSE_SYMLINK, FUSE_MKNOD,
@@ -235,6 +238,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     uint64_t nodeid = node < 200 ? g_nodes[node % g_nodes.size()] : 1000000u + node;
     std::string body(in.rest());
+    // The kernel always sends an opcode's whole fixed part; libfuse reads it without looking
+    // at the length, so a shorter body would have fields made of an earlier request's bytes.
+    // Zeros after the input (and after its name's NUL, below) change nothing else.
+    body.resize(std::max<size_t>(body.size(), kFixedPart), '\0');
     // Requests that name a file handle get one the file system gave (or a made-up one).
     if ((opcode == FUSE_READ || opcode == FUSE_WRITE || opcode == FUSE_RELEASE || opcode == FUSE_FLUSH ||
          opcode == FUSE_FSYNC || opcode == FUSE_READDIR || opcode == FUSE_READDIRPLUS ||
