@@ -16,7 +16,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "internal/fs.h"
 #include "xattr_codec.h"
@@ -695,6 +697,7 @@ void FuseFs::Impl::CreateNow(fuse_req_t req, Ino parent, std::string name, Path 
 void FuseFs::Impl::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
     Impl* fs = Self(req);
     Assist assist{fs};
+    size = std::min(size, kMaxAnswer);
     if (std::shared_ptr<FileHandle> h = fs->File(ino, fi->fh); h != nullptr && h->shard) {
         return fs->ReadShard(req, std::move(h), size, off);
     }
@@ -844,7 +847,7 @@ void FuseFs::Impl::ReleaseDir(fuse_req_t req, fuse_ino_t, struct fuse_file_info*
 void FuseFs::Impl::LoadDir(fuse_req_t req, Path path, std::shared_ptr<DirHandle> d, std::string marker,
                            std::function<void()> then) {
     client_->ListAsync({.path = path, .marker = marker, .limit = kMaxListLimit},
-                       [this, req, path, d, then](absl::StatusOr<ListResult> r) mutable {
+                       [this, req, path, d, marker, then](absl::StatusOr<ListResult> r) mutable {
                            if (!r.ok()) {
                                return (void)fuse_reply_err(req, Errno(r.status()));
                            }
@@ -854,6 +857,14 @@ void FuseFs::Impl::LoadDir(fuse_req_t req, Path path, std::shared_ptr<DirHandle>
                                }
                            }
                            if (r->truncated && !r->next_marker.empty()) {
+                               // Pages go forward (names after the marker): one that does
+                               // not would list forever. Said, and refused.
+                               if (r->next_marker <= marker) {
+                                   Log(LogLevel::kError, "a directory listing does not go forward", "path",
+                                       path.str(), "marker", absl::CHexEscape(marker.substr(0, 64)), "next",
+                                       absl::CHexEscape(r->next_marker.substr(0, 64)), "entries", d->entries.size());
+                                   return (void)fuse_reply_err(req, EIO);
+                               }
                                return LoadDir(req, path, d, r->next_marker, std::move(then));
                            }
                            d->loaded = true;
@@ -888,9 +899,7 @@ void FuseFs::Impl::ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, of
 }
 
 void FuseFs::Impl::ServeDir(fuse_req_t req, Ino ino, size_t size, off_t off, const DirHandle& d, bool plus) {
-    // The kernel asks for at most max_pages (256) pages; a size beyond that is not its, and
-    // must not make us allocate it (found by the FUSE request fuzzer: a 4 GiB readdir).
-    size = std::min<size_t>(size, 256 * 4096);
+    size = std::min(size, kMaxAnswer);
     std::string buf(size, '\0');
     size_t used = 0;
     auto add = [&](const std::string& name, const struct stat& st, off_t next, const ObjectInfo* info) {
