@@ -179,6 +179,9 @@ absl::Status Server::Impl::Open() {
         ZH_RETURN_IF_ERROR(w->Start(kind));
         workers_.push_back(std::move(w));
     }
+    if (config_.peer_listen.enabled) {
+        ZH_RETURN_IF_ERROR(ServePeers());  // (before the metrics endpoint, which reads it)
+    }
     if (config_.metrics_port != 0) {
         ZH_RETURN_IF_ERROR(metrics_endpoint_.Start(config_.metrics_port, config_.metrics_port_auto, [this] {
             DaemonStatus st = stats();
@@ -198,9 +201,6 @@ absl::Status Server::Impl::Open() {
             }
             return out;
         }));
-    }
-    if (config_.peer_listen.enabled) {
-        ZH_RETURN_IF_ERROR(ServePeers());
     }
     acceptor_ = std::thread([this] { AcceptLoop(); });
     Log(LogLevel::kInfo, "zerohopd listening", "socket", config_.listen, "workers", config_.workers, "waiting_with",
