@@ -159,7 +159,8 @@ protected:
             std::string log = Slurp(dir_ + "/zerohop-csi.log");
             std::cout << "---- zerohop-csi's log (last 6000 bytes):\n"
                       << log.substr(log.size() > 6000 ? log.size() - 6000 : 0) << "----\n";
-            RunShell("tail -n 20 " + dir_ + "/state/fuse/*/zerohop-fuse.log", &ignored_code_);
+            std::cout << "---- zerohop-fuse's logs (last 40 lines each):\n"
+                      << RunShell("tail -n 40 " + dir_ + "/state/fuse/*/zerohop-fuse.log", &ignored_code_) << "----\n";
         }
         if (!dir_.empty()) {
             RunShell("grep -o ' " + dir_ + "[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l",

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 #include "shmring/fd_passing.h"
 #include "shmring/segment.h"
 #include "shmring/doorbell.h"
@@ -366,6 +368,54 @@ TEST_F(SessionTest, ASlowScanDoesNotHoldUpOtherSessionsOfItsWorker) {
     EXPECT_LT(done_when_gets_finished, 4) << "the gets waited for the scans";
 }
 
+// What a request creates belongs to the caller it names only when the session's peer is root
+// (zerohop-fuse, creating for the users of its mount in one request); anyone else's claim is
+// replaced with its own uid and gid (SO_PEERCRED).
+TEST_F(SessionTest, OnlyARootPeerNamesTheOwnerOfWhatItCreates) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "needs root (to be a root peer, and to be another uid)";
+    }
+    client_.reset();  // no thread of ours runs while a child is forked
+    ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);  // the socket, for another uid
+    Caller claimed{1234, 5678};
+    auto create_all = [&](Client& c, const std::string& tag) -> absl::Status {
+        auto at = [&](const char* name) { return P("/demo/" + tag + name); };
+        ZH_RETURN_IF_ERROR(c.PutObject({.path = at("-object"), .caller = claimed}, "x").status());
+        ZH_RETURN_IF_ERROR(c.Mkdir({.path = at("-dir"), .caller = claimed}).status());
+        ZH_RETURN_IF_ERROR(c.Symlink({.path = at("-link"), .target = "x", .caller = claimed}).status());
+        ZH_RETURN_IF_ERROR(
+            c.PutItem({.path = at("-item"), .attributes = {{"v", Value::Int64(1)}}, .caller = claimed}).status());
+        ZH_RETURN_IF_ERROR(c.UpdateItem({.path = at("-counter"), .update = "SET v = 1", .caller = claimed}).status());
+        return c.CreateStream({.path = at("-stream"), .shard_count = 1, .caller = claimed}).status();
+    };
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        if (setgroups(0, nullptr) != 0 || setgid(4321) != 0 || setuid(4321) != 0) {
+            _exit(2);
+        }
+        auto c = daemon_->Connect("rw-key");
+        _exit(c.ok() && create_all(**c, "user").ok() ? 0 : 3);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+
+    auto root = daemon_->Connect("rw-key");
+    ASSERT_OK(root);
+    ASSERT_OK_STATUS(create_all(**root, "root"));
+    for (const char* name : {"-object", "-dir", "-link", "-item", "-counter", "-stream"}) {
+        auto mine = (*root)->Stat(P(std::string("/demo/root") + name));
+        ASSERT_OK(mine);
+        EXPECT_EQ(mine->uid, 1234u) << name;
+        EXPECT_EQ(mine->gid, 5678u) << name;
+        auto theirs = (*root)->Stat(P(std::string("/demo/user") + name));
+        ASSERT_OK(theirs);
+        EXPECT_EQ(theirs->uid, 4321u) << name << ": a claim from a non-root peer is not believed";
+        EXPECT_EQ(theirs->gid, 4321u) << name;
+    }
+}
+
 TEST_F(SessionTest, KeysAreScopedToTheirContainersAndRights) {
     auto ro = daemon_->Connect("ro-key");
     ASSERT_OK(ro);
@@ -507,7 +557,7 @@ TEST_F(SessionTest, ProtocolVersionMismatchNamesBothVersions) {
     RawSession rs = OpenRaw(daemon_->socket(), hello);
     EXPECT_EQ(rs.refused.code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_NE(std::string(rs.refused.message()).find("version 99"), std::string::npos) << rs.refused;
-    EXPECT_NE(std::string(rs.refused.message()).find("speaks 1"), std::string::npos) << rs.refused;
+    EXPECT_NE(std::string(rs.refused.message()).find(absl::StrCat("speaks ", protocol::kProtocolVersion)), std::string::npos) << rs.refused;
 }
 
 TEST_F(SessionTest, AHostileClientCannotHurtAWellBehavedOne) {

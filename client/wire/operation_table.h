@@ -14,8 +14,11 @@
 //   Result   what the result body is (NoResult: the status alone)
 //   Access   the right the session's key needs on the container of the request's path:
 //            kRead, kWrite; kNone: no path (the daemon decides what the key may see)
-//   Repeat   kRepeatable: doing it twice is doing it once (reads), so libzerohop sends it
-//            again on the new session after a restart; kOnce: never sent twice
+//   Repeat   kRepeatable: doing it twice is doing it once (reads; set_metadata, which sets
+//            given values: a repeat after another caller's change is a later change, last
+//            wins as for any two), so libzerohop sends it again on the new session after a
+//            restart; kOnce: never sent twice (truncate and writes too: a repeat would cut or
+//            overwrite what another caller wrote in between)
 //   Shape    Plain   a request body, then a result: generated everywhere
 //            NoBody  no request body
 //            Sink    a get: the bytes go to a DataSink (the session's shared region)
@@ -70,7 +73,7 @@ struct ObjectFileAnswer {
     X(Symlink, 7, "symlink", SymlinkRequest, ObjectInfo, kWrite, kOnce, Plain)                       \
     X(Readlink, 8, "readlink", Path, std::string, kRead, kRepeatable, Plain)                         \
     X(Delete, 9, "delete", DeleteRequest, NoResult, kWrite, kOnce, Plain)                            \
-    X(SetMetadata, 10, "set_metadata", SetMetadataRequest, ObjectInfo, kWrite, kOnce, Plain)         \
+    X(SetMetadata, 10, "set_metadata", SetMetadataRequest, ObjectInfo, kWrite, kRepeatable, Plain)   \
     X(GetObject, 20, "get_object", GetObjectRequest, GetObjectResult, kRead, kRepeatable, Sink)      \
     X(PutObject, 21, "put_object", PutObjectRequest, ObjectInfo, kWrite, kOnce, Source)              \
     X(WriteObject, 22, "write_object", WriteObjectRequest, ObjectInfo, kWrite, kOnce, Plain)         \

@@ -12,8 +12,9 @@
 // message is laid out is described once, field by field, in wire/internal/layout.h; both
 // Encode and Decode come from that description. Decoding checks everything: lengths, enum
 // values, paths (through Path::Parse), value encodings; anything else is InvalidArgument,
-// never a crash. The caller of a request (uid/gid) is never on the wire: the daemon takes
-// it from the socket's credentials.
+// never a crash. The caller of a creating request (uid/gid, the new entry's owner) is on the
+// wire, and zerohopd believes it only from a root peer (zerohop-fuse, creating for the users
+// of its mount); anyone else's is replaced with the socket's credentials (SO_PEERCRED).
 //
 //   std::string body = protocol::Encode(GetItemRequest{.path = p, .attributes = {"age"}});
 //   auto req = protocol::Decode<GetItemRequest>(body);   // the daemon side
@@ -30,7 +31,7 @@
 namespace zerohop::protocol {
 
 inline constexpr uint32_t kHelloMagic = 0x5a48484c;  // "LHHZ"
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
 inline constexpr size_t kDescriptorSize = 64;
 inline constexpr size_t kMaxAccessKeyBytes = 256;
 

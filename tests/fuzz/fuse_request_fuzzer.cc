@@ -121,6 +121,13 @@ std::optional<std::string> Send(uint32_t opcode, uint64_t nodeid, const std::str
             fprintf(stderr, "fuse_request_fuzzer: request %llu (opcode %u) was not answered in %d s\n",
                     static_cast<unsigned long long>(h.unique), opcode, AnswerSeconds(opcode));
             CheckLifelongFds();
+            if (getenv("ZH_FUZZ_HANG_PAUSE") != nullptr) {
+                // For a debugger to attach and see every thread where the hang left it.
+                fprintf(stderr, "fuse_request_fuzzer: pid %d paused for a debugger\n", static_cast<int>(getpid()));
+                for (;;) {
+                    ::pause();
+                }
+            }
             abort();
         }
         ssize_t n = ::recv(g_kernel, buf.data(), buf.size(), 0);
