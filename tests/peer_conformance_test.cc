@@ -144,6 +144,19 @@ TEST(PeerServer, APeerKeyReachesOnlyItsContainersWithItsRights) {
     EXPECT_EQ(file.status().code(), absl::StatusCode::kUnimplemented);
 }
 
+// A request no caller's daemon sends (found by peer_request_fuzzer: a batch of no items,
+// which routed to no backend) is an error answer; the connection and the node go on.
+TEST(PeerServer, ARequestThatNamesNoPathIsRefusedAndTheConnectionGoesOn) {
+    auto rig = MakeRig({{"writer", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}}}}});
+    ASSERT_NE(rig, nullptr);
+    auto writer = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}}, "writer", kSecret));
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    auto none = Await<ItemStatuses>([&](auto done) { (*writer)->PutItems({}, std::move(done)); });
+    EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument) << none.status();
+    SyncBackend w(writer->get());
+    EXPECT_TRUE(w.Put("/c1/after", "still served").ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Peer, BackendConformance,
                          ::testing::Values(BackendFactory{"peer_tcp", [] { return MakePeer(); }}),
                          [](const ::testing::TestParamInfo<BackendFactory>& info) { return info.param.name; });

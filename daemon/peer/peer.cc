@@ -98,6 +98,10 @@ struct Served {
 
     // The backend of the containers `paths` name, if the key may reach them with `access`.
     absl::StatusOr<Backend*> Allow(const std::string& key, const std::vector<const Path*>& paths, Access access) const {
+        if (paths.empty()) {
+            // An empty batch (put_items of nothing): a caller's daemon never sends one.
+            return absl::InvalidArgumentError("peer: a request that names no path");
+        }
         auto g = grants->find(key);
         Backend* backend = nullptr;
         for (const Path* p : paths) {
