@@ -31,8 +31,8 @@ int Errno(const absl::Status& s) {
     return e == ENOSYS ? EOPNOTSUPP : e == EAGAIN ? EIO : e;
 }
 
-mode_t TypeBits(ObjectType t) {
-    switch (t) {
+mode_t TypeBits(const ObjectInfo& info) {
+    switch (info.type) {
         case ObjectType::kDirectory:
         case ObjectType::kStream:
             return S_IFDIR;
@@ -41,6 +41,8 @@ mode_t TypeBits(ObjectType t) {
         case ObjectType::kObject:
         case ObjectType::kShard:
             return S_IFREG;
+        case ObjectType::kSpecial:
+            return info.special & S_IFMT;  // FIFO, device or socket
     }
     return S_IFREG;
 }
@@ -48,7 +50,8 @@ mode_t TypeBits(ObjectType t) {
 struct stat ToStat(const ObjectInfo& info, Ino ino) {
     struct stat st = {};
     st.st_ino = ino;
-    st.st_mode = TypeBits(info.type) | (info.mode & 07777);
+    st.st_mode = TypeBits(info) | (info.mode & 07777);
+    st.st_rdev = static_cast<dev_t>(info.rdev);
     st.st_nlink = (st.st_mode & S_IFMT) == S_IFDIR ? 2 : 1;
     st.st_uid = info.uid;
     st.st_gid = info.gid;
@@ -489,6 +492,48 @@ void FuseFs::Impl::SymlinkNow(fuse_req_t req, Ino parent, std::string name, Path
                           NewEntry(req, parent, name.c_str(), path, once, [this, req, parent, name, path, target](Once o) {
                               SymlinkNow(req, parent, name, path, target, o);
                           }));
+}
+
+// mknod(2). FIFOs, devices and unix sockets are entries of their own kind with no bytes:
+// the kernel gives them their meaning on this mount (a FIFO is a pipe between its openers,
+// a socket is reached by connect(2) while its binder's inode lives), and devices do not
+// open on a FUSE mount (nodev). A regular file is an empty object, as a create without
+// the open.
+void FuseFs::Impl::Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+    Impl* fs = Self(req);
+    Assist assist{fs};
+    auto path = fs->ChildPath(req, parent, name);
+    if (!path) {
+        return;
+    }
+    Once once = fs->BeginOnce();
+    if (ReplayEntry(req, once)) {
+        return;
+    }
+    uint32_t perms = mode & 07777 & ~fuse_req_ctx(req)->umask;
+    fs->MknodNow(req, parent, name, *path, mode & S_IFMT, perms, S_ISCHR(mode) || S_ISBLK(mode) ? rdev : 0, once);
+}
+
+void FuseFs::Impl::MknodNow(fuse_req_t req, Ino parent, std::string name, Path path, uint32_t kind, uint32_t perms,
+                            uint64_t rdev, Once once) {
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    Callback<ObjectInfo> made =
+        NewEntry(req, parent, name.c_str(), path, once, [this, req, parent, name, path, kind, perms, rdev](Once o) {
+            MknodNow(req, parent, name, path, kind, perms, rdev, o);
+        });
+    if (kind != S_IFREG && kind != 0) {
+        return client_->MknodAsync(
+            {.path = path, .special = kind, .mode = perms, .rdev = rdev, .caller = {ctx->uid, ctx->gid}},
+            std::move(made));
+    }
+    client_->PutObjectAsync(
+        {.path = path, .condition = std::string(kCreateCondition), .mode = perms, .caller = {ctx->uid, ctx->gid}}, "",
+        [path, made = std::move(made)](absl::StatusOr<ObjectInfo> r) mutable {
+            if (!r.ok() && IsConditionFailed(r.status())) {
+                r = absl::AlreadyExistsError(absl::StrFormat("%s exists", path.str()));  // EEXIST
+            }
+            std::move(made)(std::move(r));
+        });
 }
 
 void FuseFs::Impl::Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) {
@@ -1147,6 +1192,7 @@ struct fuse_lowlevel_ops FuseFs::Impl::Ops() {
     ops.unlink = Unlink;
     ops.rmdir = Rmdir;
     ops.symlink = Symlink;
+    ops.mknod = Mknod;
     ops.link = Link;
     ops.rename = Rename;
     ops.open = Open;

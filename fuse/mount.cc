@@ -53,7 +53,7 @@ absl::Status FuseFs::Impl::Start() {
         return absl::Status(info.status().code(),
                             absl::StrFormat("root %s: %s", options_.root, info.status().message()));
     }
-    if (TypeBits(info->type) != S_IFDIR) {
+    if (TypeBits(*info) != S_IFDIR) {
         return absl::FailedPreconditionError(absl::StrFormat("root %s is not a directory", options_.root));
     }
 

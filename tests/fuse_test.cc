@@ -12,7 +12,10 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -23,6 +26,7 @@
 #include <functional>
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -601,6 +605,100 @@ TEST_F(FuseTest, SymlinksMetadataAndOwnership) {
     EXPECT_EQ(info->mode, 0600u);
 }
 
+// FIFOs, device nodes and unix sockets: made with their kind, mode and device number,
+// listed with it, renamed and removed like files, and working as the kernel makes them work
+// (a FIFO is a pipe between its openers, a bound socket takes connections).
+TEST_F(FuseTest, FifosDevicesAndSocketsAreFilesOfTheirKind) {
+    ASSERT_EQ(mkfifo(F("fifo").c_str(), 0640), 0) << strerror(errno);
+    ASSERT_EQ(mknod(F("null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0) << strerror(errno);
+    ASSERT_EQ(mknod(F("loop").c_str(), S_IFBLK | 0660, makedev(7, 9)), 0) << strerror(errno);
+    ASSERT_EQ(mknod(F("plain").c_str(), S_IFREG | 0600, 0), 0) << strerror(errno);
+    EXPECT_EQ(mkfifo(F("fifo").c_str(), 0640), -1);
+    EXPECT_EQ(errno, EEXIST);
+    struct stat st;
+    ASSERT_EQ(stat(F("fifo").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0640u);
+    ASSERT_EQ(stat(F("null").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    EXPECT_EQ(st.st_rdev, makedev(1, 3));
+    ASSERT_EQ(stat(F("loop").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISBLK(st.st_mode));
+    EXPECT_EQ(st.st_rdev, makedev(7, 9));
+    ASSERT_EQ(stat(F("plain").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_size, 0);
+
+    // A FIFO on the mount is a pipe.
+    pid_t writer = fork();
+    ASSERT_GE(writer, 0);
+    if (writer == 0) {
+        int fd = open(F("fifo").c_str(), O_WRONLY);
+        _exit(fd >= 0 && write(fd, "through the fifo", 16) == 16 ? 0 : 1);
+    }
+    int fd = open(F("fifo").c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    char buf[32] = {};
+    EXPECT_EQ(read(fd, buf, sizeof buf), 16);
+    EXPECT_STREQ(buf, "through the fifo");
+    close(fd);
+    int status = 0;
+    ASSERT_EQ(waitpid(writer, &status, 0), writer);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    // A unix socket bound on the mount takes connections.
+    int server = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    std::string sock = F("sock");
+    ASSERT_LT(sock.size(), sizeof addr.sun_path);
+    std::memcpy(addr.sun_path, sock.c_str(), sock.size());
+    ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << strerror(errno);
+    ASSERT_EQ(listen(server, 1), 0);
+    int client = socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << strerror(errno);
+    int accepted = accept(server, nullptr, nullptr);
+    ASSERT_GE(accepted, 0);
+    ASSERT_EQ(write(client, "hi", 2), 2);
+    EXPECT_EQ(read(accepted, buf, 2), 2);
+    for (int s : {accepted, client, server}) {
+        close(s);
+    }
+    ASSERT_EQ(stat(F("sock").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+
+    // Listed with their kinds; seen through the API as special entries.
+    std::map<std::string, unsigned char> kinds;
+    DIR* dir = opendir(root_.c_str());
+    ASSERT_NE(dir, nullptr);
+    while (struct dirent* e = readdir(dir)) {
+        kinds[e->d_name] = e->d_type;
+    }
+    closedir(dir);
+    EXPECT_EQ(kinds["fifo"], DT_FIFO);
+    EXPECT_EQ(kinds["null"], DT_CHR);
+    EXPECT_EQ(kinds["loop"], DT_BLK);
+    EXPECT_EQ(kinds["sock"], DT_SOCK);
+    EXPECT_EQ(kinds["plain"], DT_REG);
+    auto info = client_->Stat(P("/demo/null"));
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->type, ObjectType::kSpecial);
+    EXPECT_EQ(info->rdev, makedev(1, 3));
+
+    // Renamed, changed and removed like files.
+    ASSERT_EQ(mkdir(F("d").c_str(), 0755), 0);
+    ASSERT_EQ(rename(F("fifo").c_str(), F("d/fifo").c_str()), 0) << strerror(errno);
+    ASSERT_EQ(stat(F("d/fifo").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode));
+    ASSERT_EQ(chmod(F("d/fifo").c_str(), 0600), 0);
+    ASSERT_EQ(stat(F("d/fifo").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode, S_IFIFO | 0600u);
+    for (const char* name : {"d/fifo", "null", "loop", "sock", "plain"}) {
+        EXPECT_EQ(unlink(F(name).c_str()), 0) << name << ": " << strerror(errno);
+    }
+    EXPECT_EQ(rmdir(F("d").c_str()), 0);
+}
+
 TEST_F(FuseTest, XattrsAreTheAttributesBothWays) {
     ASSERT_TRUE(client_
                     ->PutObject({.path = P("/demo/x"),
@@ -816,6 +914,11 @@ TEST_F(FuseTest, ARequestAKilledServerAppliedIsAnsweredByItsSuccessorAndNeverApp
          [&] { EXPECT_TRUE(std::filesystem::is_directory(F("d"))); }},
         {"symlink", [] {}, [&] { return err(symlink("target", F("ln").c_str())); },
          [&] { EXPECT_EQ(std::filesystem::read_symlink(F("ln")), "target"); }},
+        {"mkfifo", [] {}, [&] { return err(mkfifo(F("fifo").c_str(), 0600)); },
+         [&] {
+             struct stat st;
+             EXPECT_TRUE(stat(F("fifo").c_str(), &st) == 0 && S_ISFIFO(st.st_mode));
+         }},
         {"unlink", [&] { put("gone", "x"); }, [&] { return err(unlink(F("gone").c_str())); },
          [&] { EXPECT_FALSE(exists("gone")); }},
         {"rmdir", [&] { ASSERT_TRUE(client_->Mkdir({.path = P("/demo/dir")}).ok()); },

@@ -1,6 +1,8 @@
 // The rules every backend applies alike (backend/rules.h): what each operation accepts, and
 // how a refusal reads. The conformance suite checks that each backend applies them.
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 #include "backend/rules.h"
@@ -50,6 +52,13 @@ TEST(Rules, EachOperationTakesItsOwnKindOfEntry) {
     using T = ObjectType;
     EXPECT_TRUE(CheckDeletable(P("/c/o"), T::kObject).ok());
     EXPECT_TRUE(CheckDeletable(P("/c/l"), T::kSymlink).ok());
+    EXPECT_TRUE(CheckDeletable(P("/c/p"), T::kSpecial).ok());
+    EXPECT_TRUE(CheckMknod({.path = P("/c/p"), .special = S_IFIFO}).ok());
+    EXPECT_TRUE(CheckMknod({.path = P("/c/p"), .special = S_IFBLK, .rdev = 0x803}).ok());
+    EXPECT_TRUE(absl::IsInvalidArgument(CheckMknod({.path = P("/c/p"), .special = S_IFREG})));
+    EXPECT_TRUE(absl::IsInvalidArgument(CheckMknod({.path = P("/c/p"), .special = S_IFSOCK, .rdev = 1})));
+    EXPECT_TRUE(absl::IsInvalidArgument(CheckMknod({.path = P("/c/p"), .special = S_IFIFO, .mode = 010644})));
+    EXPECT_FALSE(CheckReadable(P("/c/p"), Of(T::kSpecial)).ok());
     EXPECT_EQ(StatusToErrno(CheckDeletable(P("/c/d"), T::kDirectory)), EISDIR);
     EXPECT_FALSE(CheckDeletable(P("/c/s"), T::kStream).ok());
     EXPECT_FALSE(CheckDeletable(P("/c/s/0"), T::kShard).ok());

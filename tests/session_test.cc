@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -383,6 +384,7 @@ TEST_F(SessionTest, OnlyARootPeerNamesTheOwnerOfWhatItCreates) {
         ZH_RETURN_IF_ERROR(c.PutObject({.path = at("-object"), .caller = claimed}, "x").status());
         ZH_RETURN_IF_ERROR(c.Mkdir({.path = at("-dir"), .caller = claimed}).status());
         ZH_RETURN_IF_ERROR(c.Symlink({.path = at("-link"), .target = "x", .caller = claimed}).status());
+        ZH_RETURN_IF_ERROR(c.Mknod({.path = at("-fifo"), .special = S_IFIFO, .caller = claimed}).status());
         ZH_RETURN_IF_ERROR(
             c.PutItem({.path = at("-item"), .attributes = {{"v", Value::Int64(1)}}, .caller = claimed}).status());
         ZH_RETURN_IF_ERROR(c.UpdateItem({.path = at("-counter"), .update = "SET v = 1", .caller = claimed}).status());
@@ -404,7 +406,7 @@ TEST_F(SessionTest, OnlyARootPeerNamesTheOwnerOfWhatItCreates) {
     auto root = daemon_->Connect("rw-key");
     ASSERT_OK(root);
     ASSERT_OK_STATUS(create_all(**root, "root"));
-    for (const char* name : {"-object", "-dir", "-link", "-item", "-counter", "-stream"}) {
+    for (const char* name : {"-object", "-dir", "-link", "-fifo", "-item", "-counter", "-stream"}) {
         auto mine = (*root)->Stat(P(std::string("/demo/root") + name));
         ASSERT_OK(mine);
         EXPECT_EQ(mine->uid, 1234u) << name;

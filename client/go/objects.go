@@ -26,6 +26,7 @@ const (
 	TypeStream    Type = C.ZH_TYPE_STREAM
 	TypeSymlink   Type = C.ZH_TYPE_SYMLINK
 	TypeShard     Type = C.ZH_TYPE_SHARD
+	TypeSpecial   Type = C.ZH_TYPE_SPECIAL
 )
 
 // Info is the metadata of an object, an item, a directory or a stream.

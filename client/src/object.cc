@@ -11,6 +11,7 @@ std::string_view ObjectTypeName(ObjectType t) {
         case ObjectType::kStream: return "stream";
         case ObjectType::kSymlink: return "symlink";
         case ObjectType::kShard: return "shard";
+        case ObjectType::kSpecial: return "special";
     }
     return "unknown";
 }

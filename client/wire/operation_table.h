@@ -74,6 +74,7 @@ struct ObjectFileAnswer {
     X(Readlink, 8, "readlink", Path, std::string, kRead, kRepeatable, Plain)                         \
     X(Delete, 9, "delete", DeleteRequest, NoResult, kWrite, kOnce, Plain)                            \
     X(SetMetadata, 10, "set_metadata", SetMetadataRequest, ObjectInfo, kWrite, kRepeatable, Plain)   \
+    X(Mknod, 11, "mknod", MknodRequest, ObjectInfo, kWrite, kOnce, Plain)                            \
     X(GetObject, 20, "get_object", GetObjectRequest, GetObjectResult, kRead, kRepeatable, Sink)      \
     X(PutObject, 21, "put_object", PutObjectRequest, ObjectInfo, kWrite, kOnce, Source)              \
     X(WriteObject, 22, "write_object", WriteObjectRequest, ObjectInfo, kWrite, kOnce, Plain)         \

@@ -1,5 +1,7 @@
 #include "backend/rules.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
@@ -60,6 +62,24 @@ absl::Status CheckSymlinkTarget(const SymlinkRequest& req) {
     return absl::OkStatus();
 }
 
+absl::Status CheckMknod(const MknodRequest& req) {
+    bool device = req.special == S_IFCHR || req.special == S_IFBLK;
+    if (!device && req.special != S_IFIFO && req.special != S_IFSOCK) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: mknod makes a FIFO, a character or block device or a unix socket (kind %#o)", req.path.str(),
+            req.special));
+    }
+    if ((req.mode & ~07777u) != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: mode %#o has bits beyond the permissions", req.path.str(), req.mode));
+    }
+    if (!device && req.rdev != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: only a device has a device number", req.path.str()));
+    }
+    return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> SymlinkTargetOf(const Path& path, const ObjectInfo& info) {
     if (info.type != ObjectType::kSymlink) {
         return absl::InvalidArgumentError(absl::StrFormat("%s is not a symlink", path.str()));
@@ -89,6 +109,7 @@ absl::Status CheckDeletable(const Path& path, ObjectType type) {
                 absl::StrFormat("%s is a stream shard; delete the whole stream", path.str()));
         case ObjectType::kObject:
         case ObjectType::kSymlink:
+        case ObjectType::kSpecial:
             break;
     }
     return absl::OkStatus();

@@ -51,6 +51,10 @@ absl::Status CheckBelowContainer(const Path& path);
 
 // symlink: 1..kMaxSymlinkTargetBytes, no NUL.
 absl::Status CheckSymlinkTarget(const SymlinkRequest& req);
+// A mknod's kind is a FIFO, a character or block device or a unix socket (regular files
+// are objects, made by put_object), its mode permission bits only, and only devices carry
+// a device number.
+absl::Status CheckMknod(const MknodRequest& req);
 // readlink: the target of a symlink, and nothing else.
 absl::StatusOr<std::string> SymlinkTargetOf(const Path& path, const ObjectInfo& info);
 // rmdir takes directories (not streams).

@@ -151,6 +151,10 @@ void EmbeddedBackend::Symlink(SymlinkRequest req, Done<ObjectInfo> done) {
     Maybe(options_.sync_writes,
           [this, req = std::move(req), done = std::move(done)]() mutable { std::move(done)(WithStore([&](Store& s) { return s.Symlink(req); })); });
 }
+void EmbeddedBackend::Mknod(MknodRequest req, Done<ObjectInfo> done) {
+    Maybe(options_.sync_writes,
+          [this, req = std::move(req), done = std::move(done)]() mutable { std::move(done)(WithStore([&](Store& s) { return s.Mknod(req); })); });
+}
 // A delete commits here; the unlink of a large object's file goes to the I/O threads.
 void EmbeddedBackend::Delete(DeleteRequest req, DoneStatus done) {
     Maybe(options_.sync_writes,

@@ -230,6 +230,20 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Symlink(const SymlinkRequest&
     });
 }
 
+absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Mknod(const MknodRequest& req) {
+    ZH_RETURN_IF_ERROR(CheckMknod(req));
+    return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
+        ZH_ASSIGN_OR_RETURN(auto id, PrepareCreate(req.path, loc, 1));
+        Entry e = embedded::NewEntry(ObjectType::kSpecial, id, req.mode, req.caller.uid, req.caller.gid, Now());
+        e.info.special = req.special;
+        e.info.rdev = req.rdev;
+        rocksdb::WriteBatch batch;
+        batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
+        ZH_RETURN_IF_ERROR(Commit(&batch));
+        return e.info;
+    });
+}
+
 absl::StatusOr<std::string> EmbeddedBackend::Store::Readlink(const Path& path) {
     ZH_ASSIGN_OR_RETURN(auto info, Stat(path));
     return SymlinkTargetOf(path, info);

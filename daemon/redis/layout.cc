@@ -20,6 +20,7 @@ char TypeCode(ObjectType t) {
         case ObjectType::kStream: return 's';
         case ObjectType::kSymlink: return 'l';
         case ObjectType::kShard: return 'h';
+        case ObjectType::kSpecial: return 'p';
     }
     return 'f';
 }
@@ -30,6 +31,7 @@ std::optional<ObjectType> TypeOf(std::string_view code) {
     if (code == "s") return ObjectType::kStream;
     if (code == "l") return ObjectType::kSymlink;
     if (code == "h") return ObjectType::kShard;
+    if (code == "p") return ObjectType::kSpecial;
     return std::nullopt;
 }
 
@@ -89,6 +91,12 @@ absl::StatusOr<Entry> DecodeEntry(std::string key, const std::vector<Reply>& fla
     } else if (info.type == ObjectType::kStream) {
         std::vector<std::string> x = absl::StrSplit(e.Field("x"), ' ');
         if (x.size() != 2 || !absl::SimpleAtoi(x[0], &e.shard_count) || !absl::SimpleAtoi(x[1], &e.retention_secs)) {
+            return Damaged(e.key);
+        }
+    } else if (info.type == ObjectType::kSpecial) {
+        // "<kind> <device number>"
+        std::vector<std::string> x = absl::StrSplit(e.Field("x"), ' ');
+        if (x.size() != 2 || !absl::SimpleAtoi(x[0], &info.special) || !absl::SimpleAtoi(x[1], &info.rdev)) {
             return Damaged(e.key);
         }
     }

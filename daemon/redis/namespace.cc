@@ -328,6 +328,16 @@ absl::StatusOr<ObjectInfo> Store::Symlink(const SymlinkRequest& req) {
                   });
 }
 
+absl::StatusOr<ObjectInfo> Store::Mknod(const MknodRequest& req) {
+    ZH_RETURN_IF_ERROR(CheckMknod(req));
+    return Create(req.path, ObjectType::kSpecial, req.mode, req.caller,
+                  [&](ObjectInfo* info, std::map<std::string, std::string>* extra) {
+                      info->special = req.special;
+                      info->rdev = req.rdev;
+                      (*extra)["x"] = absl::StrCat(req.special, " ", req.rdev);
+                  });
+}
+
 absl::StatusOr<std::string> Store::Readlink(const Path& path) {
     ZH_ASSIGN_OR_RETURN(auto info, Stat(path));
     return SymlinkTargetOf(path, info);

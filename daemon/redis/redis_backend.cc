@@ -103,6 +103,7 @@ void RedisBackend::Mkdir(MkdirRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(
 void RedisBackend::Rmdir(Path req, DoneStatus done) { ZH_REDIS_OP(Rmdir(req)); }
 void RedisBackend::Rename(RenameRequest req, DoneStatus done) { ZH_REDIS_OP(Rename(req)); }
 void RedisBackend::Symlink(SymlinkRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(Symlink(req)); }
+void RedisBackend::Mknod(MknodRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(Mknod(req)); }
 void RedisBackend::Readlink(Path req, Done<std::string> done) { ZH_REDIS_OP(Readlink(req)); }
 void RedisBackend::Delete(DeleteRequest req, DoneStatus done) { ZH_REDIS_OP(Delete(req)); }
 void RedisBackend::SetMetadata(SetMetadataRequest req, Done<ObjectInfo> done) { ZH_REDIS_OP(SetMetadata(req)); }

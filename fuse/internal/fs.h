@@ -43,7 +43,8 @@ namespace zerohop::fuse {
 // handler would tell the kernel never to call that operation again, and EAGAIN (the daemon
 // is gone and did not come back) would have callers retry forever.
 int Errno(const absl::Status& s);
-mode_t TypeBits(ObjectType t);
+// The S_IFMT bits of what `info` names.
+mode_t TypeBits(const ObjectInfo& info);
 struct stat ToStat(const ObjectInfo& info, Ino ino);
 
 // An open directory: the listing taken at the first readdir, so that offsets stay
@@ -292,6 +293,9 @@ private:
 
     static void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
     void SymlinkNow(fuse_req_t req, Ino parent, std::string name, Path path, std::string target, Once once);
+    static void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
+    void MknodNow(fuse_req_t req, Ino parent, std::string name, Path path, uint32_t kind, uint32_t perms, uint64_t rdev,
+                  Once once);
 
     static void Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*);
 

@@ -3,6 +3,9 @@
 
 #include "conformance/backend_conformance.h"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <algorithm>
 #include <atomic>
 #include <set>
@@ -333,6 +336,58 @@ TEST_P(BackendConformance, SymlinksStoreTheirTarget) {
     EXPECT_CODE(b_->Get("/c1/link"), kFailedPrecondition);
     ASSERT_OK(b_->Delete("/c1/link"));
     EXPECT_CODE(b_->Readlink("/c1/link"), kNotFound);
+}
+
+// FIFOs, devices and unix sockets (made through the mount) are entries with their kind, mode,
+// owner and device number and no bytes: listed, stat'ed, renamed and removed like others.
+TEST_P(BackendConformance, SpecialFilesKeepTheirKindAndDeviceNumber) {
+    auto fifo = b_->Mknod({.path = P("/c1/fifo"), .special = S_IFIFO, .mode = 0640, .caller = {7, 8}});
+    ASSERT_OK(fifo);
+    EXPECT_EQ(fifo->type, ObjectType::kSpecial);
+    EXPECT_EQ(fifo->special, static_cast<uint32_t>(S_IFIFO));
+    EXPECT_EQ(fifo->mode, 0640u);
+    EXPECT_EQ(fifo->uid, 7u);
+    EXPECT_EQ(fifo->gid, 8u);
+    ASSERT_OK(b_->Mknod({.path = P("/c1/tty"), .special = S_IFCHR, .mode = 0620, .rdev = makedev(4, 64)}));
+    ASSERT_OK(b_->Mknod({.path = P("/c1/disk"), .special = S_IFBLK, .mode = 0660, .rdev = makedev(259, 3)}));
+    ASSERT_OK(b_->Mknod({.path = P("/c1/sock"), .special = S_IFSOCK, .mode = 0755}));
+    auto tty = b_->Stat("/c1/tty");
+    ASSERT_OK(tty);
+    EXPECT_EQ(tty->type, ObjectType::kSpecial);
+    EXPECT_EQ(tty->special, static_cast<uint32_t>(S_IFCHR));
+    EXPECT_EQ(tty->rdev, makedev(4, 64));
+    EXPECT_EQ(b_->Stat("/c1/disk")->rdev, makedev(259, 3));
+    EXPECT_EQ(b_->Stat("/c1/sock")->special, static_cast<uint32_t>(S_IFSOCK));
+    EXPECT_EQ(b_->Stat("/c1/fifo")->size, 0u);
+    auto list = b_->List({.path = P("/c1")});
+    ASSERT_OK(list);
+    ASSERT_EQ(list->entries.size(), 4u);
+    EXPECT_EQ(list->entries[0].name, "disk");
+    EXPECT_EQ(list->entries[0].info.special, static_cast<uint32_t>(S_IFBLK));
+
+    // Made once; only these four kinds; permission bits only; a number only for devices.
+    EXPECT_CODE(b_->Mknod({.path = P("/c1/fifo"), .special = S_IFIFO}), kAlreadyExists);
+    EXPECT_CODE(b_->Mknod({.path = P("/c1/r"), .special = S_IFREG}), kInvalidArgument);
+    EXPECT_CODE(b_->Mknod({.path = P("/c1/d"), .special = S_IFDIR}), kInvalidArgument);
+    EXPECT_CODE(b_->Mknod({.path = P("/c1/m"), .special = S_IFIFO, .mode = S_IFIFO | 0644}), kInvalidArgument);
+    EXPECT_CODE(b_->Mknod({.path = P("/c1/n"), .special = S_IFIFO, .rdev = 1}), kInvalidArgument);
+    EXPECT_CODE(b_->Mknod({.path = P("/c1/nodir/x"), .special = S_IFIFO}), kNotFound);
+
+    // No bytes to read or write; renamed, replaced by a rename, changed and removed like files.
+    EXPECT_CODE(b_->Get("/c1/fifo"), kFailedPrecondition);
+    ASSERT_OK(b_->Mkdir("/c1/d"));
+    ASSERT_OK(b_->Rename("/c1/fifo", "/c1/d/fifo"));
+    EXPECT_EQ(b_->Stat("/c1/d/fifo")->special, static_cast<uint32_t>(S_IFIFO));
+    ASSERT_OK(b_->Put("/c1/f", "bytes"));
+    ASSERT_OK(b_->Rename("/c1/f", "/c1/sock"));
+    EXPECT_EQ(b_->Stat("/c1/sock")->type, ObjectType::kObject);
+    auto changed = b_->SetMetadata({.path = P("/c1/tty"), .mode = 0600, .uid = 5});
+    ASSERT_OK(changed);
+    EXPECT_EQ(changed->mode, 0600u);
+    EXPECT_EQ(changed->rdev, makedev(4, 64)) << "a change of metadata keeps the device number";
+    ASSERT_OK(b_->Delete("/c1/tty"));
+    ASSERT_OK(b_->Delete("/c1/d/fifo"));
+    EXPECT_CODE(b_->Stat("/c1/tty"), kNotFound);
 }
 
 TEST_P(BackendConformance, DeleteHonoursConditionsAndTypes) {

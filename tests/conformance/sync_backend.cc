@@ -37,6 +37,9 @@ absl::StatusOr<ObjectInfo> SyncBackend::Symlink(std::string_view path, std::stri
     return Await<ObjectInfo>(
         [&](auto done) { b_->Symlink({.path = P(path), .target = std::move(target)}, std::move(done)); });
 }
+absl::StatusOr<ObjectInfo> SyncBackend::Mknod(MknodRequest req) {
+    return Await<ObjectInfo>([&](auto done) { b_->Mknod(std::move(req), std::move(done)); });
+}
 absl::StatusOr<std::string> SyncBackend::Readlink(std::string_view path) {
     return Await<std::string>([&](auto done) { b_->Readlink(P(path), std::move(done)); });
 }

@@ -25,6 +25,7 @@ public:
     absl::Status Rmdir(std::string_view path);
     absl::Status Rename(std::string_view from, std::string_view to, bool no_replace = false);
     absl::StatusOr<ObjectInfo> Symlink(std::string_view path, std::string target);
+    absl::StatusOr<ObjectInfo> Mknod(MknodRequest req);
     absl::StatusOr<std::string> Readlink(std::string_view path);
     absl::Status Delete(std::string_view path, std::string condition = "");
     absl::StatusOr<ObjectInfo> SetMetadata(SetMetadataRequest req);

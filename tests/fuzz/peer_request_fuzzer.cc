@@ -83,6 +83,7 @@ void WriteSeeds(const std::string& dir) {
     seed(Op::kRename, protocol::Encode(RenameRequest{.from = P("/c1/a"), .to = P("/c1/d/b")}));
     seed(Op::kSymlink, protocol::Encode(SymlinkRequest{.path = P("/c1/l"), .target = "a"}));
     seed(Op::kReadlink, protocol::Encode(P("/c1/l")));
+    seed(Op::kMknod, protocol::Encode(MknodRequest{.path = P("/c1/fifo"), .special = 0010000, .mode = 0600}));
     seed(Op::kDelete, protocol::Encode(DeleteRequest{.path = P("/c1/a")}));
     seed(Op::kSetMetadata, protocol::Encode(SetMetadataRequest{.path = P("/c1/a"), .mode = 0600, .uid = 7}));
     seed(Op::kGetObject, protocol::Encode(GetObjectRequest{.path = P("/c1/a"), .offset = 1, .length = 100}));

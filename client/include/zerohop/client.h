@@ -70,6 +70,7 @@ public:
     absl::Status Rmdir(const Path& path);
     absl::Status Rename(const RenameRequest& req);
     absl::StatusOr<ObjectInfo> Symlink(const SymlinkRequest& req);
+    absl::StatusOr<ObjectInfo> Mknod(const MknodRequest& req);
     absl::StatusOr<std::string> Readlink(const Path& path);
     absl::Status Delete(const DeleteRequest& req);
     absl::StatusOr<ObjectInfo> SetMetadata(const SetMetadataRequest& req);
@@ -136,6 +137,7 @@ public:
     void RmdirAsync(const Path& path, StatusCallback done);
     void RenameAsync(const RenameRequest& req, StatusCallback done);
     void SymlinkAsync(const SymlinkRequest& req, Callback<ObjectInfo> done);
+    void MknodAsync(const MknodRequest& req, Callback<ObjectInfo> done);
     void ReadlinkAsync(const Path& path, Callback<std::string> done);
     void DeleteAsync(const DeleteRequest& req, StatusCallback done);
     void SetMetadataAsync(const SetMetadataRequest& req, Callback<ObjectInfo> done);

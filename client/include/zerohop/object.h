@@ -27,6 +27,7 @@ enum class ObjectType : uint8_t {
     kStream = 2,     // a stream: a directory of shards
     kSymlink = 3,
     kShard = 4,      // one shard of a stream (append-only log of records)
+    kSpecial = 5,    // a FIFO, a device node or a unix socket: metadata only (`special`, `rdev`)
 };
 
 std::string_view ObjectTypeName(ObjectType t);
@@ -42,6 +43,8 @@ struct ObjectInfo {
     Timestamp ctime;
     uint64_t last_sequence = 0;  // shards only
     std::string symlink_target;  // symlinks only
+    uint32_t special = 0;        // kSpecial only: its kind, S_IFIFO, S_IFCHR, S_IFBLK or S_IFSOCK
+    uint64_t rdev = 0;           // kSpecial devices only: the device number (makedev)
 };
 
 // An object's bytes as a file on this node (Client::OpenObjectFile), for a reader that

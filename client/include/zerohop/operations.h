@@ -76,6 +76,17 @@ struct SymlinkRequest {
     Caller caller;
 };
 
+// A special file: an entry with a kind and, for devices, a device number, and no bytes
+// (a FIFO, a device node or a unix socket made through the mount; the kernel gives it its
+// meaning there). `special` is S_IFIFO, S_IFCHR, S_IFBLK or S_IFSOCK.
+struct MknodRequest {
+    Path path;
+    uint32_t special = 0;
+    uint32_t mode = 0644;
+    uint64_t rdev = 0;  // devices only
+    Caller caller;
+};
+
 struct DeleteRequest {
     Path path;
     std::string condition;  // empty: unconditional

@@ -84,6 +84,7 @@ typedef enum zh_type {
     ZH_TYPE_STREAM = 2,
     ZH_TYPE_SYMLINK = 3,
     ZH_TYPE_SHARD = 4,
+    ZH_TYPE_SPECIAL = 5, /* a FIFO, a device node or a unix socket (made through the mount) */
 } zh_type;
 
 typedef struct zh_info {

@@ -72,7 +72,7 @@ ToTheEnd<S> Rest(S& bytes) {
 template <typename E>
 inline constexpr uint8_t kEnumMax = 0;
 template <>
-inline constexpr uint8_t kEnumMax<ObjectType> = static_cast<uint8_t>(ObjectType::kShard);
+inline constexpr uint8_t kEnumMax<ObjectType> = static_cast<uint8_t>(ObjectType::kSpecial);
 template <>
 inline constexpr uint8_t kEnumMax<SeekType> = static_cast<uint8_t>(SeekType::kTime);
 
@@ -87,7 +87,7 @@ inline constexpr uint8_t kEnumMax<SeekType> = static_cast<uint8_t>(SeekType::kTi
 // ---- the messages ------------------------------------------------------------------------
 
 ZH_MESSAGE(ObjectInfo, m.type, m.id, m.size, m.mode, m.uid, m.gid, m.mtime, m.ctime, m.last_sequence,
-           m.symlink_target)
+           m.symlink_target, m.special, m.rdev)
 ZH_MESSAGE(StreamLocation, LessThan<kMaxShards>(m.shard), m.sequence)
 ZH_MESSAGE(StreamRecord, m.shard, m.sequence, m.arrival, m.data, m.partition_key, m.client_info)
 ZH_MESSAGE(RecordInput, m.data, m.shard, m.partition_key, m.client_info)
@@ -116,6 +116,7 @@ ZH_MESSAGE(ListResult, m.entries, m.next_marker, m.truncated)
 ZH_MESSAGE(MkdirRequest, m.path, m.mode, m.caller)
 ZH_MESSAGE(RenameRequest, m.from, m.to, m.no_replace)
 ZH_MESSAGE(SymlinkRequest, m.path, m.target, m.caller)
+ZH_MESSAGE(MknodRequest, m.path, m.special, m.mode, m.rdev, m.caller)
 ZH_MESSAGE(DeleteRequest, m.path, m.condition)
 ZH_MESSAGE(SetMetadataRequest, m.path, m.mode, m.uid, m.gid, m.mtime)
 ZH_MESSAGE(GetObjectRequest, m.path, m.offset, m.length)

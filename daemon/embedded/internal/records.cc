@@ -89,6 +89,10 @@ std::string EncodeEntry(const Entry& e) {
             w.PutVarint(e.shard_count);
             w.PutVarint(static_cast<uint64_t>(e.retention_secs));
             break;
+        case ObjectType::kSpecial:
+            w.PutVarint(e.info.special);
+            w.PutVarint(e.info.rdev);
+            break;
         default: break;
     }
     out.append(e.attributes);
@@ -99,7 +103,8 @@ absl::Status DecodeEntryHeader(std::string_view bytes, Entry* e, std::string_vie
     ByteReader r(bytes);
     uint8_t version, type;
     uint64_t id, size, mode, uid, gid, mtime, ctime, data_id;
-    if (!r.GetU8(&version) || version != kEntryVersion || !r.GetU8(&type) || type > 4 || !r.GetVarint(&id) ||
+    if (!r.GetU8(&version) || version != kEntryVersion || !r.GetU8(&type) ||
+        type > static_cast<uint8_t>(ObjectType::kSpecial) || !r.GetVarint(&id) ||
         !r.GetVarint(&size) || !r.GetVarint(&mode) || !r.GetVarint(&uid) || !r.GetVarint(&gid) ||
         !r.GetFixed64(&mtime) || !r.GetFixed64(&ctime) || !r.GetVarint(&data_id)) {
         return Corrupt("entry");
@@ -126,6 +131,12 @@ absl::Status DecodeEntryHeader(std::string_view bytes, Entry* e, std::string_vie
         }
         e->shard_count = static_cast<uint32_t>(shards);
         e->retention_secs = static_cast<int64_t>(retention);
+    } else if (e->info.type == ObjectType::kSpecial) {
+        uint64_t special;
+        if (!r.GetVarint(&special) || !r.GetVarint(&e->info.rdev)) {
+            return Corrupt("special entry");
+        }
+        e->info.special = static_cast<uint32_t>(special);
     }
     *attributes = r.rest();
     return absl::OkStatus();
