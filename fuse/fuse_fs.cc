@@ -386,18 +386,26 @@ void FuseFs::Impl::Readlink(fuse_req_t req, fuse_ino_t ino) {
     });
 }
 
+std::optional<std::pair<Path, FuseFs::Impl::Once>> FuseFs::Impl::BeginEntry(fuse_req_t req, Ino parent,
+                                                                             const char* name) {
+    auto path = ChildPath(req, parent, name);
+    if (!path) {
+        return std::nullopt;
+    }
+    Once once = BeginOnce();
+    if (ReplayEntry(req, once)) {
+        return std::nullopt;
+    }
+    return std::make_pair(std::move(*path), std::move(once));
+}
+
 void FuseFs::Impl::Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     Impl* fs = Self(req);
     Assist assist{fs};
-    auto path = fs->ChildPath(req, parent, name);
-    if (!path) {
-        return;
+    if (auto begun = fs->BeginEntry(req, parent, name)) {
+        auto& [path, once] = *begun;
+        fs->MkdirNow(req, parent, name, path, static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask), once);
     }
-    Once once = fs->BeginOnce();
-    if (ReplayEntry(req, once)) {
-        return;
-    }
-    fs->MkdirNow(req, parent, name, *path, static_cast<uint32_t>(mode & 07777 & ~fuse_req_ctx(req)->umask), once);
 }
 
 void FuseFs::Impl::MkdirNow(fuse_req_t req, Ino parent, std::string name, Path path, uint32_t mode, Once once) {
@@ -475,15 +483,10 @@ void FuseFs::Impl::RmdirNow(fuse_req_t req, Ino parent, std::string name, Path p
 void FuseFs::Impl::Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
     Impl* fs = Self(req);
     Assist assist{fs};
-    auto path = fs->ChildPath(req, parent, name);
-    if (!path) {
-        return;
+    if (auto begun = fs->BeginEntry(req, parent, name)) {
+        auto& [path, once] = *begun;
+        fs->SymlinkNow(req, parent, name, path, link, once);
     }
-    Once once = fs->BeginOnce();
-    if (ReplayEntry(req, once)) {
-        return;
-    }
-    fs->SymlinkNow(req, parent, name, *path, link, once);
 }
 
 void FuseFs::Impl::SymlinkNow(fuse_req_t req, Ino parent, std::string name, Path path, std::string target, Once once) {
@@ -502,16 +505,11 @@ void FuseFs::Impl::SymlinkNow(fuse_req_t req, Ino parent, std::string name, Path
 void FuseFs::Impl::Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
     Impl* fs = Self(req);
     Assist assist{fs};
-    auto path = fs->ChildPath(req, parent, name);
-    if (!path) {
-        return;
+    if (auto begun = fs->BeginEntry(req, parent, name)) {
+        auto& [path, once] = *begun;
+        uint32_t perms = mode & 07777 & ~fuse_req_ctx(req)->umask;
+        fs->MknodNow(req, parent, name, path, mode & S_IFMT, perms, S_ISCHR(mode) || S_ISBLK(mode) ? rdev : 0, once);
     }
-    Once once = fs->BeginOnce();
-    if (ReplayEntry(req, once)) {
-        return;
-    }
-    uint32_t perms = mode & 07777 & ~fuse_req_ctx(req)->umask;
-    fs->MknodNow(req, parent, name, *path, mode & S_IFMT, perms, S_ISCHR(mode) || S_ISBLK(mode) ? rdev : 0, once);
 }
 
 void FuseFs::Impl::MknodNow(fuse_req_t req, Ino parent, std::string name, Path path, uint32_t kind, uint32_t perms,

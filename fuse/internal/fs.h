@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -256,6 +257,10 @@ private:
                                   std::function<void(Once)> again);
     // Answers a request a predecessor applied with the entry it recorded.
     static bool ReplayEntry(fuse_req_t req, const Once& once);
+    // The start of a request that makes an entry (mkdir, symlink, mknod): its path and its
+    // journal slot; nullopt when it is answered already (a bad name, or a predecessor made
+    // the entry and its answer is replayed).
+    std::optional<std::pair<Path, Once>> BeginEntry(fuse_req_t req, Ino parent, const char* name);
 
     // The completion of a call that removed `name` from `parent` (a name gone when unknown
     // is the one this request removed).
