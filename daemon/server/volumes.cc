@@ -160,6 +160,7 @@ bool VolumeSockets::Unpublish(const std::string& id) {
     if (it == scopes_.end()) {
         return false;
     }
+    it->second.scope->unpublished.store(true, std::memory_order_release);
     scopes_.erase(it);  // closes the listening socket
     std::string dir = Directory(id);
     ::unlink((dir + "/zerohop.sock").c_str());

@@ -41,6 +41,9 @@ struct Scope {
     PublishVolumeRequest published;  // as published, the key replaced by its fingerprint
     CredentialConfig credential;     // what its sessions may do: {container: r | rw}
     mutable std::atomic<int> sessions{0};
+    // Set when it is unpublished: a session the handshake handed to a worker just before
+    // is closed as the worker adopts it (the worker's sweep of its sessions ran earlier).
+    mutable std::atomic<bool> unpublished{false};
 
     // The path a scoped session's `path` stands for: /<container>/<rest> maps to
     // <root>/<rest>. NotFound for another container.

@@ -103,6 +103,11 @@ void Worker::Adopt() {
         std::atomic_ref<uint32_t>(s->segment.header()->creator_sleeping).store(0, std::memory_order_seq_cst);
         sessions_.push_back(std::move(s));
         open_.fetch_add(1);
+        // Its volume went while it was on its way here: CloseScope looked before it came.
+        if (Session& adopted = *sessions_.back();
+            adopted.scope != nullptr && adopted.scope->unpublished.load(std::memory_order_acquire)) {
+            Close(adopted, "its volume was unpublished");
+        }
     }
 }
 
