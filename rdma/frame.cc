@@ -21,7 +21,7 @@ T Get(const char* in) {
     return v;
 }
 
-constexpr uint16_t kKnownFlags = kFrameMore | kFrameError;
+constexpr uint16_t kKnownFlags = kFrameMore | kFrameError | kFrameLanding | kFrameLanded | kFrameWritten;
 
 }  // namespace
 
@@ -110,6 +110,15 @@ absl::StatusOr<FrameHeader> DecodeHeader(std::string_view bytes, uint32_t max_bo
     }
     if ((h.flags & kFrameError) != 0 && h.kind != FrameKind::kResponse) {
         return absl::InvalidArgumentError("peer frame: only a response carries an error");
+    }
+    if ((h.flags & kFrameLanding) != 0 && h.kind != FrameKind::kRequest) {
+        return absl::InvalidArgumentError("peer frame: only a request says where its answer lands");
+    }
+    if ((h.flags & (kFrameLanded | kFrameWritten)) != 0 &&
+        (h.kind != FrameKind::kResponse || (h.flags & kFrameError) != 0 ||
+         (h.flags & (kFrameLanded | kFrameWritten)) == (kFrameLanded | kFrameWritten))) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("peer frame: flags 0x%04x (a landed answer is a response, landed or written)", h.flags));
     }
     if (Get<uint16_t>(p + 30) != 0) {
         return absl::InvalidArgumentError("peer frame: reserved bytes are not 0");

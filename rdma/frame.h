@@ -16,9 +16,19 @@
 //                 whose deadline has passed is dropped, not done, on either side
 //       24     4  credits: receive buffers the sender has posted for the other side since its
 //                 last grant (piggybacked on any frame)
-//       28     2  flags: kMore (the body continues in the next frame of the same request id)
-//                 and kError (a response carrying a status, not a result); others must be 0
+//       28     2  flags: kMore (the body continues in the next frame of the same request id),
+//                 kError (a response carrying a status, not a result), kLanding (a request
+//                 whose body begins with where its answer may land), kLanded and kWritten (an
+//                 answer to one: see "Landing" below); others must be 0
 //       30     2  reserved, 0
+//
+// Landing. A caller may say where a large answer should land in its memory: the request's
+// body then begins with 16 bytes, the address (u64), the remote key (u32, 0 on TCP) and the
+// capacity (u32). The answer to it begins with the number n (u64) of its bytes that are the
+// landing's: with kLanded they follow in the frame (TCP: the caller's loop puts them in
+// place), with kWritten the answering side has already written them into the landing by RDMA
+// WRITE (the frame, sent after the write on the same queue pair, arrives after the bytes).
+// The rest of the answer follows.
 //
 // The wire is hostile: Decode() checks every field before anything reads the body, and a
 // frame that breaks a rule is an error for its connection alone (the transport closes it).
@@ -71,7 +81,13 @@ enum class FrameKind : uint8_t {
 enum FrameFlags : uint16_t {
     kFrameMore = 1 << 0,
     kFrameError = 1 << 1,
+    kFrameLanding = 1 << 2,
+    kFrameLanded = 1 << 3,
+    kFrameWritten = 1 << 4,
 };
+
+// The landing descriptor at the start of a kFrameLanding request's body.
+inline constexpr size_t kLandingSize = 16;
 
 struct FrameHeader {
     FrameKind kind = FrameKind::kPing;

@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -25,6 +26,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
 #include "rdma/frame.h"
+#include "rdma/rc_path.h"
 #include "shmring/unique_fd.h"
 
 namespace zerohop::peer {
@@ -33,7 +35,7 @@ namespace {
 
 // What a completion is about: the top byte of its user data; the rest names the connection
 // (or the listener).
-enum Tag : uint64_t { kWake = 1, kAccept = 2, kRecv = 3, kSend = 4, kConnect = 5 };
+enum Tag : uint64_t { kWake = 1, kAccept = 2, kRecv = 3, kSend = 4, kConnect = 5, kRc = 6, kIgnored = 7 };
 constexpr int kTagShift = 56;
 uint64_t UserData(Tag tag, uint64_t id) { return (static_cast<uint64_t>(tag) << kTagShift) | id; }
 
@@ -55,6 +57,23 @@ constexpr int kKeepProbes = 7;
 constexpr absl::Duration kDeadPeer = absl::Seconds(kKeepIdleSeconds + kKeepProbes);
 
 uint64_t NowNs() { return static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())); }
+
+// What the registration caches may keep registered (and so pinned) per device.
+constexpr size_t kRegistrationBudget = size_t{1} << 30;
+
+template <typename T>
+void PutLe(std::string* out, T v) {
+    char b[sizeof v];
+    std::memcpy(b, &v, sizeof v);
+    out->append(b, sizeof v);
+}
+
+template <typename T>
+T GetLe(const char* in) {
+    T v;
+    std::memcpy(&v, in, sizeof v);
+    return v;
+}
 
 // Marks the errors of calls whose connection broke or was down (IsConnectionLoss).
 constexpr char kLossPayload[] = "zerohop.peer/connection-loss";
@@ -99,7 +118,21 @@ struct OutFrame {
 
 struct PendingCall {
     absl::Time deadline;
-    PeerClient::Done done;
+    PeerClient::Done done;              // a call
+    PeerClient::LandedDone landed_done;  // or a call with a landing
+    Landing landing;
+    // On RDMA, what lets the peer write into the landing: the region pinned in a cache, or
+    // a registration of the landing made for this call alone.
+    RegistrationCache* cache = nullptr;
+    verbs::Device* device = nullptr;
+    std::optional<verbs::MemoryRegion> own_mr;
+};
+
+// An answer being written into a caller's landing: its bytes, registered, until the write
+// completes.
+struct PendingWrite {
+    std::string body;
+    verbs::MemoryRegion mr;
 };
 
 struct Connection {
@@ -136,6 +169,14 @@ struct Connection {
     uint64_t next_request = 1;
     sockaddr_storage peer_addr = {};
     socklen_t peer_addr_len = 0;
+
+    // RDMA (null on TCP): the queue pair's data path, watched by a multishot poll.
+    std::unique_ptr<RcPath> rc;
+    bool rdma = false;
+    bool rc_polling = false;
+    uint32_t max_body = kHandshakeMaxBody;  // what a frame received on RDMA may carry
+    absl::flat_hash_map<uint64_t, PendingWrite> writes;
+    uint64_t next_write = 1;
 };
 
 struct PeerLoop::Impl {
@@ -165,6 +206,25 @@ struct PeerLoop::Impl {
     absl::flat_hash_map<uint64_t, Listener> listeners;
     uint64_t next_id = 1;
     std::atomic<size_t> open_count{0};
+    // One registration cache per RDMA device (landing regions), made at its first use.
+    mutable std::mutex caches_mu;
+    absl::flat_hash_map<verbs::Device*, std::unique_ptr<RegistrationCache>> caches;
+
+    RegistrationCache* CacheFor(verbs::Device* device) {
+        std::lock_guard<std::mutex> lock(caches_mu);
+        auto& cache = caches[device];
+        if (cache == nullptr) {
+            cache = std::make_unique<RegistrationCache>(device, kRegistrationBudget);
+        }
+        return cache.get();
+    }
+
+    // The terms an RDMA connection offers: its receive slots are registered and posted for
+    // the whole connection, so its frames are small (larger messages go in pieces, large
+    // answers by RDMA WRITE).
+    ConnectionTerms RcTerms() const {
+        return {.max_body = std::min(options.terms.max_body, kRcMaxBody), .window = options.terms.window};
+    }
 
     ~Impl() {
         if (ring_ready) {
@@ -293,6 +353,9 @@ struct PeerLoop::Impl {
             Accepted(id, res, flags);
             return;
         }
+        if (tag == kIgnored) {
+            return;
+        }
         auto it = conns.find(id);
         if (it == conns.end()) {
             return;
@@ -303,6 +366,7 @@ struct PeerLoop::Impl {
             case kConnect: Connected(*c, res); break;
             case kRecv: Received(*c, res, flags); break;
             case kSend: Sent(*c, res); break;
+            case kRc: Polled(*c, res, flags); break;
             default: break;
         }
         Reap(c);
@@ -313,6 +377,7 @@ struct PeerLoop::Impl {
         if (c->state == Connection::State::kClosed && c->ops == 0) {
             conns.erase(c->id);
             c->fd.reset();
+            c->rc.reset();
         }
     }
 
@@ -322,6 +387,11 @@ struct PeerLoop::Impl {
         c->fd = std::move(fd);
         c->dialer = dialer;
         c->handshake_deadline = absl::Now() + options.handshake_timeout;
+        if (!c->fd.valid()) {  // RDMA: no socket
+            conns[c->id] = c;
+            open_count.fetch_add(1);
+            return c;
+        }
         // Small frames go at once; a peer that stops answering (dead, or the link cut with
         // no reset) is given up after kDeadPeer: unacknowledged data (TCP_USER_TIMEOUT) or
         // keepalive probes on an idle connection. Its calls then fail as outcome unknown and
@@ -337,6 +407,75 @@ struct PeerLoop::Impl {
         conns[c->id] = c;
         open_count.fetch_add(1);
         return c;
+    }
+
+    // A connection over a queue pair: its path made (slabs registered, receives posted) and
+    // its completion channel watched. Receives are posted before anything is sent.
+    absl::StatusOr<std::shared_ptr<Connection>> NewRcConnection(verbs::Device* device,
+                                                                std::unique_ptr<verbs::QueuePair> qp, bool dialer) {
+        uint32_t slots = RcSlots(options.terms.window);
+        auto path = RcPath::Create(device, std::move(qp),
+                                   {.receives = slots, .sends = slots, .max_body = RcTerms().max_body});
+        if (!path.ok()) {
+            return path.status();
+        }
+        auto c = NewConnection(shmring::UniqueFd(), dialer);
+        c->rc = std::move(*path);
+        c->rdma = true;
+        c->state = Connection::State::kHandshake;
+        ArmRc(*c);
+        return c;
+    }
+
+    void ArmRc(Connection& c) {
+        io_uring_sqe* sqe = Sqe();
+        io_uring_prep_poll_multishot(sqe, c.rc->completion_fd(), POLLIN);
+        io_uring_sqe_set_data64(sqe, UserData(kRc, c.id));
+        ++c.ops;
+        c.rc_polling = true;
+    }
+
+    // What a queue pair's completions bring, handed to this loop's frame logic.
+    struct RcEvents : RcPath::Handler {
+        Impl* impl;
+        Connection* c;
+        RcEvents(Impl* i, Connection* conn) : impl(i), c(conn) {}
+        absl::Status OnMessage(std::string_view bytes) override {
+            auto h = DecodeHeader(bytes, c->max_body);
+            if (!h.ok()) {
+                return h.status();
+            }
+            if (h->length != bytes.size() - kFrameHeaderSize) {
+                return absl::InvalidArgumentError(absl::StrFormat(
+                    "peer: an RDMA message of %d bytes carries a frame of %d", bytes.size(), h->length));
+            }
+            return impl->OnFrame(*c, Frame{*h, bytes.substr(kFrameHeaderSize)});
+        }
+        void OnSent() override { impl->Kick(*c); }
+        void OnWritten(uint64_t cookie) override {
+            auto it = c->writes.find(cookie);
+            if (it != c->writes.end()) {
+                c->rc->device()->Deregister(it->second.mr);
+                c->writes.erase(it);
+            }
+        }
+    };
+
+    void Polled(Connection& c, int res, uint32_t flags) {
+        if (!(flags & IORING_CQE_F_MORE)) {
+            c.rc_polling = false;
+        }
+        if (c.state == Connection::State::kClosed || c.rc == nullptr || res < 0) {
+            return;
+        }
+        RcEvents events(this, &c);
+        if (absl::Status s = c.rc->Poll(events); !s.ok()) {
+            return Close(c, s);
+        }
+        AfterFrames(c);
+        if (!c.rc_polling && c.state != Connection::State::kClosed) {
+            ArmRc(c);
+        }
     }
 
     void ArmAccept(uint64_t listener_id) {
@@ -428,6 +567,11 @@ struct PeerLoop::Impl {
         if (!c.reader.status().ok()) {
             return Close(c, c.reader.status());
         }
+        AfterFrames(c);
+    }
+
+    // After a round of frames: credits owed go back on their own once enough are.
+    void AfterFrames(Connection& c) {
         if (c.state == Connection::State::kOpen && c.receive.ShouldReturn()) {
             SendRaw(c, FrameHeader{.kind = FrameKind::kCredit}, "");
         }
@@ -499,6 +643,7 @@ struct PeerLoop::Impl {
     void Open(Connection& c, Agreed agreed) {
         c.agreed = std::move(agreed);
         c.reader.set_max_body(c.agreed.max_body);
+        c.max_body = c.agreed.max_body;
         c.send = SendCredits(c.agreed.send_credits);
         c.receive = ReceiveCredits(c.agreed.receive_window, std::max<uint32_t>(1, c.agreed.receive_window / 2));
         c.state = Connection::State::kOpen;
@@ -547,7 +692,17 @@ struct PeerLoop::Impl {
                     EncodeError(absl::DeadlineExceededError("peer: the request's deadline passed before it was served")));
             return absl::OkStatus();
         }
-        c.on_request(PeerRequest(conns[c.id], owner, h.request_id, h.deadline_ns, std::move(body)));
+        std::optional<RemoteLanding> landing;
+        if (h.flags & kFrameLanding) {
+            if (body.size() < kLandingSize) {
+                return absl::InvalidArgumentError("peer: a request with a landing too short to say where");
+            }
+            landing = RemoteLanding{.addr = GetLe<uint64_t>(body.data()),
+                                    .rkey = GetLe<uint32_t>(body.data() + 8),
+                                    .capacity = GetLe<uint32_t>(body.data() + 12)};
+            body.erase(0, kLandingSize);
+        }
+        c.on_request(PeerRequest(conns[c.id], owner, h.request_id, h.deadline_ns, std::move(body), landing));
         return absl::OkStatus();
     }
 
@@ -557,14 +712,63 @@ struct PeerLoop::Impl {
         if (it == c.calls.end()) {
             return absl::OkStatus();  // its caller gave up (deadline): dropped
         }
-        auto done = std::move(it->second.done);
+        PendingCall call = std::move(it->second);
         c.calls.erase(it);
-        if (h.flags & kFrameError) {
-            std::move(done)(DecodeError(body));
-        } else {
-            std::move(done)(std::move(body));
+        bool landed = h.flags & (kFrameLanded | kFrameWritten);
+        if (!call.landed_done) {
+            if (landed) {
+                return absl::InvalidArgumentError("peer: a landed answer to a call that gave no landing");
+            }
+            if (h.flags & kFrameError) {
+                std::move(call.done)(DecodeError(body));
+            } else {
+                std::move(call.done)(std::move(body));
+            }
+            return absl::OkStatus();
         }
+        ReleaseLanding(call);
+        if (h.flags & kFrameError) {
+            std::move(call.landed_done)(DecodeError(body));
+            return absl::OkStatus();
+        }
+        uint64_t n = 0;
+        if (!landed || body.size() < 8 || (n = GetLe<uint64_t>(body.data() + body.size() - 8)) > call.landing.capacity ||
+            ((h.flags & kFrameWritten) && !c.rdma) || ((h.flags & kFrameLanded) && n > body.size() - 8)) {
+            return absl::InvalidArgumentError(
+                absl::StrFormat("peer: a malformed answer to a call with a landing (flags 0x%04x, %d bytes)", h.flags,
+                                body.size()));
+        }
+        body.resize(body.size() - 8);
+        if (h.flags & kFrameLanded) {
+            if (n > 0) {
+                std::memcpy(call.landing.addr, body.data(), n);
+            }
+            body.erase(0, n);
+        }
+        std::move(call.landed_done)(
+            LandedAnswer{.landed = n, .rest = std::move(body), .written = (h.flags & kFrameWritten) != 0});
         return absl::OkStatus();
+    }
+
+    // A call is over: what let the peer write into its landing goes.
+    static void ReleaseLanding(PendingCall& call) {
+        if (call.cache != nullptr) {
+            call.cache->Release(call.landing.region);
+            call.cache = nullptr;
+        }
+        if (call.own_mr) {
+            call.device->Deregister(*call.own_mr);
+            call.own_mr.reset();
+        }
+    }
+
+    static void Fail(PendingCall& call, absl::Status why) {
+        ReleaseLanding(call);
+        if (call.landed_done) {
+            std::move(call.landed_done)(std::move(why));
+        } else {
+            std::move(call.done)(std::move(why));
+        }
     }
 
     // A frame that needs no credit (handshake, credit, ping), straight to the socket.
@@ -615,6 +819,9 @@ struct PeerLoop::Impl {
     }
 
     void Kick(Connection& c) {
+        if (c.rc != nullptr) {
+            return KickRc(c);
+        }
         if (c.sending || c.out.empty() || c.state == Connection::State::kClosed ||
             c.state == Connection::State::kConnecting) {
             return;
@@ -639,6 +846,18 @@ struct PeerLoop::Impl {
         io_uring_sqe_set_data64(sqe, UserData(kSend, c.id));
         ++c.ops;
         c.sending = true;
+    }
+
+    // RDMA: each frame into a send slot of its own, as many as are free (the rest go as
+    // sends complete).
+    void KickRc(Connection& c) {
+        while (c.state != Connection::State::kClosed && !c.out.empty() && c.rc->CanSend()) {
+            OutFrame& f = c.out.front();
+            if (absl::Status s = c.rc->Send(f.header, f.body); !s.ok()) {
+                return Close(c, s);
+            }
+            c.out.pop_front();
+        }
     }
 
     void Sent(Connection& c, int res) {
@@ -668,7 +887,22 @@ struct PeerLoop::Impl {
         c.why = why;
         c.up.store(false);
         open_count.fetch_sub(1);
-        ::shutdown(c.fd.get(), SHUT_RDWR);  // ends the receive and any send in flight
+        if (c.rc != nullptr) {
+            // The queue pair goes first: nothing the peer writes can land in a caller's
+            // memory once its call is told it failed.
+            c.rc->Disconnect();
+            for (auto& [cookie, w] : c.writes) {
+                c.rc->device()->Deregister(w.mr);
+            }
+            c.writes.clear();
+            if (c.rc_polling) {
+                io_uring_sqe* sqe = Sqe();
+                io_uring_prep_poll_remove(sqe, UserData(kRc, c.id));
+                io_uring_sqe_set_data64(sqe, UserData(kIgnored, c.id));
+            }
+        } else {
+            ::shutdown(c.fd.get(), SHUT_RDWR);  // ends the receive and any send in flight
+        }
         c.waiting.clear();
         c.out.clear();
         if (c.handshaken) {
@@ -679,9 +913,9 @@ struct PeerLoop::Impl {
         auto calls = std::move(c.calls);
         c.calls.clear();
         for (auto& [id, call] : calls) {
-            std::move(call.done)(Lost(absl::StrFormat(
-                "peer: the connection broke with the call in flight (it may or may not have been done): %s",
-                why.message())));
+            Fail(call, Lost(absl::StrFormat(
+                           "peer: the connection broke with the call in flight (it may or may not have been done): %s",
+                           why.message())));
         }
         auto it = conns.find(c.id);
         if (it != conns.end()) {
@@ -696,33 +930,155 @@ struct PeerLoop::Impl {
             timers.erase(timers.begin());
             std::move(fn)();
         }
-        std::vector<std::shared_ptr<Connection>> late;
+        std::vector<std::shared_ptr<Connection>> late, late_landing;
         for (auto& [id, c] : conns) {
             if ((c->state == Connection::State::kHandshake || c->state == Connection::State::kConnecting) &&
                 now > c->handshake_deadline) {
                 late.push_back(c);
             }
             for (auto it = c->calls.begin(); it != c->calls.end();) {
-                if (now >= it->second.deadline) {
-                    auto done = std::move(it->second.done);
-                    c->calls.erase(it++);
-                    std::move(done)(absl::DeadlineExceededError("peer: no answer before the call's deadline"));
-                } else {
+                if (now < it->second.deadline) {
                     ++it;
+                    continue;
                 }
+                if (c->rdma && it->second.landed_done && c->rc->connected()) {
+                    // The peer may still write the answer into a landing its caller is about
+                    // to use for something else: only the queue pair's end stops that.
+                    c->rc->Disconnect();
+                    late_landing.push_back(c);
+                }
+                PendingCall call = std::move(it->second);
+                c->calls.erase(it++);
+                Fail(call, absl::DeadlineExceededError("peer: no answer before the call's deadline"));
             }
         }
         for (auto& c : late) {
             Close(*c, absl::DeadlineExceededError("peer: the handshake took too long"));
         }
+        for (auto& c : late_landing) {
+            Close(*c, absl::DeadlineExceededError(
+                          "peer: a call whose answer lands by RDMA passed its deadline (the connection is closed so "
+                          "that no late answer lands)"));
+        }
+    }
+
+    // Sends a call's request (with its landing, if it gave one) and waits for the answer.
+    void StartCall(Connection& c, std::string body, PendingCall call) {
+        if (c.state != Connection::State::kOpen) {
+            return Fail(call, Lost(absl::StrFormat("peer: the connection is down: %s", c.why.message())));
+        }
+        if (body.size() > kMaxMessage - kLandingSize) {
+            return Fail(call, absl::InvalidArgumentError(absl::StrFormat(
+                                  "peer: a request of %d bytes; a peer message carries at most %d", body.size(),
+                                  kMaxMessage - kLandingSize)));
+        }
+        uint64_t id = c.next_request++;
+        FrameHeader h{.kind = FrameKind::kRequest,
+                      .request_id = id,
+                      .deadline_ns = call.deadline == absl::InfiniteFuture()
+                                         ? 0
+                                         : static_cast<uint64_t>(absl::ToUnixNanos(call.deadline))};
+        if (call.landed_done) {
+            const Landing& l = call.landing;
+            if (l.addr == nullptr || l.capacity > UINT32_MAX ||
+                (l.region != nullptr && (l.addr < l.region || l.capacity > l.region_size ||
+                                         static_cast<size_t>(l.addr - l.region) > l.region_size - l.capacity))) {
+                return Fail(call, absl::InvalidArgumentError(
+                                      "peer: a landing that is empty, larger than 4 GiB or outside its region"));
+            }
+            uint32_t rkey = 0;
+            if (c.rdma) {
+                absl::StatusOr<verbs::MemoryRegion> mr;
+                call.device = c.rc->device();
+                if (l.region != nullptr) {
+                    call.cache = CacheFor(call.device);
+                    mr = call.cache->Acquire(l.region, l.region_size);
+                    if (!mr.ok()) {
+                        call.cache = nullptr;
+                    }
+                } else if ((mr = call.device->Register(l.addr, l.capacity, verbs::kLocalWrite | verbs::kRemoteWrite))
+                               .ok()) {
+                    call.own_mr = *mr;
+                }
+                if (!mr.ok()) {
+                    return Fail(call, mr.status());
+                }
+                rkey = mr->rkey;
+            }
+            std::string with;
+            with.reserve(kLandingSize + body.size());
+            PutLe<uint64_t>(&with, reinterpret_cast<uint64_t>(l.addr));
+            PutLe<uint32_t>(&with, rkey);
+            PutLe<uint32_t>(&with, static_cast<uint32_t>(l.capacity));
+            with.append(body);
+            body = std::move(with);
+            h.flags = kFrameLanding;
+        }
+        if (!Enqueue(c, h, std::move(body))) {
+            return Fail(call, absl::ResourceExhaustedError(
+                                  absl::StrFormat("peer: %d frames already wait to go to this peer", options.max_queued)));
+        }
+        c.calls[id] = std::move(call);
+    }
+
+    // An answer to a call with a landing: its first `land` bytes written into the landing by
+    // RDMA (the frame then carries the rest), or left in the frame for the caller's loop to
+    // put there; the count at the end either way (frame.h, "Landing").
+    void Land(Connection& c, const RemoteLanding& landing, size_t land, FrameHeader* h, std::string* body) {
+        if (land > landing.capacity) {
+            h->flags = kFrameError;
+            *body = EncodeError(absl::ResourceExhaustedError(absl::StrFormat(
+                "peer: %d bytes of an answer for a landing of %d", land, landing.capacity)));
+            return;
+        }
+        h->flags = kFrameLanded;
+        if (c.rdma && land > 0) {
+            // The answer's bytes are registered for the write (one registration per answer:
+            // a backend answering into registered memory would save it) and kept until the
+            // write completes.
+            auto mr = c.rc->device()->Register(body->data(), land, 0);
+            if (mr.ok()) {
+                uint64_t cookie = c.next_write++;
+                if (absl::Status s = c.rc->Write(*mr, 0, land, landing.addr, landing.rkey, cookie); !s.ok()) {
+                    c.rc->device()->Deregister(*mr);
+                    return Close(c, s);
+                }
+                std::string rest = body->substr(land);
+                c.writes[cookie] = PendingWrite{std::move(*body), *mr};
+                *body = std::move(rest);
+                h->flags = kFrameWritten;
+            }
+        }
+        PutLe<uint64_t>(body, land);
+    }
+
+    // What a dialer's connection does when its handshake ends: hands the client (or why not)
+    // to whoever dialed, naming `where`.
+    static std::function<void(absl::Status)> WhenHandshaken(PeerLoop* loop, std::shared_ptr<Connection> c,
+                                                            std::string where, std::shared_ptr<PeerLoop::Dialed> waiting) {
+        return [loop, waiting, c, where](absl::Status s) {
+            if (!s.ok()) {
+                absl::Status named(s.code(), absl::StrFormat("%s: %s", where, s.message()));
+                if (s.code() == absl::StatusCode::kUnavailable || s.code() == absl::StatusCode::kDeadlineExceeded) {
+                    named = Lost(std::string(named.message()));
+                }
+                return std::move(*waiting)(named);
+            }
+            std::move(*waiting)(std::make_unique<PeerClient>(c, loop));
+        };
     }
 
     PeerLoop* owner = nullptr;
 };
 
 PeerRequest::PeerRequest(std::shared_ptr<Connection> c, PeerLoop* loop, uint64_t id, uint64_t deadline_ns,
-                         std::string body)
-    : conn_(std::move(c)), loop_(loop), id_(id), deadline_ns_(deadline_ns), body_(std::move(body)) {}
+                         std::string body, std::optional<RemoteLanding> landing)
+    : conn_(std::move(c)),
+      loop_(loop),
+      id_(id),
+      deadline_ns_(deadline_ns),
+      body_(std::move(body)),
+      landing_(landing) {}
 
 const std::string& PeerRequest::key_id() const { return conn_->agreed.key_id; }
 
@@ -730,9 +1086,9 @@ absl::Time PeerRequest::deadline() const {
     return deadline_ns_ == 0 ? absl::InfiniteFuture() : absl::FromUnixNanos(static_cast<int64_t>(deadline_ns_));
 }
 
-void PeerRequest::Respond(const absl::Status& status, std::string body) {
+void PeerRequest::Respond(const absl::Status& status, std::string body, size_t land) {
     PeerLoop::Impl* impl = loop_->impl_.get();
-    auto respond = [impl, c = conn_, id = id_, status, body = std::move(body)]() mutable {
+    auto respond = [impl, c = conn_, id = id_, status, body = std::move(body), land, landing = landing_]() mutable {
         if (c->state != Connection::State::kOpen) {
             return;  // the connection broke: the caller was told the outcome is unknown
         }
@@ -741,6 +1097,12 @@ void PeerRequest::Respond(const absl::Status& status, std::string body) {
         if (!status.ok()) {
             h.flags = kFrameError;
             body = EncodeError(status);
+        }
+        if (h.flags == 0 && landing) {
+            impl->Land(*c, *landing, std::min(land, body.size()), &h, &body);
+            if (c->state != Connection::State::kOpen) {
+                return;  // the write could not be posted: the connection is closed
+            }
         }
         if (body.size() > kMaxMessage) {
             h.flags = kFrameError;
@@ -765,27 +1127,20 @@ PeerClient::~PeerClient() {
 
 bool PeerClient::open() const { return conn_->up.load(); }
 
+std::string_view PeerClient::transport() const { return conn_->rdma ? "rdma" : "tcp"; }
+
 void PeerClient::Call(std::string body, absl::Time deadline, Done done) {
     PeerLoop::Impl* impl = loop_->impl_.get();
     impl->Post([impl, c = conn_, body = std::move(body), deadline, done = std::move(done)]() mutable {
-        if (c->state != Connection::State::kOpen) {
-            return std::move(done)(Lost(absl::StrFormat("peer: the connection is down: %s", c->why.message())));
-        }
-        if (body.size() > kMaxMessage) {
-            return std::move(done)(absl::InvalidArgumentError(
-                absl::StrFormat("peer: a request of %d bytes; a peer message carries at most %d", body.size(), kMaxMessage)));
-        }
-        uint64_t id = c->next_request++;
-        FrameHeader h{.kind = FrameKind::kRequest,
-                      .request_id = id,
-                      .deadline_ns = deadline == absl::InfiniteFuture()
-                                         ? 0
-                                         : static_cast<uint64_t>(absl::ToUnixNanos(deadline))};
-        if (!impl->Enqueue(*c, h, std::move(body))) {
-            return std::move(done)(absl::ResourceExhaustedError(
-                absl::StrFormat("peer: %d frames already wait to go to this peer", impl->options.max_queued)));
-        }
-        c->calls[id] = PendingCall{deadline, std::move(done)};
+        impl->StartCall(*c, std::move(body), PendingCall{.deadline = deadline, .done = std::move(done)});
+    });
+}
+
+void PeerClient::CallInto(std::string body, absl::Time deadline, Landing landing, LandedDone done) {
+    PeerLoop::Impl* impl = loop_->impl_.get();
+    impl->Post([impl, c = conn_, body = std::move(body), deadline, landing, done = std::move(done)]() mutable {
+        impl->StartCall(*c, std::move(body),
+                        PendingCall{.deadline = deadline, .landed_done = std::move(done), .landing = landing});
     });
 }
 
@@ -867,6 +1222,59 @@ absl::StatusOr<std::unique_ptr<PeerClient>> PeerLoop::Dial(const std::string& ho
     return got.get();
 }
 
+absl::StatusOr<std::unique_ptr<PeerClient>> PeerLoop::DialRc(verbs::Device* device,
+                                                             std::unique_ptr<verbs::QueuePair> qp, PeerKey key) {
+    std::promise<absl::StatusOr<std::unique_ptr<PeerClient>>> dialed;
+    auto got = dialed.get_future();
+    DialRcAsync(device, std::move(qp), std::move(key), [&dialed](absl::StatusOr<std::unique_ptr<PeerClient>> c) {
+        dialed.set_value(std::move(c));
+    });
+    return got.get();
+}
+
+void PeerLoop::DialRcAsync(verbs::Device* device, std::unique_ptr<verbs::QueuePair> qp, PeerKey key, Dialed done) {
+    if (absl::Status s = CheckPeerKey(key); !s.ok()) {
+        return impl_->Post([s, done = std::move(done)]() mutable { std::move(done)(s); });
+    }
+    impl_->Post([this, i = impl_.get(), device, qp = std::move(qp), key = std::move(key),
+                 done = std::move(done)]() mutable {
+        auto c = i->NewRcConnection(device, std::move(qp), true);
+        if (!c.ok()) {
+            return std::move(done)(c.status());
+        }
+        (*c)->dialer_hs.emplace(std::move(key), i->RcTerms());
+        (*c)->handshaken = i->WhenHandshaken(this, *c, absl::StrFormat("peer over %s", device->name()),
+                                             std::make_shared<Dialed>(std::move(done)));
+        i->SendRaw(**c, FrameHeader{.kind = FrameKind::kHello}, (*c)->dialer_hs->Hello());
+    });
+}
+
+void PeerLoop::ServeRc(verbs::Device* device, std::unique_ptr<verbs::QueuePair> qp,
+                       ListenerHandshake::SecretOf secret_of, std::function<void(PeerRequest)> on_request) {
+    impl_->Post([i = impl_.get(), device, qp = std::move(qp), secret_of = std::move(secret_of),
+                 on_request = std::move(on_request)]() mutable {
+        auto c = i->NewRcConnection(device, std::move(qp), false);
+        if (!c.ok()) {
+            return;  // (the dialer's handshake fails: its hello finds no receive)
+        }
+        (*c)->listener_hs.emplace(std::move(secret_of), i->RcTerms());
+        (*c)->on_request = std::move(on_request);
+    });
+}
+
+void PeerLoop::ForgetRegion(char* region) {
+    std::lock_guard<std::mutex> lock(impl_->caches_mu);
+    for (auto& [device, cache] : impl_->caches) {
+        cache->Forget(region);
+    }
+}
+
+RegistrationCache::Counts PeerLoop::registrations(verbs::Device* device) const {
+    std::lock_guard<std::mutex> lock(impl_->caches_mu);
+    auto it = impl_->caches.find(device);
+    return it == impl_->caches.end() ? RegistrationCache::Counts{} : it->second->counts();
+}
+
 void PeerLoop::RunAfter(absl::Duration delay, absl::AnyInvocable<void() &&> fn) {
     impl_->Post([i = impl_.get(), at = absl::Now() + delay, fn = std::move(fn)]() mutable {
         i->timers.emplace(at, std::move(fn));
@@ -902,16 +1310,7 @@ void PeerLoop::DialAsync(const std::string& host, uint16_t port, PeerKey key, Di
         c->dialer_hs.emplace(std::move(key), i->options.terms);
         c->peer_addr = addr;
         c->peer_addr_len = addr_len;
-        c->handshaken = [this, waiting, c, where](absl::Status s) {
-            if (!s.ok()) {
-                absl::Status named(s.code(), absl::StrFormat("%s: %s", where, s.message()));
-                if (s.code() == absl::StatusCode::kUnavailable || s.code() == absl::StatusCode::kDeadlineExceeded) {
-                    named = Lost(std::string(named.message()));
-                }
-                return std::move(*waiting)(named);
-            }
-            std::move(*waiting)(std::make_unique<PeerClient>(c, this));
-        };
+        c->handshaken = i->WhenHandshaken(this, c, std::move(where), std::move(waiting));
         io_uring_sqe* sqe = i->Sqe();
         io_uring_prep_connect(sqe, c->fd.get(), reinterpret_cast<sockaddr*>(&c->peer_addr), c->peer_addr_len);
         io_uring_sqe_set_data64(sqe, UserData(kConnect, c->id));

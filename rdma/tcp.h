@@ -1,6 +1,6 @@
 #pragma once
-// The peer transport over TCP: one thread and one io_uring carry every connection of a
-// daemon to and from its peers.
+// The peer transport, over TCP and over RDMA: one thread and one io_uring carry every
+// connection of a daemon to and from its peers.
 //
 // Model. A PeerLoop owns listeners and connections. Accepting is one multishot accept per
 // listener; receiving is one multishot receive per connection into buffers the loop
@@ -36,13 +36,22 @@
 // id, each under a credit; the receiver gathers them (at most kMaxGathering bytes per
 // connection at a time, or the connection is closed).
 //
-// Not built yet: RDMA (the same frames over queue pairs). A broken connection is not made
-// again here: its calls fail with Unavailable and the caller dials again (the peer backend
-// does).
+// RDMA. The same frames, handshake, credits and deadlines travel over a reliable-connected
+// queue pair (rc_path.h: SENDs into receives posted in advance, one receive per credit);
+// the loop watches the queue pair's completion channel on its io_uring like a socket. A
+// call may give a landing (CallInto): where a large answer goes in the caller's memory. On
+// RDMA the answering side writes it there (RDMA WRITE, no copy on either side; the landing's
+// region is registered once through the loop's registration cache, registration_cache.h);
+// on TCP the loop copies it there from the frames. The queue pair is made by the caller
+// (rdmacm on a real device, a SimFabric in tests) and handed to DialRc or ServeRc.
+//
+// A broken connection is not made again here: its calls fail with Unavailable and the
+// caller dials again (the peer backend does).
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
@@ -50,6 +59,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "rdma/handshake.h"
+#include "rdma/registration_cache.h"
+#include "rdma/verbs.h"
 
 namespace zerohop::peer {
 
@@ -68,6 +79,31 @@ struct PeerOptions {
 class PeerLoop;
 struct Connection;
 
+// Where a large answer may land in the caller's memory (frame.h, "Landing").
+struct Landing {
+    char* addr = nullptr;
+    size_t capacity = 0;
+    // The mapping `addr` lies in: on RDMA it is registered at its first use and stays so
+    // until PeerLoop::ForgetRegion(region). Null: `addr` is registered for this call alone.
+    char* region = nullptr;
+    size_t region_size = 0;
+};
+
+// An answer to a call with a landing: its first `landed` bytes are in the landing, `rest`
+// is what followed them.
+struct LandedAnswer {
+    size_t landed = 0;
+    std::string rest;
+    bool written = false;  // the peer wrote them there (RDMA); else they were copied from frames
+};
+
+// Where the caller of a request said its answer may land (on its side of the connection).
+struct RemoteLanding {
+    uint64_t addr = 0;
+    uint32_t rkey = 0;
+    uint32_t capacity = 0;
+};
+
 // Whether a call failed because its connection broke, or was never up: the peer may or may
 // not have done it (for a call that is safe to repeat: send it again on a new connection).
 bool IsConnectionLoss(const absl::Status& s);
@@ -75,13 +111,18 @@ bool IsConnectionLoss(const absl::Status& s);
 // A request as the serving side gets it; answer it once, from any thread.
 class PeerRequest {
 public:
-    PeerRequest(std::shared_ptr<Connection> c, PeerLoop* loop, uint64_t id, uint64_t deadline_ns, std::string body);
+    PeerRequest(std::shared_ptr<Connection> c, PeerLoop* loop, uint64_t id, uint64_t deadline_ns, std::string body,
+                std::optional<RemoteLanding> landing);
     const std::string& body() const { return body_; }
+    // How many bytes of an answer may go to the caller's landing (0: it gave none).
+    size_t landing_capacity() const { return landing_ ? landing_->capacity : 0; }
     const std::string& key_id() const;  // the key the peer proved it holds
 
     absl::Time deadline() const;
-    // A status that is not OK is sent as an error response (its code and message).
-    void Respond(const absl::Status& status, std::string body);
+    // A status that is not OK is sent as an error response (its code and message). The
+    // first `land` bytes of `body` are for the caller's landing (at most landing_capacity();
+    // 0 when it gave none): written into it by RDMA, or sent for its loop to put there.
+    void Respond(const absl::Status& status, std::string body, size_t land = 0);
 
 private:
     std::shared_ptr<Connection> conn_;
@@ -89,6 +130,7 @@ private:
     uint64_t id_;
     uint64_t deadline_ns_;
     std::string body_;
+    std::optional<RemoteLanding> landing_;
 };
 
 // A dialed connection: calls to one peer.
@@ -101,8 +143,13 @@ public:
     // much queued).
     using Done = absl::AnyInvocable<void(absl::StatusOr<std::string>) &&>;
     void Call(std::string body, absl::Time deadline, Done done);
+    // The same, with a landing for the answer (which must stay valid until `done` runs).
+    using LandedDone = absl::AnyInvocable<void(absl::StatusOr<LandedAnswer>) &&>;
+    void CallInto(std::string body, absl::Time deadline, Landing landing, LandedDone done);
     // Whether the connection is still up.
     bool open() const;
+    // "tcp" or "rdma".
+    std::string_view transport() const;
 
 private:
     std::shared_ptr<Connection> conn_;
@@ -124,6 +171,21 @@ public:
     // The same without waiting: `done` runs on the loop's thread.
     using Dialed = absl::AnyInvocable<void(absl::StatusOr<std::unique_ptr<PeerClient>>) &&>;
     void DialAsync(const std::string& host, uint16_t port, PeerKey key, Dialed done);
+    // RDMA: a connection over `qp`, a queue pair connected to a peer's (made by rdmacm on a
+    // real device, by a SimFabric in tests), on `device` (which must outlive the loop). The
+    // same handshake and frames as over TCP; the same errors.
+    absl::StatusOr<std::unique_ptr<PeerClient>> DialRc(verbs::Device* device, std::unique_ptr<verbs::QueuePair> qp,
+                                                       PeerKey key);
+    void DialRcAsync(verbs::Device* device, std::unique_ptr<verbs::QueuePair> qp, PeerKey key, Dialed done);
+    // Serves the peer at the other end of `qp` as Listen serves those it accepts.
+    void ServeRc(verbs::Device* device, std::unique_ptr<verbs::QueuePair> qp, ListenerHandshake::SecretOf secret_of,
+                 std::function<void(PeerRequest)> on_request);
+    // A landing region is about to be unmapped: its RDMA registrations go (at the end of
+    // the calls using it). From any thread.
+    void ForgetRegion(char* region);
+    // The registration cache's counts for `device` (zeros when it was never used).
+    RegistrationCache::Counts registrations(verbs::Device* device) const;
+
     // Runs `fn` on the loop's thread once `delay` has passed.
     void RunAfter(absl::Duration delay, absl::AnyInvocable<void() &&> fn);
 

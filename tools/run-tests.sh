@@ -32,7 +32,7 @@ CXX=clang++ build build-san -Dbuildtype=debugoptimized -Dfuzz=true \
 # absl::Mutex synchronisation is invisible to it and code using it would report false races.
 # The lock-free rings, the peer transport's loop and the simulated RDMA fabric (std::mutex
 # and io_uring only).
-tsan_tests="shmring_test peer_tcp_test sim_verbs_test"
+tsan_tests="shmring_test peer_tcp_test sim_verbs_test peer_rdma_test"
 if [ ! -f build-tsan/build.ninja ]; then
     CXX=clang++ meson setup build-tsan -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false >/dev/null \
         || status=1
