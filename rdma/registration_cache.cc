@@ -10,12 +10,12 @@ RegistrationCache::~RegistrationCache() {
     }
 }
 
-absl::StatusOr<verbs::MemoryRegion> RegistrationCache::Acquire(char* base, size_t size) {
+absl::StatusOr<verbs::MemoryRegion> RegistrationCache::Acquire(char* base, size_t size, uint64_t id) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(base);
-    if (it != entries_.end() && (it->second.forgotten || it->second.mr.length != size)) {
-        // A region unmapped and mapped again at the same address, or resized: never reuse
-        // the old pages' registration.
+    if (it != entries_.end() && (it->second.forgotten || it->second.mr.length != size || it->second.id != id)) {
+        // Another mapping at the same address: never reach its pages through the old one's
+        // registration.
         if (it->second.users > 0) {
             return absl::UnavailableError("rdma: a region is registered anew while its old registration is in use");
         }
@@ -36,7 +36,7 @@ absl::StatusOr<verbs::MemoryRegion> RegistrationCache::Acquire(char* base, size_
     ++counts_.registered;
     counts_.bytes += size;
     lru_.push_back(base);
-    entries_[base] = Entry{.mr = *mr, .users = 1, .lru = std::prev(lru_.end())};
+    entries_[base] = Entry{.mr = *mr, .id = id, .users = 1, .lru = std::prev(lru_.end())};
     Evict();
     return *mr;
 }

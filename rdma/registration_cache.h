@@ -10,7 +10,7 @@
 // and eviction defer it to the last Release(). Safe from any thread.
 //
 //   RegistrationCache cache(device, 1 << 30);
-//   auto mr = cache.Acquire(region, region_size);   // registers on first use
+//   auto mr = cache.Acquire(region, region_size, id);   // registers on first use
 //   ... advertise mr->addr/rkey, wait for the answer ...
 //   cache.Release(region);
 //   cache.Forget(region);                            // before unmapping it
@@ -34,9 +34,10 @@ public:
     RegistrationCache& operator=(const RegistrationCache&) = delete;
 
     // The registration of [base, base + size) for remote writes, made now if it is not
-    // already; in use until Release(base). A region known with another size is registered
-    // anew (the old one goes when unused).
-    absl::StatusOr<verbs::MemoryRegion> Acquire(char* base, size_t size);
+    // already; in use until Release(base). `id` names the mapping (never reused for another
+    // one): a region known at that address under another id or size is another mapping, and
+    // is registered anew (never through the old pages' registration).
+    absl::StatusOr<verbs::MemoryRegion> Acquire(char* base, size_t size, uint64_t id);
     void Release(char* base);
     // The region is about to be unmapped: its registration goes (at its last Release if in use).
     void Forget(char* base);
@@ -51,6 +52,7 @@ public:
 private:
     struct Entry {
         verbs::MemoryRegion mr;
+        uint64_t id = 0;
         int users = 0;
         bool forgotten = false;
         std::list<char*>::iterator lru;

@@ -439,4 +439,35 @@ void SimDevice::Deregister(const MemoryRegion& mr) {
     state_->regions.erase(mr.rkey);
 }
 
+absl::StatusOr<Connected> SimConnectionManager::Connect(const std::string& host, uint16_t port) {
+    Accept accept;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = listeners_.find({host, port});
+        if (it == listeners_.end()) {
+            it = listeners_.find({"0.0.0.0", port});
+        }
+        if (it == listeners_.end()) {
+            return absl::UnavailableError(absl::StrFormat("rdma: no listener at %s:%d on the simulated fabric", host, port));
+        }
+        accept = it->second;
+    }
+    auto [mine, theirs] = fabric_->Connect(*device_, *device_, {.rnr_retry = 1000, .rnr_delay = absl::Milliseconds(1)});
+    accept(Connected{device_, std::move(theirs)});
+    return Connected{device_, std::move(mine)};
+}
+
+absl::Status SimConnectionManager::Listen(const std::string& address, uint16_t port, Accept accept) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!listeners_.emplace(std::pair{address, port}, std::move(accept)).second) {
+        return absl::AlreadyExistsError(absl::StrFormat("rdma: %s:%d is listened on already", address, port));
+    }
+    return absl::OkStatus();
+}
+
+void SimConnectionManager::StopListening(const std::string& address, uint16_t port) {
+    std::lock_guard<std::mutex> lock(mu_);
+    listeners_.erase({address, port});
+}
+
 }  // namespace zerohop::peer::verbs

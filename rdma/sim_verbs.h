@@ -17,7 +17,11 @@
 #include <string>
 #include <utility>
 
+#include <map>
+#include <mutex>
+
 #include "absl/time/time.h"
+#include "rdma/cm.h"
 #include "rdma/verbs.h"
 
 namespace zerohop::peer::verbs {
@@ -69,6 +73,25 @@ private:
     friend class SimFabric;
     explicit SimDevice(std::shared_ptr<State> state) : state_(std::move(state)) {}
     std::shared_ptr<State> state_;
+};
+
+// Connection management over a SimFabric (cm.h), for the daemons of one process sharing one
+// manager: a listener is known by its address and port ("0.0.0.0": every address); a
+// connection to it is a pair of queue pairs on `device`, one handed to the listener, one to
+// the caller. Queue pairs retry a missing receive as a real RC pair at rnr_retry 7 does
+// (here: for a second).
+class SimConnectionManager : public ConnectionManager {
+public:
+    SimConnectionManager(SimFabric* fabric, SimDevice* device) : fabric_(fabric), device_(device) {}
+    absl::StatusOr<Connected> Connect(const std::string& host, uint16_t port) override;
+    absl::Status Listen(const std::string& address, uint16_t port, Accept accept) override;
+    void StopListening(const std::string& address, uint16_t port) override;
+
+private:
+    SimFabric* fabric_;
+    SimDevice* device_;
+    std::mutex mu_;
+    std::map<std::pair<std::string, uint16_t>, Accept> listeners_;
 };
 
 }  // namespace zerohop::peer::verbs

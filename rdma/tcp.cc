@@ -206,6 +206,7 @@ struct PeerLoop::Impl {
     absl::flat_hash_map<uint64_t, Listener> listeners;
     uint64_t next_id = 1;
     std::atomic<size_t> open_count{0};
+    std::atomic<size_t> rdma_open_count{0};
     // One registration cache per RDMA device (landing regions), made at its first use.
     mutable std::mutex caches_mu;
     absl::flat_hash_map<verbs::Device*, std::unique_ptr<RegistrationCache>> caches;
@@ -422,6 +423,7 @@ struct PeerLoop::Impl {
         auto c = NewConnection(shmring::UniqueFd(), dialer);
         c->rc = std::move(*path);
         c->rdma = true;
+        rdma_open_count.fetch_add(1);
         c->state = Connection::State::kHandshake;
         ArmRc(*c);
         return c;
@@ -887,6 +889,9 @@ struct PeerLoop::Impl {
         c.why = why;
         c.up.store(false);
         open_count.fetch_sub(1);
+        if (c.rdma) {
+            rdma_open_count.fetch_sub(1);
+        }
         if (c.rc != nullptr) {
             // The queue pair goes first: nothing the peer writes can land in a caller's
             // memory once its call is told it failed.
@@ -992,7 +997,7 @@ struct PeerLoop::Impl {
                 call.device = c.rc->device();
                 if (l.region != nullptr) {
                     call.cache = CacheFor(call.device);
-                    mr = call.cache->Acquire(l.region, l.region_size);
+                    mr = call.cache->Acquire(l.region, l.region_size, l.region_id);
                     if (!mr.ok()) {
                         call.cache = nullptr;
                     }
@@ -1165,6 +1170,8 @@ PeerLoop::~PeerLoop() {
 }
 
 size_t PeerLoop::connections() const { return impl_->open_count.load(); }
+
+size_t PeerLoop::rdma_connections() const { return impl_->rdma_open_count.load(); }
 
 absl::StatusOr<uint16_t> PeerLoop::Listen(const std::string& address, uint16_t port,
                                           ListenerHandshake::SecretOf secret_of,

@@ -87,6 +87,7 @@ struct Landing {
     // until PeerLoop::ForgetRegion(region). Null: `addr` is registered for this call alone.
     char* region = nullptr;
     size_t region_size = 0;
+    uint64_t region_id = 0;  // names the mapping (another at the same address has another id)
 };
 
 // An answer to a call with a landing: its first `landed` bytes are in the landing, `rest`
@@ -191,6 +192,8 @@ public:
 
     // Connections open now (dialed and accepted, handshaken or not), for tests and metrics.
     size_t connections() const;
+    // Of them, those over RDMA.
+    size_t rdma_connections() const;
 
     struct Impl;
 

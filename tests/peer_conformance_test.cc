@@ -1,6 +1,6 @@
 // The peer backend against the shared conformance suite: every operation goes over the peer
-// transport (TCP on loopback, the key handshake, credits) to a data node's PeerServer, which
-// runs it on an embedded backend.
+// transport (TCP on loopback, or RDMA over a simulated device; the key handshake, credits)
+// to a data node's PeerServer, which runs it on an embedded backend.
 
 #include <stdlib.h>
 
@@ -11,6 +11,7 @@
 #include "embedded/embedded_backend.h"
 #include "peer/peer.h"
 #include "rdma/frame.h"
+#include "rdma/sim_verbs.h"
 
 namespace zerohop::testing {
 namespace {
@@ -19,6 +20,10 @@ const std::string kSecret = "conformance-peer-secret-0123456789";
 
 // The data node (an embedded backend behind a server) and the caller's loop.
 struct Rig {
+    // A fabric joining the two nodes' simulated RDMA devices (declared first: it goes last).
+    peer::verbs::SimFabric fabric;
+    std::unique_ptr<peer::verbs::SimDevice> caller_device = fabric.NewDevice("sim-caller");
+    std::unique_ptr<peer::verbs::SimDevice> node_device = fabric.NewDevice("sim-node");
     std::string dir;
     std::unique_ptr<Backend> store;
     std::unique_ptr<PeerServer> server;
@@ -87,12 +92,25 @@ PeerBackendOptions Mount(const Rig& rig, std::map<std::string, std::string> remo
     return o;
 }
 
-BackendUnderTest MakePeer() {
+// RDMA to the rig's data node, as rdmacm would connect it: the node's side of a new queue
+// pair served (its receives posted), the caller's side handed to the mount.
+RdmaConnector SimRdma(Rig* rig, peer::verbs::SimQpOptions qp_options = {.rnr_retry = 2000}) {
+    return [rig, qp_options](const std::string&, uint16_t) -> absl::StatusOr<RcConnected> {
+        auto [mine, theirs] = rig->fabric.Connect(*rig->caller_device, *rig->node_device, qp_options);
+        PeerServer* server = rig->server.get();
+        rig->data_node->ServeRc(rig->node_device.get(), std::move(theirs), server->Secrets(),
+                                [server](peer::PeerRequest r) { server->Serve(std::move(r)); });
+        return RcConnected{rig->caller_device.get(), std::move(mine)};
+    };
+}
+
+BackendUnderTest MakePeer(bool rdma) {
     auto rig = MakeRig({{"node-a", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}, {"c2", PeerRight::kWrite}}}}});
     if (rig == nullptr) {
         return {};
     }
-    auto backend = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}, {"c2", "c2"}}, "node-a", kSecret));
+    auto backend = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}, {"c2", "c2"}}, "node-a", kSecret),
+                                     rdma ? SimRdma(rig.get()) : nullptr);
     if (!backend.ok()) {
         ADD_FAILURE() << backend.status();
         return {};
@@ -157,8 +175,87 @@ TEST(PeerServer, ARequestThatNamesNoPathIsRefusedAndTheConnectionGoesOn) {
     EXPECT_TRUE(w.Put("/c1/after", "still served").ok());
 }
 
+// A sink that lends memory up front, as the daemon's session region does.
+struct LendingSink : DataSink {
+    std::string region = std::string(4 << 20, '\0');
+    uint64_t lent = 0, expected = 0;
+    bool placed = false;
+    std::optional<SinkMemory> Reserve(uint64_t at_most) override {
+        if (at_most > region.size() - 4096) {
+            return std::nullopt;
+        }
+        lent = at_most;
+        return SinkMemory{.addr = region.data() + 4096,
+                          .capacity = at_most,
+                          .region = region.data(),
+                          .region_size = region.size(),
+                          .region_id = 1};
+    }
+    absl::Status Expect(uint64_t bytes) override {
+        expected = bytes;
+        placed = lent > 0 && bytes <= lent;
+        return absl::OkStatus();
+    }
+    absl::Status Write(std::string_view) override { return absl::InternalError("the bytes should have landed"); }
+    char* Placement() override { return placed ? region.data() + 4096 : nullptr; }
+};
+
+TEST(PeerRdmaMount, AGetLandsInTheMemoryItsSinkLentWrittenByTheDataNode) {
+    auto rig = MakeRig({{"node-a", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}}}}});
+    ASSERT_NE(rig, nullptr);
+    auto mount = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}}, "node-a", kSecret), SimRdma(rig.get()));
+    ASSERT_TRUE(mount.ok()) << mount.status();
+    EXPECT_NE((*mount)->RenderMetrics().find("transport=\"rdma\""), std::string::npos) << (*mount)->RenderMetrics();
+    std::string data(3 << 20, '\0');
+    for (size_t i = 0; i < data.size(); ++i) {
+        data[i] = static_cast<char>(i * 7 % 253);
+    }
+    SyncBackend b(mount->get());
+    ASSERT_TRUE(b.Put("/c1/big", data).ok());
+    for (int i = 0; i < 3; ++i) {
+        LendingSink sink;
+        auto got = Await<GetObjectResult>([&](auto done) {
+            (*mount)->GetObject({.path = *Path::Parse("/c1/big"), .offset = 1000, .length = 2 << 20}, &sink,
+                                std::move(done));
+        });
+        ASSERT_TRUE(got.ok()) << got.status();
+        EXPECT_EQ(got->bytes, 2u << 20);
+        EXPECT_EQ(sink.expected, 2u << 20);
+        ASSERT_TRUE(sink.placed);
+        EXPECT_TRUE(sink.region.compare(4096, 2 << 20, data, 1000, 2 << 20) == 0) << "the bytes landed wrong";
+    }
+    auto counts = rig->caller->registrations(rig->caller_device.get());
+    EXPECT_GE(counts.registered, 1u) << "the landing was never registered: the bytes did not come by RDMA WRITE";
+}
+
+TEST(PeerRdmaMount, WithoutAWorkingRdmaPathAMountFallsBackToTcpAndSaysSo) {
+    auto rig = MakeRig({{"node-a", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}}}}});
+    ASSERT_NE(rig, nullptr);
+    // No device on the way to that node.
+    RdmaConnector none = [](const std::string&, uint16_t) -> absl::StatusOr<RcConnected> {
+        return absl::UnavailableError("no RDMA device");
+    };
+    // A queue pair whose far end nobody serves: the hello finds no receive and fails.
+    RdmaConnector deaf = [&rig](const std::string&, uint16_t) -> absl::StatusOr<RcConnected> {
+        auto [mine, theirs] = rig->fabric.Connect(*rig->caller_device, *rig->node_device,
+                                                  {.rnr_retry = 2, .rnr_delay = absl::Milliseconds(1)});
+        static std::vector<std::unique_ptr<peer::verbs::QueuePair>> unserved;
+        unserved.push_back(std::move(theirs));
+        return RcConnected{rig->caller_device.get(), std::move(mine)};
+    };
+    for (RdmaConnector* c : {&none, &deaf}) {
+        auto mount = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}}, "node-a", kSecret), *c);
+        ASSERT_TRUE(mount.ok()) << mount.status();
+        EXPECT_NE((*mount)->RenderMetrics().find("transport=\"tcp\""), std::string::npos) << (*mount)->RenderMetrics();
+        SyncBackend b(mount->get());
+        ASSERT_TRUE(b.Put("/c1/x", "over tcp").ok());
+        EXPECT_EQ(b.Get("/c1/x").value_or(""), "over tcp");
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Peer, BackendConformance,
-                         ::testing::Values(BackendFactory{"peer_tcp", [] { return MakePeer(); }}),
+                         ::testing::Values(BackendFactory{"peer_tcp", [] { return MakePeer(false); }},
+                                           BackendFactory{"peer_rdma_sim", [] { return MakePeer(true); }}),
                          [](const ::testing::TestParamInfo<BackendFactory>& info) { return info.param.name; });
 
 }  // namespace

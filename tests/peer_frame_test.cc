@@ -65,6 +65,25 @@ TEST(PeerFrame, EveryBrokenRuleIsRefusedNamingIt) {
     EXPECT_NE(refused(EncodeFrame(FrameHeader{.kind = FrameKind::kRequest, .request_id = 1, .flags = kFrameError}, ""))
                   .find("only a response"),
               std::string::npos);
+    EXPECT_NE(refused(EncodeFrame(FrameHeader{.kind = FrameKind::kResponse, .request_id = 1, .flags = kFrameLanding},
+                                  ""))
+                  .find("only a request says where"),
+              std::string::npos);
+    EXPECT_NE(refused(EncodeFrame(FrameHeader{.kind = FrameKind::kRequest, .request_id = 1, .flags = kFrameWritten}, ""))
+                  .find("a landed answer is a response"),
+              std::string::npos);
+    EXPECT_NE(refused(EncodeFrame(FrameHeader{.kind = FrameKind::kResponse,
+                                              .request_id = 1,
+                                              .flags = kFrameLanded | kFrameWritten},
+                                  ""))
+                  .find("landed or written"),
+              std::string::npos);
+    EXPECT_NE(refused(EncodeFrame(FrameHeader{.kind = FrameKind::kResponse,
+                                              .request_id = 1,
+                                              .flags = kFrameWritten | kFrameError},
+                                  ""))
+                  .find("a landed answer"),
+              std::string::npos);
     EXPECT_NE(refused(with(30, "\x01")).find("reserved"), std::string::npos);
 }
 

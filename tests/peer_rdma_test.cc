@@ -421,10 +421,10 @@ TEST(RegistrationCache, ARegionInUseIsNeverDeregisteredUnderItsCaller) {
     auto device = fabric.NewDevice("sim");
     RegistrationCache cache(device.get(), 1 << 20);
     std::string a(1 << 20, '\0'), b(1 << 20, '\0');
-    auto ma = cache.Acquire(a.data(), a.size());
+    auto ma = cache.Acquire(a.data(), a.size(), 1);
     ASSERT_TRUE(ma.ok());
     // Over budget with `a` in use: `a` stays; released, it is the one evicted for `b`.
-    auto mb = cache.Acquire(b.data(), b.size());
+    auto mb = cache.Acquire(b.data(), b.size(), 2);
     ASSERT_TRUE(mb.ok());
     EXPECT_EQ(cache.counts().bytes, 2u << 20);
     cache.Release(a.data());
@@ -434,12 +434,17 @@ TEST(RegistrationCache, ARegionInUseIsNeverDeregisteredUnderItsCaller) {
     EXPECT_EQ(cache.counts().bytes, 1u << 20);
     cache.Release(b.data());
     EXPECT_EQ(cache.counts().bytes, 0u);
-    // Known with another size (unmapped and mapped again): registered anew.
-    ASSERT_TRUE(cache.Acquire(a.data(), 4096).ok());
+    // Another mapping at the same address (another id, or another size): registered anew.
+    ASSERT_TRUE(cache.Acquire(a.data(), 4096, 7).ok());
     cache.Release(a.data());
-    ASSERT_TRUE(cache.Acquire(a.data(), 8192).ok());
+    ASSERT_TRUE(cache.Acquire(a.data(), 4096, 7).ok());
     cache.Release(a.data());
-    EXPECT_EQ(cache.counts().registered, 4u);
+    ASSERT_TRUE(cache.Acquire(a.data(), 4096, 8).ok());
+    cache.Release(a.data());
+    ASSERT_TRUE(cache.Acquire(a.data(), 8192, 8).ok());
+    cache.Release(a.data());
+    EXPECT_EQ(cache.counts().registered, 5u);
+    EXPECT_EQ(cache.counts().reused, 1u);
     EXPECT_EQ(cache.counts().bytes, 8192u);
 }
 

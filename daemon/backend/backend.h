@@ -39,6 +39,17 @@ using DoneStatus = absl::AnyInvocable<void(absl::Status) &&>;
 template <typename T>
 using DoneFor = std::conditional_t<std::is_same_v<T, NoResult>, DoneStatus, Done<T>>;
 
+// Memory a sink lends before it knows how many bytes will come (for a peer's answer written
+// straight into it): `capacity` bytes at `addr`, inside the mapping [region, region +
+// region_size), which the process maps once under `region_id` (never reused for another).
+struct SinkMemory {
+    char* addr = nullptr;
+    uint64_t capacity = 0;
+    char* region = nullptr;
+    uint64_t region_size = 0;
+    uint64_t region_id = 0;
+};
+
 // Where a get's bytes go, chunk by chunk, so that an object never needs to fit in memory.
 class DataSink {
 public:
@@ -51,6 +62,9 @@ public:
     // After Expect(n): memory for exactly those n bytes when the sink has it (the daemon's
     // shared region), so that a backend reads straight into it instead of calling Write.
     virtual char* Placement() { return nullptr; }
+    // Memory for at most `at_most` bytes, lent before the count is known, when the sink has
+    // it; Expect(n) with n <= at_most then places them there (Placement() is its address).
+    virtual std::optional<SinkMemory> Reserve(uint64_t at_most) { return std::nullopt; }
 };
 
 // Where a put's bytes come from. Read returns 0 at the end.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <cstring>
 
@@ -207,6 +208,9 @@ struct Served {
             return r->Respond(backend.status(), "");
         }
         req->length = std::min<uint64_t>(req->length, peer::kMaxMessage - kHeaderRoom);
+        if (r->landing_capacity() > 0) {
+            req->length = std::min<uint64_t>(req->length, r->landing_capacity());  // the bytes go there
+        }
         // The answer is built where the bytes land: [bytes][result][u32 result length], so
         // that they are written once, by the backend, into the frame's body.
         auto out = std::make_shared<std::string>();
@@ -218,9 +222,11 @@ struct Served {
                                   }
                                   std::string header = protocol::Encode(*res);
                                   uint32_t len = static_cast<uint32_t>(header.size());
+                                  size_t bytes = out->size();
                                   out->append(header);
                                   out->append(reinterpret_cast<const char*>(&len), 4);
-                                  r->Respond(absl::OkStatus(), std::move(*out));
+                                  // With a landing, the bytes go to it and the rest in the frame.
+                                  r->Respond(absl::OkStatus(), std::move(*out), r->landing_capacity() > 0 ? bytes : 0);
                               });
     }
 
@@ -304,6 +310,22 @@ peer::PeerLoop* NodePeerLoop() {
     return loop;
 }
 
+namespace {
+std::atomic<peer::verbs::ConnectionManager*> node_cm{nullptr};
+}  // namespace
+
+void SetNodeConnectionManager(peer::verbs::ConnectionManager* cm) { node_cm.store(cm); }
+
+peer::verbs::ConnectionManager* NodeConnectionManager() { return node_cm.load(); }
+
+RdmaConnector NodeRdmaConnector() {
+    peer::verbs::ConnectionManager* cm = node_cm.load();
+    if (cm == nullptr) {
+        return nullptr;
+    }
+    return [cm](const std::string& host, uint16_t port) { return cm->Connect(host, port); };
+}
+
 // A call waiting for a connection, or in flight on one.
 struct Pending {
     uint64_t id = 0;
@@ -311,7 +333,8 @@ struct Pending {
     absl::Time deadline;
     bool repeatable = false;
     bool resent = false;
-    peer::PeerClient::Done done;
+    std::optional<peer::Landing> landing;
+    peer::PeerClient::LandedDone done;  // a call without a landing gets its answer as `rest`
 };
 
 struct PeerBackend::State : std::enable_shared_from_this<State> {
@@ -321,6 +344,7 @@ struct PeerBackend::State : std::enable_shared_from_this<State> {
 
     peer::PeerLoop* loop = nullptr;
     PeerBackendOptions o;
+    RdmaConnector rdma;  // null: TCP only
     std::string where;  // "peer host:port", for messages
 
     std::mutex mu;
@@ -331,9 +355,18 @@ struct PeerBackend::State : std::enable_shared_from_this<State> {
     std::deque<Pending> waiting;  // for a connection
     uint64_t next_id = 1;
     uint64_t connects = 0;  // connections made
+    std::string transport = "tcp";  // of the last one
     absl::Status last_error = absl::UnavailableError("not connected yet");
 
     peer::PeerKey Key() const { return {.id = o.key_id, .secret = o.secret}; }
+
+    // Whether calls go by RDMA now: only then is a get's landing worth lending (the data
+    // node writes into it; by TCP the bytes would be copied once either way, and lending
+    // the whole range up front holds more of the session region than the answer needs).
+    bool OverRdma() {
+        std::lock_guard<std::mutex> lock(mu);
+        return client != nullptr && transport == "rdma";
+    }
 
     void Send(Pending p) {
         std::unique_lock<std::mutex> lock(mu);
@@ -369,18 +402,26 @@ struct PeerBackend::State : std::enable_shared_from_this<State> {
     void Issue(const std::shared_ptr<peer::PeerClient>& c, Pending p) {
         std::string body = p.repeatable ? p.body : std::move(p.body);  // kept to send again
         absl::Time deadline = p.deadline;
-        c->Call(std::move(body), deadline,
-                [self = shared_from_this(), p = std::move(p)](absl::StatusOr<std::string> r) mutable {
-                    if (!r.ok() && peer::IsConnectionLoss(r.status()) && p.repeatable && !p.resent &&
-                        absl::Now() < p.deadline) {
-                        p.resent = true;  // safe to repeat: once more, on a new connection
-                        return self->Send(std::move(p));
-                    }
-                    if (!r.ok()) {
-                        r = self->ToLocal(r.status());
-                    }
-                    std::move(p.done)(std::move(r));
-                });
+        std::optional<peer::Landing> landing = p.landing;
+        auto finish = [self = shared_from_this(), p = std::move(p)](absl::StatusOr<peer::LandedAnswer> r) mutable {
+            if (!r.ok() && peer::IsConnectionLoss(r.status()) && p.repeatable && !p.resent && absl::Now() < p.deadline) {
+                p.resent = true;  // safe to repeat: once more, on a new connection
+                return self->Send(std::move(p));
+            }
+            if (!r.ok()) {
+                r = self->ToLocal(r.status());
+            }
+            std::move(p.done)(std::move(r));
+        };
+        if (landing) {
+            return c->CallInto(std::move(body), deadline, *landing, std::move(finish));
+        }
+        c->Call(std::move(body), deadline, [finish = std::move(finish)](absl::StatusOr<std::string> r) mutable {
+            if (!r.ok()) {
+                return std::move(finish)(r.status());
+            }
+            std::move(finish)(peer::LandedAnswer{.rest = std::move(*r)});
+        });
     }
 
     // An error as the caller names things: the data node's container names in its message
@@ -405,7 +446,31 @@ struct PeerBackend::State : std::enable_shared_from_this<State> {
     }
 
     void Dial() {
-        loop->DialAsync(o.host, o.port, Key(), [self = shared_from_this()](auto c) { self->Dialed(std::move(c)); });
+        Connect([self = shared_from_this()](auto c) { self->Dialed(std::move(c)); });
+    }
+
+    // Makes a connection to the data node: by RDMA when the mount has a way to, else (or
+    // when that fails short of a refused key) by TCP.
+    void Connect(peer::PeerLoop::Dialed done) {
+        if (rdma) {
+            auto qp = rdma(o.host, o.port);
+            if (qp.ok()) {
+                return loop->DialRcAsync(
+                    qp->device, std::move(qp->qp), Key(),
+                    [self = shared_from_this(), done = std::move(done)](
+                        absl::StatusOr<std::unique_ptr<peer::PeerClient>> c) mutable {
+                        if (c.ok() || absl::IsPermissionDenied(c.status())) {
+                            return std::move(done)(std::move(c));
+                        }
+                        Log(LogLevel::kWarning, "peer: RDMA failed, using TCP", "peer", self->where, "error",
+                            std::string(c.status().message()));
+                        self->loop->DialAsync(self->o.host, self->o.port, self->Key(), std::move(done));
+                    });
+            }
+            Log(LogLevel::kWarning, "peer: no RDMA path, using TCP", "peer", where, "error",
+                std::string(qp.status().message()));
+        }
+        loop->DialAsync(o.host, o.port, Key(), std::move(done));
     }
 
     void Dialed(absl::StatusOr<std::unique_ptr<peer::PeerClient>> c) {
@@ -414,12 +479,13 @@ struct PeerBackend::State : std::enable_shared_from_this<State> {
         if (c.ok()) {
             client = std::move(*c);
             ++connects;
+            transport = client->transport();
             dialing = false;
             backoff = kFirstBackoff;
             ready.swap(waiting);
             auto conn = client;
             lock.unlock();
-            Log(LogLevel::kInfo, "peer connected", "peer", where, "transport", "tcp");
+            Log(LogLevel::kInfo, "peer connected", "peer", where, "transport", std::string(conn->transport()));
             for (Pending& p : ready) {
                 Issue(conn, std::move(p));
             }
@@ -461,7 +527,8 @@ struct PeerBackend::State : std::enable_shared_from_this<State> {
     }
 };
 
-absl::StatusOr<std::unique_ptr<PeerBackend>> PeerBackend::Open(peer::PeerLoop* loop, PeerBackendOptions options) {
+absl::StatusOr<std::unique_ptr<PeerBackend>> PeerBackend::Open(peer::PeerLoop* loop, PeerBackendOptions options,
+                                                               RdmaConnector rdma) {
     if (loop == nullptr) {
         return absl::UnavailableError("the peer transport did not start (see the log)");
     }
@@ -469,13 +536,19 @@ absl::StatusOr<std::unique_ptr<PeerBackend>> PeerBackend::Open(peer::PeerLoop* l
     state->loop = loop;
     state->where = absl::StrFormat("peer %s:%d", options.host, options.port);
     state->o = std::move(options);
+    state->rdma = std::move(rdma);
     if (absl::Status s = peer::CheckPeerKey(state->Key()); !s.ok()) {
         return s;
     }
-    auto c = loop->Dial(state->o.host, state->o.port, state->Key());
+    std::promise<absl::StatusOr<std::unique_ptr<peer::PeerClient>>> dialed;
+    auto got = dialed.get_future();
+    state->Connect([&dialed](absl::StatusOr<std::unique_ptr<peer::PeerClient>> c) { dialed.set_value(std::move(c)); });
+    auto c = got.get();
     if (c.ok()) {
         state->client = std::move(*c);
         state->connects = 1;
+        state->transport = state->client->transport();
+        Log(LogLevel::kInfo, "peer connected", "peer", state->where, "transport", state->transport);
     } else if (absl::IsPermissionDenied(c.status()) || absl::IsInvalidArgument(c.status())) {
         return c.status();
     } else {
@@ -491,8 +564,8 @@ std::string PeerBackend::RenderMetrics() const {
     bool up = state_->client != nullptr && state_->client->open();
     std::string out;
     for (const std::string& mount : state_->o.containers) {
-        std::string labels = absl::StrFormat("mount=\"%s\",peer=\"%s:%d\",transport=\"tcp\"", mount, state_->o.host,
-                                             state_->o.port);
+        std::string labels = absl::StrFormat("mount=\"%s\",peer=\"%s:%d\",transport=\"%s\"", mount,
+                                             state_->o.host, state_->o.port, state_->transport);
         absl::StrAppendFormat(&out, "zerohop_peer_up{%s} %d\n", labels, up ? 1 : 0);
         absl::StrAppendFormat(&out, "zerohop_peer_connects_total{%s} %d\n", labels, state_->connects);
         absl::StrAppendFormat(&out, "zerohop_peer_calls_waiting{%s} %d\n", labels, state_->waiting.size());
@@ -511,6 +584,20 @@ void PeerBackend::Call(uint16_t op, bool repeatable, std::string request, std::s
     state_->Send(Pending{.body = Envelope(op, request, extra),
                          .deadline = absl::Now() + state_->o.timeout,
                          .repeatable = repeatable,
+                         .done = [done = std::move(done)](absl::StatusOr<peer::LandedAnswer> a) mutable {
+                             if (!a.ok()) {
+                                 return std::move(done)(a.status());
+                             }
+                             std::move(done)(std::move(a->rest));
+                         }});
+}
+
+void PeerBackend::CallInto(uint16_t op, bool repeatable, std::string request, peer::Landing landing,
+                           peer::PeerClient::LandedDone done) {
+    state_->Send(Pending{.body = Envelope(op, request, ""),
+                         .deadline = absl::Now() + state_->o.timeout,
+                         .repeatable = repeatable,
+                         .landing = landing,
                          .done = std::move(done)});
 }
 
@@ -606,6 +693,15 @@ peer::PeerClient::Done DecodeInto(DoneFor<Result> done) {
         if (absl::Status s = ToRemote(state_->o, req); !s.ok()) {                                   \
             return std::move(done)(s);                                                              \
         }                                                                                           \
+        if (auto landing = state_->OverRdma() ? LandingFor(req, sink) : std::nullopt) {            \
+            return CallInto(static_cast<uint16_t>(Op::k##Name),                                     \
+                            protocol::Repeat::repeat == protocol::Repeat::kRepeatable,              \
+                            protocol::Encode(req), *landing,                                        \
+                            [sink, done = std::move(done)](                                         \
+                                absl::StatusOr<peer::LandedAnswer> a) mutable {                     \
+                                std::move(done)(ReadLanded<Result>(std::move(a), sink));            \
+                            });                                                                     \
+        }                                                                                           \
         ZH_PEER_SEND(Name, repeat, protocol::Encode(req), "",                                       \
                      [sink, done = std::move(done)](absl::StatusOr<std::string> body) mutable {     \
                          std::move(done)(ReadInto<Result>(std::move(body), sink));                  \
@@ -629,6 +725,50 @@ peer::PeerClient::Done DecodeInto(DoneFor<Result> done) {
     ZH_PEER_METHOD_##shape(Name, Request, Result, repeat)
 
 namespace {
+
+// Where a ranged get's bytes may land: memory the sink lends up front for the whole range
+// (the client's session region), or nothing (the bytes are copied from the answer). The
+// range is held whole until the client releases the result, however few bytes come.
+template <typename Request>
+std::optional<peer::Landing> LandingFor(const Request& req, DataSink* sink) {
+    if (req.length > peer::kMaxMessage - kHeaderRoom) {
+        return std::nullopt;  // the whole object, or more than one answer carries
+    }
+    auto mem = sink->Reserve(req.length);
+    if (!mem) {
+        return std::nullopt;
+    }
+    return peer::Landing{.addr = mem->addr,
+                         .capacity = mem->capacity,
+                         .region = mem->region,
+                         .region_size = mem->region_size,
+                         .region_id = mem->region_id};
+}
+
+// A get's answer whose bytes are already in the sink's lent memory: its result (the rest).
+template <typename Result>
+absl::StatusOr<Result> ReadLanded(absl::StatusOr<peer::LandedAnswer> a, DataSink* sink) {
+    if (!a.ok()) {
+        return a.status();
+    }
+    std::string_view b = a->rest;  // [result][u32 result length]
+    uint32_t len;
+    if (b.size() < 4 || (std::memcpy(&len, b.data() + b.size() - 4, 4), len != b.size() - 4)) {
+        return absl::DataLossError("peer: a get's answer without its result");
+    }
+    auto res = protocol::Decode<Result>(b.substr(0, len));
+    if (!res.ok()) {
+        return res.status();
+    }
+    if (a->landed != res->bytes) {
+        return absl::DataLossError(
+            absl::StrFormat("peer: a get's answer says %d bytes and landed %d", res->bytes, a->landed));
+    }
+    if (absl::Status s = sink->Expect(a->landed); !s.ok()) {  // they are in place already
+        return s;
+    }
+    return res;
+}
 
 // A get's answer: its result, and its bytes handed to the sink.
 template <typename Result>

@@ -19,9 +19,17 @@
 // A peer mount may name its container otherwise than the data node does (options.h: the
 // local name of each container and the remote one); paths are mapped both ways.
 //
-// Not built yet: bodies larger than one frame (a get or put above the connection's
-// max_body, 16 MiB, is refused), RDMA, and zero-copy (a get's bytes are copied from the
-// frame into the caller's sink once).
+// Transports. A mount given an RdmaConnector (a way to make a queue pair to the data node:
+// rdmacm on a device, a simulated fabric in tests) dials by RDMA and falls back to TCP when
+// that fails (the log says why; the metrics say which transport each mount uses). zerohopd
+// has no rdmacm connector yet: its mounts use TCP.
+//
+// Over RDMA, a ranged get whose sink can lend memory up front (the daemon's session region:
+// DataSink::Reserve) gives it as the call's landing: the data node writes the bytes straight
+// into the client's session region, no copy in this daemon. Other gets (and every get by
+// TCP) copy from the answer into the sink once.
+//
+// Not built yet: puts larger than one message (256 MiB) are refused until they stream.
 
 #include <cstdint>
 #include <functional>
@@ -34,7 +42,9 @@
 #include "absl/time/time.h"
 #include "backend/backend.h"
 #include "peer/options.h"
+#include "rdma/cm.h"
 #include "rdma/tcp.h"
+#include "rdma/verbs.h"
 
 namespace zerohop {
 
@@ -67,9 +77,22 @@ private:
     bool closed_ = false;  // under closing_
 };
 
+// A queue pair connected to a data node's, on `device`: what an RdmaConnector makes.
+using RcConnected = peer::verbs::Connected;
+// How a mount reaches its data node by RDMA; an error when it cannot (the mount uses TCP).
+using RdmaConnector = std::function<absl::StatusOr<RcConnected>(const std::string& host, uint16_t port)>;
+
 // The node-wide peer loop: every peer mount's connections and the data node's listener.
 // Made at first use; it lives as long as the process.
 peer::PeerLoop* NodePeerLoop();
+
+// The node's RDMA connection manager (rdma/cm.h), or null: zerohopd has no rdmacm one yet,
+// so by default its peers use TCP. Set before a server starts (tests running daemons in
+// their own process set a simulated one); it must outlive them.
+void SetNodeConnectionManager(peer::verbs::ConnectionManager* cm);
+peer::verbs::ConnectionManager* NodeConnectionManager();
+// A mount's way to its data node by RDMA through the node's manager; null when it has none.
+RdmaConnector NodeRdmaConnector();
 
 class PeerBackend : public Backend {
 public:
@@ -79,7 +102,8 @@ public:
     // that breaks is made again with a backoff (50 ms doubling to 5 s); calls that are safe
     // to repeat and were in flight are sent again on it, others fail with Unavailable
     // (outcome unknown). PermissionDenied when the node refuses the key.
-    static absl::StatusOr<std::unique_ptr<PeerBackend>> Open(peer::PeerLoop* loop, PeerBackendOptions options);
+    static absl::StatusOr<std::unique_ptr<PeerBackend>> Open(peer::PeerLoop* loop, PeerBackendOptions options,
+                                                            RdmaConnector rdma = nullptr);
     ~PeerBackend() override;
 
     std::string_view kind() const override { return "peer"; }
@@ -90,6 +114,9 @@ public:
 
     // Sends one request (the envelope above) and hands back the answer's body.
     void Call(uint16_t op, bool repeatable, std::string request, std::string extra, peer::PeerClient::Done done);
+    // The same with a landing for the answer's bytes (the transport's CallInto).
+    void CallInto(uint16_t op, bool repeatable, std::string request, peer::Landing landing,
+                  peer::PeerClient::LandedDone done);
 
     struct State;  // shared with the calls in flight
 

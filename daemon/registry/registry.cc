@@ -43,7 +43,7 @@ absl::StatusOr<std::unique_ptr<Backend>> Open(const RedisBackendOptions& o) {
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> Open(const PeerBackendOptions& o) {
-    auto b = PeerBackend::Open(NodePeerLoop(), o);
+    auto b = PeerBackend::Open(NodePeerLoop(), o, NodeRdmaConnector());
     if (!b.ok()) {
         return absl::Status(b.status().code(),
                             absl::StrFormat("mounts (containers %s on peer://%s:%d): %s", absl::StrJoin(o.containers, ", "),

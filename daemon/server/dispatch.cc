@@ -66,6 +66,13 @@ public:
     explicit RegionSink(std::shared_ptr<Session> s) : s_(std::move(s)) {}
     ~RegionSink() override { Abandon(); }
     absl::Status Expect(uint64_t bytes) override {
+        if (buffer_ && reserved_ && bytes <= *reserved_) {
+            reserved_.reset();  // the bytes were (or will be) placed in what Reserve lent
+            cursor_ = *buffer_ + kHeaderRoom;
+            end_ = cursor_ + bytes;
+            return absl::OkStatus();
+        }
+        Abandon();
         auto off = s_->AllocateResult(kHeaderRoom + bytes);
         if (!off) {
             return absl::ResourceExhaustedError(absl::StrFormat(
@@ -90,12 +97,27 @@ public:
         return absl::OkStatus();
     }
     char* Placement() override { return buffer_ ? s_->segment.daemon_region() + *buffer_ + kHeaderRoom : nullptr; }
+    std::optional<SinkMemory> Reserve(uint64_t at_most) override {
+        Abandon();
+        auto off = at_most <= s_->daemon_bytes() ? s_->AllocateResult(kHeaderRoom + at_most) : std::nullopt;
+        if (!off) {
+            return std::nullopt;  // no room for that much now: the bytes go the usual way
+        }
+        buffer_ = *off;
+        reserved_ = at_most;
+        return SinkMemory{.addr = s_->segment.daemon_region() + *off + kHeaderRoom,
+                          .capacity = at_most,
+                          .region = s_->segment.daemon_region(),
+                          .region_size = s_->daemon_bytes(),
+                          .region_id = s_->id};
+    }
     // Frees the buffer unless Handed over to a completion.
     void Abandon() {
         if (buffer_) {
             s_->FreeResult(*buffer_);
             buffer_.reset();
         }
+        reserved_.reset();
     }
     std::optional<uint64_t> Handover() { return std::exchange(buffer_, std::nullopt); }
 
@@ -104,6 +126,7 @@ public:
 private:
     std::shared_ptr<Session> s_;
     std::optional<uint64_t> buffer_;
+    std::optional<uint64_t> reserved_;  // lent by Reserve, its count not known yet
     uint64_t cursor_ = 0, end_ = 0;
 };
 

@@ -160,8 +160,24 @@ absl::Status Server::Impl::ServePeers() {
     if (!port.ok()) {
         return port.status();
     }
-    Log(LogLevel::kInfo, "serving peers", "address", config_.peer_listen.address, "port", *port, "transport", "tcp",
-        "keys", config_.peer_keys.size());
+    std::string transports = "tcp";
+    if (peer::verbs::ConnectionManager* cm = NodeConnectionManager()) {
+        // RDMA on the same port, through the node's connection manager.
+        absl::Status s = cm->Listen(config_.peer_listen.address, *port,
+                                    [loop, secrets = peer_server_->Secrets(), srv = peer_server_.get()](
+                                        peer::verbs::Connected c) {
+                                        loop->ServeRc(c.device, std::move(c.qp), secrets,
+                                                      [srv](peer::PeerRequest r) { srv->Serve(std::move(r)); });
+                                    });
+        if (s.ok()) {
+            rdma_port_ = *port;
+            transports = "tcp+rdma";
+        } else {
+            Log(LogLevel::kWarning, "peers: RDMA cannot listen; TCP only", "error", std::string(s.message()));
+        }
+    }
+    Log(LogLevel::kInfo, "serving peers", "address", config_.peer_listen.address, "port", *port, "transport",
+        transports, "keys", config_.peer_keys.size());
     return absl::OkStatus();
 }
 
@@ -196,8 +212,11 @@ absl::Status Server::Impl::Open() {
                 out += b->RenderMetrics();  // (untyped: several backends may give one name)
             }
             if (peer_server_) {
-                absl::StrAppendFormat(&out, "# TYPE zerohop_peer_connections gauge\nzerohop_peer_connections{transport=\"tcp\"} %d\n",
-                                      NodePeerLoop()->connections());
+                size_t rdma = NodePeerLoop()->rdma_connections();
+                absl::StrAppendFormat(&out,
+                                      "# TYPE zerohop_peer_connections gauge\nzerohop_peer_connections{transport=\"tcp\"} "
+                                      "%d\nzerohop_peer_connections{transport=\"rdma\"} %d\n",
+                                      NodePeerLoop()->connections() - rdma, rdma);
             }
             return out;
         }));
@@ -223,6 +242,9 @@ void Server::Impl::Stop() {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     metrics_endpoint_.Stop();
+    if (rdma_port_ != 0) {
+        NodeConnectionManager()->StopListening(config_.peer_listen.address, rdma_port_);
+    }
     if (peer_server_) {
         peer_server_->Close();  // peers' requests from now on: Unavailable; the backends go below
     }

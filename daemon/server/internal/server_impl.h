@@ -74,6 +74,7 @@ private:
     std::unique_ptr<VolumeSockets> volumes_;
     // This node's containers served to other daemons (peer_listen); null when not configured.
     std::unique_ptr<PeerServer> peer_server_;
+    uint16_t rdma_port_ = 0;  // listening for RDMA peers there (through the node's manager)
     std::atomic<uint64_t> next_session_{1};
     std::atomic<uint64_t> sessions_total_{0}, sessions_refused_{0};
     std::atomic<bool> stopped_{false};
