@@ -4,7 +4,7 @@
 // the verbs themselves (verbs.h). A data node listens on its peer_listen address and port;
 // a caller connects to the host and port its mount names and gets a queue pair connected to
 // the one the listener accepted. What travels on the pair is the peer loop's business
-// (tcp.h: DialRc on the caller's side, ServeRc on the listener's).
+// (peer_loop.h: DialRc on the caller's side, ServeRc on the listener's).
 //
 // Implementations: rdmacm on a real device (not built yet: these machines have none), and
 // SimConnectionManager (sim_verbs.h) joining daemons of one process over a simulated fabric.

@@ -3,7 +3,7 @@
 // peer wire's frames (frame.h) travel as SENDs into receives posted in advance, and how a
 // large answer is written by the answering side straight into the caller's memory (RDMA
 // WRITE). The frame logic (handshake, credits, requests, deadlines) is the peer loop's
-// (tcp.h), shared with TCP; this is only the part that differs.
+// (peer_loop.h), shared with TCP; this is only the part that differs.
 //
 // Memory. One registered slab of `receives` slots, each a frame header and `max_body` bytes,
 // all posted as receives at the start, and one of `sends` slots that frames are copied into

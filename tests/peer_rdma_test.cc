@@ -1,4 +1,4 @@
-// The peer transport over RDMA (rdma/tcp.h, rdma/rc_path.h), between two loops joined by a
+// The peer transport over RDMA (rdma/peer_loop.h, rdma/rc_path.h), between two loops joined by a
 // simulated reliable-connected device (rdma/sim_verbs.h): the handshake and the frames of
 // the TCP transport carried by SENDs into posted receives, credits that hold a caller back
 // (so the device never finds a receive missing), large messages in pieces, large answers
@@ -23,7 +23,7 @@
 #include "rdma/rc_path.h"
 #include "rdma/registration_cache.h"
 #include "rdma/sim_verbs.h"
-#include "rdma/tcp.h"
+#include "rdma/peer_loop.h"
 
 namespace zerohop::peer {
 namespace {

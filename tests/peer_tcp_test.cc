@@ -1,10 +1,10 @@
-// The peer transport over TCP (rdma/tcp.h), between two loops on loopback: calls answered in
+// The peer transport over TCP (rdma/peer_loop.h), between two loops on loopback: calls answered in
 // order of arrival and matched by id; the key proved or the connection refused; credits that
 // hold a caller back instead of flooding a slow peer; deadlines enforced on both sides; a
 // hostile or silent peer that costs only its own connection; a broken connection that fails
 // its calls as outcome unknown.
 
-#include "rdma/tcp.h"
+#include "rdma/peer_loop.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

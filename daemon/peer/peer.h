@@ -1,7 +1,7 @@
 #pragma once
 // A node's containers served to other nodes' daemons, and reached from them: the `peer`
 // backend forwards every operation of the backend interface over the peer transport
-// (rdma/tcp.h) to a data node's PeerServer, which runs it on its own backend.
+// (rdma/peer_loop.h) to a data node's PeerServer, which runs it on its own backend.
 //
 // The wire, in the body of a peer request: the operation's number (u16, the table's), the
 // request's length (u32), the request as the session wire encodes it (wire/protocol.h),
@@ -43,7 +43,7 @@
 #include "backend/backend.h"
 #include "peer/options.h"
 #include "rdma/cm.h"
-#include "rdma/tcp.h"
+#include "rdma/peer_loop.h"
 #include "rdma/verbs.h"
 
 namespace zerohop {

@@ -1,4 +1,4 @@
-#include "rdma/tcp.h"
+#include "rdma/peer_loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
