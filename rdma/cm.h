@@ -6,8 +6,9 @@
 // the one the listener accepted. What travels on the pair is the peer loop's business
 // (peer_loop.h: DialRc on the caller's side, ServeRc on the listener's).
 //
-// Implementations: rdmacm on a real device (not built yet: these machines have none), and
-// SimConnectionManager (sim_verbs.h) joining daemons of one process over a simulated fabric.
+// Implementations: rdmacm on a real device (ibv.h; these machines have none to run it on),
+// and SimConnectionManager (sim_verbs.h) joining daemons of one process over a simulated
+// fabric.
 //
 //   cm->Listen("0.0.0.0", 7464, [&](Connected c) { loop->ServeRc(c.device, std::move(c.qp), ...); });
 //   auto c = cm->Connect("10.0.0.2", 7464);     // Unavailable: no RDMA path; use TCP

@@ -1,10 +1,10 @@
 #pragma once
 // The seam under the RDMA transport: the few verbs it uses (memory registration, queue
 // pairs, posting receives, sends and RDMA writes, polling completions), as our own small
-// interface. Two implementations: rdma-core's libibverbs on a real device, and a simulated
-// reliable-connected device in this process (sim_verbs.h) that behaves like one, for the
-// machines (CI among them) that have none. Nothing above this header includes a verbs
-// header.
+// interface. Two implementations: rdma-core's libibverbs on a real device (ibv.h), and a
+// simulated reliable-connected device in this process (sim_verbs.h) that behaves like one,
+// for the machines (CI among them) that have none. Nothing above this header includes a
+// verbs header.
 //
 // The model is RC's: a queue pair is connected to exactly one remote queue pair; what one
 // side posts is executed in order; a SEND consumes the receive the other side posted first
@@ -56,6 +56,7 @@ enum class WcStatus {
     kRnrRetryExceeded,      // the other side never posted a receive in time
     kTransportRetryExceeded,  // the other side never acknowledged (dead, or the link cut)
     kFlushed,               // still posted when the queue pair went to the error state
+    kOtherError,            // any other failure a real device reports (its name is logged)
 };
 std::string_view WcStatusName(WcStatus s);
 

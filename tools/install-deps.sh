@@ -10,6 +10,7 @@ packages=(
     libgtest-dev libgmock-dev libbenchmark-dev
     liburing-dev libfuse3-dev fuse3 libssl-dev
     libhiredis-dev redis-server
+    libibverbs-dev librdmacm-dev
     libyaml-cpp-dev
     util-linux procps
     attr git sqlite3 rsync tar fio diffutils

@@ -9,7 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
+#include "absl/strings/str_join.h"
 #include "rdma/frame.h"
+#include "rdma/ibv.h"
 #include "wire/protocol.h"
 
 namespace zerohop {
@@ -316,7 +318,22 @@ std::atomic<peer::verbs::ConnectionManager*> node_cm{nullptr};
 
 void SetNodeConnectionManager(peer::verbs::ConnectionManager* cm) { node_cm.store(cm); }
 
-peer::verbs::ConnectionManager* NodeConnectionManager() { return node_cm.load(); }
+peer::verbs::ConnectionManager* NodeConnectionManager() {
+    if (peer::verbs::ConnectionManager* set = node_cm.load()) {
+        return set;
+    }
+    // rdmacm on the machine's RDMA devices, when it has any; asked once.
+    static peer::verbs::ConnectionManager* rdmacm = []() -> peer::verbs::ConnectionManager* {
+        auto cm = peer::verbs::IbvConnectionManager::Open();
+        if (!cm.ok()) {
+            Log(LogLevel::kInfo, "peers: RDMA off, TCP only", "why", std::string(cm.status().message()));
+            return nullptr;
+        }
+        Log(LogLevel::kInfo, "peers: RDMA on", "devices", absl::StrJoin(peer::verbs::IbvDeviceNames(), ","));
+        return cm->release();  // lives as long as the process, like the node's peer loop
+    }();
+    return rdmacm;
+}
 
 RdmaConnector NodeRdmaConnector() {
     peer::verbs::ConnectionManager* cm = node_cm.load();

@@ -21,8 +21,9 @@
 //
 // Transports. A mount given an RdmaConnector (a way to make a queue pair to the data node:
 // rdmacm on a device, a simulated fabric in tests) dials by RDMA and falls back to TCP when
-// that fails (the log says why; the metrics say which transport each mount uses). zerohopd
-// has no rdmacm connector yet: its mounts use TCP.
+// that fails (the log says why; the metrics say which transport each mount uses). zerohopd's
+// mounts use the node's connection manager (below): rdmacm where the machine has an RDMA
+// device, none (TCP) where it has not.
 //
 // Over RDMA, a ranged get whose sink can lend memory up front (the daemon's session region:
 // DataSink::Reserve) gives it as the call's landing: the data node writes the bytes straight
@@ -86,9 +87,9 @@ using RdmaConnector = std::function<absl::StatusOr<RcConnected>(const std::strin
 // Made at first use; it lives as long as the process.
 peer::PeerLoop* NodePeerLoop();
 
-// The node's RDMA connection manager (rdma/cm.h), or null: zerohopd has no rdmacm one yet,
-// so by default its peers use TCP. Set before a server starts (tests running daemons in
-// their own process set a simulated one); it must outlive them.
+// The node's RDMA connection manager (rdma/cm.h): the one set (tests running daemons in
+// their own process set a simulated one, before a server starts; it must outlive them), else
+// rdmacm on the machine's RDMA devices (rdma/ibv.h), else null: no device, peers use TCP.
 void SetNodeConnectionManager(peer::verbs::ConnectionManager* cm);
 peer::verbs::ConnectionManager* NodeConnectionManager();
 // A mount's way to its data node by RDMA through the node's manager; null when it has none.
