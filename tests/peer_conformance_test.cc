@@ -253,6 +253,102 @@ TEST(PeerRdmaMount, WithoutAWorkingRdmaPathAMountFallsBackToTcpAndSaysSo) {
     }
 }
 
+// A put's bytes made as they are read (a large object without holding it), of known size or
+// not, failing after `fail_at` bytes if asked.
+struct PatternSource : DataSource {
+    static char At(uint64_t pos) { return static_cast<char>((pos * 131 + pos / 4096) % 251); }
+    uint64_t total = 0, at = 0, fail_at = UINT64_MAX;
+    bool known = true;
+    absl::StatusOr<size_t> Read(char* buf, size_t cap) override {
+        if (at >= fail_at) {
+            return absl::DataLossError("the client's source broke");
+        }
+        size_t n = std::min<uint64_t>(cap, std::min(total, fail_at) - at);
+        for (size_t i = 0; i < n; ++i) {
+            buf[i] = At(at + i);
+        }
+        at += n;
+        return n;
+    }
+    std::optional<uint64_t> size() const override { return known ? std::optional<uint64_t>(total) : std::nullopt; }
+};
+
+// Whether the object at `path` holds exactly the pattern, `total` bytes of it (read in 16 MiB
+// ranges).
+::testing::AssertionResult HoldsThePattern(Backend* b, const std::string& path, uint64_t total) {
+    for (uint64_t off = 0; off < total; off += 16 << 20) {
+        std::string got;
+        StringSink sink(&got);
+        auto r = Await<GetObjectResult>([&](auto done) {
+            b->GetObject({.path = *Path::Parse(path), .offset = off, .length = 16 << 20}, &sink, std::move(done));
+        });
+        if (!r.ok()) {
+            return ::testing::AssertionFailure() << "at " << off << ": " << r.status();
+        }
+        if (got.size() != std::min<uint64_t>(16 << 20, total - off)) {
+            return ::testing::AssertionFailure() << "at " << off << ": " << got.size() << " bytes";
+        }
+        for (size_t i = 0; i < got.size(); ++i) {
+            if (got[i] != PatternSource::At(off + i)) {
+                return ::testing::AssertionFailure() << "byte " << off + i << " differs";
+            }
+        }
+    }
+    return ::testing::AssertionSuccess();
+}
+
+TEST(PeerStreamedPut, APutLargerThanAMessageStreamsInPartsAndReadsBackWhole) {
+    auto rig = MakeRig({{"node-a", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}}}}});
+    ASSERT_NE(rig, nullptr);
+    auto mount = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}}, "node-a", kSecret));
+    ASSERT_TRUE(mount.ok()) << mount.status();
+    // Larger than one peer message (256 MiB), size known.
+    PatternSource big;
+    big.total = (256 << 20) + (17 << 20) + 5;
+    auto put = Await<ObjectInfo>([&](auto done) { (*mount)->PutObject({.path = *Path::Parse("/c1/big")}, &big, std::move(done)); });
+    ASSERT_TRUE(put.ok()) << put.status();
+    EXPECT_EQ(put->size, big.total);
+    EXPECT_TRUE(HoldsThePattern(mount->get(), "/c1/big", big.total));
+}
+
+TEST(PeerStreamedPut, APutOfUnknownSizeStreamsOverRdmaToo) {
+    auto rig = MakeRig({{"node-a", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}}}}});
+    ASSERT_NE(rig, nullptr);
+    auto mount = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}}, "node-a", kSecret), SimRdma(rig.get()));
+    ASSERT_TRUE(mount.ok()) << mount.status();
+    PatternSource unknown;
+    unknown.total = (20 << 20) + 3;
+    unknown.known = false;
+    auto put = Await<ObjectInfo>([&](auto done) { (*mount)->PutObject({.path = *Path::Parse("/c1/u")}, &unknown, std::move(done)); });
+    ASSERT_TRUE(put.ok()) << put.status();
+    EXPECT_EQ(put->size, unknown.total);
+    EXPECT_TRUE(HoldsThePattern(mount->get(), "/c1/u", unknown.total));
+}
+
+TEST(PeerStreamedPut, AStreamThatBreaksOffAppliesNothing) {
+    auto rig = MakeRig({{"node-a", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}}}}});
+    ASSERT_NE(rig, nullptr);
+    auto mount = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}}, "node-a", kSecret));
+    ASSERT_TRUE(mount.ok()) << mount.status();
+    SyncBackend b(mount->get());
+    ASSERT_TRUE(b.Put("/c1/x", "the old bytes").ok());
+    PatternSource broken;
+    broken.total = 40 << 20;
+    broken.known = false;
+    broken.fail_at = 19 << 20;  // in the third part
+    auto put = Await<ObjectInfo>([&](auto done) { (*mount)->PutObject({.path = *Path::Parse("/c1/x")}, &broken, std::move(done)); });
+    ASSERT_FALSE(put.ok());
+    EXPECT_NE(put.status().message().find("nothing was applied"), std::string::npos) << put.status();
+    EXPECT_EQ(b.Get("/c1/x").value_or("(gone)"), "the old bytes");
+    // The node let the stream go: a put after it streams again.
+    PatternSource next;
+    next.total = 12 << 20;
+    next.known = false;
+    auto again = Await<ObjectInfo>([&](auto done) { (*mount)->PutObject({.path = *Path::Parse("/c1/x")}, &next, std::move(done)); });
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_TRUE(HoldsThePattern(mount->get(), "/c1/x", next.total));
+}
+
 INSTANTIATE_TEST_SUITE_P(Peer, BackendConformance,
                          ::testing::Values(BackendFactory{"peer_tcp", [] { return MakePeer(false); }},
                                            BackendFactory{"peer_rdma_sim", [] { return MakePeer(true); }}),

@@ -1,6 +1,8 @@
 #include "peer/peer.h"
 
 #include <algorithm>
+#include <random>
+#include <thread>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -24,6 +26,17 @@ namespace {
 
 // Room a get's answer keeps for its result header within one frame.
 constexpr uint32_t kHeaderRoom = 64 << 10;
+
+constexpr uint16_t kStreamBegin = kPeerStreamBegin;
+constexpr uint16_t kStreamPart = kPeerStreamPart;
+constexpr uint16_t kStreamEnd = kPeerStreamEnd;
+constexpr uint16_t kStreamAbort = kPeerStreamAbort;
+constexpr size_t kStreamPartBytes = 8 << 20;
+constexpr int kStreamPartsInFlight = 2;
+constexpr size_t kMaxStreams = 16;
+constexpr absl::Duration kStreamIdle = absl::Seconds(30);
+// The largest put sent as one message.
+constexpr size_t kMaxWholePut = peer::kMaxMessage - kHeaderRoom;
 // What a peer connection agrees to carry in one frame (the largest the wire allows).
 constexpr uint32_t kPeerMaxBody = peer::kMaxFrameBody;
 
@@ -251,9 +264,186 @@ struct Served {
 
 }  // namespace
 
+// A put streamed in parts, on the data node: the parts wait here for the backend's
+// PutObject, which reads them through Source on a thread of the stream's own.
+struct PeerServer::Stream {
+    std::string key_id;
+    std::mutex mu;
+    std::condition_variable cv;
+    // Parts not taken yet: their bytes (views into their requests' bodies) and the requests,
+    // acknowledged once their bytes are taken.
+    std::deque<std::pair<std::string_view, std::shared_ptr<peer::PeerRequest>>> parts;
+    bool eof = false;        // the end came: no part after it
+    bool abandoned = false;  // the caller or the node gave up: nothing is applied
+    std::optional<absl::StatusOr<ObjectInfo>> result;
+    std::shared_ptr<peer::PeerRequest> end;  // waiting for the result
+
+    class Source : public DataSource {
+    public:
+        explicit Source(std::shared_ptr<Stream> s) : s_(std::move(s)) {}
+        absl::StatusOr<size_t> Read(char* buf, size_t cap) override {
+            std::shared_ptr<peer::PeerRequest> taken;
+            size_t n = 0;
+            {
+                std::unique_lock<std::mutex> lock(s_->mu);
+                if (!s_->cv.wait_for(lock, absl::ToChronoNanoseconds(kStreamIdle),
+                                     [&] { return !s_->parts.empty() || s_->eof || s_->abandoned; })) {
+                    return absl::DeadlineExceededError(absl::StrFormat(
+                        "peer: no part of a streamed put for %d s: given up, nothing applied",
+                        absl::ToInt64Seconds(kStreamIdle)));
+                }
+                if (s_->abandoned) {
+                    return absl::CancelledError("peer: the streamed put was abandoned, nothing applied");
+                }
+                if (s_->parts.empty()) {
+                    return 0;  // the end
+                }
+                auto& [bytes, request] = s_->parts.front();
+                n = std::min(cap, bytes.size());
+                std::memcpy(buf, bytes.data(), n);
+                bytes.remove_prefix(n);
+                if (bytes.empty()) {
+                    taken = std::move(request);
+                    s_->parts.pop_front();
+                }
+            }
+            if (taken != nullptr) {
+                taken->Respond(absl::OkStatus(), "");  // the caller may send another
+            }
+            return n;
+        }
+
+    private:
+        std::shared_ptr<Stream> s_;
+    };
+
+    // The backend's answer: to the end (now or when it comes) and to parts it never took.
+    void Finish(absl::StatusOr<ObjectInfo> res) {
+        std::shared_ptr<peer::PeerRequest> waiting;
+        std::deque<std::pair<std::string_view, std::shared_ptr<peer::PeerRequest>>> untaken;
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            result = res;
+            waiting = std::move(end);
+            untaken.swap(parts);
+            cv.notify_all();
+        }
+        for (auto& [bytes, request] : untaken) {
+            request->Respond(res.ok() ? absl::FailedPreconditionError("peer: the streamed put ended before this part")
+                                      : res.status(),
+                             "");
+        }
+        if (waiting != nullptr) {
+            waiting->Respond(res.status(), res.ok() ? protocol::Encode(*res) : std::string());
+        }
+    }
+};
+
+void PeerServer::StartStream(std::shared_ptr<peer::PeerRequest> r, std::string_view request) {
+    if (request.size() < 8) {
+        return r->Respond(absl::InvalidArgumentError("peer: a streamed put's begin without its token"), "");
+    }
+    uint64_t token;
+    std::memcpy(&token, request.data(), 8);
+    auto req = protocol::Decode<PutObjectRequest>(request.substr(8));
+    if (!req.ok()) {
+        return r->Respond(req.status(), "");
+    }
+    Served served{route_, &grants_};
+    auto backend = served.Allow(r->key_id(), PathsOf(*req), Access::kWrite);
+    if (!backend.ok()) {
+        return r->Respond(backend.status(), "");
+    }
+    auto stream = std::make_shared<Stream>();
+    stream->key_id = r->key_id();
+    {
+        std::lock_guard<std::mutex> lock(streams_mu_);
+        if (streams_.size() >= kMaxStreams) {
+            return r->Respond(absl::ResourceExhaustedError(absl::StrFormat(
+                                  "peer: %d streamed puts at once is this node's limit", kMaxStreams)),
+                              "");
+        }
+        if (!streams_.emplace(token, stream).second) {
+            return r->Respond(absl::InvalidArgumentError("peer: a streamed put's token already in use"), "");
+        }
+    }
+    std::thread([this, token, stream, backend = *backend, req = std::move(*req)]() mutable {
+        Stream::Source source(stream);
+        backend->PutObject(std::move(req), &source,
+                           [stream](absl::StatusOr<ObjectInfo> res) { stream->Finish(std::move(res)); });
+        {
+            std::unique_lock<std::mutex> lock(stream->mu);  // (the source lives until the backend is done)
+            stream->cv.wait(lock, [&] { return stream->result.has_value(); });
+        }
+        std::lock_guard<std::mutex> lock(streams_mu_);
+        streams_.erase(token);
+        streams_cv_.notify_all();
+    }).detach();
+    r->Respond(absl::OkStatus(), "");
+}
+
+void PeerServer::ContinueStream(std::shared_ptr<peer::PeerRequest> r, uint16_t op, std::string_view request,
+                                std::string_view extra) {
+    if (request.size() < 8) {
+        return r->Respond(absl::InvalidArgumentError("peer: a streamed put's part without its token"), "");
+    }
+    uint64_t token;
+    std::memcpy(&token, request.data(), 8);
+    std::shared_ptr<Stream> stream;
+    {
+        std::lock_guard<std::mutex> lock(streams_mu_);
+        auto it = streams_.find(token);
+        if (it != streams_.end() && it->second->key_id == r->key_id()) {
+            stream = it->second;
+        }
+    }
+    if (stream == nullptr) {
+        return r->Respond(absl::NotFoundError("peer: no such streamed put (it ended, or was given up)"), "");
+    }
+    std::unique_lock<std::mutex> lock(stream->mu);
+    if (stream->result.has_value()) {
+        absl::StatusOr<ObjectInfo> res = *stream->result;
+        lock.unlock();
+        if (op == kStreamEnd) {
+            return r->Respond(res.status(), res.ok() ? protocol::Encode(*res) : std::string());
+        }
+        return r->Respond(res.ok() ? absl::FailedPreconditionError("peer: the streamed put has ended") : res.status(),
+                          "");
+    }
+    if (op == kStreamAbort) {
+        stream->abandoned = true;
+        stream->cv.notify_all();
+        lock.unlock();
+        return r->Respond(absl::OkStatus(), "");
+    }
+    if (stream->eof) {
+        lock.unlock();
+        return r->Respond(absl::InvalidArgumentError("peer: a streamed put's part or end after its end"), "");
+    }
+    if (op == kStreamPart) {
+        stream->parts.emplace_back(extra, std::move(r));  // acknowledged once taken
+    } else {
+        stream->eof = true;
+        stream->end = std::move(r);
+    }
+    stream->cv.notify_all();
+}
+
+PeerServer::~PeerServer() { Close(); }
+
 void PeerServer::Close() {
-    std::unique_lock<std::shared_mutex> lock(closing_);
-    closed_ = true;
+    {
+        std::unique_lock<std::shared_mutex> lock(closing_);
+        closed_ = true;
+    }
+    // Streamed puts in progress are given up (not applied); their threads end.
+    std::unique_lock<std::mutex> lock(streams_mu_);
+    for (auto& [token, stream] : streams_) {
+        std::lock_guard<std::mutex> s(stream->mu);
+        stream->abandoned = true;
+        stream->cv.notify_all();
+    }
+    streams_cv_.wait(lock, [&] { return streams_.empty(); });
 }
 
 void PeerServer::Serve(peer::PeerRequest request) {
@@ -277,6 +467,12 @@ void PeerServer::Serve(peer::PeerRequest request) {
     }
     std::string_view req = body.substr(6, len);
     std::string_view extra = body.substr(6 + len);
+    if (op == kStreamBegin) {
+        return StartStream(r, req);
+    }
+    if (op == kStreamPart || op == kStreamEnd || op == kStreamAbort) {
+        return ContinueStream(r, op, req, extra);
+    }
     Served s{route_, &grants_};
     switch (static_cast<Op>(op)) {
 #define ZH_PEER_SERVE_Plain(Name) \
@@ -726,12 +922,18 @@ peer::PeerClient::Done DecodeInto(DoneFor<Result> done) {
     }
 #define ZH_PEER_METHOD_Source(Name, Request, Result, repeat)                                        \
     void PeerBackend::Name(Request req, DataSource* data, DoneFor<Result> done) {                   \
-        auto bytes = ReadAll(data);                                                                 \
-        absl::Status s = bytes.ok() ? ToRemote(state_->o, req) : bytes.status();                    \
-        if (!s.ok()) {                                                                              \
+        if (absl::Status s = ToRemote(state_->o, req); !s.ok()) {                                   \
             return std::move(done)(s);                                                              \
         }                                                                                           \
-        ZH_PEER_SEND(Name, repeat, protocol::Encode(req), std::move(*bytes),                        \
+        std::string bytes;                                                                          \
+        auto whole = ReadWhole(data, &bytes);                                                       \
+        if (!whole.ok()) {                                                                          \
+            return std::move(done)(whole.status());                                                 \
+        }                                                                                           \
+        if (!*whole) {                                                                              \
+            return std::move(done)(StreamPut(this, req, std::move(bytes), data));                   \
+        }                                                                                           \
+        ZH_PEER_SEND(Name, repeat, protocol::Encode(req), std::move(bytes),                         \
                      DecodeInto<Result>(std::move(done)));                                          \
     }
 #define ZH_PEER_METHOD_File(Name, Request, Result, repeat)                                          \
@@ -820,31 +1022,116 @@ absl::StatusOr<Result> ReadInto(absl::StatusOr<std::string> body, DataSink* sink
     return res;
 }
 
-// A put's bytes, whole: they go in one frame.
-absl::StatusOr<std::string> ReadAll(DataSource* data) {
-    std::string out;
-    if (data == nullptr) {
-        return out;
-    }
-    if (auto size = data->size()) {
-        out.reserve(std::min<uint64_t>(*size, peer::kMaxMessage));
-    }
-    char buf[64 << 10];
-    for (;;) {
-        auto n = data->Read(buf, sizeof buf);
+// Reads up to `max` bytes of `data` into *out (appended); true when the source ended.
+absl::StatusOr<bool> ReadUpTo(DataSource* data, size_t max, std::string* out) {
+    size_t start = out->size();
+    out->resize(start + max);
+    size_t got = 0;
+    while (got < max) {
+        auto n = data->Read(out->data() + start + got, max - got);
         if (!n.ok()) {
             return n.status();
         }
         if (*n == 0) {
-            return out;
+            out->resize(start + got);
+            return true;
         }
-        out.append(buf, *n);
-        if (out.size() > peer::kMaxMessage - kHeaderRoom) {
-            return absl::ResourceExhaustedError(absl::StrFormat(
-                "peer: a put of more than %d bytes to another node (streaming it is not built yet)",
-                peer::kMaxMessage - kHeaderRoom));
+        got += *n;
+    }
+    return false;  // (full: whether more follows is for the next read to say)
+}
+
+// A put's bytes into *out when they fit one message: true. False (with the first part of
+// them in *out) when they do not, or when their size is not known and they are more than a
+// part: the put streams.
+absl::StatusOr<bool> ReadWhole(DataSource* data, std::string* out) {
+    if (data == nullptr) {
+        return true;
+    }
+    std::optional<uint64_t> size = data->size();
+    if (size && *size <= kMaxWholePut) {
+        auto ended = ReadUpTo(data, *size + 1, out);  // (one more: a source larger than it said)
+        if (ended.ok() && !*ended) {
+            return absl::InvalidArgumentError("put: the source has more bytes than its size says");
+        }
+        return ended.ok() ? absl::StatusOr<bool>(true) : ended.status();
+    }
+    if (size) {
+        auto ended = ReadUpTo(data, kStreamPartBytes, out);
+        return ended.ok() ? absl::StatusOr<bool>(false) : ended.status();
+    }
+    return ReadUpTo(data, kStreamPartBytes, out);
+}
+
+// Calls `op` and waits for its answer (on the calling thread, which may block).
+absl::StatusOr<std::string> CallAndWait(PeerBackend* b, uint16_t op, std::string request, std::string extra) {
+    std::promise<absl::StatusOr<std::string>> answered;
+    auto got = answered.get_future();
+    b->Call(op, false, std::move(request), std::move(extra),
+            [&answered](absl::StatusOr<std::string> r) { answered.set_value(std::move(r)); });
+    return got.get();
+}
+
+std::string Token(uint64_t token) { return std::string(reinterpret_cast<const char*>(&token), 8); }
+
+// A put too large for one message, in parts (peer.h, "Streamed puts"): `first` is its first
+// part, read already; the rest comes from `data`. Runs on the calling thread.
+absl::StatusOr<ObjectInfo> StreamPut(PeerBackend* b, const PutObjectRequest& req, std::string first, DataSource* data) {
+    static thread_local std::mt19937_64 random{std::random_device{}()};
+    uint64_t token = random();
+    auto failed = [&](const absl::Status& s) {
+        (void)CallAndWait(b, kStreamAbort, Token(token), "");  // (given up after a while anyway)
+        return absl::Status(s.code(), absl::StrFormat("peer: a streamed put failed before its end, nothing was "
+                                                      "applied: %s",
+                                                      s.message()));
+    };
+    if (auto begun = CallAndWait(b, kStreamBegin, Token(token) + protocol::Encode(req), ""); !begun.ok()) {
+        return absl::Status(begun.status().code(), absl::StrFormat("peer: a streamed put did not start, nothing was "
+                                                                   "applied: %s",
+                                                                   begun.status().message()));
+    }
+    // Parts go with at most kStreamPartsInFlight unacknowledged (each is acknowledged once the
+    // data node's backend has taken it): the data node holds no more than that.
+    std::deque<std::future<absl::StatusOr<std::string>>> acks;
+    std::string part = std::move(first);
+    bool ended = false;
+    for (;;) {
+        auto acked = std::make_shared<std::promise<absl::StatusOr<std::string>>>();
+        acks.push_back(acked->get_future());
+        b->Call(kStreamPart, false, Token(token), std::move(part),
+                [acked](absl::StatusOr<std::string> r) { acked->set_value(std::move(r)); });
+        while (acks.size() >= kStreamPartsInFlight || (ended && !acks.empty())) {
+            auto r = acks.front().get();
+            acks.pop_front();
+            if (!r.ok()) {
+                return failed(r.status());
+            }
+        }
+        if (ended) {
+            break;
+        }
+        part.clear();
+        auto more = ReadUpTo(data, kStreamPartBytes, &part);
+        if (!more.ok()) {
+            return failed(more.status());
+        }
+        ended = *more;
+        if (part.empty()) {
+            while (!acks.empty()) {
+                auto r = acks.front().get();
+                acks.pop_front();
+                if (!r.ok()) {
+                    return failed(r.status());
+                }
+            }
+            break;
         }
     }
+    auto answer = CallAndWait(b, kStreamEnd, Token(token), "");
+    if (!answer.ok()) {
+        return answer.status();  // (lost: outcome unknown, as the transport says)
+    }
+    return protocol::Decode<ObjectInfo>(*answer);
 }
 
 }  // namespace

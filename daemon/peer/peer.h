@@ -30,11 +30,21 @@
 // into the client's session region, no copy in this daemon. Other gets (and every get by
 // TCP) copy from the answer into the sink once.
 //
-// Not built yet: puts larger than one message (256 MiB) are refused until they stream.
+// Streamed puts. A put whose bytes do not fit one peer message (or whose size is not known
+// and turns out larger than a part) streams: a begin names the put and a token, parts of
+// 8 MiB follow (at most two unacknowledged; each is acknowledged once the data node's
+// backend has taken its bytes), an end asks for the result. The data node feeds the parts
+// to its backend's PutObject as they come (a thread per streamed put, at most 16 at once);
+// nothing is applied before the end, so a put whose stream breaks off is not applied (an
+// abandoned stream is given up after 30 s without a part). The calling side streams on its
+// own thread (a source too large for one message is read where blocking is allowed: an
+// upload's thread).
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 
@@ -51,6 +61,14 @@ namespace zerohop {
 
 enum class PeerRight { kRead, kWrite };
 
+// Peer operations beyond the backend's table: a put streamed in parts (above). Their
+// requests begin with the stream's token (u64); a begin's continues with the put's request,
+// a part's bytes travel as its extra.
+inline constexpr uint16_t kPeerStreamBegin = 0xFF01;
+inline constexpr uint16_t kPeerStreamPart = 0xFF02;
+inline constexpr uint16_t kPeerStreamEnd = 0xFF03;
+inline constexpr uint16_t kPeerStreamAbort = 0xFF04;
+
 // What one peer key may reach on this node: containers and the right on each.
 struct PeerGrant {
     std::string secret;
@@ -62,13 +80,15 @@ public:
     // `route`: the backend serving a container on this node, or null.
     using Route = std::function<Backend*(std::string_view container)>;
     PeerServer(Route route, absl::flat_hash_map<std::string, PeerGrant> grants);
+    ~PeerServer();  // Close()
 
     // For PeerLoop::Listen: the secret of each key this node accepts.
     peer::ListenerHandshake::SecretOf Secrets() const;
     // Runs the request on the backend of its container, if the key may, and answers it.
     void Serve(peer::PeerRequest r);
     // From now on requests are refused (Unavailable): the backends are about to close.
-    // Waits for the requests being handed to them.
+    // Waits for the requests being handed to them, and gives up the streamed puts in
+    // progress (not applied), waiting for their threads.
     void Close();
 
 private:
@@ -76,6 +96,15 @@ private:
     absl::flat_hash_map<std::string, PeerGrant> grants_;
     std::shared_mutex closing_;
     bool closed_ = false;  // under closing_
+
+    // Streamed puts in progress, by token.
+    struct Stream;
+    void StartStream(std::shared_ptr<peer::PeerRequest> r, std::string_view request);
+    void ContinueStream(std::shared_ptr<peer::PeerRequest> r, uint16_t op, std::string_view request,
+                        std::string_view extra);
+    std::mutex streams_mu_;
+    std::condition_variable streams_cv_;
+    absl::flat_hash_map<uint64_t, std::shared_ptr<Stream>> streams_;
 };
 
 // A queue pair connected to a data node's, on `device`: what an RdmaConnector makes.

@@ -111,6 +111,15 @@ void WriteSeeds(const std::string& dir) {
     // Mode 0: a whole envelope as it is.
     std::ofstream(dir + "/seed-raw", std::ios::binary)
         << static_cast<char>(0) << Envelope(static_cast<uint16_t>(Op::kStat), protocol::Encode(P("/c2")), "");
+    // A streamed put's begin, part, end and abort (token 1), each an input of its own.
+    std::string token("\x01\0\0\0\0\0\0\0", 8);
+    auto raw = [&](const std::string& name, uint16_t op, const std::string& request, const std::string& extra) {
+        std::ofstream(dir + "/seed-" + name, std::ios::binary) << static_cast<char>(0) << Envelope(op, request, extra);
+    };
+    raw("stream-begin", kPeerStreamBegin, token + protocol::Encode(PutObjectRequest{.path = P("/c1/big")}), "");
+    raw("stream-part", kPeerStreamPart, token, "some bytes of the put");
+    raw("stream-end", kPeerStreamEnd, token, "");
+    raw("stream-abort", kPeerStreamAbort, token, "");
 }
 
 }  // namespace
