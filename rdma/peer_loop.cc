@@ -55,6 +55,10 @@ constexpr size_t kMaxGathering = 2 * kMaxMessage;
 constexpr int kKeepIdleSeconds = 3;
 constexpr int kKeepProbes = 7;
 constexpr absl::Duration kDeadPeer = absl::Seconds(kKeepIdleSeconds + kKeepProbes);
+// RDMA has no keepalive: a connection with calls waiting pings its peer this often, and a
+// peer that is gone fails the ping's send after the device's retries (closing the
+// connection, its calls failing as outcome unknown) instead of leaving them to their deadline.
+constexpr absl::Duration kRcPingInterval = absl::Seconds(1);
 
 uint64_t NowNs() { return static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())); }
 
@@ -177,6 +181,7 @@ struct Connection {
     uint32_t max_body = kHandshakeMaxBody;  // what a frame received on RDMA may carry
     absl::flat_hash_map<uint64_t, PendingWrite> writes;
     uint64_t next_write = 1;
+    absl::Time last_ping = absl::InfinitePast();
 };
 
 struct PeerLoop::Impl {
@@ -937,6 +942,11 @@ struct PeerLoop::Impl {
         }
         std::vector<std::shared_ptr<Connection>> late, late_landing;
         for (auto& [id, c] : conns) {
+            if (c->rdma && c->state == Connection::State::kOpen && !c->calls.empty() &&
+                now - c->last_ping >= kRcPingInterval) {
+                c->last_ping = now;
+                SendRaw(*c, FrameHeader{.kind = FrameKind::kPing}, "");
+            }
             if ((c->state == Connection::State::kHandshake || c->state == Connection::State::kConnecting) &&
                 now > c->handshake_deadline) {
                 late.push_back(c);

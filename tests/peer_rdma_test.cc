@@ -347,6 +347,31 @@ TEST(PeerRdma, ACutLinkFailsTheCallsInFlightAsOutcomeUnknown) {
     EXPECT_TRUE(fine.Get().ok());
 }
 
+TEST(PeerRdma, APeerThatVanishesSilentlyIsNoticedByPingsLongBeforeTheDeadline) {
+    // No keepalive on RDMA: a call waiting on a peer that is gone without a word (the link
+    // cut, nothing more to send) learns it from the pings its connection sends meanwhile.
+    RdmaNodes nodes;
+    std::mutex mu;
+    std::vector<PeerRequest> held;
+    auto client = nodes.Connect([&](PeerRequest r) {
+        std::lock_guard<std::mutex> lock(mu);
+        held.push_back(std::move(r));
+    });
+    ASSERT_TRUE(client.ok()) << client.status();
+    Outcome<std::string> waiting;
+    absl::Time start = absl::Now();
+    (*client)->Call("q", absl::Now() + absl::Seconds(60), waiting.Callback());
+    ASSERT_TRUE(Eventually([&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return held.size() == 1;
+    }));
+    nodes.fabric.CutLink(true);
+    auto got = waiting.Get();
+    ASSERT_FALSE(got.ok());
+    EXPECT_TRUE(IsConnectionLoss(got.status())) << got.status();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "the call waited for its deadline";
+}
+
 TEST(PeerRdma, ADeadPeerFailsTheCallsOfItsConnectionOnly) {
     RdmaNodes nodes;
     auto first = nodes.Connect([](PeerRequest) {});  // never answers
