@@ -367,7 +367,9 @@ struct PeerLoop::Impl {
             return;
         }
         std::shared_ptr<Connection> c = it->second;
-        --c->ops;
+        if ((tag != kRecv && tag != kRc) || !(flags & IORING_CQE_F_MORE)) {
+            --c->ops;  // (a multishot receive or poll is in flight until its last completion)
+        }
         switch (tag) {
             case kConnect: Connected(*c, res); break;
             case kRecv: Received(*c, res, flags); break;

@@ -421,6 +421,11 @@ absl::StatusOr<MemoryRegion> SimDevice::Register(char* addr, size_t length, uint
     return mr;
 }
 
+size_t SimDevice::registered_regions() const {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return state_->regions.size();
+}
+
 void SimDevice::Deregister(const MemoryRegion& mr) {
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->regions.erase(mr.rkey);

@@ -66,6 +66,8 @@ public:
     std::string_view name() const override;
     absl::StatusOr<MemoryRegion> Register(char* addr, size_t length, uint32_t access) override;
     void Deregister(const MemoryRegion& mr) override;
+    // Regions registered now (a test's check that what was registered is let go).
+    size_t registered_regions() const;
 
     struct State;
 

@@ -372,6 +372,25 @@ TEST(PeerRdma, APeerThatVanishesSilentlyIsNoticedByPingsLongBeforeTheDeadline) {
     EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "the call waited for its deadline";
 }
 
+TEST(PeerRdma, ClosedConnectionsLetGoOfTheirQueuePairsAndRegistrations) {
+    RdmaNodes nodes;
+    for (int i = 0; i < 10; ++i) {
+        auto client = nodes.Connect();
+        ASSERT_TRUE(client.ok()) << client.status();
+        for (int j = 0; j < 3; ++j) {
+            Outcome<std::string> out;
+            (*client)->Call("x", Soon(), out.Callback());
+            ASSERT_TRUE(out.Get().ok());
+        }
+        client->reset();
+    }
+    // Each connection registered a receive and a send slab on each side (some 10 MiB).
+    EXPECT_TRUE(Eventually([&] {
+        return nodes.client_device->registered_regions() == 0 && nodes.server_device->registered_regions() == 0;
+    })) << nodes.client_device->registered_regions() << " and " << nodes.server_device->registered_regions()
+        << " regions still registered after their connections closed";
+}
+
 TEST(PeerRdma, ADeadPeerFailsTheCallsOfItsConnectionOnly) {
     RdmaNodes nodes;
     auto first = nodes.Connect([](PeerRequest) {});  // never answers

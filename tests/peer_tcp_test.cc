@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
@@ -363,6 +364,37 @@ TEST(PeerTcp, AFloodBeyondTheCreditsClosesOnlyTheFloodersConnection) {
         (*good)->Call("ok", absl::Now() + absl::Seconds(5), o.Callback());
         ASSERT_TRUE(o.Get().ok());
     }
+}
+
+// Descriptors this process holds now.
+size_t OpenFds() {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+        ++n;
+    }
+    return n;
+}
+
+TEST(PeerTcp, ClosedConnectionsLeaveNoDescriptorBehind) {
+    // Each connection's multishot receive completes many times before its last completion:
+    // only that last one lets the connection (and its socket) go.
+    auto server = PeerLoop::Create({});
+    auto port = (*server)->Listen("127.0.0.1", 0, Keys(), [](PeerRequest r) { r.Respond(absl::OkStatus(), "ok"); });
+    auto client_loop = PeerLoop::Create({});
+    size_t before = OpenFds();
+    for (int i = 0; i < 20; ++i) {
+        auto peer = (*client_loop)->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret});
+        ASSERT_TRUE(peer.ok()) << peer.status();
+        for (int j = 0; j < 3; ++j) {
+            Outcome o;
+            (*peer)->Call("x", absl::Now() + absl::Seconds(5), o.Callback());
+            ASSERT_TRUE(o.Get().ok());
+        }
+        peer->reset();
+    }
+    EXPECT_TRUE(Eventually([&] {
+        return (*server)->connections() == 0 && (*client_loop)->connections() == 0 && OpenFds() <= before;
+    })) << OpenFds() << " descriptors open, " << before << " before 20 connections came and went";
 }
 
 TEST(PeerTcp, ABrokenConnectionFailsItsCallsAsOutcomeUnknown) {
