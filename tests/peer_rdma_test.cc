@@ -19,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include "peer_test_support.h"
 #include "rdma/frame.h"
 #include "rdma/rc_path.h"
 #include "rdma/registration_cache.h"
@@ -31,51 +32,7 @@ namespace {
 using verbs::SimDevice;
 using verbs::SimFabric;
 
-const std::string kSecret = "0123456789abcdef-shared-by-the-nodes";
-
-ListenerHandshake::SecretOf Keys() {
-    return [](std::string_view id) -> std::optional<std::string> {
-        return id == "node-a" ? std::optional<std::string>(kSecret) : std::nullopt;
-    };
-}
-
-// Waits for one outcome of type T.
-template <typename T>
-struct Outcome {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool finished = false;
-    absl::StatusOr<T> result = absl::UnknownError("never answered");
-    auto Callback() {
-        return [this](absl::StatusOr<T> r) {
-            std::lock_guard<std::mutex> lock(mu);
-            result = std::move(r);
-            finished = true;
-            cv.notify_all();
-        };
-    }
-    bool Done() {
-        std::lock_guard<std::mutex> lock(mu);
-        return finished;
-    }
-    absl::StatusOr<T> Get() {
-        std::unique_lock<std::mutex> lock(mu);
-        EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return finished; })) << "no outcome in 10 s";
-        return result;
-    }
-};
-
-template <typename Pred>
-bool Eventually(Pred pred, absl::Duration within = absl::Seconds(5)) {
-    absl::Time until = absl::Now() + within;
-    while (!pred()) {
-        if (absl::Now() > until) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return true;
-}
+using namespace testing;
 
 // Echoes every request; "land:N" answers N bytes of 'L' for the caller's landing then "tail".
 void Serve(PeerRequest r) {
@@ -167,35 +124,20 @@ TEST(PeerRdma, ThousandsOfPipelinedCallsOnASmallWindowAreMatchedToTheirAnswers) 
 }
 
 TEST(PeerRdma, ACallerOutOfCreditsWaitsAndTheServerSeesNoMoreThanItsWindow) {
+    HeldRequests held;  // (before the loops: they may call it until they stop)
     RdmaNodes nodes({.terms = {.max_body = 1 << 20, .window = 4}});
-    std::mutex mu;
-    std::vector<PeerRequest> held;
-    auto client = nodes.Connect([&](PeerRequest r) {
-        std::lock_guard<std::mutex> lock(mu);
-        held.push_back(std::move(r));
-    });
+    auto client = nodes.Connect(held.Handler());
     ASSERT_TRUE(client.ok()) << client.status();
     std::atomic<int> finished{0};
     for (int i = 0; i < 20; ++i) {
         (*client)->Call("q", Soon(), [&](absl::StatusOr<std::string> r) { finished += r.ok(); });
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    {
-        std::lock_guard<std::mutex> lock(mu);
-        EXPECT_EQ(held.size(), 4u) << "the server got more requests than the receives it granted";
-    }
+    EXPECT_EQ(held.size(), 4u) << "the server got more requests than the receives it granted";
     // Answering frees receives: the waiting calls go on, four at a time.
     for (int round = 0; round < 5; ++round) {
-        ASSERT_TRUE(Eventually([&] {
-            std::lock_guard<std::mutex> lock(mu);
-            return held.size() == 4u;
-        }));
-        std::vector<PeerRequest> now;
-        {
-            std::lock_guard<std::mutex> lock(mu);
-            now.swap(held);
-        }
-        for (auto& r : now) {
+        ASSERT_TRUE(Eventually([&] { return held.size() == 4u; }));
+        for (auto& r : held.Take()) {
             r.Respond(absl::OkStatus(), "a");
         }
     }
@@ -307,29 +249,16 @@ TEST(PeerRdma, ALandingWorksOverTcpTooByCopy) {
 }
 
 TEST(PeerRdma, ACutLinkFailsTheCallsInFlightAsOutcomeUnknown) {
+    HeldRequests held;  // (before the loops: they may call it until they stop)
     RdmaNodes nodes;
-    std::atomic<bool> hold{false};
-    std::mutex mu;
-    std::vector<PeerRequest> held;
-    auto client = nodes.Connect([&](PeerRequest r) {
-        if (hold.load()) {
-            std::lock_guard<std::mutex> lock(mu);
-            held.push_back(std::move(r));
-            return;
-        }
-        Serve(std::move(r));
-    });
+    auto client = nodes.Connect(held.Handler());
     ASSERT_TRUE(client.ok()) << client.status();
-    hold = true;
     Outcome<std::string> in_flight;
     (*client)->Call("q", Soon(), in_flight.Callback());
-    ASSERT_TRUE(Eventually([&] {
-        std::lock_guard<std::mutex> lock(mu);
-        return held.size() == 1;
-    }));
+    ASSERT_TRUE(Eventually([&] { return held.size() == 1; }));
     nodes.fabric.CutLink(true);
     // The answer cannot get through: after the device's retries the queue pair fails.
-    held[0].Respond(absl::OkStatus(), "late");
+    held.Take()[0].Respond(absl::OkStatus(), "late");
     auto got = in_flight.Get();
     ASSERT_FALSE(got.ok());
     EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable) << got.status();
@@ -339,7 +268,6 @@ TEST(PeerRdma, ACutLinkFailsTheCallsInFlightAsOutcomeUnknown) {
     (*client)->Call("q", Soon(), after.Callback());
     EXPECT_TRUE(IsConnectionLoss(after.Get().status()));
     nodes.fabric.CutLink(false);
-    hold = false;
     auto again = nodes.Connect();  // the caller connects anew (the peer backend does)
     ASSERT_TRUE(again.ok()) << again.status();
     Outcome<std::string> fine;
@@ -350,21 +278,14 @@ TEST(PeerRdma, ACutLinkFailsTheCallsInFlightAsOutcomeUnknown) {
 TEST(PeerRdma, APeerThatVanishesSilentlyIsNoticedByPingsLongBeforeTheDeadline) {
     // No keepalive on RDMA: a call waiting on a peer that is gone without a word (the link
     // cut, nothing more to send) learns it from the pings its connection sends meanwhile.
+    HeldRequests held;  // (before the loops: they may call it until they stop)
     RdmaNodes nodes;
-    std::mutex mu;
-    std::vector<PeerRequest> held;
-    auto client = nodes.Connect([&](PeerRequest r) {
-        std::lock_guard<std::mutex> lock(mu);
-        held.push_back(std::move(r));
-    });
+    auto client = nodes.Connect(held.Handler());
     ASSERT_TRUE(client.ok()) << client.status();
     Outcome<std::string> waiting;
     absl::Time start = absl::Now();
     (*client)->Call("q", absl::Now() + absl::Seconds(60), waiting.Callback());
-    ASSERT_TRUE(Eventually([&] {
-        std::lock_guard<std::mutex> lock(mu);
-        return held.size() == 1;
-    }));
+    ASSERT_TRUE(Eventually([&] { return held.size() == 1; }));
     nodes.fabric.CutLink(true);
     auto got = waiting.Get();
     ASSERT_FALSE(got.ok());
@@ -412,13 +333,9 @@ TEST(PeerRdma, ADeadPeerFailsTheCallsOfItsConnectionOnly) {
 }
 
 TEST(PeerRdma, ALandedCallPastItsDeadlineClosesItsConnectionSoNoLateAnswerLands) {
+    HeldRequests held;  // (before the loops: they may call it until they stop)
     RdmaNodes nodes;
-    std::mutex mu;
-    std::vector<PeerRequest> held;
-    auto client = nodes.Connect([&](PeerRequest r) {
-        std::lock_guard<std::mutex> lock(mu);
-        held.push_back(std::move(r));
-    });
+    auto client = nodes.Connect(held.Handler());
     ASSERT_TRUE(client.ok()) << client.status();
     std::string region(1 << 20, '\0');
     Outcome<LandedAnswer> out;
@@ -427,11 +344,8 @@ TEST(PeerRdma, ALandedCallPastItsDeadlineClosesItsConnectionSoNoLateAnswerLands)
     auto got = out.Get();
     ASSERT_FALSE(got.ok());
     EXPECT_EQ(got.status().code(), absl::StatusCode::kDeadlineExceeded) << got.status();
-    ASSERT_TRUE(Eventually([&] {
-        std::lock_guard<std::mutex> lock(mu);
-        return held.size() == 1;
-    }));
-    held[0].Respond(absl::OkStatus(), std::string(4096, 'L'), 4096);  // too late
+    ASSERT_TRUE(Eventually([&] { return held.size() == 1; }));
+    held.Take()[0].Respond(absl::OkStatus(), std::string(4096, 'L'), 4096);  // too late
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     EXPECT_EQ(region.find('L'), std::string::npos) << "a late answer was written into memory its caller had back";
     EXPECT_FALSE((*client)->open());

@@ -24,55 +24,14 @@
 
 #include <gtest/gtest.h>
 
+#include "peer_test_support.h"
 #include "rdma/frame.h"
 
 namespace zerohop::peer {
 namespace {
 
-const std::string kSecret = "0123456789abcdef-shared-by-the-nodes";
-
-ListenerHandshake::SecretOf Keys() {
-    return [](std::string_view id) -> std::optional<std::string> {
-        return id == "node-a" ? std::optional<std::string>(kSecret) : std::nullopt;
-    };
-}
-
-// Waits for a call's outcome.
-struct Outcome {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool finished = false;
-    absl::StatusOr<std::string> result = absl::UnknownError("never answered");
-    std::function<void(absl::StatusOr<std::string>)> Callback() {
-        return [this](absl::StatusOr<std::string> r) {
-            std::lock_guard<std::mutex> lock(mu);
-            result = std::move(r);
-            finished = true;
-            cv.notify_all();
-        };
-    }
-    bool Done() {
-        std::lock_guard<std::mutex> lock(mu);
-        return finished;
-    }
-    absl::StatusOr<std::string> Get() {
-        std::unique_lock<std::mutex> lock(mu);
-        EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return finished; })) << "no outcome in 10 s";
-        return result;
-    }
-};
-
-template <typename Pred>
-bool Eventually(Pred pred, absl::Duration within = absl::Seconds(5)) {
-    absl::Time until = absl::Now() + within;
-    while (!pred()) {
-        if (absl::Now() > until) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    return true;
-}
+using namespace testing;
+using Outcome = testing::Outcome<std::string>;
 
 int RawConnect(uint16_t port) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
