@@ -337,6 +337,10 @@ struct PeerLoop::Impl {
         }
         for (auto& c : all) {
             Close(*c, absl::UnavailableError("peer: the daemon's peer loop stopped"));
+            // What the connection holds of the kernel's and the device's goes with the loop,
+            // not with the last PeerRequest that may outlive it (the device may be gone by then).
+            c->rc.reset();
+            c->fd.reset();
         }
     }
 
