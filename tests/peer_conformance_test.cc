@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <future>
 #include <map>
 
 #include "conformance/backend_conformance.h"
@@ -12,6 +13,7 @@
 #include "peer/peer.h"
 #include "rdma/frame.h"
 #include "rdma/sim_verbs.h"
+#include "wire/protocol.h"
 
 namespace zerohop::testing {
 namespace {
@@ -347,6 +349,30 @@ TEST(PeerStreamedPut, AStreamThatBreaksOffAppliesNothing) {
     auto again = Await<ObjectInfo>([&](auto done) { (*mount)->PutObject({.path = *Path::Parse("/c1/x")}, &next, std::move(done)); });
     ASSERT_TRUE(again.ok()) << again.status();
     EXPECT_TRUE(HoldsThePattern(mount->get(), "/c1/x", next.total));
+}
+
+TEST(PeerStreamedPut, OnePeerKeyCannotTakeEveryStreamOfTheNode) {
+    const std::string other_secret = "the-other-key-secret-0123456789";
+    auto rig = MakeRig({{"node-a", PeerGrant{kSecret, {{"c1", PeerRight::kWrite}}}},
+                        {"node-b", PeerGrant{other_secret, {{"c1", PeerRight::kWrite}}}}});
+    ASSERT_NE(rig, nullptr);
+    auto a = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}}, "node-a", kSecret));
+    auto b = PeerBackend::Open(rig->caller.get(), Mount(*rig, {{"c1", "c1"}}, "node-b", other_secret));
+    ASSERT_TRUE(a.ok() && b.ok());
+    auto begin = [](PeerBackend* m, uint64_t token) {
+        std::promise<absl::StatusOr<std::string>> p;
+        m->Call(kPeerStreamBegin, false,
+                std::string(reinterpret_cast<const char*>(&token), 8) +
+                    protocol::Encode(PutObjectRequest{.path = *Path::Parse("/c1/s" + std::to_string(token))}),
+                "", [&p](absl::StatusOr<std::string> r) { p.set_value(std::move(r)); });
+        return p.get_future().get().status();
+    };
+    for (uint64_t t = 1; t <= 4; ++t) {
+        ASSERT_TRUE(begin(a->get(), t).ok());
+    }
+    EXPECT_EQ(begin(a->get(), 5).code(), absl::StatusCode::kResourceExhausted) << "a fifth stream of one key";
+    EXPECT_TRUE(begin(b->get(), 6).ok()) << "another key is still served";
+    // (the streams are given up when the node closes, nothing applied)
 }
 
 INSTANTIATE_TEST_SUITE_P(Peer, BackendConformance,

@@ -34,6 +34,7 @@ constexpr uint16_t kStreamAbort = kPeerStreamAbort;
 constexpr size_t kStreamPartBytes = 8 << 20;
 constexpr int kStreamPartsInFlight = 2;
 constexpr size_t kMaxStreams = 16;
+constexpr size_t kMaxStreamsPerKey = 4;  // so that one peer cannot take them all
 constexpr absl::Duration kStreamIdle = absl::Seconds(30);
 // The largest put sent as one message.
 constexpr size_t kMaxWholePut = peer::kMaxMessage - kHeaderRoom;
@@ -358,9 +359,12 @@ void PeerServer::StartStream(std::shared_ptr<peer::PeerRequest> r, std::string_v
     stream->key_id = r->key_id();
     {
         std::lock_guard<std::mutex> lock(streams_mu_);
-        if (streams_.size() >= kMaxStreams) {
+        size_t mine = std::count_if(streams_.begin(), streams_.end(),
+                                    [&](const auto& s) { return s.second->key_id == stream->key_id; });
+        if (streams_.size() >= kMaxStreams || mine >= kMaxStreamsPerKey) {
             return r->Respond(absl::ResourceExhaustedError(absl::StrFormat(
-                                  "peer: %d streamed puts at once is this node's limit", kMaxStreams)),
+                                  "peer: %d streamed puts at once is this node's limit, %d a key's", kMaxStreams,
+                                  kMaxStreamsPerKey)),
                               "");
         }
         if (!streams_.emplace(token, stream).second) {

@@ -34,7 +34,8 @@
 // and turns out larger than a part) streams: a begin names the put and a token, parts of
 // 8 MiB follow (at most two unacknowledged; each is acknowledged once the data node's
 // backend has taken its bytes), an end asks for the result. The data node feeds the parts
-// to its backend's PutObject as they come (a thread per streamed put, at most 16 at once);
+// to its backend's PutObject as they come (a thread per streamed put, at most 16 at once and
+// 4 per peer key);
 // nothing is applied before the end, so a put whose stream breaks off is not applied (an
 // abandoned stream is given up after 30 s without a part). The calling side streams on its
 // own thread (a source too large for one message is read where blocking is allowed: an
