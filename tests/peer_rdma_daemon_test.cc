@@ -98,6 +98,15 @@ TEST_F(PeerRdmaDaemonTest, AGetOnAPeerMountLandsInTheClientsRegionWrittenByRdma)
     ASSERT_TRUE(listed.ok()) << listed.status();
     ASSERT_EQ(listed->entries.size(), 1u);
     EXPECT_EQ(listed->entries[0].name, "big");
+    // The session ends: its region's registration goes with it (not kept pinned).
+    EXPECT_GT(NodePeerLoop()->registrations(device_.get()).bytes, 0u);
+    client->reset();
+    absl::Time until = absl::Now() + absl::Seconds(5);
+    while (NodePeerLoop()->registrations(device_.get()).bytes != 0 && absl::Now() < until) {
+        absl::SleepFor(absl::Milliseconds(5));
+    }
+    EXPECT_EQ(NodePeerLoop()->registrations(device_.get()).bytes, 0u)
+        << "a closed session's region is still registered";
 }
 
 }  // namespace

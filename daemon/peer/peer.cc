@@ -500,6 +500,10 @@ void PeerServer::Serve(peer::PeerRequest request) {
 
 // ---- the calling node's side -------------------------------------------------------
 
+namespace {
+std::atomic<peer::PeerLoop*> node_loop_made{nullptr};  // once NodePeerLoop() made it
+}  // namespace
+
 peer::PeerLoop* NodePeerLoop() {
     static peer::PeerLoop* loop = [] {
         auto l = peer::PeerLoop::Create({.terms = {.max_body = kPeerMaxBody, .window = 64}});
@@ -507,9 +511,16 @@ peer::PeerLoop* NodePeerLoop() {
             Log(LogLevel::kError, "the peer transport cannot start", "error", std::string(l.status().message()));
             return static_cast<peer::PeerLoop*>(nullptr);
         }
+        node_loop_made.store(l->get());
         return l->release();  // lives as long as the process
     }();
     return loop;
+}
+
+void ForgetLandingRegion(char* region) {
+    if (peer::PeerLoop* loop = node_loop_made.load()) {  // (none made: nothing was registered)
+        loop->ForgetRegion(region);
+    }
 }
 
 namespace {

@@ -116,6 +116,9 @@ using RdmaConnector = std::function<absl::StatusOr<RcConnected>(const std::strin
 // The node-wide peer loop: every peer mount's connections and the data node's listener.
 // Made at first use; it lives as long as the process.
 peer::PeerLoop* NodePeerLoop();
+// A client's session region is about to be unmapped: its RDMA registration, if a get landed
+// in it, goes (PeerLoop::ForgetRegion). Cheap when there is none.
+void ForgetLandingRegion(char* region);
 
 // The node's RDMA connection manager (rdma/cm.h): the one set (tests running daemons in
 // their own process set a simulated one, before a server starts; it must outlive them), else

@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "config/config.h"
+#include "peer/peer.h"
 #include "server/volumes.h"
 #include "shmring/arena.h"
 #include "shmring/doorbell.h"
@@ -81,6 +82,9 @@ struct Session {
         if (scope != nullptr) {
             scope->sessions.fetch_sub(1);
         }
+        // Before the segment goes: a peer's RDMA registration of its region (gets that landed
+        // there) must not outlive the mapping.
+        ForgetLandingRegion(segment.daemon_region());
     }
 
     // Result buffers in the daemon region: backends fill them from their own threads too.
