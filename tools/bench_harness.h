@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace zerohop {
@@ -31,6 +32,11 @@ struct Comparison {
     Result ours;
     std::optional<Result> baseline;
     std::string baseline_name;
+    // Where a workload is judged by something other than throughput (latency, bandwidth):
+    // the ratio reported instead of ours / baseline ops/s, and what it divides.
+    std::optional<double> ratio;
+    std::string ratio_means;
+    std::string extra_json;  // more fields of the JSON line, `"name": value, ...`
 };
 
 // Throughput and latency percentiles of per-operation samples (microseconds) taken over `secs`.
@@ -117,7 +123,13 @@ inline void Print(const Comparison& c, bool json) {
         std::string line = absl::StrFormat(R"({"name": "%s", %s)", r.name, ResultJson(r));
         if (c.baseline) {
             absl::StrAppendFormat(&line, R"(, "baseline": {"name": "%s", %s}, "ratio": %.3f)", c.baseline_name,
-                                  ResultJson(*c.baseline), r.ops_per_s / c.baseline->ops_per_s);
+                                  ResultJson(*c.baseline), c.ratio.value_or(r.ops_per_s / c.baseline->ops_per_s));
+            if (c.ratio) {
+                absl::StrAppendFormat(&line, R"(, "ratio_means": "%s")", c.ratio_means);
+            }
+        }
+        if (!c.extra_json.empty()) {
+            absl::StrAppend(&line, ", ", c.extra_json);
         }
         std::cout << line << "}\n";
         return;
@@ -130,7 +142,15 @@ inline void Print(const Comparison& c, bool json) {
     row(r.name, r);
     if (c.baseline) {
         row("  baseline: " + c.baseline_name, *c.baseline);
-        std::cout << absl::StrFormat("  ratio (ours / baseline throughput): %.3f\n", r.ops_per_s / c.baseline->ops_per_s);
+        if (c.ratio) {
+            std::cout << absl::StrFormat("  ratio (%s): %.3f\n", c.ratio_means, *c.ratio);
+        } else {
+            std::cout << absl::StrFormat("  ratio (ours / baseline throughput): %.3f\n",
+                                         r.ops_per_s / c.baseline->ops_per_s);
+        }
+    }
+    if (!c.extra_json.empty()) {
+        std::cout << "  " << c.extra_json << "\n";
     }
 }
 

@@ -43,6 +43,15 @@ Child::~Child() {
     }
 }
 
+int Child::Wait() {
+    int status = 0;
+    if (pid_ <= 0 || waitpid(pid_, &status, 0) != pid_) {
+        return -1;
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 std::string FindZerohopd() {
     if (const char* env = getenv("ZEROHOPD")) {
         return env;
@@ -76,7 +85,8 @@ double RssBytes(pid_t pid) {
     return rss * sysconf(_SC_PAGESIZE);
 }
 
-BenchDaemon StartBenchDaemon(const std::string& dir, int workers, const std::string& extra_yaml) {
+BenchDaemon StartBenchDaemon(const std::string& dir, int workers, const std::string& extra_yaml,
+                             std::vector<std::string> prefix) {
     BenchDaemon d;
     d.options.socket_path = dir + "/zh.sock";
     d.options.access_key = "bench";
@@ -85,7 +95,10 @@ BenchDaemon StartBenchDaemon(const std::string& dir, int workers, const std::str
                                           << "mounts: [{container: bench, options: {dir: " << dir << "/shm-store}}]\n"
                                           << "credentials:\n  - {key: bench, containers: {bench: rw}}\n"
                                           << extra_yaml;
-    d.process = std::make_unique<Child>(std::vector<std::string>{FindZerohopd(), "--config", dir + "/zerohopd.yaml"});
+    for (std::string a : {FindZerohopd(), std::string("--config"), dir + "/zerohopd.yaml"}) {
+        prefix.push_back(std::move(a));
+    }
+    d.process = std::make_unique<Child>(std::move(prefix));
     return d;
 }
 
@@ -124,9 +137,9 @@ BenchRedis StartBenchRedis() {
     return r;
 }
 
-redisContext* ConnectRedis(int port) {
+redisContext* ConnectRedis(int port, const std::string& host) {
     for (int i = 0; i < 500; ++i) {
-        redisContext* rc = redisConnect("127.0.0.1", port);
+        redisContext* rc = redisConnect(host.c_str(), port);
         if (rc != nullptr && rc->err == 0) {
             return rc;
         }

@@ -23,6 +23,8 @@ public:
     Child(const Child&) = delete;
     Child& operator=(const Child&) = delete;
     pid_t pid() const { return pid_; }
+    // Waits for it to exit on its own: its exit status (-1 when it did not exit normally).
+    int Wait();
 
 private:
     pid_t pid_ = -1;
@@ -40,7 +42,9 @@ struct BenchDaemon {
     std::unique_ptr<Child> process;
     ClientOptions options;  // socket and key
 };
-BenchDaemon StartBenchDaemon(const std::string& dir, int workers, const std::string& extra_yaml = "");
+// `prefix` goes before its command line (`ip netns exec NS`: a daemon in another namespace).
+BenchDaemon StartBenchDaemon(const std::string& dir, int workers, const std::string& extra_yaml = "",
+                             std::vector<std::string> prefix = {});
 // A client of it, waiting for the daemon to come up.
 std::unique_ptr<Client> ConnectWaiting(const ClientOptions& options);
 
@@ -51,7 +55,7 @@ struct BenchRedis {
 };
 BenchRedis StartBenchRedis();
 // A hiredis connection, waiting for the server to come up; exits on failure.
-redisContext* ConnectRedis(int port);
+redisContext* ConnectRedis(int port, const std::string& host = "127.0.0.1");
 
 // What more than one suite measures against Redis: a 100-byte item put at /bench/item
 // through `client` and as `item` in Redis, then read synchronously and 16 in flight through

@@ -326,6 +326,9 @@ int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "--redis-worker") {
         return zerohop::RedisWorker(argc, argv);
     }
+    if (argc > 1 && std::string(argv[1]) == "--peer-worker") {
+        return zerohop::PeerWorker(argc, argv);
+    }
     std::string suite = "all";
     bool json = false;
     int duration_ms = 2000;
