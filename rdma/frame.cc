@@ -21,7 +21,8 @@ T Get(const char* in) {
     return v;
 }
 
-constexpr uint16_t kKnownFlags = kFrameMore | kFrameError | kFrameLanding | kFrameLanded | kFrameWritten;
+constexpr uint16_t kKnownFlags =
+    kFrameMore | kFrameError | kFrameLanding | kFrameLanded | kFrameWritten | kFramePlaced;
 
 }  // namespace
 
@@ -114,6 +115,11 @@ absl::StatusOr<FrameHeader> DecodeHeader(std::string_view bytes, uint32_t max_bo
     if ((h.flags & kFrameLanding) != 0 && h.kind != FrameKind::kRequest) {
         return absl::InvalidArgumentError("peer frame: only a request says where its answer lands");
     }
+    if ((h.flags & kFramePlaced) != 0 &&
+        (h.kind != FrameKind::kResponse || (h.flags & ~kFramePlaced) != kFrameMore)) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "peer frame: flags 0x%04x (a placed piece is a response's, followed by more, and nothing else)", h.flags));
+    }
     if ((h.flags & (kFrameLanded | kFrameWritten)) != 0 &&
         (h.kind != FrameKind::kResponse || (h.flags & kFrameError) != 0 ||
          (h.flags & (kFrameLanded | kFrameWritten)) == (kFrameLanded | kFrameWritten))) {
@@ -164,16 +170,50 @@ std::optional<Frame> FrameReader::Next() {
             return std::nullopt;
         }
         header_ = *h;
+        place_ = placement_ && header_->length > 0 ? placement_(*header_) : nullptr;
+        placed_ = 0;
     }
-    auto body = Take(header_->length);
-    if (!body) {
-        return std::nullopt;
+    std::string_view body;
+    if (place_ != nullptr) {
+        size_t take = std::min<size_t>(header_->length - placed_, input_.size());
+        if (take > 0) {  // (an empty feed may have no data pointer at all)
+            std::memcpy(place_ + placed_, input_.data(), take);
+        }
+        input_.remove_prefix(take);
+        placed_ += take;
+        if (placed_ < header_->length) {
+            return std::nullopt;
+        }
+        body = std::string_view(place_, placed_);
+        place_ = nullptr;
+    } else {
+        auto taken = Take(header_->length);
+        if (!taken) {
+            return std::nullopt;
+        }
+        body = *taken;
+        delivered_ = !partial_.empty();  // gathered: handed out from partial_, cleared next call
     }
-    delivered_ = !partial_.empty();  // gathered: handed out from partial_, cleared next call
-    Frame f{*header_, *body};
+    Frame f{*header_, body};
     header_.reset();
     return f;
 }
+
+FrameReader::Placing FrameReader::placing() const {
+    if (place_ == nullptr || !input_.empty()) {
+        return {};
+    }
+    return {.at = place_ + placed_, .left = header_->length - placed_};
+}
+
+void FrameReader::Unplace() {
+    if (place_ != nullptr) {
+        partial_.assign(placed_, '\0');
+        place_ = nullptr;
+    }
+}
+
+void FrameReader::Placed(size_t n) { placed_ += std::min<size_t>(n, header_->length - placed_); }
 
 std::string FrameReader::TakeBody(const Frame& f) {
     if (delivered_ && !f.body.empty() && f.body.data() == partial_.data()) {

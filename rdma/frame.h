@@ -18,17 +18,19 @@
 //                 last grant (piggybacked on any frame)
 //       28     2  flags: kMore (the body continues in the next frame of the same request id),
 //                 kError (a response carrying a status, not a result), kLanding (a request
-//                 whose body begins with where its answer may land), kLanded and kWritten (an
-//                 answer to one: see "Landing" below); others must be 0
+//                 whose body begins with where its answer may land), kPlaced, kLanded and
+//                 kWritten (an answer to one: see "Landing" below); others must be 0
 //       30     2  reserved, 0
 //
 // Landing. A caller may say where a large answer should land in its memory: the request's
 // body then begins with 16 bytes, the address (u64), the remote key (u32, 0 on TCP) and the
-// capacity (u32). The answer to it begins with the number n (u64) of its bytes that are the
-// landing's: with kLanded they follow in the frame (TCP: the caller's loop puts them in
-// place), with kWritten the answering side has already written them into the landing by RDMA
-// WRITE (the frame, sent after the write on the same queue pair, arrives after the bytes).
-// The rest of the answer follows.
+// capacity (u32). The answer's first n bytes are the landing's:
+//  - TCP: they come first, in frames of their own flagged kPlaced (and kMore), whose bodies
+//    the caller's side receives straight into the landing, in order; then the rest of the
+//    answer as a message flagged kLanded (n is what the placed frames carried);
+//  - RDMA: the answering side writes them into the landing by RDMA WRITE, then sends the
+//    rest of the answer flagged kWritten, followed by n (u64) (the frame, sent after the
+//    write on the same queue pair, arrives after the bytes).
 //
 // The wire is hostile: Decode() checks every field before anything reads the body, and a
 // frame that breaks a rule is an error for its connection alone (the transport closes it).
@@ -48,6 +50,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -84,6 +87,7 @@ enum FrameFlags : uint16_t {
     kFrameLanding = 1 << 2,
     kFrameLanded = 1 << 3,
     kFrameWritten = 1 << 4,
+    kFramePlaced = 1 << 5,
 };
 
 // The landing descriptor at the start of a kFrameLanding request's body.
@@ -137,6 +141,24 @@ public:
     // Whether a frame is begun and not finished (a peer that stopped mid-frame).
     bool mid_frame() const { return header_.has_value() || (!partial_.empty() && !delivered_); }
 
+    // Where a frame's body goes instead of the reader's own buffer: asked once a header is
+    // read (for a body of at least one byte); a destination of header.length bytes, or null
+    // (the body is handed out as usual). A placed body is copied there from the feeds, or
+    // received there by the caller (placing(), Placed()); Next() hands it out in place.
+    void set_placement(std::function<char*(const FrameHeader&)> placement) { placement_ = std::move(placement); }
+    // The body being placed, once every byte fed so far is consumed: where its next bytes go
+    // and how many are still to come (left 0: none is being placed).
+    struct Placing {
+        char* at = nullptr;
+        size_t left = 0;
+    };
+    Placing placing() const;
+    // `n` bytes of the body being placed arrived at placing().at (received there directly).
+    void Placed(size_t n);
+    // The body being placed goes on in the reader's own buffer instead (its destination is no
+    // longer to be written: the frame is then handed out with zeros for what was placed).
+    void Unplace();
+
 private:
     // The next `n` bytes of the stream: in place when the current feed holds them all, else
     // gathered in partial_ across feeds; nothing while they have not all arrived.
@@ -147,6 +169,9 @@ private:
     std::string partial_;     // a header or body begun in an earlier feed
     bool delivered_ = false;  // partial_ is a body handed out by the last Next()
     std::optional<FrameHeader> header_;
+    std::function<char*(const FrameHeader&)> placement_;
+    char* place_ = nullptr;  // where header_'s body goes, if placed
+    size_t placed_ = 0;      // of it, bytes there already
     absl::Status status_;
 };
 

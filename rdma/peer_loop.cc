@@ -35,7 +35,17 @@ namespace {
 
 // What a completion is about: the top byte of its user data; the rest names the connection
 // (or the listener).
-enum Tag : uint64_t { kWake = 1, kAccept = 2, kRecv = 3, kSend = 4, kConnect = 5, kRc = 6, kIgnored = 7 };
+enum Tag : uint64_t {
+    kWake = 1,
+    kAccept = 2,
+    kRecv = 3,
+    kSend = 4,
+    kConnect = 5,
+    kRc = 6,
+    kIgnored = 7,
+    kRecvInto = 8,
+    kRecvHeader = 9,
+};
 constexpr int kTagShift = 56;
 uint64_t UserData(Tag tag, uint64_t id) { return (static_cast<uint64_t>(tag) << kTagShift) | id; }
 
@@ -43,6 +53,10 @@ uint64_t UserData(Tag tag, uint64_t id) { return (static_cast<uint64_t>(tag) << 
 constexpr unsigned kBuffers = 64;
 constexpr unsigned kBufferSize = 64 << 10;
 constexpr uint16_t kBufferGroup = 0;
+// A placed piece with at least this much still to come is received straight into its landing
+// by a receive of its own (the multishot receive into the buffers above is stopped for it);
+// less is copied there from those buffers.
+constexpr size_t kReceiveIntoMin = 16 << 10;
 // A handshake frame is small; until the terms are agreed no larger body is taken.
 constexpr uint32_t kHandshakeMaxBody = 1024;
 // Pieces (headers and bodies) gathered into one sendmsg.
@@ -112,12 +126,27 @@ absl::Status DecodeError(std::string_view body) {
 
 bool IsConnectionLoss(const absl::Status& s) { return s.GetPayload(kLossPayload).has_value(); }
 
+// A frame's body: bytes of a message that all its frames share (a message larger than a
+// frame goes as slices of one buffer, not as copies).
+struct Slice {
+    std::shared_ptr<const std::string> owner;  // null for no bytes
+    std::string_view bytes;
+};
+
+Slice Own(std::string bytes) {
+    if (bytes.empty()) {
+        return {};
+    }
+    auto owner = std::make_shared<const std::string>(std::move(bytes));
+    return {owner, *owner};
+}
+
 // A frame ready for the socket: its header in place (no allocation), its body as given
 // (no copy); they leave as two pieces of one sendmsg.
 struct OutFrame {
     char header[kFrameHeaderSize];
-    std::string body;
-    size_t size() const { return kFrameHeaderSize + body.size(); }
+    Slice body;
+    size_t size() const { return kFrameHeaderSize + body.bytes.size(); }
 };
 
 struct PendingCall {
@@ -125,6 +154,8 @@ struct PendingCall {
     PeerClient::Done done;              // a call
     PeerClient::LandedDone landed_done;  // or a call with a landing
     Landing landing;
+    size_t placed = 0;  // TCP: bytes of the answer received into the landing so far
+    int* landed_calls = nullptr;  // TCP: its connection's count of such calls, while it counts
     // On RDMA, what lets the peer write into the landing: the region pinned in a cache, or
     // a registration of the landing made for this call alone.
     RegistrationCache* cache = nullptr;
@@ -158,7 +189,7 @@ struct Connection {
     SendCredits send{0};
     ReceiveCredits receive{0, 1};
     // Frames that need a credit, waiting for one; then frames ready for the socket.
-    std::deque<std::pair<FrameHeader, std::string>> waiting;
+    std::deque<std::pair<FrameHeader, Slice>> waiting;
     std::deque<OutFrame> out;  // ready for the socket
     size_t out_sent = 0;       // bytes of out.front() already sent
     bool sending = false;
@@ -166,7 +197,24 @@ struct Connection {
     msghdr msg = {};
     int ops = 0;  // submissions in flight on this connection (its fd stays open until 0)
     bool receiving = false;
+    bool multishot = false;  // the receive in flight is the multishot one
+    // Calls with a landing waiting for their answers: while there are any, receives into the
+    // buffers are single-shot, so that no more than one buffer of a placed piece is taken
+    // before the rest of it is received into its landing.
+    int landed_calls = 0;
     absl::flat_hash_map<uint64_t, PendingCall> calls;
+    uint64_t placing = 0;  // the call whose landing the frame being read is placed in (0: none)
+    bool stopping_recv = false;  // the multishot receive is being cancelled for a receive into a landing
+    bool receiving_into = false;  // a receive into placing's landing is in flight
+    bool cancelling_into = false;  // and is being cancelled (its call passed its deadline)
+    // After a receive into a landing, the next header is received alone (the next piece of
+    // the answer then goes straight into the landing too, none of it through the buffers).
+    bool header_next = false;
+    bool receiving_header = false;
+    char header[kFrameHeaderSize];
+    // A call whose landing a receive was in flight into when the connection closed: failed
+    // once that receive is over, not before (the kernel may be writing its memory).
+    std::optional<PendingCall> held;
     // Messages arriving in pieces, by request id and direction, and their bytes in all.
     absl::flat_hash_map<uint64_t, std::string> gathering;
     size_t gathering_bytes = 0;
@@ -212,6 +260,7 @@ struct PeerLoop::Impl {
     uint64_t next_id = 1;
     std::atomic<size_t> open_count{0};
     std::atomic<size_t> rdma_open_count{0};
+    std::atomic<uint64_t> received_into{0};
     // One registration cache per RDMA device (landing regions), made at its first use.
     mutable std::mutex caches_mu;
     absl::flat_hash_map<verbs::Device*, std::unique_ptr<RegistrationCache>> caches;
@@ -337,6 +386,10 @@ struct PeerLoop::Impl {
         }
         for (auto& c : all) {
             Close(*c, absl::UnavailableError("peer: the daemon's peer loop stopped"));
+            if (c->held) {  // (its receive ended with the socket's shutdown)
+                Fail(*c->held, Lost("peer: the daemon's peer loop stopped with the call in flight"));
+                c->held.reset();
+            }
             // What the connection holds of the kernel's and the device's goes with the loop,
             // not with the last PeerRequest that may outlive it (the device may be gone by then).
             c->rc.reset();
@@ -377,6 +430,8 @@ struct PeerLoop::Impl {
         switch (tag) {
             case kConnect: Connected(*c, res); break;
             case kRecv: Received(*c, res, flags); break;
+            case kRecvInto: ReceivedInto(*c, res); break;
+            case kRecvHeader: ReceivedHeader(*c, res); break;
             case kSend: Sent(*c, res); break;
             case kRc: Polled(*c, res, flags); break;
             default: break;
@@ -416,6 +471,7 @@ struct PeerLoop::Impl {
         setsockopt(c->fd.get(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
         setsockopt(c->fd.get(), IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
         setsockopt(c->fd.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+        c->reader.set_placement([this, conn = c.get()](const FrameHeader& h) { return PlaceOf(*conn, h); });
         conns[c->id] = c;
         open_count.fetch_add(1);
         return c;
@@ -519,7 +575,12 @@ struct PeerLoop::Impl {
 
     void ArmRecv(Connection& c) {
         io_uring_sqe* sqe = Sqe();
-        io_uring_prep_recv_multishot(sqe, c.fd.get(), nullptr, 0, 0);
+        c.multishot = c.landed_calls == 0;
+        if (c.multishot) {
+            io_uring_prep_recv_multishot(sqe, c.fd.get(), nullptr, 0, 0);
+        } else {
+            io_uring_prep_recv(sqe, c.fd.get(), nullptr, 0, 0);
+        }
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = kBufferGroup;
         io_uring_sqe_set_data64(sqe, UserData(kRecv, c.id));
@@ -543,10 +604,14 @@ struct PeerLoop::Impl {
         if (!(flags & IORING_CQE_F_MORE)) {
             c.receiving = false;
         }
-        if (res == -ENOBUFS) {
-            // Every buffer is lent out; ours come back as soon as this round is handled.
+        if (!c.receiving) {
+            c.stopping_recv = false;
+        }
+        if (res == -ENOBUFS || (res == -ECANCELED && !c.receiving)) {
+            // Every buffer is lent out (ours come back as soon as this round is handled), or
+            // we stopped it for a receive into a landing.
             if (!c.receiving && c.state != Connection::State::kClosed) {
-                ArmRecv(c);
+                Rearm(c);
             }
             return;
         }
@@ -562,9 +627,104 @@ struct PeerLoop::Impl {
         io_uring_buf_ring_add(buf_ring, data, kBufferSize, static_cast<unsigned short>(buffer),
                               io_uring_buf_ring_mask(kBuffers), 0);
         io_uring_buf_ring_advance(buf_ring, 1);
-        if (!c.receiving && c.state != Connection::State::kClosed) {
-            ArmRecv(c);
+        if (c.state == Connection::State::kClosed) {
+            return;
         }
+        if (!c.receiving) {
+            Rearm(c);
+        } else if (!c.stopping_recv && c.reader.placing().left >= kReceiveIntoMin) {
+            // The rest of a large placed piece goes straight into its landing: the multishot
+            // receive stops first (its last completion re-arms, with a receive into it).
+            StopMultishot(c);
+        }
+    }
+
+    void StopMultishot(Connection& c) {
+        io_uring_sqe* sqe = Sqe();
+        io_uring_prep_cancel64(sqe, UserData(kRecv, c.id), 0);
+        io_uring_sqe_set_data64(sqe, UserData(kIgnored, c.id));
+        c.stopping_recv = true;
+    }
+
+    // Receives again: into the landing of the piece being placed when enough of it is still to
+    // come, else into the buffer ring.
+    void Rearm(Connection& c) {
+        if (c.receiving_into || c.receiving_header) {
+            return;
+        }
+        FrameReader::Placing p = c.reader.placing();
+        if (p.left < kReceiveIntoMin && std::exchange(c.header_next, false)) {
+            io_uring_sqe* sqe = Sqe();
+            io_uring_prep_recv(sqe, c.fd.get(), c.header, kFrameHeaderSize, MSG_WAITALL);
+            io_uring_sqe_set_data64(sqe, UserData(kRecvHeader, c.id));
+            ++c.ops;
+            c.receiving_header = true;
+            return;
+        }
+        if (p.left < kReceiveIntoMin) {
+            return ArmRecv(c);
+        }
+        io_uring_sqe* sqe = Sqe();
+        io_uring_prep_recv(sqe, c.fd.get(), p.at, p.left, MSG_WAITALL);
+        io_uring_sqe_set_data64(sqe, UserData(kRecvInto, c.id));
+        ++c.ops;
+        c.receiving_into = true;
+    }
+
+    // The header after a receive into a landing arrived (alone).
+    void ReceivedHeader(Connection& c, int res) {
+        c.receiving_header = false;
+        if (c.state == Connection::State::kClosed) {
+            return;
+        }
+        if (res <= 0) {
+            return Close(c, res == 0 ? absl::UnavailableError("peer: the connection was closed by the peer")
+                                     : absl::UnavailableError(absl::StrFormat("peer: receive: %s", strerror(-res))));
+        }
+        OnBytes(c, std::string_view(c.header, static_cast<size_t>(res)));
+        if (c.state != Connection::State::kClosed) {
+            Rearm(c);
+        }
+    }
+
+    // A receive into a landing ended: the kernel put `res` bytes there.
+    void ReceivedInto(Connection& c, int res) {
+        c.receiving_into = false;
+        bool cancelled = std::exchange(c.cancelling_into, false);
+        if (c.state == Connection::State::kClosed) {
+            if (c.held) {
+                PendingCall call = std::move(*c.held);
+                c.held.reset();
+                Fail(call, Lost(absl::StrFormat(
+                               "peer: the connection broke with the call in flight (it may or may not have been done): %s",
+                               c.why.message())));
+            }
+            return;
+        }
+        if (res > 0) {
+            c.reader.Placed(static_cast<size_t>(res));
+            received_into.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
+            c.header_next = true;
+        } else if (res == 0 || res != -ECANCELED) {
+            return Close(c, res == 0 ? absl::UnavailableError("peer: the connection was closed by the peer")
+                                     : absl::UnavailableError(absl::StrFormat("peer: receive: %s", strerror(-res))));
+        }
+        OnBytes(c, {});  // the piece, if it is whole now
+        if (c.state == Connection::State::kClosed) {
+            return;
+        }
+        if (cancelled && c.placing != 0) {
+            // Stopped because its call passed its deadline: the rest of the piece goes
+            // elsewhere, and the call fails now that nothing writes into its landing.
+            c.reader.Unplace();
+            auto it = c.calls.find(std::exchange(c.placing, 0));
+            if (it != c.calls.end()) {
+                PendingCall call = std::move(it->second);
+                c.calls.erase(it);
+                Fail(call, absl::DeadlineExceededError("peer: no answer before the call's deadline"));
+            }
+        }
+        Rearm(c);
     }
 
     void OnBytes(Connection& c, std::string_view bytes) {
@@ -606,6 +766,9 @@ struct PeerLoop::Impl {
         if (IsRequestLevel(h.kind)) {
             if (absl::Status s = c.receive.Received(); !s.ok()) {
                 return s;
+            }
+            if (h.flags & kFramePlaced) {
+                return OnPlaced(c, h, f.body);
             }
             std::string body = c.reader.TakeBody(f);
             if (!Gather(c, h, &body)) {
@@ -719,6 +882,45 @@ struct PeerLoop::Impl {
         return absl::OkStatus();
     }
 
+    // Where a frame's body goes (the reader asks once its header is read): a placed piece of
+    // an answer, straight into its call's landing at the next byte; anything else, and a
+    // piece that does not fit or whose call is gone, into the reader's own buffer.
+    char* PlaceOf(Connection& c, const FrameHeader& h) {
+        if (!(h.flags & kFramePlaced) || c.state != Connection::State::kOpen) {
+            return nullptr;
+        }
+        auto it = c.calls.find(h.request_id);
+        if (it == c.calls.end() || !it->second.landed_done ||
+            h.length > it->second.landing.capacity - it->second.placed) {
+            return nullptr;
+        }
+        c.placing = h.request_id;
+        return it->second.landing.addr + it->second.placed;
+    }
+
+    // A placed piece of an answer: its bytes are in the landing already (TCP), or copied there
+    // from the frame (a frame that came whole, as on RDMA).
+    absl::Status OnPlaced(Connection& c, const FrameHeader& h, std::string_view body) {
+        c.placing = 0;
+        c.receive.Reposted();  // handled here and now: its buffer is free again
+        auto it = c.calls.find(h.request_id);
+        if (it == c.calls.end()) {
+            return absl::OkStatus();  // its caller gave up (deadline): dropped
+        }
+        PendingCall& call = it->second;
+        if (!call.landed_done || body.size() > call.landing.capacity - call.placed) {
+            return absl::InvalidArgumentError(absl::StrFormat(
+                "peer: %d bytes of an answer to place for a call whose landing takes %d more", body.size(),
+                call.landed_done ? call.landing.capacity - call.placed : 0));
+        }
+        char* at = call.landing.addr + call.placed;
+        if (body.data() != at) {
+            std::memcpy(at, body.data(), body.size());
+        }
+        call.placed += body.size();
+        return absl::OkStatus();
+    }
+
     absl::Status OnResponse(Connection& c, const FrameHeader& h, std::string body) {
         c.receive.Reposted();  // handled here and now: its buffer is free again
         auto it = c.calls.find(h.request_id);
@@ -744,19 +946,17 @@ struct PeerLoop::Impl {
             std::move(call.landed_done)(DecodeError(body));
             return absl::OkStatus();
         }
-        uint64_t n = 0;
-        if (!landed || body.size() < 8 || (n = GetLe<uint64_t>(body.data() + body.size() - 8)) > call.landing.capacity ||
-            ((h.flags & kFrameWritten) && !c.rdma) || ((h.flags & kFrameLanded) && n > body.size() - 8)) {
-            return absl::InvalidArgumentError(
-                absl::StrFormat("peer: a malformed answer to a call with a landing (flags 0x%04x, %d bytes)", h.flags,
-                                body.size()));
-        }
-        body.resize(body.size() - 8);
-        if (h.flags & kFrameLanded) {
-            if (n > 0) {
-                std::memcpy(call.landing.addr, body.data(), n);
+        uint64_t n = call.placed;  // kLanded: what came before in placed pieces
+        if (h.flags & kFrameWritten) {
+            if (!c.rdma || n != 0 || body.size() < 8 ||
+                (n = GetLe<uint64_t>(body.data() + body.size() - 8)) > call.landing.capacity) {
+                return absl::InvalidArgumentError(absl::StrFormat(
+                    "peer: a malformed answer written into a landing (%d bytes%s)", body.size(),
+                    c.rdma ? "" : ", on TCP"));
             }
-            body.erase(0, n);
+            body.resize(body.size() - 8);
+        } else if (!landed) {
+            return absl::InvalidArgumentError("peer: an answer to a call with a landing that says nothing of it");
         }
         std::move(call.landed_done)(
             LandedAnswer{.landed = n, .rest = std::move(body), .written = (h.flags & kFrameWritten) != 0});
@@ -765,6 +965,10 @@ struct PeerLoop::Impl {
 
     // A call is over: what let the peer write into its landing goes.
     static void ReleaseLanding(PendingCall& call) {
+        if (call.landed_calls != nullptr) {
+            --*call.landed_calls;
+            call.landed_calls = nullptr;
+        }
         if (call.cache != nullptr) {
             call.cache->Release(call.landing.region);
             call.cache = nullptr;
@@ -789,12 +993,12 @@ struct PeerLoop::Impl {
         if (c.state == Connection::State::kOpen) {
             h.credits = c.receive.TakeOwed();
         }
-        Push(c, h, std::string(body));
+        Push(c, h, Own(std::string(body)));
         Kick(c);
     }
 
-    void Push(Connection& c, FrameHeader h, std::string body) {
-        h.length = static_cast<uint32_t>(body.size());
+    void Push(Connection& c, FrameHeader h, Slice body) {
+        h.length = static_cast<uint32_t>(body.bytes.size());
         OutFrame& f = c.out.emplace_back();
         EncodeHeader(h, f.header);
         f.body = std::move(body);
@@ -802,17 +1006,19 @@ struct PeerLoop::Impl {
 
     // A request or response: waits for a credit; one larger than a frame, in pieces, each
     // waiting for one.
-    bool Enqueue(Connection& c, FrameHeader h, std::string body) {
+    bool Enqueue(Connection& c, FrameHeader h, std::string body) { return Enqueue(c, h, Own(std::move(body))); }
+
+    bool Enqueue(Connection& c, FrameHeader h, Slice body) {
         if (c.waiting.size() + c.out.size() >= options.max_queued) {
             return false;
         }
         size_t max = c.agreed.max_body, at = 0;
-        for (; body.size() - at > max; at += max) {
+        for (; body.bytes.size() - at > max; at += max) {
             FrameHeader piece = h;
             piece.flags |= kFrameMore;
-            c.waiting.emplace_back(piece, body.substr(at, max));
+            c.waiting.emplace_back(piece, Slice{body.owner, body.bytes.substr(at, max)});
         }
-        c.waiting.emplace_back(h, at == 0 ? std::move(body) : body.substr(at));
+        c.waiting.emplace_back(h, Slice{std::move(body.owner), body.bytes.substr(at)});
         FlushWaiting(c);
         return true;
     }
@@ -848,7 +1054,7 @@ struct PeerLoop::Impl {
                 skip = kFrameHeaderSize;
             }
             if (skip < f.size()) {
-                c.iov.push_back(iovec{f.body.data() + (skip - kFrameHeaderSize), f.size() - skip});
+                c.iov.push_back(iovec{const_cast<char*>(f.body.bytes.data()) + (skip - kFrameHeaderSize), f.size() - skip});
             }
         }
         c.msg = {};
@@ -866,7 +1072,7 @@ struct PeerLoop::Impl {
     void KickRc(Connection& c) {
         while (c.state != Connection::State::kClosed && !c.out.empty() && c.rc->CanSend()) {
             OutFrame& f = c.out.front();
-            if (absl::Status s = c.rc->Send(f.header, f.body); !s.ok()) {
+            if (absl::Status s = c.rc->Send(f.header, f.body.bytes); !s.ok()) {
                 return Close(c, s);
             }
             c.out.pop_front();
@@ -928,6 +1134,12 @@ struct PeerLoop::Impl {
         }
         auto calls = std::move(c.calls);
         c.calls.clear();
+        if (c.receiving_into) {
+            if (auto it = calls.find(c.placing); it != calls.end()) {
+                c.held = std::move(it->second);  // failed when the receive into it ends
+                calls.erase(it);
+            }
+        }
         for (auto& [id, call] : calls) {
             Fail(call, Lost(absl::StrFormat(
                            "peer: the connection broke with the call in flight (it may or may not have been done): %s",
@@ -967,6 +1179,23 @@ struct PeerLoop::Impl {
                     // to use for something else: only the queue pair's end stops that.
                     c->rc->Disconnect();
                     late_landing.push_back(c);
+                }
+                if (c->placing == it->first) {
+                    if (c->receiving_into) {
+                        // The kernel is writing into its landing: the call fails once that
+                        // receive is stopped (next round), not while it may still write.
+                        if (!c->cancelling_into) {
+                            io_uring_sqe* sqe = Sqe();
+                            io_uring_prep_cancel64(sqe, UserData(kRecvInto, c->id), 0);
+                            io_uring_sqe_set_data64(sqe, UserData(kIgnored, c->id));
+                            c->cancelling_into = true;
+                        }
+                        ++it;
+                        continue;
+                    }
+                    // The rest of the piece goes elsewhere: the caller has its memory back.
+                    c->reader.Unplace();
+                    c->placing = 0;
                 }
                 PendingCall call = std::move(it->second);
                 c->calls.erase(it++);
@@ -1039,12 +1268,18 @@ struct PeerLoop::Impl {
             return Fail(call, absl::ResourceExhaustedError(
                                   absl::StrFormat("peer: %d frames already wait to go to this peer", options.max_queued)));
         }
+        if (call.landed_done && !c.rdma) {
+            call.landed_calls = &c.landed_calls;
+            if (++c.landed_calls == 1 && c.receiving && c.multishot && !c.stopping_recv) {
+                StopMultishot(c);  // its answer's pieces are to be received into the landing
+            }
+        }
         c.calls[id] = std::move(call);
     }
 
     // An answer to a call with a landing: its first `land` bytes written into the landing by
-    // RDMA (the frame then carries the rest), or left in the frame for the caller's loop to
-    // put there; the count at the end either way (frame.h, "Landing").
+    // RDMA (the frame then carries the rest, and their count at its end), or sent ahead in
+    // placed frames that the caller's side receives straight into it (frame.h, "Landing").
     void Land(Connection& c, const RemoteLanding& landing, size_t land, FrameHeader* h, std::string* body) {
         if (land > landing.capacity) {
             h->flags = kFrameError;
@@ -1068,9 +1303,18 @@ struct PeerLoop::Impl {
                 c.writes[cookie] = PendingWrite{std::move(*body), *mr};
                 *body = std::move(rest);
                 h->flags = kFrameWritten;
+                PutLe<uint64_t>(body, land);
+                return;
             }
         }
-        PutLe<uint64_t>(body, land);
+        if (land > 0) {
+            // Slices of the answer itself (no copy of the landing's bytes); the rest follows.
+            Slice all = Own(std::move(*body));
+            Enqueue(c, FrameHeader{.kind = FrameKind::kResponse, .request_id = h->request_id,
+                                   .flags = kFramePlaced | kFrameMore},
+                    Slice{all.owner, all.bytes.substr(0, land)});
+            *body = std::string(all.bytes.substr(land));
+        }
     }
 
     // What a dialer's connection does when its handshake ends: hands the client (or why not)
@@ -1188,6 +1432,8 @@ PeerLoop::~PeerLoop() {
 size_t PeerLoop::connections() const { return impl_->open_count.load(); }
 
 size_t PeerLoop::rdma_connections() const { return impl_->rdma_open_count.load(); }
+
+uint64_t PeerLoop::received_into_landings() const { return impl_->received_into.load(); }
 
 absl::StatusOr<uint16_t> PeerLoop::Listen(const std::string& address, uint16_t port,
                                           ListenerHandshake::SecretOf secret_of,

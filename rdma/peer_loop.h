@@ -194,6 +194,9 @@ public:
     size_t connections() const;
     // Of them, those over RDMA.
     size_t rdma_connections() const;
+    // Bytes of answers the kernel received straight into their callers' landings (TCP), as
+    // opposed to copied there from the receive buffers; for tests and metrics.
+    uint64_t received_into_landings() const;
 
     struct Impl;
 

@@ -103,6 +103,18 @@ TEST_F(PeerDaemonTest, WhatOneNodeWritesTheOtherReads) {
     auto got = (*a)->GetObject({.path = P("/remote/big")});
     ASSERT_TRUE(got.ok()) << got.status();
     EXPECT_TRUE(*got == big);
+    // A ranged get (a file read) lands: the caller's daemon receives its bytes straight into
+    // the client's session region.
+    auto range = (*a)->GetObject({.path = P("/remote/big"), .offset = 1 << 20, .length = 2 << 20});
+    ASSERT_TRUE(range.ok()) << range.status();
+    EXPECT_TRUE(*range == big.substr(1 << 20, 2 << 20));
+    auto received_into = [&] {
+        std::string m = caller_->Metrics();
+        const std::string name = "zerohop_peer_received_into_landing_bytes_total ";
+        size_t at = m.find("\n" + name);
+        return at == std::string::npos ? -1.0 : std::stod(m.substr(at + 1 + name.size()));
+    };
+    EXPECT_GE(received_into(), 1 << 20) << caller_->Metrics();
     // Larger than a peer frame (16 MiB): the put travels in pieces.
     std::string huge = Pattern(40 << 20, 9);
     auto put = (*a)->PutObject({.path = P("/remote/huge")}, huge);

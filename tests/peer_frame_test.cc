@@ -4,6 +4,7 @@
 
 #include "rdma/frame.h"
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,21 @@ TEST(PeerFrame, EveryBrokenRuleIsRefusedNamingIt) {
                                   ""))
                   .find("a landed answer"),
               std::string::npos);
+    for (uint16_t flags : {uint16_t{kFramePlaced}, uint16_t{kFramePlaced | kFrameMore | kFrameError},
+                           uint16_t{kFramePlaced | kFrameMore | kFrameLanded}}) {
+        EXPECT_NE(refused(EncodeFrame(FrameHeader{.kind = FrameKind::kResponse, .request_id = 1, .flags = flags}, ""))
+                      .find("a placed piece"),
+                  std::string::npos)
+            << "flags " << flags;
+    }
+    EXPECT_NE(refused(EncodeFrame(
+                          FrameHeader{.kind = FrameKind::kRequest, .request_id = 1, .flags = kFramePlaced | kFrameMore},
+                          ""))
+                  .find("a placed piece"),
+              std::string::npos);
+    EXPECT_EQ(refused(EncodeFrame(
+                  FrameHeader{.kind = FrameKind::kResponse, .request_id = 1, .flags = kFramePlaced | kFrameMore}, "x")),
+              "accepted");
     EXPECT_NE(refused(with(30, "\x01")).find("reserved"), std::string::npos);
 }
 
@@ -180,6 +196,106 @@ TEST(PeerFrameReader, APeerThatStopsMidFrameIsSeen) {
     EXPECT_FALSE(r.Next().has_value());
     EXPECT_TRUE(r.mid_frame());
     EXPECT_TRUE(r.status().ok());
+}
+
+// A placed piece of a landed answer (frame.h, "Landing").
+FrameHeader Placed(uint64_t id) {
+    return FrameHeader{.kind = FrameKind::kResponse, .request_id = id, .flags = kFramePlaced | kFrameMore};
+}
+
+// A stream with a placed piece of 1000 bytes between two ordinary frames.
+std::string PlacedStream(std::string* piece) {
+    *piece = std::string(1000, 'p');
+    for (size_t i = 0; i < piece->size(); i += 10) {
+        (*piece)[i] = static_cast<char>('a' + i / 10 % 26);  // misplaced bytes show
+    }
+    return EncodeFrame(Request(1), "before") + EncodeFrame(Placed(7), *piece) + EncodeFrame(Request(2), "after");
+}
+
+TEST(PeerFrameReader, APlacedBodyGoesStraightToItsDestinationHoweverTheStreamIsSplit) {
+    std::string piece;
+    std::string stream = PlacedStream(&piece);
+    for (size_t chunk : {size_t{1}, size_t{7}, size_t{100}, stream.size()}) {
+        std::string dest(1000, '\0');
+        FrameReader r(1024);
+        int asked = 0;
+        r.set_placement([&](const FrameHeader& h) -> char* {
+            ++asked;
+            return (h.flags & kFramePlaced) ? dest.data() : nullptr;
+        });
+        std::vector<std::string> bodies;
+        for (size_t at = 0; at < stream.size(); at += chunk) {
+            std::string_view part = std::string_view(stream).substr(at, chunk);
+            r.Feed(part);
+            while (auto f = r.Next()) {
+                if (f->header.flags & kFramePlaced) {
+                    EXPECT_EQ(f->body.data(), dest.data()) << "handed out where it was placed";
+                }
+                bodies.emplace_back(f->body);
+            }
+        }
+        ASSERT_EQ(bodies.size(), 3u) << "chunks of " << chunk;
+        EXPECT_EQ(bodies[0], "before");
+        EXPECT_EQ(bodies[1], piece);
+        EXPECT_EQ(bodies[2], "after");
+        EXPECT_EQ(dest, piece) << "chunks of " << chunk;
+        EXPECT_EQ(asked, 3) << "asked once per frame, at its header";
+        EXPECT_FALSE(r.mid_frame());
+    }
+}
+
+TEST(PeerFrameReader, TheRestOfAPlacedBodyCanBeReceivedThereByTheCaller) {
+    std::string piece;
+    std::string stream = PlacedStream(&piece);
+    std::string dest(1000, '\0');
+    FrameReader r(1024);
+    r.set_placement([&](const FrameHeader& h) { return (h.flags & kFramePlaced) ? dest.data() : nullptr; });
+    size_t piece_at = kFrameHeaderSize + 6 + kFrameHeaderSize;  // where its body begins in the stream
+    std::string first = stream.substr(0, piece_at + 10);
+    r.Feed(first);
+    auto before = r.Next();
+    ASSERT_TRUE(before.has_value());
+    EXPECT_FALSE(r.Next().has_value());
+    FrameReader::Placing p = r.placing();
+    ASSERT_EQ(p.at, dest.data() + 10);
+    ASSERT_EQ(p.left, 990u);
+    std::memcpy(p.at, piece.data() + 10, 990);  // as a receive into it would
+    r.Placed(990);
+    EXPECT_EQ(r.placing().left, 0u);
+    r.Feed({});
+    auto placed = r.Next();
+    ASSERT_TRUE(placed.has_value());
+    EXPECT_EQ(placed->body, piece);
+    std::string last = stream.substr(piece_at + 1000);
+    r.Feed(last);
+    auto after = r.Next();
+    ASSERT_TRUE(after.has_value());
+    EXPECT_EQ(after->body, "after");
+}
+
+TEST(PeerFrameReader, AnUnplacedBodyNeverTouchesItsDestinationAgain) {
+    std::string piece;
+    std::string stream = PlacedStream(&piece);
+    std::string dest(1000, '\0');
+    FrameReader r(1024);
+    r.set_placement([&](const FrameHeader& h) { return (h.flags & kFramePlaced) ? dest.data() : nullptr; });
+    size_t piece_at = kFrameHeaderSize + 6 + kFrameHeaderSize;
+    std::string first = stream.substr(0, piece_at + 100), rest = stream.substr(piece_at + 100);
+    r.Feed(first);
+    ASSERT_TRUE(r.Next().has_value());
+    EXPECT_FALSE(r.Next().has_value());
+    r.Unplace();  // its caller gave up: the memory is someone else's now
+    dest.assign(1000, 'z');
+    r.Feed(rest);
+    auto placed = r.Next();
+    ASSERT_TRUE(placed.has_value());
+    EXPECT_EQ(placed->body.size(), 1000u);
+    EXPECT_NE(placed->body.data(), dest.data());
+    EXPECT_EQ(placed->body.substr(100), std::string_view(piece).substr(100));
+    EXPECT_EQ(dest, std::string(1000, 'z'));
+    auto after = r.Next();
+    ASSERT_TRUE(after.has_value());
+    EXPECT_EQ(after->body, "after");
 }
 
 TEST(PeerCredits, ASenderSendsOnlyWhatTheReceiverGranted) {

@@ -34,20 +34,7 @@ using verbs::SimFabric;
 
 using namespace testing;
 
-// Echoes every request; "land:N" answers N bytes of 'L' for the caller's landing then "tail".
-void Serve(PeerRequest r) {
-    if (r.body().rfind("land:", 0) == 0) {
-        size_t n = std::stoul(r.body().substr(5));
-        std::string answer(n, 'L');
-        for (size_t i = 0; i < n; i += 4096) {
-            answer[i] = static_cast<char>('a' + (i / 4096) % 26);  // not all alike: misplaced bytes show
-        }
-        answer += "tail";
-        return r.Respond(absl::OkStatus(), std::move(answer), n);
-    }
-    std::string body = r.body();
-    r.Respond(absl::OkStatus(), "echo:" + body);
-}
+constexpr auto Serve = ServeEchoAndLandings;
 
 // Two daemons' peer loops, each with its own simulated device, on one fabric.
 struct RdmaNodes {
@@ -225,27 +212,6 @@ TEST(PeerRdma, AnAnswerLargerThanTheLandingIsRefusedNotWrittenBeyondIt) {
     EXPECT_EQ(got.status().code(), absl::StatusCode::kResourceExhausted) << got.status();
     EXPECT_EQ(region.find('L'), std::string::npos);
     EXPECT_TRUE((*client)->open()) << "a refused answer is no reason to drop the connection";
-}
-
-TEST(PeerRdma, ALandingWorksOverTcpTooByCopy) {
-    auto server = *PeerLoop::Create({});
-    auto client_loop = *PeerLoop::Create({});
-    auto port = server->Listen("127.0.0.1", 0, Keys(), Serve);
-    ASSERT_TRUE(port.ok()) << port.status();
-    auto client = client_loop->Dial("127.0.0.1", *port, {.id = "node-a", .secret = kSecret});
-    ASSERT_TRUE(client.ok()) << client.status();
-    EXPECT_EQ((*client)->transport(), "tcp");
-    std::string landing(3 << 20, '\0');
-    Outcome<LandedAnswer> out;
-    (*client)->CallInto("land:2097152", Soon(), {.addr = landing.data(), .capacity = landing.size()}, out.Callback());
-    auto got = out.Get();
-    ASSERT_TRUE(got.ok()) << got.status();
-    EXPECT_EQ(got->landed, 2u << 20);
-    EXPECT_FALSE(got->written);
-    EXPECT_EQ(got->rest, "tail");
-    EXPECT_EQ(landing[0], 'a');
-    EXPECT_EQ(landing[(2 << 20) - 1], 'L');
-    EXPECT_EQ(landing[2 << 20], '\0');
 }
 
 TEST(PeerRdma, ACutLinkFailsTheCallsInFlightAsOutcomeUnknown) {

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -386,6 +387,187 @@ TEST(PeerTcp, ABrokenConnectionFailsItsCallsAsOutcomeUnknown) {
     Outcome after;
     (*peer)->Call("x", absl::Now() + absl::Seconds(1), after.Callback());
     EXPECT_EQ(after.Get().status().code(), absl::StatusCode::kUnavailable);
+}
+
+// Landings over TCP (frame.h, "Landing"): a large answer's bytes are received by the kernel
+// straight into the caller's memory.
+
+struct TcpNodes {
+    std::unique_ptr<PeerLoop> server = *PeerLoop::Create({});
+    std::unique_ptr<PeerLoop> client = *PeerLoop::Create({});
+    uint16_t port = *server->Listen("127.0.0.1", 0, Keys(), ServeEchoAndLandings);
+
+    std::unique_ptr<PeerClient> Dial(uint16_t to) {
+        auto c = client->Dial("127.0.0.1", to, {.id = "node-a", .secret = kSecret});
+        EXPECT_TRUE(c.ok()) << c.status();
+        return c.ok() ? std::move(*c) : nullptr;
+    }
+};
+
+// The bytes ServeEchoAndLandings answers "land:N" with, as the landing should hold them.
+bool LandedAsServed(const std::string& landing, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        char want = i % 4096 == 0 ? static_cast<char>('a' + (i / 4096) % 26) : 'L';
+        if (landing[i] != want) {
+            ADD_FAILURE() << "byte " << i << " of the landing is " << static_cast<int>(landing[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+TEST(PeerTcp, ALargeAnswerIsReceivedStraightIntoTheCallersLanding) {
+    TcpNodes nodes;
+    auto client = nodes.Dial(nodes.port);
+    ASSERT_NE(client, nullptr);
+    constexpr size_t kAnswer = 5 << 20;
+    std::string landing(6 << 20, '\0');
+    testing::Outcome<LandedAnswer> out;
+    client->CallInto("land:" + std::to_string(kAnswer), absl::Now() + absl::Seconds(10),
+                     {.addr = landing.data(), .capacity = landing.size()}, out.Callback());
+    auto got = out.Get();
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->landed, kAnswer);
+    EXPECT_FALSE(got->written);
+    EXPECT_EQ(got->rest, "tail");
+    EXPECT_TRUE(LandedAsServed(landing, kAnswer));
+    EXPECT_EQ(landing.find_first_not_of('\0', kAnswer), std::string::npos) << "nothing beyond the answer";
+    // The first piece's header comes into the receive buffers with as much of its body as
+    // arrived by then (copied from there); from then on each header is received alone and
+    // each piece by the kernel straight into the landing.
+    EXPECT_GE(nodes.client->received_into_landings(), kAnswer - (1 << 20));
+    // And the connection goes on as before.
+    Outcome echo;
+    client->Call("after", absl::Now() + absl::Seconds(10), echo.Callback());
+    EXPECT_EQ(echo.Get().value_or(""), "echo:after");
+}
+
+TEST(PeerTcp, AnAnswerLargerThanItsLandingIsRefusedNotReceivedBeyondIt) {
+    TcpNodes nodes;
+    auto client = nodes.Dial(nodes.port);
+    ASSERT_NE(client, nullptr);
+    std::string region(200000, '\0');
+    testing::Outcome<LandedAnswer> out;
+    client->CallInto("land:200000", absl::Now() + absl::Seconds(10), {.addr = region.data(), .capacity = 100000},
+                     out.Callback());
+    auto got = out.Get();
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kResourceExhausted) << got.status();
+    EXPECT_EQ(region.find('L'), std::string::npos);
+    EXPECT_TRUE(client->open()) << "a refused answer is no reason to drop the connection";
+}
+
+// A TCP relay between a dialer and a listener that can hold back what the listener sends
+// after a number of bytes (an answer stalled half way, as on a congested link) and let it go
+// again.
+class StallingRelay {
+public:
+    explicit StallingRelay(uint16_t to) : to_(to) {
+        listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a = {};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        EXPECT_EQ(::listen(listener_, 1), 0);
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+        port_ = ntohs(a.sin_port);
+        thread_ = std::thread([this] { Run(); });
+    }
+    ~StallingRelay() {
+        stop_ = true;
+        ::shutdown(listener_, SHUT_RDWR);
+        thread_.join();
+        ::close(listener_);
+    }
+    uint16_t port() const { return port_; }
+    // From now on, the listener's next `bytes` get through and then nothing until Release().
+    void StallAfter(size_t bytes) { budget_ = bytes; }
+    void Release() { budget_ = SIZE_MAX; }
+    size_t held() const { return held_; }
+
+private:
+    void Run() {
+        int a = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (a < 0) {
+            return;
+        }
+        int b = RawConnect(to_);
+        std::vector<char> buf(64 << 10);
+        while (!stop_) {
+            pollfd fds[2] = {{a, POLLIN, 0}, {b, budget_ > 0 ? short{POLLIN} : short{0}, 0}};
+            if (::poll(fds, 2, 10) <= 0) {
+                held_ = budget_ == 0;
+                continue;
+            }
+            if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+                ssize_t n = ::recv(a, buf.data(), buf.size(), 0);
+                if (n <= 0 || ::send(b, buf.data(), n, MSG_NOSIGNAL) != n) {
+                    break;
+                }
+            }
+            if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+                size_t budget = budget_;
+                ssize_t n = ::recv(b, buf.data(), std::min(buf.size(), budget), 0);
+                if (n <= 0 || ::send(a, buf.data(), n, MSG_NOSIGNAL) != n) {
+                    break;
+                }
+                if (budget != SIZE_MAX) {
+                    budget_ = budget - n;
+                }
+            }
+        }
+        ::close(a);
+        ::close(b);
+    }
+
+    uint16_t to_, port_ = 0;
+    int listener_ = -1;
+    std::atomic<size_t> budget_{SIZE_MAX};
+    std::atomic<bool> held_{false}, stop_{false};
+    std::thread thread_;
+};
+
+TEST(PeerTcp, ACallPastItsDeadlineMidAnswerGetsItsLandingBackUntouchedAndTheConnectionGoesOn) {
+    TcpNodes nodes;
+    StallingRelay relay(nodes.port);
+    auto client = nodes.Dial(relay.port());
+    ASSERT_NE(client, nullptr);
+    // A 4 MiB answer stalls after a megabyte and a half: a receive into the landing is then
+    // in flight when the call's deadline passes.
+    relay.StallAfter(3 << 19);
+    constexpr size_t kAnswer = 4 << 20;
+    std::string landing(kAnswer, '\0');
+    testing::Outcome<LandedAnswer> out;
+    absl::Time start = absl::Now();
+    client->CallInto("land:" + std::to_string(kAnswer), absl::Now() + absl::Milliseconds(300),
+                     {.addr = landing.data(), .capacity = landing.size()}, out.Callback());
+    auto got = out.Get();
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kDeadlineExceeded) << got.status();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+    // The caller has its memory back and uses it; the rest of the answer arrives late.
+    landing.assign(kAnswer, 'z');
+    relay.Release();
+    Outcome echo;
+    client->Call("after", absl::Now() + absl::Seconds(10), echo.Callback());
+    EXPECT_EQ(echo.Get().value_or(""), "echo:after") << "the late answer was read past, in step";
+    EXPECT_EQ(landing.find_first_not_of('z'), std::string::npos) << "a late answer landed in memory given back";
+}
+
+TEST(PeerTcp, AConnectionClosedMidAnswerFailsItsLandedCallAsOutcomeUnknown) {
+    TcpNodes nodes;
+    StallingRelay relay(nodes.port);
+    auto client = nodes.Dial(relay.port());
+    ASSERT_NE(client, nullptr);
+    relay.StallAfter(3 << 19);
+    std::string landing(4 << 20, '\0');
+    testing::Outcome<LandedAnswer> out;
+    client->CallInto("land:4194304", absl::Now() + absl::Seconds(30),
+                     {.addr = landing.data(), .capacity = landing.size()}, out.Callback());
+    ASSERT_TRUE(Eventually([&] { return relay.held(); }));
+    client.reset();  // the connection closes with a receive into the landing in flight
+    auto got = out.Get();
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable) << got.status();
+    EXPECT_TRUE(IsConnectionLoss(got.status())) << got.status();
 }
 
 }  // namespace

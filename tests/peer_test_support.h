@@ -53,6 +53,22 @@ struct Outcome {
     }
 };
 
+// A data node's handler for the landing tests: "land:N" answers N bytes for the caller's
+// landing (not all alike: misplaced bytes show), then "tail"; anything else is echoed.
+inline void ServeEchoAndLandings(PeerRequest r) {
+    if (r.body().rfind("land:", 0) == 0) {
+        size_t n = std::stoul(r.body().substr(5));
+        std::string answer(n, 'L');
+        for (size_t i = 0; i < n; i += 4096) {
+            answer[i] = static_cast<char>('a' + (i / 4096) % 26);
+        }
+        answer += "tail";
+        return r.Respond(absl::OkStatus(), std::move(answer), n);
+    }
+    std::string body = r.body();
+    r.Respond(absl::OkStatus(), "echo:" + body);
+}
+
 template <typename Pred>
 bool Eventually(Pred pred, absl::Duration within = absl::Seconds(5)) {
     absl::Time until = absl::Now() + within;

@@ -49,7 +49,7 @@ constexpr int kProcesses = 16;
 
 // The data namespace's ports (the namespace is the run's own: nothing else listens there).
 constexpr int kPeerPort = 7100, kEchoSleepPort = 7101, kEchoBusyPort = 7102, kStreamPort = 7103, kRedisPort = 7104,
-              kGrpcPort = 7105;
+              kGrpcPort = 7105, kAnswerPort = 7106;
 
 // The namespaces' names while they exist, for Fail() to remove them on its way out.
 std::string g_made_namespaces;
@@ -329,6 +329,16 @@ int PeerWorker(int argc, char** argv) {
             SendAll(c, chunk.data(), chunk.size());
         }
     }
+    if (kind == "answer") {  // answer PORT: one connection, 1 MiB back for every byte
+        int listener = Listen(std::stoi(arg(1)));
+        int c = AcceptOne(listener);
+        std::string chunk(kMiB, 'a');
+        char one;
+        while (RecvAll(c, &one, 1, false)) {
+            SendAll(c, chunk.data(), chunk.size());
+        }
+        return 0;
+    }
     if (kind == "grpc") {  // grpc PORT
         EchoService service;
         grpc::ServerBuilder builder;
@@ -385,6 +395,7 @@ std::vector<Comparison> PeerSuite(std::chrono::milliseconds d, const std::string
     Child echo_sleep(link.InData({self, "--peer-worker", "echo", std::to_string(kEchoSleepPort), "sleep"}));
     Child echo_busy(link.InData({self, "--peer-worker", "echo", std::to_string(kEchoBusyPort), "busy"}));
     Child stream(link.InData({self, "--peer-worker", "stream", std::to_string(kStreamPort)}));
+    Child answer(link.InData({self, "--peer-worker", "answer", std::to_string(kAnswerPort)}));
     Child grpc_server(link.InData({self, "--peer-worker", "grpc", std::to_string(kGrpcPort)}));
     Child redis(link.InData({"redis-server", "--port", std::to_string(kRedisPort), "--bind", link.data_ip, "--protected-mode", "no", "--save",
                              "", "--appendonly", "no"}));
@@ -437,12 +448,45 @@ std::vector<Comparison> PeerSuite(std::chrono::milliseconds d, const std::string
         std::string data(kMiB, 'o');
         Path obj = *Path::Parse("/bench/obj1m");
         Check(client->PutObject({.path = obj}, data).status(), "put 1 MiB");
-        Result ours = MeasureEach("peer_get_1MiB", d, [&] {
-            auto r = client->GetObjectView({.path = obj});
+        // A ranged get (as a file read is): its bytes are received by the caller's daemon
+        // straight into the client's session region. A get of the whole object (its size not
+        // known up front) is copied there from the receive buffers.
+        auto get = [&](GetObjectRequest req) {
+            auto r = client->GetObjectView(req);
             if (!r.ok() || r->data().size() != kMiB) {
                 Fail("a 1 MiB get failed or came back short");
             }
+        };
+        Result ranged = MeasureEach("peer_get_1MiB", d, [&] { get({.path = obj, .offset = 0, .length = kMiB}); }, kMiB);
+        Result whole = MeasureEach("peer_get_1MiB_whole_object", d, [&] { get({.path = obj}); }, kMiB);
+        // Four in flight, as a reader that reads ahead keeps them.
+        constexpr int kAhead = 4;
+        Result ahead = Measure("peer_get_1MiB_4_in_flight", d, [&] {
+            int done = 0;
+            for (int i = 0; i < kAhead; ++i) {
+                client->GetObjectAsync({.path = obj, .offset = 0, .length = kMiB}, [&done](absl::StatusOr<ObjectView> v) {
+                    if (!v.ok() || v->data().size() != kMiB) {
+                        Fail("a 1 MiB get failed or came back short");
+                    }
+                    ++done;
+                });
+            }
+            while (done < kAhead) {
+                if (client->Poll() == 0) {
+                    client->WaitAndPoll(absl::Milliseconds(10));
+                }
+            }
         }, kMiB);
+        ahead.ops_per_s *= kAhead;
+        int one_fd = ConnectTo(link.data_ip, kAnswerPort);
+        std::string one_buf(kMiB, '\0');
+        Result request = MeasureEach("raw_tcp_request_1MiB", d, [&] {
+            SendAll(one_fd, "?", 1);
+            if (!RecvAll(one_fd, one_buf.data(), kMiB, false)) {
+                Fail("the raw answering server went away");
+            }
+        }, kMiB);
+        ::close(one_fd);
         int fd = ConnectTo(link.data_ip, kStreamPort);
         std::string buf(kMiB, '\0');
         Result raw = MeasureEach("raw_tcp_stream_1MiB", d, [&] {
@@ -451,8 +495,15 @@ std::vector<Comparison> PeerSuite(std::chrono::milliseconds d, const std::string
             }
         }, kMiB);
         ::close(fd);
-        out.push_back(Judged(ours, raw, "raw TCP stream over the veth link, read 1 MiB at a time",
-                             ours.ops_per_s / raw.ops_per_s, "our bandwidth / raw stream bandwidth"));
+        for (const Result& ours : {ranged, whole, ahead}) {
+            out.push_back(Judged(ours, raw, "raw TCP stream over the veth link, read 1 MiB at a time",
+                                 ours.ops_per_s / raw.ops_per_s, "our bandwidth / raw stream bandwidth"));
+        }
+        // What one request and its 1 MiB answer cost on the link itself, for the synchronous
+        // gets above.
+        out.push_back(Judged(ranged, request, "raw TCP: 1 byte asked, 1 MiB answered, over the veth link",
+                             ranged.ops_per_s / request.ops_per_s, "our bandwidth / raw request-answer bandwidth"));
+        out.back().ours.name = "peer_get_1MiB_vs_raw_request";
     }
 
     // 3. 16 small gets in flight, against Redis pipelining 16 and a gRPC unary echo with 16

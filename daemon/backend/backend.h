@@ -16,6 +16,7 @@
 //   absl::StatusOr<Item> item = Await<Item>([&](auto done) { backend.GetItem(req, std::move(done)); });
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -87,17 +88,53 @@ private:
     std::string_view data_;
 };
 
-// A DataSink that appends to a string.
+// A DataSink that appends to a string. Once told how many bytes come (Expect), the string
+// grows by that much at once and lends the room (Placement), so that a backend reads
+// straight into it instead of through a buffer of its own.
 class StringSink : public DataSink {
 public:
     explicit StringSink(std::string* out) : out_(out) {}
-    absl::Status Write(std::string_view chunk) override {
-        out_->append(chunk.data(), chunk.size());
+    absl::Status Expect(uint64_t bytes) override {
+        Finish();
+        base_ = out_->size();
+        out_->resize(base_ + bytes);
+        expected_ = bytes;
+        written_ = 0;
         return absl::OkStatus();
+    }
+    absl::Status Write(std::string_view chunk) override {
+        if (!expected_) {
+            out_->append(chunk.data(), chunk.size());
+            return absl::OkStatus();
+        }
+        if (chunk.size() > *expected_ - written_) {
+            return absl::InternalError("backend wrote more than it announced");
+        }
+        if (!chunk.empty()) {
+            std::memcpy(out_->data() + base_ + written_, chunk.data(), chunk.size());
+        }
+        written_ += chunk.size();
+        return absl::OkStatus();
+    }
+    char* Placement() override {
+        if (!expected_) {
+            return nullptr;
+        }
+        written_ = *expected_;  // the backend fills all of it
+        return out_->data() + base_;
+    }
+    // The string ends where the bytes written end (fewer than announced: the rest goes).
+    void Finish() {
+        if (expected_) {
+            out_->resize(base_ + written_);
+            expected_.reset();
+        }
     }
 
 private:
     std::string* out_;
+    std::optional<uint64_t> expected_;  // announced by Expect, not yet finished
+    size_t base_ = 0, written_ = 0;
 };
 
 // Work a backend does on a daemon worker's own thread, inside the worker's event loop

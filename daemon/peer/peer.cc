@@ -236,6 +236,7 @@ struct Served {
                                   if (!res.ok()) {
                                       return r->Respond(res.status(), "");
                                   }
+                                  sink->Finish();
                                   std::string header = protocol::Encode(*res);
                                   uint32_t len = static_cast<uint32_t>(header.size());
                                   size_t bytes = out->size();
@@ -523,6 +524,20 @@ void ForgetLandingRegion(char* region) {
     }
 }
 
+std::string PeerTransportMetrics() {
+    peer::PeerLoop* loop = node_loop_made.load();
+    if (loop == nullptr) {
+        return "";
+    }
+    size_t rdma = loop->rdma_connections();
+    return absl::StrFormat(
+        "# TYPE zerohop_peer_connections gauge\nzerohop_peer_connections{transport=\"tcp\"} %d\n"
+        "zerohop_peer_connections{transport=\"rdma\"} %d\n"
+        "# TYPE zerohop_peer_received_into_landing_bytes_total counter\n"
+        "zerohop_peer_received_into_landing_bytes_total %d\n",
+        loop->connections() - rdma, rdma, loop->received_into_landings());
+}
+
 namespace {
 std::atomic<peer::verbs::ConnectionManager*> node_cm{nullptr};
 }  // namespace
@@ -587,14 +602,6 @@ struct PeerBackend::State : std::enable_shared_from_this<State> {
     absl::Status last_error = absl::UnavailableError("not connected yet");
 
     peer::PeerKey Key() const { return {.id = o.key_id, .secret = o.secret}; }
-
-    // Whether calls go by RDMA now: only then is a get's landing worth lending (the data
-    // node writes into it; by TCP the bytes would be copied once either way, and lending
-    // the whole range up front holds more of the session region than the answer needs).
-    bool OverRdma() {
-        std::lock_guard<std::mutex> lock(mu);
-        return client != nullptr && transport == "rdma";
-    }
 
     void Send(Pending p) {
         std::unique_lock<std::mutex> lock(mu);
@@ -921,7 +928,7 @@ peer::PeerClient::Done DecodeInto(DoneFor<Result> done) {
         if (absl::Status s = ToRemote(state_->o, req); !s.ok()) {                                   \
             return std::move(done)(s);                                                              \
         }                                                                                           \
-        if (auto landing = state_->OverRdma() ? LandingFor(req, sink) : std::nullopt) {            \
+        if (auto landing = LandingFor(req, sink)) {                                                 \
             return CallInto(static_cast<uint16_t>(Op::k##Name),                                     \
                             protocol::Repeat::repeat == protocol::Repeat::kRepeatable,              \
                             protocol::Encode(req), *landing,                                        \
@@ -961,8 +968,10 @@ peer::PeerClient::Done DecodeInto(DoneFor<Result> done) {
 namespace {
 
 // Where a ranged get's bytes may land: memory the sink lends up front for the whole range
-// (the client's session region), or nothing (the bytes are copied from the answer). The
-// range is held whole until the client releases the result, however few bytes come.
+// (the client's session region: over RDMA the data node writes them there, over TCP this
+// daemon's peer loop receives them there), or nothing (the bytes are copied from the
+// answer). The range is held whole until the client releases the result, however few bytes
+// come; a get of a whole object (its size unknown here) does not land.
 template <typename Request>
 std::optional<peer::Landing> LandingFor(const Request& req, DataSink* sink) {
     if (req.length > peer::kMaxMessage - kHeaderRoom) {

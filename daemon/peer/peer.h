@@ -119,6 +119,9 @@ peer::PeerLoop* NodePeerLoop();
 // A client's session region is about to be unmapped: its RDMA registration, if a get landed
 // in it, goes (PeerLoop::ForgetRegion). Cheap when there is none.
 void ForgetLandingRegion(char* region);
+// The node's peer transport's metrics (connections by transport, bytes received straight
+// into sessions' regions), in the Prometheus text format; empty while it was never made.
+std::string PeerTransportMetrics();
 
 // The node's RDMA connection manager (rdma/cm.h): the one set (tests running daemons in
 // their own process set a simulated one, before a server starts; it must outlive them), else

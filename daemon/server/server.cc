@@ -211,14 +211,7 @@ absl::Status Server::Impl::Open() {
             for (const auto& b : backends_) {
                 out += b->RenderMetrics();  // (untyped: several backends may give one name)
             }
-            if (peer_server_) {
-                size_t rdma = NodePeerLoop()->rdma_connections();
-                absl::StrAppendFormat(&out,
-                                      "# TYPE zerohop_peer_connections gauge\nzerohop_peer_connections{transport=\"tcp\"} "
-                                      "%d\nzerohop_peer_connections{transport=\"rdma\"} %d\n",
-                                      NodePeerLoop()->connections() - rdma, rdma);
-            }
-            return out;
+            return out + PeerTransportMetrics();
         }));
     }
     acceptor_ = std::thread([this] { AcceptLoop(); });
