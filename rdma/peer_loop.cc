@@ -126,6 +126,16 @@ absl::Status DecodeError(std::string_view body) {
 
 bool IsConnectionLoss(const absl::Status& s) { return s.GetPayload(kLossPayload).has_value(); }
 
+namespace {
+
+// Why a receive that ended with `res` (0 or a negated errno) ends its connection.
+absl::Status ReceiveError(int res) {
+    return res == 0 ? absl::UnavailableError("peer: the connection was closed by the peer")
+                    : absl::UnavailableError(absl::StrFormat("peer: receive: %s", strerror(-res)));
+}
+
+}  // namespace
+
 // A frame's body: bytes of a message that all its frames share (a message larger than a
 // frame goes as slices of one buffer, not as copies).
 struct Slice {
@@ -616,8 +626,7 @@ struct PeerLoop::Impl {
             return;
         }
         if (res <= 0) {
-            return Close(c, res == 0 ? absl::UnavailableError("peer: the connection was closed by the peer")
-                                     : absl::UnavailableError(absl::StrFormat("peer: receive: %s", strerror(-res))));
+            return Close(c, ReceiveError(res));
         }
         unsigned buffer = flags >> IORING_CQE_BUFFER_SHIFT;
         char* data = buffers.data() + size_t{buffer} * kBufferSize;
@@ -678,8 +687,7 @@ struct PeerLoop::Impl {
             return;
         }
         if (res <= 0) {
-            return Close(c, res == 0 ? absl::UnavailableError("peer: the connection was closed by the peer")
-                                     : absl::UnavailableError(absl::StrFormat("peer: receive: %s", strerror(-res))));
+            return Close(c, ReceiveError(res));
         }
         OnBytes(c, std::string_view(c.header, static_cast<size_t>(res)));
         if (c.state != Connection::State::kClosed) {
@@ -705,9 +713,8 @@ struct PeerLoop::Impl {
             c.reader.Placed(static_cast<size_t>(res));
             received_into.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
             c.header_next = true;
-        } else if (res == 0 || res != -ECANCELED) {
-            return Close(c, res == 0 ? absl::UnavailableError("peer: the connection was closed by the peer")
-                                     : absl::UnavailableError(absl::StrFormat("peer: receive: %s", strerror(-res))));
+        } else if (res != -ECANCELED) {
+            return Close(c, ReceiveError(res));
         }
         OnBytes(c, {});  // the piece, if it is whole now
         if (c.state == Connection::State::kClosed) {
