@@ -401,8 +401,8 @@ std::vector<Comparison> PeerSuite(std::chrono::milliseconds d, const std::string
     Child stream(link.InData({self, "--peer-worker", "stream", std::to_string(kStreamPort)}));
     Child answer(link.InData({self, "--peer-worker", "answer", std::to_string(kAnswerPort)}));
     Child grpc_server(link.InData({self, "--peer-worker", "grpc", std::to_string(kGrpcPort)}));
-    Child redis(link.InData({"redis-server", "--port", std::to_string(kRedisPort), "--bind", link.data_ip, "--protected-mode", "no", "--save",
-                             "", "--appendonly", "no"}));
+    Child redis(link.InData({"redis-server", "--port", std::to_string(kRedisPort), "--bind", link.data_ip,
+                             "--protected-mode", "no", "--save", "", "--appendonly", "no"}));
 
     // The caller's namespace: a zerohopd whose container bench is the data node's.
     ClientOptions opts;
