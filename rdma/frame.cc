@@ -21,8 +21,7 @@ T Get(const char* in) {
     return v;
 }
 
-constexpr uint16_t kKnownFlags =
-    kFrameMore | kFrameError | kFrameLanding | kFrameLanded | kFrameWritten | kFramePlaced;
+constexpr uint16_t kKnownFlags = kFrameMore | kFrameError | kFrameLanding | kFrameLanded | kFrameWritten | kFramePlaced;
 
 }  // namespace
 
@@ -115,8 +114,7 @@ absl::StatusOr<FrameHeader> DecodeHeader(std::string_view bytes, uint32_t max_bo
     if ((h.flags & kFrameLanding) != 0 && h.kind != FrameKind::kRequest) {
         return absl::InvalidArgumentError("peer frame: only a request says where its answer lands");
     }
-    if ((h.flags & kFramePlaced) != 0 &&
-        (h.kind != FrameKind::kResponse || (h.flags & ~kFramePlaced) != kFrameMore)) {
+    if ((h.flags & kFramePlaced) != 0 && (h.kind != FrameKind::kResponse || (h.flags & ~kFramePlaced) != kFrameMore)) {
         return absl::InvalidArgumentError(absl::StrFormat(
             "peer frame: flags 0x%04x (a placed piece is a response's, followed by more, and nothing else)", h.flags));
     }

@@ -164,7 +164,7 @@ struct PendingCall {
     PeerClient::Done done;              // a call
     PeerClient::LandedDone landed_done;  // or a call with a landing
     Landing landing;
-    size_t placed = 0;  // TCP: bytes of the answer received into the landing so far
+    size_t placed = 0;            // TCP: bytes of the answer received into the landing so far
     int* landed_calls = nullptr;  // TCP: its connection's count of such calls, while it counts
     // On RDMA, what lets the peer write into the landing: the region pinned in a cache, or
     // a registration of the landing made for this call alone.
@@ -213,9 +213,9 @@ struct Connection {
     // before the rest of it is received into its landing.
     int landed_calls = 0;
     absl::flat_hash_map<uint64_t, PendingCall> calls;
-    uint64_t placing = 0;  // the call whose landing the frame being read is placed in (0: none)
-    bool stopping_recv = false;  // the multishot receive is being cancelled for a receive into a landing
-    bool receiving_into = false;  // a receive into placing's landing is in flight
+    uint64_t placing = 0;          // the call whose landing the frame being read is placed in (0: none)
+    bool stopping_recv = false;    // the multishot receive is being cancelled for a receive into a landing
+    bool receiving_into = false;   // a receive into placing's landing is in flight
     bool cancelling_into = false;  // and is being cancelled (its call passed its deadline)
     // After a receive into a landing, the next header is received alone (the next piece of
     // the answer then goes straight into the landing too, none of it through the buffers).
@@ -703,9 +703,10 @@ struct PeerLoop::Impl {
             if (c.held) {
                 PendingCall call = std::move(*c.held);
                 c.held.reset();
-                Fail(call, Lost(absl::StrFormat(
-                               "peer: the connection broke with the call in flight (it may or may not have been done): %s",
-                               c.why.message())));
+                Fail(call,
+                     Lost(absl::StrFormat(
+                         "peer: the connection broke with the call in flight (it may or may not have been done): %s",
+                         c.why.message())));
             }
             return;
         }
@@ -916,9 +917,9 @@ struct PeerLoop::Impl {
         }
         PendingCall& call = it->second;
         if (!call.landed_done || body.size() > call.landing.capacity - call.placed) {
-            return absl::InvalidArgumentError(absl::StrFormat(
-                "peer: %d bytes of an answer to place for a call whose landing takes %d more", body.size(),
-                call.landed_done ? call.landing.capacity - call.placed : 0));
+            return absl::InvalidArgumentError(
+                absl::StrFormat("peer: %d bytes of an answer to place for a call whose landing takes %d more",
+                                body.size(), call.landed_done ? call.landing.capacity - call.placed : 0));
         }
         char* at = call.landing.addr + call.placed;
         if (body.data() != at) {
@@ -957,9 +958,9 @@ struct PeerLoop::Impl {
         if (h.flags & kFrameWritten) {
             if (!c.rdma || n != 0 || body.size() < 8 ||
                 (n = GetLe<uint64_t>(body.data() + body.size() - 8)) > call.landing.capacity) {
-                return absl::InvalidArgumentError(absl::StrFormat(
-                    "peer: a malformed answer written into a landing (%d bytes%s)", body.size(),
-                    c.rdma ? "" : ", on TCP"));
+                return absl::InvalidArgumentError(
+                    absl::StrFormat("peer: a malformed answer written into a landing (%d bytes%s)", body.size(),
+                                    c.rdma ? "" : ", on TCP"));
             }
             body.resize(body.size() - 8);
         } else if (!landed) {
@@ -1061,7 +1062,8 @@ struct PeerLoop::Impl {
                 skip = kFrameHeaderSize;
             }
             if (skip < f.size()) {
-                c.iov.push_back(iovec{const_cast<char*>(f.body.bytes.data()) + (skip - kFrameHeaderSize), f.size() - skip});
+                c.iov.push_back(
+                    iovec{const_cast<char*>(f.body.bytes.data()) + (skip - kFrameHeaderSize), f.size() - skip});
             }
         }
         c.msg = {};
@@ -1317,8 +1319,9 @@ struct PeerLoop::Impl {
         if (land > 0) {
             // Slices of the answer itself (no copy of the landing's bytes); the rest follows.
             Slice all = Own(std::move(*body));
-            Enqueue(c, FrameHeader{.kind = FrameKind::kResponse, .request_id = h->request_id,
-                                   .flags = kFramePlaced | kFrameMore},
+            Enqueue(c,
+                    FrameHeader{
+                        .kind = FrameKind::kResponse, .request_id = h->request_id, .flags = kFramePlaced | kFrameMore},
                     Slice{all.owner, all.bytes.substr(0, land)});
             *body = std::string(all.bytes.substr(land));
         }

@@ -92,11 +92,11 @@ TEST(PeerFrame, EveryBrokenRuleIsRefusedNamingIt) {
                   std::string::npos)
             << "flags " << flags;
     }
-    EXPECT_NE(refused(EncodeFrame(
-                          FrameHeader{.kind = FrameKind::kRequest, .request_id = 1, .flags = kFramePlaced | kFrameMore},
-                          ""))
-                  .find("a placed piece"),
-              std::string::npos);
+    EXPECT_NE(
+        refused(EncodeFrame(
+                    FrameHeader{.kind = FrameKind::kRequest, .request_id = 1, .flags = kFramePlaced | kFrameMore}, ""))
+            .find("a placed piece"),
+        std::string::npos);
     EXPECT_EQ(refused(EncodeFrame(
                   FrameHeader{.kind = FrameKind::kResponse, .request_id = 1, .flags = kFramePlaced | kFrameMore}, "x")),
               "accepted");

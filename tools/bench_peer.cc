@@ -13,12 +13,12 @@
 
 #include "bench_peer.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -80,8 +80,8 @@ public:
         caller_ns_ = "zhb-c-" + id;
         data_ns_ = "zhb-d-" + id;
         std::string vc = "zhbc" + id, vd = "zhbd" + id;
-        g_made_namespaces = absl::StrCat("ip netns del ", caller_ns_, " 2>/dev/null; ip netns del ", data_ns_,
-                                         " 2>/dev/null");
+        g_made_namespaces =
+            absl::StrCat("ip netns del ", caller_ns_, " 2>/dev/null; ip netns del ", data_ns_, " 2>/dev/null");
         const std::vector<std::string> steps = {
             "ip netns add " + caller_ns_,
             "ip netns add " + data_ns_,
@@ -410,8 +410,8 @@ std::vector<Comparison> PeerSuite(std::chrono::milliseconds d, const std::string
     opts.access_key = "bench";
     std::ofstream(caller_dir + "/zerohopd.yaml")
         << "listen: " << opts.socket_path << "\nworkers: 1\nmetrics_port: 0\nlog_level: warning\n"
-        << "mounts:\n  - {container: bench, backend: peer, options: {url: \"peer://" << link.data_ip << ":"
-        << kPeerPort << "/bench\", key_id: node-a, secret: " << secret << "}}\n"
+        << "mounts:\n  - {container: bench, backend: peer, options: {url: \"peer://" << link.data_ip << ":" << kPeerPort
+        << "/bench\", key_id: node-a, secret: " << secret << "}}\n"
         << "credentials:\n  - {key: bench, containers: {bench: rw}}\n";
     Child caller_process({FindZerohopd(), "--config", caller_dir + "/zerohopd.yaml"});
     std::unique_ptr<Client> client = ConnectWaiting(opts);
@@ -424,9 +424,8 @@ std::vector<Comparison> PeerSuite(std::chrono::milliseconds d, const std::string
 
     // 1. A small get_item, synchronous, against a raw ping-pong of the same size: sleeping on
     // both sides (as our daemons wait), then the raw pair busy-polling (ours unchanged).
-    Result small = MeasureEach("peer_get_item_small", d, [&] {
-        Check(client->GetItem({.path = item}).status(), "get_item");
-    });
+    Result small =
+        MeasureEach("peer_get_item_small", d, [&] { Check(client->GetItem({.path = item}).status(), "get_item"); });
     for (bool busy : {false, true}) {
         int fd = ConnectTo(link.data_ip, busy ? kEchoBusyPort : kEchoSleepPort);
         char buf[kSmall] = {};
@@ -461,43 +460,55 @@ std::vector<Comparison> PeerSuite(std::chrono::milliseconds d, const std::string
                 Fail("a 1 MiB get failed or came back short");
             }
         };
-        Result ranged = MeasureEach("peer_get_1MiB", d, [&] { get({.path = obj, .offset = 0, .length = kMiB}); }, kMiB);
-        Result whole = MeasureEach("peer_get_1MiB_whole_object", d, [&] { get({.path = obj}); }, kMiB);
+        Result ranged = MeasureEach(
+            "peer_get_1MiB", d, [&] { get({.path = obj, .offset = 0, .length = kMiB}); }, kMiB);
+        Result whole = MeasureEach(
+            "peer_get_1MiB_whole_object", d, [&] { get({.path = obj}); }, kMiB);
         // Four in flight, as a reader that reads ahead keeps them.
         constexpr int kAhead = 4;
-        Result ahead = Measure("peer_get_1MiB_4_in_flight", d, [&] {
-            int done = 0;
-            for (int i = 0; i < kAhead; ++i) {
-                client->GetObjectAsync({.path = obj, .offset = 0, .length = kMiB}, [&done](absl::StatusOr<ObjectView> v) {
-                    if (!v.ok() || v->data().size() != kMiB) {
-                        Fail("a 1 MiB get failed or came back short");
-                    }
-                    ++done;
-                });
-            }
-            while (done < kAhead) {
-                if (client->Poll() == 0) {
-                    client->WaitAndPoll(absl::Milliseconds(10));
+        Result ahead = Measure(
+            "peer_get_1MiB_4_in_flight", d,
+            [&] {
+                int done = 0;
+                for (int i = 0; i < kAhead; ++i) {
+                    client->GetObjectAsync({.path = obj, .offset = 0, .length = kMiB},
+                                           [&done](absl::StatusOr<ObjectView> v) {
+                                               if (!v.ok() || v->data().size() != kMiB) {
+                                                   Fail("a 1 MiB get failed or came back short");
+                                               }
+                                               ++done;
+                                           });
                 }
-            }
-        }, kMiB);
+                while (done < kAhead) {
+                    if (client->Poll() == 0) {
+                        client->WaitAndPoll(absl::Milliseconds(10));
+                    }
+                }
+            },
+            kMiB);
         ahead.ops_per_s *= kAhead;
         int one_fd = ConnectTo(link.data_ip, kAnswerPort);
         std::string one_buf(kMiB, '\0');
-        Result request = MeasureEach("raw_tcp_request_1MiB", d, [&] {
-            SendAll(one_fd, "?", 1);
-            if (!RecvAll(one_fd, one_buf.data(), kMiB, false)) {
-                Fail("the raw answering server went away");
-            }
-        }, kMiB);
+        Result request = MeasureEach(
+            "raw_tcp_request_1MiB", d,
+            [&] {
+                SendAll(one_fd, "?", 1);
+                if (!RecvAll(one_fd, one_buf.data(), kMiB, false)) {
+                    Fail("the raw answering server went away");
+                }
+            },
+            kMiB);
         ::close(one_fd);
         int fd = ConnectTo(link.data_ip, kStreamPort);
         std::string buf(kMiB, '\0');
-        Result raw = MeasureEach("raw_tcp_stream_1MiB", d, [&] {
-            if (!RecvAll(fd, buf.data(), kMiB, false)) {
-                Fail("the raw stream's server went away");
-            }
-        }, kMiB);
+        Result raw = MeasureEach(
+            "raw_tcp_stream_1MiB", d,
+            [&] {
+                if (!RecvAll(fd, buf.data(), kMiB, false)) {
+                    Fail("the raw stream's server went away");
+                }
+            },
+            kMiB);
         ::close(fd);
         for (const Result& ours : {ranged, whole, ahead}) {
             out.push_back(Judged(ours, raw, "raw TCP stream over the veth link, read 1 MiB at a time",
@@ -549,7 +560,8 @@ std::vector<Comparison> PeerSuite(std::chrono::milliseconds d, const std::string
         out.push_back(std::move(c));
     }
     {
-        auto channel = grpc::CreateChannel(absl::StrCat(link.data_ip, ":", kGrpcPort), grpc::InsecureChannelCredentials());
+        auto channel =
+            grpc::CreateChannel(absl::StrCat(link.data_ip, ":", kGrpcPort), grpc::InsecureChannelCredentials());
         std::unique_ptr<bench::Echo::Stub> stub = bench::Echo::NewStub(channel);
         if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
             Fail("the gRPC echo server does not answer");
@@ -591,16 +603,18 @@ std::vector<Comparison> PeerSuite(std::chrono::milliseconds d, const std::string
     // each: throughput, and how many connections the far side holds.
     {
         int ours_conns = 0, redis_conns = 0;
-        Result ours = RunProcesses("peer_get_item_16_processes", d, dir, {"get-item", opts.socket_path, opts.access_key},
-                                   data.process->pid(), kPeerPort, &ours_conns);
-        Result direct = RunProcesses("redis_get_16_connections", d, dir, {"redis-get", link.data_ip,
-                                     std::to_string(kRedisPort)}, redis.pid(), kRedisPort, &redis_conns);
+        Result ours =
+            RunProcesses("peer_get_item_16_processes", d, dir, {"get-item", opts.socket_path, opts.access_key},
+                         data.process->pid(), kPeerPort, &ours_conns);
+        Result direct =
+            RunProcesses("redis_get_16_connections", d, dir, {"redis-get", link.data_ip, std::to_string(kRedisPort)},
+                         redis.pid(), kRedisPort, &redis_conns);
         Comparison c;
         c.ours = ours;
         c.baseline = direct;
         c.baseline_name = "16 processes, each with its own Redis connection over the veth link (hiredis, synchronous)";
-        c.extra_json = absl::StrFormat(R"("peer_connections": %d, "baseline_connections": %d)", ours_conns,
-                                       redis_conns);
+        c.extra_json =
+            absl::StrFormat(R"("peer_connections": %d, "baseline_connections": %d)", ours_conns, redis_conns);
         out.push_back(std::move(c));
     }
     return out;
