@@ -136,27 +136,24 @@ absl::Status ReceiveError(int res) {
 
 }  // namespace
 
-// A frame's body: bytes of a message that all its frames share (a message larger than a
-// frame goes as slices of one buffer, not as copies).
+// A frame's body: a message that fits one frame, held as given (no allocation, no copy);
+// or a slice of a message that several frames share (one larger than a frame, or an answer
+// whose landed bytes go ahead of the rest), whose buffer lives until its last frame is sent.
 struct Slice {
-    std::shared_ptr<const std::string> owner;  // null for no bytes
-    std::string_view bytes;
-};
-
-Slice Own(std::string bytes) {
-    if (bytes.empty()) {
-        return {};
+    std::string own;
+    std::shared_ptr<const std::string> shared;
+    size_t at = 0, size = 0;  // of `shared`
+    std::string_view bytes() const {
+        return shared != nullptr ? std::string_view(*shared).substr(at, size) : std::string_view(own);
     }
-    auto owner = std::make_shared<const std::string>(std::move(bytes));
-    return {owner, *owner};
-}
+};
 
 // A frame ready for the socket: its header in place (no allocation), its body as given
 // (no copy); they leave as two pieces of one sendmsg.
 struct OutFrame {
     char header[kFrameHeaderSize];
     Slice body;
-    size_t size() const { return kFrameHeaderSize + body.bytes.size(); }
+    size_t size() const { return kFrameHeaderSize + body.bytes().size(); }
 };
 
 struct PendingCall {
@@ -1001,12 +998,12 @@ struct PeerLoop::Impl {
         if (c.state == Connection::State::kOpen) {
             h.credits = c.receive.TakeOwed();
         }
-        Push(c, h, Own(std::string(body)));
+        Push(c, h, Slice{.own = std::string(body)});
         Kick(c);
     }
 
     void Push(Connection& c, FrameHeader h, Slice body) {
-        h.length = static_cast<uint32_t>(body.bytes.size());
+        h.length = static_cast<uint32_t>(body.bytes().size());
         OutFrame& f = c.out.emplace_back();
         EncodeHeader(h, f.header);
         f.body = std::move(body);
@@ -1014,19 +1011,32 @@ struct PeerLoop::Impl {
 
     // A request or response: waits for a credit; one larger than a frame, in pieces, each
     // waiting for one.
-    bool Enqueue(Connection& c, FrameHeader h, std::string body) { return Enqueue(c, h, Own(std::move(body))); }
+    bool Enqueue(Connection& c, FrameHeader h, std::string body) {
+        if (body.size() <= c.agreed.max_body) {
+            if (c.waiting.size() + c.out.size() >= options.max_queued) {
+                return false;
+            }
+            c.waiting.emplace_back(h, Slice{.own = std::move(body)});
+            FlushWaiting(c);
+            return true;
+        }
+        size_t size = body.size();
+        return Enqueue(c, h, std::make_shared<const std::string>(std::move(body)), 0, size);
+    }
 
-    bool Enqueue(Connection& c, FrameHeader h, Slice body) {
+    // Bytes [at, at + size) of `message`, in as many frames as they take.
+    bool Enqueue(Connection& c, FrameHeader h, const std::shared_ptr<const std::string>& message, size_t at,
+                 size_t size) {
         if (c.waiting.size() + c.out.size() >= options.max_queued) {
             return false;
         }
-        size_t max = c.agreed.max_body, at = 0;
-        for (; body.bytes.size() - at > max; at += max) {
+        size_t max = c.agreed.max_body, end = at + size;
+        for (; end - at > max; at += max) {
             FrameHeader piece = h;
             piece.flags |= kFrameMore;
-            c.waiting.emplace_back(piece, Slice{body.owner, body.bytes.substr(at, max)});
+            c.waiting.emplace_back(piece, Slice{.shared = message, .at = at, .size = max});
         }
-        c.waiting.emplace_back(h, Slice{std::move(body.owner), body.bytes.substr(at)});
+        c.waiting.emplace_back(h, Slice{.shared = message, .at = at, .size = end - at});
         FlushWaiting(c);
         return true;
     }
@@ -1063,7 +1073,7 @@ struct PeerLoop::Impl {
             }
             if (skip < f.size()) {
                 c.iov.push_back(
-                    iovec{const_cast<char*>(f.body.bytes.data()) + (skip - kFrameHeaderSize), f.size() - skip});
+                    iovec{const_cast<char*>(f.body.bytes().data()) + (skip - kFrameHeaderSize), f.size() - skip});
             }
         }
         c.msg = {};
@@ -1081,7 +1091,7 @@ struct PeerLoop::Impl {
     void KickRc(Connection& c) {
         while (c.state != Connection::State::kClosed && !c.out.empty() && c.rc->CanSend()) {
             OutFrame& f = c.out.front();
-            if (absl::Status s = c.rc->Send(f.header, f.body.bytes); !s.ok()) {
+            if (absl::Status s = c.rc->Send(f.header, f.body.bytes()); !s.ok()) {
                 return Close(c, s);
             }
             c.out.pop_front();
@@ -1318,12 +1328,12 @@ struct PeerLoop::Impl {
         }
         if (land > 0) {
             // Slices of the answer itself (no copy of the landing's bytes); the rest follows.
-            Slice all = Own(std::move(*body));
+            auto all = std::make_shared<const std::string>(std::move(*body));
             Enqueue(c,
                     FrameHeader{
                         .kind = FrameKind::kResponse, .request_id = h->request_id, .flags = kFramePlaced | kFrameMore},
-                    Slice{all.owner, all.bytes.substr(0, land)});
-            *body = std::string(all.bytes.substr(land));
+                    all, 0, land);
+            *body = all->substr(land);
         }
     }
 
