@@ -52,7 +52,8 @@ struct stat ToStat(const ObjectInfo& info, Ino ino) {
     st.st_ino = ino;
     st.st_mode = TypeBits(info) | (info.mode & 07777);
     st.st_rdev = static_cast<dev_t>(info.rdev);
-    st.st_nlink = (st.st_mode & S_IFMT) == S_IFDIR ? 2 : 1;
+    // A directory's "." and its name in its parent, and each subdirectory's "..".
+    st.st_nlink = (st.st_mode & S_IFMT) == S_IFDIR ? 2 + info.subdirs : 1;
     st.st_uid = info.uid;
     st.st_gid = info.gid;
     st.st_size = static_cast<off_t>(info.type == ObjectType::kSymlink ? info.symlink_target.size() : info.size);

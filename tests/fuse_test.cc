@@ -433,6 +433,42 @@ TEST_F(FuseTest, DirectoriesAndTheirErrors) {
     EXPECT_ERRNO(link(F("x").c_str(), F("y").c_str()), EPERM) ;  // no hard links
 }
 
+// A directory's link count is 2 (its name and ".") plus one ".." per subdirectory, as on
+// ext4: kept by mkdir, rmdir and renames in and out, seen at once (the kernel drops a
+// directory's cached attributes when its entries change), and the same through a listing.
+TEST_F(FuseTest, DirectoryLinkCountsAreTwoPlusTheirSubdirectories) {
+    auto nlink = [&](const std::string& rel) -> nlink_t {
+        struct stat st = {};
+        EXPECT_EQ(stat(F(rel).c_str(), &st), 0) << rel << ": " << strerror(errno);
+        return st.st_nlink;
+    };
+    ASSERT_EQ(mkdir(F("top").c_str(), 0755), 0);
+    EXPECT_EQ(nlink("top"), 2u);
+    ASSERT_EQ(mkdir(F("top/a").c_str(), 0755), 0);
+    ASSERT_EQ(mkdir(F("top/b").c_str(), 0755), 0);
+    { std::ofstream(F("top/file")) << "x"; }
+    ASSERT_EQ(symlink("a", F("top/link").c_str()), 0);
+    ASSERT_EQ(mkfifo(F("top/fifo").c_str(), 0644), 0);
+    EXPECT_EQ(nlink("top"), 4u) << "a and b; files, symlinks and FIFOs do not count";
+    EXPECT_EQ(nlink("top/file"), 1u);
+    ASSERT_EQ(mkdir(F("other").c_str(), 0755), 0);
+    ASSERT_EQ(rename(F("top/a").c_str(), F("other/a").c_str()), 0);
+    EXPECT_EQ(nlink("top"), 3u);
+    EXPECT_EQ(nlink("other"), 3u);
+    ASSERT_EQ(rename(F("top/b").c_str(), F("other/a").c_str()), 0) << "b replaces the empty a";
+    EXPECT_EQ(nlink("top"), 2u);
+    EXPECT_EQ(nlink("other"), 3u);
+    ASSERT_EQ(rmdir(F("other/a").c_str()), 0);
+    EXPECT_EQ(nlink("other"), 2u);
+    // What ls -l and find (which trusts a count above 2 to skip leaves) see of a tree.
+    std::string out;
+    ASSERT_EQ(Sh("mkdir -p t/x/y t/z && touch t/x/f t/z/g && find t -type d | sort && stat -c '%n %h' t t/x t/x/y",
+                 &out),
+              0)
+        << out;
+    EXPECT_EQ(out, "t\nt/x\nt/x/y\nt/z\nt 4\nt/x 3\nt/x/y 2\n");
+}
+
 TEST_F(FuseTest, PathsDeeperThanPathMaxWorkADirectoryAtATime) {
     // 24 names of 255 bytes: 6 KiB below the mount, more than PATH_MAX, reached with *at()
     // calls as find, rm -r and tar do.

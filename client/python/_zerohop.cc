@@ -185,6 +185,9 @@ py::dict FromInfo(const ObjectInfo& i) {
     if (i.type == ObjectType::kSymlink) {
         d["target"] = i.symlink_target;
     }
+    if (i.type == ObjectType::kDirectory) {
+        d["subdirs"] = i.subdirs;  // directories and streams in it
+    }
     if (i.type == ObjectType::kSpecial) {
         d["special"] = i.special;  // S_IFIFO, S_IFCHR, S_IFBLK or S_IFSOCK (stat.S_IFMT of it)
         d["rdev"] = i.rdev;

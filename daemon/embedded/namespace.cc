@@ -38,11 +38,71 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Stat(const Path& path) {
         ObjectInfo info;
         info.type = ObjectType::kDirectory;
         info.mode = 0755;
+        info.subdirs = container_roots_.size();
         return info;
     }
     ZH_ASSIGN_OR_RETURN(auto loc, Locate(path));
     ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
-    return InfoOf(e);
+    ZH_ASSIGN_OR_RETURN(auto info, InfoOf(e));
+    ZH_RETURN_IF_ERROR(AddSubdirs(loc.parent, path.name(), &info));
+    return info;
+}
+
+absl::StatusOr<uint64_t> EmbeddedBackend::Store::SubdirsLocked(uint64_t dir) {
+    {
+        absl::MutexLock lock(&subdirs_mu_);
+        if (auto it = subdirs_.find(dir); it != subdirs_.end()) {
+            return it->second;
+        }
+    }
+    uint64_t n = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    std::string prefix = EntryPrefix(dir);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        Entry e;
+        std::string_view attributes;
+        ZH_RETURN_IF_ERROR(embedded::DecodeEntryHeader(ToView(it->value()), &e, &attributes));
+        n += e.is_dir_like() ? 1 : 0;
+    }
+    if (!it->status().ok()) {
+        return FromRocks(it->status(), "count subdirectories");
+    }
+    absl::MutexLock lock(&subdirs_mu_);
+    if (subdirs_.size() >= kMaxCountedDirs) {
+        subdirs_.clear();
+    }
+    subdirs_[dir] = n;
+    return n;
+}
+
+absl::StatusOr<uint64_t> EmbeddedBackend::Store::Subdirs(uint64_t parent, std::string_view name, uint64_t dir) {
+    {
+        absl::MutexLock lock(&subdirs_mu_);
+        if (auto it = subdirs_.find(dir); it != subdirs_.end()) {
+            return it->second;
+        }
+    }
+    LockSet held(&locks_, {{parent, name, LockMode::kExclusive}});
+    return SubdirsLocked(dir);
+}
+
+absl::Status EmbeddedBackend::Store::AddSubdirs(uint64_t parent, std::string_view name, ObjectInfo* info) {
+    if (info->type == ObjectType::kDirectory) {
+        ZH_ASSIGN_OR_RETURN(info->subdirs, Subdirs(parent, name, info->id));
+    }
+    return absl::OkStatus();
+}
+
+void EmbeddedBackend::Store::CountSubdir(uint64_t dir, int delta) {
+    absl::MutexLock lock(&subdirs_mu_);
+    if (auto it = subdirs_.find(dir); it != subdirs_.end()) {
+        it->second += static_cast<uint64_t>(static_cast<int64_t>(delta));
+    }
+}
+
+void EmbeddedBackend::Store::ForgetSubdirs(uint64_t dir) {
+    absl::MutexLock lock(&subdirs_mu_);
+    subdirs_.erase(dir);
 }
 
 absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) {
@@ -87,6 +147,7 @@ absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) 
         DirEntry de;
         de.name = std::string(ToView(it->key()).substr(name_at));
         ZH_ASSIGN_OR_RETURN(auto info, InfoOf(e));
+        ZH_RETURN_IF_ERROR(AddSubdirs(dir.info.id, de.name, &info));
         de.info = info;
         if (req.with_attributes) {
             ZH_ASSIGN_OR_RETURN(auto attrs, DecodeAttributes(e.attributes));
@@ -112,6 +173,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Mkdir(const MkdirRequest& req
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
         ZH_RETURN_IF_ERROR(Commit(&batch));
+        CountSubdir(loc.parent, +1);
         return e.info;
     });
 }
@@ -135,6 +197,8 @@ absl::Status EmbeddedBackend::Store::Rmdir(const Path& path) {
         absl::Status committed = Commit(&batch);
         if (committed.ok()) {
             dirs_.Invalidate();
+            CountSubdir(loc.parent, -1);
+            ForgetSubdirs(e.info.id);
         }
         return committed;
     });
@@ -206,6 +270,15 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
         ZH_RETURN_IF_ERROR(Commit(&batch));
         if (src.is_dir_like() || (dst && dst->is_dir_like())) {
             dirs_.Invalidate();
+        }
+        // (Both parents' entries are held shared: their counts are not being taken.)
+        if (src.is_dir_like()) {
+            CountSubdir(src_loc.parent, -1);
+            CountSubdir(dst_loc.parent, +1);
+        }
+        if (dst && dst->is_dir_like()) {
+            CountSubdir(dst_loc.parent, -1);
+            ForgetSubdirs(dst->info.id);
         }
         if (replaced_file != 0) {
             RemoveFile(replaced_file);
@@ -281,7 +354,11 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::SetMetadata(const SetMetadata
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
         ZH_RETURN_IF_ERROR(Commit(&batch));
-        return InfoOf(e);
+        ZH_ASSIGN_OR_RETURN(auto info, InfoOf(e));
+        if (info.type == ObjectType::kDirectory) {
+            ZH_ASSIGN_OR_RETURN(info.subdirs, SubdirsLocked(info.id));  // (its entry is held)
+        }
+        return info;
     });
 }
 

@@ -41,6 +41,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::CreateStream(const CreateStre
             batch.Put(meta_, ShardStateKey(shard.info.id), embedded::EncodeShardState(st));
         }
         ZH_RETURN_IF_ERROR(Commit(&batch));
+        CountSubdir(loc.parent, +1);
         return stream.info;
     });
 }
@@ -83,6 +84,7 @@ absl::Status EmbeddedBackend::Store::DeleteStream(const Path& path) {
         batch.DeleteRange(records_, RecordKey(first_shard, 0), RecordKey(first_shard + shard_count, 0));
         absl::Status committed = Commit(&batch);
         if (committed.ok()) {
+            CountSubdir(loc.parent, -1);
             dirs_.Invalidate();  // the stream was a directory of shards
         }
         return committed;

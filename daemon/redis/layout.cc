@@ -40,6 +40,11 @@ uint64_t ToU64(std::string_view s) {
     return absl::SimpleAtoi(absl::string_view(s.data(), s.size()), &v) ? v : 0;
 }
 
+uint64_t Subdirs(std::string_view n) {
+    int64_t v = 0;
+    return absl::SimpleAtoi(absl::string_view(n.data(), n.size()), &v) && v > 0 ? static_cast<uint64_t>(v) : 0;
+}
+
 absl::Status Damaged(std::string_view what) {
     return absl::DataLossError(absl::StrFormat("redis backend: %s is not what this backend wrote", what));
 }
@@ -88,6 +93,8 @@ absl::StatusOr<Entry> DecodeEntry(std::string key, const std::vector<Reply>& fla
     info.id = ToU64(e.Field("i"));
     if (info.type == ObjectType::kSymlink) {
         info.symlink_target = e.Field("x");
+    } else if (info.type == ObjectType::kDirectory) {
+        info.subdirs = Subdirs(e.Field("n"));
     } else if (info.type == ObjectType::kStream) {
         std::vector<std::string> x = absl::StrSplit(e.Field("x"), ' ');
         if (x.size() != 2 || !absl::SimpleAtoi(x[0], &e.shard_count) || !absl::SimpleAtoi(x[1], &e.retention_secs)) {
@@ -479,6 +486,9 @@ absl::StatusOr<ObjectInfo> Store::Create(const Path& path, ObjectType type, uint
         t.CheckVersion(r.key, "");
         t.Replace(r.key, fields);
         t.ZAdd(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
+        if (type == ObjectType::kDirectory) {
+            t.AddSubdirs(r.ParentKey(), +1);
+        }
         ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
         if (ok) {
             return info;

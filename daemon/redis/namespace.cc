@@ -28,12 +28,16 @@ absl::StatusOr<ObjectInfo> Store::ContainerInfo(std::string_view container) {
                                                    container));
     }
     std::string tag = Tag(container);
-    ZH_ASSIGN_OR_RETURN(auto m, Call({"HGET", tag + "root", "m"}, tag, true));
+    ZH_ASSIGN_OR_RETURN(auto m, Call({"HMGET", tag + "root", "m", "n"}, tag, true));
+    if (m.type != Reply::Type::kArray || m.elements.size() != 2) {
+        return Damaged("a container's root");
+    }
     ObjectInfo info;
     info.type = ObjectType::kDirectory;
     info.id = root->second;
     info.mode = 0755;
-    std::vector<std::string> f = absl::StrSplit(m.str, ' ');
+    info.subdirs = Subdirs(m.elements[1].str);
+    std::vector<std::string> f = absl::StrSplit(m.elements[0].str, ' ');
     int64_t n[8] = {};
     if (f.size() == 8) {
         for (int k = 0; k < 8; ++k) {
@@ -51,6 +55,7 @@ absl::StatusOr<ObjectInfo> Store::Stat(const Path& path) {
         ObjectInfo info;
         info.type = ObjectType::kDirectory;
         info.mode = 0755;
+        info.subdirs = roots_.size();
         return info;
     }
     if (path.depth() == 1) {
@@ -244,6 +249,7 @@ absl::Status Store::Rmdir(const Path& path) {
         int empty = t.CheckEmpty(IndexPrefix(r.tag, e->info.id));
         t.Del(r.key);
         t.ZRem(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
+        t.AddSubdirs(r.ParentKey(), -1);
         int failed = 0;
         ZH_ASSIGN_OR_RETURN(auto ok, Commit(t, &failed));
         if (ok) {
@@ -301,10 +307,21 @@ absl::Status Store::Rename(const RenameRequest& req) {
         Entry moved = *e;
         moved.info.ctime = Now();
         moved.fields["m"] = EncodeMeta(moved.info);
+        // A directory's count of subdirectories moves with it as it is when this commits
+        // (changes inside it do not change its version), not as it was read.
+        moved.fields.erase("n");
+        t.Replace(dst.key, moved.fields);
+        t.MoveSubdirs(src.key, dst.key);
         t.Del(src.key);
         t.ZRem(IndexKey(src.tag, src.parent, from.name()), std::string(from.name()));
-        t.Replace(dst.key, moved.fields);
         t.ZAdd(IndexKey(dst.tag, dst.parent, to.name()), std::string(to.name()));
+        if (e->is_dir_like()) {
+            t.AddSubdirs(src.ParentKey(), -1);
+            t.AddSubdirs(dst.ParentKey(), +1);
+        }
+        if (dst.entry && dst.entry->is_dir_like()) {
+            t.AddSubdirs(dst.ParentKey(), -1);
+        }
         int failed = 0;
         ZH_ASSIGN_OR_RETURN(auto ok, Commit(t, &failed));
         if (ok) {

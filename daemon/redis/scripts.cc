@@ -45,7 +45,8 @@ return out
 // counter; ARGV: the checks ("v" key-index version: the entry's version is this, "" for
 // absent; "e" key-index prefix: the directory whose index buckets are prefix0..prefix15 is
 // empty), then the operations ("h" replace a hash,
-// "u" update fields, "d" delete a key, "za"/"zr" add to / remove from an index).
+// "u" update fields, "d" delete a key, "za"/"zr" add to / remove from an index, "n" add to
+// a directory's count of subdirectories, "nm" key-index: give this count to another hash).
 // Returns {1, new version} or {0, number of the check that failed}.
 const char kCommitScript[] = R"lua(
 local p = 1
@@ -86,6 +87,12 @@ for o = 1, nops do
     redis.call('ZADD', k, 0, ARGV[p]); p = p + 1
   elseif kind == 'zr' then
     redis.call('ZREM', k, ARGV[p]); p = p + 1
+  elseif kind == 'n' then
+    redis.call('HINCRBY', k, 'n', tonumber(ARGV[p])); p = p + 1
+  elseif kind == 'nm' then
+    local n = redis.call('HGET', k, 'n')
+    if n then redis.call('HSET', KEYS[tonumber(ARGV[p])], 'n', n) end
+    p = p + 1
   end
 end
 return {1, ver}

@@ -34,6 +34,7 @@ absl::StatusOr<ObjectInfo> Store::CreateStream(const CreateStreamRequest& req) {
             t.Replace(EntryKey(r.tag, base, name), NewFields(ObjectType::kShard, shard.id, shard));
             t.ZAdd(IndexKey(r.tag, base, name), name);
         }
+        t.AddSubdirs(r.ParentKey(), +1);
         ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
         if (ok) {
             return stream;
@@ -69,6 +70,7 @@ absl::Status Store::DeleteStream(const Path& path) {
         t.CheckVersion(r.key, e.version);
         t.Del(r.key);
         t.ZRem(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
+        t.AddSubdirs(r.ParentKey(), -1);
         for (uint32_t b = 0; b < kIndexBuckets; ++b) {
             t.Del(absl::StrCat(IndexPrefix(r.tag, e.info.id), b));
         }

@@ -122,6 +122,106 @@ TEST_P(BackendConformance, RmdirRemovesOnlyEmptyDirectories) {
     EXPECT_CODE(b_->Rmdir("/c1"), kFailedPrecondition);
 }
 
+// A directory counts the directories and streams it holds (a file system's link count is
+// 2 + subdirs): kept through mkdir, rmdir, streams made and deleted, and renames in, out and
+// over; files, symlinks and special files do not count; the root counts its containers.
+TEST_P(BackendConformance, DirectoriesCountTheirSubdirectories) {
+    auto subdirs = [&](std::string_view path) -> uint64_t {
+        auto st = b_->Stat(path);
+        EXPECT_TRUE(st.ok()) << path << ": " << st.status();
+        return st.ok() ? st->subdirs : ~uint64_t{0};
+    };
+    EXPECT_EQ(subdirs("/"), 2u) << "the root holds the containers c1 and c2";
+    uint64_t before = subdirs("/c1");
+    ASSERT_OK(b_->Mkdir("/c1/top"));
+    EXPECT_EQ(subdirs("/c1"), before + 1);
+    EXPECT_EQ(subdirs("/c1/top"), 0u);
+    ASSERT_OK(b_->Mkdir("/c1/top/a"));
+    ASSERT_OK(b_->Mkdir("/c1/top/b"));
+    ASSERT_OK(b_->Put("/c1/top/file", "x"));
+    ASSERT_OK(b_->Symlink("/c1/top/link", "a"));
+    ASSERT_OK(b_->Mknod({.path = P("/c1/top/fifo"), .special = S_IFIFO, .mode = 0644}));
+    ASSERT_OK(b_->CreateStream("/c1/top/s", 2));
+    EXPECT_EQ(subdirs("/c1/top"), 3u) << "a, b and the stream s";
+    EXPECT_EQ(subdirs("/c1/top/s"), 0u) << "a stream holds shards, which are files";
+    ASSERT_OK(b_->Mkdir("/c1/top/a/deep"));
+    EXPECT_EQ(subdirs("/c1/top/a"), 1u);
+    EXPECT_EQ(subdirs("/c1/top"), 3u) << "only direct subdirectories count";
+
+    // Renames: out of top, into top, within top, and a directory over an empty one.
+    ASSERT_OK(b_->Rename("/c1/top/a", "/c1/moved"));
+    EXPECT_EQ(subdirs("/c1/top"), 2u);
+    EXPECT_EQ(subdirs("/c1"), before + 2);
+    EXPECT_EQ(subdirs("/c1/moved"), 1u) << "a directory keeps its count when it moves";
+    ASSERT_OK(b_->Rename("/c1/moved", "/c1/top/back"));
+    EXPECT_EQ(subdirs("/c1/top"), 3u);
+    EXPECT_EQ(subdirs("/c1"), before + 1);
+    ASSERT_OK(b_->Rename("/c1/top/b", "/c1/top/b2"));
+    EXPECT_EQ(subdirs("/c1/top"), 3u);
+    ASSERT_OK(b_->Rename("/c1/top/b2", "/c1/top/back/deep"));
+    EXPECT_EQ(subdirs("/c1/top"), 2u) << "b2 replaced back/deep";
+    EXPECT_EQ(subdirs("/c1/top/back"), 1u);
+    ASSERT_OK(b_->Rename("/c1/top/file", "/c1/top/file2"));
+    EXPECT_EQ(subdirs("/c1/top"), 2u);
+
+    // Removals.
+    ASSERT_OK(b_->DeleteStream("/c1/top/s"));
+    EXPECT_EQ(subdirs("/c1/top"), 1u);
+    ASSERT_OK(b_->Rmdir("/c1/top/back/deep"));
+    ASSERT_OK(b_->Rmdir("/c1/top/back"));
+    EXPECT_EQ(subdirs("/c1/top"), 0u);
+
+    // A listing gives the same counts, and a change of metadata answers with it.
+    ASSERT_OK(b_->Mkdir("/c1/top/x"));
+    ASSERT_OK(b_->Mkdir("/c1/top/x/y"));
+    auto listed = b_->List({.path = P("/c1/top")});
+    ASSERT_OK(listed);
+    bool seen = false;
+    for (const DirEntry& e : listed->entries) {
+        if (e.name == "x") {
+            seen = true;
+            EXPECT_EQ(e.info.subdirs, 1u);
+        }
+    }
+    EXPECT_TRUE(seen);
+    auto changed = b_->SetMetadata({.path = P("/c1/top/x"), .mode = 0700});
+    ASSERT_OK(changed);
+    EXPECT_EQ(changed->subdirs, 1u);
+}
+
+// Directories made and removed from many threads at once, counted while they change: the
+// count ends exact.
+TEST_P(BackendConformance, SubdirectoryCountsStayExactUnderConcurrentChanges) {
+    ASSERT_OK(b_->Mkdir("/c1/busy"));
+    constexpr int kThreads = 4, kEach = 25;
+    std::vector<std::thread> threads;
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+        while (!done.load()) {
+            (void)b_->Stat("/c1/busy");
+        }
+    });
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kEach; ++i) {
+                std::string d = absl::StrCat("/c1/busy/d", t, "-", i);
+                EXPECT_TRUE(b_->Mkdir(d).ok());
+                if (i % 5 == 0) {
+                    EXPECT_TRUE(b_->Rmdir(d).ok());
+                } else if (i % 5 == 1) {
+                    EXPECT_TRUE(b_->Rename(d, absl::StrCat("/c1/busy-out-", t, "-", i)).ok());
+                }
+            }
+        });
+    }
+    for (auto& th : threads) {
+        th.join();
+    }
+    done = true;
+    reader.join();
+    EXPECT_EQ(b_->Stat("/c1/busy")->subdirs, uint64_t{kThreads * kEach * 3 / 5});
+}
+
 TEST_P(BackendConformance, ALargeDirectoryListsAndScansEveryNameOnceInOrder) {
     ASSERT_OK(b_->Mkdir("/c1/big"));
     std::vector<std::string> want;

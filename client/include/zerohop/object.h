@@ -45,6 +45,9 @@ struct ObjectInfo {
     std::string symlink_target;  // symlinks only
     uint32_t special = 0;        // kSpecial only: its kind, S_IFIFO, S_IFCHR, S_IFBLK or S_IFSOCK
     uint64_t rdev = 0;           // kSpecial devices only: the device number (makedev)
+    // Directories (containers and the namespace's root included): how many of the entries
+    // it holds are directories or streams (a file system's link count is 2 + this).
+    uint64_t subdirs = 0;
 };
 
 // An object's bytes as a file on this node (Client::OpenObjectFile), for a reader that

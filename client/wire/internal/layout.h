@@ -87,7 +87,7 @@ inline constexpr uint8_t kEnumMax<SeekType> = static_cast<uint8_t>(SeekType::kTi
 // ---- the messages ------------------------------------------------------------------------
 
 ZH_MESSAGE(ObjectInfo, m.type, m.id, m.size, m.mode, m.uid, m.gid, m.mtime, m.ctime, m.last_sequence,
-           m.symlink_target, m.special, m.rdev)
+           m.symlink_target, m.special, m.rdev, m.subdirs)
 ZH_MESSAGE(StreamLocation, LessThan<kMaxShards>(m.shard), m.sequence)
 ZH_MESSAGE(StreamRecord, m.shard, m.sequence, m.arrival, m.data, m.partition_key, m.client_info)
 ZH_MESSAGE(RecordInput, m.data, m.shard, m.partition_key, m.client_info)

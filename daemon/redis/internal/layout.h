@@ -33,6 +33,9 @@ inline constexpr uint32_t kIndexBuckets = 16;
 char TypeCode(ObjectType t);
 std::optional<ObjectType> TypeOf(std::string_view code);
 uint64_t ToU64(std::string_view s);  // 0 unless a number
+// A directory's count of subdirectories (field "n"; absent in directories made before it
+// was kept, and never below zero).
+uint64_t Subdirs(std::string_view n);
 inline absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 // DataLoss: what was read is not what this backend writes.
 absl::Status Damaged(std::string_view what);
@@ -96,6 +99,18 @@ public:
     }
     void ZRem(const std::string& index, const std::string& member) {
         ops_.insert(ops_.end(), {"zr", std::to_string(Key(index)), member});
+        ++nops_;
+    }
+
+    // The count of subdirectories kept in the directory's hash `dir_key` (field "n") moves
+    // by `delta` (without a new version: concurrent changes inside it do not conflict).
+    void AddSubdirs(const std::string& dir_key, int delta) {
+        ops_.insert(ops_.end(), {"n", std::to_string(Key(dir_key)), std::to_string(delta)});
+        ++nops_;
+    }
+    // The count of `from` is given to `to` (a directory's hash moving to another key).
+    void MoveSubdirs(const std::string& from, const std::string& to) {
+        ops_.insert(ops_.end(), {"nm", std::to_string(Key(from)), std::to_string(Key(to))});
         ++nops_;
     }
 

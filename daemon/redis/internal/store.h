@@ -95,6 +95,8 @@ public:
         std::string key;  // the entry's key (whether or not it exists)
 
         std::string version() const { return entry ? entry->version : std::string(); }
+        // The hash of the parent directory (a container's root, or the last directory walked).
+        std::string ParentKey() const { return chain.empty() ? tag + "root" : chain.back().first; }
         void CheckChain(Txn& t) const {
             for (const auto& [k, v] : chain) {
                 t.CheckVersion(k, v);
