@@ -61,7 +61,7 @@ struct stat ToStat(const ObjectInfo& info, Ino ino) {
     st.st_blocks = (st.st_size + 511) / 512;
     st.st_mtim = {info.mtime.secs, info.mtime.nsecs};
     st.st_ctim = {info.ctime.secs, info.ctime.nsecs};
-    st.st_atim = st.st_mtim;
+    st.st_atim = {info.atime.secs, info.atime.nsecs};
     return st;
 }
 
@@ -337,12 +337,19 @@ void FuseFs::Impl::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, in
     if (to_set & FUSE_SET_ATTR_GID) {
         meta.gid = attr->st_gid;
     }
+    // (UTIME_NOW for both is one now; UTIME_OMIT sends neither flag.)
+    Timestamp now = Timestamp::Now();
     if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
-        meta.mtime = Timestamp::Now();
+        meta.mtime = now;
     } else if (to_set & FUSE_SET_ATTR_MTIME) {
         meta.mtime = Timestamp{attr->st_mtim.tv_sec, static_cast<int32_t>(attr->st_mtim.tv_nsec)};
     }
-    bool has_meta = meta.mode || meta.uid || meta.gid || meta.mtime;
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+        meta.atime = now;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+        meta.atime = Timestamp{attr->st_atim.tv_sec, static_cast<int32_t>(attr->st_atim.tv_nsec)};
+    }
+    bool has_meta = meta.mode || meta.uid || meta.gid || meta.mtime || meta.atime;
     // Metadata after the size (a truncate sets the mtime; an explicit one wins).
     auto finish = [fs, req, ino, meta, has_meta](absl::StatusOr<ObjectInfo> r) mutable {
         if (!r.ok()) {
@@ -368,7 +375,7 @@ void FuseFs::Impl::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, in
     } else if (has_meta) {
         finish(ObjectInfo{});  // straight to the metadata
     } else {
-        fs->client_->StatAsync(*path, std::move(finish));  // atime only: nothing to change
+        fs->client_->StatAsync(*path, std::move(finish));  // nothing to change
     }
 }
 

@@ -1181,7 +1181,7 @@ TEST_F(FuseTest, ADirectoryReadAcrossAServerKillKeepsItsOwnNames) {
     }
 }
 
-TEST_F(FuseTest, ModificationTimesKeepNanosecondsBefore1970AndAfter2038) {
+TEST_F(FuseTest, ModificationAndAccessTimesKeepNanosecondsBefore1970AndAfter2038) {
     { std::ofstream(F("t")) << "x"; }
     auto times = [&] {
         struct stat st = {};
@@ -1205,6 +1205,30 @@ TEST_F(FuseTest, ModificationTimesKeepNanosecondsBefore1970AndAfter2038) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
     EXPECT_GE(times().st_mtim.tv_sec, before);
     EXPECT_LE(times().st_mtim.tv_sec, time(nullptr));
+    // Access times: set by utimensat (each time on its own with UTIME_OMIT for the other),
+    // kept with their nanoseconds; reads and writes do not move them (as with noatime).
+    struct timespec atime_only[2] = {{-1, 5}, {0, UTIME_OMIT}};
+    struct stat kept = times();
+    ASSERT_EQ(utimensat(AT_FDCWD, F("t").c_str(), atime_only, 0), 0) << strerror(errno);
+    struct stat st = times();
+    EXPECT_EQ(st.st_atim.tv_sec, -1);
+    EXPECT_EQ(st.st_atim.tv_nsec, 5);
+    EXPECT_EQ(st.st_mtim.tv_sec, kept.st_mtim.tv_sec) << "UTIME_OMIT keeps the mtime";
+    EXPECT_EQ(st.st_mtim.tv_nsec, kept.st_mtim.tv_nsec);
+    std::string out;
+    ASSERT_EQ(Sh("cat t >/dev/null && echo z >> t && touch -a -d '2100-01-02 03:04:05.000000006 UTC' t && "
+                 "touch -m -d '1960-01-01 UTC' t && TZ=UTC stat -c '%x|%y' t",
+                 &out),
+              0)
+        << out;
+    EXPECT_EQ(out, "2100-01-02 03:04:05.000000006 +0000|1960-01-01 00:00:00.000000000 +0000\n");
+    struct timespec both_now[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+    before = time(nullptr);
+    ASSERT_EQ(utimensat(AT_FDCWD, F("t").c_str(), both_now, 0), 0);
+    st = times();
+    EXPECT_GE(st.st_atim.tv_sec, before);
+    EXPECT_EQ(st.st_atim.tv_sec, st.st_mtim.tv_sec);
+    EXPECT_EQ(st.st_atim.tv_nsec, st.st_mtim.tv_nsec) << "UTIME_NOW for both is one now";
     // ctime: every change of data or metadata moves it forward.
     for (const std::string& change : {std::string("chmod 600 t"), std::string("echo y >> t"),
                                       std::string("mv t t2 && mv t2 t")}) {

@@ -30,6 +30,7 @@ ObjectInfo SampleInfo() {
     i.last_sequence = 7;
     i.symlink_target = "../x";
     i.subdirs = 3;
+    i.atime = {-1, 3};
     return i;
 }
 
@@ -74,13 +75,13 @@ TEST(WireGolden, EveryMessageEncodesToItsRecordedBytes) {
         Check("string", std::string("target"), "06746172676574"),
         Check("strings", std::vector<std::string>{"c1", "c2"}, "02026331026332"),
         Check("ObjectInfo", SampleInfo(),
-              "032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f78000003"),
+              "032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f78000003ffffffffffffffff03000000"),
         Check("ListRequest",
               ListRequest{.path = P("/c/d"), .prefix = "p", .marker = "m", .limit = 7, .with_attributes = true},
               "042f632f640170016d0701"),
         Check("ListResult",
               ListResult{.entries = {{"a", SampleInfo(), SampleAttrs()}}, .next_marker = "a", .truncated = true},
-              "010161032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f780000030c01016902ffffffffffffffff016101"),
+              "010161032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f78000003ffffffffffffffff030000000c01016902ffffffffffffffff016101"),
         Check("MkdirRequest", MkdirRequest{.path = P("/c/d"), .mode = 0700, .caller = {1000, 100}}, "042f632f64c003e80764"),
         Check("RenameRequest", RenameRequest{.from = P("/c/a"), .to = P("/c/b"), .no_replace = true},
               "042f632f61042f632f6201"),
@@ -90,24 +91,24 @@ TEST(WireGolden, EveryMessageEncodesToItsRecordedBytes) {
               "042f632f708020a003808604e80764"),
         Check("DeleteRequest", DeleteRequest{.path = P("/c/x"), .condition = "v == 1"}, "042f632f780676203d3d2031"),
         Check("SetMetadataRequest",
-              SetMetadataRequest{.path = P("/c/x"), .mode = 0600, .gid = 7, .mtime = Timestamp{5, 6}}, "042f632f7801800300010701050000000000000006000000"),
+              SetMetadataRequest{.path = P("/c/x"), .mode = 0600, .gid = 7, .mtime = Timestamp{5, 6}, .atime = Timestamp{7, 8}}, "042f632f780180030001070105000000000000000600000001070000000000000008000000"),
         Check("GetObjectRequest", GetObjectRequest{.path = P("/c/o"), .offset = 10, .length = 20}, "042f632f6f0a14"),
-        Check("GetObjectResult", GetObjectResult{.info = SampleInfo(), .bytes = 20}, "032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f7800000314"),
+        Check("GetObjectResult", GetObjectResult{.info = SampleInfo(), .bytes = 20}, "032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f78000003ffffffffffffffff0300000014"),
         Check("ObjectFileAnswer", ObjectFileAnswer{.info = SampleInfo(), .file_tag = 20},
-              "032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f7800000314"),
+              "032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f78000003ffffffffffffffff0300000014"),
         Check("PutObjectRequest",
               PutObjectRequest{.path = P("/c/o"), .attributes = SampleAttrs(), .condition = "x", .mode = 0644, .caller = {1000, 100}}, "042f632f6f0c01016902ffffffffffffffff017801a403e80764"),
         Check("WriteObjectRequest", WriteObjectRequest{.path = P("/c/o"), .offset = 5, .data = "payload"}, "042f632f6f057061796c6f6164"),
         Check("AppendRequest", AppendRequest{.path = P("/c/o"), .data = "more"}, "042f632f6f6d6f7265"),
         Check("TruncateRequest", TruncateRequest{.path = P("/c/o"), .size = 3}, "042f632f6f03"),
         Check("GetItemRequest", GetItemRequest{.path = P("/c/t/i"), .attributes = {"a", "__size"}}, "062f632f742f69020161065f5f73697a65"),
-        Check("Item", Item{"i", SampleInfo(), SampleAttrs()}, "0169032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f780000030c01016902ffffffffffffffff"),
+        Check("Item", Item{"i", SampleInfo(), SampleAttrs()}, "0169032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f78000003ffffffffffffffff030000000c01016902ffffffffffffffff"),
         Check("GetItemsRequest",
               GetItemsRequest{.path = P("/c/t"), .filter = "a > 1", .attributes = {"*"}, .marker = "k", .limit = 10,
                               .segment = 1, .total_segments = 4},
               "042f632f740561203e203101012a016b0a0104"),
         Check("GetItemsResult",
-              GetItemsResult{.items = {{"i", SampleInfo(), SampleAttrs()}}, .next_marker = "i", .done = true}, "010169032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f780000030c01016902ffffffffffffffff016901"),
+              GetItemsResult{.items = {{"i", SampleInfo(), SampleAttrs()}}, .next_marker = "i", .done = true}, "010169032a808040a003e8076400f153650000000005000000fdffffffffffffffffc99a3b07042e2e2f78000003ffffffffffffffff030000000c01016902ffffffffffffffff016901"),
         Check("PutItemRequest",
               PutItemRequest{.path = P("/c/t/i"), .attributes = SampleAttrs(), .condition = "NOT exists(a)", .caller = {1000, 100}}, "062f632f742f690c01016902ffffffffffffffff0d4e4f5420657869737473286129e80764"),
         Check("PutItemRequests",

@@ -179,6 +179,7 @@ py::dict FromInfo(const ObjectInfo& i) {
     d["gid"] = i.gid;
     d["mtime"] = FromTimestamp(i.mtime);
     d["ctime"] = FromTimestamp(i.ctime);
+    d["atime"] = FromTimestamp(i.atime);
     if (i.type == ObjectType::kShard) {
         d["last_sequence"] = i.last_sequence;
     }

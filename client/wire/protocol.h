@@ -31,7 +31,7 @@
 namespace zerohop::protocol {
 
 inline constexpr uint32_t kHelloMagic = 0x5a48484c;  // "LHHZ"
-inline constexpr uint32_t kProtocolVersion = 3;  // 3: ObjectInfo carries `subdirs`
+inline constexpr uint32_t kProtocolVersion = 3;  // 3: ObjectInfo carries `subdirs` and `atime`
 inline constexpr size_t kDescriptorSize = 64;
 inline constexpr size_t kMaxAccessKeyBytes = 256;
 

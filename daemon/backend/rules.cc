@@ -322,10 +322,12 @@ absl::StatusOr<std::optional<Item>> ScanMatch(const Scan& scan, const std::vecto
 }
 
 absl::Status ValidateMetadata(const SetMetadataRequest& req) {
-    if (req.mtime && (!req.mtime->InNanosRange() || req.mtime->nsecs < 0 || req.mtime->nsecs >= 1'000'000'000)) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("%s: mtime %d.%09d is outside the years 1678..2262 that the store keeps", req.path.str(),
-                            req.mtime->secs, req.mtime->nsecs));
+    for (auto [name, t] : {std::pair{"mtime", req.mtime}, std::pair{"atime", req.atime}}) {
+        if (t && (!t->InNanosRange() || t->nsecs < 0 || t->nsecs >= 1'000'000'000)) {
+            return absl::InvalidArgumentError(
+                absl::StrFormat("%s: %s %d.%09d is outside the years 1678..2262 that the store keeps",
+                                req.path.str(), name, t->secs, t->nsecs));
+        }
     }
     return absl::OkStatus();
 }
@@ -342,6 +344,9 @@ void ApplyMetadata(const SetMetadataRequest& req, Timestamp now, ObjectInfo* inf
     }
     if (req.mtime) {
         info->mtime = *req.mtime;
+    }
+    if (req.atime) {
+        info->atime = *req.atime;
     }
     info->ctime = now;
 }

@@ -91,6 +91,9 @@ absl::StatusOr<std::pair<Txn, ObjectInfo>> Store::PlanItemWrite(const Path& path
         info = NewInfo(ObjectType::kObject, id, 0644, caller);
     }
     info.mtime = info.ctime = Now();
+    if (!r.entry) {
+        info.atime = info.mtime;
+    }
     Txn t(r.tag + "ver");
     r.CheckChain(t);
     t.CheckVersion(r.key, r.version());

@@ -51,16 +51,17 @@ absl::Status Damaged(std::string_view what) {
 
 std::string EncodeMeta(const ObjectInfo& i) {
     return absl::StrCat(i.mode, " ", i.uid, " ", i.gid, " ", i.mtime.secs, " ", i.mtime.nsecs, " ", i.ctime.secs, " ",
-                        i.ctime.nsecs, " ", i.size);
+                        i.ctime.nsecs, " ", i.size, " ", i.atime.secs, " ", i.atime.nsecs);
 }
 
 bool DecodeMeta(std::string_view meta, ObjectInfo* info) {
+    // mode uid gid mtime(s ns) ctime(s ns) size [atime(s ns): absent in entries written before]
     std::vector<absl::string_view> m = absl::StrSplit(AV(meta), ' ');
-    int64_t n[8] = {};
-    if (m.size() != 8) {
+    int64_t n[10] = {};
+    if (m.size() != 8 && m.size() != 10) {
         return false;
     }
-    for (int k = 0; k < 8; ++k) {
+    for (size_t k = 0; k < m.size(); ++k) {
         if (!absl::SimpleAtoi(m[k], &n[k])) {
             return false;
         }
@@ -71,6 +72,7 @@ bool DecodeMeta(std::string_view meta, ObjectInfo* info) {
     info->mtime = Timestamp{n[3], static_cast<int32_t>(n[4])};
     info->ctime = Timestamp{n[5], static_cast<int32_t>(n[6])};
     info->size = static_cast<uint64_t>(n[7]);
+    info->atime = m.size() == 10 ? Timestamp{n[8], static_cast<int32_t>(n[9])} : info->mtime;
     return true;
 }
 
@@ -123,7 +125,7 @@ absl::Status Store::Open() {
         ObjectInfo root;
         root.type = ObjectType::kDirectory;
         root.mode = 0755;
-        root.mtime = root.ctime = Now();
+        root.mtime = root.ctime = root.atime = Now();
         ZH_ASSIGN_OR_RETURN(auto r, Call({"HSETNX", tag + "root", "i", std::to_string(id)}, tag, true));
         ZH_ASSIGN_OR_RETURN(auto got, Call({"HGET", tag + "root", "i"}, tag, true));
         uint64_t root_id = ToU64(got.str);
@@ -461,7 +463,7 @@ ObjectInfo Store::NewInfo(ObjectType type, uint64_t id, uint32_t mode, const Cal
     info.mode = mode & 07777;
     info.uid = caller.uid;
     info.gid = caller.gid;
-    info.mtime = info.ctime = Now();
+    info.mtime = info.ctime = info.atime = Now();
     return info;
 }
 

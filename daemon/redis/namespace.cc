@@ -36,17 +36,14 @@ absl::StatusOr<ObjectInfo> Store::ContainerInfo(std::string_view container) {
     info.type = ObjectType::kDirectory;
     info.id = root->second;
     info.mode = 0755;
-    info.subdirs = Subdirs(m.elements[1].str);
-    std::vector<std::string> f = absl::StrSplit(m.elements[0].str, ' ');
-    int64_t n[8] = {};
-    if (f.size() == 8) {
-        for (int k = 0; k < 8; ++k) {
-            (void)absl::SimpleAtoi(f[k], &n[k]);
-        }
-        info.mode = static_cast<uint32_t>(n[0]);
-        info.mtime = Timestamp{n[3], static_cast<int32_t>(n[4])};
-        info.ctime = Timestamp{n[5], static_cast<int32_t>(n[6])};
+    ObjectInfo meta;
+    if (DecodeMeta(m.elements[0].str, &meta)) {
+        info.mode = meta.mode;
+        info.mtime = meta.mtime;
+        info.ctime = meta.ctime;
+        info.atime = meta.atime;
     }
+    info.subdirs = Subdirs(m.elements[1].str);
     return info;
 }
 

@@ -166,6 +166,9 @@ absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSou
         }
         info.size = bytes.size();
         info.mtime = info.ctime = now;
+        if (!r->entry) {
+            info.atime = now;
+        }
         auto fields = NewFields(ObjectType::kObject, info.id, info);
         fields["a"] = encoded;
         fields.insert(stored.begin(), stored.end());

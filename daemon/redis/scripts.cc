@@ -138,6 +138,7 @@ if f[1] then
   local m = {}
   for w in string.gmatch(f[3], '%S+') do m[#m + 1] = w end
   local meta = m[1] .. ' ' .. m[2] .. ' ' .. m[3] .. ' ' .. ARGV[4] .. ' ' .. m[8]
+  if m[10] then meta = meta .. ' ' .. m[9] .. ' ' .. m[10] end
   redis.call('HSET', key, 'v', ver, 'm', meta, 'a', ARGV[5])
   return {0, f[2], meta, ver}
 end

@@ -503,7 +503,9 @@ TEST_P(BackendConformance, DeleteHonoursConditionsAndTypes) {
 }
 
 TEST_P(BackendConformance, SetMetadataChangesModeOwnerAndTimes) {
-    ASSERT_OK(b_->Put("/c1/f", "x"));
+    auto made = b_->Put("/c1/f", "x");
+    ASSERT_OK(made);
+    EXPECT_EQ(made->atime, made->mtime) << "made now: accessed, changed and modified now";
     auto info = b_->SetMetadata({.path = P("/c1/f"), .mode = 0600, .uid = 1000, .gid = 100,
                                  .mtime = Timestamp{1234567890, 42}});
     ASSERT_OK(info);
@@ -513,9 +515,22 @@ TEST_P(BackendConformance, SetMetadataChangesModeOwnerAndTimes) {
     EXPECT_EQ(st->uid, 1000u);
     EXPECT_EQ(st->gid, 100u);
     EXPECT_EQ(st->mtime, (Timestamp{1234567890, 42}));
+    EXPECT_EQ(st->atime, made->mtime) << "the access time is the creation's until set";
+    // The access time is set by itself, kept by changes of anything else.
+    ASSERT_OK(b_->SetMetadata({.path = P("/c1/f"), .atime = Timestamp{-86400 * 365, 7}}));
+    ASSERT_OK(b_->SetMetadata({.path = P("/c1/f"), .mode = 0640, .mtime = Timestamp{4102444800, 9}}));
+    ASSERT_OK(b_->Put("/c1/f", "rewritten"));
+    st = b_->Stat("/c1/f");
+    ASSERT_OK(st);
+    EXPECT_EQ(st->atime, (Timestamp{-86400 * 365, 7}));
+    EXPECT_EQ(st->mode, 0640u);
+    ASSERT_OK(b_->Mkdir("/c1/d"));
+    ASSERT_OK(b_->SetMetadata({.path = P("/c1/d"), .atime = Timestamp{5, 6}}));
+    EXPECT_EQ(b_->Stat("/c1/d")->atime, (Timestamp{5, 6}));
     EXPECT_CODE(b_->SetMetadata({.path = P("/c1/none"), .mode = 0600}), kNotFound);
     EXPECT_CODE(b_->SetMetadata({.path = P("/c1/f"), .mtime = Timestamp{std::numeric_limits<int64_t>::max(), 0}}),
                 kInvalidArgument);
+    EXPECT_CODE(b_->SetMetadata({.path = P("/c1/f"), .atime = Timestamp{0, 1'000'000'000}}), kInvalidArgument);
 }
 
 // ---- objects --------------------------------------------------------------------------

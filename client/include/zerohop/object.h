@@ -41,6 +41,9 @@ struct ObjectInfo {
     uint32_t gid = 0;
     Timestamp mtime;
     Timestamp ctime;
+    // Set at creation and by set_metadata only (reads do not move it: a file system's view
+    // is as if mounted noatime). {0, 0} in entries kept before it was: read as the mtime.
+    Timestamp atime;
     uint64_t last_sequence = 0;  // shards only
     std::string symlink_target;  // symlinks only
     uint32_t special = 0;        // kSpecial only: its kind, S_IFIFO, S_IFCHR, S_IFBLK or S_IFSOCK

@@ -98,6 +98,7 @@ struct SetMetadataRequest {
     std::optional<uint32_t> uid;
     std::optional<uint32_t> gid;
     std::optional<Timestamp> mtime;
+    std::optional<Timestamp> atime;
 };
 
 // ---- objects ------------------------------------------------------------------------

@@ -87,7 +87,7 @@ inline constexpr uint8_t kEnumMax<SeekType> = static_cast<uint8_t>(SeekType::kTi
 // ---- the messages ------------------------------------------------------------------------
 
 ZH_MESSAGE(ObjectInfo, m.type, m.id, m.size, m.mode, m.uid, m.gid, m.mtime, m.ctime, m.last_sequence,
-           m.symlink_target, m.special, m.rdev, m.subdirs)
+           m.symlink_target, m.special, m.rdev, m.subdirs, m.atime)
 ZH_MESSAGE(StreamLocation, LessThan<kMaxShards>(m.shard), m.sequence)
 ZH_MESSAGE(StreamRecord, m.shard, m.sequence, m.arrival, m.data, m.partition_key, m.client_info)
 ZH_MESSAGE(RecordInput, m.data, m.shard, m.partition_key, m.client_info)
@@ -118,7 +118,7 @@ ZH_MESSAGE(RenameRequest, m.from, m.to, m.no_replace)
 ZH_MESSAGE(SymlinkRequest, m.path, m.target, m.caller)
 ZH_MESSAGE(MknodRequest, m.path, m.special, m.mode, m.rdev, m.caller)
 ZH_MESSAGE(DeleteRequest, m.path, m.condition)
-ZH_MESSAGE(SetMetadataRequest, m.path, m.mode, m.uid, m.gid, m.mtime)
+ZH_MESSAGE(SetMetadataRequest, m.path, m.mode, m.uid, m.gid, m.mtime, m.atime)
 ZH_MESSAGE(GetObjectRequest, m.path, m.offset, m.length)
 ZH_MESSAGE(GetObjectResult, m.info, m.bytes)
 ZH_MESSAGE(ObjectFileAnswer, m.info, m.file_tag)

@@ -11,7 +11,8 @@ namespace zerohop::embedded {
 
 namespace {
 
-constexpr uint8_t kEntryVersion = 1;
+// 2: the atime follows the ctime (version 1 entries, without it, are still read).
+constexpr uint8_t kEntryVersion = 2;
 
 std::string KeyWithId(char tag, uint64_t id) {
     std::string k(1, tag);
@@ -65,7 +66,7 @@ Entry NewEntry(ObjectType type, uint64_t id, uint32_t mode, uint32_t uid, uint32
     e.info.mode = mode & 07777;
     e.info.uid = uid;
     e.info.gid = gid;
-    e.info.mtime = e.info.ctime = now;
+    e.info.mtime = e.info.ctime = e.info.atime = now;
     return e;
 }
 
@@ -82,6 +83,7 @@ std::string EncodeEntry(const Entry& e) {
     w.PutVarint(e.info.gid);
     w.PutFixed64(static_cast<uint64_t>(e.info.mtime.ToNanos()));
     w.PutFixed64(static_cast<uint64_t>(e.info.ctime.ToNanos()));
+    w.PutFixed64(static_cast<uint64_t>(e.info.atime.ToNanos()));
     w.PutVarint(e.data_id);
     switch (e.info.type) {
         case ObjectType::kSymlink: w.PutBytes(e.info.symlink_target); break;
@@ -102,11 +104,12 @@ std::string EncodeEntry(const Entry& e) {
 absl::Status DecodeEntryHeader(std::string_view bytes, Entry* e, std::string_view* attributes) {
     ByteReader r(bytes);
     uint8_t version, type;
-    uint64_t id, size, mode, uid, gid, mtime, ctime, data_id;
-    if (!r.GetU8(&version) || version != kEntryVersion || !r.GetU8(&type) ||
+    uint64_t id, size, mode, uid, gid, mtime, ctime, atime = 0, data_id;
+    if (!r.GetU8(&version) || (version != kEntryVersion && version != 1) || !r.GetU8(&type) ||
         type > static_cast<uint8_t>(ObjectType::kSpecial) || !r.GetVarint(&id) ||
         !r.GetVarint(&size) || !r.GetVarint(&mode) || !r.GetVarint(&uid) || !r.GetVarint(&gid) ||
-        !r.GetFixed64(&mtime) || !r.GetFixed64(&ctime) || !r.GetVarint(&data_id)) {
+        !r.GetFixed64(&mtime) || !r.GetFixed64(&ctime) || (version >= 2 && !r.GetFixed64(&atime)) ||
+        !r.GetVarint(&data_id)) {
         return Corrupt("entry");
     }
     e->info.type = static_cast<ObjectType>(type);
@@ -117,6 +120,7 @@ absl::Status DecodeEntryHeader(std::string_view bytes, Entry* e, std::string_vie
     e->info.gid = static_cast<uint32_t>(gid);
     e->info.mtime = Timestamp::FromNanos(static_cast<int64_t>(mtime));
     e->info.ctime = Timestamp::FromNanos(static_cast<int64_t>(ctime));
+    e->info.atime = version >= 2 ? Timestamp::FromNanos(static_cast<int64_t>(atime)) : e->info.mtime;
     e->data_id = data_id;
     if (e->info.type == ObjectType::kSymlink) {
         std::string_view target;
