@@ -469,6 +469,32 @@ TEST_F(FuseTest, DirectoryLinkCountsAreTwoPlusTheirSubdirectories) {
     EXPECT_EQ(out, "t\nt/x\nt/x/y\nt/z\nt 4\nt/x 3\nt/x/y 2\n");
 }
 
+// Make tools compare a directory's mtime: it moves with every entry made, removed or
+// renamed in it, and the kernel's cached attributes do not hide it.
+TEST_F(FuseTest, ADirectorysTimesMoveWithItsEntries) {
+    ASSERT_EQ(mkdir(F("d").c_str(), 0755), 0);
+    auto mtime = [&] {
+        struct stat st = {};
+        EXPECT_EQ(stat(F("d").c_str(), &st), 0);
+        return std::make_pair(st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    };
+    for (const std::string& change : {std::string("touch d/f"), std::string("mkdir d/s"), std::string("ln -s f d/l"),
+                                      std::string("mv d/f d/g"), std::string("rm d/l"), std::string("rmdir d/s"),
+                                      std::string("mv d/g g")}) {
+        auto before = mtime();
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        ASSERT_EQ(Sh(change), 0) << change;
+        EXPECT_GT(mtime(), before) << change;
+    }
+    auto before = mtime();
+    ASSERT_EQ(Sh("echo more >> g && chmod 600 g && mv g d/g && echo x >> d/g"), 0);
+    auto after_move = mtime();
+    EXPECT_GT(after_move, before) << "moved in";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_EQ(Sh("echo y >> d/g && chmod 644 d/g"), 0);
+    EXPECT_EQ(mtime(), after_move) << "writes and chmod of an entry leave the directory as it is";
+}
+
 TEST_F(FuseTest, PathsDeeperThanPathMaxWorkADirectoryAtATime) {
     // 24 names of 255 bytes: 6 KiB below the mount, more than PATH_MAX, reached with *at()
     // calls as find, rm -r and tar do.

@@ -93,17 +93,21 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteItem(
         }
         ZH_RETURN_IF_ERROR(change(old, &attrs));
         Entry e;
+        Timestamp now = Now();
         if (old) {
             e = std::move(*old);
         } else {
             ZH_ASSIGN_OR_RETURN(auto id, NewId());
-            e = embedded::NewEntry(ObjectType::kObject, id, 0644, caller.uid, caller.gid, Now());
+            e = embedded::NewEntry(ObjectType::kObject, id, 0644, caller.uid, caller.gid, now);
         }
         ZH_ASSIGN_OR_RETURN(auto encoded, EncodeItemAttributes(path, attrs));
         e.attributes = std::move(encoded);
-        e.info.mtime = e.info.ctime = Now();
+        e.info.mtime = e.info.ctime = now;
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(e));
+        if (!old) {
+            TouchDir(&batch, loc.parent, now);
+        }
         ZH_RETURN_IF_ERROR(Commit(&batch));
         return e.info;
     });

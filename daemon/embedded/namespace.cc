@@ -172,6 +172,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Mkdir(const MkdirRequest& req
         Entry e = embedded::NewEntry(ObjectType::kDirectory, id, req.mode, req.caller.uid, req.caller.gid, Now());
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
+        TouchDir(&batch, loc.parent, e.info.mtime);
         ZH_RETURN_IF_ERROR(Commit(&batch));
         CountSubdir(loc.parent, +1);
         return e.info;
@@ -194,6 +195,8 @@ absl::Status EmbeddedBackend::Store::Rmdir(const Path& path) {
         }
         rocksdb::WriteBatch batch;
         batch.Delete(meta_, EntryKey(loc.parent, path.name()));
+        batch.Delete(meta_, embedded::DirTimesKey(e.info.id));
+        TouchDir(&batch, loc.parent, Now());
         absl::Status committed = Commit(&batch);
         if (committed.ok()) {
             dirs_.Invalidate();
@@ -267,6 +270,11 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
         moved.info.ctime = Now();
         batch.Delete(meta_, EntryKey(src_loc.parent, from.name()));
         batch.Put(meta_, EntryKey(dst_loc.parent, to.name()), EncodeEntry(moved));
+        if (dst && dst->info.type == ObjectType::kDirectory) {
+            batch.Delete(meta_, embedded::DirTimesKey(dst->info.id));
+        }
+        TouchDir(&batch, src_loc.parent, moved.info.ctime);
+        TouchDir(&batch, dst_loc.parent, moved.info.ctime);
         ZH_RETURN_IF_ERROR(Commit(&batch));
         if (src.is_dir_like() || (dst && dst->is_dir_like())) {
             dirs_.Invalidate();
@@ -298,6 +306,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Symlink(const SymlinkRequest&
         e.info.symlink_target = req.target;
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
+        TouchDir(&batch, loc.parent, e.info.mtime);
         ZH_RETURN_IF_ERROR(Commit(&batch));
         return e.info;
     });
@@ -312,6 +321,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Mknod(const MknodRequest& req
         e.info.rdev = req.rdev;
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
+        TouchDir(&batch, loc.parent, e.info.mtime);
         ZH_RETURN_IF_ERROR(Commit(&batch));
         return e.info;
     });
@@ -330,6 +340,7 @@ absl::Status EmbeddedBackend::Store::Delete(const DeleteRequest& req) {
         ZH_RETURN_IF_ERROR(CheckCondition(req.path, req.condition, e));
         rocksdb::WriteBatch batch;
         batch.Delete(meta_, EntryKey(loc.parent, req.path.name()));
+        TouchDir(&batch, loc.parent, Now());
         if (e.info.type == ObjectType::kObject) {
             if (e.data_id != 0) {
                 batch.Delete(meta_, FileKey(e.data_id));
@@ -350,8 +361,15 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::SetMetadata(const SetMetadata
     ZH_RETURN_IF_ERROR(ValidateMetadata(req));
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
         ZH_ASSIGN_OR_RETURN(auto e, GetExisting(req.path, loc));
-        ApplyMetadata(req, Now(), &e.info);
         rocksdb::WriteBatch batch;
+        if (e.info.type == ObjectType::kDirectory) {
+            // Its times as they read, into the entry; the "T" record is folded in.
+            ZH_ASSIGN_OR_RETURN(auto now_reads, InfoOf(e));
+            e.info.mtime = now_reads.mtime;
+            e.info.ctime = now_reads.ctime;
+            batch.Delete(meta_, embedded::DirTimesKey(e.info.id));
+        }
+        ApplyMetadata(req, Now(), &e.info);
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
         ZH_RETURN_IF_ERROR(Commit(&batch));
         ZH_ASSIGN_OR_RETURN(auto info, InfoOf(e));

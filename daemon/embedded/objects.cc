@@ -305,6 +305,9 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
         e.attributes = encoded;
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
+        if (!old) {
+            TouchDir(&batch, loc.parent, now);
+        }
         if (data_id == 0) {
             batch.Put(data_, DataKey(e.info.id), head);
         } else {

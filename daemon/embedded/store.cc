@@ -496,8 +496,26 @@ absl::Status EmbeddedBackend::Store::CheckWritableParent(const Path& path, const
     return zerohop::CheckWritableParent(path, loc.parent_type);
 }
 
+void EmbeddedBackend::Store::TouchDir(rocksdb::WriteBatch* batch, uint64_t dir, Timestamp now) {
+    if (dir != 0) {  // (the namespace's root has no entry: its containers are fixed)
+        batch->Put(meta_, embedded::DirTimesKey(dir), embedded::EncodeDirTimes(now, now));
+    }
+}
+
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::InfoOf(const Entry& e) {
     ObjectInfo info = e.info;
+    if (info.type == ObjectType::kDirectory) {
+        std::string times;
+        rocksdb::Status s = db_->Get(read_options_, meta_, embedded::DirTimesKey(info.id), &times);
+        if (s.ok()) {
+            Timestamp mtime, ctime;
+            ZH_RETURN_IF_ERROR(embedded::DecodeDirTimes(times, &mtime, &ctime));
+            info.mtime = mtime;
+            info.ctime = std::max(info.ctime, ctime);  // (a rename of the directory moves its own)
+        } else if (!s.IsNotFound()) {
+            return FromRocks(s, "read directory times");
+        }
+    }
     if (info.type == ObjectType::kShard) {
         ShardSlot* slot = Slot(info.id);
         absl::MutexLock lock(&slot->mu);

@@ -32,6 +32,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::CreateStream(const CreateStre
         stream.retention_secs = req.retention_secs;
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(stream));
+        TouchDir(&batch, loc.parent, now);
         for (uint32_t k = 0; k < req.shard_count; ++k) {
             Entry shard =
                 embedded::NewEntry(ObjectType::kShard, base + 1 + k, 0644, req.caller.uid, req.caller.gid, now);
@@ -74,6 +75,7 @@ absl::Status EmbeddedBackend::Store::DeleteStream(const Path& path) {
         }
         rocksdb::WriteBatch batch;
         batch.Delete(meta_, EntryKey(loc.parent, path.name()));
+        TouchDir(&batch, loc.parent, Now());
         first_shard = e.info.id + 1;
         shard_count = e.shard_count;
         for (uint32_t k = 0; k < e.shard_count; ++k) {

@@ -105,6 +105,7 @@ absl::StatusOr<std::pair<Txn, ObjectInfo>> Store::PlanItemWrite(const Path& path
         fields["b"] = "";
         t.Replace(r.key, fields);
         t.ZAdd(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
+        t.TouchDir(r.ParentKey(), DirTimes(info.mtime));
     }
     return std::pair<Txn, ObjectInfo>(std::move(t), info);
 }

@@ -40,6 +40,23 @@ uint64_t ToU64(std::string_view s) {
     return absl::SimpleAtoi(absl::string_view(s.data(), s.size()), &v) ? v : 0;
 }
 
+std::string DirTimes(Timestamp now) { return absl::StrCat(now.secs, " ", now.nsecs, " ", now.secs, " ", now.nsecs); }
+
+void ApplyDirTimes(std::string_view tm, ObjectInfo* info) {
+    std::vector<absl::string_view> f = absl::StrSplit(AV(tm), ' ');
+    int64_t n[4] = {};
+    if (f.size() != 4) {
+        return;
+    }
+    for (size_t k = 0; k < 4; ++k) {
+        if (!absl::SimpleAtoi(f[k], &n[k])) {
+            return;
+        }
+    }
+    info->mtime = Timestamp{n[0], static_cast<int32_t>(n[1])};
+    info->ctime = std::max(info->ctime, Timestamp{n[2], static_cast<int32_t>(n[3])});
+}
+
 uint64_t Subdirs(std::string_view n) {
     int64_t v = 0;
     return absl::SimpleAtoi(absl::string_view(n.data(), n.size()), &v) && v > 0 ? static_cast<uint64_t>(v) : 0;
@@ -97,6 +114,7 @@ absl::StatusOr<Entry> DecodeEntry(std::string key, const std::vector<Reply>& fla
         info.symlink_target = e.Field("x");
     } else if (info.type == ObjectType::kDirectory) {
         info.subdirs = Subdirs(e.Field("n"));
+        ApplyDirTimes(e.Field("tm"), &info);
     } else if (info.type == ObjectType::kStream) {
         std::vector<std::string> x = absl::StrSplit(e.Field("x"), ' ');
         if (x.size() != 2 || !absl::SimpleAtoi(x[0], &e.shard_count) || !absl::SimpleAtoi(x[1], &e.retention_secs)) {
@@ -491,6 +509,7 @@ absl::StatusOr<ObjectInfo> Store::Create(const Path& path, ObjectType type, uint
         if (type == ObjectType::kDirectory) {
             t.AddSubdirs(r.ParentKey(), +1);
         }
+        t.TouchDir(r.ParentKey(), DirTimes(info.mtime));
         ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
         if (ok) {
             return info;

@@ -28,8 +28,8 @@ absl::StatusOr<ObjectInfo> Store::ContainerInfo(std::string_view container) {
                                                    container));
     }
     std::string tag = Tag(container);
-    ZH_ASSIGN_OR_RETURN(auto m, Call({"HMGET", tag + "root", "m", "n"}, tag, true));
-    if (m.type != Reply::Type::kArray || m.elements.size() != 2) {
+    ZH_ASSIGN_OR_RETURN(auto m, Call({"HMGET", tag + "root", "m", "n", "tm"}, tag, true));
+    if (m.type != Reply::Type::kArray || m.elements.size() != 3) {
         return Damaged("a container's root");
     }
     ObjectInfo info;
@@ -44,6 +44,7 @@ absl::StatusOr<ObjectInfo> Store::ContainerInfo(std::string_view container) {
         info.atime = meta.atime;
     }
     info.subdirs = Subdirs(m.elements[1].str);
+    ApplyDirTimes(m.elements[2].str, &info);
     return info;
 }
 
@@ -247,6 +248,7 @@ absl::Status Store::Rmdir(const Path& path) {
         t.Del(r.key);
         t.ZRem(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
         t.AddSubdirs(r.ParentKey(), -1);
+        t.TouchDir(r.ParentKey(), DirTimes(Now()));
         int failed = 0;
         ZH_ASSIGN_OR_RETURN(auto ok, Commit(t, &failed));
         if (ok) {
@@ -319,6 +321,8 @@ absl::Status Store::Rename(const RenameRequest& req) {
         if (dst.entry && dst.entry->is_dir_like()) {
             t.AddSubdirs(dst.ParentKey(), -1);
         }
+        t.TouchDir(src.ParentKey(), DirTimes(moved.info.ctime));
+        t.TouchDir(dst.ParentKey(), DirTimes(moved.info.ctime));
         int failed = 0;
         ZH_ASSIGN_OR_RETURN(auto ok, Commit(t, &failed));
         if (ok) {
@@ -372,6 +376,7 @@ absl::Status Store::Delete(const DeleteRequest& req) {
         t.CheckVersion(r.key, e->version);
         t.Del(r.key);
         t.ZRem(IndexKey(r.tag, r.parent, req.path.name()), std::string(req.path.name()));
+        t.TouchDir(r.ParentKey(), DirTimes(Now()));
         ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
         if (ok) {
             DropChunks(r.tag, e->Field("c"));
@@ -394,6 +399,9 @@ absl::StatusOr<ObjectInfo> Store::SetMetadata(const SetMetadataRequest& req) {
         r.CheckChain(t);
         t.CheckVersion(r.key, e->version);
         t.Update(r.key, {{"m", EncodeMeta(e->info)}});
+        if (e->info.type == ObjectType::kDirectory) {
+            t.TouchDir(r.key, "");  // (its times as they read are in the meta now)
+        }
         ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
         if (ok) {
             return InfoOf(*e);

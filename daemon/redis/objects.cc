@@ -178,6 +178,7 @@ absl::StatusOr<ObjectInfo> Store::PutObject(const PutObjectRequest& req, DataSou
         t.Replace(r->key, fields);
         if (!r->entry) {
             t.ZAdd(IndexKey(r->tag, r->parent, req.path.name()), std::string(req.path.name()));
+            t.TouchDir(r->ParentKey(), DirTimes(now));
         }
         auto ok = Commit(t);
         if (!ok.ok()) {

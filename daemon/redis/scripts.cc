@@ -46,7 +46,8 @@ return out
 // absent; "e" key-index prefix: the directory whose index buckets are prefix0..prefix15 is
 // empty), then the operations ("h" replace a hash,
 // "u" update fields, "d" delete a key, "za"/"zr" add to / remove from an index, "n" add to
-// a directory's count of subdirectories, "nm" key-index: give this count to another hash).
+// a directory's count of subdirectories, "nm" key-index: give this count to another hash,
+// "t" set (or with "", remove) a directory's times of its last entry change).
 // Returns {1, new version} or {0, number of the check that failed}.
 const char kCommitScript[] = R"lua(
 local p = 1
@@ -87,6 +88,9 @@ for o = 1, nops do
     redis.call('ZADD', k, 0, ARGV[p]); p = p + 1
   elseif kind == 'zr' then
     redis.call('ZREM', k, ARGV[p]); p = p + 1
+  elseif kind == 't' then
+    if ARGV[p] == '' then redis.call('HDEL', k, 'tm') else redis.call('HSET', k, 'tm', ARGV[p]) end
+    p = p + 1
   elseif kind == 'n' then
     redis.call('HINCRBY', k, 'n', tonumber(ARGV[p])); p = p + 1
   elseif kind == 'nm' then
@@ -115,6 +119,7 @@ return out
 // the container's version counter. ARGV: prefix, the id for a new item, its meta, the times
 // ("msecs mnsecs csecs cnsecs"), the encoded attributes, the name's index bucket, then the
 // path as the resolve script takes it (root id, number of components, components).
+// A created item gives its times to its directory (field "tm", see Txn::TouchDir).
 // Returns {0, id, meta, version} replaced, {1, ...} created, {2} a parent is missing, {3, at}
 // a parent is not a directory, {4} the parent is a stream, {5, type} it is not an item.
 const char kPutItemScript[] = R"lua(
@@ -122,8 +127,10 @@ local pre = ARGV[1]
 local id = ARGV[7]
 local n = #ARGV
 local ptype = 'd'
+local parent = pre .. 'root'
 for c = 9, n - 1 do
-  local f = redis.call('HMGET', pre .. 'e:' .. id .. ':' .. ARGV[c], 't', 'i')
+  parent = pre .. 'e:' .. id .. ':' .. ARGV[c]
+  local f = redis.call('HMGET', parent, 't', 'i')
   if not f[1] then return {2} end
   if f[1] ~= 'd' and f[1] ~= 's' then return {3, c - 8} end
   ptype = f[1]
@@ -143,6 +150,7 @@ if f[1] then
   return {0, f[2], meta, ver}
 end
 redis.call('HSET', key, 'v', ver, 't', 'f', 'i', ARGV[2], 'm', ARGV[3], 'a', ARGV[5], 'b', '')
+redis.call('HSET', parent, 'tm', ARGV[4])
 redis.call('ZADD', pre .. 'd:' .. id .. ':' .. ARGV[6], 0, ARGV[n])
 return {1, ARGV[2], ARGV[3], ver}
 )lua";

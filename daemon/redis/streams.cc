@@ -35,6 +35,7 @@ absl::StatusOr<ObjectInfo> Store::CreateStream(const CreateStreamRequest& req) {
             t.ZAdd(IndexKey(r.tag, base, name), name);
         }
         t.AddSubdirs(r.ParentKey(), +1);
+        t.TouchDir(r.ParentKey(), DirTimes(stream.mtime));
         ZH_ASSIGN_OR_RETURN(auto ok, Commit(t));
         if (ok) {
             return stream;
@@ -71,6 +72,7 @@ absl::Status Store::DeleteStream(const Path& path) {
         t.Del(r.key);
         t.ZRem(IndexKey(r.tag, r.parent, path.name()), std::string(path.name()));
         t.AddSubdirs(r.ParentKey(), -1);
+        t.TouchDir(r.ParentKey(), DirTimes(Now()));
         for (uint32_t b = 0; b < kIndexBuckets; ++b) {
             t.Del(absl::StrCat(IndexPrefix(r.tag, e.info.id), b));
         }

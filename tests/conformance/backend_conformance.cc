@@ -189,6 +189,64 @@ TEST_P(BackendConformance, DirectoriesCountTheirSubdirectories) {
     EXPECT_EQ(changed->subdirs, 1u);
 }
 
+// A directory's mtime and ctime move when an entry is added to it or removed from it (made,
+// deleted, renamed in or out), as on a local file system; not when an entry in it changes.
+// Its mtime set explicitly holds until the next such change.
+TEST_P(BackendConformance, DirectoriesTakeTheTimeOfEachEntryAddedOrRemoved) {
+    ASSERT_OK(b_->Mkdir("/c1/d"));
+    ASSERT_OK(b_->Mkdir("/c1/e"));
+    auto times = [&](std::string_view path) {
+        auto st = b_->Stat(path);
+        EXPECT_TRUE(st.ok()) << st.status();
+        return st.ok() ? std::make_pair(st->mtime, st->ctime) : std::pair<Timestamp, Timestamp>{};
+    };
+    auto moves = [&](std::string_view dir, const std::string& what, const std::function<absl::Status()>& change) {
+        auto before = times(dir);
+        absl::SleepFor(absl::Milliseconds(2));
+        absl::Status s = change();
+        ASSERT_TRUE(s.ok()) << what << ": " << s;
+        auto after = times(dir);
+        EXPECT_GT(after.first, before.first) << what << " moves " << dir << "'s mtime";
+        EXPECT_GT(after.second, before.second) << what << " moves " << dir << "'s ctime";
+        EXPECT_EQ(after.first, after.second) << what;
+    };
+    moves("/c1/d", "mkdir", [&] { return b_->Mkdir("/c1/d/sub").status(); });
+    moves("/c1/d", "put", [&] { return b_->Put("/c1/d/f", "x").status(); });
+    moves("/c1/d", "symlink", [&] { return b_->Symlink("/c1/d/l", "f").status(); });
+    moves("/c1/d", "mknod", [&] {
+        return b_->Mknod({.path = P("/c1/d/p"), .special = S_IFIFO, .mode = 0644}).status();
+    });
+    moves("/c1/d", "create_stream", [&] { return b_->CreateStream("/c1/d/s", 1).status(); });
+    moves("/c1/d", "put_item", [&] { return b_->PutItem("/c1/d/item", {{"k", Value::Int64(1)}}).status(); });
+    moves("/c1/d", "delete", [&] { return b_->Delete("/c1/d/l"); });
+    moves("/c1/d", "rmdir", [&] { return b_->Rmdir("/c1/d/sub"); });
+    moves("/c1/d", "delete_stream", [&] { return b_->DeleteStream("/c1/d/s"); });
+    moves("/c1/d", "rename out", [&] { return b_->Rename("/c1/d/f", "/c1/e/f"); });
+    moves("/c1/e", "rename in", [&] { return b_->Rename("/c1/d/p", "/c1/e/p"); });
+    moves("/c1", "mkdir in a container", [&] { return b_->Mkdir("/c1/x").status(); });
+
+    // Changes of an entry in it leave the directory as it is.
+    auto before = times("/c1/e");
+    absl::SleepFor(absl::Milliseconds(2));
+    ASSERT_OK(b_->Put("/c1/e/f", "replaced"));
+    ASSERT_OK(b_->SetMetadata({.path = P("/c1/e/f"), .mode = 0600}));
+    EXPECT_EQ(times("/c1/e"), before);
+
+    // An explicit mtime (touch -d) holds until the next change of the entries.
+    ASSERT_OK(b_->SetMetadata({.path = P("/c1/e"), .mtime = Timestamp{1000000000, 5}}));
+    EXPECT_EQ(times("/c1/e").first, (Timestamp{1000000000, 5}));
+    EXPECT_GT(times("/c1/e").second, before.second) << "a change of metadata moves the ctime";
+    ASSERT_OK(b_->Put("/c1/e/g", "new"));
+    EXPECT_GT(times("/c1/e").first, (Timestamp{1000000000, 5}));
+    // The directory moved keeps its times but for the ctime.
+    auto dir_before = times("/c1/e");
+    absl::SleepFor(absl::Milliseconds(2));
+    ASSERT_OK(b_->Rename("/c1/e", "/c1/d/e2"));
+    auto moved = times("/c1/d/e2");
+    EXPECT_EQ(moved.first, dir_before.first);
+    EXPECT_GT(moved.second, dir_before.second);
+}
+
 // Directories made and removed from many threads at once, counted while they change: the
 // count ends exact.
 TEST_P(BackendConformance, SubdirectoryCountsStayExactUnderConcurrentChanges) {

@@ -44,6 +44,26 @@ EntryKeyBuffer::EntryKeyBuffer(uint64_t parent, std::string_view name) {
 std::string EntryPrefix(uint64_t parent, std::string_view name_prefix) { return EntryKey(parent, name_prefix); }
 std::string FileKey(uint64_t data_id) { return KeyWithId('F', data_id); }
 std::string ShardStateKey(uint64_t shard_id) { return KeyWithId('Q', shard_id); }
+std::string DirTimesKey(uint64_t dir_id) { return KeyWithId('T', dir_id); }
+
+std::string EncodeDirTimes(Timestamp mtime, Timestamp ctime) {
+    std::string out;
+    ByteWriter w(&out);
+    w.PutFixed64(static_cast<uint64_t>(mtime.ToNanos()));
+    w.PutFixed64(static_cast<uint64_t>(ctime.ToNanos()));
+    return out;
+}
+
+absl::Status DecodeDirTimes(std::string_view bytes, Timestamp* mtime, Timestamp* ctime) {
+    ByteReader r(bytes);
+    uint64_t m, c;
+    if (!r.GetFixed64(&m) || !r.GetFixed64(&c)) {
+        return Corrupt("directory times");
+    }
+    *mtime = Timestamp::FromNanos(static_cast<int64_t>(m));
+    *ctime = Timestamp::FromNanos(static_cast<int64_t>(c));
+    return absl::OkStatus();
+}
 
 std::string DataKey(uint64_t object_id) {
     std::string k;

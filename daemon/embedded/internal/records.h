@@ -7,6 +7,11 @@
 //                                    (no hard links, so the entry lives with its name)
 //   "F" be64(data id)             -> "": the object file objects/<data id> is referenced
 //   "Q" be64(shard id)            -> ShardState: a shard's sequence numbers and retention
+//   "T" be64(directory id)        -> fixed64 mtime ns, fixed64 ctime ns: when an entry was
+//                                    last added to or removed from the directory (written
+//                                    blindly with that change, so that creates in one
+//                                    directory need not rewrite its entry; folded into the
+//                                    entry by a change of the directory's metadata)
 // Column family "data": be64(object id) -> the bytes of an inline object.
 // Column family "records": be64(shard id) be64(sequence) -> Record.
 //
@@ -40,6 +45,9 @@ private:
 std::string EntryPrefix(uint64_t parent, std::string_view name_prefix = {});
 std::string FileKey(uint64_t data_id);
 std::string ShardStateKey(uint64_t shard_id);
+std::string DirTimesKey(uint64_t dir_id);
+std::string EncodeDirTimes(Timestamp mtime, Timestamp ctime);
+absl::Status DecodeDirTimes(std::string_view bytes, Timestamp* mtime, Timestamp* ctime);
 std::string DataKey(uint64_t object_id);
 std::string RecordKey(uint64_t shard_id, uint64_t sequence);
 

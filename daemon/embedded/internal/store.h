@@ -126,6 +126,9 @@ private:
     // Fills `info->subdirs` for a directory whose entry is `name` in `parent`.
     absl::Status AddSubdirs(uint64_t parent, std::string_view name, ObjectInfo* info);
     void CountSubdir(uint64_t dir, int delta);
+    // An entry was added to or removed from the directory `dir` at `now`: its mtime and ctime
+    // (the "T" record, written with the change; InfoOf reads it over the entry's).
+    void TouchDir(rocksdb::WriteBatch* batch, uint64_t dir, Timestamp now);
     void ForgetSubdirs(uint64_t dir);
     // For a create: the parent takes new entries and `path` is free; then `ids` fresh ids.
     absl::StatusOr<uint64_t> PrepareCreate(const Path& path, const Location& loc, uint64_t ids);

@@ -36,6 +36,10 @@ uint64_t ToU64(std::string_view s);  // 0 unless a number
 // A directory's count of subdirectories (field "n"; absent in directories made before it
 // was kept, and never below zero).
 uint64_t Subdirs(std::string_view n);
+// A directory's field "tm": "<mtime secs> <ns> <ctime secs> <ns>" of its last entry change.
+std::string DirTimes(Timestamp now);
+// Reads `tm` over a directory's meta times (mtime from it, ctime the later of the two).
+void ApplyDirTimes(std::string_view tm, ObjectInfo* info);
 inline absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 // DataLoss: what was read is not what this backend writes.
 absl::Status Damaged(std::string_view what);
@@ -106,6 +110,12 @@ public:
     // by `delta` (without a new version: concurrent changes inside it do not conflict).
     void AddSubdirs(const std::string& dir_key, int delta) {
         ops_.insert(ops_.end(), {"n", std::to_string(Key(dir_key)), std::to_string(delta)});
+        ++nops_;
+    }
+    // An entry was added to or removed from the directory whose hash is `dir_key`: its times
+    // (field "tm", DirTimes) without a new version; "" removes them (folded into its meta).
+    void TouchDir(const std::string& dir_key, const std::string& times) {
+        ops_.insert(ops_.end(), {"t", std::to_string(Key(dir_key)), times});
         ++nops_;
     }
     // The count of `from` is given to `to` (a directory's hash moving to another key).
