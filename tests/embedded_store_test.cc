@@ -351,8 +351,10 @@ TEST(EmbeddedFiles, HugeObjectsStreamWithoutBeingHeldInMemory) {
 // ---- retention --------------------------------------------------------------------------
 
 size_t CountRecordKeys(const std::string& dir) {
+    rocksdb::ColumnFamilyOptions meta;
+    meta.merge_operator = embedded::NewDirStatsMerge();
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-        {rocksdb::kDefaultColumnFamilyName, {}}, {"data", {}}, {"records", {}}};
+        {rocksdb::kDefaultColumnFamilyName, meta}, {"data", {}}, {"records", {}}};
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
     rocksdb::Status s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), dir + "/db", cfs, &handles, &raw);
@@ -407,6 +409,47 @@ TEST(EmbeddedRetention, ExpiredRecordsAreReclaimed) {
     EXPECT_EQ(CountRecordKeys(dir.path()), 11u) << "reclaimed records still take space";
 }
 
+// ---- directories ------------------------------------------------------------------------
+
+// A store made before directories kept their subdirectory counts (no "T" records, no
+// marker) is counted once when opened: link counts are right from the first stat.
+TEST(EmbeddedDirectories, AStoreFromBeforeCountsIsCountedWhenOpened) {
+    TempDir dir("zh-store");
+    {
+        auto b = OpenOrDie(dir.path());
+        SyncBackend s(b.get());
+        ASSERT_TRUE(s.Mkdir("/c1/a").ok());
+        ASSERT_TRUE(s.Mkdir("/c1/a/x").ok());
+        ASSERT_TRUE(s.Mkdir("/c1/a/y").ok());
+        ASSERT_TRUE(s.CreateStream("/c1/a/s", 1).ok());
+        ASSERT_TRUE(s.Put("/c1/a/f", "file").ok());
+        ASSERT_TRUE(s.Mkdir("/c1/b").ok());
+    }
+    {
+        // Back to what an older version left: no counts, no marker.
+        rocksdb::ColumnFamilyOptions meta;
+        meta.merge_operator = embedded::NewDirStatsMerge();
+        std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+            {rocksdb::kDefaultColumnFamilyName, meta}, {"data", {}}, {"records", {}}};
+        std::vector<rocksdb::ColumnFamilyHandle*> handles;
+        rocksdb::DB* raw = nullptr;
+        ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.path() + "/db", cfs, &handles, &raw).ok());
+        ASSERT_TRUE(raw->Delete(rocksdb::WriteOptions(), handles[0], embedded::kSubdirsCountedKey).ok());
+        ASSERT_TRUE(raw->DeleteRange(rocksdb::WriteOptions(), handles[0], "T", "U").ok());
+        for (auto* h : handles) {
+            raw->DestroyColumnFamilyHandle(h);
+        }
+        delete raw;
+    }
+    auto b = OpenOrDie(dir.path());
+    SyncBackend s(b.get());
+    EXPECT_EQ(s.Stat("/c1/a")->subdirs, 3u) << "x, y and the stream";
+    EXPECT_EQ(s.Stat("/c1")->subdirs, 2u);
+    EXPECT_EQ(s.Stat("/c1/b")->subdirs, 0u);
+    ASSERT_TRUE(s.Rmdir("/c1/a/x").ok());
+    EXPECT_EQ(s.Stat("/c1/a")->subdirs, 2u) << "and kept from there";
+}
+
 // ---- corruption -------------------------------------------------------------------------
 
 TEST(EmbeddedCorruption, CorruptRecordsAreDataLossNotCrashes) {
@@ -418,8 +461,10 @@ TEST(EmbeddedCorruption, CorruptRecordsAreDataLossNotCrashes) {
     }
     uint64_t root_id = 0;
     {
+        rocksdb::ColumnFamilyOptions meta;
+        meta.merge_operator = embedded::NewDirStatsMerge();
         std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-            {rocksdb::kDefaultColumnFamilyName, {}}, {"data", {}}, {"records", {}}};
+            {rocksdb::kDefaultColumnFamilyName, meta}, {"data", {}}, {"records", {}}};
         std::vector<rocksdb::ColumnFamilyHandle*> handles;
         rocksdb::DB* raw = nullptr;
         ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.path() + "/db", cfs, &handles, &raw).ok());

@@ -43,66 +43,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Stat(const Path& path) {
     }
     ZH_ASSIGN_OR_RETURN(auto loc, Locate(path));
     ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
-    ZH_ASSIGN_OR_RETURN(auto info, InfoOf(e));
-    ZH_RETURN_IF_ERROR(AddSubdirs(loc.parent, path.name(), &info));
-    return info;
-}
-
-absl::StatusOr<uint64_t> EmbeddedBackend::Store::SubdirsLocked(uint64_t dir) {
-    {
-        absl::MutexLock lock(&subdirs_mu_);
-        if (auto it = subdirs_.find(dir); it != subdirs_.end()) {
-            return it->second;
-        }
-    }
-    uint64_t n = 0;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
-    std::string prefix = EntryPrefix(dir);
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-        Entry e;
-        std::string_view attributes;
-        ZH_RETURN_IF_ERROR(embedded::DecodeEntryHeader(ToView(it->value()), &e, &attributes));
-        n += e.is_dir_like() ? 1 : 0;
-    }
-    if (!it->status().ok()) {
-        return FromRocks(it->status(), "count subdirectories");
-    }
-    absl::MutexLock lock(&subdirs_mu_);
-    if (subdirs_.size() >= kMaxCountedDirs) {
-        subdirs_.clear();
-    }
-    subdirs_[dir] = n;
-    return n;
-}
-
-absl::StatusOr<uint64_t> EmbeddedBackend::Store::Subdirs(uint64_t parent, std::string_view name, uint64_t dir) {
-    {
-        absl::MutexLock lock(&subdirs_mu_);
-        if (auto it = subdirs_.find(dir); it != subdirs_.end()) {
-            return it->second;
-        }
-    }
-    LockSet held(&locks_, {{parent, name, LockMode::kExclusive}});
-    return SubdirsLocked(dir);
-}
-
-absl::Status EmbeddedBackend::Store::AddSubdirs(uint64_t parent, std::string_view name, ObjectInfo* info) {
-    if (info->type == ObjectType::kDirectory) {
-        ZH_ASSIGN_OR_RETURN(info->subdirs, Subdirs(parent, name, info->id));
-    }
-    return absl::OkStatus();
-}
-
-void EmbeddedBackend::Store::CountSubdir(uint64_t dir, int delta) {
-    absl::MutexLock lock(&subdirs_mu_);
-    if (auto it = subdirs_.find(dir); it != subdirs_.end()) {
-        it->second += static_cast<uint64_t>(static_cast<int64_t>(delta));
-    }
-}
-
-void EmbeddedBackend::Store::ForgetSubdirs(uint64_t dir) {
-    absl::MutexLock lock(&subdirs_mu_);
-    subdirs_.erase(dir);
+    return InfoOf(e);
 }
 
 absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) {
@@ -147,7 +88,6 @@ absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) 
         DirEntry de;
         de.name = std::string(ToView(it->key()).substr(name_at));
         ZH_ASSIGN_OR_RETURN(auto info, InfoOf(e));
-        ZH_RETURN_IF_ERROR(AddSubdirs(dir.info.id, de.name, &info));
         de.info = info;
         if (req.with_attributes) {
             ZH_ASSIGN_OR_RETURN(auto attrs, DecodeAttributes(e.attributes));
@@ -172,9 +112,8 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Mkdir(const MkdirRequest& req
         Entry e = embedded::NewEntry(ObjectType::kDirectory, id, req.mode, req.caller.uid, req.caller.gid, Now());
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
-        TouchDir(&batch, loc.parent, e.info.mtime);
+        TouchDir(&batch, loc.parent, e.info.mtime, +1);
         ZH_RETURN_IF_ERROR(Commit(&batch));
-        CountSubdir(loc.parent, +1);
         return e.info;
     });
 }
@@ -195,13 +134,11 @@ absl::Status EmbeddedBackend::Store::Rmdir(const Path& path) {
         }
         rocksdb::WriteBatch batch;
         batch.Delete(meta_, EntryKey(loc.parent, path.name()));
-        batch.Delete(meta_, embedded::DirTimesKey(e.info.id));
-        TouchDir(&batch, loc.parent, Now());
+        batch.Delete(meta_, embedded::DirStatsKey(e.info.id));
+        TouchDir(&batch, loc.parent, Now(), -1);
         absl::Status committed = Commit(&batch);
         if (committed.ok()) {
             dirs_.Invalidate();
-            CountSubdir(loc.parent, -1);
-            ForgetSubdirs(e.info.id);
         }
         return committed;
     });
@@ -271,22 +208,14 @@ absl::Status EmbeddedBackend::Store::Rename(const RenameRequest& req) {
         batch.Delete(meta_, EntryKey(src_loc.parent, from.name()));
         batch.Put(meta_, EntryKey(dst_loc.parent, to.name()), EncodeEntry(moved));
         if (dst && dst->info.type == ObjectType::kDirectory) {
-            batch.Delete(meta_, embedded::DirTimesKey(dst->info.id));
+            batch.Delete(meta_, embedded::DirStatsKey(dst->info.id));
         }
-        TouchDir(&batch, src_loc.parent, moved.info.ctime);
-        TouchDir(&batch, dst_loc.parent, moved.info.ctime);
+        int moved_dirs = src.is_dir_like() ? 1 : 0, replaced_dirs = dst && dst->is_dir_like() ? 1 : 0;
+        TouchDir(&batch, src_loc.parent, moved.info.ctime, -moved_dirs);
+        TouchDir(&batch, dst_loc.parent, moved.info.ctime, moved_dirs - replaced_dirs);
         ZH_RETURN_IF_ERROR(Commit(&batch));
         if (src.is_dir_like() || (dst && dst->is_dir_like())) {
             dirs_.Invalidate();
-        }
-        // (Both parents' entries are held shared: their counts are not being taken.)
-        if (src.is_dir_like()) {
-            CountSubdir(src_loc.parent, -1);
-            CountSubdir(dst_loc.parent, +1);
-        }
-        if (dst && dst->is_dir_like()) {
-            CountSubdir(dst_loc.parent, -1);
-            ForgetSubdirs(dst->info.id);
         }
         if (replaced_file != 0) {
             RemoveFile(replaced_file);
@@ -362,21 +291,24 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::SetMetadata(const SetMetadata
     return WithEntryLocked(req.path, [&](const Location& loc) -> absl::StatusOr<ObjectInfo> {
         ZH_ASSIGN_OR_RETURN(auto e, GetExisting(req.path, loc));
         rocksdb::WriteBatch batch;
+        uint64_t subdirs = 0;
         if (e.info.type == ObjectType::kDirectory) {
-            // Its times as they read, into the entry; the "T" record is folded in.
-            ZH_ASSIGN_OR_RETURN(auto now_reads, InfoOf(e));
-            e.info.mtime = now_reads.mtime;
-            e.info.ctime = now_reads.ctime;
-            batch.Delete(meta_, embedded::DirTimesKey(e.info.id));
+            // Its times and count as they read, into the "T" record whole (every change inside
+            // it holds its entry shared, so no operand can come in between).
+            ZH_ASSIGN_OR_RETURN(auto reads, InfoOf(e));
+            e.info.mtime = reads.mtime;
+            e.info.ctime = reads.ctime;
+            subdirs = reads.subdirs;
         }
         ApplyMetadata(req, Now(), &e.info);
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
-        ZH_RETURN_IF_ERROR(Commit(&batch));
-        ZH_ASSIGN_OR_RETURN(auto info, InfoOf(e));
-        if (info.type == ObjectType::kDirectory) {
-            ZH_ASSIGN_OR_RETURN(info.subdirs, SubdirsLocked(info.id));  // (its entry is held)
+        if (e.info.type == ObjectType::kDirectory) {
+            batch.Put(meta_, embedded::DirStatsKey(e.info.id),
+                      embedded::EncodeDirStats({e.info.mtime.ToNanos(), e.info.ctime.ToNanos(),
+                                                static_cast<int64_t>(subdirs)}));
         }
-        return info;
+        ZH_RETURN_IF_ERROR(Commit(&batch));
+        return InfoOf(e);
     });
 }
 

@@ -98,6 +98,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedBackend::Store>> EmbeddedBackend::Store::
         return ErrnoStatus(errno, absl::StrFormat("embedded store: open %s/objects", store->options_.dir));
     }
     ZH_RETURN_IF_ERROR(store->OpenDb());
+    if (!read_only) {
+        ZH_RETURN_IF_ERROR(store->CountSubdirsOnce());
+    }
     ZH_RETURN_IF_ERROR(store->CreateContainers());
     if (read_only) {
         return store;
@@ -134,9 +137,11 @@ absl::Status EmbeddedBackend::Store::OpenDb() {
     table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
     rocksdb::ColumnFamilyOptions cf(opts);
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    rocksdb::ColumnFamilyOptions meta_cf = cf;
+    meta_cf.merge_operator = embedded::NewDirStatsMerge();
 
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-        {rocksdb::kDefaultColumnFamilyName, cf}, {"data", cf}, {"records", cf}};
+        {rocksdb::kDefaultColumnFamilyName, meta_cf}, {"data", cf}, {"records", cf}};
     rocksdb::DB* raw = nullptr;
     rocksdb::DBOptions dbopts(opts);
     rocksdb::Status s = read_only_ ? rocksdb::DB::OpenForReadOnly(dbopts, options_.dir + "/db", cfs, &handles_, &raw)
@@ -320,6 +325,9 @@ absl::Status EmbeddedBackend::Store::Commit(rocksdb::WriteBatch* batch) {
         rocksdb::Status DeleteRangeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
             return rocksdb::Status::OK();  // only stream records are range-deleted
         }
+        rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+            return rocksdb::Status::OK();  // only directory stats are merged (not cached)
+        }
         rocksdb::Status Mark(uint32_t cf, const rocksdb::Slice& key) {
             if (cf == 0 && !key.empty() && key[0] == 'D') {
                 begin ? cache->BeginWrite(ToView(key)) : cache->EndWrite(ToView(key));
@@ -496,24 +504,66 @@ absl::Status EmbeddedBackend::Store::CheckWritableParent(const Path& path, const
     return zerohop::CheckWritableParent(path, loc.parent_type);
 }
 
-void EmbeddedBackend::Store::TouchDir(rocksdb::WriteBatch* batch, uint64_t dir, Timestamp now) {
+void EmbeddedBackend::Store::TouchDir(rocksdb::WriteBatch* batch, uint64_t dir, Timestamp now, int subdirs) {
     if (dir != 0) {  // (the namespace's root has no entry: its containers are fixed)
-        batch->Put(meta_, embedded::DirTimesKey(dir), embedded::EncodeDirTimes(now, now));
+        int64_t ns = now.ToNanos();
+        batch->Merge(meta_, embedded::DirStatsKey(dir), embedded::EncodeDirStats({ns, ns, subdirs}));
     }
+}
+
+absl::Status EmbeddedBackend::Store::CountSubdirsOnce() {
+    std::string marker;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_, embedded::kSubdirsCountedKey, &marker);
+    if (s.ok()) {
+        return absl::OkStatus();
+    }
+    if (!s.IsNotFound()) {
+        return FromRocks(s, "read the subdirectory count marker");
+    }
+    absl::flat_hash_map<uint64_t, int64_t> counts;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+    for (it->Seek("D"); it->Valid() && it->key().starts_with("D"); it->Next()) {
+        Entry e;
+        std::string_view attributes;
+        ZH_RETURN_IF_ERROR(embedded::DecodeEntryHeader(ToView(it->value()), &e, &attributes));
+        if (e.is_dir_like() && it->key().size() > 9) {
+            uint64_t parent = 0;
+            for (int i = 1; i <= 8; ++i) {
+                parent = parent << 8 | static_cast<uint8_t>(it->key()[i]);
+            }
+            ++counts[parent];
+        }
+    }
+    if (!it->status().ok()) {
+        return FromRocks(it->status(), "count subdirectories");
+    }
+    rocksdb::WriteBatch batch;
+    for (const auto& [dir, n] : counts) {
+        if (dir != 0) {
+            batch.Merge(meta_, embedded::DirStatsKey(dir), embedded::EncodeDirStats({.subdirs = n}));
+        }
+    }
+    batch.Put(meta_, embedded::kSubdirsCountedKey, "");
+    return Commit(&batch);
 }
 
 absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::InfoOf(const Entry& e) {
     ObjectInfo info = e.info;
     if (info.type == ObjectType::kDirectory) {
-        std::string times;
-        rocksdb::Status s = db_->Get(read_options_, meta_, embedded::DirTimesKey(info.id), &times);
+        std::string value;
+        rocksdb::Status s = db_->Get(read_options_, meta_, embedded::DirStatsKey(info.id), &value);
         if (s.ok()) {
-            Timestamp mtime, ctime;
-            ZH_RETURN_IF_ERROR(embedded::DecodeDirTimes(times, &mtime, &ctime));
-            info.mtime = mtime;
-            info.ctime = std::max(info.ctime, ctime);  // (a rename of the directory moves its own)
+            ZH_ASSIGN_OR_RETURN(auto stats, embedded::DecodeDirStats(value));
+            if (stats.mtime_ns != embedded::DirStats::kNoTime) {
+                info.mtime = Timestamp::FromNanos(stats.mtime_ns);
+            }
+            if (stats.ctime_ns != embedded::DirStats::kNoTime) {
+                // (the entry's own is later after a rename of the directory)
+                info.ctime = std::max(info.ctime, Timestamp::FromNanos(stats.ctime_ns));
+            }
+            info.subdirs = static_cast<uint64_t>(std::max<int64_t>(stats.subdirs, 0));
         } else if (!s.IsNotFound()) {
-            return FromRocks(s, "read directory times");
+            return FromRocks(s, "read directory stats");
         }
     }
     if (info.type == ObjectType::kShard) {

@@ -32,7 +32,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::CreateStream(const CreateStre
         stream.retention_secs = req.retention_secs;
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(stream));
-        TouchDir(&batch, loc.parent, now);
+        TouchDir(&batch, loc.parent, now, +1);
         for (uint32_t k = 0; k < req.shard_count; ++k) {
             Entry shard =
                 embedded::NewEntry(ObjectType::kShard, base + 1 + k, 0644, req.caller.uid, req.caller.gid, now);
@@ -42,7 +42,6 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::CreateStream(const CreateStre
             batch.Put(meta_, ShardStateKey(shard.info.id), embedded::EncodeShardState(st));
         }
         ZH_RETURN_IF_ERROR(Commit(&batch));
-        CountSubdir(loc.parent, +1);
         return stream.info;
     });
 }
@@ -75,7 +74,7 @@ absl::Status EmbeddedBackend::Store::DeleteStream(const Path& path) {
         }
         rocksdb::WriteBatch batch;
         batch.Delete(meta_, EntryKey(loc.parent, path.name()));
-        TouchDir(&batch, loc.parent, Now());
+        TouchDir(&batch, loc.parent, Now(), -1);
         first_shard = e.info.id + 1;
         shard_count = e.shard_count;
         for (uint32_t k = 0; k < e.shard_count; ++k) {
@@ -86,7 +85,6 @@ absl::Status EmbeddedBackend::Store::DeleteStream(const Path& path) {
         batch.DeleteRange(records_, RecordKey(first_shard, 0), RecordKey(first_shard + shard_count, 0));
         absl::Status committed = Commit(&batch);
         if (committed.ok()) {
-            CountSubdir(loc.parent, -1);
             dirs_.Invalidate();  // the stream was a directory of shards
         }
         return committed;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "rocksdb/merge_operator.h"
 #include "wire/codec.h"
 
 namespace zerohop::embedded {
@@ -44,25 +45,29 @@ EntryKeyBuffer::EntryKeyBuffer(uint64_t parent, std::string_view name) {
 std::string EntryPrefix(uint64_t parent, std::string_view name_prefix) { return EntryKey(parent, name_prefix); }
 std::string FileKey(uint64_t data_id) { return KeyWithId('F', data_id); }
 std::string ShardStateKey(uint64_t shard_id) { return KeyWithId('Q', shard_id); }
-std::string DirTimesKey(uint64_t dir_id) { return KeyWithId('T', dir_id); }
+std::string DirStatsKey(uint64_t dir_id) { return KeyWithId('T', dir_id); }
 
-std::string EncodeDirTimes(Timestamp mtime, Timestamp ctime) {
+std::string EncodeDirStats(const DirStats& d) {
     std::string out;
     ByteWriter w(&out);
-    w.PutFixed64(static_cast<uint64_t>(mtime.ToNanos()));
-    w.PutFixed64(static_cast<uint64_t>(ctime.ToNanos()));
+    w.PutFixed64(static_cast<uint64_t>(d.mtime_ns));
+    w.PutFixed64(static_cast<uint64_t>(d.ctime_ns));
+    w.PutFixed64(static_cast<uint64_t>(d.subdirs));
     return out;
 }
 
-absl::Status DecodeDirTimes(std::string_view bytes, Timestamp* mtime, Timestamp* ctime) {
+absl::StatusOr<DirStats> DecodeDirStats(std::string_view bytes) {
     ByteReader r(bytes);
-    uint64_t m, c;
-    if (!r.GetFixed64(&m) || !r.GetFixed64(&c)) {
-        return Corrupt("directory times");
+    uint64_t m, c, n;
+    if (bytes.size() != 24 || !r.GetFixed64(&m) || !r.GetFixed64(&c) || !r.GetFixed64(&n)) {
+        return Corrupt("directory stats");
     }
-    *mtime = Timestamp::FromNanos(static_cast<int64_t>(m));
-    *ctime = Timestamp::FromNanos(static_cast<int64_t>(c));
-    return absl::OkStatus();
+    return DirStats{static_cast<int64_t>(m), static_cast<int64_t>(c), static_cast<int64_t>(n)};
+}
+
+DirStats MergeDirStats(const DirStats& earlier, const DirStats& later) {
+    return {std::max(earlier.mtime_ns, later.mtime_ns), std::max(earlier.ctime_ns, later.ctime_ns),
+            earlier.subdirs + later.subdirs};
 }
 
 std::string DataKey(uint64_t object_id) {
@@ -229,5 +234,35 @@ absl::StatusOr<int64_t> DecodeRecordArrival(std::string_view bytes) {
     }
     return static_cast<int64_t>(arrival);
 }
+
+namespace {
+
+// The "T" records' merge: the later times, the counts added. A record that does not decode
+// fails the merge (the read then reports corruption).
+class DirStatsMerge : public rocksdb::AssociativeMergeOperator {
+public:
+    bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+               std::string* merged, rocksdb::Logger*) const override {
+        auto later = DecodeDirStats(std::string_view(value.data(), value.size()));
+        if (!later.ok()) {
+            return false;
+        }
+        if (existing == nullptr) {
+            *merged = EncodeDirStats(*later);
+            return true;
+        }
+        auto earlier = DecodeDirStats(std::string_view(existing->data(), existing->size()));
+        if (!earlier.ok()) {
+            return false;
+        }
+        *merged = EncodeDirStats(MergeDirStats(*earlier, *later));
+        return true;
+    }
+    const char* Name() const override { return "zerohop.DirStats"; }
+};
+
+}  // namespace
+
+std::shared_ptr<rocksdb::MergeOperator> NewDirStatsMerge() { return std::make_shared<DirStatsMerge>(); }
 
 }  // namespace zerohop::embedded

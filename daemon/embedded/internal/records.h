@@ -7,11 +7,14 @@
 //                                    (no hard links, so the entry lives with its name)
 //   "F" be64(data id)             -> "": the object file objects/<data id> is referenced
 //   "Q" be64(shard id)            -> ShardState: a shard's sequence numbers and retention
-//   "T" be64(directory id)        -> fixed64 mtime ns, fixed64 ctime ns: when an entry was
-//                                    last added to or removed from the directory (written
-//                                    blindly with that change, so that creates in one
-//                                    directory need not rewrite its entry; folded into the
-//                                    entry by a change of the directory's metadata)
+//   "T" be64(directory id)        -> DirStats: when an entry was last added to or removed
+//                                    from the directory, and how many directories and
+//                                    streams it holds. Changed by merge operands (DirStats
+//                                    too: the later times, the sum of the counts) written
+//                                    with the change, so that changes in one directory need
+//                                    neither read nor rewrite its entry
+//   "M" "subdirs"                 -> "": the counts of stores made before they were kept
+//                                    have been taken (once, at open)
 // Column family "data": be64(object id) -> the bytes of an inline object.
 // Column family "records": be64(shard id) be64(sequence) -> Record.
 //
@@ -19,12 +22,17 @@
 // the directory's id, so renaming a directory rewrites one key.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
 #include "zerohop/object.h"
 #include "zerohop/value.h"
+
+namespace rocksdb {
+class MergeOperator;
+}
 
 namespace zerohop::embedded {
 
@@ -45,9 +53,23 @@ private:
 std::string EntryPrefix(uint64_t parent, std::string_view name_prefix = {});
 std::string FileKey(uint64_t data_id);
 std::string ShardStateKey(uint64_t shard_id);
-std::string DirTimesKey(uint64_t dir_id);
-std::string EncodeDirTimes(Timestamp mtime, Timestamp ctime);
-absl::Status DecodeDirTimes(std::string_view bytes, Timestamp* mtime, Timestamp* ctime);
+inline constexpr char kSubdirsCountedKey[] = "Msubdirs";
+std::string DirStatsKey(uint64_t dir_id);
+
+// A directory's "T" value, or a merge operand (subdirs then a change of the count).
+struct DirStats {
+    static constexpr int64_t kNoTime = INT64_MIN;  // (an operand that changes no time)
+    int64_t mtime_ns = kNoTime;
+    int64_t ctime_ns = kNoTime;
+    int64_t subdirs = 0;
+};
+std::string EncodeDirStats(const DirStats& d);
+absl::StatusOr<DirStats> DecodeDirStats(std::string_view bytes);
+// `later` applied over `earlier` (as value or operand): the later of each time, counts added.
+DirStats MergeDirStats(const DirStats& earlier, const DirStats& later);
+// The default column family's merge operator ("zerohop.DirStats"): whatever opens the
+// database (a tool, a test) needs it to read the "T" records or replay a log holding them.
+std::shared_ptr<rocksdb::MergeOperator> NewDirStatsMerge();
 std::string DataKey(uint64_t object_id);
 std::string RecordKey(uint64_t shard_id, uint64_t sequence);
 

@@ -116,20 +116,12 @@ private:
     absl::StatusOr<ObjectInfo> InfoOf(const Entry& e);
     absl::Status CheckCondition(const Path& path, const std::string& condition, const std::optional<Entry>& e);
     absl::Status CheckWritableParent(const Path& path, const Location& loc);
-    // Link counts: how many directories and streams the directory `dir` holds
-    // (ObjectInfo::subdirs). Counted by a scan of the directory the first time it is asked
-    // for, under the directory's own entry lock (which every change inside it holds shared),
-    // then kept by the changes that add or remove one (CountSubdir, called after the commit
-    // while that lock is still held). The Locked form is for a caller holding it.
-    absl::StatusOr<uint64_t> Subdirs(uint64_t parent, std::string_view name, uint64_t dir);
-    absl::StatusOr<uint64_t> SubdirsLocked(uint64_t dir);
-    // Fills `info->subdirs` for a directory whose entry is `name` in `parent`.
-    absl::Status AddSubdirs(uint64_t parent, std::string_view name, ObjectInfo* info);
-    void CountSubdir(uint64_t dir, int delta);
-    // An entry was added to or removed from the directory `dir` at `now`: its mtime and ctime
-    // (the "T" record, written with the change; InfoOf reads it over the entry's).
-    void TouchDir(rocksdb::WriteBatch* batch, uint64_t dir, Timestamp now);
-    void ForgetSubdirs(uint64_t dir);
+    // An entry was added to or removed from the directory `dir` at `now`, `subdirs` the
+    // change of its count of directories and streams: a merge operand on its "T" record, in
+    // the change's batch (InfoOf reads the record over the entry).
+    void TouchDir(rocksdb::WriteBatch* batch, uint64_t dir, Timestamp now, int subdirs = 0);
+    // Stores made before directories counted their subdirectories: counted once, at open.
+    absl::Status CountSubdirsOnce();
     // For a create: the parent takes new entries and `path` is free; then `ids` fresh ids.
     absl::StatusOr<uint64_t> PrepareCreate(const Path& path, const Location& loc, uint64_t ids);
 
@@ -200,12 +192,6 @@ private:
     embedded::DirCache dirs_;
     embedded::EntryCache entries_;
     absl::Mutex rename_mu_;  // renames run one at a time, so cycle checks see a still tree
-
-    // Subdirectory counts of the directories asked about (see Subdirs); dropped whole when it
-    // grows past kMaxCountedDirs (counted again when asked).
-    static constexpr size_t kMaxCountedDirs = 1 << 20;
-    absl::Mutex subdirs_mu_;
-    absl::flat_hash_map<uint64_t, uint64_t> subdirs_ ABSL_GUARDED_BY(subdirs_mu_);
 
     absl::Mutex id_mu_;
     uint64_t next_id_ ABSL_GUARDED_BY(id_mu_) = 0;
