@@ -409,6 +409,73 @@ TEST(EmbeddedRetention, ExpiredRecordsAreReclaimed) {
     EXPECT_EQ(CountRecordKeys(dir.path()), 11u) << "reclaimed records still take space";
 }
 
+// ---- objects written by whoever holds their file ----------------------------------------
+
+// Once an object's file is handed out (open_object_file: FUSE registers it with the kernel,
+// which then writes it straight), the file's size and mtime are the object's: writes into
+// the file are seen by stat, listings, gets, conditions and appends at once. A put replaces
+// the object with a new file, which is the store's again.
+TEST(EmbeddedObjectFiles, AnObjectWhoseFileWasHandedOutIsSizedByItsFile) {
+    TempDir dir("zh-store");
+    auto b = OpenOrDie(dir.path());
+    SyncBackend s(b.get());
+    std::string big(200 * 1024, 'b');
+    ASSERT_TRUE(s.Put("/c1/f", big).ok());
+    auto before = s.Stat("/c1/f");
+    ASSERT_TRUE(before.ok());
+    auto file = Await<ObjectFile>([&](auto done) { b->OpenObjectFile(P("/c1/f"), std::move(done)); });
+    ASSERT_TRUE(file.ok()) << file.status();
+    ASSERT_GE(file->fd, 0);
+    EXPECT_EQ(file->info.size, big.size());
+    EXPECT_EQ(file->info.mtime, before->mtime) << "handing the file out changes nothing that shows";
+    EXPECT_EQ(s.Stat("/c1/f")->mtime, before->mtime);
+
+    // What the kernel does through its own descriptor of the file.
+    int w = ::open(absl::StrCat("/proc/self/fd/", file->fd).c_str(), O_WRONLY);
+    ASSERT_GE(w, 0) << strerror(errno);
+    absl::SleepFor(absl::Milliseconds(5));
+    ASSERT_EQ(::pwrite(w, "kernel", 6, static_cast<off_t>(big.size())), 6);
+    auto after = s.Stat("/c1/f");
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(after->size, big.size() + 6);
+    EXPECT_GT(after->mtime, before->mtime);
+    EXPECT_EQ(*s.Get("/c1/f", big.size(), 100), "kernel");
+    auto listed = s.List({.path = P("/c1")});
+    ASSERT_TRUE(listed.ok());
+    ASSERT_EQ(listed->entries.size(), 1u);
+    EXPECT_EQ(listed->entries[0].info.size, big.size() + 6);
+    EXPECT_FALSE(s.Delete("/c1/f", absl::StrCat("__size == ", big.size())).ok()) << "conditions see the file's size";
+
+    // The store's own changes go to the same file and agree with it.
+    auto appended = s.Append("/c1/f", "+api");
+    ASSERT_TRUE(appended.ok());
+    EXPECT_EQ(appended->size, big.size() + 10);
+    EXPECT_EQ(*s.Get("/c1/f", big.size(), 100), "kernel+api");
+    EXPECT_EQ(s.Stat("/c1/f")->mtime, appended->mtime) << "a change's answer names the mtime a stat shows";
+    ASSERT_TRUE(s.Truncate("/c1/f", 1000).ok());
+    EXPECT_EQ(s.Stat("/c1/f")->size, 1000u);
+    EXPECT_EQ(::lseek(w, 0, SEEK_END), 1000) << "cut in the file itself";
+    ASSERT_TRUE(s.SetMetadata({.path = P("/c1/f"), .mtime = Timestamp{1234, 5}}).ok());
+    EXPECT_EQ(s.Stat("/c1/f")->mtime, (Timestamp{1234, 5}));
+
+    // A put: a new file, sized by the store; the old descriptor writes a version nobody sees.
+    ASSERT_TRUE(s.Put("/c1/f", big).ok());
+    ASSERT_EQ(::pwrite(w, "orphan", 6, 0), 6);
+    EXPECT_EQ(s.Stat("/c1/f")->size, big.size());
+    EXPECT_EQ(*s.Get("/c1/f", 0, 6), "bbbbbb");
+    ::close(w);
+
+    // It survives a reopen: still sized by its file.
+    auto again = Await<ObjectFile>([&](auto done) { b->OpenObjectFile(P("/c1/f"), std::move(done)); });
+    ASSERT_TRUE(again.ok());
+    w = ::open(absl::StrCat("/proc/self/fd/", again->fd).c_str(), O_WRONLY);
+    ASSERT_EQ(::pwrite(w, "x", 1, static_cast<off_t>(big.size()) + 99), 1);
+    ::close(w);
+    b.reset();
+    b = OpenOrDie(dir.path());
+    EXPECT_EQ(SyncBackend(b.get()).Stat("/c1/f")->size, big.size() + 100);
+}
+
 // ---- directories ------------------------------------------------------------------------
 
 // A store made before directories kept their subdirectory counts (no "T" records, no

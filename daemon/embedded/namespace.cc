@@ -1,6 +1,8 @@
 // The embedded store's namespace: containers, stat, listing, mkdir, rmdir, rename,
 // symlinks, delete and metadata.
 
+#include <fcntl.h>
+
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
@@ -85,6 +87,7 @@ absl::StatusOr<ListResult> EmbeddedBackend::Store::List(const ListRequest& req) 
             break;
         }
         ZH_ASSIGN_OR_RETURN(auto e, embedded::DecodeEntry(ToView(it->value())));
+        ZH_RETURN_IF_ERROR(SizeByFile(&e));
         DirEntry de;
         de.name = std::string(ToView(it->key()).substr(name_at));
         ZH_ASSIGN_OR_RETURN(auto info, InfoOf(e));
@@ -301,6 +304,10 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::SetMetadata(const SetMetadata
             subdirs = reads.subdirs;
         }
         ApplyMetadata(req, Now(), &e.info);
+        if (e.sized_by_file && req.mtime) {
+            ZH_ASSIGN_OR_RETURN(auto f, OpenFile(e.data_id, O_RDONLY));
+            ZH_RETURN_IF_ERROR(StampFile(f.get(), *req.mtime, req.path));
+        }
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
         if (e.info.type == ObjectType::kDirectory) {
             batch.Put(meta_, embedded::DirStatsKey(e.info.id),

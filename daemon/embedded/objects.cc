@@ -157,15 +157,43 @@ absl::StatusOr<EmbeddedBackend::Store::ObjectRead> EmbeddedBackend::Store::OpenO
 }
 
 absl::StatusOr<ObjectFile> EmbeddedBackend::Store::OpenObjectFile(const Path& path) {
-    ZH_ASSIGN_OR_RETURN(auto loc, Locate(path));
-    LockSet locks(&locks_, {{loc.parent, path.name(), LockMode::kShared}});
-    ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
-    ZH_RETURN_IF_ERROR(CheckReadable(path, e.info));
-    if (e.data_id == 0) {
-        return ObjectFile(std::move(e.info), -1);  // inline: no file to hand out
+    {
+        ZH_ASSIGN_OR_RETURN(auto loc, Locate(path));
+        LockSet locks(&locks_, {{loc.parent, path.name(), LockMode::kShared}});
+        ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
+        ZH_RETURN_IF_ERROR(CheckReadable(path, e.info));
+        if (e.data_id == 0) {
+            return ObjectFile(std::move(e.info), -1);  // inline: no file to hand out
+        }
+        if (e.sized_by_file) {
+            ZH_ASSIGN_OR_RETURN(auto f, OpenFile(e.data_id, O_RDONLY));
+            return ObjectFile(std::move(e.info), f.release());
+        }
     }
-    ZH_ASSIGN_OR_RETURN(auto f, OpenFile(e.data_id, O_RDONLY));
-    return ObjectFile(std::move(e.info), f.release());
+    // Handed out for the first time: whoever holds it may write it (the kernel, for FUSE
+    // passthrough), so from now on the file's size and times are the object's. Its tail
+    // past the entry's size (a growth whose commit failed) is cut first, and it takes the
+    // entry's mtime, so that the object reads the same before and after.
+    return WithEntryLocked(path, [&](const Location& loc) -> absl::StatusOr<ObjectFile> {
+        ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
+        ZH_RETURN_IF_ERROR(CheckReadable(path, e.info));
+        if (e.data_id == 0) {
+            return ObjectFile(std::move(e.info), -1);
+        }
+        if (!e.sized_by_file) {
+            ZH_ASSIGN_OR_RETURN(auto w, OpenFile(e.data_id, O_WRONLY));
+            ZH_RETURN_IF_ERROR(OpenGap(w.get(), e.info.size, path));
+            ZH_RETURN_IF_ERROR(StampFile(w.get(), e.info.mtime, path));
+            ZH_RETURN_IF_ERROR(SyncFile(w.get(), /*created=*/false, path));
+            e.sized_by_file = true;
+            rocksdb::WriteBatch batch;
+            batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(e));
+            ZH_RETURN_IF_ERROR(Commit(&batch));
+            ZH_RETURN_IF_ERROR(SizeByFile(&e));
+        }
+        ZH_ASSIGN_OR_RETURN(auto f, OpenFile(e.data_id, O_RDONLY));
+        return ObjectFile(std::move(e.info), f.release());
+    });
 }
 
 absl::StatusOr<GetObjectResult> EmbeddedBackend::Store::ReadObject(const ObjectRead& read, DataSink* sink) {
@@ -369,10 +397,14 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
                 ZH_RETURN_IF_ERROR(OpenGap(fd.get(), e.info.size, path));
             }
             ZH_RETURN_IF_ERROR(WriteFully(fd.get(), data.data(), data.size(), off, e.data_id));
+            if (e.sized_by_file) {
+                e.info.mtime = Now();
+                ZH_RETURN_IF_ERROR(StampFile(fd.get(), e.info.mtime, path));
+            }
             ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/false, path));
         }
         e.info.size = new_size;
-        e.info.mtime = e.info.ctime = Now();
+        e.info.mtime = e.info.ctime = e.sized_by_file ? e.info.mtime : Now();
         batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(e));
         ZH_RETURN_IF_ERROR(Commit(&batch));
         new_file = 0;  // committed: keep it
@@ -425,6 +457,12 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Truncate(const TruncateReques
                     return ErrnoStatus(errno, absl::StrFormat("truncate %s", req.path.str()));
                 }
                 ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/false, req.path));
+            } else if (e.sized_by_file) {
+                // Its size is the file's: only the cut makes it shorter.
+                if (calls_->Ftruncate(fd.get(), static_cast<off_t>(req.size)) != 0) {
+                    return ErrnoStatus(errno, absl::StrFormat("truncate %s", req.path.str()));
+                }
+                ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/false, req.path));
             } else {
                 // A shrink commits first and cuts the file after: until then its tail lies past
                 // the entry's size, where no read reaches. Cut first, a failed commit would
@@ -434,6 +472,9 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::Truncate(const TruncateReques
         }
         e.info.size = req.size;
         e.info.mtime = e.info.ctime = Now();
+        if (e.sized_by_file) {
+            ZH_RETURN_IF_ERROR(StampFile(fd.get(), e.info.mtime, req.path));
+        }
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
         ZH_RETURN_IF_ERROR(Commit(&batch));
         new_file = 0;

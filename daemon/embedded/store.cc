@@ -398,7 +398,34 @@ absl::StatusOr<std::optional<embedded::Entry>> EmbeddedBackend::Store::GetEntry(
         return std::optional<Entry>();
     }
     ZH_ASSIGN_OR_RETURN(auto e, embedded::DecodeEntry(value));
+    ZH_RETURN_IF_ERROR(SizeByFile(&e));
     return std::optional<Entry>(std::move(e));
+}
+
+absl::Status EmbeddedBackend::Store::SizeByFile(Entry* e) {
+    if (!e->sized_by_file) {
+        return absl::OkStatus();
+    }
+    struct stat st;
+    std::string name = absl::StrFormat("%016x", e->data_id);
+    if (::fstatat(objects_dir_.get(), name.c_str(), &st, 0) != 0) {
+        if (errno == ENOENT) {
+            return absl::DataLossError(absl::StrFormat("embedded store: object file %s is missing", FilePath(e->data_id)));
+        }
+        return ErrnoStatus(errno, absl::StrFormat("stat object file %s", FilePath(e->data_id)));
+    }
+    e->info.size = static_cast<uint64_t>(st.st_size);
+    e->info.mtime = Timestamp{st.st_mtim.tv_sec, static_cast<int32_t>(st.st_mtim.tv_nsec)};
+    e->info.ctime = std::max(e->info.ctime, Timestamp{st.st_ctim.tv_sec, static_cast<int32_t>(st.st_ctim.tv_nsec)});
+    return absl::OkStatus();
+}
+
+absl::Status EmbeddedBackend::Store::StampFile(int fd, Timestamp mtime, const Path& path) {
+    struct timespec times[2] = {{0, UTIME_OMIT}, {mtime.secs, mtime.nsecs}};
+    if (::futimens(fd, times) != 0) {
+        return ErrnoStatus(errno, absl::StrFormat("set the times of %s's file", path.str()));
+    }
+    return absl::OkStatus();
 }
 
 absl::StatusOr<EmbeddedBackend::Store::Location> EmbeddedBackend::Store::Locate(const Path& path) {
@@ -472,7 +499,8 @@ absl::Status EmbeddedBackend::Store::GetEntryView(const Path& path, uint64_t par
     if (!found) {
         return PathNotFoundError(path.str());
     }
-    return embedded::DecodeEntryHeader(*value, e, attributes);
+    ZH_RETURN_IF_ERROR(embedded::DecodeEntryHeader(*value, e, attributes));
+    return SizeByFile(e);
 }
 
 absl::StatusOr<embedded::Entry> EmbeddedBackend::Store::GetExisting(const Path& path, const Location& loc) {

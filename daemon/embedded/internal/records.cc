@@ -12,8 +12,10 @@ namespace zerohop::embedded {
 
 namespace {
 
-// 2: the atime follows the ctime (version 1 entries, without it, are still read).
-constexpr uint8_t kEntryVersion = 2;
+// 2: the atime follows the ctime; 3: flags (kSizedByFile) follow the data id. Entries of
+// versions 1 and 2 are still read.
+constexpr uint8_t kEntryVersion = 3;
+constexpr uint64_t kSizedByFile = 1;
 
 std::string KeyWithId(char tag, uint64_t id) {
     std::string k(1, tag);
@@ -110,6 +112,7 @@ std::string EncodeEntry(const Entry& e) {
     w.PutFixed64(static_cast<uint64_t>(e.info.ctime.ToNanos()));
     w.PutFixed64(static_cast<uint64_t>(e.info.atime.ToNanos()));
     w.PutVarint(e.data_id);
+    w.PutVarint(e.sized_by_file ? kSizedByFile : 0);
     switch (e.info.type) {
         case ObjectType::kSymlink: w.PutBytes(e.info.symlink_target); break;
         case ObjectType::kStream:
@@ -129,12 +132,12 @@ std::string EncodeEntry(const Entry& e) {
 absl::Status DecodeEntryHeader(std::string_view bytes, Entry* e, std::string_view* attributes) {
     ByteReader r(bytes);
     uint8_t version, type;
-    uint64_t id, size, mode, uid, gid, mtime, ctime, atime = 0, data_id;
-    if (!r.GetU8(&version) || (version != kEntryVersion && version != 1) || !r.GetU8(&type) ||
+    uint64_t id, size, mode, uid, gid, mtime, ctime, atime = 0, data_id, flags = 0;
+    if (!r.GetU8(&version) || version < 1 || version > kEntryVersion || !r.GetU8(&type) ||
         type > static_cast<uint8_t>(ObjectType::kSpecial) || !r.GetVarint(&id) ||
         !r.GetVarint(&size) || !r.GetVarint(&mode) || !r.GetVarint(&uid) || !r.GetVarint(&gid) ||
         !r.GetFixed64(&mtime) || !r.GetFixed64(&ctime) || (version >= 2 && !r.GetFixed64(&atime)) ||
-        !r.GetVarint(&data_id)) {
+        !r.GetVarint(&data_id) || (version >= 3 && !r.GetVarint(&flags))) {
         return Corrupt("entry");
     }
     e->info.type = static_cast<ObjectType>(type);
@@ -147,6 +150,7 @@ absl::Status DecodeEntryHeader(std::string_view bytes, Entry* e, std::string_vie
     e->info.ctime = Timestamp::FromNanos(static_cast<int64_t>(ctime));
     e->info.atime = version >= 2 ? Timestamp::FromNanos(static_cast<int64_t>(atime)) : e->info.mtime;
     e->data_id = data_id;
+    e->sized_by_file = (flags & kSizedByFile) != 0 && data_id != 0;
     if (e->info.type == ObjectType::kSymlink) {
         std::string_view target;
         if (!r.GetBytes(&target)) {

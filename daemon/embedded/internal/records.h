@@ -77,6 +77,9 @@ std::string RecordKey(uint64_t shard_id, uint64_t sequence);
 struct Entry {
     ObjectInfo info;            // info.id, type, size, mode, owner, times, symlink target
     uint64_t data_id = 0;       // objects: 0 = bytes inline in "data", else objects/<data_id>
+    // Objects in a file that was handed out (open_object_file, for the kernel to read and
+    // write straight): from then on the file's size and times are the object's, not info's.
+    bool sized_by_file = false;
     uint32_t shard_count = 0;   // streams
     int64_t retention_secs = 0; // streams
     std::string attributes;     // encoded AttributeMap

@@ -111,6 +111,11 @@ private:
     // Whether the directory `id` is `path`'s parent or one of its ancestors.
     absl::StatusOr<bool> IsAncestor(uint64_t id, const Path& path);
     absl::StatusOr<Entry> GetExisting(const Path& path, const Location& loc);
+    // An object sized by its file (Entry::sized_by_file): its size and times from the file.
+    // GetEntry applies it; so must anything that decodes entries itself.
+    absl::Status SizeByFile(Entry* e);
+    // Sets an object file's mtime (an object sized by its file takes its times from it).
+    absl::Status StampFile(int fd, Timestamp mtime, const Path& path);
     // Whether `loc.parent` is still the entry it was when located (after taking locks).
     absl::StatusOr<bool> StillThere(const Location& loc);
     absl::StatusOr<ObjectInfo> InfoOf(const Entry& e);
