@@ -172,7 +172,7 @@ bool FuseFs::Impl::NoFilesFrom(std::string_view container, bool refused) {
 
 void FuseFs::Impl::AnswerCreate(fuse_req_t req, const Created& c) {
     // Created, or an existing file opened: writing, cached unless the inode passes through.
-    Passthrough::Choice choice = passthrough_.Open(c.entry.ino, -1, true);
+    Passthrough::Choice choice = passthrough_.Open(c.entry.ino, -1);
     if (choice.backing_id != 0) {
         std::lock_guard<std::mutex> lock(handles_mu_);
         if (auto it = files_.find(c.file.fh); it != files_.end()) {
@@ -629,7 +629,6 @@ void FuseFs::Impl::Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* f
     fuse_file_info out = *fi;
     out.noflush = 1;  // see Flush
     fs->nodes_.Opened(ino);
-    bool writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
     if (fi->flags & O_TRUNC) {
         fs->client_->TruncateAsync({.path = *path, .size = 0}, [fs, req, ino, out](absl::StatusOr<ObjectInfo> r) {
             if (!r.ok()) {
@@ -637,27 +636,27 @@ void FuseFs::Impl::Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* f
                 return (void)fuse_reply_err(req, Errno(r.status()));
             }
             fs->nodes_.SameVersion(ino, r->size, r->mtime.secs, r->mtime.nsecs);
-            fs->AnswerOpen(req, ino, out, fs->passthrough_.Open(ino, -1, true));
+            fs->AnswerOpen(req, ino, out, fs->passthrough_.Open(ino, -1));
         });
         return;
     }
     // The kernel keeps its cached pages when the object is the version it cached them
     // from (same size and mtime as at the previous open).
-    auto answer = [fs, req, ino, out, writing](absl::StatusOr<ObjectInfo> r, int file) mutable {
+    auto answer = [fs, req, ino, out](absl::StatusOr<ObjectInfo> r, int file) mutable {
         if (!r.ok()) {
             fs->nodes_.Closed(ino);
             return (void)fuse_reply_err(req, Errno(r.status()));
         }
         out.keep_cache = fs->nodes_.SameVersion(ino, r->size, r->mtime.secs, r->mtime.nsecs) ? 1 : 0;
-        fs->AnswerOpen(req, ino, out, fs->passthrough_.Open(ino, file, writing));
+        fs->AnswerOpen(req, ino, out, fs->passthrough_.Open(ino, file));
     };
     auto stat = [fs, path = *path, answer]() mutable {
         fs->client_->StatAsync(path, [answer](absl::StatusOr<ObjectInfo> r) mutable { answer(std::move(r), -1); });
     };
-    if (writing || !fs->passthrough_.active() || fs->NoFilesFrom(path->container())) {
+    if (!fs->passthrough_.active() || fs->NoFilesFrom(path->container())) {
         return stat();
     }
-    // A reader: the object's file, if it is one, for the kernel to read straight.
+    // The object's file, if it is one, for the kernel to read and write straight.
     fs->client_->OpenObjectFileAsync(*path, [fs, answer, stat, container = std::string(path->container())](
                                                 absl::StatusOr<ObjectFile> r) mutable {
         if (!r.ok() && absl::IsPermissionDenied(r.status())) {

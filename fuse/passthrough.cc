@@ -116,7 +116,7 @@ void Passthrough::Unregister(Ino ino, Inode& n) {
     }
 }
 
-Passthrough::Choice Passthrough::Open(Ino ino, int file, bool writing) {
+Passthrough::Choice Passthrough::Open(Ino ino, int file) {
     if (!wanted_) {
         return {};
     }
@@ -131,16 +131,16 @@ Passthrough::Choice Passthrough::Open(Ino ino, int file, bool writing) {
     }
     if (n.backing.id != 0) {
         // Passing through (or it may be, for a predecessor's): every open must, with this
-        // backing file. Straight to it only to read the same version.
+        // backing file. Straight to it only for the same version.
         bool same = have_file && static_cast<uint64_t>(st.st_dev) == n.backing.file_dev &&
                     static_cast<uint64_t>(st.st_ino) == n.backing.file_ino;
         ++n.passthrough;
-        return {.backing_id = n.backing.id, .direct = writing || !same};
+        return {.backing_id = n.backing.id, .direct = !same};
     }
-    // A predecessor's inode may have cached opens we cannot see; a cached open of ours,
-    // or a writer, keeps the inode cached. (Turned off meanwhile, passthrough still
-    // answers for the inodes that pass through: the kernel fails any other open of them.)
-    if (!active() || n.inherited || n.cached > 0 || writing || !have_file) {
+    // A predecessor's inode may have cached opens we cannot see; a cached open of ours
+    // keeps the inode cached. (Turned off meanwhile, passthrough still answers for the
+    // inodes that pass through: the kernel fails any other open of them.)
+    if (!active() || n.inherited || n.cached > 0 || !have_file) {
         ++n.cached;
         return {};
     }

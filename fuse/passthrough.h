@@ -8,7 +8,7 @@
 //   Passthrough pt(want, &nodes);
 //   pt.Offered(init_in); pt.Accept(init_out iov)   // the INIT exchange (the /dev/fuse hooks)
 //   pt.Bind(fuse_fd, resumed);
-//   auto c = pt.Open(ino, file_fd, writing);         // before the open's answer
+//   auto c = pt.Open(ino, file_fd);                  // before the open's answer
 //   Passthrough::AnswerWith(c); fuse_reply_open(...)  // the hook patches the answer
 //   pt.Closed(ino, c.backing_id != 0);                // at its release
 //
@@ -17,13 +17,12 @@
 // an inode with a cached open cannot pass through until those close. So per inode: its
 // backing id (alive while it has passthrough opens), how many such opens, how many cached.
 //
-// Writes do not pass through: the store keeps an object's size and times beside its file,
-// and a write from the kernel would change neither. An open for writing of an inode that
-// passes through is answered with the same backing file and FOPEN_DIRECT_IO: its reads and
-// writes come to us (and go into the same file, in place), only its mmap uses the file.
-// A reader that opened before a put replaced the object keeps the old version (as any
-// descriptor of the store does); an open after it of an inode still passing through the
-// old file is answered the same way, so its reads come to us and see the new version.
+// Writes pass through too: an object whose file zerohopd handed out is sized and timed by
+// that file from then on (the embedded store's `sized_by_file`), so what the kernel writes
+// is what every other view sees. A reader or writer that opened before a put replaced the
+// object keeps the old version (as any descriptor of the store does); an open after it of
+// an inode still passing through the old file is answered with that backing file and
+// FOPEN_DIRECT_IO, so its reads and writes come to us and reach the new version.
 
 #include <sys/uio.h>
 
@@ -67,11 +66,11 @@ public:
         int32_t backing_id = 0;  // 0: an ordinary (cached) open
         bool direct = false;     // with a backing id: reads and writes still come to us
     };
-    // An open of `ino` (for writing or not) that found the object's bytes in `file` (a
-    // descriptor, -1 if none; borrowed: the kernel takes its own reference). An inode a
-    // predecessor knew may have cached opens the kernel still has: it never starts passing
-    // through.
-    Choice Open(Ino ino, int file, bool writing);
+    // An open of `ino` (for reading, writing or both) that found the object's bytes in
+    // `file` (a descriptor, -1 if none; borrowed: the kernel takes its own reference). An
+    // inode a predecessor knew may have cached opens the kernel still has: it never starts
+    // passing through.
+    Choice Open(Ino ino, int file);
     // An open (passed through or not) was released, or its answer never reached the kernel.
     void Closed(Ino ino, bool passed_through);
     // The kernel forgot `ino`: nothing of it is open any more.

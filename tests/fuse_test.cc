@@ -1074,6 +1074,73 @@ TEST_F(FuseTest, LargeObjectsAreReadByTheKernelStraightFromTheirFiles) {
     }
 }
 
+// Writes pass through as well: the kernel writes the object's file itself (pwrite,
+// O_DIRECT, O_APPEND, a shared mapping, ftruncate from the mount goes to zerohopd), no write
+// reaches zerohopd, and the API sees the size and bytes at once, before the writer closes.
+TEST_F(FuseTest, LargeObjectsAreWrittenByTheKernelStraightIntoTheirFiles) {
+    std::string big = Blocks(1 << 20, 'w');
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/big")}, big).ok());
+    uint64_t writes = Served("write_object") + Served("append");
+
+    int fd = open(F("big").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    ASSERT_EQ(pwrite(fd, "PWRITE", 6, 4096), 6);
+    auto got = client_->GetObject({.path = P("/demo/big"), .offset = 4096, .length = 6});
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(*got, "PWRITE") << "seen by the API while the writer still has it open";
+    void* aligned = nullptr;
+    ASSERT_EQ(posix_memalign(&aligned, 4096, 4096), 0);
+    memset(aligned, 'D', 4096);
+    int direct = open(F("big").c_str(), O_WRONLY | O_DIRECT);
+    ASSERT_GE(direct, 0) << strerror(errno);
+    ASSERT_EQ(pwrite(direct, aligned, 4096, 8192), 4096) << strerror(errno);
+    close(direct);
+    free(aligned);
+    int appender = open(F("big").c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(appender, 0);
+    ASSERT_EQ(write(appender, "appended\n", 9), 9);
+    close(appender);
+    auto st = client_->Stat(P("/demo/big"));
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->size, big.size() + 9);
+    void* map = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_NE(map, MAP_FAILED) << strerror(errno);
+    memcpy(map, "MAPPED", 6);
+    ASSERT_EQ(msync(map, 4096, MS_SYNC), 0);
+    munmap(map, 4096);
+    ASSERT_EQ(fsync(fd), 0) << strerror(errno);
+    close(fd);
+    EXPECT_EQ(Served("write_object") + Served("append"), writes) << "a write of a passed-through file reached zerohopd";
+
+    std::string want = big + "appended\n";
+    want.replace(0, 6, "MAPPED");
+    want.replace(4096, 6, "PWRITE");
+    want.replace(8192, 4096, std::string(4096, 'D'));
+    auto all = client_->GetObject({.path = P("/demo/big")});
+    ASSERT_TRUE(all.ok());
+    EXPECT_TRUE(*all == want) << "the API reads every write";
+    EXPECT_TRUE(ReadAll(F("big")) == want);
+    struct stat mine = {};
+    ASSERT_EQ(stat(F("big").c_str(), &mine), 0);
+    st = client_->Stat(P("/demo/big"));
+    EXPECT_EQ(static_cast<uint64_t>(mine.st_size), st->size);
+    EXPECT_EQ(mine.st_mtim.tv_sec, st->mtime.secs);
+    EXPECT_EQ(mine.st_mtim.tv_nsec, st->mtime.nsecs) << "the mount and the API agree on the mtime";
+    ASSERT_EQ(truncate(F("big").c_str(), 5000), 0);
+    EXPECT_EQ(client_->Stat(P("/demo/big"))->size, 5000u);
+
+    // Without passthrough, the same writes go through zerohopd.
+    StopFuse();
+    extra_args_ = {"--no-passthrough"};
+    StartFuse();
+    fd = open(F("big").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(pwrite(fd, "VIA-ZHD", 7, 100), 7);
+    close(fd);
+    EXPECT_GT(Served("write_object") + Served("append"), writes);
+    EXPECT_EQ(*client_->GetObject({.path = P("/demo/big"), .offset = 100, .length = 7}), "VIA-ZHD");
+}
+
 // A passed-through reader and everything else that can change the object at once: writes
 // through the mount (answered with the same backing file, their bytes through zerohopd),
 // writes and puts through the API. Readers see what a local file would show; one that
