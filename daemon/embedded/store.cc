@@ -139,6 +139,9 @@ absl::Status EmbeddedBackend::Store::OpenDb() {
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     rocksdb::ColumnFamilyOptions meta_cf = cf;
     meta_cf.merge_operator = embedded::NewDirStatsMerge();
+    // A directory's "T" record takes an operand per entry added or removed: folded at write
+    // time once a few are pending, so that a stat never merges thousands of them.
+    meta_cf.max_successive_merges = 8;
 
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
         {rocksdb::kDefaultColumnFamilyName, meta_cf}, {"data", cf}, {"records", cf}};
