@@ -109,6 +109,11 @@ TEST_F(CApiTest, NamespaceOperations) {
     ZH_ASSERT(zh_set_metadata(c_, "/demo/d/z", ZH_SET_MODE | ZH_SET_MTIME, 0600, 0, 0, 1234, 5, &info));
     EXPECT_EQ(info.mode, 0600u);
     EXPECT_EQ(info.mtime_secs, 1234);
+    EXPECT_GT(info.atime_secs, 0) << "made now, its access time is its creation's";
+    ZH_ASSERT(zh_stat(c_, "/demo/d", &info));
+    EXPECT_EQ(info.subdirs, 0u);
+    ZH_ASSERT(zh_stat(c_, "/demo", &info));
+    EXPECT_GE(info.subdirs, 1u) << "/demo/d";
     EXPECT_EQ(zh_rmdir(c_, "/demo/d"), ZH_FAILED_PRECONDITION);
     for (const char* name : {"/demo/d/z", "/demo/d/b", "/demo/d/c", "/demo/d/link"}) {
         ZH_ASSERT(zh_delete(c_, name, nullptr));

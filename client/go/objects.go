@@ -38,7 +38,9 @@ type Info struct {
 	Size         int64
 	ModTime      time.Time
 	ChangeTime   time.Time
-	LastSequence uint64 // of a stream's shard
+	AccessTime   time.Time // set at creation and by set_metadata; reads do not move it
+	LastSequence uint64    // of a stream's shard
+	Subdirs      uint64    // of a directory: how many directories and streams it holds
 }
 
 func infoOf(i *C.zh_info) Info {
@@ -51,7 +53,9 @@ func infoOf(i *C.zh_info) Info {
 		Size:         int64(i.size),
 		ModTime:      time.Unix(int64(i.mtime_secs), int64(i.mtime_nsecs)),
 		ChangeTime:   time.Unix(int64(i.ctime_secs), int64(i.ctime_nsecs)),
+		AccessTime:   time.Unix(int64(i.atime_secs), int64(i.atime_nsecs)),
 		LastSequence: uint64(i.last_sequence),
+		Subdirs:      uint64(i.subdirs),
 	}
 }
 

@@ -118,8 +118,11 @@ func TestObjectsRoundTripWithRangesAppendsAndRenames(t *testing.T) {
 	if st := must(c.Stat(ctx, "/demo/a/b.txt")); st.Size != 5 || st.ModTime.IsZero() {
 		t.Fatalf("stat gave %+v", st)
 	}
-	if st := must(c.Stat(ctx, "/demo/a")); st.Type != zerohop.TypeDirectory {
-		t.Fatalf("the parent is a %v", st.Type)
+	if st := must(c.Stat(ctx, "/demo/a")); st.Type != zerohop.TypeDirectory || st.Subdirs != 0 {
+		t.Fatalf("the parent is a %v with %d subdirectories", st.Type, st.Subdirs)
+	}
+	if st := must(c.Stat(ctx, "/demo")); st.Subdirs == 0 || st.AccessTime.IsZero() {
+		t.Fatalf("the container holds /demo/a: %+v", st)
 	}
 	if err := c.Mkdir(ctx, "/demo/d", 0o750); err != nil {
 		t.Fatal(err)

@@ -99,6 +99,9 @@ void Fill(const zerohop::ObjectInfo& i, zh_info* out) {
     out->ctime_secs = i.ctime.secs;
     out->ctime_nsecs = i.ctime.nsecs;
     out->last_sequence = i.last_sequence;
+    out->atime_secs = i.atime.secs;
+    out->atime_nsecs = i.atime.nsecs;
+    out->subdirs = i.subdirs;
 }
 
 zerohop::AttributeMap ToMap(const zh_attrs* a) {

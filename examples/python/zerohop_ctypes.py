@@ -18,7 +18,8 @@ class Info(ctypes.Structure):
                 ("gid", ctypes.c_uint32), ("id", ctypes.c_uint64), ("size", ctypes.c_uint64),
                 ("mtime_secs", ctypes.c_int64), ("mtime_nsecs", ctypes.c_int32),
                 ("ctime_secs", ctypes.c_int64), ("ctime_nsecs", ctypes.c_int32),
-                ("last_sequence", ctypes.c_uint64)]
+                ("last_sequence", ctypes.c_uint64), ("atime_secs", ctypes.c_int64),
+                ("atime_nsecs", ctypes.c_int32), ("subdirs", ctypes.c_uint64)]
 
 
 P = ctypes.c_void_p

@@ -99,6 +99,9 @@ typedef struct zh_info {
     int64_t ctime_secs;
     int32_t ctime_nsecs;
     uint64_t last_sequence; /* shards */
+    int64_t atime_secs;     /* set at creation and by set_metadata; reads do not move it */
+    int32_t atime_nsecs;
+    uint64_t subdirs;       /* directories: how many directories and streams it holds */
 } zh_info;
 
 /* ---- attributes ----------------------------------------------------------------------- */
