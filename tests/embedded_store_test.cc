@@ -350,29 +350,40 @@ TEST(EmbeddedFiles, HugeObjectsStreamWithoutBeingHeldInMemory) {
 
 // ---- retention --------------------------------------------------------------------------
 
+// The store's database opened directly, as a tool would (with the metadata's merge
+// operator): column families default (metadata), data, records.
+struct RawDb {
+    std::vector<rocksdb::ColumnFamilyHandle*> cf;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status status;
+
+    RawDb(const std::string& dir, bool read_only) {
+        rocksdb::ColumnFamilyOptions meta;
+        meta.merge_operator = embedded::NewDirStatsMerge();
+        std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+            {rocksdb::kDefaultColumnFamilyName, meta}, {"data", {}}, {"records", {}}};
+        status = read_only ? rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), dir + "/db", cfs, &cf, &db)
+                           : rocksdb::DB::Open(rocksdb::DBOptions(), dir + "/db", cfs, &cf, &db);
+    }
+    ~RawDb() {
+        for (auto* h : cf) {
+            db->DestroyColumnFamilyHandle(h);
+        }
+        delete db;
+    }
+};
+
 size_t CountRecordKeys(const std::string& dir) {
-    rocksdb::ColumnFamilyOptions meta;
-    meta.merge_operator = embedded::NewDirStatsMerge();
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-        {rocksdb::kDefaultColumnFamilyName, meta}, {"data", {}}, {"records", {}}};
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    rocksdb::Status s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), dir + "/db", cfs, &handles, &raw);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    if (!s.ok()) {
+    RawDb raw(dir, /*read_only=*/true);
+    EXPECT_TRUE(raw.status.ok()) << raw.status.ToString();
+    if (!raw.status.ok()) {
         return 0;
     }
     size_t n = 0;
-    {
-        std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(rocksdb::ReadOptions(), handles[2]));
-        for (it->SeekToFirst(); it->Valid(); it->Next()) {
-            ++n;
-        }
+    std::unique_ptr<rocksdb::Iterator> it(raw.db->NewIterator(rocksdb::ReadOptions(), raw.cf[2]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        ++n;
     }
-    for (auto* h : handles) {
-        raw->DestroyColumnFamilyHandle(h);
-    }
-    delete raw;
     return n;
 }
 
@@ -494,19 +505,10 @@ TEST(EmbeddedDirectories, AStoreFromBeforeCountsIsCountedWhenOpened) {
     }
     {
         // Back to what an older version left: no counts, no marker.
-        rocksdb::ColumnFamilyOptions meta;
-        meta.merge_operator = embedded::NewDirStatsMerge();
-        std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-            {rocksdb::kDefaultColumnFamilyName, meta}, {"data", {}}, {"records", {}}};
-        std::vector<rocksdb::ColumnFamilyHandle*> handles;
-        rocksdb::DB* raw = nullptr;
-        ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.path() + "/db", cfs, &handles, &raw).ok());
-        ASSERT_TRUE(raw->Delete(rocksdb::WriteOptions(), handles[0], embedded::kSubdirsCountedKey).ok());
-        ASSERT_TRUE(raw->DeleteRange(rocksdb::WriteOptions(), handles[0], "T", "U").ok());
-        for (auto* h : handles) {
-            raw->DestroyColumnFamilyHandle(h);
-        }
-        delete raw;
+        RawDb raw(dir.path(), /*read_only=*/false);
+        ASSERT_TRUE(raw.status.ok()) << raw.status.ToString();
+        ASSERT_TRUE(raw.db->Delete(rocksdb::WriteOptions(), raw.cf[0], embedded::kSubdirsCountedKey).ok());
+        ASSERT_TRUE(raw.db->DeleteRange(rocksdb::WriteOptions(), raw.cf[0], "T", "U").ok());
     }
     auto b = OpenOrDie(dir.path());
     SyncBackend s(b.get());
@@ -528,25 +530,16 @@ TEST(EmbeddedCorruption, CorruptRecordsAreDataLossNotCrashes) {
     }
     uint64_t root_id = 0;
     {
-        rocksdb::ColumnFamilyOptions meta;
-        meta.merge_operator = embedded::NewDirStatsMerge();
-        std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-            {rocksdb::kDefaultColumnFamilyName, meta}, {"data", {}}, {"records", {}}};
-        std::vector<rocksdb::ColumnFamilyHandle*> handles;
-        rocksdb::DB* raw = nullptr;
-        ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.path() + "/db", cfs, &handles, &raw).ok());
+        RawDb raw(dir.path(), /*read_only=*/false);
+        ASSERT_TRUE(raw.status.ok()) << raw.status.ToString();
         std::string root;
-        ASSERT_TRUE(raw->Get(rocksdb::ReadOptions(), handles[0], embedded::EntryKey(0, "c1"), &root).ok());
+        ASSERT_TRUE(raw.db->Get(rocksdb::ReadOptions(), raw.cf[0], embedded::EntryKey(0, "c1"), &root).ok());
         root_id = embedded::DecodeEntry(root)->info.id;
         std::string entry;
-        ASSERT_TRUE(raw->Get(rocksdb::ReadOptions(), handles[0], embedded::EntryKey(root_id, "item"), &entry).ok());
+        ASSERT_TRUE(raw.db->Get(rocksdb::ReadOptions(), raw.cf[0], embedded::EntryKey(root_id, "item"), &entry).ok());
         entry.resize(entry.size() - 3);  // cut into the attributes
-        ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[0], embedded::EntryKey(root_id, "item"), entry).ok());
-        ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[0], embedded::EntryKey(root_id, "garbage"), "\x07zz").ok());
-        for (auto* h : handles) {
-            raw->DestroyColumnFamilyHandle(h);
-        }
-        delete raw;
+        ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf[0], embedded::EntryKey(root_id, "item"), entry).ok());
+        ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf[0], embedded::EntryKey(root_id, "garbage"), "\x07zz").ok());
     }
     auto b = OpenOrDie(dir.path());
     SyncBackend s(b.get());
