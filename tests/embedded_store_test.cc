@@ -539,7 +539,8 @@ TEST(EmbeddedCorruption, CorruptRecordsAreDataLossNotCrashes) {
         ASSERT_TRUE(raw.db->Get(rocksdb::ReadOptions(), raw.cf[0], embedded::EntryKey(root_id, "item"), &entry).ok());
         entry.resize(entry.size() - 3);  // cut into the attributes
         ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf[0], embedded::EntryKey(root_id, "item"), entry).ok());
-        ASSERT_TRUE(raw.db->Put(rocksdb::WriteOptions(), raw.cf[0], embedded::EntryKey(root_id, "garbage"), "\x07zz").ok());
+        ASSERT_TRUE(
+            raw.db->Put(rocksdb::WriteOptions(), raw.cf[0], embedded::EntryKey(root_id, "garbage"), "\x07zz").ok());
     }
     auto b = OpenOrDie(dir.path());
     SyncBackend s(b.get());

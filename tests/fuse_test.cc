@@ -462,9 +462,8 @@ TEST_F(FuseTest, DirectoryLinkCountsAreTwoPlusTheirSubdirectories) {
     EXPECT_EQ(nlink("other"), 2u);
     // What ls -l and find (which trusts a count above 2 to skip leaves) see of a tree.
     std::string out;
-    ASSERT_EQ(Sh("mkdir -p t/x/y t/z && touch t/x/f t/z/g && find t -type d | sort && stat -c '%n %h' t t/x t/x/y",
-                 &out),
-              0)
+    ASSERT_EQ(
+        Sh("mkdir -p t/x/y t/z && touch t/x/f t/z/g && find t -type d | sort && stat -c '%n %h' t t/x t/x/y", &out), 0)
         << out;
     EXPECT_EQ(out, "t\nt/x\nt/x/y\nt/z\nt 4\nt/x 3\nt/x/y 2\n");
 }
@@ -478,9 +477,9 @@ TEST_F(FuseTest, ADirectorysTimesMoveWithItsEntries) {
         EXPECT_EQ(stat(F("d").c_str(), &st), 0);
         return std::make_pair(st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
     };
-    for (const std::string& change : {std::string("touch d/f"), std::string("mkdir d/s"), std::string("ln -s f d/l"),
-                                      std::string("mv d/f d/g"), std::string("rm d/l"), std::string("rmdir d/s"),
-                                      std::string("mv d/g g")}) {
+    for (const std::string& change :
+         {std::string("touch d/f"), std::string("mkdir d/s"), std::string("ln -s f d/l"), std::string("mv d/f d/g"),
+          std::string("rm d/l"), std::string("rmdir d/s"), std::string("mv d/g g")}) {
         auto before = mtime();
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
         ASSERT_EQ(Sh(change), 0) << change;

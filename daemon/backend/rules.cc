@@ -325,8 +325,8 @@ absl::Status ValidateMetadata(const SetMetadataRequest& req) {
     for (auto [name, t] : {std::pair{"mtime", req.mtime}, std::pair{"atime", req.atime}}) {
         if (t && (!t->InNanosRange() || t->nsecs < 0 || t->nsecs >= 1'000'000'000)) {
             return absl::InvalidArgumentError(
-                absl::StrFormat("%s: %s %d.%09d is outside the years 1678..2262 that the store keeps",
-                                req.path.str(), name, t->secs, t->nsecs));
+                absl::StrFormat("%s: %s %d.%09d is outside the years 1678..2262 that the store keeps", req.path.str(),
+                                name, t->secs, t->nsecs));
         }
     }
     return absl::OkStatus();

@@ -311,8 +311,8 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::SetMetadata(const SetMetadata
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
         if (e.info.type == ObjectType::kDirectory) {
             batch.Put(meta_, embedded::DirStatsKey(e.info.id),
-                      embedded::EncodeDirStats({e.info.mtime.ToNanos(), e.info.ctime.ToNanos(),
-                                                static_cast<int64_t>(subdirs)}));
+                      embedded::EncodeDirStats(
+                          {e.info.mtime.ToNanos(), e.info.ctime.ToNanos(), static_cast<int64_t>(subdirs)}));
         }
         ZH_RETURN_IF_ERROR(Commit(&batch));
         return InfoOf(e);

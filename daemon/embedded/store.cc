@@ -413,7 +413,8 @@ absl::Status EmbeddedBackend::Store::SizeByFile(Entry* e) {
     std::string name = absl::StrFormat("%016x", e->data_id);
     if (::fstatat(objects_dir_.get(), name.c_str(), &st, 0) != 0) {
         if (errno == ENOENT) {
-            return absl::DataLossError(absl::StrFormat("embedded store: object file %s is missing", FilePath(e->data_id)));
+            return absl::DataLossError(
+                absl::StrFormat("embedded store: object file %s is missing", FilePath(e->data_id)));
         }
         return ErrnoStatus(errno, absl::StrFormat("stat object file %s", FilePath(e->data_id)));
     }

@@ -213,9 +213,8 @@ TEST_P(BackendConformance, DirectoriesTakeTheTimeOfEachEntryAddedOrRemoved) {
     moves("/c1/d", "mkdir", [&] { return b_->Mkdir("/c1/d/sub").status(); });
     moves("/c1/d", "put", [&] { return b_->Put("/c1/d/f", "x").status(); });
     moves("/c1/d", "symlink", [&] { return b_->Symlink("/c1/d/l", "f").status(); });
-    moves("/c1/d", "mknod", [&] {
-        return b_->Mknod({.path = P("/c1/d/p"), .special = S_IFIFO, .mode = 0644}).status();
-    });
+    moves("/c1/d", "mknod",
+          [&] { return b_->Mknod({.path = P("/c1/d/p"), .special = S_IFIFO, .mode = 0644}).status(); });
     moves("/c1/d", "create_stream", [&] { return b_->CreateStream("/c1/d/s", 1).status(); });
     moves("/c1/d", "put_item", [&] { return b_->PutItem("/c1/d/item", {{"k", Value::Int64(1)}}).status(); });
     moves("/c1/d", "delete", [&] { return b_->Delete("/c1/d/l"); });

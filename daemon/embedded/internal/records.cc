@@ -134,10 +134,10 @@ absl::Status DecodeEntryHeader(std::string_view bytes, Entry* e, std::string_vie
     uint8_t version, type;
     uint64_t id, size, mode, uid, gid, mtime, ctime, atime = 0, data_id, flags = 0;
     if (!r.GetU8(&version) || version < 1 || version > kEntryVersion || !r.GetU8(&type) ||
-        type > static_cast<uint8_t>(ObjectType::kSpecial) || !r.GetVarint(&id) ||
-        !r.GetVarint(&size) || !r.GetVarint(&mode) || !r.GetVarint(&uid) || !r.GetVarint(&gid) ||
-        !r.GetFixed64(&mtime) || !r.GetFixed64(&ctime) || (version >= 2 && !r.GetFixed64(&atime)) ||
-        !r.GetVarint(&data_id) || (version >= 3 && !r.GetVarint(&flags))) {
+        type > static_cast<uint8_t>(ObjectType::kSpecial) || !r.GetVarint(&id) || !r.GetVarint(&size) ||
+        !r.GetVarint(&mode) || !r.GetVarint(&uid) || !r.GetVarint(&gid) || !r.GetFixed64(&mtime) ||
+        !r.GetFixed64(&ctime) || (version >= 2 && !r.GetFixed64(&atime)) || !r.GetVarint(&data_id) ||
+        (version >= 3 && !r.GetVarint(&flags))) {
         return Corrupt("entry");
     }
     e->info.type = static_cast<ObjectType>(type);
@@ -245,8 +245,8 @@ namespace {
 // fails the merge (the read then reports corruption).
 class DirStatsMerge : public rocksdb::AssociativeMergeOperator {
 public:
-    bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
-               std::string* merged, rocksdb::Logger*) const override {
+    bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value, std::string* merged,
+               rocksdb::Logger*) const override {
         auto later = DecodeDirStats(std::string_view(value.data(), value.size()));
         if (!later.ok()) {
             return false;
