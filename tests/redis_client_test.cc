@@ -470,8 +470,11 @@ TEST_F(RedisClientTest, AWriteWaitingForReplicasIsAcknowledgedOnlyWhenTheyHaveIt
     }
     auto c = RedisClient::Connect(Options(primary.port()));
     ASSERT_TRUE(c.ok()) << c.status();
+    // (Generous where the replica is up: a loaded 2-core machine under ASan has taken more
+    // than 300 ms to confirm; short where it is gone and the wait must run out.)
+    CommandOptions confirmed{.key = "k", .replicas = 1, .replica_timeout = absl::Seconds(5)};
     CommandOptions replicated{.key = "k", .replicas = 1, .replica_timeout = absl::Milliseconds(300)};
-    auto w = (*c)->Call({"SET", "k", "1"}, replicated);
+    auto w = (*c)->Call({"SET", "k", "1"}, confirmed);
     ASSERT_TRUE(w.ok()) << w.status();
     EXPECT_EQ(w->str, "OK") << "the command's own reply, once the replica has it";
     EXPECT_EQ(replica.Command({"GET", "k"}), "1");
