@@ -456,6 +456,9 @@ TEST(EmbeddedObjectFiles, AnObjectWhoseFileWasHandedOutIsSizedByItsFile) {
     ASSERT_EQ(listed->entries.size(), 1u);
     EXPECT_EQ(listed->entries[0].info.size, big.size() + 6);
     EXPECT_FALSE(s.Delete("/c1/f", absl::StrCat("__size == ", big.size())).ok()) << "conditions see the file's size";
+    auto scanned = s.GetItems({.path = P("/c1"), .filter = absl::StrCat("__size > ", big.size())});
+    ASSERT_TRUE(scanned.ok()) << scanned.status();
+    EXPECT_EQ(scanned->items.size(), 1u) << "and so do table scans";
 
     // The store's own changes go to the same file and agree with it.
     auto appended = s.Append("/c1/f", "+api");

@@ -64,6 +64,7 @@ absl::StatusOr<GetItemsResult> EmbeddedBackend::Store::GetItems(const GetItemsRe
         Entry e;
         std::string_view encoded;
         ZH_RETURN_IF_ERROR(embedded::DecodeEntryHeader(ToView(it->value()), &e, &encoded));
+        ZH_RETURN_IF_ERROR(SizeByFile(&e));
         ZH_ASSIGN_OR_RETURN(auto item, ScanMatch(scan, req.attributes, name, encoded, e.info));
         if (item) {
             bytes += encoded.size() + name.size();
