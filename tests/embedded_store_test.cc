@@ -471,6 +471,10 @@ TEST(EmbeddedObjectFiles, AnObjectWhoseFileWasHandedOutIsSizedByItsFile) {
     EXPECT_EQ(::lseek(w, 0, SEEK_END), 1000) << "cut in the file itself";
     ASSERT_TRUE(s.SetMetadata({.path = P("/c1/f"), .mtime = Timestamp{1234, 5}}).ok());
     EXPECT_EQ(s.Stat("/c1/f")->mtime, (Timestamp{1234, 5}));
+    auto item = s.PutItem("/c1/f", {{"k", Value::Int64(1)}});
+    ASSERT_TRUE(item.ok()) << item.status();
+    EXPECT_EQ(s.Stat("/c1/f")->mtime, item->mtime) << "an item write's answer names the mtime a stat shows";
+    EXPECT_EQ(s.Stat("/c1/f")->size, 1000u) << "and leaves the bytes";
 
     // A put: a new file, sized by the store; the old descriptor writes a version nobody sees.
     ASSERT_TRUE(s.Put("/c1/f", big).ok());

@@ -104,6 +104,9 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteItem(
         ZH_ASSIGN_OR_RETURN(auto encoded, EncodeItemAttributes(path, attrs));
         e.attributes = std::move(encoded);
         e.info.mtime = e.info.ctime = now;
+        if (e.sized_by_file) {
+            ZH_RETURN_IF_ERROR(StampFile(e.data_id, now, path));
+        }
         rocksdb::WriteBatch batch;
         batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(e));
         if (!old) {

@@ -1,8 +1,6 @@
 // The embedded store's namespace: containers, stat, listing, mkdir, rmdir, rename,
 // symlinks, delete and metadata.
 
-#include <fcntl.h>
-
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
@@ -305,8 +303,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::SetMetadata(const SetMetadata
         }
         ApplyMetadata(req, Now(), &e.info);
         if (e.sized_by_file && req.mtime) {
-            ZH_ASSIGN_OR_RETURN(auto f, OpenFile(e.data_id, O_RDONLY));
-            ZH_RETURN_IF_ERROR(StampFile(f.get(), *req.mtime, req.path));
+            ZH_RETURN_IF_ERROR(StampFile(e.data_id, *req.mtime, req.path));
         }
         batch.Put(meta_, EntryKey(loc.parent, req.path.name()), EncodeEntry(e));
         if (e.info.type == ObjectType::kDirectory) {

@@ -177,7 +177,8 @@ absl::StatusOr<ObjectFile> EmbeddedBackend::Store::OpenObjectFile(const Path& pa
     return WithEntryLocked(path, [&](const Location& loc) -> absl::StatusOr<ObjectFile> {
         ZH_ASSIGN_OR_RETURN(auto e, GetExisting(path, loc));
         ZH_RETURN_IF_ERROR(CheckReadable(path, e.info));
-        if (e.data_id == 0) {
+        if (e.data_id == 0 || (!e.sized_by_file && !CheckTakesWrites().ok())) {
+            // (A store that takes no writes cannot mark it: no file, the daemon's way.)
             return ObjectFile(std::move(e.info), -1);
         }
         if (!e.sized_by_file) {

@@ -432,6 +432,11 @@ absl::Status EmbeddedBackend::Store::StampFile(int fd, Timestamp mtime, const Pa
     return absl::OkStatus();
 }
 
+absl::Status EmbeddedBackend::Store::StampFile(uint64_t data_id, Timestamp mtime, const Path& path) {
+    ZH_ASSIGN_OR_RETURN(auto f, OpenFile(data_id, O_RDONLY));
+    return StampFile(f.get(), mtime, path);
+}
+
 absl::StatusOr<EmbeddedBackend::Store::Location> EmbeddedBackend::Store::Locate(const Path& path) {
     Location loc;
     if (path.is_root()) {

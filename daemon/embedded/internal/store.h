@@ -116,6 +116,7 @@ private:
     absl::Status SizeByFile(Entry* e);
     // Sets an object file's mtime (an object sized by its file takes its times from it).
     absl::Status StampFile(int fd, Timestamp mtime, const Path& path);
+    absl::Status StampFile(uint64_t data_id, Timestamp mtime, const Path& path);
     // Whether `loc.parent` is still the entry it was when located (after taking locks).
     absl::StatusOr<bool> StillThere(const Location& loc);
     absl::StatusOr<ObjectInfo> InfoOf(const Entry& e);
