@@ -52,8 +52,10 @@ ObjectFileCalls* EmbeddedBackend::Store::SystemFileCalls() {
 
 // ---- object files -------------------------------------------------------------------
 
+std::string EmbeddedBackend::Store::FileName(uint64_t data_id) { return absl::StrFormat("%016x", data_id); }
+
 std::string EmbeddedBackend::Store::FilePath(uint64_t data_id) const {
-    return absl::StrFormat("%s/objects/%016x", options_.dir, data_id);
+    return absl::StrCat(options_.dir, "/objects/", FileName(data_id));
 }
 
 absl::StatusOr<shmring::UniqueFd> EmbeddedBackend::Store::CreateFile(uint64_t* data_id_out) {
@@ -370,6 +372,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
         ZH_RETURN_IF_ERROR(CheckWriteRange(path, off, data.size()));
         uint64_t end = off + data.size();
         uint64_t new_size = std::max(e.info.size, end);
+        Timestamp now = Now();
         rocksdb::WriteBatch batch;
         if (e.data_id == 0 && new_size <= options_.inline_max_bytes) {
             ZH_ASSIGN_OR_RETURN(auto bytes, ReadInline(e.info.id));
@@ -399,13 +402,12 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::WriteAt(const Path& path, std
             }
             ZH_RETURN_IF_ERROR(WriteFully(fd.get(), data.data(), data.size(), off, e.data_id));
             if (e.sized_by_file) {
-                e.info.mtime = Now();
-                ZH_RETURN_IF_ERROR(StampFile(fd.get(), e.info.mtime, path));
+                ZH_RETURN_IF_ERROR(StampFile(fd.get(), now, path));
             }
             ZH_RETURN_IF_ERROR(SyncFile(fd.get(), /*created=*/false, path));
         }
         e.info.size = new_size;
-        e.info.mtime = e.info.ctime = e.sized_by_file ? e.info.mtime : Now();
+        e.info.mtime = e.info.ctime = now;
         batch.Put(meta_, EntryKey(loc.parent, path.name()), EncodeEntry(e));
         ZH_RETURN_IF_ERROR(Commit(&batch));
         new_file = 0;  // committed: keep it

@@ -21,6 +21,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "wire/codec.h"
 #include "zerohop/status.h"
 
 namespace zerohop {
@@ -410,8 +411,7 @@ absl::Status EmbeddedBackend::Store::SizeByFile(Entry* e) {
         return absl::OkStatus();
     }
     struct stat st;
-    std::string name = absl::StrFormat("%016x", e->data_id);
-    if (::fstatat(objects_dir_.get(), name.c_str(), &st, 0) != 0) {
+    if (::fstatat(objects_dir_.get(), FileName(e->data_id).c_str(), &st, 0) != 0) {
         if (errno == ENOENT) {
             return absl::DataLossError(
                 absl::StrFormat("embedded store: object file %s is missing", FilePath(e->data_id)));
@@ -563,11 +563,8 @@ absl::Status EmbeddedBackend::Store::CountSubdirsOnce() {
         Entry e;
         std::string_view attributes;
         ZH_RETURN_IF_ERROR(embedded::DecodeEntryHeader(ToView(it->value()), &e, &attributes));
-        if (e.is_dir_like() && it->key().size() > 9) {
-            uint64_t parent = 0;
-            for (int i = 1; i <= 8; ++i) {
-                parent = parent << 8 | static_cast<uint8_t>(it->key()[i]);
-            }
+        uint64_t parent = 0;
+        if (e.is_dir_like() && ByteReader(ToView(it->key()).substr(1)).GetBigEndian64(&parent)) {
             ++counts[parent];
         }
     }

@@ -40,21 +40,30 @@ uint64_t ToU64(std::string_view s) {
     return absl::SimpleAtoi(absl::string_view(s.data(), s.size()), &v) ? v : 0;
 }
 
+namespace {
+
+// The numbers of a space-separated field (the meta, a directory's times), if all are numbers.
+std::optional<std::vector<int64_t>> Numbers(std::string_view text) {
+    std::vector<int64_t> out;
+    for (absl::string_view word : absl::StrSplit(AV(text), ' ')) {
+        if (!absl::SimpleAtoi(word, &out.emplace_back())) {
+            return std::nullopt;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
 std::string DirTimes(Timestamp now) { return absl::StrCat(now.secs, " ", now.nsecs, " ", now.secs, " ", now.nsecs); }
 
 void ApplyDirTimes(std::string_view tm, ObjectInfo* info) {
-    std::vector<absl::string_view> f = absl::StrSplit(AV(tm), ' ');
-    int64_t n[4] = {};
-    if (f.size() != 4) {
+    auto n = Numbers(tm);
+    if (!n || n->size() != 4) {
         return;
     }
-    for (size_t k = 0; k < 4; ++k) {
-        if (!absl::SimpleAtoi(f[k], &n[k])) {
-            return;
-        }
-    }
-    info->mtime = Timestamp{n[0], static_cast<int32_t>(n[1])};
-    info->ctime = std::max(info->ctime, Timestamp{n[2], static_cast<int32_t>(n[3])});
+    info->mtime = Timestamp{(*n)[0], static_cast<int32_t>((*n)[1])};
+    info->ctime = std::max(info->ctime, Timestamp{(*n)[2], static_cast<int32_t>((*n)[3])});
 }
 
 uint64_t Subdirs(std::string_view n) {
@@ -73,23 +82,18 @@ std::string EncodeMeta(const ObjectInfo& i) {
 
 bool DecodeMeta(std::string_view meta, ObjectInfo* info) {
     // mode uid gid mtime(s ns) ctime(s ns) size [atime(s ns): absent in entries written before]
-    std::vector<absl::string_view> m = absl::StrSplit(AV(meta), ' ');
-    int64_t n[10] = {};
-    if (m.size() != 8 && m.size() != 10) {
+    auto numbers = Numbers(meta);
+    if (!numbers || (numbers->size() != 8 && numbers->size() != 10)) {
         return false;
     }
-    for (size_t k = 0; k < m.size(); ++k) {
-        if (!absl::SimpleAtoi(m[k], &n[k])) {
-            return false;
-        }
-    }
+    const std::vector<int64_t>& n = *numbers;
     info->mode = static_cast<uint32_t>(n[0]);
     info->uid = static_cast<uint32_t>(n[1]);
     info->gid = static_cast<uint32_t>(n[2]);
     info->mtime = Timestamp{n[3], static_cast<int32_t>(n[4])};
     info->ctime = Timestamp{n[5], static_cast<int32_t>(n[6])};
     info->size = static_cast<uint64_t>(n[7]);
-    info->atime = m.size() == 10 ? Timestamp{n[8], static_cast<int32_t>(n[9])} : info->mtime;
+    info->atime = n.size() == 10 ? Timestamp{n[8], static_cast<int32_t>(n[9])} : info->mtime;
     return true;
 }
 

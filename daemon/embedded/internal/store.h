@@ -144,6 +144,7 @@ private:
 
     // Object files.
     std::string FilePath(uint64_t data_id) const;
+    static std::string FileName(uint64_t data_id);  // in objects/
     // A new object file under a fresh data id (stored in *data_id, also on failure to create).
     absl::StatusOr<shmring::UniqueFd> CreateFile(uint64_t* data_id);
     absl::StatusOr<shmring::UniqueFd> OpenFile(uint64_t data_id, int flags);
