@@ -196,6 +196,9 @@ void Server::Impl::Handshake(shmring::UniqueFd sock, std::shared_ptr<const Scope
         s->scope = std::move(scope);
     }
     s->max_in_flight = std::min<uint32_t>(config_.limits.max_in_flight, layout->complete.capacity);
+    // The worker is chosen before the client hears the welcome, so that sessions go to the
+    // workers in the order their clients were answered (this thread may be slow to go on).
+    Worker* worker = workers_[next_worker_.fetch_add(1) % workers_.size()].get();
     protocol::Welcome w;
     w.session_id = s->id;
     w.max_in_flight = s->max_in_flight;
@@ -207,7 +210,7 @@ void Server::Impl::Handshake(shmring::UniqueFd sock, std::shared_ptr<const Scope
     sessions_total_.fetch_add(1);
     Log(LogLevel::kInfo, "session opened", "session", s->id, "pid", cred.pid, "uid", cred.uid, "volume",
         s->scope != nullptr ? s->scope->id : "", "pod", s->scope != nullptr ? s->scope->pod : "");
-    workers_[next_worker_.fetch_add(1) % workers_.size()]->Add(std::move(s));
+    worker->Add(std::move(s));
 }
 
 }  // namespace zerohop
