@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <optional>
 
 #include "absl/strings/str_format.h"
 #include "backend/rules.h"
@@ -265,10 +267,16 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
         }
     };
     if (data != nullptr) {
-        std::string chunk(kFileChunk, '\0');
+        // Buffers no larger than the bytes need: a small put (a create is an empty one) must
+        // not pay for zeroing an inline object's worth of memory, nor a file chunk's.
+        std::optional<uint64_t> announced = data->size();
+        std::unique_ptr<char[]> chunk;  // once the bytes go to a file (not zeroed)
         while (true) {
-            size_t cap = fd.valid() ? chunk.size() : options_.inline_max_bytes + 1 - head.size();
-            char* dst = fd.valid() ? chunk.data() : nullptr;
+            size_t cap = fd.valid() ? kFileChunk : options_.inline_max_bytes + 1 - head.size();
+            if (!fd.valid() && announced && head.size() <= *announced) {
+                cap = static_cast<size_t>(std::min<uint64_t>(cap, *announced + 1 - head.size()));  // +1: the end
+            }
+            char* dst = chunk.get();
             if (!fd.valid()) {
                 size_t old = head.size();
                 head.resize(old + cap);
@@ -286,7 +294,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
                 break;
             }
             if (fd.valid()) {
-                if (absl::Status s = WriteFully(fd.get(), chunk.data(), *n, size, data_id); !s.ok()) {
+                if (absl::Status s = WriteFully(fd.get(), chunk.get(), *n, size, data_id); !s.ok()) {
                     discard();
                     return s;
                 }
@@ -305,6 +313,7 @@ absl::StatusOr<ObjectInfo> EmbeddedBackend::Store::PutObject(const PutObjectRequ
                 }
                 head.clear();
                 head.shrink_to_fit();
+                chunk.reset(new char[kFileChunk]);
             }
         }
         if (absl::Status s = fd.valid() ? SyncFile(fd.get(), /*created=*/true, req.path) : absl::OkStatus(); !s.ok()) {
