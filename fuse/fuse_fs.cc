@@ -110,10 +110,11 @@ bool FuseFs::Impl::BackendAppends(int open_flags) const {
     return (open_flags & O_APPEND) != 0 && !options_.writeback_cache;
 }
 
-uint64_t FuseFs::Impl::AddFile(Ino ino, bool append, bool shard, bool passthrough) {
+uint64_t FuseFs::Impl::AddFile(Ino ino, bool append, bool shard, bool passthrough, shmring::UniqueFd file) {
     auto h = std::make_shared<FileHandle>();
     h->append = append;
     h->passthrough = passthrough;
+    h->file = std::move(file);
     if (shard && !InitShard(ino, h.get())) {
         return 0;
     }
@@ -182,8 +183,16 @@ void FuseFs::Impl::AnswerCreate(fuse_req_t req, const Created& c) {
     SendOpened(c.entry.ino, c.file.fh, choice, [&] { return fuse_reply_create(req, &c.entry, &c.file); });
 }
 
-void FuseFs::Impl::AnswerOpen(fuse_req_t req, Ino ino, fuse_file_info out, Passthrough::Choice choice) {
-    out.fh = AddFile(ino, BackendAppends(out.flags), false, choice.backing_id != 0);
+bool FuseFs::Impl::WantsFile(int open_flags) const {
+    if (files_refused_.load(std::memory_order_relaxed)) {
+        return false;
+    }
+    return passthrough_.active() || (options_.object_files && (open_flags & O_ACCMODE) == O_RDONLY);
+}
+
+void FuseFs::Impl::AnswerOpen(fuse_req_t req, Ino ino, fuse_file_info out, Passthrough::Choice choice,
+                              shmring::UniqueFd file) {
+    out.fh = AddFile(ino, BackendAppends(out.flags), false, choice.backing_id != 0, std::move(file));
     if (choice.backing_id != 0) {
         out.keep_cache = 0;  // the kernel's pages are the backing file's
     }
@@ -642,21 +651,29 @@ void FuseFs::Impl::Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* f
     }
     // The kernel keeps its cached pages when the object is the version it cached them
     // from (same size and mtime as at the previous open).
-    auto answer = [fs, req, ino, out](absl::StatusOr<ObjectInfo> r, int file) mutable {
+    auto answer = [fs, req, ino, out](absl::StatusOr<ObjectInfo> r, shmring::UniqueFd file) mutable {
         if (!r.ok()) {
             fs->nodes_.Closed(ino);
             return (void)fuse_reply_err(req, Errno(r.status()));
         }
         out.keep_cache = fs->nodes_.SameVersion(ino, r->size, r->mtime.secs, r->mtime.nsecs) ? 1 : 0;
-        fs->AnswerOpen(req, ino, out, fs->passthrough_.Open(ino, file));
+        Passthrough::Choice choice = fs->passthrough_.Open(ino, file.get());
+        // Reads the kernel sends us (not passed through, or FOPEN_DIRECT_IO) of an open that
+        // never writes: from the file. (One that writes goes to zerohopd for both, so that it
+        // reads what it wrote also after a put replaced the version it opened.)
+        bool reads_file = fs->options_.object_files && (out.flags & O_ACCMODE) == O_RDONLY &&
+                          (choice.backing_id == 0 || choice.direct);
+        fs->AnswerOpen(req, ino, out, choice, reads_file ? std::move(file) : shmring::UniqueFd());
     };
     auto stat = [fs, path = *path, answer]() mutable {
-        fs->client_->StatAsync(path, [answer](absl::StatusOr<ObjectInfo> r) mutable { answer(std::move(r), -1); });
+        fs->client_->StatAsync(path, [answer](absl::StatusOr<ObjectInfo> r) mutable {
+            answer(std::move(r), shmring::UniqueFd());
+        });
     };
-    if (!fs->passthrough_.active() || fs->NoFilesFrom(path->container())) {
+    if (!fs->WantsFile(fi->flags) || fs->NoFilesFrom(path->container())) {
         return stat();
     }
-    // The object's file, if it is one, for the kernel to read and write straight.
+    // The object's file, if it is one, for the kernel (or us) to read and write straight.
     fs->client_->OpenObjectFileAsync(*path, [fs, answer, stat, container = std::string(path->container())](
                                                 absl::StatusOr<ObjectFile> r) mutable {
         if (!r.ok() && absl::IsPermissionDenied(r.status())) {
@@ -665,13 +682,16 @@ void FuseFs::Impl::Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* f
             return stat();
         }
         if (!r.ok() && absl::IsUnimplemented(r.status())) {
-            fs->passthrough_.Refused(std::string(r.status().message()));  // an older zerohopd
+            fs->files_refused_.store(true, std::memory_order_relaxed);  // an older zerohopd
+            fs->passthrough_.Refused(std::string(r.status().message()));
             return stat();
         }
         if (!r.ok()) {
-            return answer(r.status(), -1);
+            return answer(r.status(), shmring::UniqueFd());
         }
-        answer(std::move(r->info), r->fd);  // the descriptor closes with r; the kernel holds its own
+        // (The kernel takes its own reference to a backing file.)
+        shmring::UniqueFd file(r->release());
+        answer(std::move(r->info), std::move(file));
     });
 }
 
@@ -746,9 +766,13 @@ void FuseFs::Impl::CreateNow(fuse_req_t req, Ino parent, std::string name, Path 
 
 void FuseFs::Impl::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
     Impl* fs = Self(req);
-    Assist assist{fs};
     size = std::min(size, kMaxAnswer);
-    if (std::shared_ptr<FileHandle> h = fs->File(ino, fi->fh); h != nullptr && h->shard) {
+    std::shared_ptr<FileHandle> h = fs->File(ino, fi->fh);
+    if (h != nullptr && h->file.valid()) {
+        return ReadFile(req, h->file.get(), size, off);  // (h keeps the file open meanwhile)
+    }
+    Assist assist{fs};
+    if (h != nullptr && h->shard) {
         return fs->ReadShard(req, std::move(h), size, off);
     }
     auto path = fs->PathOrReply(req, ino);
@@ -763,6 +787,26 @@ void FuseFs::Impl::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, 
             // Straight from the shared region into the kernel; the view goes back after.
             fuse_reply_buf(req, r->data().data(), r->data().size());
         });
+}
+
+void FuseFs::Impl::ReadFile(fuse_req_t req, int file, size_t size, off_t off) {
+    // One buffer per FUSE thread, of the largest answer: no allocation per read.
+    thread_local std::unique_ptr<char[]> buf(new char[kMaxAnswer]);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = ::pread(file, buf.get() + got, size - got, off + static_cast<off_t>(got));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return (void)fuse_reply_err(req, errno);
+        }
+        if (n == 0) {
+            break;  // the end of the file: the object's end (its size is the file's)
+        }
+        got += static_cast<size_t>(n);
+    }
+    fuse_reply_buf(req, buf.get(), got);
 }
 
 void FuseFs::Impl::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,

@@ -43,6 +43,11 @@ struct FuseOptions {
     // for reading is read by the kernel straight from its file (docs/FUSE.md).
     // Off with writeback_cache (the kernel allows only one of the two).
     bool passthrough = true;
+    // Where the kernel does not read an object's file itself (passthrough off, not root,
+    // an older kernel, an inode with cached opens), an open for reading only of such an
+    // object still takes its file from zerohopd, and zerohop-fuse reads it there: one
+    // request to the mount, none to zerohopd. Off: every read goes through zerohopd.
+    bool object_files = true;
     bool debug = false;           // libfuse's request trace on stderr
     // Where the holder of the mount's /dev/fuse descriptor listens (see holder.h); empty:
     // no holder, and a killed zerohop-fuse leaves a dead mount. A zerohop-fuse started

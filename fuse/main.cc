@@ -2,7 +2,7 @@
 //
 //   zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]
 //                [--attr-timeout S] [--entry-timeout S] [--spin-us N] [--holder-socket PATH | --no-holder]
-//                [--takeover-timeout S] [--writeback-cache] [--no-passthrough] [--allow-other] [--read-only]
+//                [--takeover-timeout S] [--writeback-cache] [--no-passthrough] [--no-object-files] [--allow-other] [--read-only]
 //                [--debug] MOUNTPOINT
 //
 // Runs in the foreground until the mount goes away (fusermount3 -u MOUNTPOINT, umount) or
@@ -71,7 +71,7 @@ int Usage(int code) {
         << "usage: zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]\n"
            "                    [--attr-timeout S] [--entry-timeout S] [--spin-us N]\n"
            "                    [--holder-socket PATH | --no-holder] [--takeover-timeout S] [--writeback-cache]\n"
-           "                    [--no-passthrough] [--allow-other] [--read-only] [--debug]\n"
+           "                    [--no-passthrough] [--no-object-files] [--allow-other] [--read-only] [--debug]\n"
            "                    MOUNTPOINT\n"
            "  Mounts the zerohop namespace at MOUNTPOINT (type fuse.zerohop) and serves it until unmounted.\n"
            "  --socket, --key: the daemon and access key (default $ZEROHOP_SOCKET, $ZEROHOP_ACCESS_KEY)\n"
@@ -85,7 +85,9 @@ int Usage(int code) {
            "    pressure (faster small writes; errors show at close; others see the bytes from then on);\n"
            "    a successor taking over the mount must be started with the same choice\n"
            "  --no-passthrough: every read comes to zerohop-fuse; by default (as root, Linux 6.9+) the kernel\n"
-           "    reads large objects of the embedded store straight from their files\n"
+           "    reads and writes large objects of the embedded store straight in their files\n"
+           "  --no-object-files: every read and write goes through zerohopd; by default zerohop-fuse reads\n"
+           "    the files of large objects itself where the kernel does not (implies --no-passthrough)\n"
            "  --allow-other: users other than the mounter may use it (permissions are checked)\n"
            "  --read-only: mount it read-only (writes fail with EROFS)\n";
     return code;
@@ -164,6 +166,9 @@ int main(int argc, char** argv) {
             o.writeback_cache = true;
         } else if (a == "--no-passthrough") {
             o.passthrough = false;
+        } else if (a == "--no-object-files") {
+            o.passthrough = false;
+            o.object_files = false;
         } else if (a == "--allow-other") {
             o.allow_other = true;
         } else if (a == "--read-only") {

@@ -1028,8 +1028,8 @@ TEST_F(FuseTest, ARequestAKilledServerAppliedIsAnsweredByItsSuccessorAndNeverApp
 // after 2038, UTIME_OMIT leaves it, UTIME_NOW sets it to now; ctime moves with every change.
 // Kernel passthrough: a large object of the embedded store (a file of its own) opened for
 // reading is read by the kernel straight from that file: no get_object reaches zerohopd,
-// whether read with read(2), O_DIRECT or mmap. Small objects and --no-passthrough go the
-// daemon's way.
+// whether read with read(2), O_DIRECT or mmap. Small objects, --no-object-files and keys
+// that may only read go the daemon's way.
 TEST_F(FuseTest, LargeObjectsAreReadByTheKernelStraightFromTheirFiles) {
     std::string big = Blocks(1 << 20, 'p');
     ASSERT_TRUE(client_->PutObject({.path = P("/demo/big")}, big).ok());
@@ -1061,7 +1061,7 @@ TEST_F(FuseTest, LargeObjectsAreReadByTheKernelStraightFromTheirFiles) {
 
     // Turned off, or with a key that may only read (zerohopd hands such a key no files):
     // the same bytes, every read through zerohopd.
-    for (std::vector<std::string> args : {std::vector<std::string>{"--no-passthrough"},
+    for (std::vector<std::string> args : {std::vector<std::string>{"--no-object-files"},
                                           std::vector<std::string>{"--key", "ro-key", "--read-only"}}) {
         StopFuse();
         extra_args_ = args;
@@ -1071,6 +1071,82 @@ TEST_F(FuseTest, LargeObjectsAreReadByTheKernelStraightFromTheirFiles) {
         EXPECT_TRUE(ReadAll(F("big")) == big) << args[0];
         EXPECT_GT(Served("get_object"), gets) << args[0];
     }
+}
+
+// Where the kernel does not read an object's file itself (here: --no-passthrough; also
+// without root or on kernels before 6.9), zerohop-fuse reads it: an open for reading only
+// of a large object takes its file from zerohopd and its reads are answered from there, no
+// get_object. What that reader sees is what a passed-through one sees: writes in place at
+// once, the version it opened after a put. An open that writes, a small object, and an
+// open a predecessor made (after a kill) read through zerohopd.
+TEST_F(FuseTest, WithoutPassthroughZerohopFuseReadsObjectFilesItself) {
+    StopFuse();
+    extra_args_ = {"--no-passthrough"};
+    StartFuse();
+    std::string big = Blocks(1 << 20, 'l');
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/big")}, big).ok());
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/small")}, "a small one").ok());
+    uint64_t gets = Served("get_object");
+
+    int reader = open(F("big").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(reader, 0) << strerror(errno);
+    EXPECT_TRUE(ReadAll(F("big")) == big);
+    int direct = open(F("big").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    ASSERT_GE(direct, 0) << strerror(errno);
+    void* aligned = nullptr;
+    ASSERT_EQ(posix_memalign(&aligned, 4096, 8192), 0);
+    for (int b : {255, 0, 100}) {
+        ASSERT_EQ(pread(direct, aligned, 8192, static_cast<off_t>(b) * 4096), b == 255 ? 4096 : 8192)
+            << "a read across the end stops there";
+        EXPECT_EQ(std::string(static_cast<char*>(aligned), 4096), big.substr(static_cast<size_t>(b) * 4096, 4096));
+    }
+    free(aligned);
+    void* map = mmap(nullptr, big.size(), PROT_READ, MAP_SHARED, reader, 0);
+    ASSERT_NE(map, MAP_FAILED) << strerror(errno);
+    EXPECT_TRUE(std::string(static_cast<char*>(map), big.size()) == big);
+    munmap(map, big.size());
+    EXPECT_EQ(Served("get_object"), gets) << "reads of a large object reached zerohopd";
+
+    // A write through the API lands in the same file: the open readers see it at once.
+    ASSERT_TRUE(client_->WriteObject({.path = P("/demo/big"), .offset = 8192, .data = "FROM-API"}).ok());
+    ASSERT_EQ(posix_memalign(&aligned, 4096, 4096), 0);
+    ASSERT_EQ(pread(direct, aligned, 4096, 8192), 4096);
+    EXPECT_EQ(std::string(static_cast<char*>(aligned), 8), "FROM-API");
+    EXPECT_EQ(Served("get_object"), gets);
+
+    // An open that writes reads through zerohopd what it wrote; so does a small object.
+    int writer = open(F("big").c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(writer, 0);
+    ASSERT_EQ(pwrite(writer, "WRITER", 6, 0), 6);
+    EXPECT_EQ(PRead(reader, 6, 0), "WRITER") << "the reader's file is the object's";
+    close(writer);
+    EXPECT_EQ(ReadAll(F("small")), "a small one");
+    EXPECT_GT(Served("get_object"), gets);
+
+    // A put replaces the object with another file: the open reader keeps the version it
+    // opened (as a passed-through reader, or any descriptor of a local file, does); an open
+    // from now on reads the new one.
+    std::string fresh = Blocks(300 << 10, 'm');
+    ASSERT_TRUE(client_->PutObject({.path = P("/demo/big")}, fresh).ok());
+    ASSERT_EQ(pread(direct, aligned, 4096, 4096 * 100), 4096);
+    EXPECT_EQ(std::string(static_cast<char*>(aligned), 8), "00000100");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past the attribute timeout
+    EXPECT_TRUE(ReadAll(F("big")) == fresh);
+    close(reader);
+
+    // Across a kill: the successor does not know the open; its reads go through zerohopd,
+    // by path (the object as it is now).
+    kill(fuse_pid_, SIGKILL);
+    int status = 0;
+    waitpid(fuse_pid_, &status, 0);
+    StartFuse();
+    gets = Served("get_object");
+    ASSERT_EQ(pread(direct, aligned, 4096, 4096 * 10), 4096) << strerror(errno);
+    EXPECT_EQ(std::string(static_cast<char*>(aligned), 8), "00000010");
+    EXPECT_EQ(std::string(static_cast<char*>(aligned) + 8, 8), std::string(8, 'm')) << "the new version";
+    EXPECT_GT(Served("get_object"), gets);
+    free(aligned);
+    close(direct);
 }
 
 // Writes pass through as well: the kernel writes the object's file itself (pwrite,

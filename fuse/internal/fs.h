@@ -59,6 +59,10 @@ struct DirHandle {
 struct FileHandle {
     bool append = false;
     bool passthrough = false;  // the kernel reads it from its backing file
+    // An open for reading only of an object that is a local file the kernel does not read
+    // itself: the file, which READs are answered from (the version opened, as a passed-
+    // through open reads it).
+    shmring::UniqueFd file;
     // A stream shard: reads yield its records framed (see AppendFrame), each write appends one.
     bool shard = false;
     Path stream;
@@ -228,7 +232,7 @@ private:
     // then places them itself (at the end it knows) and sends them as positional writes.
     bool BackendAppends(int open_flags) const;
 
-    uint64_t AddFile(Ino ino, bool append, bool shard, bool passthrough = false);
+    uint64_t AddFile(Ino ino, bool append, bool shard, bool passthrough = false, shmring::UniqueFd file = {});
 
     // Shared: a shard read still running when the kernel releases the handle (it may, once
     // the read's reply is out) keeps it alive until it is done.
@@ -239,7 +243,12 @@ private:
 
     // Answers an open of `ino` (not a shard) made as `choice` says (passthrough.h), with a
     // new handle; takes back what it counted if the answer cannot reach the kernel.
-    void AnswerOpen(fuse_req_t req, Ino ino, fuse_file_info out, Passthrough::Choice choice);
+    // `file`: the object's file, for an open whose reads we answer from it (FileHandle::file).
+    void AnswerOpen(fuse_req_t req, Ino ino, fuse_file_info out, Passthrough::Choice choice,
+                    shmring::UniqueFd file = {});
+
+    // Answers a READ from the object's file itself.
+    static void ReadFile(fuse_req_t req, int file, size_t size, off_t off);
 
     uint64_t AddDir();
 
@@ -333,6 +342,10 @@ private:
     // Containers whose files zerohopd will not hand us (the key may not write them): their
     // opens take the daemon's way without asking. `refused`: add `container`.
     bool NoFilesFrom(std::string_view container, bool refused = false);
+    // Whether an open of `ino` with `open_flags` asks zerohopd for the object's file: for
+    // the kernel to pass it through, or (reading only) for us to read it.
+    bool WantsFile(int open_flags) const;
+    std::atomic<bool> files_refused_{false};  // zerohopd hands out no files (older)
 
     // Bytes [off, off + size) of a shard file's framed records. The handle keeps a window
     // of framed bytes starting at `offset`, fetches records until the window covers the
