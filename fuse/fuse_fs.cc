@@ -666,9 +666,8 @@ void FuseFs::Impl::Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* f
         fs->AnswerOpen(req, ino, out, choice, reads_file ? std::move(file) : shmring::UniqueFd());
     };
     auto stat = [fs, path = *path, answer]() mutable {
-        fs->client_->StatAsync(path, [answer](absl::StatusOr<ObjectInfo> r) mutable {
-            answer(std::move(r), shmring::UniqueFd());
-        });
+        fs->client_->StatAsync(
+            path, [answer](absl::StatusOr<ObjectInfo> r) mutable { answer(std::move(r), shmring::UniqueFd()); });
     };
     if (!fs->WantsFile(fi->flags) || fs->NoFilesFrom(path->container())) {
         return stat();

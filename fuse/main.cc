@@ -2,8 +2,8 @@
 //
 //   zerohop-fuse [--socket PATH] [--key KEY] [--root /container[/dir]] [--threads N]
 //                [--attr-timeout S] [--entry-timeout S] [--spin-us N] [--holder-socket PATH | --no-holder]
-//                [--takeover-timeout S] [--writeback-cache] [--no-passthrough] [--no-object-files] [--allow-other] [--read-only]
-//                [--debug] MOUNTPOINT
+//                [--takeover-timeout S] [--writeback-cache] [--no-passthrough] [--no-object-files]
+//                [--allow-other] [--read-only] [--debug] MOUNTPOINT
 //
 // Runs in the foreground until the mount goes away (fusermount3 -u MOUNTPOINT, umount) or
 // SIGINT/SIGTERM, which unmount. Killed any other way (SIGKILL, a crash), it leaves the mount

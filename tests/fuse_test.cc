@@ -1061,8 +1061,8 @@ TEST_F(FuseTest, LargeObjectsAreReadByTheKernelStraightFromTheirFiles) {
 
     // Turned off, or with a key that may only read (zerohopd hands such a key no files):
     // the same bytes, every read through zerohopd.
-    for (std::vector<std::string> args : {std::vector<std::string>{"--no-object-files"},
-                                          std::vector<std::string>{"--key", "ro-key", "--read-only"}}) {
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"--no-object-files"}, std::vector<std::string>{"--key", "ro-key", "--read-only"}}) {
         StopFuse();
         extra_args_ = args;
         StartFuse();
