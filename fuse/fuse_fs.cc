@@ -184,10 +184,11 @@ void FuseFs::Impl::AnswerCreate(fuse_req_t req, const Created& c) {
 }
 
 bool FuseFs::Impl::WantsFile(int open_flags) const {
-    if (files_refused_.load(std::memory_order_relaxed)) {
-        return false;
-    }
-    return passthrough_.active() || (options_.object_files && (open_flags & O_ACCMODE) == O_RDONLY);
+    return !files_refused_.load(std::memory_order_relaxed) && (passthrough_.active() || ReadsFile(open_flags));
+}
+
+bool FuseFs::Impl::ReadsFile(int open_flags) const {
+    return options_.object_files && (open_flags & O_ACCMODE) == O_RDONLY;
 }
 
 void FuseFs::Impl::AnswerOpen(fuse_req_t req, Ino ino, fuse_file_info out, Passthrough::Choice choice,
@@ -658,11 +659,8 @@ void FuseFs::Impl::Open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* f
         }
         out.keep_cache = fs->nodes_.SameVersion(ino, r->size, r->mtime.secs, r->mtime.nsecs) ? 1 : 0;
         Passthrough::Choice choice = fs->passthrough_.Open(ino, file.get());
-        // Reads the kernel sends us (not passed through, or FOPEN_DIRECT_IO) of an open that
-        // never writes: from the file. (One that writes goes to zerohopd for both, so that it
-        // reads what it wrote also after a put replaced the version it opened.)
-        bool reads_file = fs->options_.object_files && (out.flags & O_ACCMODE) == O_RDONLY &&
-                          (choice.backing_id == 0 || choice.direct);
+        // Reads the kernel sends us (not passed through, or FOPEN_DIRECT_IO): from the file.
+        bool reads_file = fs->ReadsFile(out.flags) && (choice.backing_id == 0 || choice.direct);
         fs->AnswerOpen(req, ino, out, choice, reads_file ? std::move(file) : shmring::UniqueFd());
     };
     auto stat = [fs, path = *path, answer]() mutable {

@@ -342,9 +342,13 @@ private:
     // Containers whose files zerohopd will not hand us (the key may not write them): their
     // opens take the daemon's way without asking. `refused`: add `container`.
     bool NoFilesFrom(std::string_view container, bool refused = false);
-    // Whether an open of `ino` with `open_flags` asks zerohopd for the object's file: for
-    // the kernel to pass it through, or (reading only) for us to read it.
+    // Whether an open with `open_flags` asks zerohopd for the object's file: for the kernel
+    // to pass it through, or for us to read it (ReadsFile).
     bool WantsFile(int open_flags) const;
+    // Whether we answer the READs the kernel sends for such an open from the file itself: an
+    // open that never writes. (One that writes reads through zerohopd, so that it reads what
+    // it wrote also after a put replaced the version it opened.)
+    bool ReadsFile(int open_flags) const;
     std::atomic<bool> files_refused_{false};  // zerohopd hands out no files (older)
 
     // Bytes [off, off + size) of a shard file's framed records. The handle keeps a window
